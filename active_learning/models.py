@@ -1,0 +1,126 @@
+"""Models learn from labels; labels come where models are unsure.
+
+ModelVersion is an immutable, checksummed set of weights; Suggestion is one version's output for
+one case; RetrainingCycle is one run of the loop. The loop issue fills them; the schema is here."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from annotations.models import Case, Project
+
+
+class ModelVersion(models.Model):
+    class Status(models.TextChoices):
+        CANDIDATE = "candidate", "Candidate"
+        PROMOTED = "promoted", "Promoted (serving)"
+        RETIRED = "retired", "Retired"
+        FAILED = "failed", "Failed"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="model_versions")
+    number = models.PositiveIntegerField()
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.CANDIDATE)
+    model_kind = models.CharField(max_length=64, default="builtin")
+    metrics = models.JSONField(default=dict, blank=True)
+    # Annotation ids and versions the model was trained on: the data set snapshot.
+    label_snapshot = models.JSONField(default=list, blank=True)
+    label_count = models.PositiveIntegerField(default=0)
+    strategy = models.CharField(max_length=40, blank=True)
+    code_version = models.CharField(max_length=64, blank=True)
+    weights_path = models.CharField(max_length=500, blank=True)
+    weights_sha256 = models.CharField(max_length=64, blank=True)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    promoted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["project_id", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "number"], name="model_version_number"),
+            models.UniqueConstraint(
+                fields=["project"],
+                condition=Q(status="promoted"),
+                name="one_promoted_version_per_project",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project} v{self.number}"
+
+
+class Suggestion(models.Model):
+    """One model version's proposal for one case: boxes, findings, report draft, uncertainty."""
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="suggestions")
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.CASCADE, related_name="suggestions"
+    )
+    # [{"id", "instance_id", "frame", "x", "y", "width", "height", "finding", "score",
+    #   "uncertainty"}] in pixel space.
+    boxes = models.JSONField(default=list, blank=True)
+    finding_probabilities = models.JSONField(default=dict, blank=True)
+    report_draft = models.JSONField(default=dict, blank=True)
+    uncertainty = models.JSONField(default=dict, blank=True)
+    acquisition_score = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["case_id", "-model_version__number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["case", "model_version"], name="suggestion_one_per_case_version"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Suggestion for case {self.case_id} by version {self.model_version_id}"
+
+
+class RetrainingCycle(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
+
+    class Trigger(models.TextChoices):
+        MANUAL = "manual", "Model owner"
+        AUTOMATIC = "automatic", "Label threshold"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="cycles")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
+    trigger = models.CharField(max_length=12, choices=Trigger.choices, default=Trigger.MANUAL)
+    triggered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    stage = models.CharField(max_length=40, blank=True)
+    progress = models.FloatField(default=0.0)
+    log = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)
+    model_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="cycles"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # One cycle per project at a time, enforced by the database.
+            models.UniqueConstraint(
+                fields=["project"],
+                condition=Q(status__in=["queued", "running"]),
+                name="one_active_cycle_per_project",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Cycle {self.pk} of {self.project} ({self.status})"

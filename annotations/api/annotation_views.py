@@ -1,0 +1,120 @@
+"""Annotations: the annotator's own (ETag / If-Match), submission, review."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotations import permissions, selectors
+from annotations.api.common import annotation_for, case_for, expected_version, project_for, user_of
+from annotations.api.serializers import (
+    AnnotationInputSerializer,
+    AnnotationSerializer,
+    ReviewInputSerializer,
+)
+from annotations.models import Annotation
+from annotations.services import annotate
+
+IF_MATCH = OpenApiParameter(
+    "If-Match",
+    location=OpenApiParameter.HEADER,
+    required=True,
+    description="The ETag from the last read. Missing: 428. Stale: 412.",
+)
+
+
+def _with_etag(annotation: Annotation, status_code: int = 200) -> Response:
+    response = Response(AnnotationSerializer(annotation).data, status=status_code)
+    response["ETag"] = annotation.etag
+    return response
+
+
+class MyAnnotationView(APIView):
+    """The calling annotator's working copy for a case (created on first GET)."""
+
+    @extend_schema(responses=AnnotationSerializer)
+    def get(self, request: Request, case_pk: int) -> Response:
+        case = case_for(request, case_pk)
+        if not permissions.allowed(request.user, case.project_id, "annotation", "annotate"):
+            raise PermissionDenied("Only annotators of this project annotate cases.")
+        annotation = annotate.start_annotation(case=case, annotator=user_of(request))
+        return _with_etag(annotation)
+
+    @extend_schema(
+        request=AnnotationInputSerializer, responses=AnnotationSerializer, parameters=[IF_MATCH]
+    )
+    def put(self, request: Request, case_pk: int) -> Response:
+        case = case_for(request, case_pk, audit_action="case.annotate")
+        if not permissions.allowed(request.user, case.project_id, "annotation", "annotate"):
+            raise PermissionDenied("Only annotators of this project annotate cases.")
+        annotation = annotate.start_annotation(case=case, annotator=user_of(request))
+        data = AnnotationInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        boxes = data.validated_data.get("boxes")
+        annotation = annotate.save_draft(
+            annotation=annotation,
+            actor=user_of(request),
+            expected_version=expected_version(request, annotation),
+            findings=data.validated_data.get("findings"),
+            report=data.validated_data.get("report"),
+            boxes=[annotate.BoxInput(**b) for b in boxes] if boxes is not None else None,
+        )
+        return _with_etag(annotation)
+
+
+class SubmitAnnotationView(APIView):
+    @extend_schema(request=None, responses=AnnotationSerializer, parameters=[IF_MATCH])
+    def post(self, request: Request, case_pk: int) -> Response:
+        case = case_for(request, case_pk, audit_action="case.annotate")
+        if not permissions.allowed(request.user, case.project_id, "annotation", "annotate"):
+            raise PermissionDenied("Only annotators of this project annotate cases.")
+        annotation = annotate.start_annotation(case=case, annotator=user_of(request))
+        annotation = annotate.submit(
+            annotation=annotation,
+            actor=user_of(request),
+            expected_version=expected_version(request, annotation),
+        )
+        return _with_etag(annotation)
+
+
+class AnnotationDetailView(APIView):
+    @extend_schema(responses=AnnotationSerializer)
+    def get(self, request: Request, annotation_pk: int) -> Response:
+        return _with_etag(annotation_for(request, annotation_pk))
+
+
+class ReviewAnnotationView(APIView):
+    @extend_schema(
+        request=ReviewInputSerializer, responses=AnnotationSerializer, parameters=[IF_MATCH]
+    )
+    def post(self, request: Request, annotation_pk: int) -> Response:
+        annotation = annotation_for(request, annotation_pk)
+        if not permissions.allowed(
+            request.user, annotation.case.project_id, "annotation", "review"
+        ):
+            raise PermissionDenied("Reviewing needs the reviewer, lead or admin role.")
+        data = ReviewInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        annotation = annotate.review(
+            annotation=annotation,
+            reviewer=user_of(request),
+            accept=data.validated_data["decision"] == "accept",
+            comment=data.validated_data["comment"],
+            expected_version=expected_version(request, annotation),
+        )
+        return _with_etag(annotation)
+
+
+class ReviewQueueView(APIView):
+    @extend_schema(responses=AnnotationSerializer(many=True))
+    def get(self, request: Request, project_pk: int) -> Response:
+        project = project_for(request, project_pk, "annotation", "review")
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(
+            selectors.annotations_to_review(project), request, view=self
+        )
+        return paginator.get_paginated_response(AnnotationSerializer(page, many=True).data)

@@ -1,0 +1,99 @@
+"""Projects and memberships."""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotations import selectors
+from annotations.api.common import project_for, user_of
+from annotations.api.serializers import (
+    MembershipInputSerializer,
+    MembershipSerializer,
+    ProjectInputSerializer,
+    ProjectSerializer,
+)
+from annotations.models import Membership
+from annotations.services import projects
+from annotations.services.errors import Conflict
+
+
+class ProjectListView(APIView):
+    @extend_schema(responses=ProjectSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        items = selectors.projects_for(request.user)
+        return Response(ProjectSerializer(items, many=True, context={"request": request}).data)
+
+    @extend_schema(request=ProjectInputSerializer, responses={201: ProjectSerializer})
+    def post(self, request: Request) -> Response:
+        if not request.user.is_staff:
+            raise PermissionDenied("Only staff users can create projects.")
+        data = ProjectInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            project = projects.create_project(created_by=request.user, **data.validated_data)
+        except IntegrityError as exc:
+            raise Conflict("A project with this name exists already.") from exc
+        return Response(
+            ProjectSerializer(project, context={"request": request}).data,
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class ProjectDetailView(APIView):
+    @extend_schema(responses=ProjectSerializer)
+    def get(self, request: Request, project_pk: int) -> Response:
+        project = project_for(request, project_pk, "project", "view")
+        return Response(ProjectSerializer(project, context={"request": request}).data)
+
+    @extend_schema(request=ProjectInputSerializer(partial=True), responses=ProjectSerializer)
+    def patch(self, request: Request, project_pk: int) -> Response:
+        project = project_for(request, project_pk, "project", "change")
+        data = ProjectInputSerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        changes = {k: v for k, v in data.validated_data.items() if k in request.data}
+        if changes.get("modality"):
+            changes.pop("modality")  # the modality of stored images does not change
+        try:
+            project = projects.update_project(
+                project=project, changed_by=user_of(request), **changes
+            )
+        except IntegrityError as exc:
+            raise Conflict("A project with this name exists already.") from exc
+        return Response(ProjectSerializer(project, context={"request": request}).data)
+
+
+class MembershipListView(APIView):
+    @extend_schema(responses=MembershipSerializer(many=True))
+    def get(self, request: Request, project_pk: int) -> Response:
+        project = project_for(request, project_pk, "membership", "view")
+        members = project.memberships.select_related("user").order_by("user__username", "role")
+        return Response(MembershipSerializer(members, many=True).data)
+
+    @extend_schema(request=MembershipInputSerializer, responses={201: MembershipSerializer})
+    def post(self, request: Request, project_pk: int) -> Response:
+        project = project_for(request, project_pk, "membership", "change")
+        data = MembershipInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = get_user_model().objects.get(username=data.validated_data["username"])
+        membership = projects.add_member(
+            project=project, user=user, role=data.validated_data["role"], added_by=user_of(request)
+        )
+        return Response(MembershipSerializer(membership).data, status=status.HTTP_201_CREATED)
+
+
+class MembershipDetailView(APIView):
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, project_pk: int, membership_pk: int) -> Response:
+        project = project_for(request, project_pk, "membership", "change")
+        membership = Membership.objects.filter(pk=membership_pk, project=project).first()
+        if membership is None:
+            raise NotFound("No such membership in this project.")
+        projects.remove_member(membership=membership, removed_by=user_of(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,75 @@
+"""The case queue: next case, lease renewal, release and skip."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotations import permissions
+from annotations.api.common import case_for, project_for, user_of
+from annotations.api.serializers import CaseDetailSerializer, SkipInputSerializer
+from annotations.models import Case
+from annotations.services import queue
+
+
+def _require_annotator(request: Request, case: Case) -> None:
+    if not permissions.allowed(request.user, case.project_id, "queue", "lease"):
+        raise PermissionDenied("Only annotators of this project hold leases.")
+
+
+class NextCaseView(APIView):
+    @extend_schema(
+        request=None,
+        responses={200: CaseDetailSerializer, 204: None},
+        description="Lease the highest-priority case that needs your label. 204: none left.",
+    )
+    def post(self, request: Request, project_pk: int) -> Response:
+        project = project_for(request, project_pk, "queue", "lease")
+        leased = queue.lease_next_case(project=project, annotator=user_of(request))
+        if leased is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        case = case_for(request, leased.pk)
+        return Response(CaseDetailSerializer(case).data)
+
+
+class CaseLeaseView(APIView):
+    @extend_schema(
+        request=None,
+        responses=CaseDetailSerializer,
+        description="Renew your lease on a case while you work on it.",
+    )
+    def put(self, request: Request, case_pk: int) -> Response:
+        case = case_for(request, case_pk, audit_action="case.lease_renew")
+        _require_annotator(request, case)
+        queue.renew_lease(case=case, annotator=user_of(request))
+        return Response(CaseDetailSerializer(case).data)
+
+    @extend_schema(
+        request=None, responses={204: None}, description="Give the case back to the queue."
+    )
+    def delete(self, request: Request, case_pk: int) -> Response:
+        case = case_for(request, case_pk, audit_action="case.lease_release")
+        _require_annotator(request, case)
+        queue.release_lease(case=case, annotator=user_of(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class CaseSkipView(APIView):
+    @extend_schema(
+        request=SkipInputSerializer,
+        responses={204: None},
+        description="Pass on a case, with a reason; it is not offered to you again.",
+    )
+    def post(self, request: Request, case_pk: int) -> Response:
+        case = case_for(request, case_pk, audit_action="case.view")
+        _require_annotator(request, case)
+        data = SkipInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        queue.release_lease(
+            case=case, annotator=user_of(request), skip_reason=data.validated_data["reason"]
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)

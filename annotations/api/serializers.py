@@ -1,0 +1,284 @@
+"""Input and output serializers for the annotations API. No business logic here."""
+
+from __future__ import annotations
+
+import math
+
+from django.contrib.auth import get_user_model
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from annotations.models import (
+    Annotation,
+    AuditEvent,
+    Box,
+    Case,
+    Instance,
+    LabResult,
+    Membership,
+    Modality,
+    Project,
+    Role,
+    Series,
+)
+
+# --- output ---------------------------------------------------------------------------------
+
+
+class ProjectSerializer(serializers.ModelSerializer):
+    my_roles = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Project
+        fields = [
+            "id",
+            "name",
+            "description",
+            "modality",
+            "label_schema",
+            "auto_retrain_threshold",
+            "double_read_fraction",
+            "validation_fraction",
+            "lease_seconds",
+            "acquisition_strategy",
+            "created_at",
+            "my_roles",
+        ]
+
+    def get_my_roles(self, project: Project) -> list[str]:
+        from annotations.permissions import roles_in
+
+        request = self.context.get("request")
+        return sorted(roles_in(request.user, project.pk)) if request else []
+
+
+class MembershipSerializer(serializers.ModelSerializer):
+    username = serializers.CharField(source="user.username", read_only=True)
+
+    class Meta:
+        model = Membership
+        fields = ["id", "username", "role", "created_at"]
+
+
+class InstanceSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Instance
+        fields = [
+            "id",
+            "sop_instance_uid",
+            "instance_number",
+            "rows",
+            "columns",
+            "number_of_frames",
+            "photometric_interpretation",
+            "sha256",
+        ]
+
+
+class SeriesSerializer(serializers.ModelSerializer):
+    instances = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Series
+        fields = [
+            "id",
+            "series_instance_uid",
+            "modality",
+            "series_number",
+            "description",
+            "body_part",
+            "instances",
+        ]
+
+    @extend_schema_field(InstanceSerializer(many=True))
+    def get_instances(self, series: Series) -> list[dict[str, object]]:
+        visible = [i for i in series.instances.all() if not i.quarantined]
+        return list(InstanceSerializer(visible, many=True).data)
+
+
+class LabResultSerializer(serializers.ModelSerializer):
+    out_of_range = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = LabResult
+        fields = [
+            "code",
+            "name",
+            "value",
+            "value_text",
+            "unit",
+            "reference_low",
+            "reference_high",
+            "observed_at",
+            "out_of_range",
+        ]
+
+
+class CaseSummarySerializer(serializers.ModelSerializer):
+    leased_to = serializers.CharField(source="leased_to.username", default=None, read_only=True)
+
+    class Meta:
+        model = Case
+        fields = [
+            "id",
+            "project",
+            "state",
+            "priority",
+            "required_reads",
+            "is_validation",
+            "leased_to",
+            "lease_expires_at",
+            "created_at",
+        ]
+
+
+class CaseDetailSerializer(CaseSummarySerializer):
+    patient = serializers.CharField(source="study.patient.pseudonym", read_only=True)
+    study_instance_uid = serializers.CharField(source="study.study_instance_uid", read_only=True)
+    study_date = serializers.DateField(source="study.study_date", read_only=True)
+    study_description = serializers.CharField(source="study.description", read_only=True)
+    series = SeriesSerializer(source="study.series", many=True, read_only=True)
+    lab_results = LabResultSerializer(many=True, read_only=True)
+
+    class Meta(CaseSummarySerializer.Meta):
+        fields = [
+            *CaseSummarySerializer.Meta.fields,
+            "patient",
+            "study_instance_uid",
+            "study_date",
+            "study_description",
+            "indication",
+            "history",
+            "lab_results",
+            "series",
+        ]
+
+
+class BoxSerializer(serializers.ModelSerializer):
+    instance_id = serializers.IntegerField()
+
+    class Meta:
+        model = Box
+        fields = [
+            "id",
+            "instance_id",
+            "frame",
+            "x",
+            "y",
+            "width",
+            "height",
+            "finding",
+            "origin",
+            "suggestion_box_id",
+        ]
+
+
+class AnnotationSerializer(serializers.ModelSerializer):
+    annotator = serializers.CharField(source="annotator.username", read_only=True)
+    reviewed_by = serializers.CharField(source="reviewed_by.username", default=None, read_only=True)
+    boxes = BoxSerializer(many=True, read_only=True)
+    etag = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = Annotation
+        fields = [
+            "id",
+            "case",
+            "annotator",
+            "status",
+            "version",
+            "etag",
+            "findings",
+            "report",
+            "boxes",
+            "review_comment",
+            "reviewed_by",
+            "created_at",
+            "updated_at",
+            "submitted_at",
+        ]
+
+
+class AuditEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AuditEvent
+        fields = [
+            "id",
+            "created_at",
+            "actor_username",
+            "action",
+            "project_id",
+            "object_type",
+            "object_id",
+            "ip_address",
+            "user_agent",
+            "detail",
+        ]
+
+
+# --- input ----------------------------------------------------------------------------------
+
+
+class ProjectInputSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    modality = serializers.ChoiceField(choices=Modality.choices, default=Modality.DX)
+    label_schema = serializers.JSONField(required=False)
+    auto_retrain_threshold = serializers.IntegerField(
+        min_value=0, max_value=1_000_000, required=False
+    )
+    double_read_fraction = serializers.FloatField(min_value=0, max_value=1, required=False)
+    validation_fraction = serializers.FloatField(min_value=0, max_value=0.9, required=False)
+    lease_seconds = serializers.IntegerField(min_value=30, max_value=86_400, required=False)
+    acquisition_strategy = serializers.CharField(max_length=40, required=False)
+
+
+class MembershipInputSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    role = serializers.ChoiceField(choices=Role.choices)
+
+    def validate_username(self, value: str) -> str:
+        if not get_user_model().objects.filter(username=value, is_active=True).exists():
+            raise serializers.ValidationError(f"No active user named {value!r}.")
+        return value
+
+
+class FiniteFloatField(serializers.FloatField):
+    """A float that refuses NaN and infinities (JSON allows neither; some clients send them)."""
+
+    def to_internal_value(self, data: float | int | str) -> float:
+        value = super().to_internal_value(data)
+        if not math.isfinite(value):
+            self.fail("invalid")
+        return value
+
+
+class BoxInputSerializer(serializers.Serializer):
+    instance_id = serializers.IntegerField(min_value=1)
+    frame = serializers.IntegerField(min_value=1, default=1)
+    x = FiniteFloatField()
+    y = FiniteFloatField()
+    width = FiniteFloatField()
+    height = FiniteFloatField()
+    finding = serializers.CharField(max_length=64)
+    origin = serializers.ChoiceField(choices=Box.Origin.choices, default=Box.Origin.DRAWN)
+    suggestion_box_id = serializers.CharField(
+        max_length=64, required=False, allow_blank=True, default=""
+    )
+
+
+class AnnotationInputSerializer(serializers.Serializer):
+    findings = serializers.DictField(child=serializers.CharField(max_length=16), required=False)
+    report = serializers.DictField(
+        child=serializers.CharField(allow_blank=True, trim_whitespace=False), required=False
+    )
+    boxes = BoxInputSerializer(many=True, required=False)
+
+
+class ReviewInputSerializer(serializers.Serializer):
+    decision = serializers.ChoiceField(choices=[("accept", "accept"), ("return", "return")])
+    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
+
+
+class SkipInputSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=200)

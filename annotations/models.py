@@ -1,0 +1,410 @@
+"""The annotator's world: projects and their members, imaging (Patient/Study/Series/Instance),
+cases with clinical context, annotations with boxes, and the audit trail.
+
+Business rules live in ``annotations.services``; models hold data and integrity constraints."""
+
+from __future__ import annotations
+
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Modality(models.TextChoices):
+    CR = "CR", "Computed radiography"
+    DX = "DX", "Digital radiography"
+    CT = "CT", "Computed tomography"
+    MR = "MR", "Magnetic resonance"
+    US = "US", "Ultrasound"
+    MG = "MG", "Mammography"
+    OT = "OT", "Other"
+
+
+def _new_project_secret() -> str:
+    return secrets.token_hex(32)
+
+
+class Project(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    modality = models.CharField(max_length=8, choices=Modality.choices, default=Modality.DX)
+    # {"findings": [{"key", "name", "color", "hotkey"}], "report_sections": [{"key", "title"}]}
+    label_schema = models.JSONField(default=dict)
+    auto_retrain_threshold = models.PositiveIntegerField(
+        default=50,
+        help_text="Newly submitted annotations that trigger a retraining cycle (0: off).",
+    )
+    double_read_fraction = models.FloatField(
+        default=0.0, help_text="Share of cases read independently by two annotators."
+    )
+    validation_fraction = models.FloatField(
+        default=0.1, help_text="Share of cases held out at ingest as the fixed validation set."
+    )
+    lease_seconds = models.PositiveIntegerField(
+        default=900, help_text="How long a handed-out case stays reserved without activity."
+    )
+    acquisition_strategy = models.CharField(max_length=40, default="fifo")
+    # HMAC key for this project's pseudonyms and UID map: stable across batches and restarts.
+    pseudonym_secret = models.CharField(max_length=64, default=_new_project_secret, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(double_read_fraction__gte=0) & Q(double_read_fraction__lte=1),
+                name="project_double_read_fraction_0_1",
+            ),
+            models.CheckConstraint(
+                condition=Q(validation_fraction__gte=0) & Q(validation_fraction__lt=1),
+                name="project_validation_fraction_0_1",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def finding_keys(self) -> list[str]:
+        return [f["key"] for f in self.label_schema.get("findings", [])]
+
+    @property
+    def report_section_keys(self) -> list[str]:
+        return [s["key"] for s in self.label_schema.get("report_sections", [])]
+
+
+class Role(models.TextChoices):
+    ANNOTATOR = "annotator", "Annotator"
+    REVIEWER = "reviewer", "Reviewer"
+    LEAD = "lead", "Project lead"
+    MODEL_OWNER = "model_owner", "Model owner"
+    ADMIN = "admin", "Project admin"
+
+
+class Membership(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=20, choices=Role.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "user", "role"], name="membership_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} as {self.role} in {self.project}"
+
+
+class Patient(models.Model):
+    """A patient known only by a per-project pseudonym (HMAC of the source identifier)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="patients")
+    pseudonym = models.CharField(max_length=64)
+    sex = models.CharField(max_length=1, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "pseudonym"], name="patient_pseudonym_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.pseudonym
+
+
+class Study(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="studies")
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="studies")
+    study_instance_uid = models.CharField(max_length=64)
+    accession_pseudonym = models.CharField(max_length=64, blank=True)
+    study_date = models.DateField(null=True, blank=True)
+    description = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "studies"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "study_instance_uid"], name="study_uid_unique_in_project"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.study_instance_uid
+
+
+class Series(models.Model):
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="series")
+    series_instance_uid = models.CharField(max_length=64)
+    modality = models.CharField(max_length=16, blank=True)
+    series_number = models.IntegerField(null=True, blank=True)
+    description = models.CharField(max_length=200, blank=True)
+    body_part = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        verbose_name_plural = "series"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["study", "series_instance_uid"], name="series_uid_unique_in_study"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.series_instance_uid
+
+
+class Instance(models.Model):
+    """One stored, de-identified DICOM Part 10 file."""
+
+    series = models.ForeignKey(Series, on_delete=models.CASCADE, related_name="instances")
+    sop_instance_uid = models.CharField(max_length=64)
+    sop_class_uid = models.CharField(max_length=64)
+    instance_number = models.IntegerField(null=True, blank=True)
+    file_path = models.CharField(max_length=500, help_text="Relative to MEDLOOP_STORAGE_DIR.")
+    sha256 = models.CharField(max_length=64)
+    size_bytes = models.PositiveBigIntegerField()
+    rows = models.PositiveIntegerField()
+    columns = models.PositiveIntegerField()
+    number_of_frames = models.PositiveIntegerField(default=1)
+    transfer_syntax_uid = models.CharField(max_length=64)
+    photometric_interpretation = models.CharField(max_length=32, blank=True)
+    quarantined = models.BooleanField(
+        default=False, help_text="Possibly burned-in identifiers: hidden until a lead clears it."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["series_id", "instance_number", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["series", "sop_instance_uid"], name="instance_uid_unique_in_series"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.sop_instance_uid
+
+
+class Case(models.Model):
+    """The unit of work: one study's images plus clinical context."""
+
+    class State(models.TextChoices):
+        OPEN = "open", "Needs reading"
+        COMPLETE = "complete", "All reads submitted"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="cases")
+    study = models.OneToOneField(Study, on_delete=models.CASCADE, related_name="case")
+    indication = models.TextField(blank=True)
+    history = models.TextField(blank=True)
+    state = models.CharField(max_length=12, choices=State.choices, default=State.OPEN)
+    required_reads = models.PositiveSmallIntegerField(default=1)
+    is_validation = models.BooleanField(
+        default=False, help_text="Held out at ingest; never trained on."
+    )
+    # Written by the active-learning loop; higher is served first. Equal priority: FIFO.
+    priority = models.FloatField(default=0.0)
+    leased_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="leased_cases",
+    )
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["project", "state", "-priority", "id"], name="case_queue_order"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(leased_to__isnull=True, lease_expires_at__isnull=True)
+                | Q(leased_to__isnull=False, lease_expires_at__isnull=False),
+                name="case_lease_has_holder_and_expiry",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Case {self.pk}"
+
+
+class LabResult(models.Model):
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="lab_results")
+    code = models.CharField(max_length=32, help_text="LOINC code where known.")
+    name = models.CharField(max_length=120)
+    value = models.FloatField(null=True, blank=True)
+    value_text = models.CharField(max_length=120, blank=True)
+    unit = models.CharField(max_length=32, blank=True)
+    reference_low = models.FloatField(null=True, blank=True)
+    reference_high = models.FloatField(null=True, blank=True)
+    observed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["case_id", "observed_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.value} {self.unit}"
+
+    @property
+    def out_of_range(self) -> bool:
+        if self.value is None:
+            return False
+        low_bad = self.reference_low is not None and self.value < self.reference_low
+        high_bad = self.reference_high is not None and self.value > self.reference_high
+        return low_bad or high_bad
+
+
+class CaseSkip(models.Model):
+    """An annotator passed on a case; it is not offered to them again."""
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="skips")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    reason = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["case", "annotator"], name="case_skip_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.annotator} skipped case {self.case_id}: {self.reason}"
+
+
+class Annotation(models.Model):
+    """One annotator's working copy for one case. Submitted content is frozen separately in
+    AnnotationRevision, so a draft never overwrites what a reviewer or the model read."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        SUBMITTED = "submitted", "Submitted"
+        RETURNED = "returned", "Returned"
+        ACCEPTED = "accepted", "Accepted"
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="annotations")
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="annotations"
+    )
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.DRAFT)
+    # Optimistic concurrency: bumped by every write, exposed as the ETag.
+    version = models.PositiveIntegerField(default=1)
+    # {finding_key: "present" | "absent" | "uncertain"}
+    findings = models.JSONField(default=dict, blank=True)
+    # {section_key: text}
+    report = models.JSONField(default=dict, blank=True)
+    review_comment = models.TextField(blank=True)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="reviewed_annotations",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["case", "annotator"], name="annotation_one_per_reader")
+        ]
+
+    def __str__(self) -> str:
+        return f"Annotation {self.pk} ({self.status})"
+
+    @property
+    def etag(self) -> str:
+        return f'"annotation-{self.pk}-v{self.version}"'
+
+
+class Box(models.Model):
+    class Origin(models.TextChoices):
+        DRAWN = "drawn", "Drawn by the annotator"
+        SUGGESTED_ACCEPTED = "suggested_accepted", "Suggestion accepted unchanged"
+        SUGGESTED_EDITED = "suggested_edited", "Suggestion edited"
+
+    annotation = models.ForeignKey(Annotation, on_delete=models.CASCADE, related_name="boxes")
+    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="boxes")
+    frame = models.PositiveIntegerField(default=1, help_text="1-based frame number.")
+    x = models.FloatField(help_text="Left edge, pixels.")
+    y = models.FloatField(help_text="Top edge, pixels.")
+    width = models.FloatField()
+    height = models.FloatField()
+    finding = models.CharField(max_length=64)
+    origin = models.CharField(max_length=20, choices=Origin.choices, default=Origin.DRAWN)
+    suggestion_box_id = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(width__gt=0) & Q(height__gt=0), name="box_positive_size"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.finding} at ({self.x:.0f}, {self.y:.0f}, {self.width:.0f}x{self.height:.0f})"
+
+
+class AnnotationRevision(models.Model):
+    """An immutable snapshot of an annotation as submitted (content, boxes, version)."""
+
+    annotation = models.ForeignKey(Annotation, on_delete=models.CASCADE, related_name="revisions")
+    version = models.PositiveIntegerField()
+    content = models.JSONField()
+    submitted_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    submitted_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["annotation_id", "version"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["annotation", "version"], name="revision_unique_version"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Annotation {self.annotation_id} as submitted at version {self.version}"
+
+
+class AuditEvent(models.Model):
+    """Who did what to which object, when, from where. Append-only."""
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    actor_username = models.CharField(max_length=150, blank=True)
+    action = models.CharField(max_length=64, db_index=True)
+    # Plain ids, not foreign keys: the trail outlives what it describes.
+    project_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    object_type = models.CharField(max_length=64, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["object_type", "object_id"], name="audit_object")]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_username} {self.action}"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if self.pk is not None:
+            raise PermissionError("Audit events are append-only.")
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
+        raise PermissionError("Audit events are append-only.")

@@ -1,0 +1,70 @@
+"""Who may do what, per project: one table of (resource, action) -> roles, checked in one place.
+
+Superusers may do everything. Annotators additionally see only the cases they hold or have
+annotated (``can_view_case``), so a case's clinical data reaches the fewest people needed."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AnonymousUser, User
+
+from annotations.models import Annotation, Case, Membership, Role
+
+A, R, L, M, D = Role.ANNOTATOR, Role.REVIEWER, Role.LEAD, Role.MODEL_OWNER, Role.ADMIN
+ALL_ROLES = frozenset(Role.values)
+
+POLICY: dict[tuple[str, str], frozenset[str]] = {
+    ("project", "view"): ALL_ROLES,
+    ("project", "change"): frozenset({L, D}),
+    ("membership", "view"): frozenset({L, D}),
+    ("membership", "change"): frozenset({L, D}),
+    ("queue", "lease"): frozenset({A}),
+    ("case", "list"): frozenset({R, L, M, D}),
+    ("case", "view_any"): frozenset({R, L, M, D}),
+    ("case", "view_own"): frozenset({A}),
+    ("annotation", "annotate"): frozenset({A}),
+    ("annotation", "view_any"): frozenset({R, L, M, D}),
+    ("annotation", "review"): frozenset({R, L, D}),
+    ("suggestion", "view"): ALL_ROLES,
+    ("model", "view"): frozenset({M, L, D}),
+    ("model", "change"): frozenset({M, D}),
+    ("audit", "view"): frozenset({L, D}),
+}
+
+
+def roles_in(user: User | AnonymousUser, project_id: int) -> frozenset[str]:
+    """The roles ``user`` holds in the project (all roles for a superuser)."""
+    if not user.is_authenticated:
+        return frozenset()
+    if getattr(user, "is_superuser", False):
+        return ALL_ROLES
+    cache: dict[int, frozenset[str]] = user.__dict__.setdefault("_medloop_roles", {})
+    if project_id not in cache:
+        cache[project_id] = frozenset(
+            Membership.objects.filter(user=user, project_id=project_id).values_list(
+                "role", flat=True
+            )
+        )
+    return cache[project_id]
+
+
+def allowed(user: User | AnonymousUser, project_id: int, resource: str, action: str) -> bool:
+    return bool(roles_in(user, project_id) & POLICY[(resource, action)])
+
+
+def is_member(user: User | AnonymousUser, project_id: int) -> bool:
+    return bool(roles_in(user, project_id))
+
+
+def can_view_case(user: User | AnonymousUser, case: Case) -> bool:
+    if allowed(user, case.project_id, "case", "view_any"):
+        return True
+    if not allowed(user, case.project_id, "case", "view_own"):
+        return False
+    return case.leased_to_id == user.pk or case.annotations.filter(annotator_id=user.pk).exists()
+
+
+def can_view_annotation(user: User | AnonymousUser, annotation: Annotation) -> bool:
+    project_id = annotation.case.project_id
+    if annotation.annotator_id == user.pk and is_member(user, project_id):
+        return True
+    return allowed(user, project_id, "annotation", "view_any")

@@ -1,0 +1,66 @@
+"""Reads shared by the API and the pages."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AnonymousUser, User
+from django.db.models import Prefetch, QuerySet
+
+from annotations.models import Annotation, AuditEvent, Case, Instance, Project, Series
+
+
+def projects_for(user: User | AnonymousUser) -> QuerySet[Project]:
+    """Projects the user is a member of (all of them for a superuser)."""
+    if not isinstance(user, User):
+        return Project.objects.none()
+    if user.is_superuser:
+        return Project.objects.all()
+    return Project.objects.filter(memberships__user=user).distinct()
+
+
+def case_with_context(case_pk: int) -> Case | None:
+    """A case with everything its detail page shows, in a fixed number of queries."""
+    return (
+        Case.objects.select_related("project", "study__patient", "leased_to")
+        .prefetch_related(
+            "lab_results",
+            Prefetch(
+                "study__series",
+                queryset=Series.objects.order_by("series_number", "id").prefetch_related(
+                    Prefetch(
+                        "instances", queryset=Instance.objects.order_by("instance_number", "id")
+                    )
+                ),
+            ),
+        )
+        .filter(pk=case_pk)
+        .first()
+    )
+
+
+def cases_of(project: Project, *, state: str | None = None) -> QuerySet[Case]:
+    cases = Case.objects.filter(project=project).select_related("leased_to")
+    if state:
+        cases = cases.filter(state=state)
+    return cases.order_by("-priority", "id")
+
+
+def annotations_to_review(project: Project) -> QuerySet[Annotation]:
+    return (
+        Annotation.objects.filter(case__project=project, status=Annotation.Status.SUBMITTED)
+        .select_related("annotator", "reviewed_by")
+        .prefetch_related("boxes")
+        .order_by("submitted_at", "id")
+    )
+
+
+def audit_events(
+    *, project_id: int | None, action: str | None = None, actor: str | None = None
+) -> QuerySet[AuditEvent]:
+    events = AuditEvent.objects.all()
+    if project_id is not None:
+        events = events.filter(project_id=project_id)
+    if action:
+        events = events.filter(action=action)
+    if actor:
+        events = events.filter(actor_username=actor)
+    return events

@@ -1,0 +1,298 @@
+"""Annotating a case: the annotator's working copy (draft), submission, and review.
+
+Every write is a compare-and-swap on ``Annotation.version`` (the ETag): a write that names an
+older version is refused with PreconditionFailed, so nothing is ever silently overwritten."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth.models import User
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from annotations.models import Annotation, AnnotationRevision, Box, Case, Instance
+from annotations.services import audit, queue
+from annotations.services.errors import (
+    Conflict,
+    InvalidInput,
+    NotAllowed,
+    PreconditionFailed,
+    PreconditionRequired,
+)
+
+FINDING_STATES = ("present", "absent", "uncertain")
+MAX_REPORT_SECTION_CHARS = 20_000
+MAX_BOXES = 500
+
+
+@dataclass(frozen=True)
+class BoxInput:
+    instance_id: int
+    x: float
+    y: float
+    width: float
+    height: float
+    finding: str
+    frame: int = 1
+    origin: str = Box.Origin.DRAWN
+    suggestion_box_id: str = ""
+
+
+def start_annotation(*, case: Case, annotator: User) -> Annotation:
+    """The annotator's working copy for ``case``, created empty on first use."""
+    try:
+        with transaction.atomic():
+            annotation, created = Annotation.objects.get_or_create(case=case, annotator=annotator)
+    except IntegrityError:  # two tabs raced to create it: the other one won, use it
+        annotation, created = Annotation.objects.get(case=case, annotator=annotator), False
+    if created:
+        audit.record(
+            action="annotation.create",
+            actor=annotator,
+            target=annotation,
+            project_id=case.project_id,
+        )
+    return annotation
+
+
+def _validate_findings(case: Case, findings: dict[str, Any]) -> dict[str, str]:
+    allowed = set(case.project.finding_keys)
+    clean = {}
+    for key, state in findings.items():
+        if key not in allowed:
+            raise InvalidInput(f"Unknown finding {key!r}; this project has {sorted(allowed)}.")
+        if state not in FINDING_STATES:
+            raise InvalidInput(
+                f"Finding {key!r} must be one of {list(FINDING_STATES)}, got {state!r}."
+            )
+        clean[key] = state
+    return clean
+
+
+def _validate_report(case: Case, report: dict[str, Any]) -> dict[str, str]:
+    allowed = set(case.project.report_section_keys)
+    clean = {}
+    for key, text in report.items():
+        if key not in allowed:
+            raise InvalidInput(f"Unknown report section {key!r}; expected {sorted(allowed)}.")
+        if not isinstance(text, str):
+            raise InvalidInput(f"Report section {key!r} must be text.")
+        if len(text) > MAX_REPORT_SECTION_CHARS:
+            raise InvalidInput(
+                f"Report section {key!r} is longer than {MAX_REPORT_SECTION_CHARS} characters."
+            )
+        clean[key] = text
+    return clean
+
+
+def _validate_boxes(case: Case, boxes: list[BoxInput]) -> list[Box]:
+    if len(boxes) > MAX_BOXES:
+        raise InvalidInput(f"At most {MAX_BOXES} boxes per annotation.")
+    instances = {
+        i.pk: i for i in Instance.objects.filter(series__study_id=case.study_id, quarantined=False)
+    }
+    allowed = set(case.project.finding_keys)
+    built = []
+    for n, box in enumerate(boxes):
+        where = f"boxes[{n}]"
+        instance = instances.get(box.instance_id)
+        if instance is None:
+            raise InvalidInput(f"{where}: image {box.instance_id} is not part of this case.")
+        if box.finding not in allowed:
+            raise InvalidInput(f"{where}: unknown finding {box.finding!r}.")
+        if not 1 <= box.frame <= instance.number_of_frames:
+            raise InvalidInput(
+                f"{where}: frame {box.frame} outside 1..{instance.number_of_frames}."
+            )
+        if box.width <= 0 or box.height <= 0:
+            raise InvalidInput(f"{where}: width and height must be positive.")
+        if (
+            box.x < 0
+            or box.y < 0
+            or box.x + box.width > instance.columns
+            or box.y + box.height > instance.rows
+        ):
+            raise InvalidInput(
+                f"{where}: box lies outside the {instance.columns}x{instance.rows} image."
+            )
+        if box.origin not in Box.Origin.values:
+            raise InvalidInput(f"{where}: origin must be one of {Box.Origin.values}.")
+        built.append(
+            Box(
+                instance=instance,
+                frame=box.frame,
+                x=box.x,
+                y=box.y,
+                width=box.width,
+                height=box.height,
+                finding=box.finding,
+                origin=box.origin,
+                suggestion_box_id=box.suggestion_box_id,
+            )
+        )
+    return built
+
+
+def _compare_and_bump(annotation: Annotation, expected_version: int | None, **fields: Any) -> None:
+    """Bump the version if it still is ``expected_version``; refuse otherwise."""
+    if expected_version is None:
+        raise PreconditionRequired(
+            "Send If-Match with the annotation's ETag; writes without it are refused."
+        )
+    updated = Annotation.objects.filter(pk=annotation.pk, version=expected_version).update(
+        version=F("version") + 1, updated_at=timezone.now(), **fields
+    )
+    if updated == 0:
+        current = Annotation.objects.filter(pk=annotation.pk).values_list("version", flat=True)
+        raise PreconditionFailed(
+            "This annotation was changed elsewhere since you loaded it; reload and merge.",
+            current_version=next(iter(current), None),
+        )
+    annotation.refresh_from_db()
+
+
+def save_draft(
+    *,
+    annotation: Annotation,
+    actor: User,
+    expected_version: int | None,
+    findings: dict[str, Any] | None = None,
+    report: dict[str, Any] | None = None,
+    boxes: list[BoxInput] | None = None,
+) -> Annotation:
+    """Replace the working copy's findings, report and/or boxes (None leaves a part as it is).
+
+    Renews the annotator's lease. Raises NotAllowed for someone else's annotation, Conflict
+    when it is submitted or the case is leased to another annotator."""
+    if annotation.annotator_id != actor.pk:
+        raise NotAllowed("Only the annotator who owns this annotation can change it.")
+    if annotation.status not in (Annotation.Status.DRAFT, Annotation.Status.RETURNED):
+        raise Conflict(f"This annotation is {annotation.status}; it can no longer be edited.")
+    case = annotation.case
+    changes: dict[str, Any] = {}
+    if findings is not None:
+        changes["findings"] = _validate_findings(case, findings)
+    if report is not None:
+        changes["report"] = _validate_report(case, report)
+    new_boxes = _validate_boxes(case, boxes) if boxes is not None else None
+    with transaction.atomic():
+        queue.renew_lease(case=case, annotator=actor)
+        _compare_and_bump(annotation, expected_version, **changes)
+        if new_boxes is not None:
+            annotation.boxes.all().delete()
+            for box in new_boxes:
+                box.annotation = annotation
+            Box.objects.bulk_create(new_boxes)
+        audit.record(
+            action="annotation.save",
+            actor=actor,
+            target=annotation,
+            project_id=case.project_id,
+            detail={
+                "version": annotation.version,
+                "parts": sorted(changes) + (["boxes"] if new_boxes is not None else []),
+            },
+        )
+    return annotation
+
+
+def snapshot(annotation: Annotation) -> dict[str, Any]:
+    """The annotation's content as plain JSON: findings, report and boxes."""
+    return {
+        "findings": annotation.findings,
+        "report": annotation.report,
+        "boxes": [
+            {
+                "instance_id": b.instance_id,
+                "frame": b.frame,
+                "x": b.x,
+                "y": b.y,
+                "width": b.width,
+                "height": b.height,
+                "finding": b.finding,
+                "origin": b.origin,
+                "suggestion_box_id": b.suggestion_box_id,
+            }
+            for b in annotation.boxes.all()
+        ],
+    }
+
+
+def submit(*, annotation: Annotation, actor: User, expected_version: int | None) -> Annotation:
+    """Freeze the working copy as a revision, mark it submitted, free the lease."""
+    if annotation.annotator_id != actor.pk:
+        raise NotAllowed("Only the annotator who owns this annotation can submit it.")
+    if annotation.status not in (Annotation.Status.DRAFT, Annotation.Status.RETURNED):
+        raise Conflict(f"This annotation is already {annotation.status}.")
+    case = annotation.case
+    with transaction.atomic():
+        if (
+            Case.objects.filter(pk=case.pk, lease_expires_at__gt=timezone.now())
+            .exclude(leased_to=actor)
+            .exists()
+        ):
+            raise Conflict("This case is leased to another annotator; it cannot be submitted.")
+        _compare_and_bump(
+            annotation,
+            expected_version,
+            status=Annotation.Status.SUBMITTED,
+            submitted_at=timezone.now(),
+        )
+        AnnotationRevision.objects.create(
+            annotation=annotation,
+            version=annotation.version,
+            content=snapshot(annotation),
+            submitted_by=actor,
+        )
+        Case.objects.filter(pk=case.pk, leased_to=actor).update(
+            leased_to=None, lease_expires_at=None
+        )
+        queue.refresh_case_state(case)
+        audit.record(
+            action="annotation.submit",
+            actor=actor,
+            target=annotation,
+            project_id=case.project_id,
+            detail={"version": annotation.version},
+        )
+    return annotation
+
+
+def review(
+    *,
+    annotation: Annotation,
+    reviewer: User,
+    accept: bool,
+    comment: str = "",
+    expected_version: int | None,
+) -> Annotation:
+    """Accept a submitted annotation, or return it to its annotator with a comment."""
+    if annotation.annotator_id == reviewer.pk:
+        raise NotAllowed("Reviewers cannot review their own annotations.")
+    if annotation.status != Annotation.Status.SUBMITTED:
+        raise Conflict(
+            f"Only submitted annotations can be reviewed; this one is {annotation.status}."
+        )
+    if not accept and not comment.strip():
+        raise InvalidInput("Returning an annotation needs a comment for its annotator.")
+    status = Annotation.Status.ACCEPTED if accept else Annotation.Status.RETURNED
+    with transaction.atomic():
+        _compare_and_bump(
+            annotation,
+            expected_version,
+            status=status,
+            review_comment=comment.strip(),
+            reviewed_by=reviewer,
+        )
+        queue.refresh_case_state(annotation.case)
+        audit.record(
+            action="annotation.accept" if accept else "annotation.return",
+            actor=reviewer,
+            target=annotation,
+            project_id=annotation.case.project_id,
+            detail={"comment": comment.strip()} if comment.strip() else {},
+        )
+    return annotation

@@ -1,0 +1,111 @@
+"""Demo data: users, a chest radiograph project, and synthetic multimodal cases ingested
+through the same path as real data (DICOM bytes -> de-identification -> storage)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from active_learning.ml import synthetic
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractUser
+
+from annotations.models import Project, Role
+from annotations.services import clinical, ingest, projects
+
+DEMO_PROJECT = "Chest X-ray demo"
+# username -> (roles in the demo project, is_superuser)
+DEMO_USERS: dict[str, tuple[tuple[str, ...], bool]] = {
+    "annotator": ((Role.ANNOTATOR,), False),
+    "lead": ((Role.LEAD, Role.REVIEWER), False),
+    "modelowner": ((Role.MODEL_OWNER,), False),
+    "admin": ((Role.ADMIN,), True),
+}
+
+
+@dataclass(frozen=True)
+class DemoSummary:
+    project: Project
+    credentials: dict[str, str]
+    cases_created: int
+    cases_total: int
+
+
+def _credentials_file() -> Path:
+    return Path(settings.VAR_DIR) / "demo-credentials.json"
+
+
+def ensure_demo_users() -> dict[str, str]:
+    """Create the demo users once with random passwords, kept in var/demo-credentials.json
+    (mode 0600) so every later start can print them again."""
+    path = _credentials_file()
+    stored: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    User = get_user_model()
+    for username, (_, superuser) in DEMO_USERS.items():
+        user: AbstractUser | None = User.objects.filter(username=username).first()
+        if user is not None and username in stored:
+            continue
+        password = secrets.token_urlsafe(9)
+        if user is None:
+            user = User(username=username)
+        user.is_staff = superuser
+        user.is_superuser = superuser
+        user.set_password(password)
+        user.save()
+        stored[username] = password
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(stored, indent=2))
+    path.chmod(0o600)
+    return stored
+
+
+def seed_demo(*, count: int = 40, seed: int = 7, size: int = 512) -> DemoSummary:
+    """Idempotently create the demo users, project and ``count`` synthetic cases."""
+    credentials = ensure_demo_users()
+    User = get_user_model()
+    project = Project.objects.filter(name=DEMO_PROJECT).first()
+    if project is None:
+        project = projects.create_project(
+            name=DEMO_PROJECT,
+            created_by=None,
+            modality="DX",
+            description="Synthetic chest radiographs with clinical context and lab values.",
+            double_read_fraction=0.1,
+            auto_retrain_threshold=20,
+        )
+    for username, (roles, _) in DEMO_USERS.items():
+        for role in roles:
+            projects.add_member(
+                project=project,
+                user=User.objects.get(username=username),
+                role=role,
+                added_by=None,
+            )
+    created = 0
+    with tempfile.TemporaryDirectory(prefix="medloop-demo-") as tmp:
+        cases = synthetic.generate_dataset(seed=seed, count=count, out_dir=Path(tmp), size=size)
+        for case in cases:
+            path = Path(tmp) / synthetic.file_name(case)
+            result = ingest.ingest_dicom_path(project=project, path=path)
+            created += int(result.created)
+            target = clinical.case_for_accession(
+                project=project, accession_number=case.accession_number
+            )
+            if target is None:
+                continue
+            clinical.set_clinical_context(
+                case=target,
+                indication=case.indication,
+                history=case.history,
+                labs=[clinical.LabInput(**lab) for lab in case.labs],
+            )
+    return DemoSummary(
+        project=project,
+        credentials=credentials,
+        cases_created=created,
+        cases_total=project.cases.count(),
+    )

@@ -1,0 +1,198 @@
+"""Ingest: DICOM bytes in, de-identified instance stored, grouped into Patient / Study /
+Series / Instance, and each study made into a Case. Idempotent: the same file twice is stored
+once (de-identification is deterministic per project, so the stored bytes are identical)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pydicom
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db import IntegrityError, transaction
+from pydicom.errors import InvalidDicomError
+
+from annotations.dicom.deidentify import deidentify, keyed_digest
+from annotations.models import Case, Instance, Patient, Project, Series, Study
+from annotations.services import audit
+from annotations.services.errors import InvalidInput
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    instance: Instance
+    created: bool
+
+
+def storage_path(relative: str) -> Path:
+    return Path(settings.STORAGE_DIR) / relative
+
+
+def _fraction(secret: str, kind: str, uid: str) -> float:
+    """A stable number in [0, 1) per study: decides validation hold-out and double reading."""
+    return int.from_bytes(keyed_digest(secret, kind, uid)[:8], "big") / 2**64
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".incoming-")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _parse_date(value: object) -> date | None:
+    text = str(value or "")
+    try:
+        return date(int(text[:4]), int(text[4:6]), int(text[6:8]))
+    except (ValueError, IndexError):
+        return None
+
+
+def ingest_dicom_bytes(
+    *, project: Project, data: bytes, source_name: str = "", actor: User | None = None
+) -> IngestResult:
+    """De-identify and store one DICOM Part 10 file given as bytes.
+
+    Raises InvalidInput naming what is wrong (not DICOM, no pixel data, missing UIDs)."""
+    try:
+        dataset = pydicom.dcmread(io.BytesIO(data), force=False)
+    except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError) as exc:
+        raise InvalidInput(f"{source_name or 'file'}: not a readable DICOM file ({exc}).") from exc
+    for keyword in ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "SOPClassUID"):
+        if not dataset.get(keyword):
+            raise InvalidInput(f"{source_name or 'file'}: {keyword} is missing.")
+    if "PixelData" not in dataset and "FloatPixelData" not in dataset:
+        raise InvalidInput(f"{source_name or 'file'}: no pixel data; only images are ingested.")
+    if not dataset.get("Rows") or not dataset.get("Columns"):
+        raise InvalidInput(f"{source_name or 'file'}: Rows or Columns missing.")
+
+    _, patient_pseudonym = deidentify(dataset, secret=project.pseudonym_secret)
+    buffer = io.BytesIO()
+    dataset.save_as(buffer, enforce_file_format=True)
+    stored = buffer.getvalue()
+    sha256 = hashlib.sha256(stored).hexdigest()
+
+    study_uid = str(dataset.StudyInstanceUID)
+    series_uid = str(dataset.SeriesInstanceUID)
+    sop_uid = str(dataset.SOPInstanceUID)
+    relative = f"projects/{project.pk}/{study_uid}/{series_uid}/{sop_uid}.dcm"
+
+    existing = Instance.objects.filter(
+        series__study__project=project, sop_instance_uid=sop_uid
+    ).first()
+    if existing is not None:
+        return IngestResult(instance=existing, created=False)
+
+    _write_atomically(storage_path(relative), stored)
+    try:
+        with transaction.atomic():
+            instance, created = _register(
+                project=project,
+                dataset=dataset,
+                patient_pseudonym=patient_pseudonym,
+                relative=relative,
+                sha256=sha256,
+                size=len(stored),
+            )
+    except IntegrityError:  # a concurrent ingest of the same file won the race
+        instance = Instance.objects.get(series__study__project=project, sop_instance_uid=sop_uid)
+        created = False
+    if created:
+        audit.record(
+            action="instance.ingest",
+            actor=actor,
+            target=instance,
+            project_id=project.pk,
+            detail={"sha256": sha256, "bytes": len(stored)},
+        )
+    return IngestResult(instance=instance, created=created)
+
+
+def _register(
+    *,
+    project: Project,
+    dataset: pydicom.FileDataset,
+    patient_pseudonym: str,
+    relative: str,
+    sha256: str,
+    size: int,
+) -> tuple[Instance, bool]:
+    patient, _ = Patient.objects.get_or_create(
+        project=project,
+        pseudonym=patient_pseudonym,
+        defaults={"sex": str(dataset.get("PatientSex", "") or "")[:1]},
+    )
+    study_uid = str(dataset.StudyInstanceUID)
+    study, study_created = Study.objects.get_or_create(
+        project=project,
+        study_instance_uid=study_uid,
+        defaults={
+            "patient": patient,
+            "accession_pseudonym": str(dataset.get("AccessionNumber", "") or ""),
+            "study_date": _parse_date(dataset.get("StudyDate")),
+            "description": str(dataset.get("StudyDescription", "") or "")[:200],
+        },
+    )
+    if study_created:
+        secret = project.pseudonym_secret
+        Case.objects.create(
+            project=project,
+            study=study,
+            is_validation=_fraction(secret, "validation", study_uid) < project.validation_fraction,
+            required_reads=2
+            if _fraction(secret, "double-read", study_uid) < project.double_read_fraction
+            else 1,
+        )
+    series, _ = Series.objects.get_or_create(
+        study=study,
+        series_instance_uid=str(dataset.SeriesInstanceUID),
+        defaults={
+            "modality": str(dataset.get("Modality", "") or ""),
+            "series_number": _int_or_none(dataset.get("SeriesNumber")),
+            "description": str(dataset.get("SeriesDescription", "") or "")[:200],
+            "body_part": str(dataset.get("BodyPartExamined", "") or "")[:64],
+        },
+    )
+    return Instance.objects.get_or_create(
+        series=series,
+        sop_instance_uid=str(dataset.SOPInstanceUID),
+        defaults={
+            "sop_class_uid": str(dataset.SOPClassUID),
+            "instance_number": _int_or_none(dataset.get("InstanceNumber")),
+            "file_path": relative,
+            "sha256": sha256,
+            "size_bytes": size,
+            "rows": int(dataset.Rows),
+            "columns": int(dataset.Columns),
+            "number_of_frames": _int_or_none(dataset.get("NumberOfFrames")) or 1,
+            "transfer_syntax_uid": str(dataset.file_meta.TransferSyntaxUID),
+            "photometric_interpretation": str(dataset.get("PhotometricInterpretation", "")),
+        },
+    )
+
+
+def _int_or_none(value: object) -> int | None:
+    try:
+        return int(str(value)) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def ingest_dicom_path(*, project: Project, path: Path, actor: User | None = None) -> IngestResult:
+    """Ingest one file from disk (see ingest_dicom_bytes)."""
+    return ingest_dicom_bytes(
+        project=project, data=Path(path).read_bytes(), source_name=str(path), actor=actor
+    )

@@ -1,0 +1,188 @@
+"""Projects, their label schema and their members."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from annotations.models import Membership, Project, Role
+from annotations.services import audit
+
+DEFAULT_CHEST_SCHEMA: dict[str, Any] = {
+    "findings": [
+        {"key": "nodule", "name": "Nodule", "color": "#e6194b", "hotkey": "1"},
+        {"key": "mass", "name": "Mass", "color": "#f58231", "hotkey": "2"},
+        {"key": "consolidation", "name": "Consolidation", "color": "#ffe119", "hotkey": "3"},
+        {"key": "effusion", "name": "Pleural effusion", "color": "#3cb44b", "hotkey": "4"},
+        {"key": "pneumothorax", "name": "Pneumothorax", "color": "#4363d8", "hotkey": "5"},
+        {"key": "cardiomegaly", "name": "Cardiomegaly", "color": "#911eb4", "hotkey": "6"},
+    ],
+    "report_sections": [
+        {"key": "findings", "title": "Findings"},
+        {"key": "impression", "title": "Impression"},
+    ],
+}
+
+_KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+
+def validate_label_schema(schema: Any) -> dict[str, Any]:
+    """Check a label schema and return it normalised; raise ValidationError naming the fault.
+
+    Shape: {"findings": [{"key", "name", "color": "#rrggbb", "hotkey": one character}],
+    "report_sections": [{"key", "title"}]}. Keys are unique snake_case; hotkeys unique."""
+    if not isinstance(schema, dict):
+        raise ValidationError(
+            "label_schema must be an object with 'findings' and 'report_sections'."
+        )
+    findings = schema.get("findings")
+    sections = schema.get("report_sections")
+    if not isinstance(findings, list) or not findings:
+        raise ValidationError("label_schema.findings must be a non-empty list.")
+    if not isinstance(sections, list) or not sections:
+        raise ValidationError("label_schema.report_sections must be a non-empty list.")
+    keys: set[str] = set()
+    hotkeys: set[str] = set()
+    clean_findings = []
+    for i, item in enumerate(findings):
+        where = f"label_schema.findings[{i}]"
+        if not isinstance(item, dict):
+            raise ValidationError(f"{where} must be an object.")
+        key = item.get("key")
+        if not isinstance(key, str) or not _KEY.match(key):
+            raise ValidationError(f"{where}.key must be snake_case (a-z, 0-9, _), got {key!r}.")
+        if key in keys:
+            raise ValidationError(f"{where}.key {key!r} is used twice.")
+        keys.add(key)
+        color = item.get("color", "#ffffff")
+        if not isinstance(color, str) or not _COLOR.match(color):
+            raise ValidationError(f"{where}.color must look like #rrggbb, got {color!r}.")
+        hotkey = item.get("hotkey", "")
+        if not isinstance(hotkey, str) or len(hotkey) > 1:
+            raise ValidationError(f"{where}.hotkey must be a single character.")
+        if hotkey and hotkey in hotkeys:
+            raise ValidationError(f"{where}.hotkey {hotkey!r} is used twice.")
+        if hotkey:
+            hotkeys.add(hotkey)
+        name = item.get("name") or key.replace("_", " ").capitalize()
+        clean_findings.append({"key": key, "name": str(name), "color": color, "hotkey": hotkey})
+    section_keys: set[str] = set()
+    clean_sections = []
+    for i, item in enumerate(sections):
+        where = f"label_schema.report_sections[{i}]"
+        if not isinstance(item, dict) or not isinstance(item.get("key"), str):
+            raise ValidationError(f"{where} must be an object with a 'key'.")
+        key = item["key"]
+        if not _KEY.match(key) or key in section_keys:
+            raise ValidationError(f"{where}.key {key!r} must be unique snake_case.")
+        section_keys.add(key)
+        clean_sections.append({"key": key, "title": str(item.get("title") or key.capitalize())})
+    return {"findings": clean_findings, "report_sections": clean_sections}
+
+
+def _check_fractions(double_read_fraction: float, validation_fraction: float) -> None:
+    if not 0.0 <= double_read_fraction <= 1.0:
+        raise ValidationError("double_read_fraction must be between 0 and 1.")
+    if not 0.0 <= validation_fraction < 1.0:
+        raise ValidationError("validation_fraction must be at least 0 and below 1.")
+
+
+@transaction.atomic
+def create_project(
+    *,
+    name: str,
+    created_by: User | None,
+    modality: str = "DX",
+    description: str = "",
+    label_schema: dict[str, Any] | None = None,
+    auto_retrain_threshold: int = 50,
+    double_read_fraction: float = 0.0,
+    validation_fraction: float = 0.1,
+    lease_seconds: int = 900,
+) -> Project:
+    """Create a project; its creator becomes its admin and lead."""
+    schema = validate_label_schema(label_schema or DEFAULT_CHEST_SCHEMA)
+    _check_fractions(double_read_fraction, validation_fraction)
+    project = Project.objects.create(
+        name=name,
+        description=description,
+        modality=modality,
+        label_schema=schema,
+        auto_retrain_threshold=auto_retrain_threshold,
+        double_read_fraction=double_read_fraction,
+        validation_fraction=validation_fraction,
+        lease_seconds=lease_seconds,
+    )
+    if created_by is not None:
+        for role in (Role.ADMIN, Role.LEAD):
+            Membership.objects.create(project=project, user=created_by, role=role)
+    audit.record(action="project.create", actor=created_by, target=project, project_id=project.pk)
+    return project
+
+
+UPDATABLE_SETTINGS = (
+    "name",
+    "description",
+    "label_schema",
+    "auto_retrain_threshold",
+    "double_read_fraction",
+    "validation_fraction",
+    "lease_seconds",
+    "acquisition_strategy",
+)
+
+
+@transaction.atomic
+def update_project(*, project: Project, changed_by: User, **changes: Any) -> Project:
+    """Change project settings; unknown fields are refused, the schema is validated."""
+    unknown = set(changes) - set(UPDATABLE_SETTINGS)
+    if unknown:
+        raise ValidationError(f"These project fields cannot be changed: {sorted(unknown)}.")
+    if "label_schema" in changes:
+        changes["label_schema"] = validate_label_schema(changes["label_schema"])
+    _check_fractions(
+        changes.get("double_read_fraction", project.double_read_fraction),
+        changes.get("validation_fraction", project.validation_fraction),
+    )
+    for field, value in changes.items():
+        setattr(project, field, value)
+    project.save(update_fields=list(changes))
+    audit.record(
+        action="project.update",
+        actor=changed_by,
+        target=project,
+        project_id=project.pk,
+        detail={"fields": sorted(changes)},
+    )
+    return project
+
+
+def add_member(*, project: Project, user: User, role: str, added_by: User | None) -> Membership:
+    """Give ``user`` ``role`` in ``project`` (idempotent)."""
+    if role not in Role.values:
+        raise ValidationError(f"Unknown role {role!r}; expected one of {Role.values}.")
+    membership, _ = Membership.objects.get_or_create(project=project, user=user, role=role)
+    audit.record(
+        action="membership.add",
+        actor=added_by,
+        target=membership,
+        project_id=project.pk,
+        detail={"user": user.get_username(), "role": role},
+    )
+    return membership
+
+
+def remove_member(*, membership: Membership, removed_by: User) -> None:
+    audit.record(
+        action="membership.remove",
+        actor=removed_by,
+        target=membership,
+        project_id=membership.project_id,
+        detail={"user": membership.user.get_username(), "role": membership.role},
+    )
+    membership.delete()

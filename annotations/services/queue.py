@@ -1,0 +1,168 @@
+"""The case queue: hand each annotator the highest-priority case that needs their label and
+is not leased to anybody else, and reserve it with a lease.
+
+Safety against double hand-out:
+- PostgreSQL: one transaction, ``SELECT ... FOR UPDATE SKIP LOCKED`` on the case row; the
+  lease is written before commit, so a concurrent transaction skips the row or, if it waited on
+  it, re-checks the lease condition on the committed row.
+- SQLite (the embedded default): the database is configured with ``transaction_mode =
+  IMMEDIATE`` (see medloop.settings.base), so the transaction holds SQLite's write lock
+  before its first read and concurrent hand-outs are serialised.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.contrib.auth.models import User
+from django.db import connection, transaction
+from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from annotations.models import Annotation, Case, CaseSkip, Project
+from annotations.services import audit
+from annotations.services.errors import Conflict, InvalidInput
+
+# Reads that count towards a case's required reads (a returned one still belongs to its reader).
+COUNTED_READ_STATUSES = (
+    Annotation.Status.SUBMITTED,
+    Annotation.Status.ACCEPTED,
+    Annotation.Status.RETURNED,
+)
+DONE_READ_STATUSES = (Annotation.Status.SUBMITTED, Annotation.Status.ACCEPTED)
+
+
+def cases_needing_read_by(*, project: Project, annotator: User) -> QuerySet[Case]:
+    """Open cases of ``project`` that still need a read from ``annotator``, lease ignored,
+    in queue order: the annotator's own unfinished work first, then priority, then FIFO."""
+    reads_by_others = (
+        Annotation.objects.filter(case=OuterRef("pk"), status__in=COUNTED_READ_STATUSES)
+        .exclude(annotator=annotator)
+        .order_by()
+        .values("case")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return (
+        Case.objects.filter(project=project, state=Case.State.OPEN)
+        .exclude(
+            Exists(
+                Annotation.objects.filter(
+                    case=OuterRef("pk"), annotator=annotator, status__in=DONE_READ_STATUSES
+                )
+            )
+        )
+        .exclude(Exists(CaseSkip.objects.filter(case=OuterRef("pk"), annotator=annotator)))
+        .annotate(
+            reads_by_others=Coalesce(Subquery(reads_by_others), 0, output_field=IntegerField()),
+            mine=Exists(
+                Annotation.objects.filter(
+                    case=OuterRef("pk"),
+                    annotator=annotator,
+                    status__in=(Annotation.Status.DRAFT, Annotation.Status.RETURNED),
+                )
+            ),
+        )
+        .filter(reads_by_others__lt=F("required_reads"))
+        .order_by("-mine", "-priority", "id")
+    )
+
+
+def _lease_free_for(annotator: User, now: datetime) -> Q:
+    return Q(leased_to__isnull=True) | Q(lease_expires_at__lte=now) | Q(leased_to=annotator)
+
+
+def lease_next_case(
+    *, project: Project, annotator: User, now: datetime | None = None
+) -> Case | None:
+    """Lease the next case for ``annotator`` for ``project.lease_seconds``; None when the queue
+    holds nothing for them. A case the annotator already holds is handed back (renewed)."""
+    now = now or timezone.now()
+    expires = now + timedelta(seconds=project.lease_seconds)
+    with transaction.atomic():
+        held = (
+            Case.objects.filter(
+                project=project,
+                state=Case.State.OPEN,
+                leased_to=annotator,
+                lease_expires_at__gt=now,
+            )
+            .order_by("id")
+            .first()
+        )
+        if held is not None:
+            Case.objects.filter(pk=held.pk).update(lease_expires_at=expires)
+            held.lease_expires_at = expires
+            return held
+        candidates = cases_needing_read_by(project=project, annotator=annotator).filter(
+            _lease_free_for(annotator, now)
+        )
+        if connection.features.has_select_for_update_skip_locked:
+            candidates = candidates.select_for_update(skip_locked=True, of=("self",))
+        case = candidates.first()
+        if case is None:
+            return None
+        Case.objects.filter(pk=case.pk).update(leased_to=annotator, lease_expires_at=expires)
+        case.leased_to = annotator  # type: ignore[assignment]
+        case.lease_expires_at = expires
+        audit.record(action="case.lease", actor=annotator, target=case, project_id=project.pk)
+    return case
+
+
+def renew_lease(*, case: Case, annotator: User, now: datetime | None = None) -> Case:
+    """Extend the annotator's lease on ``case`` (taking it again if it had expired and nobody
+    else took it). Raises Conflict when someone else holds it."""
+    now = now or timezone.now()
+    expires = now + timedelta(seconds=case.project.lease_seconds)
+    with transaction.atomic():
+        taken = Case.objects.filter(pk=case.pk).filter(_lease_free_for(annotator, now))
+        if case.state != Case.State.OPEN:
+            raise Conflict("This case needs no more reads; it cannot be leased.")
+        if taken.update(leased_to=annotator, lease_expires_at=expires) == 0:
+            raise Conflict("This case is leased to another annotator.")
+    case.leased_to = annotator  # type: ignore[assignment]
+    case.lease_expires_at = expires
+    return case
+
+
+def release_lease(*, case: Case, annotator: User, skip_reason: str | None = None) -> None:
+    """Give the case back to the queue. With ``skip_reason`` the annotator passes on it: it is
+    not offered to them again, and the reason is kept for the project lead."""
+    with transaction.atomic():
+        Case.objects.filter(pk=case.pk, leased_to=annotator).update(
+            leased_to=None, lease_expires_at=None
+        )
+        if skip_reason is not None:
+            reason = skip_reason.strip()
+            if not reason:
+                raise InvalidInput("A skip needs a reason.")
+            CaseSkip.objects.get_or_create(
+                case=case, annotator=annotator, defaults={"reason": reason[:200]}
+            )
+        audit.record(
+            action="case.skip" if skip_reason is not None else "case.release",
+            actor=annotator,
+            target=case,
+            project_id=case.project_id,
+            detail={"reason": skip_reason} if skip_reason else {},
+        )
+    case.leased_to = None
+    case.lease_expires_at = None
+
+
+def release_expired_leases(*, now: datetime | None = None) -> int:
+    """Free every lease whose time is up; return how many were freed."""
+    now = now or timezone.now()
+    return Case.objects.filter(lease_expires_at__lte=now).update(
+        leased_to=None, lease_expires_at=None
+    )
+
+
+def refresh_case_state(case: Case) -> None:
+    """Mark a case complete once enough reads are submitted, open again otherwise."""
+    done = case.annotations.filter(status__in=DONE_READ_STATUSES).count()
+    state = Case.State.COMPLETE if done >= case.required_reads else Case.State.OPEN
+    if state != case.state:
+        Case.objects.filter(pk=case.pk).update(state=state)
+        case.state = state

@@ -1,0 +1,13 @@
+"""Celery tasks of the annotations app: thin wrappers around services, ids in, idempotent."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from annotations.services import queue
+
+
+@shared_task(name="annotations.release_expired_leases", acks_late=True, ignore_result=True)
+def release_expired_leases() -> int:
+    """Free leases whose time is up (run every minute by beat). Idempotent."""
+    return queue.release_expired_leases()

@@ -1,0 +1,35 @@
+"""Tests: PostgreSQL by default (DATABASE_URL), SQLite when TEST_DATABASE=sqlite.
+
+Under CI=true PostgreSQL and Redis are required; tests/conftest.py fails the run when they
+cannot be reached instead of skipping."""
+
+import os
+import tempfile
+from pathlib import Path
+
+from .base import *  # noqa: F403
+from .base import database_from_url, env
+
+_scratch = Path(tempfile.mkdtemp(prefix="medloop-test-"))
+VAR_DIR = _scratch
+STORAGE_DIR = _scratch / "storage"
+
+if env("TEST_DATABASE", "postgres") == "sqlite":
+    DATABASES = {"default": database_from_url(f"sqlite:///{_scratch / 'test.sqlite3'}")}
+    # A file, not the in-memory default: concurrency tests need real separate connections.
+    DATABASES["default"]["TEST"] = {"NAME": str(_scratch / "test.sqlite3")}
+else:
+    DATABASES = {
+        "default": database_from_url(
+            env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/medloop")
+        )
+    }
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
+CELERY_BROKER_URL = "memory://"
+CELERY_BROKER_TRANSPORT_OPTIONS = {}
+CELERY_TASK_ALWAYS_EAGER = False
+CELERY_BEAT_SCHEDULE = {}
+MEDLOOP_LEASE_SECONDS = 600

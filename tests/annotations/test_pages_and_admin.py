@@ -1,0 +1,40 @@
+"""Server-rendered pages, admin and the OpenAPI schema."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.management import call_command
+
+pytestmark = pytest.mark.django_db
+
+
+def test_login_page_then_home_lists_projects_with_roles(client, project, member):
+    member("alice", "annotator")
+    assert client.get("/").status_code == 302
+    response = client.post("/login/", {"username": "alice", "password": "correct horse battery"})
+    assert response.status_code == 302
+    home = client.get("/")
+    assert b"Chest" in home.content and b"annotator" in home.content
+
+
+def test_admin_lists_every_model_for_a_superuser(admin_client, cases):
+    for path in ["project", "case", "annotation", "auditevent", "instance", "study", "membership"]:
+        assert admin_client.get(f"/admin/annotations/{path}/").status_code == 200
+    for path in ["modelversion", "suggestion", "retrainingcycle"]:
+        assert admin_client.get(f"/admin/active_learning/{path}/").status_code == 200
+    assert admin_client.get(f"/admin/annotations/case/{cases[0].pk}/change/").status_code == 200
+
+
+def test_openapi_schema_validates_without_warnings(tmp_path):
+    call_command(
+        "spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yaml")
+    )
+    assert "/api/projects/{project_pk}/next-case/" in (tmp_path / "schema.yaml").read_text()
+
+
+def test_health_reports_database_ok(client):
+    assert client.get("/health/").json() == {"status": "ok"}
+
+
+def test_unknown_api_path_answers_json_404(client):
+    assert client.get("/api/nothing-here/").status_code == 404
