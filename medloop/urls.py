@@ -1,8 +1,11 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from medloop.converters import IdConverter
 from medloop.views import TokenView, health
+
+register_converter(IdConverter, "id")
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -14,3 +17,6 @@ urlpatterns = [
     path("health/", health, name="health"),
     path("", include("frontend.urls")),
 ]
+
+handler404 = "medloop.views.not_found"
+handler500 = "medloop.views.server_error"

@@ -12,7 +12,7 @@ from annotations import permissions, selectors
 from annotations.models import Annotation, Case, Project
 from annotations.services import audit
 
-_ETAG = re.compile(r'^(?:W/)?"annotation-(\d+)-v(\d+)"$')
+_ETAG = re.compile(r'^(?:W/)?"annotation-(\d{1,18})-v(\d{1,9})"$')
 
 
 def user_of(request: Request) -> User:

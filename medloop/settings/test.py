@@ -25,6 +25,8 @@ else:
         )
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # One test database per run, so two checkouts can test side by side on one server.
+    DATABASES["default"]["TEST"] = {"NAME": f"test_medloop_{os.getpid()}"}
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")

@@ -259,3 +259,20 @@ def test_skip_needs_a_reason_and_frees_the_case(leased):
     assert Case.objects.get(pk=case["id"]).leased_to is None
     nxt = client.post(f"/api/projects/{case['project']}/next-case/")
     assert nxt.json()["id"] != case["id"]
+
+
+@pytest.mark.parametrize(
+    "if_match",
+    ["*", '"annotation-0-v1"', "garbage", '"annotation-1-v99999999999999999999999"'],
+)
+def test_if_match_of_another_version_wildcard_or_garbage_is_a_failed_precondition(leased, if_match):
+    client, case = leased
+    _open_annotation(client, case["id"])
+    response = client.put(
+        f"/api/cases/{case['id']}/annotation/",
+        {"findings": {"nodule": "present"}},
+        format="json",
+        HTTP_IF_MATCH=if_match,
+    )
+    assert response.status_code == 412
+    assert Annotation.objects.get().findings == {}

@@ -36,5 +36,8 @@ def test_health_reports_database_ok(client):
     assert client.get("/health/").json() == {"status": "ok"}
 
 
-def test_unknown_api_path_answers_json_404(client):
-    assert client.get("/api/nothing-here/").status_code == 404
+def test_unknown_api_path_and_oversized_ids_answer_json_404(client):
+    for path in ["/api/nothing-here/", "/api/cases/99999999999999999999999/"]:
+        response = client.get(path)
+        assert response.status_code == 404
+        assert response.json()["error"] == "not_found"
