@@ -8,6 +8,8 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements-extra.txt | 
 
 $(STAMP): pyproject.toml requirements-extra.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "MedLoop needs Python 3.11, found " + sys.version.split()[0]'
+	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || { echo "Installing python3-venv (Debian)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'

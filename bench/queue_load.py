@@ -58,11 +58,11 @@ def prepare(cases: int, annotators: int) -> None:
     import django
 
     django.setup()
-    from active_learning.ml import synthetic
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
     from rest_framework.authtoken.models import Token
 
+    from active_learning.ml import synthetic
     from annotations.models import Case, Instance, Patient, Series, Study
     from annotations.services import ingest, projects
 

@@ -5,8 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-echo "== ruff"; ruff check . && ruff format --check .
-echo "== mypy"; mypy medloop annotations active_learning frontend
+echo "== ruff"
+ruff check .
+ruff format --check .
+echo "== mypy"
+mypy medloop annotations active_learning frontend
 
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/medloop}"
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/15}"

@@ -7,13 +7,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from active_learning.ml import synthetic
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from active_learning.ml import synthetic
 from annotations.models import Case, Project
 from annotations.services import clinical, ingest, projects
 

@@ -9,11 +9,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from active_learning.ml import synthetic
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser
 
+from active_learning.ml import synthetic
 from annotations.models import Project, Role
 from annotations.services import clinical, ingest, projects
 

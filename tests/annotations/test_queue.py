@@ -7,10 +7,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from active_learning.ml import synthetic
 from django.db import connection
 from django.utils import timezone
 
+from active_learning.ml import synthetic
 from annotations.models import Annotation, Case
 from annotations.services import annotate, queue
 from annotations.services.errors import Conflict
