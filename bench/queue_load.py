@@ -184,7 +184,9 @@ def _percentile(values: list[float], q: float) -> float:
     )
 
 
-def run_backend(backend: str, clients: list[int], seconds: float, workers: int) -> list[dict]:
+def run_backend(
+    backend: str, clients: list[int], seconds: float, workers: int, worker_class: str, threads: int
+) -> list[dict]:
     var_dir = Path(tempfile.mkdtemp(prefix=f"medloop-bench-{backend}-"))
     if backend == "postgres":
         import psycopg
@@ -199,7 +201,7 @@ def run_backend(backend: str, clients: list[int], seconds: float, workers: int) 
     env = _env(database_url, var_dir)
     needed = int(max(clients) * seconds * 8) + 500
     prepared = subprocess.run(
-        [sys.executable, __file__, "--prepare", str(needed), str(max(clients))],
+        [sys.executable, __file__, "--prepare", str(needed), str(sum(clients))],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -280,6 +282,8 @@ def main() -> None:
     parser.add_argument("--clients", default="1,10,50")
     parser.add_argument("--backends", default="postgres,sqlite")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
+    parser.add_argument("--worker-class", default="gthread", help="gunicorn worker class")
+    parser.add_argument("--threads", type=int, default=8, help="threads per gthread worker")
     parser.add_argument(
         "--prepare", nargs=2, type=int, metavar=("CASES", "ANNOTATORS"), help=argparse.SUPPRESS
     )
@@ -291,7 +295,9 @@ def main() -> None:
     clients = [int(c) for c in args.clients.split(",")]
     rows = []
     for backend in args.backends.split(","):
-        rows += run_backend(backend, clients, args.seconds, args.workers)
+        rows += run_backend(
+            backend, clients, args.seconds, args.workers, args.worker_class, args.threads
+        )
     header = (
         f"{'backend':<9}{'clients':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
         f"{'req/s':>9}{'next/s':>8}{'errors':>8}{'double':>8}"

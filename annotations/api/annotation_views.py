@@ -38,7 +38,7 @@ class MyAnnotationView(APIView):
 
     @extend_schema(responses=AnnotationSerializer)
     def get(self, request: Request, case_pk: int) -> Response:
-        case = case_for(request, case_pk)
+        case = case_for(request, case_pk, with_context=False)
         if not permissions.allowed(request.user, case.project_id, "annotation", "annotate"):
             raise PermissionDenied("Only annotators of this project annotate cases.")
         annotation = annotate.start_annotation(case=case, annotator=user_of(request))
@@ -48,7 +48,7 @@ class MyAnnotationView(APIView):
         request=AnnotationInputSerializer, responses=AnnotationSerializer, parameters=[IF_MATCH]
     )
     def put(self, request: Request, case_pk: int) -> Response:
-        case = case_for(request, case_pk, audit_action="case.annotate")
+        case = case_for(request, case_pk, audit_action="case.annotate", with_context=False)
         if not permissions.allowed(request.user, case.project_id, "annotation", "annotate"):
             raise PermissionDenied("Only annotators of this project annotate cases.")
         annotation = annotate.start_annotation(case=case, annotator=user_of(request))
@@ -69,7 +69,7 @@ class MyAnnotationView(APIView):
 class SubmitAnnotationView(APIView):
     @extend_schema(request=None, responses=AnnotationSerializer, parameters=[IF_MATCH])
     def post(self, request: Request, case_pk: int) -> Response:
-        case = case_for(request, case_pk, audit_action="case.annotate")
+        case = case_for(request, case_pk, audit_action="case.annotate", with_context=False)
         if not permissions.allowed(request.user, case.project_id, "annotation", "annotate"):
             raise PermissionDenied("Only annotators of this project annotate cases.")
         annotation = annotate.start_annotation(case=case, annotator=user_of(request))

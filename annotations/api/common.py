@@ -37,20 +37,32 @@ def project_for(request: Request, project_pk: int, resource: str, action: str) -
     return project
 
 
-def case_for(request: Request, case_pk: int, *, audit_action: str = "case.view") -> Case:
-    """The case with its context, if the caller may see it; each access is audited."""
-    case = selectors.case_with_context(case_pk)
+def case_for(
+    request: Request,
+    case_pk: int,
+    *,
+    audit_action: str | None = "case.view",
+    with_context: bool = True,
+) -> Case:
+    """The case (with its clinical context and images when ``with_context``), if the caller may
+    see it. Each access is audited as ``audit_action``; None only where the service called
+    next records the access itself."""
+    if with_context:
+        case = selectors.case_with_context(case_pk)
+    else:
+        case = Case.objects.select_related("project").filter(pk=case_pk).first()
     if case is None or not permissions.is_member(request.user, case.project_id):
         raise NotFound("No such case, or you are not a member of its project.")
     if not permissions.can_view_case(request.user, case):
         raise PermissionDenied("Annotators see only the cases they hold or have annotated.")
-    audit.record(
-        action=audit_action,
-        actor=request.user,
-        target=case,
-        project_id=case.project_id,
-        request=request,
-    )
+    if audit_action is not None:
+        audit.record(
+            action=audit_action,
+            actor=request.user,
+            target=case,
+            project_id=case.project_id,
+            request=request,
+        )
     return case
 
 

@@ -32,7 +32,8 @@ class NextCaseView(APIView):
         leased = queue.lease_next_case(project=project, annotator=user_of(request))
         if leased is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        case = case_for(request, leased.pk)
+        # lease_next_case audited this access as "case.lease".
+        case = case_for(request, leased.pk, audit_action=None)
         return Response(CaseDetailSerializer(case).data)
 
 
@@ -43,7 +44,7 @@ class CaseLeaseView(APIView):
         description="Renew your lease on a case while you work on it.",
     )
     def put(self, request: Request, case_pk: int) -> Response:
-        case = case_for(request, case_pk, audit_action="case.lease_renew")
+        case = case_for(request, case_pk, audit_action="case.lease_renew", with_context=False)
         _require_annotator(request, case)
         queue.renew_lease(case=case, annotator=user_of(request))
         return Response(CaseDetailSerializer(case).data)
@@ -52,7 +53,7 @@ class CaseLeaseView(APIView):
         request=None, responses={204: None}, description="Give the case back to the queue."
     )
     def delete(self, request: Request, case_pk: int) -> Response:
-        case = case_for(request, case_pk, audit_action="case.lease_release")
+        case = case_for(request, case_pk, audit_action="case.lease_release", with_context=False)
         _require_annotator(request, case)
         queue.release_lease(case=case, annotator=user_of(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -65,7 +66,7 @@ class CaseSkipView(APIView):
         description="Pass on a case, with a reason; it is not offered to you again.",
     )
     def post(self, request: Request, case_pk: int) -> Response:
-        case = case_for(request, case_pk, audit_action="case.view")
+        case = case_for(request, case_pk, with_context=False)
         _require_annotator(request, case)
         data = SkipInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)

@@ -43,11 +43,18 @@ class BoxInput:
 
 def start_annotation(*, case: Case, annotator: User) -> Annotation:
     """The annotator's working copy for ``case``, created empty on first use."""
+    annotation = Annotation.objects.filter(case=case, annotator=annotator).first()
+    if annotation is not None:
+        annotation.case = case
+        annotation.annotator = annotator
+        return annotation
     try:
         with transaction.atomic():
             annotation, created = Annotation.objects.get_or_create(case=case, annotator=annotator)
     except IntegrityError:  # two tabs raced to create it: the other one won, use it
         annotation, created = Annotation.objects.get(case=case, annotator=annotator), False
+    annotation.case = case
+    annotation.annotator = annotator
     if created:
         audit.record(
             action="annotation.create",
@@ -142,8 +149,9 @@ def _compare_and_bump(annotation: Annotation, expected_version: int | None, **fi
         raise PreconditionRequired(
             "Send If-Match with the annotation's ETag; writes without it are refused."
         )
+    now = timezone.now()
     updated = Annotation.objects.filter(pk=annotation.pk, version=expected_version).update(
-        version=F("version") + 1, updated_at=timezone.now(), **fields
+        version=F("version") + 1, updated_at=now, **fields
     )
     if updated == 0:
         current = Annotation.objects.filter(pk=annotation.pk).values_list("version", flat=True)
@@ -151,7 +159,10 @@ def _compare_and_bump(annotation: Annotation, expected_version: int | None, **fi
             "This annotation was changed elsewhere since you loaded it; reload and merge.",
             current_version=next(iter(current), None),
         )
-    annotation.refresh_from_db()
+    annotation.version = expected_version + 1
+    annotation.updated_at = now
+    for field, value in fields.items():
+        setattr(annotation, field, value)
 
 
 def save_draft(

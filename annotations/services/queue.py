@@ -35,7 +35,10 @@ DONE_READ_STATUSES = (Annotation.Status.SUBMITTED, Annotation.Status.ACCEPTED)
 
 def cases_needing_read_by(*, project: Project, annotator: User) -> QuerySet[Case]:
     """Open cases of ``project`` that still need a read from ``annotator``, lease ignored,
-    in queue order: the annotator's own unfinished work first, then priority, then FIFO."""
+    in queue order (priority, then first in, first out).
+
+    The order matches the ``case_queue_order`` index, so the database walks the index and stops
+    at the first case that qualifies instead of ranking the whole queue."""
     reads_by_others = (
         Annotation.objects.filter(case=OuterRef("pk"), status__in=COUNTED_READ_STATUSES)
         .exclude(annotator=annotator)
@@ -55,17 +58,26 @@ def cases_needing_read_by(*, project: Project, annotator: User) -> QuerySet[Case
         )
         .exclude(Exists(CaseSkip.objects.filter(case=OuterRef("pk"), annotator=annotator)))
         .annotate(
-            reads_by_others=Coalesce(Subquery(reads_by_others), 0, output_field=IntegerField()),
-            mine=Exists(
-                Annotation.objects.filter(
-                    case=OuterRef("pk"),
-                    annotator=annotator,
-                    status__in=(Annotation.Status.DRAFT, Annotation.Status.RETURNED),
-                )
-            ),
+            reads_by_others=Coalesce(Subquery(reads_by_others), 0, output_field=IntegerField())
         )
         .filter(reads_by_others__lt=F("required_reads"))
-        .order_by("-mine", "-priority", "id")
+        .order_by("-priority", "id")
+    )
+
+
+def unfinished_work_of(*, project: Project, annotator: User) -> QuerySet[Case]:
+    """Open cases where the annotator has a draft or returned annotation: served first.
+
+    Starts from the annotator's few annotations, not from the whole queue."""
+    unfinished = Annotation.objects.filter(
+        annotator=annotator,
+        status__in=(Annotation.Status.DRAFT, Annotation.Status.RETURNED),
+        case__project=project,
+    ).values("case_id")
+    return (
+        Case.objects.filter(pk__in=unfinished, state=Case.State.OPEN)
+        .exclude(Exists(CaseSkip.objects.filter(case=OuterRef("pk"), annotator=annotator)))
+        .order_by("-priority", "id")
     )
 
 
@@ -95,12 +107,16 @@ def lease_next_case(
             Case.objects.filter(pk=held.pk).update(lease_expires_at=expires)
             held.lease_expires_at = expires
             return held
-        candidates = cases_needing_read_by(project=project, annotator=annotator).filter(
-            _lease_free_for(annotator, now)
-        )
-        if connection.features.has_select_for_update_skip_locked:
-            candidates = candidates.select_for_update(skip_locked=True, of=("self",))
-        case = candidates.first()
+        case = None
+        for queryset in (unfinished_work_of, cases_needing_read_by):
+            candidates = queryset(project=project, annotator=annotator).filter(
+                _lease_free_for(annotator, now)
+            )
+            if connection.features.has_select_for_update_skip_locked:
+                candidates = candidates.select_for_update(skip_locked=True, of=("self",))
+            case = candidates.first()
+            if case is not None:
+                break
         if case is None:
             return None
         Case.objects.filter(pk=case.pk).update(leased_to=annotator, lease_expires_at=expires)
@@ -115,7 +131,7 @@ def renew_lease(*, case: Case, annotator: User, now: datetime | None = None) -> 
     else took it). Raises Conflict when someone else holds it."""
     now = now or timezone.now()
     expires = now + timedelta(seconds=case.project.lease_seconds)
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         taken = Case.objects.filter(pk=case.pk).filter(_lease_free_for(annotator, now))
         if case.state != Case.State.OPEN:
             raise Conflict("This case needs no more reads; it cannot be leased.")
