@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import multiprocessing
 import os
 import signal
 import socket
@@ -144,34 +145,53 @@ class Client(threading.Thread):
             case = nxt.json()
             self.cases.append(case["id"])
             instance = case["series"][0]["instances"][0]["id"]
-            draft = self._call("GET", f"/api/cases/{case['id']}/annotation/")
-            if draft is None:
-                continue
-            saved = self._call(
-                "PUT",
-                f"/api/cases/{case['id']}/annotation/",
-                json={
-                    "findings": {"nodule": "present"},
-                    "boxes": [
-                        {
-                            "instance_id": instance,
-                            "x": 10,
-                            "y": 10,
-                            "width": 20,
-                            "height": 20,
-                            "finding": "nodule",
-                        }
-                    ],
-                },
-                headers={"If-Match": draft.headers["ETag"]},
-            )
-            if saved is None:
-                continue
+            box = {
+                "instance_id": instance,
+                "x": 10,
+                "y": 10,
+                "width": 20,
+                "height": 20,
+                "finding": "nodule",
+            }
             self._call(
                 "POST",
                 f"/api/cases/{case['id']}/annotation/submit/",
-                headers={"If-Match": saved.headers["ETag"]},
+                json={
+                    "findings": {"nodule": "present"},
+                    "boxes": [box],
+                    "report": {"impression": "Nodule in the right upper zone."},
+                },
+                headers={"If-Match": case["annotation"]["etag"]},
             )
+
+
+def client_process(
+    base: str,
+    project: int,
+    tokens: list[str],
+    start_at: float,
+    seconds: float,
+    results: multiprocessing.Queue,
+) -> None:
+    """One load-generating process: a thread per annotator, so the generator's own GIL
+    does not become the bottleneck being measured."""
+    stop = threading.Event()
+    threads = [Client(base, project, token, stop) for token in tokens]
+    time.sleep(max(0.0, start_at - time.time()))
+    for thread in threads:
+        thread.start()
+    time.sleep(seconds)
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=60)
+    results.put(
+        {
+            "latencies": [v for t in threads for v in t.next_case_s],
+            "requests": sum(t.requests for t in threads),
+            "errors": dict(sum((t.errors for t in threads), collections.Counter())),
+            "cases": [c for t in threads for c in t.cases],
+        }
+    )
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -185,7 +205,13 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def run_backend(
-    backend: str, clients: list[int], seconds: float, workers: int, worker_class: str, threads: int
+    backend: str,
+    clients: list[int],
+    seconds: float,
+    workers: int,
+    worker_class: str,
+    threads: int,
+    client_processes: int,
 ) -> list[dict]:
     var_dir = Path(tempfile.mkdtemp(prefix=f"medloop-bench-{backend}-"))
     if backend == "postgres":
@@ -242,19 +268,27 @@ def run_backend(
         results = []
         token_pool = iter(setup["tokens"])
         for count in clients:
-            stop = threading.Event()
-            threads = [Client(base, setup["project"], next(token_pool), stop) for _ in range(count)]
-            started = time.perf_counter()
-            for thread in threads:
-                thread.start()
-            time.sleep(seconds)
-            stop.set()
-            for thread in threads:
-                thread.join(timeout=60)
-            elapsed = time.perf_counter() - started
-            latencies = [v for t in threads for v in t.next_case_s]
-            handed = collections.Counter(c for t in threads for c in t.cases)
-            errors = sum((t.errors for t in threads), collections.Counter())
+            tokens = [next(token_pool) for _ in range(count)]
+            processes = min(count, client_processes)
+            queue: multiprocessing.Queue = multiprocessing.Queue()
+            start_at = time.time() + 1.0
+            workers_ = [
+                multiprocessing.Process(
+                    target=client_process,
+                    args=(base, setup["project"], tokens[i::processes], start_at, seconds, queue),
+                )
+                for i in range(processes)
+            ]
+            for worker in workers_:
+                worker.start()
+            parts = [queue.get(timeout=seconds + 120) for _ in workers_]
+            for worker in workers_:
+                worker.join(timeout=30)
+            latencies = [v for part in parts for v in part["latencies"]]
+            handed = collections.Counter(c for part in parts for c in part["cases"])
+            errors: collections.Counter[str] = collections.Counter()
+            for part in parts:
+                errors.update(part["errors"])
             results.append(
                 {
                     "backend": backend,
@@ -262,8 +296,8 @@ def run_backend(
                     "next_case_p50_ms": 1000 * _percentile(latencies, 50),
                     "next_case_p95_ms": 1000 * _percentile(latencies, 95),
                     "next_case_p99_ms": 1000 * _percentile(latencies, 99),
-                    "requests_per_s": sum(t.requests for t in threads) / elapsed,
-                    "next_case_per_s": len(latencies) / elapsed,
+                    "requests_per_s": sum(part["requests"] for part in parts) / seconds,
+                    "next_case_per_s": len(latencies) / seconds,
                     "errors": dict(errors),
                     "double_handed": sum(1 for n in handed.values() if n > 1),
                     "cases_served": len(handed),
@@ -281,9 +315,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--clients", default="1,10,50")
     parser.add_argument("--backends", default="postgres,sqlite")
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
     parser.add_argument("--worker-class", default="gthread", help="gunicorn worker class")
-    parser.add_argument("--threads", type=int, default=8, help="threads per gthread worker")
+    parser.add_argument("--threads", type=int, default=4, help="threads per gthread worker")
+    parser.add_argument(
+        "--client-processes",
+        type=int,
+        default=4,
+        help="load-generator processes the clients are spread over",
+    )
     parser.add_argument(
         "--prepare", nargs=2, type=int, metavar=("CASES", "ANNOTATORS"), help=argparse.SUPPRESS
     )
@@ -296,7 +336,13 @@ def main() -> None:
     rows = []
     for backend in args.backends.split(","):
         rows += run_backend(
-            backend, clients, args.seconds, args.workers, args.worker_class, args.threads
+            backend,
+            clients,
+            args.seconds,
+            args.workers,
+            args.worker_class,
+            args.threads,
+            args.client_processes,
         )
     header = (
         f"{'backend':<9}{'clients':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.pagination import LimitOffsetPagination
@@ -25,6 +27,16 @@ IF_MATCH = OpenApiParameter(
     required=True,
     description="The ETag from the last read. Missing: 428. Stale: 412.",
 )
+
+
+def _content(validated: dict[str, Any]) -> dict[str, Any]:
+    """Service keyword arguments from validated annotation input (absent parts stay None)."""
+    boxes = validated.get("boxes")
+    return {
+        "findings": validated.get("findings"),
+        "report": validated.get("report"),
+        "boxes": [annotate.BoxInput(**b) for b in boxes] if boxes is not None else None,
+    }
 
 
 def _with_etag(annotation: Annotation, status_code: int = 200) -> Response:
@@ -54,29 +66,34 @@ class MyAnnotationView(APIView):
         annotation = annotate.start_annotation(case=case, annotator=user_of(request))
         data = AnnotationInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        boxes = data.validated_data.get("boxes")
         annotation = annotate.save_draft(
             annotation=annotation,
             actor=user_of(request),
             expected_version=expected_version(request, annotation),
-            findings=data.validated_data.get("findings"),
-            report=data.validated_data.get("report"),
-            boxes=[annotate.BoxInput(**b) for b in boxes] if boxes is not None else None,
+            **_content(data.validated_data),
         )
         return _with_etag(annotation)
 
 
 class SubmitAnnotationView(APIView):
-    @extend_schema(request=None, responses=AnnotationSerializer, parameters=[IF_MATCH])
+    @extend_schema(
+        request=AnnotationInputSerializer,
+        responses=AnnotationSerializer,
+        parameters=[IF_MATCH],
+        description="Submit your annotation; the body may carry its final content.",
+    )
     def post(self, request: Request, case_pk: int) -> Response:
         case = case_for(request, case_pk, audit_action="case.annotate", with_context=False)
         if not permissions.allowed(request.user, case.project_id, "annotation", "annotate"):
             raise PermissionDenied("Only annotators of this project annotate cases.")
         annotation = annotate.start_annotation(case=case, annotator=user_of(request))
+        data = AnnotationInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
         annotation = annotate.submit(
             annotation=annotation,
             actor=user_of(request),
             expected_version=expected_version(request, annotation),
+            **_content(data.validated_data),
         )
         return _with_etag(annotation)
 

@@ -11,9 +11,13 @@ from rest_framework.views import APIView
 
 from annotations import permissions
 from annotations.api.common import case_for, project_for, user_of
-from annotations.api.serializers import CaseDetailSerializer, SkipInputSerializer
+from annotations.api.serializers import (
+    CaseDetailSerializer,
+    NextCaseSerializer,
+    SkipInputSerializer,
+)
 from annotations.models import Case
-from annotations.services import queue
+from annotations.services import annotate, queue
 
 
 def _require_annotator(request: Request, case: Case) -> None:
@@ -24,8 +28,9 @@ def _require_annotator(request: Request, case: Case) -> None:
 class NextCaseView(APIView):
     @extend_schema(
         request=None,
-        responses={200: CaseDetailSerializer, 204: None},
-        description="Lease the highest-priority case that needs your label. 204: none left.",
+        responses={200: NextCaseSerializer, 204: None},
+        description="Lease the highest-priority case that needs your label, with your working "
+        "copy of its annotation (and its ETag). 204: nothing left for you.",
     )
     def post(self, request: Request, project_pk: int) -> Response:
         project = project_for(request, project_pk, "queue", "lease")
@@ -34,7 +39,8 @@ class NextCaseView(APIView):
             return Response(status=status.HTTP_204_NO_CONTENT)
         # lease_next_case audited this access as "case.lease".
         case = case_for(request, leased.pk, audit_action=None)
-        return Response(CaseDetailSerializer(case).data)
+        annotation = annotate.start_annotation(case=case, annotator=user_of(request))
+        return Response(NextCaseSerializer(case, context={"annotation": annotation}).data)
 
 
 class CaseLeaseView(APIView):

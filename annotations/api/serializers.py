@@ -199,6 +199,19 @@ class AnnotationSerializer(serializers.ModelSerializer):
         ]
 
 
+class NextCaseSerializer(CaseDetailSerializer):
+    """A leased case with the caller's working copy, so the workspace needs no second call."""
+
+    annotation = serializers.SerializerMethodField()
+
+    class Meta(CaseDetailSerializer.Meta):
+        fields = [*CaseDetailSerializer.Meta.fields, "annotation"]
+
+    @extend_schema_field(AnnotationSerializer)
+    def get_annotation(self, case: Case) -> dict[str, object]:
+        return dict(AnnotationSerializer(self.context["annotation"]).data)
+
+
 class AuditEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = AuditEvent

@@ -165,6 +165,29 @@ def _compare_and_bump(annotation: Annotation, expected_version: int | None, **fi
         setattr(annotation, field, value)
 
 
+def _validated_changes(
+    case: Case,
+    findings: dict[str, Any] | None,
+    report: dict[str, Any] | None,
+    boxes: list[BoxInput] | None,
+) -> tuple[dict[str, Any], list[Box] | None]:
+    changes: dict[str, Any] = {}
+    if findings is not None:
+        changes["findings"] = _validate_findings(case, findings)
+    if report is not None:
+        changes["report"] = _validate_report(case, report)
+    return changes, (_validate_boxes(case, boxes) if boxes is not None else None)
+
+
+def _replace_boxes(annotation: Annotation, new_boxes: list[Box] | None) -> None:
+    if new_boxes is None:
+        return
+    annotation.boxes.all().delete()
+    for box in new_boxes:
+        box.annotation = annotation
+    Box.objects.bulk_create(new_boxes)
+
+
 def save_draft(
     *,
     annotation: Annotation,
@@ -183,20 +206,11 @@ def save_draft(
     if annotation.status not in (Annotation.Status.DRAFT, Annotation.Status.RETURNED):
         raise Conflict(f"This annotation is {annotation.status}; it can no longer be edited.")
     case = annotation.case
-    changes: dict[str, Any] = {}
-    if findings is not None:
-        changes["findings"] = _validate_findings(case, findings)
-    if report is not None:
-        changes["report"] = _validate_report(case, report)
-    new_boxes = _validate_boxes(case, boxes) if boxes is not None else None
+    changes, new_boxes = _validated_changes(case, findings, report, boxes)
     with transaction.atomic():
         queue.renew_lease(case=case, annotator=actor)
         _compare_and_bump(annotation, expected_version, **changes)
-        if new_boxes is not None:
-            annotation.boxes.all().delete()
-            for box in new_boxes:
-                box.annotation = annotation
-            Box.objects.bulk_create(new_boxes)
+        _replace_boxes(annotation, new_boxes)
         audit.record(
             action="annotation.save",
             actor=actor,
@@ -232,13 +246,25 @@ def snapshot(annotation: Annotation) -> dict[str, Any]:
     }
 
 
-def submit(*, annotation: Annotation, actor: User, expected_version: int | None) -> Annotation:
-    """Freeze the working copy as a revision, mark it submitted, free the lease."""
+def submit(
+    *,
+    annotation: Annotation,
+    actor: User,
+    expected_version: int | None,
+    findings: dict[str, Any] | None = None,
+    report: dict[str, Any] | None = None,
+    boxes: list[BoxInput] | None = None,
+) -> Annotation:
+    """Freeze the working copy as a revision, mark it submitted, free the lease.
+
+    Final ``findings``, ``report`` or ``boxes`` may come with the submission; they are saved
+    in the same transaction, under the same If-Match, as one version."""
     if annotation.annotator_id != actor.pk:
         raise NotAllowed("Only the annotator who owns this annotation can submit it.")
     if annotation.status not in (Annotation.Status.DRAFT, Annotation.Status.RETURNED):
         raise Conflict(f"This annotation is already {annotation.status}.")
     case = annotation.case
+    changes, new_boxes = _validated_changes(case, findings, report, boxes)
     with transaction.atomic():
         if (
             Case.objects.filter(pk=case.pk, lease_expires_at__gt=timezone.now())
@@ -251,7 +277,9 @@ def submit(*, annotation: Annotation, actor: User, expected_version: int | None)
             expected_version,
             status=Annotation.Status.SUBMITTED,
             submitted_at=timezone.now(),
+            **changes,
         )
+        _replace_boxes(annotation, new_boxes)
         AnnotationRevision.objects.create(
             annotation=annotation,
             version=annotation.version,
