@@ -282,10 +282,17 @@ def test_next_case_carries_the_working_copy_and_submit_takes_final_content(lease
     client, case = leased
     annotation = case["annotation"]
     assert annotation["status"] == "draft" and annotation["etag"]
-    body = {"findings": {"mass": "present"}, "report": {"impression": "Mass."},
-            "boxes": [_box(case, finding="mass")]}
-    submitted = client.post(f"/api/cases/{case['id']}/annotation/submit/", body, format="json",
-                            HTTP_IF_MATCH=annotation["etag"])
+    body = {
+        "findings": {"mass": "present"},
+        "report": {"impression": "Mass."},
+        "boxes": [_box(case, finding="mass")],
+    }
+    submitted = client.post(
+        f"/api/cases/{case['id']}/annotation/submit/",
+        body,
+        format="json",
+        HTTP_IF_MATCH=annotation["etag"],
+    )
     assert submitted.status_code == 200, submitted.content
     assert submitted.json()["version"] == annotation["version"] + 1
     revision = AnnotationRevision.objects.get()
@@ -296,8 +303,12 @@ def test_next_case_carries_the_working_copy_and_submit_takes_final_content(lease
 def test_submit_with_invalid_content_changes_nothing(leased):
     client, case = leased
     etag = case["annotation"]["etag"]
-    bad = client.post(f"/api/cases/{case['id']}/annotation/submit/",
-                      {"findings": {"mass": "definitely"}}, format="json", HTTP_IF_MATCH=etag)
+    bad = client.post(
+        f"/api/cases/{case['id']}/annotation/submit/",
+        {"findings": {"mass": "definitely"}},
+        format="json",
+        HTTP_IF_MATCH=etag,
+    )
     assert bad.status_code == 400
     stored = Annotation.objects.get()
     assert (stored.status, stored.version, stored.findings) == ("draft", 1, {})
