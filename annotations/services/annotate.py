@@ -165,6 +165,14 @@ def _compare_and_bump(annotation: Annotation, expected_version: int | None, **fi
         setattr(annotation, field, value)
 
 
+def _check_editable(annotation: Annotation, actor: User) -> None:
+    """Only the owner changes or submits an annotation, and only while draft or returned."""
+    if annotation.annotator_id != actor.pk:
+        raise NotAllowed("Only the annotator who owns this annotation can change or submit it.")
+    if annotation.status not in (Annotation.Status.DRAFT, Annotation.Status.RETURNED):
+        raise Conflict(f"This annotation is {annotation.status}; it can no longer be changed.")
+
+
 def _validated_changes(
     case: Case,
     findings: dict[str, Any] | None,
@@ -201,10 +209,7 @@ def save_draft(
 
     Renews the annotator's lease. Raises NotAllowed for someone else's annotation, Conflict
     when it is submitted or the case is leased to another annotator."""
-    if annotation.annotator_id != actor.pk:
-        raise NotAllowed("Only the annotator who owns this annotation can change it.")
-    if annotation.status not in (Annotation.Status.DRAFT, Annotation.Status.RETURNED):
-        raise Conflict(f"This annotation is {annotation.status}; it can no longer be edited.")
+    _check_editable(annotation, actor)
     case = annotation.case
     changes, new_boxes = _validated_changes(case, findings, report, boxes)
     with transaction.atomic():
@@ -259,10 +264,7 @@ def submit(
 
     Final ``findings``, ``report`` or ``boxes`` may come with the submission; they are saved
     in the same transaction, under the same If-Match, as one version."""
-    if annotation.annotator_id != actor.pk:
-        raise NotAllowed("Only the annotator who owns this annotation can submit it.")
-    if annotation.status not in (Annotation.Status.DRAFT, Annotation.Status.RETURNED):
-        raise Conflict(f"This annotation is already {annotation.status}.")
+    _check_editable(annotation, actor)
     case = annotation.case
     changes, new_boxes = _validated_changes(case, findings, report, boxes)
     with transaction.atomic():
