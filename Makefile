@@ -23,6 +23,7 @@ run: $(STAMP)
 	$(BIN)/python manage.py run_platform
 
 test: $(STAMP)
+	bash scripts/system-deps.sh
 	PATH="$(abspath $(BIN)):$$PATH" bash scripts/test.sh
 
 lint: $(STAMP)
