@@ -15,7 +15,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,10 +116,8 @@ def orthanc_on_loopback(
         yield peer
     finally:
         for process in [*relays, namespace]:
-            try:
+            with suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
         for process in [*relays, namespace]:
             try:
                 process.wait(timeout=15)
