@@ -46,6 +46,10 @@ class Project(models.Model):
         default=900, help_text="How long a handed-out case stays reserved without activity."
     )
     acquisition_strategy = models.CharField(max_length=40, default="fifo")
+    # Called AE title under which the C-STORE listener files incoming images into this project.
+    dicom_ae_title = models.CharField(max_length=16, null=True, blank=True, unique=True)
+    # A PACS to pull studies from over DICOMweb (QIDO-RS / WADO-RS), e.g. .../dicom-web
+    dicomweb_url = models.URLField(max_length=500, blank=True)
     # HMAC key for this project's pseudonyms and UID map: stable across batches and restarts.
     pseudonym_secret = models.CharField(max_length=64, default=_new_project_secret, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -178,6 +182,7 @@ class Instance(models.Model):
     quarantined = models.BooleanField(
         default=False, help_text="Possibly burned-in identifiers: hidden until a lead clears it."
     )
+    quarantine_reason = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -375,6 +380,38 @@ class AnnotationRevision(models.Model):
 
     def __str__(self) -> str:
         return f"Annotation {self.annotation_id} as submitted at version {self.version}"
+
+
+class IngestBatch(models.Model):
+    """One import (upload, folder, listener association, PACS pull) and its per-file report."""
+
+    class Source(models.TextChoices):
+        UPLOAD = "upload", "Browser or API upload"
+        COMMAND = "command", "import_dicom command"
+        CSTORE = "cstore", "DICOM C-STORE"
+        DICOMWEB = "dicomweb", "DICOMweb pull"
+        CLINICAL = "clinical", "Clinical context import"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="ingest_batches")
+    source = models.CharField(max_length=12, choices=Source.choices)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    stored = models.PositiveIntegerField(default=0)
+    duplicates = models.PositiveIntegerField(default=0)
+    refused = models.PositiveIntegerField(default=0)
+    quarantined = models.PositiveIntegerField(default=0)
+    # [{"source": name, "status": "stored" | "duplicate" | "refused", "reason": text,
+    #   "instance_id": id, "case_id": id, "quarantined": bool}]
+    items = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_source_display()} into {self.project} at {self.created_at:%Y-%m-%d %H:%M}"
 
 
 class AuditEvent(models.Model):
