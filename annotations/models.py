@@ -411,7 +411,8 @@ class IngestBatch(models.Model):
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
-        return f"{self.get_source_display()} into {self.project} at {self.created_at:%Y-%m-%d %H:%M}"
+        when = f"{self.created_at:%Y-%m-%d %H:%M}"
+        return f"{self.get_source_display()} into {self.project} at {when}"
 
 
 class AuditEvent(models.Model):

@@ -1,6 +1,14 @@
 from django.urls import path
 
-from annotations.api import annotation_views, audit_views, cases, projects, queue
+from annotations.api import (
+    annotation_views,
+    audit_views,
+    cases,
+    image_views,
+    ingest_views,
+    projects,
+    queue,
+)
 
 urlpatterns = [
     path("projects/", projects.ProjectListView.as_view(), name="project-list"),
@@ -49,5 +57,46 @@ urlpatterns = [
         "annotations/<id:annotation_pk>/review/",
         annotation_views.ReviewAnnotationView.as_view(),
         name="annotation-review",
+    ),
+    path("projects/<id:project_pk>/uploads/", ingest_views.UploadView.as_view(), name="upload"),
+    path(
+        "projects/<id:project_pk>/clinical-imports/",
+        ingest_views.ClinicalImportView.as_view(),
+        name="clinical-import",
+    ),
+    path(
+        "projects/<id:project_pk>/ingest-batches/",
+        ingest_views.IngestBatchListView.as_view(),
+        name="ingest-batch-list",
+    ),
+    path(
+        "ingest-batches/<id:batch_pk>/",
+        ingest_views.IngestBatchDetailView.as_view(),
+        name="ingest-batch-detail",
+    ),
+    path(
+        "projects/<id:project_pk>/quarantine/",
+        image_views.QuarantineListView.as_view(),
+        name="quarantine-list",
+    ),
+    path(
+        "instances/<id:instance_pk>/file/",
+        image_views.InstanceFileView.as_view(),
+        name="instance-file",
+    ),
+    path(
+        "instances/<id:instance_pk>/render.png",
+        image_views.InstanceRenderView.as_view(),
+        name="instance-render",
+    ),
+    path(
+        "instances/<id:instance_pk>/thumbnail.png",
+        image_views.InstanceThumbnailView.as_view(),
+        name="instance-thumbnail",
+    ),
+    path(
+        "instances/<id:instance_pk>/clear-quarantine/",
+        image_views.ClearQuarantineView.as_view(),
+        name="instance-clear-quarantine",
     ),
 ]

@@ -7,6 +7,7 @@ import json
 import secrets
 import tempfile
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 
 from django.conf import settings
@@ -14,8 +15,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser
 
 from active_learning.ml import synthetic
-from annotations.models import Project, Role
-from annotations.services import clinical, ingest, projects
+from annotations.models import IngestBatch, Project, Role
+from annotations.services import batches, projects
+from annotations.services.clinical_import import import_clinical_context
 
 DEMO_PROJECT = "Chest X-ray demo"
 # username -> (roles in the demo project, is_superuser)
@@ -85,24 +87,29 @@ def seed_demo(*, count: int = 40, seed: int = 7, size: int = 512) -> DemoSummary
                 role=role,
                 added_by=None,
             )
-    created = 0
     with tempfile.TemporaryDirectory(prefix="medloop-demo-") as tmp:
         cases = synthetic.generate_dataset(seed=seed, count=count, out_dir=Path(tmp), size=size)
-        for case in cases:
-            path = Path(tmp) / synthetic.file_name(case)
-            result = ingest.ingest_dicom_path(project=project, path=path)
-            created += int(result.created)
-            target = clinical.case_for_accession(
-                project=project, accession_number=case.accession_number
-            )
-            if target is None:
-                continue
-            clinical.set_clinical_context(
-                case=target,
-                indication=case.indication,
-                history=case.history,
-                labs=[clinical.LabInput(**lab) for lab in case.labs],
-            )
+        # The same paths as real data: DICOM through ingest, clinical context through import.
+        batch = batches.ingest_sources(
+            project=project,
+            sources=chain.from_iterable(
+                batches.path_sources(path) for path in sorted(Path(tmp).glob("*.dcm"))
+            ),
+            source=IngestBatch.Source.COMMAND,
+        )
+        created = batch.stored
+        context = [
+            {
+                "accession_number": case.accession_number,
+                "indication": case.indication,
+                "history": case.history,
+                "labs": case.labs,
+            }
+            for case in cases
+        ]
+        import_clinical_context(
+            project=project, data=json.dumps(context).encode(), file_name="demo-context.json"
+        )
     return DemoSummary(
         project=project,
         credentials=credentials,

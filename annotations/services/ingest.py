@@ -13,12 +13,14 @@ from datetime import date
 from pathlib import Path
 
 import pydicom
+import pydicom.uid
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from pydicom.errors import InvalidDicomError
 
-from annotations.dicom.deidentify import deidentify, keyed_digest
+from annotations.dicom import pixels
+from annotations.dicom.deidentify import deidentify, keyed_digest, quarantine_reason
 from annotations.models import Case, Instance, Patient, Project, Series, Study
 from annotations.services import audit
 from annotations.services.errors import InvalidInput
@@ -61,27 +63,84 @@ def _parse_date(value: object) -> date | None:
         return None
 
 
+class TooLarge(InvalidInput):
+    """An instance or upload over the configured size limit (HTTP 413)."""
+
+    status_code = 413
+    code = "too_large"
+
+
+def max_instance_bytes() -> int:
+    return int(settings.MEDLOOP_MAX_INSTANCE_BYTES)
+
+
+def _parse(data: bytes, name: str) -> pydicom.FileDataset:
+    """Parse a Part 10 file; files without preamble and meta header are accepted when they
+    parse as a dataset with the identifying UIDs (real-world exports often lack them)."""
+    try:
+        return pydicom.dcmread(io.BytesIO(data), force=False)
+    except InvalidDicomError:
+        pass
+    except Exception as exc:  # any parser failure on user input is a refusal, never a crash
+        raise InvalidInput(f"{name}: not a readable DICOM file ({exc}).") from exc
+    try:
+        dataset = pydicom.dcmread(io.BytesIO(data), force=True)
+        dataset.SOPInstanceUID  # noqa: B018 - touching it parses the elements lazily read
+    except Exception as exc:
+        raise InvalidInput(f"{name}: not a DICOM file ({exc}).") from exc
+    if not dataset.get("SOPInstanceUID") or not dataset.get("SOPClassUID"):
+        raise InvalidInput(f"{name}: not a DICOM file (no DICM prefix and no SOP UIDs).")
+    meta = dataset.file_meta
+    if "TransferSyntaxUID" not in meta:
+        implicit = dataset.original_encoding[0]
+        little = dataset.original_encoding[1]
+        if implicit:
+            meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
+        elif little:
+            meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+        else:
+            meta.TransferSyntaxUID = pydicom.uid.ExplicitVRBigEndian
+    return dataset
+
+
 def ingest_dicom_bytes(
     *, project: Project, data: bytes, source_name: str = "", actor: User | None = None
 ) -> IngestResult:
-    """De-identify and store one DICOM Part 10 file given as bytes.
+    """De-identify and store one DICOM Part 10 file given as bytes (never written to disk
+    before de-identification).
 
-    Raises InvalidInput naming what is wrong (not DICOM, no pixel data, missing UIDs)."""
+    Raises InvalidInput naming what is wrong: over the size limit (TooLarge), not DICOM, no
+    pixel data, missing UIDs, pixel data that cannot be decoded."""
+    name = source_name or "file"
+    if len(data) > max_instance_bytes():
+        raise TooLarge(f"{name}: {len(data)} bytes is over the limit of {max_instance_bytes()}.")
+    dataset = _parse(data, name)
     try:
-        dataset = pydicom.dcmread(io.BytesIO(data), force=False)
-    except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError) as exc:
-        raise InvalidInput(f"{source_name or 'file'}: not a readable DICOM file ({exc}).") from exc
-    for keyword in ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "SOPClassUID"):
-        if not dataset.get(keyword):
-            raise InvalidInput(f"{source_name or 'file'}: {keyword} is missing.")
-    if "PixelData" not in dataset and "FloatPixelData" not in dataset:
-        raise InvalidInput(f"{source_name or 'file'}: no pixel data; only images are ingested.")
-    if not dataset.get("Rows") or not dataset.get("Columns"):
-        raise InvalidInput(f"{source_name or 'file'}: Rows or Columns missing.")
-
-    _, patient_pseudonym = deidentify(dataset, secret=project.pseudonym_secret)
-    buffer = io.BytesIO()
-    dataset.save_as(buffer, enforce_file_format=True)
+        for keyword in ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "SOPClassUID"):
+            if not dataset.get(keyword):
+                raise InvalidInput(f"{name}: {keyword} is missing.")
+        if (
+            "PixelData" not in dataset
+            and "FloatPixelData" not in dataset
+            and "DoubleFloatPixelData" not in dataset
+        ):
+            raise InvalidInput(f"{name}: no pixel data; only images are ingested.")
+        if not dataset.get("Rows") or not dataset.get("Columns"):
+            raise InvalidInput(f"{name}: Rows or Columns missing.")
+        try:
+            pixels.check_decodable(dataset)
+        except pixels.UnsupportedPixelData as exc:
+            raise InvalidInput(f"{name}: {exc}") from exc
+        quarantine = quarantine_reason(dataset) or ""
+        _, patient_pseudonym = deidentify(dataset, secret=project.pseudonym_secret)
+        buffer = io.BytesIO()
+        dataset.save_as(buffer, enforce_file_format=True)
+    except InvalidInput:
+        raise
+    except Exception as exc:  # malformed content found while reading elements lazily
+        raise InvalidInput(
+            f"{name}: malformed DICOM content ({type(exc).__name__}: {exc})."
+        ) from exc
     stored = buffer.getvalue()
     sha256 = hashlib.sha256(stored).hexdigest()
 
@@ -106,6 +165,7 @@ def ingest_dicom_bytes(
                 relative=relative,
                 sha256=sha256,
                 size=len(stored),
+                quarantine=quarantine,
             )
     except IntegrityError:  # a concurrent ingest of the same file won the race
         instance = Instance.objects.get(series__study__project=project, sop_instance_uid=sop_uid)
@@ -129,6 +189,7 @@ def _register(
     relative: str,
     sha256: str,
     size: int,
+    quarantine: str,
 ) -> tuple[Instance, bool]:
     patient, _ = Patient.objects.get_or_create(
         project=project,
@@ -180,6 +241,8 @@ def _register(
             "number_of_frames": _int_or_none(dataset.get("NumberOfFrames")) or 1,
             "transfer_syntax_uid": str(dataset.file_meta.TransferSyntaxUID),
             "photometric_interpretation": str(dataset.get("PhotometricInterpretation", "")),
+            "quarantined": bool(quarantine),
+            "quarantine_reason": quarantine[:200],
         },
     )
 

@@ -181,6 +181,14 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # --- MedLoop ---------------------------------------------------------------------------------
 # How long a case handed out by the queue stays reserved for its annotator without activity.
 MEDLOOP_LEASE_SECONDS = int(env("MEDLOOP_LEASE_SECONDS", "900"))
+# Largest single DICOM instance accepted, and largest upload request (413 beyond, refused
+# before anything is written: uploads are held in memory, originals never touch the disk).
+MEDLOOP_MAX_INSTANCE_BYTES = int(env("MEDLOOP_MAX_INSTANCE_BYTES", str(256 * 1024 * 1024)))
+MEDLOOP_MAX_UPLOAD_BYTES = int(env("MEDLOOP_MAX_UPLOAD_BYTES", str(1024 * 1024 * 1024)))
+# Zip archives: largest total uncompressed size and largest compression ratio per member.
+MEDLOOP_MAX_ARCHIVE_BYTES = int(env("MEDLOOP_MAX_ARCHIVE_BYTES", str(4 * 1024 * 1024 * 1024)))
+MEDLOOP_MAX_COMPRESSION_RATIO = int(env("MEDLOOP_MAX_COMPRESSION_RATIO", "200"))
+FILE_UPLOAD_HANDLERS = ["annotations.uploads.MemoryOnlyUploadHandler"]
 # Key for pseudonyms and UID maps (HMAC); per-project secrets are derived from it.
 MEDLOOP_PSEUDONYM_KEY = env("MEDLOOP_PSEUDONYM_KEY", SECRET_KEY)
 

@@ -41,3 +41,14 @@ def test_unknown_api_path_and_oversized_ids_answer_json_404(client):
         response = client.get(path)
         assert response.status_code == 404
         assert response.json()["error"] == "not_found"
+
+
+def test_upload_page_for_leads_only(client, project, member):
+    member("lena", "lead")
+    member("ann", "annotator")
+    client.login(username="ann", password="correct horse battery")
+    assert client.get(f"/projects/{project.pk}/upload/").status_code == 403
+    client.login(username="lena", password="correct horse battery")
+    page = client.get(f"/projects/{project.pk}/upload/")
+    assert page.status_code == 200 and b"de-identified" in page.content
+    assert client.get("/projects/999999999/upload/").status_code == 404

@@ -1,0 +1,237 @@
+"""Batch ingest: many files (uploads, folders, zip archives, DICOMDIR trees) into one
+IngestBatch with a line per file. A bad file is refused with its reason and the rest of the
+batch goes on; each instance is stored atomically, so nothing is ever half-written."""
+
+from __future__ import annotations
+
+import io
+import os
+import posixpath
+import zipfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pydicom
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.utils import timezone
+from pydicom.fileset import FileSet
+
+from annotations.models import IngestBatch, Project
+from annotations.services import ingest
+from annotations.services.errors import InvalidInput
+
+ZIP_MAGIC = b"PK\x03\x04"
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One candidate file: a name for the report and a way to get its bytes (or the reason it
+    cannot be read at all, e.g. a zip member with a traversing path)."""
+
+    name: str
+    read: Callable[[], bytes]
+    refusal: str | None = None
+
+
+def start_batch(*, project: Project, source: str, actor: User | None) -> IngestBatch:
+    return IngestBatch.objects.create(project=project, source=source, created_by=actor)
+
+
+def add_to_batch(batch: IngestBatch, item: SourceFile, *, actor: User | None) -> dict[str, Any]:
+    """Ingest one source file into ``batch`` and return its report line."""
+    line: dict[str, Any] = {"source": item.name}
+    try:
+        if item.refusal is not None:
+            raise InvalidInput(f"{item.name}: {item.refusal}")
+        result = ingest.ingest_dicom_bytes(
+            project=batch.project, data=item.read(), source_name=item.name, actor=actor
+        )
+    except InvalidInput as exc:
+        line.update(status="refused", reason=exc.message)
+        batch.refused += 1
+    except OSError as exc:
+        line.update(status="refused", reason=f"{item.name}: cannot be read ({exc.strerror}).")
+        batch.refused += 1
+    else:
+        instance = result.instance
+        line.update(
+            status="stored" if result.created else "duplicate",
+            instance_id=instance.pk,
+            case_id=instance.series.study.case.pk,
+            quarantined=instance.quarantined,
+        )
+        if result.created:
+            batch.stored += 1
+            batch.quarantined += int(instance.quarantined)
+        else:
+            batch.duplicates += 1
+    batch.items.append(line)
+    if len(batch.items) % 100 == 0:  # a long batch shows its progress and survives a crash
+        batch.save()
+    return line
+
+
+def finish_batch(batch: IngestBatch) -> IngestBatch:
+    batch.finished_at = timezone.now()
+    batch.save()
+    return batch
+
+
+def ingest_sources(
+    *,
+    project: Project,
+    sources: Iterable[SourceFile],
+    source: str,
+    actor: User | None = None,
+    on_item: Callable[[dict[str, Any]], None] | None = None,
+) -> IngestBatch:
+    """Ingest every source into a new batch; ``on_item`` sees each report line (progress)."""
+    batch = start_batch(project=project, source=source, actor=actor)
+    try:
+        for item in sources:
+            line = add_to_batch(batch, item, actor=actor)
+            if on_item is not None:
+                on_item(line)
+    finally:
+        finish_batch(batch)
+    return batch
+
+
+# --- sources ---------------------------------------------------------------------------------
+
+
+def _unsafe_member_name(name: str) -> str | None:
+    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        return "absolute path in archive"
+    parts = posixpath.normpath(name.replace("\\", "/")).split("/")
+    if ".." in parts:
+        return "path traversal ('..') in archive member name"
+    return None
+
+
+def zip_members(data: bytes | io.IOBase, archive_name: str) -> Iterator[SourceFile]:
+    """The files of a zip archive, read in memory with limits: members whose names escape the
+    archive, whose size is over the instance limit, whose compression ratio is extreme, or
+    that would take the archive past its total uncompressed limit are refused by name."""
+    stream = io.BytesIO(data) if isinstance(data, bytes) else data
+    try:
+        archive = zipfile.ZipFile(stream)
+    except (zipfile.BadZipFile, OSError) as exc:
+        yield SourceFile(archive_name, bytes, refusal=f"not a readable zip archive ({exc})")
+        return
+    total = 0
+    max_ratio = settings.MEDLOOP_MAX_COMPRESSION_RATIO
+    for info in archive.infolist():
+        if info.is_dir():
+            continue
+        name = f"{archive_name}/{info.filename}"
+        refusal = _unsafe_member_name(info.filename)
+        if refusal is None and info.flag_bits & 0x1:
+            refusal = "encrypted archive member"
+        if refusal is None and info.file_size > ingest.max_instance_bytes():
+            refusal = f"{info.file_size} bytes uncompressed is over the instance limit"
+        if (
+            refusal is None
+            and info.file_size > 1024 * 1024
+            and (info.file_size > max_ratio * max(info.compress_size, 1))
+        ):
+            refusal = (
+                f"compression ratio {info.file_size // max(info.compress_size, 1)}:1 is over "
+                f"the limit of {max_ratio}:1 (zip bomb?)"
+            )
+        if refusal is None and total + info.file_size > settings.MEDLOOP_MAX_ARCHIVE_BYTES:
+            refusal = "archive exceeds the total uncompressed size limit"
+        if refusal is None:
+            total += info.file_size
+        yield SourceFile(name, _member_reader(archive, info), refusal=refusal)
+
+
+def _member_reader(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Callable[[], bytes]:
+    def read() -> bytes:
+        limit = ingest.max_instance_bytes()
+        try:
+            with archive.open(info) as member:
+                # Read one byte past the declared size: a lying header cannot inflate further.
+                data = member.read(min(info.file_size, limit) + 1)
+        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
+            raise InvalidInput(f"{info.filename}: cannot be extracted ({exc}).") from exc
+        if len(data) > min(info.file_size, limit):
+            raise InvalidInput(f"{info.filename}: member is larger than its header declares.")
+        return data
+
+    return read
+
+
+def is_zip(head: bytes) -> bool:
+    return head.startswith(ZIP_MAGIC)
+
+
+def _file_reader(path: Path) -> Callable[[], bytes]:
+    def read() -> bytes:
+        size = path.stat().st_size
+        if size > ingest.max_instance_bytes():
+            raise ingest.TooLarge(
+                f"{path}: {size} bytes is over the limit of {ingest.max_instance_bytes()}."
+            )
+        return path.read_bytes()
+
+    return read
+
+
+def _dicomdir_files(path: Path) -> Iterator[SourceFile]:
+    try:
+        file_set = FileSet(pydicom.dcmread(path))
+    except Exception as exc:  # a broken DICOMDIR is reported, not raised
+        yield SourceFile(str(path), bytes, refusal=f"unreadable DICOMDIR ({exc})")
+        return
+    for instance in file_set:
+        member = Path(instance.path)
+        yield SourceFile(str(member), _file_reader(member))
+
+
+def path_sources(root: Path) -> Iterator[SourceFile]:
+    """Files under a folder (recursively), a zip archive, a DICOMDIR, or one file."""
+    root = Path(root)
+    if root.is_file():
+        if root.name.upper() == "DICOMDIR":
+            yield from _dicomdir_files(root)
+        elif is_zip(root.open("rb").read(4)):
+            with root.open("rb") as handle:
+                yield from zip_members(handle, str(root))
+        else:
+            yield SourceFile(str(root), _file_reader(root))
+        return
+    if not root.is_dir():
+        yield SourceFile(str(root), bytes, refusal="no such file or folder")
+        return
+    for folder, dirs, names in os.walk(root):
+        dirs.sort()
+        for name in sorted(names):
+            if name.upper() == "DICOMDIR":
+                continue  # an index; the files it lists are in this tree and imported as such
+            yield from path_sources(Path(folder) / name)
+
+
+def _constant(data: bytes) -> Callable[[], bytes]:
+    return lambda: data
+
+
+def upload_sources(files: Iterable[Any]) -> Iterator[SourceFile]:
+    """Uploaded files (in memory, see annotations.uploads): DICOM files or zip archives."""
+    for uploaded in files:
+        data = uploaded.read()
+        if is_zip(data[:4]):
+            yield from zip_members(data, uploaded.name)
+        else:
+            yield SourceFile(uploaded.name, _constant(data))
+
+
+def count_sources(root: Path) -> int:
+    """How many files ``path_sources`` will yield at most (for a progress bar)."""
+    root = Path(root)
+    if root.is_dir():
+        return sum(len(names) for _, _, names in os.walk(root))
+    return 1
