@@ -150,7 +150,8 @@ def replacement_uid(secret: str, uid: str) -> str:
 
 
 def date_shift_days(secret: str, patient_key: str) -> int:
-    """Days (1..365, never 0) by which this patient's dates move back; keyed per project."""
+    """Days (1..365, never 0) by which this patient's dates move back; keyed per project.
+    ``patient_key`` is the patient's pseudonym (as ``deidentify`` returns it)."""
     digest = int.from_bytes(keyed_digest(secret, "date", patient_key)[:4], "big")
     return 1 + digest % MAX_DATE_SHIFT_DAYS
 
@@ -413,7 +414,9 @@ def deidentify(dataset: Dataset, *, secret: str) -> tuple[Dataset, str]:
     the source accession number can still be matched)."""
     patient_key = patient_key_of(dataset)
     patient = pseudonym(secret, "patient", patient_key)
-    shift = date_shift_days(secret, patient_key)
+    # Keyed on the pseudonym, which the clinical-text import knows too: text and images move
+    # by the same offset.
+    shift = date_shift_days(secret, patient)
     accession = str(dataset.get("AccessionNumber", "") or "").strip()
 
     dataset.remove_private_tags()

@@ -199,8 +199,8 @@ def scrub_clinical_text(
 ) -> str:
     """``text`` with direct identifiers replaced by tokens (``[NAME]``, ``[ID]``, ``[PHONE]``,
     ``[EMAIL]``, ``[URL]``, ``[ADDRESS]``, ``[DATE]``) and dates shifted by the patient's keyed
-    offset. ``secret`` is the project's key and ``patient_key`` the source patient identity,
-    as passed to ``deidentify`` (``patient_key_of``), so text and image dates move together.
+    offset. ``secret`` is the project's key and ``patient_key`` the patient's pseudonym (what
+    ``deidentify`` returns, ``Patient.pseudonym``), so text and image dates move together.
     ``day_first`` decides dates like 03/04/2024 where either number could be the month."""
     if not text:
         return text
