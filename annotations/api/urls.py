@@ -6,6 +6,7 @@ from annotations.api import (
     cases,
     image_views,
     ingest_views,
+    pacs_views,
     projects,
     queue,
 )
@@ -98,5 +99,8 @@ urlpatterns = [
         "instances/<id:instance_pk>/clear-quarantine/",
         image_views.ClearQuarantineView.as_view(),
         name="instance-clear-quarantine",
+    ),
+    path(
+        "projects/<id:project_pk>/pacs-pull/", pacs_views.PacsPullView.as_view(), name="pacs-pull"
     ),
 ]

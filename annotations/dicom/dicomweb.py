@@ -1,0 +1,158 @@
+"""A small DICOMweb client for pulling studies from a PACS: QIDO-RS to find studies and their
+instances, WADO-RS to retrieve each instance as a DICOM Part 10 byte stream held in memory.
+
+Every network or protocol failure becomes ``PacsUnavailable``, a domain error naming the URL
+and the HTTP status, so callers (service, command, API) report it the same way."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from dicomweb_client.api import DICOMwebClient
+from pydicom.dataset import Dataset
+
+from annotations.services.errors import DomainError, InvalidInput
+
+# Study-level QIDO-RS matching keys a pull may use (PS3.18 table 10.6.1-5, the common ones).
+STUDY_QUERY_KEYS = frozenset(
+    {
+        "PatientID",
+        "PatientName",
+        "StudyDate",
+        "StudyTime",
+        "AccessionNumber",
+        "ModalitiesInStudy",
+        "StudyInstanceUID",
+        "StudyID",
+        "StudyDescription",
+        "ReferringPhysicianName",
+    }
+)
+
+# Ask for instances as stored (any transfer syntax): no transcoding by the PACS, so the pixels
+# ingested are the ones the modality produced.
+_AS_STORED = (("application/dicom", "*"),)
+
+_STUDY_UID = "0020000D"
+_SERIES_UID = "0020000E"
+_SOP_UID = "00080018"
+_SOP_CLASS_UID = "00080016"
+
+
+class PacsUnavailable(DomainError):
+    """The PACS could not be reached or answered with an error (HTTP 502 to API callers)."""
+
+    status_code = 502
+    code = "pacs_unavailable"
+
+
+@dataclass(frozen=True)
+class RemoteInstance:
+    """One instance as the PACS lists it (original UIDs: never stored by MedLoop)."""
+
+    study_instance_uid: str
+    series_instance_uid: str
+    sop_instance_uid: str
+    sop_class_uid: str
+
+
+def _first_value(attributes: Mapping[str, Any], tag: str) -> str:
+    values = (attributes.get(tag) or {}).get("Value") or [""]
+    return str(values[0])
+
+
+class PacsClient:
+    """QIDO-RS / WADO-RS against one DICOMweb root, e.g. ``http://pacs:8042/dicom-web``."""
+
+    def __init__(self, url: str, *, timeout: float = 30.0, attempts: int = 3) -> None:
+        if not url:
+            raise PacsUnavailable("No DICOMweb URL is configured for this project.")
+        self.url = url.rstrip("/")
+        try:
+            self._client = DICOMwebClient(url=self.url, timeout=timeout)
+        except (ValueError, TypeError) as exc:
+            raise PacsUnavailable(f"{self.url} is not a usable DICOMweb URL ({exc}).") from exc
+        # The library retries every failure, refused connections included, 5 times with
+        # backoff (about 30 s); 3 attempts 1 s and 2 s apart ride out a restart or a 503.
+        self._client.set_http_retry_params(max_attempts=attempts, wait_exponential_multiplier=500)
+
+    def _fail(self, what: str, exc: Exception) -> PacsUnavailable:
+        if isinstance(exc, requests.HTTPError) and exc.response is not None:
+            status = exc.response.status_code
+            reason = exc.response.reason or ""
+            return PacsUnavailable(
+                f"PACS at {self.url}: {what} failed with HTTP {status} {reason}".rstrip() + ".",
+                url=self.url,
+                http_status=status,
+            )
+        if isinstance(exc, requests.RequestException):
+            return PacsUnavailable(
+                f"PACS at {self.url}: {what} failed, the server could not be reached "
+                f"({type(exc).__name__}).",
+                url=self.url,
+                http_status=None,
+            )
+        return PacsUnavailable(
+            f"PACS at {self.url}: {what} gave an answer that is not valid DICOMweb ({exc}).",
+            url=self.url,
+            http_status=None,
+        )
+
+    def find_studies(self, query: Mapping[str, str], *, limit: int) -> list[str]:
+        """Study Instance UIDs matching ``query`` (QIDO-RS keys, see STUDY_QUERY_KEYS)."""
+        unknown = sorted(set(query) - STUDY_QUERY_KEYS)
+        if unknown:
+            raise InvalidInput(f"Unsupported query keys {unknown}; use {sorted(STUDY_QUERY_KEYS)}.")
+        try:
+            studies = self._client.search_for_studies(
+                search_filters=dict(query), limit=limit, fields=["StudyInstanceUID"]
+            )
+        except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
+            raise self._fail("study search (QIDO-RS)", exc) from exc
+        uids = [_first_value(study, _STUDY_UID) for study in studies]
+        return list(dict.fromkeys(uid for uid in uids if uid))[:limit]
+
+    def list_instances(self, study_instance_uid: str) -> list[RemoteInstance]:
+        """Every instance of one study (QIDO-RS), in series then instance order as listed."""
+        try:
+            found = self._client.search_for_instances(
+                study_instance_uid=study_instance_uid,
+                fields=["SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID"],
+                get_remaining=True,
+            )
+        except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
+            raise self._fail("instance search (QIDO-RS)", exc) from exc
+        instances = [
+            RemoteInstance(
+                study_instance_uid=study_instance_uid,
+                series_instance_uid=_first_value(item, _SERIES_UID),
+                sop_instance_uid=_first_value(item, _SOP_UID),
+                sop_class_uid=_first_value(item, _SOP_CLASS_UID),
+            )
+            for item in found
+        ]
+        return [i for i in instances if i.series_instance_uid and i.sop_instance_uid]
+
+    def retrieve_part10(self, instance: RemoteInstance) -> bytes:
+        """One instance (WADO-RS) as a DICOM Part 10 byte stream, never written to disk."""
+        try:
+            dataset = self._client.retrieve_instance(
+                study_instance_uid=instance.study_instance_uid,
+                series_instance_uid=instance.series_instance_uid,
+                sop_instance_uid=instance.sop_instance_uid,
+                media_types=_AS_STORED,
+            )
+        except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
+            raise self._fail("instance retrieval (WADO-RS)", exc) from exc
+        return to_part10(dataset)
+
+
+def to_part10(dataset: Dataset) -> bytes:
+    """Encode a dataset parsed from a WADO-RS part (with its file meta) as Part 10 bytes."""
+    buffer = io.BytesIO()
+    dataset.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
