@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -76,11 +77,20 @@ def cstore_seconds(files: list[Path], host: str, port: int, aet: str) -> float:
     return time.perf_counter() - started
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=100)
     parser.add_argument("--size", type=int, default=1024, help="synthetic image size, pixels")
     parser.add_argument("--database-url", help="default: a fresh SQLite file")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median)")
     parser.add_argument("--cstore", action="store_true", help="also C-STORE vs Orthanc")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="medloop-ingest-bench-"))
@@ -96,8 +106,12 @@ def main() -> None:
     # A short warm-up of each contender (imports, first database writes) that is not timed.
     baseline(warm, work / "warm")
     medloop(warm, "bench-warm-up")
-    base = min(baseline(files, work / f"baseline-{i}") for i in range(2))
-    ours = medloop(files, "bench-ingest")
+    # Interleaved rounds, medians: disk flush times on a shared machine vary a lot.
+    base_runs, our_runs = [], []
+    for i in range(args.rounds):
+        base_runs.append(baseline(files, work / f"baseline-{i}"))
+        our_runs.append(medloop(files, f"bench-ingest-{i}"))
+    base, ours = statistics.median(base_runs), statistics.median(our_runs)
     rows = [("pydicom read+write", base), ("MedLoop ingest", ours)]
     if args.cstore:
         rows += cstore_rows(files, work)
@@ -119,9 +133,9 @@ def cstore_rows(files: list[Path], work: Path) -> list[tuple[str, float]]:
     project = projects.create_project(name="bench-cstore", created_by=None)
     project.dicom_ae_title = "MEDLOOP"
     project.save(update_fields=["dicom_ae_title"])
-    server = scp.start_listener(ae_title="MEDLOOP", host="127.0.0.1", port=0)
+    port = _free_port()
+    server = scp.start_listener(scp.ListenerConfig(ae_title="MEDLOOP", host="127.0.0.1", port=port))
     try:
-        port = scp.listening_port(server)
         ours = cstore_seconds(files, "127.0.0.1", port, "MEDLOOP")
     finally:
         server.shutdown()

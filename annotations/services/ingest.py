@@ -41,20 +41,6 @@ def _fraction(secret: str, kind: str, uid: str) -> float:
     return int.from_bytes(keyed_digest(secret, kind, uid)[:8], "big") / 2**64
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".incoming-")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _parse_date(value: object) -> date | None:
     text = str(value or "")
     try:
@@ -133,52 +119,79 @@ def ingest_dicom_bytes(
             raise InvalidInput(f"{name}: {exc}") from exc
         quarantine = quarantine_reason(dataset) or ""
         _, patient_pseudonym = deidentify(dataset, secret=project.pseudonym_secret)
-        buffer = io.BytesIO()
-        dataset.save_as(buffer, enforce_file_format=True)
     except InvalidInput:
         raise
     except Exception as exc:  # malformed content found while reading elements lazily
         raise InvalidInput(
             f"{name}: malformed DICOM content ({type(exc).__name__}: {exc})."
         ) from exc
-    stored = buffer.getvalue()
-    sha256 = hashlib.sha256(stored).hexdigest()
 
     study_uid = str(dataset.StudyInstanceUID)
     series_uid = str(dataset.SeriesInstanceUID)
     sop_uid = str(dataset.SOPInstanceUID)
-    relative = f"projects/{project.pk}/{study_uid}/{series_uid}/{sop_uid}.dcm"
-
+    # De-identification is deterministic per project: the same file maps to the same UIDs.
     existing = Instance.objects.filter(
         series__study__project=project, sop_instance_uid=sop_uid
     ).first()
     if existing is not None:
         return IngestResult(instance=existing, created=False)
 
-    _write_atomically(storage_path(relative), stored)
+    relative = f"projects/{project.pk}/{study_uid}/{series_uid}/{sop_uid}.dcm"
     try:
-        with transaction.atomic():
-            instance, created = _register(
-                project=project,
-                dataset=dataset,
-                patient_pseudonym=patient_pseudonym,
-                relative=relative,
-                sha256=sha256,
-                size=len(stored),
-                quarantine=quarantine,
-            )
-    except IntegrityError:  # a concurrent ingest of the same file won the race
-        instance = Instance.objects.get(series__study__project=project, sop_instance_uid=sop_uid)
-        created = False
+        sha256, size = _write_dataset_atomically(storage_path(relative), dataset)
+    except Exception as exc:  # pydicom refused to encode what it read: the file is malformed
+        raise InvalidInput(
+            f"{name}: cannot be written as DICOM ({type(exc).__name__}: {exc})."
+        ) from exc
+    for attempt in range(3):
+        try:
+            with transaction.atomic():
+                instance, created = _register(
+                    project=project,
+                    dataset=dataset,
+                    patient_pseudonym=patient_pseudonym,
+                    relative=relative,
+                    sha256=sha256,
+                    size=size,
+                    quarantine=quarantine,
+                )
+            break
+        except IntegrityError:
+            # A concurrent ingest created the same patient, study, series or instance first;
+            # its transaction has committed, so looking again finds its rows.
+            if attempt == 2:
+                raise
     if created:
         audit.record(
             action="instance.ingest",
             actor=actor,
             target=instance,
             project_id=project.pk,
-            detail={"sha256": sha256, "bytes": len(stored)},
+            detail={"sha256": sha256, "bytes": size},
         )
     return IngestResult(instance=instance, created=created)
+
+
+def _write_dataset_atomically(path: Path, dataset: pydicom.FileDataset) -> tuple[str, int]:
+    """Encode ``dataset`` as Part 10 into ``path`` (temp file, fsync, rename): a reader never
+    sees a half-written file. Returns (sha256 hex, size in bytes)."""
+    # Encoded in memory first: pydicom seeks back to patch sequence lengths, so the bytes are
+    # final only at the end. getbuffer() hashes and writes them without another copy.
+    buffer = io.BytesIO()
+    dataset.save_as(buffer, enforce_file_format=True)
+    encoded = buffer.getbuffer()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".incoming-")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(encoded)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return hashlib.sha256(encoded).hexdigest(), len(encoded)
 
 
 def _register(
@@ -191,23 +204,26 @@ def _register(
     size: int,
     quarantine: str,
 ) -> tuple[Instance, bool]:
-    patient, _ = Patient.objects.get_or_create(
-        project=project,
-        pseudonym=patient_pseudonym,
-        defaults={"sex": str(dataset.get("PatientSex", "") or "")[:1]},
-    )
+    # Plain look-ups and inserts, not get_or_create: no savepoint per row. A unique-constraint
+    # race surfaces as IntegrityError and the caller retries the whole transaction.
+    patient = Patient.objects.filter(project=project, pseudonym=patient_pseudonym).first()
+    if patient is None:
+        patient = Patient.objects.create(
+            project=project,
+            pseudonym=patient_pseudonym,
+            sex=str(dataset.get("PatientSex", "") or "")[:1],
+        )
     study_uid = str(dataset.StudyInstanceUID)
-    study, study_created = Study.objects.get_or_create(
-        project=project,
-        study_instance_uid=study_uid,
-        defaults={
-            "patient": patient,
-            "accession_pseudonym": str(dataset.get("AccessionNumber", "") or ""),
-            "study_date": _parse_date(dataset.get("StudyDate")),
-            "description": str(dataset.get("StudyDescription", "") or "")[:200],
-        },
-    )
-    if study_created:
+    study = Study.objects.filter(project=project, study_instance_uid=study_uid).first()
+    if study is None:
+        study = Study.objects.create(
+            project=project,
+            patient=patient,
+            study_instance_uid=study_uid,
+            accession_pseudonym=str(dataset.get("AccessionNumber", "") or ""),
+            study_date=_parse_date(dataset.get("StudyDate")),
+            description=str(dataset.get("StudyDescription", "") or "")[:200],
+        )
         secret = project.pseudonym_secret
         Case.objects.create(
             project=project,
@@ -217,34 +233,38 @@ def _register(
             if _fraction(secret, "double-read", study_uid) < project.double_read_fraction
             else 1,
         )
-    series, _ = Series.objects.get_or_create(
-        study=study,
-        series_instance_uid=str(dataset.SeriesInstanceUID),
-        defaults={
-            "modality": str(dataset.get("Modality", "") or ""),
-            "series_number": _int_or_none(dataset.get("SeriesNumber")),
-            "description": str(dataset.get("SeriesDescription", "") or "")[:200],
-            "body_part": str(dataset.get("BodyPartExamined", "") or "")[:64],
-        },
-    )
-    return Instance.objects.get_or_create(
+    series_uid = str(dataset.SeriesInstanceUID)
+    series = Series.objects.filter(study=study, series_instance_uid=series_uid).first()
+    if series is None:
+        series = Series.objects.create(
+            study=study,
+            series_instance_uid=series_uid,
+            modality=str(dataset.get("Modality", "") or ""),
+            series_number=_int_or_none(dataset.get("SeriesNumber")),
+            description=str(dataset.get("SeriesDescription", "") or "")[:200],
+            body_part=str(dataset.get("BodyPartExamined", "") or "")[:64],
+        )
+    sop_uid = str(dataset.SOPInstanceUID)
+    instance = Instance.objects.filter(series=series, sop_instance_uid=sop_uid).first()
+    if instance is not None:
+        return instance, False
+    instance = Instance.objects.create(
         series=series,
-        sop_instance_uid=str(dataset.SOPInstanceUID),
-        defaults={
-            "sop_class_uid": str(dataset.SOPClassUID),
-            "instance_number": _int_or_none(dataset.get("InstanceNumber")),
-            "file_path": relative,
-            "sha256": sha256,
-            "size_bytes": size,
-            "rows": int(dataset.Rows),
-            "columns": int(dataset.Columns),
-            "number_of_frames": _int_or_none(dataset.get("NumberOfFrames")) or 1,
-            "transfer_syntax_uid": str(dataset.file_meta.TransferSyntaxUID),
-            "photometric_interpretation": str(dataset.get("PhotometricInterpretation", "")),
-            "quarantined": bool(quarantine),
-            "quarantine_reason": quarantine[:200],
-        },
+        sop_instance_uid=sop_uid,
+        sop_class_uid=str(dataset.SOPClassUID),
+        instance_number=_int_or_none(dataset.get("InstanceNumber")),
+        file_path=relative,
+        sha256=sha256,
+        size_bytes=size,
+        rows=int(dataset.Rows),
+        columns=int(dataset.Columns),
+        number_of_frames=_int_or_none(dataset.get("NumberOfFrames")) or 1,
+        transfer_syntax_uid=str(dataset.file_meta.TransferSyntaxUID),
+        photometric_interpretation=str(dataset.get("PhotometricInterpretation", "")),
+        quarantined=bool(quarantine),
+        quarantine_reason=quarantine[:200],
     )
+    return instance, True
 
 
 def _int_or_none(value: object) -> int | None:
