@@ -27,7 +27,7 @@ def _free_port() -> int:
 
 
 def test_run_platform_serves_demo_users_and_stops_everything_on_ctrl_c(tmp_path: Path):
-    port = _free_port()
+    port, dicom_port = _free_port(), _free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL")}
     env.update(
         DJANGO_SETTINGS_MODULE="medloop.settings.local",
@@ -36,7 +36,17 @@ def test_run_platform_serves_demo_users_and_stops_everything_on_ctrl_c(tmp_path:
     )
     log = tmp_path / "run.log"
     process = subprocess.Popen(
-        [sys.executable, "manage.py", "run_platform", "--port", str(port), "--demo-cases", "4"],
+        [
+            sys.executable,
+            "manage.py",
+            "run_platform",
+            "--port",
+            str(port),
+            "--demo-cases",
+            "4",
+            "--dicom-port",
+            str(dicom_port),
+        ],
         cwd=REPO,
         env=env,
         stdout=log.open("wb"),
@@ -68,6 +78,7 @@ def test_run_platform_serves_demo_users_and_stops_everything_on_ctrl_c(tmp_path:
         )
         assert case.status_code == 200 and case.json()["series"]
         assert (tmp_path / "medloop.sqlite3").exists()
+        wait_for(lambda: _echo(dicom_port), timeout=30, what="the DICOM listener")
     finally:
         process.send_signal(signal.SIGINT)
         try:
@@ -89,3 +100,10 @@ def _ok(url: str) -> bool:
         return requests.get(url, timeout=2).status_code == 200
     except requests.RequestException:
         return False
+
+
+def _echo(port: int) -> bool:
+    result = subprocess.run(
+        ["echoscu", "-aec", "MEDLOOP", "127.0.0.1", str(port)], capture_output=True, timeout=20
+    )
+    return result.returncode == 0

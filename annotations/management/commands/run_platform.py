@@ -26,16 +26,24 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=int(os.environ.get("MEDLOOP_PORT", 8000)))
         parser.add_argument("--demo-cases", type=int, default=40)
         parser.add_argument("--no-demo", action="store_true", help="skip demo users and data")
+        parser.add_argument(
+            "--dicom-port",
+            type=int,
+            default=int(os.environ.get("MEDLOOP_DICOM_PORT", 11112)),
+            help="C-STORE listener port on the same host (0: no listener)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
         settings.STORAGE_DIR.mkdir(parents=True, exist_ok=True)
         call_command("migrate", interactive=False, verbosity=0)
         credentials: dict[str, str] = {}
+        demo_project_id = None
         if not options["no_demo"]:
             self.stdout.write("Preparing demo data...")
             summary = seed_demo(count=options["demo_cases"])
             credentials = summary.credentials
+            demo_project_id = summary.project.pk
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         worker = subprocess.Popen(
             [
@@ -69,12 +77,33 @@ class Command(BaseCommand):
             env=env,
             start_new_session=True,
         )
+        children = [web, worker]
+        dicom_line = "No DICOM listener (--dicom-port 0)."
+        if options["dicom_port"]:
+            listener = [
+                sys.executable,
+                "manage.py",
+                "dicom_listener",
+                "--host",
+                options["host"],
+                "--port",
+                str(options["dicom_port"]),
+            ]
+            if demo_project_id is not None:
+                listener += ["--project", str(demo_project_id)]
+            children.append(subprocess.Popen(listener, env=env, start_new_session=True))
+            dicom_line = (
+                f"DICOM C-STORE listener: AE title MEDLOOP at {options['host']}:"
+                f"{options['dicom_port']}"
+                + (" (into the demo project)" if demo_project_id is not None else "")
+            )
         url = f"http://{options['host']}:{options['port']}/"
         lines = [
             "",
             f"MedLoop is running at {url}  (API docs: {url}api/docs/, admin: {url}admin/)",
             f"Celery worker on {settings.CELERY_BROKER_URL.split('://')[0]}:// broker, "
             f"database {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}",
+            dicom_line,
         ]
         for username in DEMO_USERS:
             if username in credentials:
@@ -82,7 +111,7 @@ class Command(BaseCommand):
         lines.append("Press Ctrl-C to stop.")
         self.stdout.write("\n".join(lines))
         self.stdout.flush()
-        self._supervise([web, worker])
+        self._supervise(children)
 
     def _supervise(self, children: list[subprocess.Popen[bytes]]) -> None:
         stopping = False
