@@ -70,7 +70,7 @@ def medloop(files: list[Path], project_name: str) -> float:
 def cstore_seconds(files: list[Path], host: str, port: int, aet: str) -> float:
     started = time.perf_counter()
     subprocess.run(
-        ["storescu", "-aec", aet, host, str(port), *map(str, files)],
+        ["/usr/bin/storescu", "-aec", aet, host, str(port), *map(str, files)],  # dcmtk's
         check=True,
         capture_output=True,
     )

@@ -5,7 +5,6 @@ nothing new, bad data and unknown AE titles are refused with the right status.""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -29,6 +28,7 @@ from annotations.dicom.scp import ListenerConfig, start_listener
 from annotations.models import Case, IngestBatch, Instance, Project
 from annotations.services.ingest import storage_path
 from tests.integration.conftest import REPO, current_database_url, wait_for
+from tests.support.tools import dcmtk, missing_dcmtk, require
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -43,10 +43,10 @@ CORPUS = [
 ]
 PROJECT_AET = "CHESTPACS"
 
-needs_dcmtk = pytest.mark.skipif(
-    shutil.which("storescu") is None or shutil.which("echoscu") is None,
-    reason="dcmtk (storescu, echoscu) is not installed",
-)
+
+@pytest.fixture(autouse=True)
+def needs_dcmtk() -> None:
+    require(missing_dcmtk("storescu", "echoscu"), "the C-STORE listener tests")
 
 
 def _free_port() -> int:
@@ -80,8 +80,11 @@ def start_scp() -> Iterator[Callable[..., int]]:
             assoc.abort()
 
 
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
+def _run(tool: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run one of dcmtk's tools (by absolute path, see tests.support.tools)."""
+    return subprocess.run(
+        (dcmtk(tool), *args), capture_output=True, text=True, timeout=120, check=False
+    )
 
 
 UNCOMPRESSED = ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"]
@@ -126,7 +129,6 @@ def _corpus_files() -> list[Path]:
     return [Path(get_testdata_file(name)) for name in CORPUS]  # type: ignore[arg-type]
 
 
-@needs_dcmtk
 def test_echoscu_is_answered_on_listener_and_project_titles(routed_project, start_scp):
     port = start_scp(ae_title="MEDLOOP")
     for called in ("MEDLOOP", PROJECT_AET):
@@ -134,7 +136,6 @@ def test_echoscu_is_answered_on_listener_and_project_titles(routed_project, star
         assert result.returncode == 0, result.stderr
 
 
-@needs_dcmtk
 def test_storescu_files_land_deidentified_and_a_resend_stores_nothing_new(
     routed_project, start_scp, synthetic_dir
 ):
@@ -249,7 +250,6 @@ def test_bad_datasets_are_refused_with_a_failure_status_and_nothing_is_stored(
     assert "over the limit" in reasons[2]
 
 
-@needs_dcmtk
 def test_unknown_called_ae_title_is_rejected_at_association(
     routed_project, start_scp, synthetic_dir
 ):
@@ -273,7 +273,6 @@ def test_listener_title_without_a_default_project_refuses_images(routed_project,
     assert not Instance.objects.exists()
 
 
-@needs_dcmtk
 def test_manage_py_dicom_listener_receives_storescu_and_stops_on_ctrl_c(
     project, synthetic_dir, tmp_path
 ):

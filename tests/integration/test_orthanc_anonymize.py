@@ -17,6 +17,7 @@ from pydicom.dataset import Dataset
 
 from annotations.dicom.deidentify import RETAINED_CHARACTERISTICS, deidentify
 from tests.support.orthanc import missing_tools, orthanc_on_loopback
+from tests.support.tools import require
 
 pytestmark = pytest.mark.integration
 
@@ -81,8 +82,7 @@ def corpus() -> dict[str, Path]:
 def test_medloop_keeps_nothing_orthanc_removes_except_documented(
     corpus: dict[str, Path], tmp_path: Path
 ) -> None:
-    if missing_tools():
-        pytest.skip(f"Orthanc not available: {missing_tools()}")
+    require(missing_tools(), "the Orthanc comparison")
     unexplained: dict[str, list[str]] = {}
     with orthanc_on_loopback(tmp_path / "orthanc") as peer:
         for name, path in corpus.items():

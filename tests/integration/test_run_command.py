@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from tests.integration.conftest import REPO, wait_for
+from tests.support.tools import dcmtk
 
 pytestmark = pytest.mark.integration
 
@@ -104,6 +105,8 @@ def _ok(url: str) -> bool:
 
 def _echo(port: int) -> bool:
     result = subprocess.run(
-        ["echoscu", "-aec", "MEDLOOP", "127.0.0.1", str(port)], capture_output=True, timeout=20
+        [dcmtk("echoscu"), "-aec", "MEDLOOP", "127.0.0.1", str(port)],
+        capture_output=True,
+        timeout=20,
     )
     return result.returncode == 0

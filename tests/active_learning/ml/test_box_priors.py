@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
-
 from active_learning.ml import box_priors
 from active_learning.ml.synthetic import FINDING_CLASSES
+from tests.support.tools import require
 
 
 def test_committed_priors_cover_every_finding_class_with_plausible_boxes() -> None:
@@ -43,6 +42,6 @@ def test_priors_json_stays_small() -> None:
 def test_rebuilding_priors_from_the_csv_files_reproduces_the_committed_json() -> None:
     data_dir = box_priors.default_data_dir()
     if data_dir is None:
-        pytest.skip("torchxrayvision 1.5.7 (its data folder) is not installed")
+        require(["torchxrayvision 1.5.7 (requirements-extra.txt)"], "rebuilding the box priors")
     rebuilt = box_priors.dumps(box_priors.build_priors(data_dir))
     assert rebuilt == box_priors.PRIORS_PATH.read_text(encoding="utf-8")
