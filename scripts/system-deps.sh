@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages the test suite talks to: dcmtk (storescu, echoscu, dcmdump), Orthanc with its
-# DICOMweb plugin (a real PACS), socat and iproute2 (Orthanc on a private loopback).
+# DICOMweb plugin (a real PACS), socat and iproute2 (Orthanc on a private loopback), and
+# Chromium for the browser tests (driven by Playwright; its own browser download cannot run).
 # Installs what is missing when run as root; otherwise says what to install.
 set -euo pipefail
 declare -A probe=(
@@ -9,6 +10,7 @@ declare -A probe=(
   [orthanc-dicomweb]=/usr/share/orthanc/plugins/libOrthancDicomWeb.so
   [socat]=/usr/bin/socat
   [iproute2]=/usr/sbin/ip
+  [chromium]=/usr/bin/chromium
 )
 missing=()
 for package in "${!probe[@]}"; do

@@ -71,7 +71,7 @@ def _parse(data: bytes, name: str) -> pydicom.FileDataset:
         raise InvalidInput(f"{name}: not a readable DICOM file ({exc}).") from exc
     try:
         dataset = pydicom.dcmread(io.BytesIO(data), force=True)
-        dataset.SOPInstanceUID  # noqa: B018 - touching it parses the elements lazily read
+        dataset.get("SOPInstanceUID")  # parses the elements read lazily
     except Exception as exc:
         raise InvalidInput(f"{name}: not a DICOM file ({exc}).") from exc
     if not dataset.get("SOPInstanceUID") or not dataset.get("SOPClassUID"):
