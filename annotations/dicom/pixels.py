@@ -21,8 +21,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -40,6 +38,8 @@ from pydicom.pixels import (
 )
 from pydicom.pixels.utils import get_expected_length
 from pydicom.uid import UID
+
+from annotations.atomic_files import write_atomically
 
 __all__ = [
     "UnsupportedPixelData",
@@ -454,15 +454,5 @@ def cached_render(
     except FileNotFoundError:
         pass
     content = produce()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=suffix)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(content)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_atomically(path, content, suffix=suffix)
     return content

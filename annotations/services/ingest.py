@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
-import tempfile
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -19,6 +17,7 @@ from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from pydicom.errors import InvalidDicomError
 
+from annotations.atomic_files import write_atomically
 from annotations.dicom import pixels
 from annotations.dicom.deidentify import deidentify, keyed_digest, quarantine_reason
 from annotations.models import Case, Instance, Patient, Project, Series, Study
@@ -180,17 +179,7 @@ def _write_dataset_atomically(path: Path, dataset: pydicom.FileDataset) -> tuple
     buffer = io.BytesIO()
     dataset.save_as(buffer, enforce_file_format=True)
     encoded = buffer.getbuffer()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".incoming-")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(encoded)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, encoded)
     return hashlib.sha256(encoded).hexdigest(), len(encoded)
 
 

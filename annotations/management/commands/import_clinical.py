@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from annotations.models import Project
+from annotations.management.arguments import project_from_argument
 from annotations.services.clinical_import import import_clinical_context
 from annotations.services.errors import InvalidInput
 
@@ -20,14 +20,7 @@ class Command(BaseCommand):
         parser.add_argument("--project", required=True, help="project id or name")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        key = options["project"]
-        project = (
-            Project.objects.filter(pk=int(key)).first()
-            if key.isdigit()
-            else Project.objects.filter(name=key).first()
-        )
-        if project is None:
-            raise CommandError(f"No project {key!r}.")
+        project = project_from_argument(options["project"])
         path: Path = options["path"]
         try:
             batch = import_clinical_context(

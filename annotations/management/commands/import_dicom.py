@@ -6,7 +6,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from annotations.models import IngestBatch, Project
+from annotations.management.arguments import project_from_argument
+from annotations.models import IngestBatch
 from annotations.services import batches
 
 
@@ -23,14 +24,7 @@ class Command(BaseCommand):
         parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        key = options["project"]
-        project = (
-            Project.objects.filter(pk=int(key)).first()
-            if key.isdigit()
-            else Project.objects.filter(name=key).first()
-        )
-        if project is None:
-            raise CommandError(f"No project {key!r}.")
+        project = project_from_argument(options["project"])
         actor = None
         if options["user"]:
             actor = get_user_model().objects.filter(username=options["user"]).first()
