@@ -8,4 +8,6 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("projects/<id:project_pk>/upload/", views.upload, name="project-upload"),
+    path("projects/<id:project_pk>/label/", views.label, name="project-label"),
+    path("projects/<id:project_pk>/review/", views.review, name="project-review"),
 ]

@@ -6,10 +6,12 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse
+from django.middleware.csrf import get_token
 from django.shortcuts import render
 
 from annotations import permissions, selectors
 from annotations.models import Case, Project
+from frontend.templatetags.vite import FrontendNotBuilt
 
 
 @login_required
@@ -25,12 +27,63 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "frontend/home.html", {"rows": rows})
 
 
-@login_required
-def upload(request: HttpRequest, project_pk: int) -> HttpResponse:
-    """Upload DICOM files or zips and clinical context; the report is shown per file."""
+def _member_project(
+    request: HttpRequest, project_pk: int, resource: str, action: str, refusal: str
+) -> Project:
     project = Project.objects.filter(pk=project_pk).first()
     if project is None or not permissions.is_member(request.user, project.pk):
         raise Http404("No such project.")
-    if not permissions.allowed(request.user, project.pk, "ingest", "upload"):
-        raise PermissionDenied("Importing needs the lead or admin role.")
+    if not permissions.allowed(request.user, project.pk, resource, action):
+        raise PermissionDenied(refusal)
+    return project
+
+
+def _workspace(request: HttpRequest, project: Project, mode: str) -> HttpResponse:
+    config = {
+        "projectId": project.pk,
+        "projectName": project.name,
+        "mode": mode,
+        "username": request.user.get_username(),
+        "roles": sorted(permissions.roles_in(request.user, project.pk)),
+        "schema": project.label_schema,
+        "csrfToken": get_token(request),
+        "thumbnailUrl": "/api/instances/{id}/thumbnail.png",
+        "fileUrl": "/api/instances/{id}/file/",
+    }
+    try:
+        return render(
+            request, "frontend/workspace.html", {"project": project, "mode": mode, "config": config}
+        )
+    except FrontendNotBuilt as exc:
+        return HttpResponse(str(exc), status=503, content_type="text/plain")
+
+
+@login_required
+def label(request: HttpRequest, project_pk: int) -> HttpResponse:
+    """The annotator workspace: the queue's next case in the viewer, with its context."""
+    project = _member_project(
+        request, project_pk, "queue", "lease", "Labeling needs the annotator role in this project."
+    )
+    return _workspace(request, project, "annotate")
+
+
+@login_required
+def review(request: HttpRequest, project_pk: int) -> HttpResponse:
+    """Reviewer mode: submitted annotations to accept or return."""
+    project = _member_project(
+        request,
+        project_pk,
+        "annotation",
+        "review",
+        "Reviewing needs the reviewer, lead or admin role.",
+    )
+    return _workspace(request, project, "review")
+
+
+@login_required
+def upload(request: HttpRequest, project_pk: int) -> HttpResponse:
+    """Upload DICOM files or zips and clinical context; the report is shown per file."""
+    project = _member_project(
+        request, project_pk, "ingest", "upload", "Importing needs the lead or admin role."
+    )
     return render(request, "frontend/upload.html", {"project": project})

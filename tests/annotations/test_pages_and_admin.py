@@ -52,3 +52,15 @@ def test_upload_page_for_leads_only(client, project, member):
     page = client.get(f"/projects/{project.pk}/upload/")
     assert page.status_code == 200 and b"de-identified" in page.content
     assert client.get("/projects/999999999/upload/").status_code == 404
+
+
+def test_workspace_pages_check_roles_before_anything_else(client, project, member):
+    member("lena", "lead")
+    member("ann", "annotator")
+    client.login(username="lena", password="correct horse battery")
+    assert client.get(f"/projects/{project.pk}/label/").status_code == 403
+    client.login(username="ann", password="correct horse battery")
+    assert client.get(f"/projects/{project.pk}/review/").status_code == 403
+    assert client.get("/projects/424242/label/").status_code == 404
+    home = client.get("/")
+    assert b"Start labeling" in home.content and b"Review" not in home.content
