@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
@@ -18,6 +18,7 @@ from annotations.api.serializers import (
 )
 from annotations.models import Case
 from annotations.services import annotate, queue
+from annotations.services.errors import InvalidInput
 
 
 def _require_annotator(request: Request, case: Case) -> None:
@@ -29,12 +30,24 @@ class NextCaseView(APIView):
     @extend_schema(
         request=None,
         responses={200: NextCaseSerializer, 204: None},
+        parameters=[
+            OpenApiParameter(
+                "exclude",
+                str,
+                description="Case ids (comma-separated) you already have open: lease the one "
+                "after them, to prefetch it. At most two cases are held at once.",
+            )
+        ],
         description="Lease the highest-priority case that needs your label, with your working "
         "copy of its annotation (and its ETag). 204: nothing left for you.",
     )
     def post(self, request: Request, project_pk: int) -> Response:
         project = project_for(request, project_pk, "queue", "lease")
-        leased = queue.lease_next_case(project=project, annotator=user_of(request))
+        parts = [p.strip() for p in request.query_params.get("exclude", "").split(",") if p.strip()]
+        if any(not p.isdigit() or len(p) > 18 for p in parts) or len(parts) > 10:
+            raise InvalidInput("exclude must be up to 10 case ids separated by commas.")
+        exclude = [int(p) for p in parts]
+        leased = queue.lease_next_case(project=project, annotator=user_of(request), exclude=exclude)
         if leased is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         # lease_next_case audited this access as "case.lease".

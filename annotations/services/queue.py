@@ -12,6 +12,7 @@ Safety against double hand-out:
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
 from django.contrib.auth.models import User
@@ -31,6 +32,8 @@ COUNTED_READ_STATUSES = (
     Annotation.Status.RETURNED,
 )
 DONE_READ_STATUSES = (Annotation.Status.SUBMITTED, Annotation.Status.ACCEPTED)
+# The current case and the one prefetched after it.
+MAX_LEASES_PER_ANNOTATOR = 2
 
 
 def cases_needing_read_by(*, project: Project, annotator: User) -> QuerySet[Case]:
@@ -86,31 +89,42 @@ def _lease_free_for(annotator: User, now: datetime) -> Q:
 
 
 def lease_next_case(
-    *, project: Project, annotator: User, now: datetime | None = None
+    *,
+    project: Project,
+    annotator: User,
+    now: datetime | None = None,
+    exclude: Collection[int] = (),
 ) -> Case | None:
     """Lease the next case for ``annotator`` for ``project.lease_seconds``; None when the queue
-    holds nothing for them. A case the annotator already holds is handed back (renewed)."""
+    holds nothing for them. A case the annotator already holds is handed back (renewed).
+
+    ``exclude`` names cases the caller already has open: the workspace leases the case after
+    the current one ahead of time, to prefetch its images. At most MAX_LEASES_PER_ANNOTATOR
+    cases are held at once (Conflict beyond), so nobody can hoard the queue."""
     now = now or timezone.now()
     expires = now + timedelta(seconds=project.lease_seconds)
     with transaction.atomic():
-        held = (
-            Case.objects.filter(
-                project=project,
-                state=Case.State.OPEN,
-                leased_to=annotator,
-                lease_expires_at__gt=now,
-            )
-            .order_by("id")
-            .first()
+        holding = Case.objects.filter(
+            project=project,
+            state=Case.State.OPEN,
+            leased_to=annotator,
+            lease_expires_at__gt=now,
         )
+        held = holding.exclude(pk__in=exclude).order_by("id").first()
+        if held is None and holding.count() >= MAX_LEASES_PER_ANNOTATOR:
+            raise Conflict(
+                f"You already hold {MAX_LEASES_PER_ANNOTATOR} cases; submit, skip or release one."
+            )
         if held is not None:
             Case.objects.filter(pk=held.pk).update(lease_expires_at=expires)
             held.lease_expires_at = expires
             return held
         case = None
         for queryset in (unfinished_work_of, cases_needing_read_by):
-            candidates = queryset(project=project, annotator=annotator).filter(
-                _lease_free_for(annotator, now)
+            candidates = (
+                queryset(project=project, annotator=annotator)
+                .filter(_lease_free_for(annotator, now))
+                .exclude(pk__in=exclude)
             )
             if connection.features.has_select_for_update_skip_locked:
                 candidates = candidates.select_for_update(skip_locked=True, of=("self",))

@@ -313,3 +313,14 @@ def test_submit_with_invalid_content_changes_nothing(leased):
     stored = Annotation.objects.get()
     assert (stored.status, stored.version, stored.findings) == ("draft", 1, {})
     assert not AnnotationRevision.objects.exists()
+
+
+def test_next_case_with_exclude_leases_a_second_case_and_bad_exclude_is_400(leased):
+    client, case = leased
+    url = f"/api/projects/{case['project']}/next-case/"
+    ahead = client.post(f"{url}?exclude={case['id']}")
+    assert ahead.status_code == 200 and ahead.json()["id"] != case["id"]
+    assert client.post(f"{url}?exclude=abc").status_code == 400
+    assert client.post(f"{url}?exclude=99999999999999999999999").status_code == 400
+    third = client.post(f"{url}?exclude={case['id']},{ahead.json()['id']}")
+    assert third.status_code == 409

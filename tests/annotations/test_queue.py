@@ -184,3 +184,15 @@ def test_simultaneous_first_requests_lease_twenty_distinct_cases(
     assert len(set(leased.values())) == CLIENTS
     holders = dict(Case.objects.filter(leased_to__isnull=False).values_list("pk", "leased_to"))
     assert holders == {case: reader for reader, case in leased.items()}
+
+
+def test_workspace_can_hold_the_next_case_for_prefetch_but_no_more(project, member, cases):
+    reader = member("reader", "annotator")
+    current = queue.lease_next_case(project=project, annotator=reader)
+    ahead = queue.lease_next_case(project=project, annotator=reader, exclude=[current.pk])
+    assert ahead.pk != current.pk
+    assert queue.lease_next_case(project=project, annotator=reader).pk == current.pk
+    with pytest.raises(Conflict):
+        queue.lease_next_case(project=project, annotator=reader, exclude=[current.pk, ahead.pk])
+    _submit(current, reader)
+    assert queue.lease_next_case(project=project, annotator=reader).pk == ahead.pk
