@@ -4,7 +4,11 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements-extra.txt | sha256sum | cut -c1-12)
 
-.PHONY: run test lint bench-queue clean install
+FRONTEND_BUILD := frontend/static/frontend/dist/.vite/manifest.json
+FRONTEND_SOURCES := $(shell find frontend/src -type f 2>/dev/null) frontend/package.json \
+	frontend/package-lock.json $(wildcard frontend/vite.config.ts frontend/tsconfig.json)
+
+.PHONY: run test lint bench-queue clean install frontend
 
 $(STAMP): pyproject.toml requirements-extra.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "MedLoop needs Python 3.11, found " + sys.version.split()[0]'
@@ -17,12 +21,19 @@ $(STAMP): pyproject.toml requirements-extra.txt
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) $(FRONTEND_BUILD)
 
-run: $(STAMP)
+# The workspace (TypeScript, Cornerstone3D) is built by Vite from the lock file (npm ci).
+$(FRONTEND_BUILD): $(FRONTEND_SOURCES)
+	@command -v npm >/dev/null || { echo "MedLoop needs Node.js >= 20.19 and npm"; exit 1; }
+	cd frontend && npm ci --no-audit --no-fund --loglevel=error && npm run build
+
+frontend: $(FRONTEND_BUILD)
+
+run: $(STAMP) $(FRONTEND_BUILD)
 	$(BIN)/python manage.py run_platform
 
-test: $(STAMP)
+test: $(STAMP) $(FRONTEND_BUILD)
 	bash scripts/system-deps.sh
 	PATH="$(abspath $(BIN)):$$PATH" bash scripts/test.sh
 
@@ -33,4 +44,4 @@ bench-queue: $(STAMP)
 	$(BIN)/python bench/queue_load.py
 
 clean:
-	rm -rf $(VENV) var
+	rm -rf $(VENV) var frontend/node_modules frontend/static/frontend/dist

@@ -1,0 +1,15 @@
+/** Cornerstone image ids for MedLoop's Part 10 endpoint: "wadouri:" + the absolute URL, one id
+ * per frame ("&frame=N", 1-based, as dicom-image-loader parses it) for multi-frame files. */
+
+import type { ViewerImage } from "./types";
+
+export function fileImageId(url: string): string {
+  return `wadouri:${new URL(url, window.location.href).href}`;
+}
+
+export function frameImageIds(image: ViewerImage): string[] {
+  const base = fileImageId(image.url);
+  const frames = Math.max(1, image.frames || 1);
+  if (frames === 1) return [base];
+  return Array.from({ length: frames }, (_, i) => `${base}&frame=${i + 1}`);
+}

@@ -1,0 +1,15 @@
+/** MedLoop's DICOM viewer on Cornerstone3D: the contract the workspace relies on. */
+
+export type {
+  BoxGeometry,
+  DrawnBox,
+  RenderedInfo,
+  ViewerBox,
+  ViewerHandle,
+  ViewerImage,
+  ViewerTool,
+  WindowPreset,
+} from "./types";
+export { DEFAULT_PRESETS, findPreset } from "./presets";
+export { createViewer } from "./viewer";
+export { thumbnailUrl } from "./thumbnails";

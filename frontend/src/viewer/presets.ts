@@ -1,0 +1,19 @@
+import type { WindowPreset } from "./types";
+
+/** "Default" is the file's own window (Window Center/Width, or the pixel range without one);
+ * the others are in Hounsfield-like modality units. Keys are the digits the workspace binds. */
+export const DEFAULT_PRESETS: WindowPreset[] = [
+  { name: "Default", center: Number.NaN, width: Number.NaN, key: "1" },
+  { name: "Lung", center: -600, width: 1500, key: "2" },
+  { name: "Mediastinum", center: 50, width: 350, key: "3" },
+  { name: "Bone", center: 400, width: 1800, key: "4" },
+];
+
+export function findPreset(name: string, presets: WindowPreset[] = DEFAULT_PRESETS) {
+  const wanted = name.trim().toLowerCase();
+  return presets.find((preset) => preset.name.toLowerCase() === wanted);
+}
+
+export function isDefaultPreset(preset: WindowPreset): boolean {
+  return !Number.isFinite(preset.center) || !Number.isFinite(preset.width);
+}

@@ -1,0 +1,423 @@
+/** createViewer: one Cornerstone3D stack viewport for a case's images, with window/level,
+ * presets, zoom/pan, frame scrolling, thumbnails and boxes (RectangleROI annotations). Each
+ * instance is one stack (its frames); switching instance starts from the file's own window. */
+
+import {
+  Enums,
+  eventTarget,
+  imageLoader,
+  RenderingEngine,
+  utilities,
+  type StackViewport,
+  type Types,
+} from "@cornerstonejs/core";
+import {
+  cancelActiveManipulations,
+  Enums as ToolsEnums,
+  ToolGroupManager,
+} from "@cornerstonejs/tools";
+import type { Types as ToolsTypes } from "@cornerstonejs/tools";
+
+import { BOX_TOOL, DEFAULT_TOOL, FIXED_BINDINGS, PRIMARY_BUTTON, PRIMARY_TOOLS } from "./bindings";
+import { BoxLayer } from "./boxes";
+import { frameImageIds } from "./imageIds";
+import { findPreset, isDefaultPreset } from "./presets";
+import { ensureCornerstone } from "./setup";
+import { ThumbnailStrip } from "./thumbnails";
+import type {
+  BoxGeometry,
+  DrawnBox,
+  RenderedInfo,
+  ViewerHandle,
+  ViewerImage,
+  ViewerTool,
+} from "./types";
+// Inlined and injected by the viewer itself: the Django tag links only an entry's own CSS, not
+// that of the chunks it imports.
+import viewerCss from "./viewer.css?inline";
+
+type Current = { instanceId: number; frame: number };
+type Pending = Current & { imageId: string; start: number };
+type AnnotationEvent = CustomEvent<{ annotation: ToolsTypes.Annotation }>;
+
+/** A drag shorter than this (canvas pixels) is a click; a drawn box smaller (image pixels) is noise. */
+const CLICK_SLOP_PX = 4;
+const MIN_BOX_PX = 2;
+
+let viewerCount = 0;
+
+function injectStyles(): void {
+  if (document.getElementById("ml-viewer-styles")) return;
+  const style = document.createElement("style");
+  style.id = "ml-viewer-styles";
+  style.textContent = viewerCss;
+  document.head.append(style);
+}
+
+export async function createViewer(
+  element: HTMLElement,
+  thumbnails?: HTMLElement,
+): Promise<ViewerHandle> {
+  await ensureCornerstone();
+  injectStyles();
+  const n = ++viewerCount;
+  const engineId = `medloop-engine-${n}`;
+  const viewportId = `medloop-viewport-${n}`;
+  const toolGroupId = `medloop-tools-${n}`;
+
+  element.classList.add("ml-viewer");
+  const host = document.createElement("div");
+  host.className = "ml-viewport";
+  host.tabIndex = 0;
+  host.setAttribute("role", "img");
+  host.setAttribute("aria-label", "DICOM image");
+  const overlay = document.createElement("div");
+  overlay.className = "ml-overlay";
+  overlay.setAttribute("aria-live", "polite");
+  const status = document.createElement("div");
+  status.className = "ml-status";
+  status.setAttribute("role", "status");
+  element.append(host, overlay, status);
+
+  const engine = new RenderingEngine(engineId);
+  engine.enableElement({
+    viewportId,
+    type: Enums.ViewportType.STACK,
+    element: host as HTMLDivElement,
+    defaultOptions: { background: [0, 0, 0] as Types.Point3 },
+  });
+  const viewport = engine.getViewport(viewportId) as StackViewport;
+
+  const group = ToolGroupManager.createToolGroup(toolGroupId);
+  if (!group) throw new Error(`Tool group ${toolGroupId} exists already.`);
+  for (const name of new Set(Object.values(PRIMARY_TOOLS))) {
+    if (name === BOX_TOOL) {
+      group.addTool(name, {
+        calculateStats: false,
+        getTextLines: (data: { label?: string }) => (data.label ? [data.label] : []),
+      });
+    } else {
+      group.addTool(name);
+    }
+  }
+  group.addViewport(viewportId, engineId);
+  for (const { tool, mouseButton } of FIXED_BINDINGS) {
+    group.setToolActive(tool, { bindings: [{ mouseButton }] });
+  }
+
+  const boxes = new BoxLayer(viewport);
+  const strip = new ThumbnailStrip(thumbnails, (id) => {
+    showImage(id).catch(() => undefined); // shown in the status line
+  });
+
+  let images: ViewerImage[] = [];
+  const known = new Map<number, ViewerImage>();
+  let current: Current | null = null;
+  let stackOf: number | null = null;
+  let pending: Pending | null = null;
+  let requested = 0;
+  let fileWindow: { lower: number; upper: number } | null = null;
+
+  const drawnListeners: ((box: DrawnBox) => void)[] = [];
+  const changedListeners: ((id: string, geometry: BoxGeometry) => void)[] = [];
+  const clickedListeners: ((id: string) => void)[] = [];
+  const renderedListeners: ((info: RenderedInfo) => void)[] = [];
+
+  function remember(list: ViewerImage[]): void {
+    for (const image of list) known.set(image.instanceId, image);
+  }
+
+  function currentImage(): ViewerImage | undefined {
+    return current ? known.get(current.instanceId) : undefined;
+  }
+
+  function size(): { columns: number; rows: number } {
+    const image = viewport.getCornerstoneImage?.();
+    const info = currentImage();
+    return {
+      columns: image?.columns ?? info?.columns ?? 0,
+      rows: image?.rows ?? info?.rows ?? 0,
+    };
+  }
+
+  function setStatus(text: string, error = false): void {
+    status.textContent = text;
+    status.classList.toggle("is-error", error);
+  }
+
+  function updateOverlay(): void {
+    const info = currentImage();
+    if (!info || !current) {
+      overlay.textContent = "";
+      return;
+    }
+    const { center, width } = getWindow();
+    const parts = [`W ${Math.round(width)} L ${Math.round(center)}`];
+    if (info.frames > 1) parts.push(`Frame ${current.frame}/${info.frames}`);
+    if (viewport.getProperties().invert) parts.push("Inverted");
+    overlay.textContent = parts.join(" · ");
+  }
+
+  async function showImage(instanceId: number, frame = 1): Promise<void> {
+    const image = known.get(instanceId);
+    if (!image) throw new Error(`Image ${instanceId} is not part of this case.`);
+    const frames = Math.max(1, image.frames || 1);
+    const target = Math.min(frames, Math.max(1, Math.round(frame)));
+    const ids = frameImageIds(image);
+    const request = ++requested;
+    pending = { instanceId, frame: target, imageId: ids[target - 1], start: performance.now() };
+    const slow = window.setTimeout(() => request === requested && setStatus("Loading…"), 150);
+    try {
+      if (stackOf !== instanceId) {
+        await viewport.setStack(ids, target - 1);
+        stackOf = instanceId;
+        fileWindow = { ...(viewport.getProperties().voiRange ?? { lower: 0, upper: 1 }) };
+      } else if (viewport.getCurrentImageIdIndex() !== target - 1) {
+        await viewport.setImageIdIndex(target - 1);
+      } else {
+        viewport.render();
+      }
+    } catch (error) {
+      if (request === requested) {
+        pending = null;
+        setStatus(`Could not show the image: ${describe(error)}`, true);
+      }
+      throw error;
+    } finally {
+      window.clearTimeout(slow);
+    }
+    if (request !== requested) return; // a later request has taken over
+    setStatus("");
+    current = { instanceId, frame: target };
+    boxes.sync(current, viewport.getCurrentImageId());
+    strip.markCurrent(instanceId);
+    viewport.render();
+  }
+
+  function nextFrame(delta: number): void {
+    const base = pending ?? current;
+    if (!base) return;
+    const image = known.get(base.instanceId);
+    if (!image || image.frames <= 1) return;
+    const frame = Math.min(image.frames, Math.max(1, base.frame + Math.trunc(delta)));
+    if (frame === base.frame) return;
+    showImage(base.instanceId, frame).catch(() => undefined);
+  }
+
+  function setWindow(center: number, width: number): void {
+    const range = utilities.windowLevel.toLowHighRange(Math.max(1, width), center);
+    viewport.setProperties({ voiRange: range });
+    viewport.render();
+  }
+
+  function getWindow(): { center: number; width: number } {
+    const range = viewport.getProperties().voiRange;
+    if (!range) return { center: Number.NaN, width: Number.NaN };
+    const { windowCenter, windowWidth } = utilities.windowLevel.toWindowLevel(
+      range.lower,
+      range.upper,
+    );
+    return { center: windowCenter, width: windowWidth };
+  }
+
+  function applyPreset(name: string): void {
+    const preset = findPreset(name);
+    if (!preset) throw new Error(`Unknown window preset ${name}.`);
+    if (isDefaultPreset(preset)) {
+      if (fileWindow) viewport.setProperties({ voiRange: { ...fileWindow } });
+      viewport.render();
+      return;
+    }
+    setWindow(preset.center, preset.width);
+  }
+
+  function setTool(tool: ViewerTool): void {
+    const target = PRIMARY_TOOLS[tool];
+    if (!target) throw new Error(`Unknown tool ${tool}.`);
+    for (const name of new Set(Object.values(PRIMARY_TOOLS))) {
+      // Passive keeps the other bindings, and lets boxes' handles be dragged with any tool.
+      if (name !== target) group!.setToolPassive(name);
+    }
+    group!.setToolActive(target, { bindings: [{ mouseButton: PRIMARY_BUTTON }] });
+    element.dataset.tool = tool;
+  }
+
+  // --- Cornerstone events -> the workspace's callbacks -------------------------------------
+
+  const onImageRendered = () => {
+    updateOverlay();
+    if (!pending || viewport.getCurrentImageId() !== pending.imageId) return;
+    const info = { instanceId: pending.instanceId, frame: pending.frame };
+    const ms = performance.now() - pending.start;
+    pending = null;
+    for (const cb of renderedListeners) cb({ ...info, ms });
+  };
+
+  const onAnnotationCompleted = (event: Event) => {
+    const { annotation } = (event as AnnotationEvent).detail;
+    if (annotation.metadata?.toolName !== BOX_TOOL || !current) return;
+    if (annotation.metadata.referencedImageId !== viewport.getCurrentImageId()) return;
+    const uid = annotation.annotationUID!;
+    if (boxes.get(uid)) return; // a box of ours, moved: reported on mouse up
+    boxes.adoptDrawn(uid);
+    const geometry = boxes.geometryOf(uid, size());
+    if (!geometry || geometry.width < MIN_BOX_PX || geometry.height < MIN_BOX_PX) {
+      boxes.sync(current, viewport.getCurrentImageId());
+      viewport.render();
+      return;
+    }
+    const drawn: DrawnBox = { instanceId: current.instanceId, frame: current.frame, ...geometry };
+    for (const cb of drawnListeners) cb(drawn);
+  };
+
+  const dirty = new Set<string>();
+  const onAnnotationModified = (event: Event) => {
+    const uid = (event as AnnotationEvent).detail.annotation?.annotationUID;
+    if (uid && boxes.get(uid) && boxes.isOwned(uid)) dirty.add(uid);
+  };
+  const flushChanged = () => {
+    window.setTimeout(() => {
+      for (const id of [...dirty]) {
+        dirty.delete(id);
+        const geometry = boxes.commitGeometry(id, size());
+        if (geometry) for (const cb of changedListeners) cb(id, geometry);
+      }
+    }, 0);
+  };
+
+  let down: { x: number; y: number } | null = null;
+  const onPointerDown = (event: PointerEvent) => {
+    down = event.button === 0 ? { x: event.clientX, y: event.clientY } : null;
+  };
+  const onPointerUp = (event: PointerEvent) => {
+    flushChanged();
+    const start = down;
+    down = null;
+    if (!start || !current || event.button !== 0) return;
+    if (Math.hypot(event.clientX - start.x, event.clientY - start.y) > CLICK_SLOP_PX) return;
+    const rect = host.getBoundingClientRect();
+    const box = boxes.hit([event.clientX - rect.left, event.clientY - rect.top], current);
+    if (!box) return;
+    boxes.select(box.id);
+    viewport.render();
+    for (const cb of clickedListeners) cb(box.id);
+  };
+  // RectangleROI turns a plain click into "move, then click again" drawing; here a box is drawn
+  // by dragging, so a click cancels it. This listener was added before the tool's own, so
+  // cancelling (which removes the tool's listener) keeps the tool from seeing this event.
+  type PointsDetail = { startPoints: { canvas: Types.Point2 }; currentPoints: { canvas: Types.Point2 } };
+  const onToolsMouseUp = (event: Event) => {
+    if (element.dataset.tool !== "rectangle") return;
+    const { startPoints, currentPoints } = (event as CustomEvent<PointsDetail>).detail;
+    const [x0, y0] = startPoints.canvas;
+    const [x1, y1] = currentPoints.canvas;
+    if (Math.hypot(x1 - x0, y1 - y0) <= CLICK_SLOP_PX) cancelActiveManipulations(host as HTMLDivElement);
+  };
+  const onWheel = (event: WheelEvent) => {
+    const image = currentImage();
+    if (!image || image.frames <= 1) return;
+    event.preventDefault();
+    nextFrame(Math.sign(event.deltaY));
+  };
+  const onContextMenu = (event: Event) => event.preventDefault();
+
+  host.addEventListener(Enums.Events.IMAGE_RENDERED, onImageRendered);
+  eventTarget.addEventListener(ToolsEnums.Events.ANNOTATION_COMPLETED, onAnnotationCompleted);
+  eventTarget.addEventListener(ToolsEnums.Events.ANNOTATION_MODIFIED, onAnnotationModified);
+  host.addEventListener("pointerdown", onPointerDown, true);
+  window.addEventListener("pointerup", onPointerUp, true);
+  host.addEventListener(ToolsEnums.Events.MOUSE_UP, onToolsMouseUp);
+  host.addEventListener(ToolsEnums.Events.MOUSE_CLICK, onToolsMouseUp);
+  host.addEventListener("wheel", onWheel, { passive: false });
+  host.addEventListener("contextmenu", onContextMenu);
+  const resizeObserver = new ResizeObserver(() => engine.resize(true, true));
+  resizeObserver.observe(element);
+
+  setTool(DEFAULT_TOOL);
+
+  const handle: ViewerHandle = {
+    async setImages(list) {
+      images = list.map((image) => ({ ...image }));
+      remember(images);
+      strip.render(images);
+      boxes.setBoxes([]);
+      stackOf = null;
+      current = null;
+      if (images.length) await showImage(images[0].instanceId, 1);
+      else {
+        strip.markCurrent(null);
+        boxes.sync(null, undefined);
+        updateOverlay();
+      }
+    },
+    showImage,
+    currentImage: () => (current ? { ...current } : null),
+    nextFrame,
+    setWindow,
+    getWindow,
+    applyPreset,
+    invert() {
+      viewport.setProperties({ invert: !viewport.getProperties().invert });
+      viewport.render();
+    },
+    reset() {
+      viewport.resetCamera();
+      viewport.resetProperties();
+      if (fileWindow) viewport.setProperties({ voiRange: { ...fileWindow }, invert: false });
+      viewport.render();
+    },
+    zoomBy(factor) {
+      if (!(factor > 0)) return;
+      viewport.setZoom(viewport.getZoom() * factor);
+      viewport.render();
+    },
+    setTool,
+    setBoxes(list) {
+      boxes.setBoxes(list);
+      boxes.sync(current, viewport.getCurrentImageId());
+      viewport.render();
+    },
+    selectBox(id) {
+      boxes.select(id);
+      viewport.render();
+    },
+    onBoxDrawn: (cb) => void drawnListeners.push(cb),
+    onBoxChanged: (cb) => void changedListeners.push(cb),
+    onBoxClicked: (cb) => void clickedListeners.push(cb),
+    onRendered: (cb) => void renderedListeners.push(cb),
+    async prefetch(list) {
+      remember(list);
+      // The first frame of each image: a multi-frame file arrives whole with it, the rest
+      // decode on demand.
+      await Promise.all(
+        list.map((image) => imageLoader.loadAndCacheImage(frameImageIds(image)[0])),
+      );
+    },
+    destroy() {
+      resizeObserver.disconnect();
+      host.removeEventListener(Enums.Events.IMAGE_RENDERED, onImageRendered);
+      eventTarget.removeEventListener(ToolsEnums.Events.ANNOTATION_COMPLETED, onAnnotationCompleted);
+      eventTarget.removeEventListener(ToolsEnums.Events.ANNOTATION_MODIFIED, onAnnotationModified);
+      host.removeEventListener("pointerdown", onPointerDown, true);
+      window.removeEventListener("pointerup", onPointerUp, true);
+      host.removeEventListener(ToolsEnums.Events.MOUSE_UP, onToolsMouseUp);
+      host.removeEventListener(ToolsEnums.Events.MOUSE_CLICK, onToolsMouseUp);
+      boxes.clear();
+      strip.clear();
+      ToolGroupManager.destroyToolGroup(toolGroupId);
+      engine.destroy();
+      element.replaceChildren();
+      element.classList.remove("ml-viewer");
+    },
+  };
+  return handle;
+}
+
+function describe(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  if (error && typeof error === "object" && "error" in error) {
+    const inner = (error as { error?: { status?: number; statusText?: string } }).error;
+    if (inner?.status) return `HTTP ${inner.status} ${inner.statusText ?? ""}`.trim();
+  }
+  return String(error);
+}

@@ -1,0 +1,67 @@
+/** Case-level findings: present / absent / uncertain per schema class, with the model's
+ * probability shown and prefilled values marked until the annotator touches them. */
+
+import { h } from "../dom";
+import type { FindingClass, FindingState } from "../types";
+
+const STATES: FindingState[] = ["present", "absent", "uncertain"];
+
+export function renderFindings(
+  classes: FindingClass[],
+  values: Record<string, FindingState>,
+  probabilities: Record<string, number>,
+  prefilled: Set<string>,
+  onChange: ((key: string, state: FindingState) => void) | null,
+): HTMLElement {
+  return h(
+    "section",
+    { class: "panel findings", "aria-label": "Findings" },
+    h("h2", { text: "Findings" }),
+    h(
+      "table",
+      { class: "findings-table" },
+      h(
+        "tbody",
+        {},
+        classes.map((f) => {
+          const p = probabilities[f.key];
+          return h(
+            "tr",
+            { "data-finding": f.key, class: prefilled.has(f.key) ? "prefilled" : "" },
+            h(
+              "th",
+              { scope: "row" },
+              h("span", { class: "swatch", style: { background: f.color, borderColor: f.color }, "aria-hidden": "true" }),
+              ` ${f.name}`,
+            ),
+            h(
+              "td",
+              { class: "probability", title: "Model probability" },
+              typeof p === "number" ? `${Math.round(p * 100)}%` : "—",
+            ),
+            h(
+              "td",
+              {},
+              h(
+                "div",
+                { class: "segmented", role: "radiogroup", "aria-label": f.name },
+                STATES.map((state) =>
+                  h("button", {
+                    type: "button",
+                    role: "radio",
+                    class: `state-${state}`,
+                    "data-state": state,
+                    "aria-checked": values[f.key] === state ? "true" : "false",
+                    disabled: onChange === null,
+                    text: state,
+                    onclick: () => onChange?.(f.key, state),
+                  }),
+                ),
+              ),
+            ),
+          );
+        }),
+      ),
+    ),
+  );
+}

@@ -1,0 +1,111 @@
+/** Shapes of the MedLoop REST API as the workspace reads them, and the page's config. */
+
+export type FindingState = "present" | "absent" | "uncertain";
+export type BoxOrigin = "drawn" | "suggested_accepted" | "suggested_edited";
+
+export type FindingClass = { key: string; name: string; color: string; hotkey?: string };
+export type ReportSection = { key: string; title: string };
+export type LabelSchema = { findings: FindingClass[]; report_sections: ReportSection[] };
+
+/** The JSON the Django page embeds for the workspace. */
+export type WorkspaceConfig = {
+  projectId: number;
+  projectName: string;
+  mode: "annotate" | "review";
+  username: string;
+  roles: string[];
+  schema: LabelSchema;
+  csrfToken: string;
+  thumbnailUrl: string; // "/api/instances/{id}/thumbnail.png"
+  fileUrl: string; // "/api/instances/{id}/file/"
+};
+
+export type Instance = { id: number; rows: number; columns: number; number_of_frames: number; instance_number?: number | null };
+export type Series = { id: number; modality: string; description: string; series_number?: number | null; instances: Instance[] };
+export type LabResult = {
+  code: string;
+  name: string;
+  value: number | null;
+  value_text: string;
+  unit: string;
+  reference_low: number | null;
+  reference_high: number | null;
+  observed_at: string | null;
+  out_of_range: boolean;
+};
+
+/** Box as stored: geometry in image pixels, frame 1-based. */
+export type StoredBox = {
+  id?: number;
+  instance_id: number;
+  frame: number;
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+  finding: string;
+  origin: BoxOrigin;
+  suggestion_box_id: string;
+};
+
+export type Annotation = {
+  id: number;
+  case: number;
+  annotator: string;
+  status: "draft" | "submitted" | "returned" | "accepted";
+  version: number;
+  etag: string;
+  findings: Record<string, FindingState>;
+  report: Record<string, string>;
+  boxes: StoredBox[];
+  review_comment: string;
+  reviewed_by: string | null;
+  submitted_at: string | null;
+  updated_at?: string;
+};
+
+export type CaseDetail = {
+  id: number;
+  project: number;
+  state: string;
+  patient: string;
+  study_date: string | null;
+  study_description: string;
+  indication: string;
+  history: string;
+  lab_results: LabResult[];
+  series: Series[];
+  leased_to: string | null;
+  lease_expires_at: string | null;
+};
+
+export type LeasedCase = CaseDetail & { annotation: Annotation };
+
+export type SuggestionBox = {
+  id: string;
+  instance_id: number;
+  frame: number;
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+  finding: string;
+  score: number;
+};
+
+export type Suggestion = {
+  id: number;
+  model_version: number;
+  boxes: SuggestionBox[];
+  finding_probabilities: Record<string, number>;
+  report_draft: Record<string, string>;
+  uncertainty: Record<string, unknown>;
+  created_at: string;
+};
+
+/** Content the annotator edits, as PUT /annotation/ takes it. */
+export type AnnotationContent = {
+  findings: Record<string, FindingState>;
+  report: Record<string, string>;
+  boxes: Omit<StoredBox, "id">[];
+};

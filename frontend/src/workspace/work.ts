@@ -1,0 +1,212 @@
+/** The annotator's working copy of one case: boxes, findings, report, and the suggestion boxes
+ * still waiting for a decision. Pure state; panels render it and the saver persists it. */
+
+import type {
+  Annotation,
+  AnnotationContent,
+  BoxOrigin,
+  FindingState,
+  LabelSchema,
+  Suggestion,
+  SuggestionBox,
+} from "./types";
+
+export type WorkBox = {
+  id: string; // "b<n>" in the viewer
+  instanceId: number;
+  frame: number;
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+  finding: string;
+  origin: BoxOrigin;
+  suggestionBoxId: string;
+};
+
+export type Geometry = { x: number; y: number; width: number; height: number };
+
+/** Prefill thresholds for a finding from the model's probability. */
+export function findingFromProbability(p: number): FindingState {
+  if (p >= 0.5) return "present";
+  if (p < 0.15) return "absent";
+  return "uncertain";
+}
+
+export const SUGGESTION_PREFIX = "s:";
+
+let boxCounter = 0;
+function newBoxId(): string {
+  boxCounter += 1;
+  return `b${boxCounter}`;
+}
+
+export class WorkState {
+  boxes: WorkBox[] = [];
+  findings: Record<string, FindingState> = {};
+  report: Record<string, string> = {};
+  /** Findings filled in from the model that the annotator has not touched. */
+  prefilledFindings = new Set<string>();
+  suggestion: Suggestion | null = null;
+  rejected = new Set<string>();
+  selectedId: string | null = null;
+
+  constructor(
+    readonly schema: LabelSchema,
+    private readonly rejectionsKey: string,
+  ) {
+    try {
+      const stored = JSON.parse(localStorage.getItem(rejectionsKey) ?? "[]") as string[];
+      this.rejected = new Set(stored);
+    } catch {
+      this.rejected = new Set();
+    }
+  }
+
+  /** Load the server's working copy; prefill what it lacks from the newest suggestion. */
+  load(annotation: Annotation, suggestion: Suggestion | null): void {
+    this.suggestion = suggestion;
+    this.boxes = annotation.boxes.map((b) => ({
+      id: newBoxId(),
+      instanceId: b.instance_id,
+      frame: b.frame,
+      x: b.x,
+      y: b.y,
+      width: b.width,
+      height: b.height,
+      finding: b.finding,
+      origin: b.origin,
+      suggestionBoxId: b.suggestion_box_id ?? "",
+    }));
+    this.findings = { ...annotation.findings };
+    this.report = { ...annotation.report };
+    this.prefilledFindings.clear();
+    const probabilities = suggestion?.finding_probabilities ?? {};
+    for (const finding of this.schema.findings) {
+      const p = probabilities[finding.key];
+      if (this.findings[finding.key] === undefined && typeof p === "number") {
+        this.findings[finding.key] = findingFromProbability(p);
+        this.prefilledFindings.add(finding.key);
+      }
+    }
+    for (const section of this.schema.report_sections) {
+      const draft = suggestion?.report_draft?.[section.key];
+      if (!this.report[section.key] && draft) this.report[section.key] = draft;
+    }
+    if (this.selectedId && !this.find(this.selectedId)) this.selectedId = null;
+  }
+
+  /** Suggestion boxes not yet accepted, edited or rejected. */
+  pendingSuggestions(): SuggestionBox[] {
+    const used = new Set(this.boxes.map((b) => b.suggestionBoxId).filter(Boolean));
+    return (this.suggestion?.boxes ?? []).filter((s) => !used.has(s.id) && !this.rejected.has(s.id));
+  }
+
+  suggestionById(id: string): SuggestionBox | undefined {
+    return this.suggestion?.boxes.find((s) => s.id === id);
+  }
+
+  find(viewerId: string): WorkBox | SuggestionBox | undefined {
+    if (viewerId.startsWith(SUGGESTION_PREFIX)) {
+      const id = viewerId.slice(SUGGESTION_PREFIX.length);
+      return this.pendingSuggestions().find((s) => s.id === id);
+    }
+    return this.boxes.find((b) => b.id === viewerId);
+  }
+
+  /** All selectable items in list order: the annotator's boxes, then pending suggestions. */
+  orderedIds(): string[] {
+    return [
+      ...this.boxes.map((b) => b.id),
+      ...this.pendingSuggestions().map((s) => SUGGESTION_PREFIX + s.id),
+    ];
+  }
+
+  addDrawn(box: { instanceId: number; frame: number } & Geometry, finding: string): WorkBox {
+    const work: WorkBox = { ...box, id: newBoxId(), finding, origin: "drawn", suggestionBoxId: "" };
+    this.boxes.push(work);
+    this.selectedId = work.id;
+    return work;
+  }
+
+  /** Accept a suggestion unchanged, or as edited with new geometry. */
+  acceptSuggestion(suggestionId: string, geometry?: Geometry): WorkBox | null {
+    const s = this.suggestionById(suggestionId);
+    if (!s) return null;
+    this.rejected.delete(s.id);
+    this.persistRejections();
+    const work: WorkBox = {
+      id: newBoxId(),
+      instanceId: s.instance_id,
+      frame: s.frame,
+      x: geometry?.x ?? s.x,
+      y: geometry?.y ?? s.y,
+      width: geometry?.width ?? s.width,
+      height: geometry?.height ?? s.height,
+      finding: s.finding,
+      origin: geometry ? "suggested_edited" : "suggested_accepted",
+      suggestionBoxId: s.id,
+    };
+    this.boxes.push(work);
+    this.selectedId = work.id;
+    return work;
+  }
+
+  rejectSuggestion(suggestionId: string): void {
+    this.rejected.add(suggestionId);
+    this.persistRejections();
+    if (this.selectedId === SUGGESTION_PREFIX + suggestionId) this.selectedId = null;
+  }
+
+  moveBox(id: string, geometry: Geometry): void {
+    const box = this.boxes.find((b) => b.id === id);
+    if (!box) return;
+    Object.assign(box, geometry);
+    if (box.origin === "suggested_accepted") box.origin = "suggested_edited";
+  }
+
+  setFinding(id: string, finding: string): void {
+    const box = this.boxes.find((b) => b.id === id);
+    if (!box || box.finding === finding) return;
+    box.finding = finding;
+    if (box.origin === "suggested_accepted") box.origin = "suggested_edited";
+  }
+
+  deleteBox(id: string): void {
+    const box = this.boxes.find((b) => b.id === id);
+    this.boxes = this.boxes.filter((b) => b.id !== id);
+    // A deleted accepted suggestion counts as rejected, so it does not come back as pending.
+    if (box?.suggestionBoxId) this.rejectSuggestion(box.suggestionBoxId);
+    if (this.selectedId === id) this.selectedId = null;
+  }
+
+  content(): AnnotationContent {
+    return {
+      findings: { ...this.findings },
+      report: { ...this.report },
+      boxes: this.boxes.map((b) => ({
+        instance_id: b.instanceId,
+        frame: b.frame,
+        x: round(b.x),
+        y: round(b.y),
+        width: round(b.width),
+        height: round(b.height),
+        finding: b.finding,
+        origin: b.origin,
+        suggestion_box_id: b.suggestionBoxId,
+      })),
+    };
+  }
+
+  private persistRejections(): void {
+    try {
+      localStorage.setItem(this.rejectionsKey, JSON.stringify([...this.rejected]));
+    } catch {
+      // Storage full or disabled: rejections then last only for this page view.
+    }
+  }
+}
+
+function round(v: number): number {
+  return Math.round(v * 100) / 100;
+}
