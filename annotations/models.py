@@ -306,6 +306,8 @@ class Annotation(models.Model):
     findings = models.JSONField(default=dict, blank=True)
     # {section_key: text}
     report = models.JSONField(default=dict, blank=True)
+    # Ids of suggested boxes the annotator rejected (accepted/edited ones are Box rows).
+    rejected_suggestion_boxes = models.JSONField(default=list, blank=True)
     review_comment = models.TextField(blank=True)
     reviewed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,

@@ -36,6 +36,7 @@ def _content(validated: dict[str, Any]) -> dict[str, Any]:
         "findings": validated.get("findings"),
         "report": validated.get("report"),
         "boxes": [annotate.BoxInput(**b) for b in boxes] if boxes is not None else None,
+        "rejected_suggestion_boxes": validated.get("rejected_suggestion_boxes"),
     }
 
 

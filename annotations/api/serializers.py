@@ -191,6 +191,7 @@ class AnnotationSerializer(serializers.ModelSerializer):
             "findings",
             "report",
             "boxes",
+            "rejected_suggestion_boxes",
             "review_comment",
             "reviewed_by",
             "created_at",
@@ -286,6 +287,9 @@ class AnnotationInputSerializer(serializers.Serializer):
         child=serializers.CharField(allow_blank=True, trim_whitespace=False), required=False
     )
     boxes = BoxInputSerializer(many=True, required=False)
+    rejected_suggestion_boxes = serializers.ListField(
+        child=serializers.CharField(max_length=64), required=False, max_length=500
+    )
 
 
 class ReviewInputSerializer(serializers.Serializer):

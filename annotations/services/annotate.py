@@ -178,8 +178,15 @@ def _validated_changes(
     findings: dict[str, Any] | None,
     report: dict[str, Any] | None,
     boxes: list[BoxInput] | None,
+    rejected_suggestion_boxes: list[str] | None = None,
 ) -> tuple[dict[str, Any], list[Box] | None]:
     changes: dict[str, Any] = {}
+    if rejected_suggestion_boxes is not None:
+        if len(rejected_suggestion_boxes) > MAX_BOXES:
+            raise InvalidInput(f"At most {MAX_BOXES} rejected suggestion boxes.")
+        changes["rejected_suggestion_boxes"] = sorted(
+            {str(box_id)[:64] for box_id in rejected_suggestion_boxes}
+        )
     if findings is not None:
         changes["findings"] = _validate_findings(case, findings)
     if report is not None:
@@ -204,14 +211,18 @@ def save_draft(
     findings: dict[str, Any] | None = None,
     report: dict[str, Any] | None = None,
     boxes: list[BoxInput] | None = None,
+    rejected_suggestion_boxes: list[str] | None = None,
 ) -> Annotation:
-    """Replace the working copy's findings, report and/or boxes (None leaves a part as it is).
+    """Replace the working copy's findings, report, boxes and/or rejected suggestion boxes
+    (None leaves a part as it is).
 
     Renews the annotator's lease. Raises NotAllowed for someone else's annotation, Conflict
     when it is submitted or the case is leased to another annotator."""
     _check_editable(annotation, actor)
     case = annotation.case
-    changes, new_boxes = _validated_changes(case, findings, report, boxes)
+    changes, new_boxes = _validated_changes(
+        case, findings, report, boxes, rejected_suggestion_boxes
+    )
     with transaction.atomic():
         queue.renew_lease(case=case, annotator=actor)
         _compare_and_bump(annotation, expected_version, **changes)
@@ -234,6 +245,7 @@ def snapshot(annotation: Annotation) -> dict[str, Any]:
     return {
         "findings": annotation.findings,
         "report": annotation.report,
+        "rejected_suggestion_boxes": annotation.rejected_suggestion_boxes,
         "boxes": [
             {
                 "instance_id": b.instance_id,
@@ -259,6 +271,7 @@ def submit(
     findings: dict[str, Any] | None = None,
     report: dict[str, Any] | None = None,
     boxes: list[BoxInput] | None = None,
+    rejected_suggestion_boxes: list[str] | None = None,
 ) -> Annotation:
     """Freeze the working copy as a revision, mark it submitted, free the lease.
 
@@ -266,7 +279,9 @@ def submit(
     in the same transaction, under the same If-Match, as one version."""
     _check_editable(annotation, actor)
     case = annotation.case
-    changes, new_boxes = _validated_changes(case, findings, report, boxes)
+    changes, new_boxes = _validated_changes(
+        case, findings, report, boxes, rejected_suggestion_boxes
+    )
     with transaction.atomic():
         if (
             Case.objects.filter(pk=case.pk, lease_expires_at__gt=timezone.now())

@@ -41,13 +41,14 @@ def manifest() -> dict[str, Any]:
 @register.simple_tag
 def vite_entry(entry: str) -> SafeString:
     """<link> tags for the entry's CSS and a module <script> for its JS."""
-    chunk = manifest().get(entry)
+    chunks = manifest()
+    chunk = chunks.get(entry)
     if chunk is None:
         raise FrontendNotBuilt(f"{entry} is not in the Vite manifest; rebuild the frontend.")
     styles = format_html_join(
         "\n",
         '<link rel="stylesheet" href="{}">',
-        ((static(f"frontend/dist/{css}"),) for css in chunk.get("css", [])),
+        ((static(f"frontend/dist/{css}"),) for css in _stylesheets(chunks, entry)),
     )
     script = format_html_join(
         "",
@@ -55,3 +56,15 @@ def vite_entry(entry: str) -> SafeString:
         ((static(f"frontend/dist/{chunk['file']}"),),),
     )
     return mark_safe(f"{styles}\n{script}")  # noqa: S308 - both parts are escaped above
+
+
+def _stylesheets(chunks: dict[str, Any], key: str, seen: set[str] | None = None) -> list[str]:
+    """CSS of a chunk and of every chunk it imports (Vite puts shared CSS in shared chunks)."""
+    seen = set() if seen is None else seen
+    if key in seen or key not in chunks:
+        return []
+    seen.add(key)
+    found = list(chunks[key].get("css", []))
+    for imported in chunks[key].get("imports", []):
+        found += [css for css in _stylesheets(chunks, imported, seen) if css not in found]
+    return found

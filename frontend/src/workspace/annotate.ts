@@ -155,7 +155,7 @@ export class AnnotateWorkspace {
     const c = bundle.case;
     sessionStorage.setItem(this.currentKey, String(c.id));
     const annotation = c.annotation;
-    this.work = new WorkState(this.config.schema, `medloop:rejected:${annotation.id}`);
+    this.work = new WorkState(this.config.schema);
     this.work.load(annotation, bundle.suggestion);
     this.saver = new DraftSaver(this.api, c.id, annotation.etag, () => this.work!.content(), {
       onState: (state, detail) => this.setSaveState(state, detail),
@@ -224,7 +224,6 @@ export class AnnotateWorkspace {
         this.saver.etag,
       );
       this.saver.dispose();
-      localStorage.removeItem(`medloop:rejected:${c.annotation.id}`);
       await this.openNext(t0);
     } catch (err) {
       if (err instanceof ApiError && err.status === 412) {

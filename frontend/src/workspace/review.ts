@@ -117,7 +117,7 @@ export class ReviewWorkspace {
         this.api.get<CaseDetail>(`/api/cases/${annotation.case}/`),
         this.api.get<Suggestion[]>(`/api/cases/${annotation.case}/suggestions/`),
       ]);
-      const work = new WorkState(this.config.schema, `medloop:review:${id}`);
+      const work = new WorkState(this.config.schema);
       // Read-only: show exactly what was submitted, without the model's prefill.
       work.load(annotation, null);
       this.open = { annotation, case: caseResponse.data, work };

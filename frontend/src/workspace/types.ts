@@ -58,6 +58,7 @@ export type Annotation = {
   findings: Record<string, FindingState>;
   report: Record<string, string>;
   boxes: StoredBox[];
+  rejected_suggestion_boxes?: string[];
   review_comment: string;
   reviewed_by: string | null;
   submitted_at: string | null;
@@ -108,4 +109,5 @@ export type AnnotationContent = {
   findings: Record<string, FindingState>;
   report: Record<string, string>;
   boxes: Omit<StoredBox, "id">[];
+  rejected_suggestion_boxes: string[];
 };

@@ -51,17 +51,7 @@ export class WorkState {
   rejected = new Set<string>();
   selectedId: string | null = null;
 
-  constructor(
-    readonly schema: LabelSchema,
-    private readonly rejectionsKey: string,
-  ) {
-    try {
-      const stored = JSON.parse(localStorage.getItem(rejectionsKey) ?? "[]") as string[];
-      this.rejected = new Set(stored);
-    } catch {
-      this.rejected = new Set();
-    }
-  }
+  constructor(readonly schema: LabelSchema) {}
 
   /** Load the server's working copy; prefill what it lacks from the newest suggestion. */
   load(annotation: Annotation, suggestion: Suggestion | null): void {
@@ -80,6 +70,8 @@ export class WorkState {
     }));
     this.findings = { ...annotation.findings };
     this.report = { ...annotation.report };
+    // Rejections are part of the annotation on the server, so they follow the annotator.
+    this.rejected = new Set(annotation.rejected_suggestion_boxes ?? []);
     this.prefilledFindings.clear();
     const probabilities = suggestion?.finding_probabilities ?? {};
     for (const finding of this.schema.findings) {
@@ -134,7 +126,6 @@ export class WorkState {
     const s = this.suggestionById(suggestionId);
     if (!s) return null;
     this.rejected.delete(s.id);
-    this.persistRejections();
     const work: WorkBox = {
       id: newBoxId(),
       instanceId: s.instance_id,
@@ -154,7 +145,6 @@ export class WorkState {
 
   rejectSuggestion(suggestionId: string): void {
     this.rejected.add(suggestionId);
-    this.persistRejections();
     if (this.selectedId === SUGGESTION_PREFIX + suggestionId) this.selectedId = null;
   }
 
@@ -195,15 +185,8 @@ export class WorkState {
         origin: b.origin,
         suggestion_box_id: b.suggestionBoxId,
       })),
+      rejected_suggestion_boxes: [...this.rejected].sort(),
     };
-  }
-
-  private persistRejections(): void {
-    try {
-      localStorage.setItem(this.rejectionsKey, JSON.stringify([...this.rejected]));
-    } catch {
-      // Storage full or disabled: rejections then last only for this page view.
-    }
   }
 }
 
