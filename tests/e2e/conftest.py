@@ -53,4 +53,8 @@ def page(browser: object) -> Iterator[object]:
     context = browser.new_context(viewport={"width": 1366, "height": 768})  # type: ignore[attr-defined]
     page = context.new_page()
     yield page
+    # Leave the app first so that no request of the page (autosave, lease renewal, prefetch)
+    # is still running on the live server while the test database is flushed.
+    page.goto("about:blank")
+    page.wait_for_timeout(300)
     context.close()

@@ -32,7 +32,16 @@ export type BoxGeometry = { x: number; y: number; width: number; height: number 
 export type DrawnBox = Omit<ViewerBox, "id" | "finding" | "color" | "kind">;
 
 /** Window in modality units (after rescale slope/intercept), e.g. lung -600/1500. */
-export type WindowPreset = { name: string; center: number; width: number; key?: string };
+/** `center`/`width` are in modality units (Hounsfield for CT). Projection images (DX, CR, MG,
+ * ...) have no such scale, so there `relative` places the window as fractions of the file's own
+ * window: centre at lower + center * range, width = width * range. */
+export type WindowPreset = {
+  name: string;
+  center: number;
+  width: number;
+  key?: string;
+  relative?: { center: number; width: number };
+};
 
 export type ViewerTool = "windowLevel" | "pan" | "zoom" | "rectangle";
 

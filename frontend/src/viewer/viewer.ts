@@ -6,6 +6,7 @@ import {
   Enums,
   eventTarget,
   imageLoader,
+  metaData,
   RenderingEngine,
   utilities,
   type StackViewport,
@@ -226,6 +227,15 @@ export async function createViewer(
     if (isDefaultPreset(preset)) {
       if (fileWindow) viewport.setProperties({ voiRange: { ...fileWindow } });
       viewport.render();
+      return;
+    }
+    const imageId = viewport.getCurrentImageId();
+    const modality = imageId
+      ? (metaData.get("generalSeriesModule", imageId) as { modality?: string } | undefined)?.modality
+      : undefined;
+    if (preset.relative && fileWindow && modality !== "CT") {
+      const range = fileWindow.upper - fileWindow.lower;
+      setWindow(fileWindow.lower + preset.relative.center * range, preset.relative.width * range);
       return;
     }
     setWindow(preset.center, preset.width);
