@@ -10,6 +10,8 @@ ruff check .
 ruff format --check .
 echo "== mypy"
 mypy medloop annotations active_learning frontend
+echo "== frontend unit tests (vitest)"
+(cd frontend && npm test --silent)
 
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/medloop}"
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/15}"
