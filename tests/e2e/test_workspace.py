@@ -341,3 +341,49 @@ def _wait_rendered_review(page) -> None:
         "document.querySelector('.ml-overlay').textContent.includes('W ')",
         timeout=30_000,
     )
+
+
+def test_dragging_a_suggestion_edits_it_and_skip_asks_for_a_reason(
+    page, live_server, project, member, cases, artifacts_dir: Path
+):
+    _suggest(project, cases)
+    member("ann", "annotator")
+    _log_in(page, live_server, "ann")
+    _open_workspace(page, live_server, project)
+    first_case = _case_id_shown(page)
+
+    # Drag the bottom-right handle of suggestion s1 (20, 20, 30 x 30) by 10 image pixels.
+    box = page.locator("#viewer").bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    side = min(box["width"], box["height"])
+
+    def at(px: float, py: float) -> tuple[float, float]:
+        return cx - side / 2 + px * side / 128, cy - side / 2 + py * side / 128
+
+    page.mouse.move(*at(50, 50))
+    page.mouse.down()
+    page.mouse.move(*at(60, 60), steps=8)
+    page.mouse.up()
+    page.wait_for_selector("#box-list li[data-origin=suggested_edited]")
+    _wait_saved(page)
+    annotation = Annotation.objects.get(case_id=first_case, annotator__username="ann")
+    edited = annotation.boxes.get(origin="suggested_edited")
+    assert edited.suggestion_box_id == "s1"
+    assert (edited.width, edited.height) == (pytest.approx(40, abs=1.5), pytest.approx(40, abs=1.5))
+    page.screenshot(path=str(artifacts_dir / "workspace-suggestion-edited.png"))
+
+    # Skip: a reason is required, the case is passed on and the next one opens.
+    page.locator("#viewer").focus()
+    page.keyboard.press("Shift+S")
+    page.wait_for_selector("dialog[open] #dialog-input")
+    page.click("#dialog-submit")  # empty: the dialog stays open
+    assert page.locator("dialog[open]").count() == 1
+    page.fill("#dialog-input", "Image is rotated")
+    page.click("#dialog-submit")
+    page.wait_for_function(
+        f"document.querySelector('.case-info')?.textContent.includes('Case ') && "
+        f"!document.querySelector('.case-info').textContent.includes('Case {first_case} ')",
+        timeout=30_000,
+    )
+    assert Case.objects.get(pk=first_case).skips.get().reason == "Image is rotated"
+    assert Case.objects.get(pk=first_case).leased_to is None
