@@ -13,18 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.support.tools import require
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 # Playwright's sync API runs an event loop in this thread; the test's own database calls are
 # still synchronous and sequential.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")

@@ -84,6 +84,18 @@ def _wait_saved(page) -> None:
     )
 
 
+def _image_point(page, size: int = 128):
+    """Screen position of an image pixel: the square image fills the viewer's shorter side."""
+    box = page.locator("#viewer").bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    side = min(box["width"], box["height"])
+
+    def at(px: float, py: float) -> tuple[float, float]:
+        return cx - side / 2 + px * side / size, cy - side / 2 + py * side / size
+
+    return at
+
+
 def _open_workspace(page, live_server, project) -> None:
     page.click(f"tr[data-project='{project.pk}'] >> text=Start labeling")
     page.wait_for_url(f"{live_server.url}/projects/{project.pk}/label/")
@@ -132,10 +144,7 @@ def test_annotator_labels_a_case_end_to_end(
     # Draw a box with the rectangle tool and label it from the schema.
     page.keyboard.press("b")
     assert page.get_attribute("button[data-tool=rectangle]", "aria-pressed") == "true"
-    side = min(box["width"], box["height"])  # the 128-pixel image fills the shorter side
-
-    def at(px: float, py: float) -> tuple[float, float]:
-        return cx - side / 2 + px * side / 128, cy - side / 2 + py * side / 128
+    at = _image_point(page)
 
     page.mouse.move(*at(85, 20))
     page.mouse.down()
@@ -353,12 +362,7 @@ def test_dragging_a_suggestion_edits_it_and_skip_asks_for_a_reason(
     first_case = _case_id_shown(page)
 
     # Drag the bottom-right handle of suggestion s1 (20, 20, 30 x 30) by 10 image pixels.
-    box = page.locator("#viewer").bounding_box()
-    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-    side = min(box["width"], box["height"])
-
-    def at(px: float, py: float) -> tuple[float, float]:
-        return cx - side / 2 + px * side / 128, cy - side / 2 + py * side / 128
+    at = _image_point(page)
 
     page.mouse.move(*at(50, 50))
     page.mouse.down()
