@@ -343,6 +343,23 @@ def test_reviewer_returns_work_with_a_comment(
     assert annotation.status == "returned"
     assert annotation.review_comment == "Please measure the nodule again."
 
+    # The annotator resubmits; the reviewer accepts it in the browser.
+    returned = api.get(f"/api/annotations/{annotation.pk}/")
+    resubmitted = api.post(
+        f"/api/cases/{leased.data['id']}/annotation/submit/",
+        {"report": {"impression": "Nodule, 9 mm."}},
+        format="json",
+        HTTP_IF_MATCH=returned["ETag"],
+    )
+    assert resubmitted.status_code == 200, resubmitted.data
+    page.reload()
+    page.wait_for_selector("#review-list button.selected", timeout=30_000)
+    page.click("#review-accept")
+    page.wait_for_selector("#review-empty")
+    annotation.refresh_from_db()
+    assert annotation.status == "accepted"
+    assert annotation.reviewed_by.username == "rev"
+
 
 def _wait_rendered_review(page) -> None:
     page.wait_for_function(
