@@ -1,0 +1,312 @@
+"""Prediction with the built-in networks: boxes (with test-time views for their stability),
+calibrated findings (with MC dropout for BALD), the report draft (greedy decoding with a
+key/value cache, per-token entropy and NLL), sentence-to-finding links and the case score."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from active_learning.ml.builtin import uncertainty as u
+from active_learning.ml.builtin.batch import Batch, memory_box_rows
+from active_learning.ml.builtin.network import MultimodalNetwork
+from active_learning.ml.builtin.preprocess import split_report
+from active_learning.ml.interface import (
+    CasePrediction,
+    PredictedBox,
+    ReportSentence,
+    UncertaintyOptions,
+)
+from active_learning.ml.report_findings import findings_stated
+
+# Test-time views for box stability: horizontal flip and two rescales of the model image
+# (sizes stay multiples of 32, the detector's stride).
+RESCALES = (224, 288)
+
+
+@dataclass
+class Detections:
+    boxes: list[np.ndarray]  # per case (N, 4) x1 y1 x2 y2 in model pixels
+    labels: list[np.ndarray]
+    scores: list[np.ndarray]
+
+
+def _detect(network: MultimodalNetwork, images: torch.Tensor) -> Detections:
+    outputs = network.detector(images)
+    return Detections(
+        boxes=[o["boxes"].detach().cpu().numpy().astype(np.float64) for o in outputs],
+        labels=[o["labels"].detach().cpu().numpy() for o in outputs],
+        scores=[o["labels_scores"].detach().cpu().numpy().astype(np.float64) for o in outputs],
+    )
+
+
+def detect_with_views(
+    network: MultimodalNetwork, images: torch.Tensor, *, stability: bool
+) -> tuple[Detections, dict[str, torch.Tensor], list[list[tuple[np.ndarray, np.ndarray]]]]:
+    """Detections on the images, the FPN features of that pass, and per case the detections of
+    each test-time view mapped back to the original model pixels."""
+    size = images.shape[-1]
+    main = _detect(network, images)
+    features = network._features
+    assert features is not None
+    views: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in range(images.shape[0])]
+    if stability:
+        flipped = _detect(network, torch.flip(images, dims=[-1]))
+        for i in range(images.shape[0]):
+            b = flipped.boxes[i].copy()
+            b[:, [0, 2]] = size - flipped.boxes[i][:, [2, 0]]
+            views[i].append((b, flipped.labels[i]))
+        for rescale in RESCALES:
+            resized = F.interpolate(images, size=(rescale, rescale), mode="bilinear")
+            scaled = _detect(network, resized)
+            for i in range(images.shape[0]):
+                views[i].append((scaled.boxes[i] * (size / rescale), scaled.labels[i]))
+    return main, features, views
+
+
+@torch.no_grad()
+def greedy_decode(
+    network: MultimodalNetwork,
+    memory: torch.Tensor,
+    memory_mask: torch.Tensor,
+    *,
+    bos: int,
+    eos: int,
+    max_tokens: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Greedy drafts for a batch: tokens ``(B, T)``, the logits each was chosen from
+    ``(B, T, V)`` and a mask ``(B, T)`` of real tokens (up to and including the end token).
+    Equivalent to ``generate(do_sample=False)`` with ``output_scores``; the loop is ours
+    because generate's per-step overhead doubled the time of this small decoder."""
+    batch = memory.shape[0]
+    current = torch.full((batch, 1), bos, dtype=torch.long, device=memory.device)
+    past = None
+    tokens, logits, masks = [], [], []
+    alive = torch.ones(batch, dtype=torch.bool, device=memory.device)
+    for _ in range(max_tokens):
+        output = network.decoder(
+            input_ids=current,
+            past_key_values=past,
+            encoder_hidden_states=memory,
+            encoder_attention_mask=memory_mask,
+            use_cache=True,
+        )
+        past = output.past_key_values
+        step = output.logits[:, -1]
+        choice = step.argmax(-1)
+        tokens.append(choice)
+        logits.append(step)
+        masks.append(alive.clone())
+        alive &= choice != eos
+        if not alive.any():
+            break
+        current = choice.unsqueeze(1)
+    return torch.stack(tokens, 1), torch.stack(logits, 1), torch.stack(masks, 1)
+
+
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9])")
+
+
+def link_sentences(
+    report: dict[str, str], boxes: list[PredictedBox], classes: tuple[str, ...], width: int
+) -> list[ReportSentence]:
+    """Each sentence with the findings it states as present (the rule set of
+    :mod:`active_learning.ml.report_findings`) and the box it came from: the best-scoring box of
+    the first such finding, on the stated side when the sentence names one ("right" = the image's
+    left half, radiographs being viewed as if facing the patient)."""
+    sentences = []
+    for section, text in report.items():
+        for sentence in filter(None, (s.strip() for s in _SENTENCE.split(text))):
+            stated = findings_stated(sentence, classes)
+            present = [name for name, state in stated.items() if state == "present"]
+            box_index = None
+            lowered = sentence.lower()
+            for name in present:
+                candidates = [i for i, box in enumerate(boxes) if box.finding == name]
+                centre = {i: boxes[i].x + boxes[i].width / 2 for i in candidates}
+                if "right" in lowered and "left" not in lowered:
+                    candidates = [i for i in candidates if centre[i] < width / 2] or candidates
+                elif "left" in lowered and "right" not in lowered:
+                    candidates = [i for i in candidates if centre[i] >= width / 2] or candidates
+                if candidates:
+                    box_index = max(candidates, key=lambda i: boxes[i].score)
+                    break
+            sentences.append(ReportSentence(section, sentence, present, box_index))
+    return sentences
+
+
+def predict_batch(
+    network: MultimodalNetwork,
+    batch: Batch,
+    *,
+    temperature: float,
+    tokenizer,
+    config,
+    options: UncertaintyOptions,
+) -> list[CasePrediction]:
+    """Suggestions for one collated batch (the network in eval mode)."""
+    classes = tuple(config.finding_classes)
+    size = config.input_size
+    with torch.no_grad():
+        detections, features, views = detect_with_views(
+            network, batch.images, stability=options.box_stability
+        )
+        image_vector = network.image_features(features)
+        text_states, text_vector = network.encode_text(batch.text_ids, batch.text_mask)
+        fused = network.fuse(image_vector, text_vector, batch.labs)
+        logits = network.finding_head(fused)
+        probabilities = torch.sigmoid(logits / temperature)
+        finding_samples = None
+        if options.mc_samples > 0:
+            finding_samples = _mc_findings(
+                network, image_vector, text_vector, batch.labs, temperature, options.mc_samples
+            )
+        memory_rows, memory_masks = [], []
+        for i in range(len(batch.case_ids)):
+            kept = detections.scores[i] >= config.suggestion_score_threshold
+            rows = [
+                (
+                    int(label),
+                    float(box[0]),
+                    float(box[1]),
+                    float(box[2]),
+                    float(box[3]),
+                    float(score),
+                )
+                for box, label, score in zip(
+                    detections.boxes[i][kept],
+                    detections.labels[i][kept],
+                    detections.scores[i][kept],
+                    strict=True,
+                )
+            ]
+            r, m = memory_box_rows(rows, size, config.max_memory_boxes)
+            memory_rows.append(r)
+            memory_masks.append(m)
+        device = batch.images.device
+        memory, memory_mask = network.memory(
+            fused,
+            probabilities,
+            torch.stack(memory_rows).to(device),
+            torch.stack(memory_masks).to(device),
+            text_states,
+            batch.text_mask,
+        )
+        special = (tokenizer.bos_token_id, tokenizer.eos_token_id)
+        tokens, step_logits, token_mask = greedy_decode(
+            network, memory, memory_mask, bos=special[0], eos=special[1],
+            max_tokens=config.report_max_tokens,
+        )  # fmt: skip
+        token_entropy, token_nll = u.token_uncertainty(step_logits, tokens, token_mask)
+        disagreement = None
+        if options.mc_report_drafts > 1:
+            disagreement = _mc_drafts(
+                network, memory, memory_mask, tokenizer, config, options.mc_report_drafts
+            )
+    predictions = []
+    for i, case_id in enumerate(batch.case_ids):
+        predictions.append(
+            _assemble(
+                i, case_id, batch, detections, views, probabilities, finding_samples,
+                tokens, token_mask, token_entropy, token_nll, disagreement, tokenizer, classes,
+                config,
+            )
+        )  # fmt: skip
+    return predictions
+
+
+def _mc_findings(network, image_vector, text_vector, labs, temperature, samples) -> np.ndarray:
+    """``(K, B, C)`` calibrated probabilities with dropout active in the fusion and head only
+    (the image and text features are computed once: the cheap MC dropout)."""
+    network.fusion.train()
+    network.finding_head.train()
+    try:
+        draws = [
+            torch.sigmoid(
+                network.finding_head(network.fuse(image_vector, text_vector, labs)) / temperature
+            )
+            for _ in range(samples)
+        ]
+    finally:
+        network.fusion.eval()
+        network.finding_head.eval()
+    return torch.stack(draws).cpu().numpy()
+
+
+def _mc_drafts(network, memory, memory_mask, tokenizer, config, drafts) -> list[float]:
+    """Per case, 1 - mean pairwise ROUGE-L of ``drafts`` greedy drafts with decoder dropout."""
+    network.decoder.train()
+    try:
+        texts = []
+        for _ in range(drafts):
+            tokens, _, mask = greedy_decode(
+                network, memory, memory_mask, bos=tokenizer.bos_token_id,
+                eos=tokenizer.eos_token_id, max_tokens=config.report_max_tokens,
+            )  # fmt: skip
+            texts.append(_decode_all(tokens, mask, tokenizer))
+    finally:
+        network.decoder.eval()
+    return [u.draft_disagreement([t[i] for t in texts]) for i in range(memory.shape[0])]
+
+
+def _decode_all(tokens: torch.Tensor, mask: torch.Tensor, tokenizer) -> list[str]:
+    out = []
+    for row, keep in zip(tokens.tolist(), mask.tolist(), strict=True):
+        ids = [t for t, k in zip(row, keep, strict=True) if k]
+        out.append(tokenizer.decode(ids, skip_special_tokens=False))
+    return out
+
+
+def _assemble(
+    i, case_id, batch, detections, views, probabilities, finding_samples, tokens, token_mask,
+    token_entropy, token_nll, disagreement, tokenizer, classes, config,
+) -> CasePrediction:  # fmt: skip
+    sx, sy = batch.scales[i]
+    keep = detections.scores[i] >= config.suggestion_score_threshold
+    boxes_xyxy = detections.boxes[i][keep]
+    labels = detections.labels[i][keep]
+    scores = detections.scores[i][keep]
+    instability = u.localization_instability(boxes_xyxy, labels, views[i])
+    entropy = u.binary_entropy(scores) if len(scores) else np.zeros(0)
+    boxes = [
+        PredictedBox(
+            finding=classes[int(label)],
+            x=float(box[0] * sx),
+            y=float(box[1] * sy),
+            width=float((box[2] - box[0]) * sx),
+            height=float((box[3] - box[1]) * sy),
+            score=float(score),
+            localization_instability=float(instability[j]),
+            class_entropy=float(entropy[j]),
+        )
+        for j, (box, label, score) in enumerate(zip(boxes_xyxy, labels, scores, strict=True))
+    ]
+    probs = probabilities[i].cpu().numpy().astype(np.float64)
+    if finding_samples is not None:
+        finding_u = u.bald(finding_samples[:, i, :])
+    else:
+        finding_u = u.binary_entropy(probs)
+    text = _decode_all(tokens[i : i + 1], token_mask[i : i + 1], tokenizer)[0]
+    report = split_report(text)
+    report_u = {"mean_token_entropy": float(token_entropy[i]), "nll": float(token_nll[i])}
+    if disagreement is not None:
+        report_u["mc_disagreement"] = float(disagreement[i])
+    score = u.case_score(
+        list(finding_u), list(instability), list(entropy), report_u["mean_token_entropy"],
+        len(tokenizer),
+    )  # fmt: skip
+    return CasePrediction(
+        case_id=case_id,
+        boxes=boxes,
+        findings={name: float(p) for name, p in zip(classes, probs, strict=True)},
+        finding_uncertainty={name: float(v) for name, v in zip(classes, finding_u, strict=True)},
+        report=report,
+        report_sentences=link_sentences(report, boxes, classes, batch.shapes[i][1]),
+        report_uncertainty=report_u,
+        case_score=score,
+        warnings=list(batch.warnings[i]),
+    )

@@ -1,0 +1,363 @@
+"""The built-in multimodal suggestion model (see :mod:`active_learning.ml.builtin.network`).
+
+Training streams cases from a :data:`~active_learning.ml.interface.CaseSource` in batches of
+``config.batch_size``; the first pass of a fresh model trains the tokenizer and learns the lab
+codes from the same stream. Cases whose ``sha256(case_id)`` falls in bucket 0 of 10 are held
+out of the gradient steps and used to fit the findings' temperature, so the calibration split
+is the same in every run and every version. It runs on a GPU when torch sees one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from monai.visualize import GradCAM
+from safetensors.torch import load_model as load_weights
+from safetensors.torch import save_model as save_weights
+from torch import nn
+from transformers import PreTrainedTokenizerFast
+
+from active_learning.ml.builtin.batch import Batch, collate
+from active_learning.ml.builtin.config import BuiltinConfig
+from active_learning.ml.builtin.inference import predict_batch
+from active_learning.ml.builtin.network import GRADCAM_LAYER, MultimodalNetwork
+from active_learning.ml.builtin.preprocess import LabVocabulary, report_target, train_tokenizer
+from active_learning.ml.evaluate import fit_temperature
+from active_learning.ml.interface import (
+    CaseInput,
+    CasePrediction,
+    CaseSource,
+    CheckpointError,
+    LabelledCase,
+    ModelInputError,
+    ProgressCallback,
+    SuggestionModel,
+    TrainReport,
+    UncertaintyOptions,
+    batched,
+    read_manifest,
+    register,
+    write_version,
+)
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "weights.safetensors"
+TOKENIZER_DIR = "tokenizer"
+
+
+def is_calibration_case(case_id: str) -> bool:
+    """The fixed held-out split: bucket 0 of 10 by sha256 of the case id."""
+    return hashlib.sha256(case_id.encode()).digest()[0] % 10 == 0
+
+
+@register
+class BuiltinModel(SuggestionModel):
+    """RetinaNet boxes, fused image/text/lab findings, a GPT-2 report draft; uncertainty and
+    Grad-CAM explanations. ``BuiltinModel(config)`` is untrained until :meth:`train`."""
+
+    kind = "builtin"
+
+    def __init__(self, config: BuiltinConfig | None = None) -> None:
+        self.config = config or BuiltinConfig()
+        self.finding_classes = tuple(self.config.finding_classes)
+        self.tokenizer: PreTrainedTokenizerFast | None = None
+        self.labs: LabVocabulary | None = None
+        self.network: MultimodalNetwork | None = None
+        self.temperature = 1.0
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+    # ------------------------------------------------------------------ building
+    def _build(self, tokenizer: PreTrainedTokenizerFast, labs: LabVocabulary) -> None:
+        torch.manual_seed(self.config.seed)
+        self.tokenizer, self.labs = tokenizer, labs
+        special = {
+            "pad": tokenizer.pad_token_id,
+            "bos": tokenizer.bos_token_id,
+            "eos": tokenizer.eos_token_id,
+        }
+        self.network = MultimodalNetwork(
+            self.config, vocab_size=len(tokenizer), n_labs=len(labs.codes), special=special
+        ).to(self.device)
+
+    def _build_from_data(self, cases: CaseSource) -> None:
+        lab_lists: list[Any] = []
+
+        def texts() -> Iterator[str]:
+            for case in cases():
+                lab_lists.append(case.labs)
+                yield case.clinical_text
+                if isinstance(case, LabelledCase):
+                    yield report_target(case.report)
+
+        tokenizer = train_tokenizer(texts(), self.config.vocab_size)
+        self._build(tokenizer, LabVocabulary.learn(lab_lists, self.config.max_labs))
+
+    def _require_trained(self) -> MultimodalNetwork:
+        if self.network is None:
+            raise RuntimeError("the model has not been trained or loaded yet")
+        return self.network
+
+    def _collate(self, cases: list[CaseInput], *, labelled: bool) -> Batch:
+        assert self.tokenizer is not None and self.labs is not None
+        return collate(
+            cases, config=self.config, tokenizer=self.tokenizer, labs=self.labs, labelled=labelled
+        ).to(self.device)
+
+    # ------------------------------------------------------------------ training
+    def train(
+        self,
+        cases: CaseSource,
+        *,
+        epochs: int = 1,
+        max_steps: int | None = None,
+        warm_start: Path | str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> TrainReport:
+        started = time.perf_counter()
+        if warm_start is not None:
+            self._load_into(Path(warm_start), read_manifest(warm_start))
+        elif self.network is None:
+            self._build_from_data(cases)
+        network = self._require_trained()
+        optimizer = torch.optim.AdamW(
+            network.parameters(),
+            lr=self.config.learning_rate,
+            weight_decay=self.config.weight_decay,
+        )
+        report = TrainReport()
+        for epoch in range(epochs):
+            training = (c for c in cases() if not is_calibration_case(c.case_id))
+            for chunk in batched(training, self.config.batch_size):
+                if max_steps is not None and report.steps >= max_steps:
+                    break
+                network.train()
+                parts = self._loss(self._collate(chunk, labelled=True))
+                loss = torch.stack(list(parts.values())).sum()
+                optimizer.zero_grad()
+                loss.backward()
+                nn.utils.clip_grad_norm_(network.parameters(), 5.0)
+                optimizer.step()
+                report.steps += 1
+                report.cases_seen += len(chunk)
+                report.losses.append(float(loss.detach()))
+                report.loss_parts.append({k: float(v.detach()) for k, v in parts.items()})
+                if progress:
+                    progress(f"epoch {epoch + 1}/{epochs}, step {report.steps}", report.losses[-1])
+        report.temperature, report.calibration_cases = self._calibrate(cases)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _loss(self, batch: Batch) -> dict[str, torch.Tensor]:
+        network = self._require_trained()
+        detector_losses = network.detector(batch.images, batch.targets)
+        features = network._features
+        targets, mask = batch.finding_targets, batch.finding_mask
+        report_ids, report_mask = batch.report_ids, batch.report_mask
+        assert features is not None and targets is not None and mask is not None
+        assert batch.memory_boxes is not None and batch.memory_box_mask is not None
+        assert report_ids is not None and report_mask is not None
+        image_vector = network.image_features(features)
+        text_states, text_vector = network.encode_text(batch.text_ids, batch.text_mask)
+        fused = network.fuse(image_vector, text_vector, batch.labs)
+        logits = network.finding_head(fused)
+        bce = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+        findings = (bce * mask).sum() / mask.sum().clamp(min=1.0)
+        # Teacher forcing: the decoder learns from the true findings and boxes; at inference it
+        # reads the predicted ones.
+        memory, memory_mask = network.memory(
+            fused,
+            targets * mask,
+            batch.memory_boxes,
+            batch.memory_box_mask,
+            text_states,
+            batch.text_mask,
+        )
+        labels = report_ids.masked_fill(report_mask == 0, -100)
+        report = network.decoder(
+            input_ids=report_ids,
+            attention_mask=report_mask,
+            encoder_hidden_states=memory,
+            encoder_attention_mask=memory_mask,
+            labels=labels,
+        ).loss
+        return {
+            "box_classification": detector_losses["classification"],
+            "box_regression": detector_losses["box_regression"],
+            "findings": self.config.findings_loss_weight * findings,
+            "report": self.config.report_loss_weight * report,
+        }
+
+    def _calibrate(self, cases: CaseSource) -> tuple[float, int]:
+        """Fit the findings' temperature on the held-out cases' logits (1.0 without any)."""
+        network = self._require_trained()
+        network.eval()
+        logits, labels, count = [], [], 0
+        held_out = (c for c in cases() if is_calibration_case(c.case_id))
+        with torch.no_grad():
+            for chunk in batched(held_out, self.config.batch_size):
+                batch = self._collate(chunk, labelled=True)
+                network.detector(batch.images)
+                known_mask, known_labels = batch.finding_mask, batch.finding_targets
+                assert network._features is not None
+                assert known_mask is not None and known_labels is not None
+                _, text_vector = network.encode_text(batch.text_ids, batch.text_mask)
+                fused = network.fuse(
+                    network.image_features(network._features), text_vector, batch.labs
+                )
+                z = network.finding_head(fused)
+                known = known_mask.bool()
+                logits.append(z[known].cpu().numpy())
+                labels.append(known_labels[known].cpu().numpy())
+                count += len(chunk)
+        if not logits or sum(len(z) for z in logits) == 0:
+            self.temperature = 1.0
+        else:
+            self.temperature = fit_temperature(
+                np.concatenate(logits), np.concatenate(labels), from_logits=True
+            )
+        return self.temperature, count
+
+    # ------------------------------------------------------------------ inference
+    def predict(
+        self, cases: Iterable[CaseInput], *, uncertainty: UncertaintyOptions | None = None
+    ) -> list[CasePrediction]:
+        network = self._require_trained()
+        network.eval()
+        options = uncertainty or UncertaintyOptions()
+        predictions: list[CasePrediction] = []
+        for chunk in batched(cases, self.config.batch_size):
+            batch = self._collate(chunk, labelled=False)
+            predictions += predict_batch(
+                network,
+                batch,
+                temperature=self.temperature,
+                tokenizer=self.tokenizer,
+                config=self.config,
+                options=options,
+            )
+        return predictions
+
+    def embed(self, cases: Iterable[CaseInput]) -> np.ndarray:
+        network = self._require_trained()
+        network.eval()
+        vectors = []
+        with torch.no_grad():
+            for chunk in batched(cases, self.config.batch_size):
+                batch = self._collate(chunk, labelled=False)
+                network.feature_extractor(batch.images)
+                assert network._features is not None
+                _, text_vector = network.encode_text(batch.text_ids, batch.text_mask)
+                fused = network.fuse(
+                    network.image_features(network._features), text_vector, batch.labs
+                )
+                vectors.append(fused.cpu().numpy().astype(np.float32))
+        if not vectors:
+            return np.zeros((0, self.config.fusion_hidden), dtype=np.float32)
+        return np.concatenate(vectors)
+
+    def explain(self, case: CaseInput, finding: str) -> np.ndarray:
+        """Grad-CAM (``monai.visualize.GradCAM``) of ``finding``'s logit at the backbone's
+        stride-16 layer, upsampled to the input image: ``(rows, columns)`` float32 in [0, 1]."""
+        network = self._require_trained()
+        if finding not in self.finding_classes:
+            raise ModelInputError(
+                f"unknown finding {finding!r}; this model knows {', '.join(self.finding_classes)}"
+            )
+        batch = self._collate([case], labelled=False)
+        network.eval()
+        with torch.no_grad():
+            _, text_vector = network.encode_text(batch.text_ids, batch.text_mask)
+        wrapper = _ImageToFindings(network, text_vector, batch.labs)
+        cam = GradCAM(nn_module=wrapper, target_layers=GRADCAM_LAYER)
+        heatmap = cam(batch.images, class_idx=self.finding_classes.index(finding))
+        rows, columns = batch.shapes[0]
+        resized = F.interpolate(heatmap.detach(), size=(rows, columns), mode="bilinear")
+        result = resized[0, 0].cpu().numpy().astype(np.float32)
+        span = float(result.max() - result.min())
+        return (result - result.min()) / span if span > 0 else np.zeros_like(result)
+
+    # ------------------------------------------------------------------ versions
+    def save(self, directory: Path | str) -> dict[str, Any]:
+        network = self._require_trained()
+        assert self.tokenizer is not None and self.labs is not None
+        tokenizer, labs = self.tokenizer, self.labs
+
+        def write(folder: Path) -> None:
+            save_weights(network, str(folder / WEIGHTS_FILE))
+            tokenizer.save_pretrained(str(folder / TOKENIZER_DIR))
+            state = {
+                "config": self.config.to_dict(),
+                "labs": labs.to_dict(),
+                "temperature": self.temperature,
+            }
+            (folder / CONFIG_FILE).write_text(json.dumps(state, indent=2, sort_keys=True))
+
+        return write_version(
+            directory,
+            kind=self.kind,
+            finding_classes=self.finding_classes,
+            write_files=write,
+            extra={"parameters": sum(p.numel() for p in network.parameters())},
+        )
+
+    @classmethod
+    def _load(cls, directory: Path, manifest: dict[str, Any]) -> BuiltinModel:
+        state = json.loads((directory / CONFIG_FILE).read_text())
+        model = cls(BuiltinConfig.from_dict(state["config"]))
+        model._load_into(directory, manifest)
+        return model
+
+    def _load_into(self, directory: Path, manifest: dict[str, Any]) -> None:
+        if manifest.get("kind") != self.kind:
+            raise CheckpointError(f"{directory} holds a {manifest.get('kind')!r} model")
+        state = json.loads((directory / CONFIG_FILE).read_text())
+        saved = BuiltinConfig.from_dict(state["config"])
+        if saved.finding_classes != self.config.finding_classes:
+            raise CheckpointError(
+                f"{directory} was trained on findings {list(saved.finding_classes)}, "
+                f"not {list(self.config.finding_classes)}"
+            )
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(
+            str(directory / TOKENIZER_DIR), local_files_only=True
+        )
+        self._build(tokenizer, LabVocabulary.from_dict(state["labs"]))
+        missing, unexpected = load_weights(
+            self._require_trained(), str(directory / WEIGHTS_FILE), device=str(self.device)
+        )
+        if missing or unexpected:
+            raise CheckpointError(
+                f"{directory}: weights do not fit the configured network "
+                f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})"
+            )
+        self.temperature = float(state.get("temperature", 1.0))
+        if not math.isfinite(self.temperature) or self.temperature <= 0:
+            raise CheckpointError(f"{directory}: invalid temperature {self.temperature}")
+
+
+class _ImageToFindings(nn.Module):
+    """Image -> finding logits with the case's text and labs fixed: what Grad-CAM differentiates."""
+
+    def __init__(
+        self,
+        network: MultimodalNetwork,
+        text_vector: torch.Tensor | None,
+        labs: torch.Tensor | None,
+    ) -> None:
+        super().__init__()
+        self.network = network
+        self.text_vector = text_vector
+        self.labs = labs
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        features = self.network.feature_extractor(images)
+        vector = self.network.image_features(features)
+        return self.network.finding_head(self.network.fuse(vector, self.text_vector, self.labs))

@@ -1,0 +1,358 @@
+"""The suggestion-model contract: what every model MedLoop can train and serve must do.
+
+In the spirit of MONAI Label's ``InferTask``/``TrainTask``: the retraining cycle, the scoring
+task and the benchmarks talk to :class:`SuggestionModel` only; which model a project uses is a
+name in :data:`MODEL_KINDS`. Pure Python and torch, never Django.
+
+Coordinates are pixels of the case's first image, top-left origin, ``x, y, width, height``.
+Images go in as stored values (``(rows, columns)``, any numeric dtype, grayscale); a model does
+its own resizing and intensity normalisation and maps its boxes back to the input's pixels.
+
+A version on disk is a directory written by :meth:`SuggestionModel.save`: ``manifest.json``
+(format version, model kind, finding classes, the sha256 of every file) beside the weights,
+config and tokenizer files. :func:`load_model` checks every checksum before any weight is read
+and refuses a directory that does not match (:class:`CheckpointError`).
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+class ModelInputError(ValueError):
+    """A case the model cannot read; the message names the case and what is wrong."""
+
+
+class CheckpointError(RuntimeError):
+    """A saved version that is missing, altered or of another format."""
+
+
+@dataclass(frozen=True)
+class LabValue:
+    """One laboratory result: LOINC ``code``, ``value`` (None when missing) and its reference
+    range (either bound may be missing, e.g. CRP has only an upper bound in practice)."""
+
+    code: str
+    value: float | None
+    low: float | None = None
+    high: float | None = None
+    unit: str = ""
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Box:
+    """A ground-truth lesion box in pixels."""
+
+    finding: str
+    x: float
+    y: float
+    width: float
+    height: float
+
+
+@dataclass
+class CaseInput:
+    """What a model sees of one case: the image plus the clinical context."""
+
+    case_id: str
+    image: np.ndarray  # (rows, columns), stored values, grayscale
+    indication: str = ""
+    history: str = ""
+    labs: Sequence[LabValue] = ()
+    pixel_spacing_mm: float | None = None
+
+    @property
+    def clinical_text(self) -> str:
+        return " ".join(part.strip() for part in (self.indication, self.history) if part.strip())
+
+
+@dataclass
+class LabelledCase(CaseInput):
+    """A case with its accepted labels: boxes, case-level findings (True present, False absent,
+    None uncertain or not read) and the report by section (``findings``, ``impression``)."""
+
+    boxes: Sequence[Box] = ()
+    findings: dict[str, bool | None] = field(default_factory=dict)
+    report: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class PredictedBox:
+    """A suggested box: ``score`` in [0, 1]; ``localization_instability`` = 1 - mean IoU of the
+    boxes matched to it across test-time flips and rescales (0 stable, 1 not found again);
+    ``class_entropy`` in nats, of the box's class score (or, with MC dropout, its BALD)."""
+
+    finding: str
+    x: float
+    y: float
+    width: float
+    height: float
+    score: float
+    localization_instability: float = 0.0
+    class_entropy: float = 0.0
+
+
+@dataclass
+class ReportSentence:
+    """One sentence of the draft and what it came from: the findings it states as present and,
+    when one of those findings has a predicted box, the index of that box in ``boxes``."""
+
+    section: str
+    text: str
+    findings: list[str] = field(default_factory=list)
+    box_index: int | None = None
+
+
+@dataclass
+class CasePrediction:
+    """A model's suggestion for one case, with its uncertainty.
+
+    ``findings``: calibrated probability per class. ``finding_uncertainty``: per class, BALD
+    (mutual information, nats) under MC dropout when it ran, else the binary entropy of the
+    calibrated probability. ``report_uncertainty``: ``mean_token_entropy`` and ``nll`` (nats per
+    token) of the greedy draft, ``mc_disagreement`` (1 - mean pairwise ROUGE-L of MC-dropout
+    drafts) when it ran. ``case_score`` in [0, 1] combines them (higher = more worth labelling).
+    """
+
+    case_id: str
+    boxes: list[PredictedBox]
+    findings: dict[str, float]
+    finding_uncertainty: dict[str, float]
+    report: dict[str, str]
+    report_sentences: list[ReportSentence]
+    report_uncertainty: dict[str, float]
+    case_score: float
+    warnings: list[str] = field(default_factory=list)
+
+    def as_suggestion(self) -> dict[str, Any]:
+        """The JSON of ``active_learning.Suggestion``: boxes, findings, draft, uncertainty."""
+        boxes = []
+        for index, box in enumerate(self.boxes):
+            entry = asdict(box)
+            entry["id"] = f"s{index}"
+            entry["uncertainty"] = {
+                "localization_instability": box.localization_instability,
+                "class_entropy": box.class_entropy,
+            }
+            boxes.append(entry)
+        return {
+            "boxes": boxes,
+            "finding_probabilities": dict(self.findings),
+            "report_draft": dict(self.report),
+            "uncertainty": {
+                "case_score": self.case_score,
+                "findings": dict(self.finding_uncertainty),
+                "report": dict(self.report_uncertainty),
+                "report_links": [asdict(s) for s in self.report_sentences],
+                "warnings": list(self.warnings),
+            },
+        }
+
+
+@dataclass(frozen=True)
+class UncertaintyOptions:
+    """Which uncertainty estimates :meth:`SuggestionModel.predict` computes. The cheap ones are
+    on by default; MC dropout (``mc_samples`` > 0) costs that many extra passes of the heads and,
+    with ``mc_report_drafts`` > 0, that many extra report generations."""
+
+    box_stability: bool = True
+    mc_samples: int = 0
+    mc_report_drafts: int = 0
+
+
+@dataclass
+class TrainReport:
+    """What one :meth:`SuggestionModel.train` call did: loss per step (and its parts), the cases
+    seen, seconds, and the calibration temperature fitted on the held-out cases."""
+
+    steps: int = 0
+    cases_seen: int = 0
+    seconds: float = 0.0
+    losses: list[float] = field(default_factory=list)
+    loss_parts: list[dict[str, float]] = field(default_factory=list)
+    temperature: float = 1.0
+    calibration_cases: int = 0
+
+
+# A re-iterable source of labelled cases: each call starts a new pass (one epoch). Training
+# streams from it and never holds the whole set in memory.
+CaseSource = Callable[[], Iterable[LabelledCase]]
+ProgressCallback = Callable[[str, float], None]
+
+
+class SuggestionModel(abc.ABC):
+    """A model that learns from labelled cases and suggests boxes, findings and a report."""
+
+    kind: ClassVar[str]
+    finding_classes: tuple[str, ...]
+
+    @abc.abstractmethod
+    def train(
+        self,
+        cases: CaseSource,
+        *,
+        epochs: int = 1,
+        max_steps: int | None = None,
+        warm_start: Path | str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> TrainReport:
+        """Fit on ``cases`` (optionally starting from the version saved in ``warm_start``)."""
+
+    @abc.abstractmethod
+    def predict(
+        self, cases: Iterable[CaseInput], *, uncertainty: UncertaintyOptions | None = None
+    ) -> list[CasePrediction]:
+        """Suggestions with uncertainty for a batch of cases, in input order."""
+
+    @abc.abstractmethod
+    def embed(self, cases: Iterable[CaseInput]) -> np.ndarray:
+        """One float32 vector per case, ``(n_cases, dim)``, for diversity sampling."""
+
+    @abc.abstractmethod
+    def save(self, directory: Path | str) -> dict[str, Any]:
+        """Write this version to ``directory`` (created; must not exist); returns the manifest."""
+
+    @classmethod
+    @abc.abstractmethod
+    def _load(cls, directory: Path, manifest: dict[str, Any]) -> SuggestionModel:
+        """Read a version whose checksums :func:`load_model` has verified."""
+
+    def explain(self, case: CaseInput, finding: str) -> np.ndarray:
+        """A heatmap ``(rows, columns)`` in [0, 1] over the case's image for ``finding``."""
+        raise NotImplementedError(f"{self.kind} models do not explain their findings")
+
+    def evaluate(self, cases: Iterable[LabelledCase]) -> dict[str, Any]:
+        """Box mAP, finding AUROC/calibration and report metrics on labelled cases."""
+        from active_learning.ml.evaluation_run import evaluate_model  # avoids an import cycle
+
+        return evaluate_model(self, cases)
+
+
+MODEL_KINDS: dict[str, type[SuggestionModel]] = {}
+
+
+def register(cls: type[SuggestionModel]) -> type[SuggestionModel]:
+    """Class decorator: make a model kind loadable by name."""
+    MODEL_KINDS[cls.kind] = cls
+    return cls
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_version(
+    directory: Path | str,
+    *,
+    kind: str,
+    finding_classes: Sequence[str],
+    write_files: Callable[[Path], None],
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write a version atomically: ``write_files`` fills a temporary sibling directory, the
+    manifest records every file's sha256, then the directory is renamed into place, so a crash
+    never leaves a half-written version under ``directory``."""
+    target = Path(directory)
+    if target.exists():
+        raise CheckpointError(f"{target} already exists; versions are never overwritten")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        write_files(staging)
+        files = {
+            str(path.relative_to(staging)): _sha256(path)
+            for path in sorted(staging.rglob("*"))
+            if path.is_file()
+        }
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "kind": kind,
+            "finding_classes": list(finding_classes),
+            "files": files,
+            **(extra or {}),
+        }
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        for path in staging.rglob("*"):
+            if path.is_file():
+                with path.open("rb") as handle:
+                    os.fsync(handle.fileno())
+        os.rename(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    manifest["checksum"] = version_checksum(manifest)
+    return manifest
+
+
+def version_checksum(manifest: dict[str, Any]) -> str:
+    """One sha256 over the sorted (file, sha256) pairs: the version's identity."""
+    lines = "".join(f"{name}\t{digest}\n" for name, digest in sorted(manifest["files"].items()))
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
+def read_manifest(directory: Path | str) -> dict[str, Any]:
+    """The verified manifest of a saved version (every file present with its recorded sha256)."""
+    root = Path(directory)
+    path = root / MANIFEST
+    if not path.is_file():
+        raise CheckpointError(f"{root} is not a saved model version: {MANIFEST} is missing")
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path} is not valid JSON: {exc}") from exc
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{root} has format version {manifest.get('format_version')!r}; "
+            f"this MedLoop reads version {FORMAT_VERSION}"
+        )
+    for name, digest in manifest.get("files", {}).items():
+        file = root / name
+        if not file.is_file():
+            raise CheckpointError(f"{root}: {name} is missing")
+        if _sha256(file) != digest:
+            raise CheckpointError(f"{root}: {name} does not match its checksum")
+    manifest["checksum"] = version_checksum(manifest)
+    return manifest
+
+
+def load_model(directory: Path | str) -> SuggestionModel:
+    """Load any registered model kind from a saved version, after verifying its checksums."""
+    # Import the implementations so that they register themselves.
+    from active_learning.ml import builtin, local_checkpoint  # noqa: F401
+
+    manifest = read_manifest(directory)
+    kind = manifest.get("kind")
+    if kind not in MODEL_KINDS:
+        raise CheckpointError(f"{directory}: unknown model kind {kind!r}")
+    return MODEL_KINDS[kind]._load(Path(directory), manifest)
+
+
+def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Lists of at most ``size`` items, in order (streaming)."""
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
