@@ -9,6 +9,11 @@ urlpatterns = [
         name="case-suggestions",
     ),
     path(
+        "cases/<id:case_pk>/explanation/",
+        views.CaseExplanationView.as_view(),
+        name="case-explanation",
+    ),
+    path(
         "projects/<id:project_pk>/model-versions/",
         views.ModelVersionListView.as_view(),
         name="model-version-list",

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -12,8 +15,13 @@ from active_learning.api.serializers import (
     RetrainingCycleSerializer,
     SuggestionSerializer,
 )
+from active_learning.ml.interface import CheckpointError, ModelInputError
 from active_learning.models import ModelVersion, RetrainingCycle, Suggestion
+from active_learning.services.case_inputs import CaseNotReadable
+from active_learning.services.explanations import explanation_overlay
+from active_learning.services.versions import promoted_version
 from annotations.api.common import case_for, project_for
+from annotations.services.errors import Conflict, InvalidInput
 
 
 class CaseSuggestionsView(APIView):
@@ -38,3 +46,55 @@ class RetrainingCycleListView(APIView):
         project = project_for(request, project_pk, "model", "view")
         items = RetrainingCycle.objects.filter(project=project).select_related("triggered_by")
         return Response(RetrainingCycleSerializer(items[:100], many=True).data)
+
+
+class CaseExplanationView(APIView):
+    """Grad-CAM overlay of one finding for the case's first image, by the model version whose
+    suggestion the case shows (its newest), else the promoted one."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("finding", str, required=True, description="a finding key"),
+            OpenApiParameter("version", int, required=False, description="model version number"),
+        ],
+        responses={(200, "image/png"): OpenApiTypes.BINARY},
+    )
+    def get(self, request: Request, case_pk: int) -> HttpResponse:
+        case = case_for(request, case_pk, audit_action="case.view_explanation")
+        finding = request.query_params.get("finding", "")
+        if finding not in case.project.finding_keys:
+            raise InvalidInput(
+                f"finding must be one of {', '.join(case.project.finding_keys)}; got {finding!r}"
+            )
+        version = self._version(case, request.query_params.get("version"))
+        try:
+            png = explanation_overlay(version=version, case=case, finding=finding)
+        except NotImplementedError as exc:
+            raise InvalidInput(str(exc)) from exc
+        except (ModelInputError, CaseNotReadable) as exc:
+            raise Conflict(f"The model cannot read this case: {exc}") from exc
+        except CheckpointError as exc:
+            raise Conflict(f"Model version {version.number} cannot be loaded: {exc}") from exc
+        response = HttpResponse(png, content_type="image/png")
+        response["Cache-Control"] = "private, max-age=3600"
+        return response
+
+    @staticmethod
+    def _version(case, number: str | None) -> ModelVersion:
+        if number is not None:
+            if not number.isdigit():
+                raise InvalidInput(f"version must be a version number; got {number!r}")
+            version = ModelVersion.objects.filter(project=case.project, number=int(number)).first()
+            if version is None:
+                raise NotFound(f"This project has no model version {number}.")
+            return version
+        suggestion = (
+            Suggestion.objects.filter(case=case)
+            .select_related("model_version")
+            .order_by("-model_version__number")
+            .first()
+        )
+        version = suggestion.model_version if suggestion else promoted_version(case.project)
+        if version is None:
+            raise NotFound("No model version has made suggestions for this case yet.")
+        return version

@@ -116,7 +116,12 @@ def _report_text(report: dict[str, str]) -> str:
 
 
 def run_synthetic(
-    train_cases: int, test_cases: int, epochs: int, size: int, seed: int
+    train_cases: int,
+    test_cases: int,
+    epochs: int,
+    size: int,
+    seed: int,
+    save_dir: Path | None = None,
 ) -> dict[str, dict[str, Any]]:
     from active_learning.ml.builtin import BuiltinConfig, BuiltinModel
     from active_learning.ml.datasets import synthetic_source
@@ -138,6 +143,8 @@ def run_synthetic(
         }
         results[name] = metrics
         print(f"{name}: trained in {report.seconds:.0f} s", flush=True)
+        if save_dir is not None:
+            model.save(save_dir / "-".join(modalities))
     return results
 
 
@@ -191,6 +198,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--skip-synthetic", action="store_true")
     parser.add_argument("--skip-iu", action="store_true")
     parser.add_argument("--csv", type=Path, default=Path("var/evaluation/results.csv"))
+    parser.add_argument("--save-dir", type=Path, help="save the trained synthetic models here")
     args = parser.parse_args(argv)
     import torch
 
@@ -198,7 +206,7 @@ def main(argv: list[str] | None = None) -> None:
     results: dict[str, dict[str, Any]] = {}
     if not args.skip_synthetic:
         results |= run_synthetic(
-            args.train_cases, args.test_cases, args.epochs, args.size, args.seed
+            args.train_cases, args.test_cases, args.epochs, args.size, args.seed, args.save_dir
         )
     if not args.skip_iu:
         results |= run_iu(args.iu_epochs, args.iu_limit)

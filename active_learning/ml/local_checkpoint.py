@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.nn import functional as F  # noqa: N812
+from torch.nn import functional as F
 from transformers import (
     AutoModelForCausalLM,
     AutoModelForSequenceClassification,
@@ -61,6 +61,7 @@ from active_learning.ml.interface import (
     CheckpointError,
     LabelledCase,
     LabValue,
+    ModelInputError,
     ProgressCallback,
     ReportSentence,
     SuggestionModel,
@@ -305,7 +306,7 @@ def _load_classifier(path: Path, **kwargs: Any) -> PreTrainedModel:
     except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
         raise CheckpointError(f"cannot read a text classifier from {path}: {exc}") from exc
     model.eval()
-    return model  # type: ignore[no-any-return]
+    return model
 
 
 def _load_report_model(path: Path) -> tuple[PreTrainedModel, Any]:
@@ -388,7 +389,7 @@ class LocalCheckpointModel(SuggestionModel):
     ) -> None:
         """Wrap loaded parts (normally called by :meth:`from_directory` and :meth:`_load`):
         ``classifier`` must have one output per class of ``config.finding_classes``."""
-        if int(classifier.config.num_labels) != len(config.finding_classes):
+        if classifier.config.num_labels != len(config.finding_classes):
             raise CheckpointError(
                 f"{path or 'the classifier'} has {classifier.config.num_labels} outputs for "
                 f"{len(config.finding_classes)} finding classes"
@@ -480,7 +481,7 @@ class LocalCheckpointModel(SuggestionModel):
 
     def _logits(self, texts: Sequence[str]) -> torch.Tensor:
         output = self.classifier(**self._encode(texts))
-        return output.logits.float()  # type: ignore[no-any-return]
+        return output.logits.float()
 
     # ------------------------------------------------------------------------------ predict
     def predict(
@@ -688,7 +689,11 @@ class LocalCheckpointModel(SuggestionModel):
 
     # -------------------------------------------------------------------------------- train
     def _targets(self, case: LabelledCase) -> tuple[list[float], list[float]]:
-        """0/1 targets and a mask per class: a finding marked None or not given is masked out."""
+        """0/1 targets and a mask per class: a finding marked None or not given is masked out
+        (keys that are not finding classes are ignored). Raises :class:`ModelInputError` for a
+        case without a ``findings`` dict."""
+        if not isinstance(getattr(case, "findings", None), dict):
+            raise ModelInputError(f"case {case.case_id!r} has no findings dict to train on")
         targets, mask = [], []
         for name in self.finding_classes:
             value = case.findings.get(name)

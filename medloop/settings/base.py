@@ -31,6 +31,9 @@ def env_list(name: str, default: str = "") -> list[str]:
 # lives under one directory; on several machines it is shared storage (NFS, CephFS, ...).
 VAR_DIR = Path(env("MEDLOOP_VAR_DIR", str(BASE_DIR / "var"))).resolve()
 STORAGE_DIR = Path(env("MEDLOOP_STORAGE_DIR", str(VAR_DIR / "storage"))).resolve()
+# Saved model versions (weights, config, tokenizer, manifest), one directory per version; shared
+# by the web servers (explanations) and the workers (training, scoring).
+MODELS_DIR = Path(env("MEDLOOP_MODELS_DIR", str(STORAGE_DIR / "models"))).resolve()
 
 SECRET_KEY = env("DJANGO_SECRET_KEY", "insecure-local-development-key-change-me")
 DEBUG = env_bool("DJANGO_DEBUG", False)

@@ -17,6 +17,8 @@ TABLE = [
     ("get", "/api/projects/{p}/cases/", [403, 200, 200, 200, 200, 404, 401]),
     ("get", "/api/cases/{c}/", [403, 200, 200, 200, 200, 404, 401]),
     ("get", "/api/cases/{c}/suggestions/", [403, 200, 200, 200, 200, 404, 401]),
+    # No model version yet: members who may see the case get a JSON 404 saying so.
+    ("get", "/api/cases/{c}/explanation/?finding=nodule", [403, 404, 404, 404, 404, 404, 401]),
     ("post", "/api/projects/{p}/next-case/", [200, 403, 403, 403, 403, 404, 401]),
     ("get", "/api/projects/{p}/members/", [403, 403, 200, 403, 200, 404, 401]),
     ("get", "/api/projects/{p}/review-queue/", [403, 200, 200, 403, 200, 404, 401]),

@@ -9,6 +9,7 @@ import shutil
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -24,9 +25,11 @@ from transformers import (
 )
 
 from active_learning.ml.interface import (
+    CaseInput,
     CheckpointError,
     LabelledCase,
     LabValue,
+    ModelInputError,
     UncertaintyOptions,
     load_model,
 )
@@ -169,8 +172,9 @@ def _teach_report(model: GPT2LMHeadModel, tokenizer: PreTrainedTokenizerFast) ->
     model.eval()
 
 
-def _case(case_id: str, text: str, **kwargs: object) -> LabelledCase:
-    return LabelledCase(case_id=case_id, image=np.zeros((8, 8)), indication=text, **kwargs)  # type: ignore[arg-type]
+def _case(case_id: str, text: str, **kwargs: Any) -> LabelledCase:
+    """A case whose image is blank: this model kind ignores images."""
+    return LabelledCase(case_id=case_id, image=np.zeros((8, 8)), indication=text, **kwargs)
 
 
 def _labelled_cases(n: int, seed: int = 0) -> list[LabelledCase]:
@@ -301,6 +305,9 @@ def test_max_steps_and_unlabelled_cases(checkpoints: dict[str, Path]) -> None:
     unlabelled = [_case(f"u{i}", "Cough.", findings={"effusion": None}) for i in range(20)]
     report = model.train(lambda: iter(unlabelled))
     assert report.steps == 0 and report.temperature == 1.0 and report.calibration_cases == 0
+    not_labelled = CaseInput(case_id="x", image=np.zeros((8, 8)), indication="Cough.")
+    with pytest.raises(ModelInputError, match="'x' has no findings"):
+        model.train(lambda: iter([not_labelled]))  # type: ignore[list-item]
 
 
 def test_save_then_load_gives_identical_predictions(
@@ -382,5 +389,5 @@ def test_missing_or_incomplete_directories_give_clear_errors(
     shutil.copy(checkpoints["plain"] / "config.json", partial)
     with pytest.raises(CheckpointError, match=r"partial lacks weights .*; tokenizer files"):
         LocalCheckpointModel.from_directory(partial, CLASSES)
-    with pytest.raises(CheckpointError, match="manifest.json is missing"):
+    with pytest.raises(CheckpointError, match=r"manifest\.json is missing"):
         load_model(checkpoints["plain"])  # a raw checkpoint is not a saved version

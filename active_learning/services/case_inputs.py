@@ -1,0 +1,135 @@
+"""Cases as the model sees them: :class:`~active_learning.ml.interface.CaseInput` from the
+database and the de-identified DICOM store, and labelled cases streamed from annotations.
+
+A model reads the case's first image (the first instance of the first series, by number, that
+is not quarantined), first frame, as stored values; a colour image is reduced to luminance
+(ITU-R BT.601) so that secondary captures can still be scored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import pydicom
+from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
+
+from active_learning.ml.interface import Box, CaseInput, CaseSource, LabelledCase, LabValue
+from annotations.dicom.pixels import decode_frame
+from annotations.models import Annotation, Case, Instance, LabResult, Project
+from annotations.services.ingest import storage_path
+
+FINDING_STATES = {"present": True, "absent": False, "uncertain": None}
+# Statuses whose labels the model learns from: reviewed work, and submitted work not yet
+# reviewed (a return takes it out again at the next cycle).
+TRAINING_STATUSES = (Annotation.Status.ACCEPTED, Annotation.Status.SUBMITTED)
+
+
+class CaseNotReadable(ValueError):
+    """The case has no image the model can read."""
+
+
+def first_instance(case: Case) -> Instance:
+    instance = (
+        Instance.objects.filter(series__study__case=case, quarantined=False)
+        .order_by("series__series_number", "series_id", "instance_number", "id")
+        .first()
+    )
+    if instance is None:
+        raise CaseNotReadable(f"case {case.pk} has no image that is not quarantined")
+    return instance
+
+
+def instance_pixels(instance: Instance) -> np.ndarray:
+    """Frame 1 of the instance as stored values, ``(rows, columns)``."""
+    dataset = pydicom.dcmread(storage_path(instance.file_path))
+    pixels = decode_frame(dataset, 0)
+    if pixels.ndim == 3:
+        pixels = pixels.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    return pixels
+
+
+def _labs(results: Sequence[LabResult]) -> tuple[LabValue, ...]:
+    return tuple(
+        LabValue(
+            code=lab.code,
+            value=lab.value,
+            low=lab.reference_low,
+            high=lab.reference_high,
+            unit=lab.unit,
+            name=lab.name,
+        )
+        for lab in results
+    )
+
+
+def case_input(case: Case) -> CaseInput:
+    """What the model reads of ``case`` (its first image, clinical text and labs)."""
+    instance = first_instance(case)
+    return CaseInput(
+        case_id=str(case.pk),
+        image=instance_pixels(instance),
+        indication=case.indication,
+        history=case.history,
+        labs=_labs(list(case.lab_results.all())),
+    )
+
+
+def labelled_case(annotation: Annotation) -> LabelledCase:
+    """The annotation as training data: boxes on the case's first image (frame 1), findings
+    (uncertain -> None, not learnt from) and the report by section."""
+    case = annotation.case
+    instance = first_instance(case)
+    boxes = tuple(
+        Box(box.finding, box.x, box.y, box.width, box.height)
+        for box in annotation.boxes.all()
+        if box.instance_id == instance.pk and box.frame == 1
+    )
+    return LabelledCase(
+        case_id=str(case.pk),
+        image=instance_pixels(instance),
+        indication=case.indication,
+        history=case.history,
+        labs=_labs(list(case.lab_results.all())),
+        boxes=boxes,
+        findings={k: FINDING_STATES.get(v) for k, v in annotation.findings.items()},
+        report={k: v for k, v in annotation.report.items() if isinstance(v, str)},
+    )
+
+
+def training_annotations(project: Project, *, validation: bool = False) -> QuerySet[Annotation]:
+    """The annotations a cycle learns from (``validation=False``) or evaluates on (the
+    project's fixed validation cases): per case the most recently updated one that counts."""
+    latest = (
+        Annotation.objects.filter(case=OuterRef("case"), status__in=TRAINING_STATUSES)
+        .order_by("-updated_at", "-pk")
+        .values("pk")[:1]
+    )
+    return Annotation.objects.filter(
+        case__project=project,
+        case__is_validation=validation,
+        status__in=TRAINING_STATUSES,
+        pk=Subquery(latest),
+    ).order_by("case_id")
+
+
+def labelled_source(annotation_ids: Sequence[int]) -> CaseSource:
+    """A re-iterable stream of the annotations ``annotation_ids`` as labelled cases (a fixed
+    snapshot: later edits do not leak into a cycle that is running)."""
+    ids = list(annotation_ids)
+
+    def stream() -> Iterator[LabelledCase]:
+        for start in range(0, len(ids), 50):
+            chunk = (
+                Annotation.objects.filter(pk__in=ids[start : start + 50])
+                .select_related("case")
+                .prefetch_related("boxes", Prefetch("case__lab_results"))
+                .order_by("pk")
+            )
+            for annotation in chunk:
+                try:
+                    yield labelled_case(annotation)
+                except CaseNotReadable:
+                    continue
+
+    return stream

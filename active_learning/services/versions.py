@@ -1,0 +1,158 @@
+"""Model versions: train one from a project's labels, register it, load it (checked), promote
+it or roll back. A version's directory is written once and never changed; the database row
+records its checksum, so a file altered on disk is refused when loaded."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from active_learning.ml.interface import (
+    CheckpointError,
+    ProgressCallback,
+    SuggestionModel,
+    load_model,
+    read_manifest,
+)
+from active_learning.models import ModelVersion
+from active_learning.services.case_inputs import labelled_source, training_annotations
+from annotations.models import Project
+
+_CACHE_SIZE = 2
+_cache: OrderedDict[tuple[str, str], SuggestionModel] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def version_directory(project: Project, number: int) -> Path:
+    return Path(settings.MODELS_DIR) / f"project-{project.pk}" / f"v{number:04d}"
+
+
+def next_number(project: Project) -> int:
+    return (ModelVersion.objects.filter(project=project).aggregate(n=Max("number"))["n"] or 0) + 1
+
+
+def register_version(
+    *,
+    project: Project,
+    number: int,
+    directory: Path,
+    metrics: dict[str, Any] | None = None,
+    label_snapshot: list[list[int]] | None = None,
+    parent: ModelVersion | None = None,
+    strategy: str = "",
+) -> ModelVersion:
+    """A candidate :class:`ModelVersion` for the saved version in ``directory``."""
+    manifest = read_manifest(directory)
+    return ModelVersion.objects.create(
+        project=project,
+        number=number,
+        model_kind=manifest["kind"],
+        metrics=metrics or {},
+        label_snapshot=label_snapshot or [],
+        label_count=len(label_snapshot or []),
+        strategy=strategy,
+        code_version=f"format-{manifest['format_version']}",
+        weights_path=str(directory),
+        weights_sha256=manifest["checksum"],
+        parent=parent,
+    )
+
+
+def load_version(version: ModelVersion) -> SuggestionModel:
+    """The model of ``version``, verified against the checksum in the database; the two most
+    recently used versions stay in memory per process."""
+    key = (version.weights_path, version.weights_sha256)
+    with _cache_lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+    manifest = read_manifest(version.weights_path)
+    if manifest["checksum"] != version.weights_sha256:
+        raise CheckpointError(
+            f"model version {version.number} of project {version.project_id}: the files at "
+            f"{version.weights_path} are not the ones registered"
+        )
+    model = load_model(version.weights_path)
+    with _cache_lock:
+        _cache[key] = model
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+    return model
+
+
+def clear_cache() -> None:
+    with _cache_lock:
+        _cache.clear()
+
+
+def train_version(
+    *,
+    project: Project,
+    epochs: int = 5,
+    warm_start: ModelVersion | None = None,
+    progress: ProgressCallback | None = None,
+    config_overrides: dict[str, Any] | None = None,
+) -> ModelVersion:
+    """Train the built-in model on the project's labels (a snapshot taken now), evaluate it on
+    the project's validation cases when there are labelled ones, and register it as a
+    candidate. Nothing is registered if training fails; a half-written directory is removed."""
+    from active_learning.ml.builtin import BuiltinConfig, BuiltinModel
+
+    snapshot = list(training_annotations(project).values_list("pk", "version"))
+    if not snapshot:
+        raise ValueError(f"project {project.pk} has no submitted or accepted labels to learn from")
+    keys = project.finding_keys
+    config = BuiltinConfig(finding_classes=tuple(keys), **(config_overrides or {}))
+    model = BuiltinModel(config)
+    model.train(
+        labelled_source([pk for pk, _ in snapshot]),
+        epochs=epochs,
+        warm_start=warm_start.weights_path if warm_start else None,
+        progress=progress,
+    )
+    metrics: dict[str, Any] = {"training_labels": len(snapshot)}
+    validation = list(training_annotations(project, validation=True).values_list("pk", flat=True))
+    if validation:
+        metrics["validation"] = model.evaluate(labelled_source(validation)())
+    number = next_number(project)
+    directory = version_directory(project, number)
+    if directory.exists():  # left by a run that died before registering: never registered
+        shutil.rmtree(directory)
+    model.save(directory)
+    try:
+        return register_version(
+            project=project,
+            number=number,
+            directory=directory,
+            metrics=metrics,
+            label_snapshot=[list(pair) for pair in snapshot],
+            parent=warm_start,
+        )
+    except Exception:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
+
+
+@transaction.atomic
+def promote(version: ModelVersion) -> ModelVersion:
+    """Make ``version`` the one that serves suggestions; the one before it is retired."""
+    list(ModelVersion.objects.select_for_update().filter(project=version.project_id))
+    ModelVersion.objects.filter(
+        project=version.project_id, status=ModelVersion.Status.PROMOTED
+    ).exclude(pk=version.pk).update(status=ModelVersion.Status.RETIRED)
+    version.status = ModelVersion.Status.PROMOTED
+    version.promoted_at = timezone.now()
+    version.save(update_fields=["status", "promoted_at"])
+    return version
+
+
+def promoted_version(project: Project) -> ModelVersion | None:
+    return ModelVersion.objects.filter(project=project, status=ModelVersion.Status.PROMOTED).first()
