@@ -68,15 +68,18 @@ class CaseExplanationView(APIView):
             )
         version = self._version(case, request.query_params.get("version"))
         try:
-            png = explanation_overlay(version=version, case=case, finding=finding)
+            explanation = explanation_overlay(version=version, case=case, finding=finding)
         except NotImplementedError as exc:
             raise InvalidInput(str(exc)) from exc
         except (ModelInputError, CaseNotReadable) as exc:
             raise Conflict(f"The model cannot read this case: {exc}") from exc
         except CheckpointError as exc:
             raise Conflict(f"Model version {version.number} cannot be loaded: {exc}") from exc
-        response = HttpResponse(png, content_type="image/png")
+        response = HttpResponse(explanation.png, content_type="image/png")
         response["Cache-Control"] = "private, max-age=3600"
+        # The image the heatmap lies over (the one the model read), and whether it is empty.
+        response["X-MedLoop-Instance"] = str(explanation.instance_id)
+        response["X-MedLoop-Heatmap-Empty"] = "true" if explanation.empty else "false"
         return response
 
     @staticmethod

@@ -5,6 +5,7 @@ Rendered once per (model version, case, finding) and kept beside the version's s
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ from django.conf import settings
 from PIL import Image
 
 from active_learning.models import ModelVersion
-from active_learning.services.case_inputs import case_input
+from active_learning.services.case_inputs import case_input, first_instance
 from active_learning.services.versions import load_version
 from annotations.atomic_files import write_atomically
 from annotations.models import Case
@@ -43,13 +44,31 @@ def _cache_path(version: ModelVersion, case: Case, finding: str) -> Path:
     )
 
 
-def explanation_overlay(*, version: ModelVersion, case: Case, finding: str) -> bytes:
-    """The overlay PNG of ``finding`` for ``case`` by ``version`` (computed on first use)."""
+@dataclass(frozen=True)
+class Explanation:
+    """An overlay PNG, the instance it lies over (the image the model read), and whether it is
+    empty (no region raises the finding's score: Grad-CAM is zero everywhere)."""
+
+    png: bytes
+    instance_id: int
+    empty: bool
+
+
+def _is_transparent(png: bytes) -> bool:
+    alpha = Image.open(io.BytesIO(png)).getchannel("A")
+    return alpha.getextrema()[1] == 0
+
+
+def explanation_overlay(*, version: ModelVersion, case: Case, finding: str) -> Explanation:
+    """The overlay of ``finding`` for ``case`` by ``version`` (computed on first use)."""
     path = _cache_path(version, case, finding)
+    instance_id = first_instance(case).pk
     if path.is_file():
-        return path.read_bytes()
+        png = path.read_bytes()
+        return Explanation(png, instance_id, _is_transparent(png))
     model = load_version(version)
-    png = overlay_png(model.explain(case_input(case), finding))
+    heatmap = model.explain(case_input(case), finding)
+    png = overlay_png(heatmap)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(path, png)
-    return png
+    return Explanation(png, instance_id, not bool(np.nan_to_num(heatmap).max() > 0))

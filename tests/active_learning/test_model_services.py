@@ -11,17 +11,16 @@ import pytest
 from django.test import override_settings
 from PIL import Image
 
-from active_learning.ml import synthetic
 from active_learning.ml.interface import CheckpointError
 from active_learning.models import ModelVersion, Suggestion
-from active_learning.services import case_inputs, suggestions, versions
+from active_learning.services import case_inputs, explanations, suggestions, versions
 from active_learning.services.explanations import overlay_png
 from annotations.models import AuditEvent
-from annotations.services import annotate, queue
+from tests.support.labels import TINY_MODEL, submit_ground_truth
 
 pytestmark = pytest.mark.django_db
 
-TINY = {"input_size": 128, "vocab_size": 500, "report_max_tokens": 100, "batch_size": 4}
+TINY = TINY_MODEL
 
 
 @pytest.fixture(autouse=True)
@@ -36,33 +35,13 @@ def models_dir(tmp_path):
 def labelled(project, cases, member, synthetic_dir):
     """Eight cases read and submitted by an annotator through the queue, from the synthetic
     ground truth; the other four stay unread."""
-    annotator = member("reader", "annotator")
-    manifest = synthetic.load_manifest(synthetic_dir)
-    truth = {case.pk: item for case, item in zip(cases, manifest, strict=True)}
-    for _ in range(8):
-        case = queue.lease_next_case(project=project, annotator=annotator)
-        assert case is not None
-        item = truth[case.pk]
-        annotation = annotate.start_annotation(case=case, annotator=annotator)
-        instance = case_inputs.first_instance(case)
-        annotate.submit(
-            annotation=annotation,
-            actor=annotator,
-            expected_version=annotation.version,
-            findings={k: "present" if v else "absent" for k, v in item["findings"].items()},
-            report=item["report"],
-            boxes=[
-                annotate.BoxInput(
-                    instance_id=instance.pk,
-                    x=b["x"],
-                    y=b["y"],
-                    width=b["width"],
-                    height=b["height"],
-                    finding=b["finding"],
-                )
-                for b in item["boxes"]
-            ],
-        )
+    submit_ground_truth(
+        project=project,
+        cases=cases,
+        synthetic_dir=synthetic_dir,
+        annotator=member("reader", "annotator"),
+        count=8,
+    )
     return cases
 
 
@@ -104,6 +83,12 @@ def test_train_register_score_and_explain(project, labelled, member, api_for, mo
     assert response["Content-Type"] == "image/png"
     overlay = Image.open(io.BytesIO(response.content))
     assert overlay.mode == "RGBA" and overlay.size == (128, 128)
+    assert response["X-MedLoop-Instance"] == str(case_inputs.first_instance(one.case).pk)
+    empty = overlay.getchannel("A").getextrema()[1] == 0
+    assert response["X-MedLoop-Heatmap-Empty"] == ("true" if empty else "false")
+    again = lead.get(f"/api/cases/{one.case_id}/explanation/?finding=effusion")  # cached
+    assert again.content == response.content
+    assert again["X-MedLoop-Heatmap-Empty"] == response["X-MedLoop-Heatmap-Empty"]
     assert AuditEvent.objects.filter(
         action="case.view_explanation", object_id=str(one.case_id)
     ).exists()
@@ -138,5 +123,7 @@ def test_overlay_png_is_transparent_where_there_is_no_heat():
     image = np.asarray(Image.open(io.BytesIO(overlay_png(heat))))
     assert image.shape == (4, 6, 4)
     assert image[0, 0, 3] == 0
+    assert not explanations._is_transparent(overlay_png(heat))
+    assert explanations._is_transparent(overlay_png(np.zeros((4, 6), dtype=np.float32)))
     hot = image[1, 2]
     assert hot[3] > 100 and hot[0] > 100 and hot[1] == 0 and hot[2] == 0  # red, visible

@@ -3,6 +3,7 @@
 export type {
   BoxGeometry,
   DrawnBox,
+  HeatmapOverlay,
   RenderedInfo,
   ViewerBox,
   ViewerHandle,

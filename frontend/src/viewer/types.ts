@@ -43,6 +43,9 @@ export type WindowPreset = {
   relative?: { center: number; width: number };
 };
 
+/** A picture over one image, the image's size in pixels (e.g. a Grad-CAM heatmap PNG). */
+export type HeatmapOverlay = { instanceId: number; url: string; label?: string };
+
 export type ViewerTool = "windowLevel" | "pan" | "zoom" | "rectangle";
 
 export type RenderedInfo = { instanceId: number; frame: number; ms: number };
@@ -65,6 +68,9 @@ export interface ViewerHandle {
   /** Replaces every box drawn; suggestions are dashed with their label. */
   setBoxes(boxes: ViewerBox[]): void;
   selectBox(id: string | null): void;
+  /** Shows a heatmap over its image (resolves once loaded), or removes it with null. */
+  setHeatmap(overlay: HeatmapOverlay | null): Promise<void>;
+  heatmap(): HeatmapOverlay | null;
   onBoxDrawn(cb: (box: DrawnBox) => void): void;
   onBoxChanged(cb: (id: string, geometry: BoxGeometry) => void): void;
   onBoxClicked(cb: (id: string) => void): void;

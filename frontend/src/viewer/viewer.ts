@@ -21,6 +21,7 @@ import type { Types as ToolsTypes } from "@cornerstonejs/tools";
 
 import { BOX_TOOL, DEFAULT_TOOL, FIXED_BINDINGS, PRIMARY_BUTTON, PRIMARY_TOOLS } from "./bindings";
 import { BoxLayer } from "./boxes";
+import { HeatmapLayer } from "./heatmap";
 import { frameImageIds } from "./imageIds";
 import { findPreset, isDefaultPreset } from "./presets";
 import { ensureCornerstone } from "./setup";
@@ -28,6 +29,7 @@ import { ThumbnailStrip } from "./thumbnails";
 import type {
   BoxGeometry,
   DrawnBox,
+  HeatmapOverlay,
   RenderedInfo,
   ViewerHandle,
   ViewerImage,
@@ -107,6 +109,7 @@ export async function createViewer(
   }
 
   const boxes = new BoxLayer(viewport);
+  const heatmap = new HeatmapLayer(host, viewport);
   const strip = new ThumbnailStrip(thumbnails, (id) => {
     showImage(id).catch(() => undefined); // shown in the status line
   });
@@ -256,6 +259,7 @@ export async function createViewer(
 
   const onImageRendered = () => {
     updateOverlay();
+    heatmap.sync(current?.instanceId ?? null, size());
     if (!pending || viewport.getCurrentImageId() !== pending.imageId) return;
     const info = { instanceId: pending.instanceId, frame: pending.frame };
     const ms = performance.now() - pending.start;
@@ -351,6 +355,7 @@ export async function createViewer(
       remember(images);
       strip.render(images);
       boxes.setBoxes([]);
+      await heatmap.set(null);
       stackOf = null;
       current = null;
       if (images.length) await showImage(images[0].instanceId, 1);
@@ -391,6 +396,11 @@ export async function createViewer(
       boxes.select(id);
       viewport.render();
     },
+    async setHeatmap(overlay: HeatmapOverlay | null) {
+      await heatmap.set(overlay);
+      heatmap.sync(current?.instanceId ?? null, size());
+    },
+    heatmap: () => heatmap.current(),
     onBoxDrawn: (cb) => void drawnListeners.push(cb),
     onBoxChanged: (cb) => void changedListeners.push(cb),
     onBoxClicked: (cb) => void clickedListeners.push(cb),

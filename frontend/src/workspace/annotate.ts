@@ -8,6 +8,7 @@ import { Banners } from "./banner";
 import { CommandRegistry } from "./commands";
 import { helpBody, openDialog, promptText } from "./dialogs";
 import { h } from "./dom";
+import { Explanations } from "./explain";
 import { imagesOf } from "./images";
 import { annotateBindings } from "./keymap";
 import { buildLayout, type Layout } from "./layout";
@@ -18,7 +19,15 @@ import { renderReport, type ReportPanel } from "./panels/report";
 import { showCompare } from "./compare";
 import { Timings } from "./timings";
 import { buildViewerToolbar } from "./toolbar";
-import type { Annotation, CaseDetail, FindingState, LeasedCase, Suggestion, WorkspaceConfig } from "./types";
+import type {
+  Annotation,
+  CaseDetail,
+  FindingState,
+  LeasedCase,
+  ReportLink,
+  Suggestion,
+  WorkspaceConfig,
+} from "./types";
 import { newestSuggestion } from "./suggestions";
 import { SUGGESTION_PREFIX, WorkState } from "./work";
 
@@ -41,6 +50,7 @@ export class AnnotateWorkspace {
   private activeFinding: string;
   private busy = false;
   private saveState!: HTMLElement;
+  private explanations!: Explanations;
 
   constructor(
     private readonly app: HTMLElement,
@@ -54,6 +64,7 @@ export class AnnotateWorkspace {
     this.layout = buildLayout(this.app, "annotate");
     this.banners = new Banners(this.layout.banners);
     this.viewer = await createViewer(this.layout.viewer, this.layout.thumbnails);
+    this.explanations = new Explanations(this.api, this.viewer);
     this.registerCommands();
     this.buildToolbar();
     this.wireViewer();
@@ -151,6 +162,7 @@ export class AnnotateWorkspace {
 
   private async open(bundle: Bundle): Promise<void> {
     this.saver?.dispose();
+    this.explanations.reset();
     this.current = bundle;
     const c = bundle.case;
     sessionStorage.setItem(this.currentKey, String(c.id));
@@ -189,6 +201,7 @@ export class AnnotateWorkspace {
 
   private showEmpty(): void {
     this.saver?.dispose();
+    this.explanations.reset();
     sessionStorage.removeItem(this.currentKey);
     this.current = null;
     this.work = null;
@@ -320,6 +333,14 @@ export class AnnotateWorkspace {
       work.report,
       bundle.suggestion?.report_draft ?? {},
       editable ? () => this.changed() : null,
+      bundle.suggestion
+        ? {
+            links: Explanations.links(bundle.suggestion),
+            findings: this.config.schema.findings,
+            showBox: (link) => this.traceToBox(link),
+            showFinding: (key) => void this.toggleHeatmap(key, true),
+          }
+        : null,
     );
     this.layout.right.replaceChildren(
       h("div", { class: "boxes-slot" }),
@@ -371,8 +392,55 @@ export class AnnotateWorkspace {
           (slot.querySelector(`[data-finding="${key}"] [data-state="${state}"]`) as HTMLElement | null)?.focus();
           this.changed();
         },
+        this.current?.suggestion
+          ? { shown: this.explanations.shown, toggle: (key) => void this.toggleHeatmap(key) }
+          : null,
       ),
     );
+  }
+
+  // --- explanations -------------------------------------------------------------------------
+
+  /** Toggles ``finding``'s Grad-CAM heatmap (``show``: never hides it). */
+  private async toggleHeatmap(finding: string, show = false): Promise<void> {
+    const bundle = this.current;
+    if (!bundle?.suggestion) return;
+    if (show && this.explanations.shown === finding) return;
+    try {
+      const state = await this.explanations.toggle(bundle.case.id, bundle.suggestion, finding);
+      const name = this.config.schema.findings.find((f) => f.key === finding)?.name ?? finding;
+      if (state === "empty") {
+        this.banners.show("heatmap", "info", `The model's heatmap for ${name} is empty: no region of the image raises its score.`);
+      } else {
+        this.banners.hide("heatmap");
+      }
+    } catch (err) {
+      this.showError(err);
+    }
+    if (this.current === bundle) this.renderFindings();
+  }
+
+  /** The heatmap of the selected box's finding, else of the most probable finding. */
+  private heatmapForSelection(): void {
+    const selected = this.work?.selectedId ? this.work.find(this.work.selectedId) : undefined;
+    const probabilities = this.current?.suggestion?.finding_probabilities ?? {};
+    const likeliest = Object.entries(probabilities).sort((a, b) => b[1] - a[1])[0]?.[0];
+    const finding = selected?.finding || likeliest;
+    if (finding) void this.toggleHeatmap(finding);
+  }
+
+  /** Selects the box a draft sentence came from: the pending suggestion, or the box made from
+   * it when it was accepted; says so when it was rejected or deleted. */
+  private traceToBox(link: ReportLink): void {
+    if (!this.work || link.box_index === null) return;
+    const id = `s${link.box_index}`;
+    if (this.work.pendingSuggestions().some((s) => s.id === id)) {
+      this.select(SUGGESTION_PREFIX + id);
+      return;
+    }
+    const made = this.work.boxes.find((b) => b.suggestionBoxId === id);
+    if (made) this.select(made.id);
+    else this.banners.show("trace", "info", `The model's box ${id} for this sentence was rejected or deleted.`);
   }
 
   private syncViewerBoxes(): void {
@@ -610,6 +678,10 @@ export class AnnotateWorkspace {
     c.register("draft.save", { label: "Save the draft now", run: () => void this.saver?.flush() });
     c.register("case.submit", { label: "Submit and open the next case", run: () => void this.submit() });
     c.register("case.skip", { label: "Skip the case (asks for a reason)", run: () => void this.skip() });
+    c.register("explain.heatmap", {
+      label: "Show / hide the model's heatmap (selected box's finding, else the likeliest)",
+      run: () => this.heatmapForSelection(),
+    });
     c.register("help", { label: "Show this help", run: () => this.showHelp() });
     c.setBindings(annotateBindings(this.config.schema.findings, DEFAULT_PRESETS));
   }

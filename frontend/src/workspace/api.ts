@@ -57,6 +57,32 @@ export class Api {
     return { status: response.status, data: data as T, etag: response.headers.get("ETag") };
   }
 
+  /** A binary resource (an image): the blob and the response headers, or an ApiError with the
+   * server's JSON message. */
+  async blob(path: string): Promise<{ blob: Blob; headers: Headers }> {
+    let response: Response;
+    try {
+      response = await fetch(path, { credentials: "same-origin" });
+    } catch (err) {
+      throw new ApiError(0, "network", `Network error on GET ${path}: ${String(err)}`, null);
+    }
+    if (!response.ok) {
+      let body: { error?: string; message?: string } = {};
+      try {
+        body = (await response.json()) as typeof body;
+      } catch {
+        // not JSON: the generic message below
+      }
+      throw new ApiError(
+        response.status,
+        body.error ?? `http_${response.status}`,
+        body.message ?? `GET ${path} failed with HTTP ${response.status}`,
+        body,
+      );
+    }
+    return { blob: await response.blob(), headers: response.headers };
+  }
+
   get<T>(path: string): Promise<ApiResponse<T>> {
     return this.request<T>("GET", path);
   }

@@ -28,6 +28,7 @@ export function annotateBindings(findings: FindingClass[], presets: WindowPreset
     { keys: ["h"], command: "tool.pan", group: "Tools" },
     { keys: ["z"], command: "tool.zoom", group: "Tools" },
     ...presets.map((p) => ({ keys: presetKeys(p, hotkeys), command: `preset.${p.name}`, group: "Window" })),
+    { keys: ["g"], command: "explain.heatmap", group: "Window" },
     { keys: ["i"], command: "view.invert", group: "Window" },
     { keys: ["r"], command: "view.reset", group: "Window" },
     { keys: ["+", "="], command: "view.zoomIn", group: "Window" },

@@ -94,6 +94,10 @@ export type SuggestionBox = {
   score: number;
 };
 
+/** A sentence of the model's report draft and what it came from (the findings it states as
+ * present; the suggestion box ``s{box_index}`` when one of them has a box). */
+export type ReportLink = { section: string; text: string; findings: string[]; box_index: number | null };
+
 export type Suggestion = {
   id: number;
   model_version: number;

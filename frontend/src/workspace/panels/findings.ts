@@ -6,12 +6,16 @@ import type { FindingClass, FindingState } from "../types";
 
 const STATES: FindingState[] = ["present", "absent", "uncertain"];
 
+/** The model's Grad-CAM heatmaps: which finding's is shown, and how to toggle one. */
+export type HeatmapControl = { shown: string | null; toggle(key: string): void };
+
 export function renderFindings(
   classes: FindingClass[],
   values: Record<string, FindingState>,
   probabilities: Record<string, number>,
   prefilled: Set<string>,
   onChange: ((key: string, state: FindingState) => void) | null,
+  heatmaps: HeatmapControl | null = null,
 ): HTMLElement {
   return h(
     "section",
@@ -37,7 +41,21 @@ export function renderFindings(
             h(
               "td",
               { class: "probability", title: "Model probability" },
-              typeof p === "number" ? `${Math.round(p * 100)}%` : "—",
+              // With heatmaps, the probability is also the button that shows where it comes from.
+              heatmaps
+                ? h("button", {
+                    type: "button",
+                    class: "heatmap",
+                    "data-heatmap": f.key,
+                    "aria-pressed": heatmaps.shown === f.key ? "true" : "false",
+                    title: `Model probability; click to see where the model sees ${f.name} (Grad-CAM)`,
+                    "aria-label": `Heatmap for ${f.name}`,
+                    text: typeof p === "number" ? `${Math.round(p * 100)}%` : "—",
+                    onclick: () => heatmaps.toggle(f.key),
+                  })
+                : typeof p === "number"
+                  ? `${Math.round(p * 100)}%`
+                  : "—",
             ),
             h(
               "td",

@@ -3,15 +3,68 @@
 
 import { wordDiff } from "../diff";
 import { clear, h } from "../dom";
-import type { ReportSection } from "../types";
+import type { FindingClass, ReportLink, ReportSection } from "../types";
 
 export type ReportPanel = { element: HTMLElement; refresh(): void };
+
+/** Tracing the draft: each sentence that states a finding, linked to its box or finding. */
+export type DraftTrace = {
+  links: ReportLink[];
+  findings: FindingClass[];
+  showBox(link: ReportLink): void;
+  showFinding(key: string): void;
+};
+
+function renderSources(section: string, trace: DraftTrace): HTMLElement | null {
+  const links = trace.links.filter((l) => l.section === section && l.findings.length > 0);
+  if (!links.length) return null;
+  const names = new Map(trace.findings.map((f) => [f.key, f]));
+  return h(
+    "details",
+    { class: "draft-sources", "data-sources": section },
+    h("summary", { text: `Where the draft's ${links.length === 1 ? "sentence comes" : "sentences come"} from` }),
+    h(
+      "ul",
+      {},
+      links.map((link) =>
+        h(
+          "li",
+          { class: "draft-sentence" },
+          h("q", { text: link.text }),
+          " ",
+          link.findings.map((key) =>
+            h("button", {
+              type: "button",
+              class: "chip",
+              "data-trace-finding": key,
+              title: "Show the model's heatmap for this finding",
+              style: { borderColor: names.get(key)?.color ?? "#a0aec0" },
+              text: names.get(key)?.name ?? key,
+              onclick: () => trace.showFinding(key),
+            }),
+          ),
+          link.box_index !== null
+            ? h("button", {
+                type: "button",
+                class: "chip box-link",
+                "data-trace-box": `s${link.box_index}`,
+                title: "Select the box this sentence came from",
+                text: `box s${link.box_index}`,
+                onclick: () => trace.showBox(link),
+              })
+            : null,
+        ),
+      ),
+    ),
+  );
+}
 
 export function renderReport(
   sections: ReportSection[],
   report: Record<string, string>,
   draft: Record<string, string>,
   onInput: ((key: string, text: string) => void) | null,
+  trace: DraftTrace | null = null,
 ): ReportPanel {
   let showDiff = false;
   const diffs = new Map<string, HTMLElement>();
@@ -70,7 +123,14 @@ export function renderReport(
       });
       const diff = h("div", { class: "diff", "data-diff": section.key, hidden: true, "aria-live": "polite" });
       diffs.set(section.key, diff);
-      return h("div", { class: "report-section" }, h("label", { for: id, text: section.title }), textarea, diff);
+      return h(
+        "div",
+        { class: "report-section" },
+        h("label", { for: id, text: section.title }),
+        textarea,
+        diff,
+        trace ? renderSources(section.key, trace) : null,
+      );
     }),
   );
   return { element, refresh };
