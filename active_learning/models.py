@@ -66,6 +66,8 @@ class Suggestion(models.Model):
     report_draft = models.JSONField(default=dict, blank=True)
     uncertainty = models.JSONField(default=dict, blank=True)
     acquisition_score = models.FloatField(null=True, blank=True)
+    # The model's case embedding (float list), for diversity sampling.
+    embedding = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -107,6 +109,19 @@ class RetrainingCycle(models.Model):
     model_version = models.ForeignKey(
         ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="cycles"
     )
+    strategy = models.CharField(max_length=40, blank=True)
+    # [[annotation id, version], ...] frozen when the cycle starts: exactly what it trains on.
+    label_snapshot = models.JSONField(default=list, blank=True)
+    # Which task delivery works on the cycle ("host:pid:task id") and when it last said so: a
+    # second delivery of the same task (broker redelivery) sees a live claim and stops.
+    claimed_by = models.CharField(max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # Scoring: the case ids of each chunk, and the chunks done (any order, any worker).
+    chunks = models.JSONField(default=list, blank=True)
+    chunks_done = models.JSONField(default=list, blank=True)
+    # Wall seconds per stage, and what the stages decided (metrics compared, promotion).
+    stage_seconds = models.JSONField(default=dict, blank=True)
+    outcome = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -124,3 +139,15 @@ class RetrainingCycle(models.Model):
 
     def __str__(self) -> str:
         return f"Cycle {self.pk} of {self.project} ({self.status})"
+
+
+class ImageFeatures(models.Model):
+    """Simple image features of a case (a downsampled, standardised thumbnail of its first
+    image) for diversity ordering before any model exists; computed once per case."""
+
+    case = models.OneToOneField(Case, on_delete=models.CASCADE, related_name="image_features")
+    vector = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"Image features of case {self.case_id}"

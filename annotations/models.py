@@ -45,7 +45,20 @@ class Project(models.Model):
     lease_seconds = models.PositiveIntegerField(
         default=900, help_text="How long a handed-out case stays reserved without activity."
     )
-    acquisition_strategy = models.CharField(max_length=40, default="fifo")
+    acquisition_strategy = models.CharField(
+        max_length=40,
+        default="hybrid",
+        help_text="How the loop orders the queue (active_learning.strategies).",
+    )
+    # Retraining cycles: promote a better version by itself, or wait for a model owner.
+    auto_promote = models.BooleanField(
+        default=True,
+        help_text="Promote a new version when its validation metric improves on the serving one.",
+    )
+    promotion_metric = models.CharField(max_length=40, default="combined")
+    training_epochs = models.PositiveSmallIntegerField(default=5)
+    # Overrides of the built-in model's configuration (active_learning.ml.builtin.BuiltinConfig).
+    model_config = models.JSONField(default=dict, blank=True)
     # Called AE title under which the C-STORE listener files incoming images into this project.
     dicom_ae_title = models.CharField(max_length=16, null=True, blank=True, unique=True)
     # A PACS to pull studies from over DICOMweb (QIDO-RS / WADO-RS), e.g. .../dicom-web

@@ -46,6 +46,21 @@ class RetrainingCycleSerializer(serializers.ModelSerializer):
     triggered_by = serializers.CharField(
         source="triggered_by.username", default=None, read_only=True
     )
+    model_version_number = serializers.IntegerField(
+        source="model_version.number", default=None, read_only=True
+    )
+    label_count = serializers.SerializerMethodField()
+    chunks_total = serializers.SerializerMethodField()
+    chunks_done = serializers.SerializerMethodField()
+
+    def get_label_count(self, cycle: RetrainingCycle) -> int:
+        return len(cycle.label_snapshot)
+
+    def get_chunks_total(self, cycle: RetrainingCycle) -> int:
+        return len(cycle.chunks)
+
+    def get_chunks_done(self, cycle: RetrainingCycle) -> int:
+        return len(cycle.chunks_done)
 
     class Meta:
         model = RetrainingCycle
@@ -59,7 +74,25 @@ class RetrainingCycleSerializer(serializers.ModelSerializer):
             "log",
             "error",
             "model_version",
+            "model_version_number",
+            "strategy",
+            "label_count",
+            "chunks_total",
+            "chunks_done",
+            "stage_seconds",
+            "outcome",
             "created_at",
             "started_at",
             "finished_at",
         ]
+
+
+class RollbackInputSerializer(serializers.Serializer):
+    to = serializers.IntegerField(
+        min_value=1, max_value=2_147_483_647, required=False, help_text="version number"
+    )
+
+
+class StrategySerializer(serializers.Serializer):
+    name = serializers.CharField()
+    description = serializers.CharField()

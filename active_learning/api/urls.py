@@ -19,8 +19,26 @@ urlpatterns = [
         name="model-version-list",
     ),
     path(
+        "projects/<id:project_pk>/model-versions/<id:number>/promote/",
+        views.ModelVersionPromoteView.as_view(),
+        name="model-version-promote",
+    ),
+    path(
+        "projects/<id:project_pk>/model-versions/rollback/",
+        views.ModelVersionRollbackView.as_view(),
+        name="model-version-rollback",
+    ),
+    path(
         "projects/<id:project_pk>/cycles/",
         views.RetrainingCycleListView.as_view(),
         name="cycle-list",
     ),
+    path("cycles/<id:cycle_pk>/", views.RetrainingCycleDetailView.as_view(), name="cycle-detail"),
+    path(
+        "cycles/<id:cycle_pk>/cancel/",
+        views.RetrainingCycleCancelView.as_view(),
+        name="cycle-cancel",
+    ),
+    path("projects/<id:project_pk>/rerank/", views.ProjectRerankView.as_view(), name="rerank"),
+    path("strategies/", views.StrategyListView.as_view(), name="strategy-list"),
 ]

@@ -5,22 +5,29 @@ from __future__ import annotations
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from active_learning import strategies
 from active_learning.api.serializers import (
     ModelVersionSerializer,
     RetrainingCycleSerializer,
+    RollbackInputSerializer,
+    StrategySerializer,
     SuggestionSerializer,
 )
 from active_learning.ml.interface import CheckpointError, ModelInputError
 from active_learning.models import ModelVersion, RetrainingCycle, Suggestion
+from active_learning.services import cycles, versions
 from active_learning.services.case_inputs import CaseNotReadable
 from active_learning.services.explanations import explanation_overlay
 from active_learning.services.versions import promoted_version
-from annotations.api.common import case_for, project_for
+from annotations.api.common import case_for, project_for, user_of
+from annotations.services import audit
+from annotations.services import loop_signals as ranking_signals
 from annotations.services.errors import Conflict, InvalidInput
 
 
@@ -44,8 +51,108 @@ class RetrainingCycleListView(APIView):
     @extend_schema(responses=RetrainingCycleSerializer(many=True))
     def get(self, request: Request, project_pk: int) -> Response:
         project = project_for(request, project_pk, "model", "view")
-        items = RetrainingCycle.objects.filter(project=project).select_related("triggered_by")
+        items = RetrainingCycle.objects.filter(project=project).select_related(
+            "triggered_by", "model_version"
+        )
         return Response(RetrainingCycleSerializer(items[:100], many=True).data)
+
+    @extend_schema(request=None, responses={202: RetrainingCycleSerializer})
+    def post(self, request: Request, project_pk: int) -> Response:
+        """Start a retraining cycle (409 while one is active)."""
+        project = project_for(request, project_pk, "model", "change")
+        cycle = cycles.trigger_cycle(project=project, triggered_by=user_of(request))
+        return Response(RetrainingCycleSerializer(cycle).data, status=status.HTTP_202_ACCEPTED)
+
+
+def _cycle_for(request: Request, cycle_pk: int, action: str) -> RetrainingCycle:
+    cycle = (
+        RetrainingCycle.objects.select_related("project", "triggered_by", "model_version")
+        .filter(pk=cycle_pk)
+        .first()
+    )
+    if cycle is None:
+        raise NotFound("No such retraining cycle.")
+    project_for(request, cycle.project_id, "model", action)
+    return cycle
+
+
+class RetrainingCycleDetailView(APIView):
+    @extend_schema(responses=RetrainingCycleSerializer)
+    def get(self, request: Request, cycle_pk: int) -> Response:
+        """A cycle's stage, percent done and recent log lines."""
+        return Response(RetrainingCycleSerializer(_cycle_for(request, cycle_pk, "view")).data)
+
+
+class RetrainingCycleCancelView(APIView):
+    @extend_schema(request=None, responses=RetrainingCycleSerializer)
+    def post(self, request: Request, cycle_pk: int) -> Response:
+        cycle = _cycle_for(request, cycle_pk, "change")
+        cycle = cycles.cancel_cycle(cycle=cycle, cancelled_by=user_of(request))
+        return Response(RetrainingCycleSerializer(cycle).data)
+
+
+def _version_for(project, number: int) -> ModelVersion:
+    version = ModelVersion.objects.filter(project=project, number=number).first()
+    if version is None:
+        raise NotFound(f"This project has no model version {number}.")
+    return version
+
+
+class ModelVersionPromoteView(APIView):
+    @extend_schema(request=None, responses=ModelVersionSerializer)
+    def post(self, request: Request, project_pk: int, number: int) -> Response:
+        """Serve this version (its files are checked against the registered checksum)."""
+        project = project_for(request, project_pk, "model", "change")
+        version = versions.promote_verified(_version_for(project, number))
+        audit.record(
+            action="model.promote",
+            actor=user_of(request),
+            target=version,
+            project_id=project.pk,
+            request=request,
+            detail={"number": version.number},
+        )
+        ranking_signals.reorder_queue(project.pk)
+        return Response(ModelVersionSerializer(version).data)
+
+
+class ModelVersionRollbackView(APIView):
+    @extend_schema(request=RollbackInputSerializer, responses=ModelVersionSerializer)
+    def post(self, request: Request, project_pk: int) -> Response:
+        """Serve the version that served before the current one, or version ``to``."""
+        project = project_for(request, project_pk, "model", "change")
+        data = RollbackInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        number = data.validated_data.get("to")
+        target = _version_for(project, number) if number is not None else None
+        version = versions.rollback(project=project, to=target)
+        audit.record(
+            action="model.rollback",
+            actor=user_of(request),
+            target=version,
+            project_id=project.pk,
+            request=request,
+            detail={"number": version.number},
+        )
+        ranking_signals.reorder_queue(project.pk)
+        return Response(ModelVersionSerializer(version).data)
+
+
+class ProjectRerankView(APIView):
+    @extend_schema(request=None, responses={202: None})
+    def post(self, request: Request, project_pk: int) -> Response:
+        """Re-rank the queue now with the project's strategy (done by a worker)."""
+        project = project_for(request, project_pk, "model", "change")
+        ranking_signals.reorder_queue(project.pk)
+        return Response({"queued": True}, status=status.HTTP_202_ACCEPTED)
+
+
+class StrategyListView(APIView):
+    @extend_schema(responses=StrategySerializer(many=True))
+    def get(self, request: Request) -> Response:
+        """The acquisition strategies a project can choose."""
+        items = [{"name": n, "description": d} for n, d in strategies.available()]
+        return Response(StrategySerializer(items, many=True).data)
 
 
 class CaseExplanationView(APIView):

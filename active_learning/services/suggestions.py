@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+import numpy as np
 from django.db import transaction
 
 from active_learning.ml.interface import ModelInputError, UncertaintyOptions, batched
@@ -28,9 +30,11 @@ def score_cases(
     case_ids: Sequence[int],
     uncertainty: UncertaintyOptions | None = None,
     batch_size: int = 8,
+    embeddings: bool = False,
 ) -> ScoringResult:
-    """Suggestions of ``version`` for ``case_ids`` (cases of its project only). A case the
-    model cannot read is skipped with its reason, never failing the batch."""
+    """Suggestions of ``version`` for ``case_ids`` (cases of its project only), with the case
+    embedding when ``embeddings`` (for diversity sampling). A case the model cannot read is
+    skipped with its reason, never failing the batch."""
     model = load_version(version)
     result = ScoringResult()
     cases = Case.objects.filter(project=version.project_id, pk__in=case_ids).order_by("pk")
@@ -52,9 +56,14 @@ def score_cases(
                     predictions += model.predict([item], uncertainty=uncertainty)
                 except ModelInputError as exc:
                     result.skipped[case.pk] = str(exc)
+            inputs = [item for case, item in zip(readable, inputs, strict=True)
+                      if case.pk not in result.skipped]  # fmt: skip
             readable = [case for case in readable if case.pk not in result.skipped]
+        vectors: list[Any] = [None] * len(inputs)
+        if embeddings and inputs:
+            vectors = np.round(model.embed(inputs), 5).tolist()
         with transaction.atomic():
-            for case, prediction in zip(readable, predictions, strict=True):
+            for case, prediction, vector in zip(readable, predictions, vectors, strict=True):
                 instance = first_instance(case)
                 data = prediction.as_suggestion()
                 for box in data["boxes"]:
@@ -63,7 +72,11 @@ def score_cases(
                 Suggestion.objects.update_or_create(
                     case=case,
                     model_version=version,
-                    defaults={**data, "acquisition_score": prediction.case_score},
+                    defaults={
+                        **data,
+                        "acquisition_score": prediction.case_score,
+                        "embedding": vector,
+                    },
                 )
                 result.stored += 1
     return result

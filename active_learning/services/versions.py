@@ -4,7 +4,10 @@ records its checksum, so a file altered on disk is refused when loaded."""
 
 from __future__ import annotations
 
+import functools
+import importlib.metadata
 import shutil
+import subprocess
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -25,6 +28,7 @@ from active_learning.ml.interface import (
 from active_learning.models import ModelVersion
 from active_learning.services.case_inputs import labelled_source, training_annotations
 from annotations.models import Project
+from annotations.services.errors import Conflict, InvalidInput
 
 _CACHE_SIZE = 2
 _cache: OrderedDict[tuple[str, str], SuggestionModel] = OrderedDict()
@@ -59,11 +63,37 @@ def register_version(
         label_snapshot=label_snapshot or [],
         label_count=len(label_snapshot or []),
         strategy=strategy,
-        code_version=f"format-{manifest['format_version']}",
+        code_version=code_version(manifest),
         weights_path=str(directory),
         weights_sha256=manifest["checksum"],
         parent=parent,
     )
+
+
+@functools.cache
+def _source_revision() -> str:
+    """The git commit of the running code, when it runs from a checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=Path(__file__).resolve().parents[2],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def code_version(manifest: dict[str, Any]) -> str:
+    """MedLoop's version and commit, and the model file format, that made a version."""
+    try:
+        release = importlib.metadata.version("medloop")
+    except importlib.metadata.PackageNotFoundError:
+        release = "dev"
+    return f"medloop {release} {_source_revision()} format {manifest['format_version']}"[:64]
 
 
 def load_version(version: ModelVersion) -> SuggestionModel:
@@ -152,6 +182,38 @@ def promote(version: ModelVersion) -> ModelVersion:
     version.promoted_at = timezone.now()
     version.save(update_fields=["status", "promoted_at"])
     return version
+
+
+@transaction.atomic
+def rollback(*, project: Project, to: ModelVersion | None = None) -> ModelVersion:
+    """Serve ``to`` again, or by default the version that served before the current one."""
+    current = promoted_version(project)
+    if to is None:
+        earlier = ModelVersion.objects.filter(project=project, promoted_at__isnull=False)
+        if current is not None:
+            earlier = earlier.exclude(pk=current.pk)
+        previous = (
+            earlier.exclude(status=ModelVersion.Status.FAILED).order_by("-promoted_at").first()
+        )
+        if previous is None:
+            raise Conflict("There is no earlier promoted version to roll back to.")
+        to = previous
+    if to.project_id != project.pk:
+        raise InvalidInput(f"Version {to.number} belongs to another project.")
+    return promote_verified(to)
+
+
+def promote_verified(version: ModelVersion) -> ModelVersion:
+    """Promote ``version`` after checking that its files are still the ones registered."""
+    if version.status == ModelVersion.Status.FAILED:
+        raise Conflict(f"Version {version.number} failed; it cannot serve.")
+    try:
+        checksum = read_manifest(version.weights_path)["checksum"]
+    except CheckpointError as exc:
+        raise Conflict(f"Version {version.number} cannot be loaded: {exc}") from exc
+    if checksum != version.weights_sha256:
+        raise Conflict(f"Version {version.number}'s files do not match their checksum.")
+    return promote(version)
 
 
 def promoted_version(project: Project) -> ModelVersion | None:

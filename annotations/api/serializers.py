@@ -41,6 +41,10 @@ class ProjectSerializer(serializers.ModelSerializer):
             "validation_fraction",
             "lease_seconds",
             "acquisition_strategy",
+            "auto_promote",
+            "promotion_metric",
+            "training_epochs",
+            "model_config",
             "created_at",
             "my_roles",
         ]
@@ -245,6 +249,10 @@ class ProjectInputSerializer(serializers.Serializer):
     validation_fraction = serializers.FloatField(min_value=0, max_value=0.9, required=False)
     lease_seconds = serializers.IntegerField(min_value=30, max_value=86_400, required=False)
     acquisition_strategy = serializers.CharField(max_length=40, required=False)
+    auto_promote = serializers.BooleanField(required=False)
+    promotion_metric = serializers.CharField(max_length=40, required=False)
+    training_epochs = serializers.IntegerField(min_value=1, max_value=200, required=False)
+    model_config = serializers.JSONField(required=False)
 
 
 class MembershipInputSerializer(serializers.Serializer):

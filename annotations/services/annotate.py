@@ -14,7 +14,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from annotations.models import Annotation, AnnotationRevision, Box, Case, Instance
-from annotations.services import audit, queue
+from annotations.services import audit, loop_signals, queue
 from annotations.services.errors import (
     Conflict,
     InvalidInput,
@@ -314,6 +314,7 @@ def submit(
             project_id=case.project_id,
             detail={"version": annotation.version},
         )
+        loop_signals.labels_submitted(case.project_id, case.project.auto_retrain_threshold)
     return annotation
 
 

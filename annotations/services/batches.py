@@ -20,7 +20,7 @@ from django.utils import timezone
 from pydicom.fileset import FileSet
 
 from annotations.models import IngestBatch, Project
-from annotations.services import ingest
+from annotations.services import ingest, loop_signals
 from annotations.services.errors import InvalidInput
 
 ZIP_MAGIC = b"PK\x03\x04"
@@ -77,6 +77,8 @@ def add_to_batch(batch: IngestBatch, item: SourceFile, *, actor: User | None) ->
 def finish_batch(batch: IngestBatch) -> IngestBatch:
     batch.finished_at = timezone.now()
     batch.save()
+    if batch.stored:
+        loop_signals.reorder_queue(batch.project_id)
     return batch
 
 

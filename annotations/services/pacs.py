@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from annotations.dicom.dicomweb import PacsClient, RemoteInstance
 from annotations.models import Case, IngestBatch, Instance, Project
-from annotations.services import ingest
+from annotations.services import ingest, loop_signals
 from annotations.services.errors import DomainError, InvalidInput
 
 logger = logging.getLogger(__name__)
@@ -106,6 +106,8 @@ class BatchReport:
         if self.batch is not None and self.batch.finished_at is None:
             self.batch.finished_at = timezone.now()
             self.batch.save(update_fields=["finished_at"])
+            if self.batch.stored:
+                loop_signals.reorder_queue(self.batch.project_id)
         return self.batch
 
 

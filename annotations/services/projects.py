@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from annotations.models import Membership, Project, Role
-from annotations.services import audit
+from annotations.services import audit, loop_signals
 
 DEFAULT_CHEST_SCHEMA: dict[str, Any] = {
     "findings": [
@@ -104,10 +104,16 @@ def create_project(
     double_read_fraction: float = 0.0,
     validation_fraction: float = 0.1,
     lease_seconds: int = 900,
+    **loop_settings: Any,
 ) -> Project:
-    """Create a project; its creator becomes its admin and lead."""
+    """Create a project; its creator becomes its admin and lead. ``loop_settings``: any of
+    acquisition_strategy, auto_promote, promotion_metric, training_epochs, model_config."""
     schema = validate_label_schema(label_schema or DEFAULT_CHEST_SCHEMA)
     _check_fractions(double_read_fraction, validation_fraction)
+    unknown = set(loop_settings) - set(LOOP_SETTINGS)
+    if unknown:
+        raise ValidationError(f"Unknown project settings: {sorted(unknown)}.")
+    _check_loop_settings(loop_settings)
     project = Project.objects.create(
         name=name,
         description=description,
@@ -117,6 +123,7 @@ def create_project(
         double_read_fraction=double_read_fraction,
         validation_fraction=validation_fraction,
         lease_seconds=lease_seconds,
+        **loop_settings,
     )
     if created_by is not None:
         for role in (Role.ADMIN, Role.LEAD):
@@ -134,7 +141,53 @@ UPDATABLE_SETTINGS = (
     "validation_fraction",
     "lease_seconds",
     "acquisition_strategy",
+    "auto_promote",
+    "promotion_metric",
+    "training_epochs",
+    "model_config",
 )
+LOOP_SETTINGS = UPDATABLE_SETTINGS[-5:]
+
+
+def _check_loop_settings(changes: dict[str, Any]) -> None:
+    """The active-learning settings name things the loop knows (strategy, metric, model)."""
+    from active_learning import strategies
+    from active_learning.services.cycles import PROMOTION_METRICS
+
+    if "acquisition_strategy" in changes:
+        try:
+            strategies.get(changes["acquisition_strategy"])
+        except strategies.UnknownStrategy as exc:
+            raise ValidationError(f"acquisition_strategy: {exc}") from exc
+    if "promotion_metric" in changes and changes["promotion_metric"] not in PROMOTION_METRICS:
+        raise ValidationError(
+            f"promotion_metric must be one of {', '.join(PROMOTION_METRICS)}; "
+            f"got {changes['promotion_metric']!r}."
+        )
+    if "model_config" in changes:
+        from active_learning.ml.builtin.config import BuiltinConfig
+
+        config = changes["model_config"]
+        if not isinstance(config, dict):
+            raise ValidationError("model_config must be an object of built-in model settings.")
+        if "finding_classes" in config:
+            raise ValidationError(
+                "model_config cannot set finding_classes: they follow the schema."
+            )
+        try:
+            defaults = BuiltinConfig().to_dict()
+            for key, value in config.items():
+                expected = defaults.get(key)
+                numeric = isinstance(expected, int | float) and not isinstance(expected, bool)
+                if numeric and (isinstance(value, bool) or not isinstance(value, int | float)):
+                    raise ValueError(f"{key} must be a number, got {value!r}")
+                if isinstance(expected, list | str | bool) and not isinstance(
+                    value, type(expected)
+                ):
+                    raise ValueError(f"{key} must be a {type(expected).__name__}, got {value!r}")
+            BuiltinConfig.from_dict(config)
+        except (TypeError, ValueError) as exc:
+            raise ValidationError(f"model_config: {exc}") from exc
 
 
 @transaction.atomic
@@ -145,6 +198,7 @@ def update_project(*, project: Project, changed_by: User, **changes: Any) -> Pro
         raise ValidationError(f"These project fields cannot be changed: {sorted(unknown)}.")
     if "label_schema" in changes:
         changes["label_schema"] = validate_label_schema(changes["label_schema"])
+    _check_loop_settings(changes)
     _check_fractions(
         changes.get("double_read_fraction", project.double_read_fraction),
         changes.get("validation_fraction", project.validation_fraction),
@@ -159,6 +213,8 @@ def update_project(*, project: Project, changed_by: User, **changes: Any) -> Pro
         project_id=project.pk,
         detail={"fields": sorted(changes)},
     )
+    if "acquisition_strategy" in changes:
+        loop_signals.reorder_queue(project.pk)
     return project
 
 

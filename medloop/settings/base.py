@@ -173,15 +173,30 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Training goes to its own queue (route it to a GPU machine's worker), scoring to another.
+CELERY_TASK_ROUTES = {
+    "active_learning.train_cycle": {"queue": "training"},
+    "active_learning.score_chunk": {"queue": "inference"},
+}
 CELERY_BEAT_SCHEDULE = {
     "release-expired-leases": {
         "task": "annotations.release_expired_leases",
+        "schedule": 60.0,
+    },
+    "resume-stalled-cycles": {
+        "task": "active_learning.resume_stalled_cycles",
         "schedule": 60.0,
     },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # --- MedLoop ---------------------------------------------------------------------------------
+# Retraining cycles: a cycle whose worker sent no heartbeat for this long is resumed (at most
+# MEDLOOP_CYCLE_MAX_ATTEMPTS times, then failed); unlabelled cases are scored in chunks of
+# MEDLOOP_SCORING_CHUNK cases, one inference task each.
+MEDLOOP_CYCLE_STALE_SECONDS = int(env("MEDLOOP_CYCLE_STALE_SECONDS", "600"))
+MEDLOOP_CYCLE_MAX_ATTEMPTS = int(env("MEDLOOP_CYCLE_MAX_ATTEMPTS", "2"))
+MEDLOOP_SCORING_CHUNK = int(env("MEDLOOP_SCORING_CHUNK", "64"))
 # How long a case handed out by the queue stays reserved for its annotator without activity.
 MEDLOOP_LEASE_SECONDS = int(env("MEDLOOP_LEASE_SECONDS", "900"))
 # Largest single DICOM instance accepted, and largest upload request (413 beyond, refused

@@ -1,0 +1,634 @@
+"""Retraining cycles: the loop's orchestration, in one place.
+
+A cycle runs as a chain of Celery tasks, each taking the cycle's id and nothing else:
+
+1. ``train_cycle`` (``training`` queue): freeze the label snapshot -> train (warm start from the
+   promoted version) -> evaluate candidate and promoted version on the project's fixed validation
+   cases -> register a :class:`ModelVersion` -> promote it when the project's metric improved (or
+   leave it for a model owner) -> split the open cases into scoring chunks.
+2. ``score_chunk`` (``inference`` queue), one per chunk, on any number of workers: store the
+   serving version's suggestions, scores and embeddings; the task that completes the last chunk
+   queues the ranking.
+3. ``rank_cycle``: the project's acquisition strategy rewrites the queue's priorities; the cycle
+   succeeds.
+
+Everything a task needs is in the database, so a task is idempotent (a stage already done is
+skipped, a version is registered once) and a cycle survives restarts of web server and workers.
+Two safeguards against running twice: the database allows one active cycle per project, and the
+training stage is *claimed* by one delivery (host, pid, task id, heartbeat): a second delivery of
+the same message (the Redis broker redelivers a task that outlives its visibility timeout) sees a
+live claim and stops; a delivery whose claimant died (SIGKILL) takes over. ``resume_stalled``
+(run by beat) re-queues the stage of a cycle whose claimant has stopped sending heartbeats.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import socket
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from active_learning.ml.interface import CheckpointError, read_manifest
+from active_learning.models import ModelVersion, RetrainingCycle, Suggestion
+from active_learning.services import versions
+from active_learning.services.case_inputs import labelled_source, training_annotations
+from annotations.models import Case, Project
+from annotations.services import audit
+from annotations.services.errors import Conflict
+
+logger = logging.getLogger(__name__)
+
+Status = RetrainingCycle.Status
+ACTIVE = [Status.QUEUED, Status.RUNNING]
+LOG_LINES = 50
+# Progress bands of the stages (percent of the whole cycle at each stage's start and end).
+BANDS = {
+    "training": (2.0, 60.0),
+    "evaluating": (60.0, 68.0),
+    "registering": (68.0, 70.0),
+    "scoring": (70.0, 97.0),
+    "ranking": (97.0, 100.0),
+}
+
+
+class CycleAlreadyActive(Conflict):
+    """A project runs one cycle at a time; ``cycle`` is the one running."""
+
+    def __init__(self, cycle: RetrainingCycle | None) -> None:
+        which = ""
+        if cycle is not None:
+            which = f" (cycle {cycle.pk}, {cycle.status}, stage {cycle.stage or 'queued'})"
+        super().__init__(
+            "A retraining cycle is already running for this project" + which,
+            active_cycle=cycle.pk if cycle else None,
+        )
+
+
+class CycleStopped(Exception):
+    """The cycle was cancelled (or taken over) while this task worked on it."""
+
+
+# --- starting, cancelling ---------------------------------------------------------------------
+
+
+def trigger_cycle(
+    *,
+    project: Project,
+    triggered_by: User | None = None,
+    trigger: str = RetrainingCycle.Trigger.MANUAL,
+) -> RetrainingCycle:
+    """Queue a retraining cycle for ``project``. The database refuses a second active cycle
+    (:class:`CycleAlreadyActive`, 409). The first task is queued only once the cycle row is
+    committed."""
+    from active_learning import tasks
+
+    try:
+        with transaction.atomic():
+            cycle = RetrainingCycle.objects.create(
+                project=project,
+                trigger=trigger,
+                triggered_by=triggered_by,
+                strategy=project.acquisition_strategy,
+                stage="queued",
+                log=[_line(f"queued ({trigger})")],
+            )
+    except IntegrityError:
+        raise CycleAlreadyActive(active_cycle(project)) from None
+    audit.record(
+        action="cycle.trigger",
+        actor=triggered_by,
+        target=cycle,
+        project_id=project.pk,
+        detail={"trigger": trigger, "strategy": cycle.strategy},
+    )
+    tasks.train_cycle.delay_on_commit(cycle.pk)
+    return cycle
+
+
+def active_cycle(project: Project) -> RetrainingCycle | None:
+    return RetrainingCycle.objects.filter(project=project, status__in=ACTIVE).first()
+
+
+def labels_since_last_cycle(project: Project) -> int:
+    """Training labels submitted since the project's last cycle started (cancelled cycles do
+    not count as a start: their labels are still new)."""
+    last = (
+        RetrainingCycle.objects.filter(project=project)
+        .exclude(status=Status.CANCELLED)
+        .order_by("-created_at")
+        .first()
+    )
+    labels = training_annotations(project)
+    if last is not None:
+        labels = labels.filter(submitted_at__gt=last.created_at)
+    return labels.count()
+
+
+def maybe_trigger_automatic(project: Project) -> RetrainingCycle | None:
+    """Start a cycle when the newly submitted labels reach the project's threshold (0: never)."""
+    if project.auto_retrain_threshold == 0 or active_cycle(project) is not None:
+        return None
+    if labels_since_last_cycle(project) < project.auto_retrain_threshold:
+        return None
+    try:
+        return trigger_cycle(project=project, trigger=RetrainingCycle.Trigger.AUTOMATIC)
+    except CycleAlreadyActive:
+        return None
+
+
+def cancel_cycle(*, cycle: RetrainingCycle, cancelled_by: User | None) -> RetrainingCycle:
+    """Stop an active cycle. Its tasks notice at their next heartbeat and stop; a version not
+    yet registered is discarded, one registered but not promoted stays a candidate."""
+    with transaction.atomic():
+        locked = RetrainingCycle.objects.select_for_update().get(pk=cycle.pk)
+        if locked.status not in ACTIVE:
+            raise Conflict(f"Cycle {cycle.pk} is {locked.status}; only an active one can stop.")
+        locked.status = Status.CANCELLED
+        locked.finished_at = timezone.now()
+        locked.log = [*locked.log, _line("cancelled")][-LOG_LINES:]
+        locked.save(update_fields=["status", "finished_at", "log"])
+    audit.record(
+        action="cycle.cancel", actor=cancelled_by, target=locked, project_id=cycle.project_id
+    )
+    return locked
+
+
+# --- claims and progress ----------------------------------------------------------------------
+
+
+def delivery_owner(task_id: str) -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{task_id}"
+
+
+def _claim_alive(owner: str, heartbeat_at: Any) -> bool:
+    host, _, rest = owner.partition(":")
+    pid_text = rest.split(":", 1)[0]
+    stale = timezone.now() - timedelta(seconds=settings.MEDLOOP_CYCLE_STALE_SECONDS)
+    if heartbeat_at is None or heartbeat_at < stale:
+        return False
+    if host == socket.gethostname() and pid_text.isdigit():
+        try:
+            os.kill(int(pid_text), 0)  # signal 0: does the process exist?
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+    return True
+
+
+def claim(cycle_id: int, owner: str) -> RetrainingCycle | None:
+    """Make ``owner`` the one delivery working on the cycle; None when the cycle is not active
+    or another live delivery holds it."""
+    with transaction.atomic():
+        cycle = RetrainingCycle.objects.select_for_update().filter(pk=cycle_id).first()
+        if cycle is None or cycle.status not in ACTIVE:
+            return None
+        if cycle.claimed_by and cycle.claimed_by != owner:
+            if _claim_alive(cycle.claimed_by, cycle.heartbeat_at):
+                logger.warning(
+                    "cycle %s is held by %s; %s stops", cycle_id, cycle.claimed_by, owner
+                )
+                return None
+            cycle.log = [*cycle.log, _line(f"taking over from {cycle.claimed_by}")][-LOG_LINES:]
+        cycle.claimed_by = owner
+        cycle.heartbeat_at = timezone.now()
+        if cycle.status == Status.QUEUED:
+            cycle.status = Status.RUNNING
+            cycle.started_at = timezone.now()
+        cycle.save(update_fields=["claimed_by", "heartbeat_at", "status", "started_at", "log"])
+        return cycle
+
+
+def _line(text: str) -> str:
+    return f"{timezone.now():%Y-%m-%d %H:%M:%S} {text}"
+
+
+def report(
+    cycle: RetrainingCycle,
+    *,
+    stage: str | None = None,
+    progress: float | None = None,
+    log: str | None = None,
+    owner: str | None = None,
+) -> None:
+    """Write stage, percent and a log line, refresh the heartbeat, and raise
+    :class:`CycleStopped` when the cycle was cancelled or claimed by another delivery."""
+    with transaction.atomic():
+        current = (
+            RetrainingCycle.objects.select_for_update()
+            .filter(pk=cycle.pk)
+            .values("status", "claimed_by", "log")
+            .first()
+        )
+        if current is None or current["status"] not in ACTIVE:
+            raise CycleStopped(f"cycle {cycle.pk} is {current and current['status']}")
+        if owner is not None and current["claimed_by"] != owner:
+            raise CycleStopped(f"cycle {cycle.pk} was taken over by {current['claimed_by']}")
+        changes: dict[str, Any] = {"heartbeat_at": timezone.now()}
+        if stage is not None:
+            changes["stage"] = cycle.stage = stage
+        if progress is not None:
+            changes["progress"] = cycle.progress = round(min(max(progress, 0.0), 100.0), 1)
+        if log is not None:
+            cycle.log = [*current["log"], _line(log)][-LOG_LINES:]
+            changes["log"] = cycle.log
+        RetrainingCycle.objects.filter(pk=cycle.pk).update(**changes)
+    if log:
+        logger.info("cycle %s: %s", cycle.pk, log)
+
+
+@contextmanager
+def stage(cycle: RetrainingCycle, name: str, owner: str | None = None) -> Iterator[None]:
+    """Run one stage: announce it, time it (``stage_seconds``)."""
+    report(cycle, stage=name, progress=BANDS[name][0], log=f"{name}...", owner=owner)
+    started = time.perf_counter()
+    yield
+    seconds = round(time.perf_counter() - started, 2)
+    cycle.stage_seconds = {**cycle.stage_seconds, name: seconds}
+    RetrainingCycle.objects.filter(pk=cycle.pk).update(stage_seconds=cycle.stage_seconds)
+
+
+def fail(cycle_id: int, error: str) -> None:
+    """Mark the cycle failed; the promoted version is left as it is."""
+    with transaction.atomic():
+        cycle = RetrainingCycle.objects.select_for_update().filter(pk=cycle_id).first()
+        if cycle is None or cycle.status not in ACTIVE:
+            return
+        cycle.status = Status.FAILED
+        cycle.error = error[:4000]
+        cycle.finished_at = timezone.now()
+        cycle.log = [*cycle.log, _line(f"failed: {error[:300]}")][-LOG_LINES:]
+        cycle.save(update_fields=["status", "error", "finished_at", "log"])
+    logger.error("cycle %s failed: %s", cycle_id, error)
+
+
+# --- stage 1: train, evaluate, register, promote ----------------------------------------------
+
+
+def primary_metric(metrics: dict[str, Any], name: str) -> float | None:
+    """The project's promotion metric from an evaluation: a dotted key (``boxes.map_50``,
+    ``findings.auroc_macro``, ``reports.finding_f1_micro``...) or ``combined``, the mean of
+    box mAP@0.5, finding AUROC (macro) and report finding F1 where they are defined."""
+    if name == "combined":
+        parts = [
+            primary_metric(metrics, key)
+            for key in ("boxes.map_50", "findings.auroc_macro", "reports.finding_f1_micro")
+        ]
+        defined = [p for p in parts if p is not None]
+        return sum(defined) / len(defined) if defined else None
+    value: Any = metrics
+    for key in name.split("."):
+        if not isinstance(value, dict) or key not in value:
+            return None
+        value = value[key]
+    if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        return None  # pycocotools reports -1 for "no ground truth"
+    return float(value)
+
+
+PROMOTION_METRICS = (
+    "combined",
+    "boxes.map_50",
+    "boxes.map_50_95",
+    "findings.auroc_macro",
+    "reports.bleu_4",
+    "reports.rouge_l_f_beta1.2",
+    "reports.finding_f1_micro",
+)
+
+
+def run_training(cycle_id: int, *, owner: str) -> bool:
+    """Stage 1 of the cycle (see the module docstring). Returns True when it queued scoring;
+    False when this delivery had nothing to do (cycle finished, or held by a live delivery)."""
+    from active_learning.ml.builtin import BuiltinConfig, BuiltinModel
+
+    cycle = claim(cycle_id, owner)
+    if cycle is None:
+        return False
+    if cycle.model_version_id is not None:  # registered by an earlier delivery
+        _queue_scoring(cycle, owner)
+        return True
+    project = cycle.project
+    if not cycle.label_snapshot:
+        snapshot = [list(p) for p in training_annotations(project).values_list("pk", "version")]
+        if not snapshot:
+            fail(cycle.pk, "the project has no submitted or accepted labels to learn from")
+            return False
+        cycle.label_snapshot = snapshot
+        RetrainingCycle.objects.filter(pk=cycle.pk).update(label_snapshot=snapshot)
+        report(cycle, log=f"label snapshot frozen: {len(snapshot)} annotations", owner=owner)
+    ids = [pk for pk, _ in cycle.label_snapshot]
+    serving = versions.promoted_version(project)
+    warm = _warm_start_path(cycle, serving, project, owner)
+    config = BuiltinConfig(finding_classes=tuple(project.finding_keys), **project.model_config)
+    model = BuiltinModel(config)
+    epochs = max(project.training_epochs, 1)
+    steps_per_epoch = max(math.ceil(len(ids) / config.batch_size), 1)
+    with stage(cycle, "training", owner):
+        model.train(
+            labelled_source(ids),
+            epochs=epochs,
+            warm_start=warm,
+            progress=_training_progress(cycle, owner, epochs * steps_per_epoch),
+        )
+    with stage(cycle, "evaluating", owner):
+        metrics, compared = _evaluate(project, model, serving)
+    with stage(cycle, "registering", owner):
+        version = _register(cycle, project, model, metrics, serving, owner)
+    report(cycle, log=f"registered version {version.number}", owner=owner)
+    _decide_promotion(cycle, project, version, compared, owner)
+    _queue_scoring(cycle, owner)
+    return True
+
+
+def _warm_start_path(
+    cycle: RetrainingCycle, serving: ModelVersion | None, project: Project, owner: str
+) -> str | None:
+    if serving is None:
+        report(cycle, log="no promoted version: training from scratch", owner=owner)
+        return None
+    manifest = read_manifest(serving.weights_path)
+    if manifest["checksum"] != serving.weights_sha256:
+        raise CheckpointError(
+            f"promoted version {serving.number}: the files at {serving.weights_path} are not "
+            "the ones registered"
+        )
+    if manifest.get("finding_classes") != project.finding_keys:
+        report(
+            cycle, log="label schema changed since the promoted version: cold start", owner=owner
+        )
+        return None
+    report(cycle, log=f"warm start from version {serving.number}", owner=owner)
+    return serving.weights_path
+
+
+def _training_progress(cycle: RetrainingCycle, owner: str, total_steps: int) -> Callable:
+    low, high = BANDS["training"]
+    last = [0.0]
+
+    def progress(message: str, loss: float) -> None:
+        now = time.monotonic()
+        if now - last[0] < 1.0:
+            return
+        last[0] = now
+        step = int(message.rsplit("step ", 1)[-1]) if "step " in message else 0
+        report(
+            cycle,
+            progress=low + (high - low) * min(step / total_steps, 1.0),
+            log=f"{message}, loss {loss:.3f}",
+            owner=owner,
+        )
+
+    return progress
+
+
+def _evaluate(
+    project: Project, model: Any, serving: ModelVersion | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Candidate and serving version on the same validation labels (held out at ingest)."""
+    validation = list(training_annotations(project, validation=True).values_list("pk", flat=True))
+    metrics: dict[str, Any] = {"validation_labels": len(validation)}
+    compared: dict[str, Any] = {"metric": project.promotion_metric, "validation": len(validation)}
+    if not validation:
+        return metrics, compared
+    source = labelled_source(validation)
+    metrics["validation"] = model.evaluate(source())
+    compared["candidate"] = primary_metric(metrics["validation"], project.promotion_metric)
+    if serving is not None:
+        served = versions.load_version(serving).evaluate(source())
+        compared["serving"] = primary_metric(served, project.promotion_metric)
+        compared["serving_version"] = serving.number
+    metrics["primary"] = {"name": project.promotion_metric, "value": compared["candidate"]}
+    return metrics, compared
+
+
+def _register(
+    cycle: RetrainingCycle,
+    project: Project,
+    model: Any,
+    metrics: dict[str, Any],
+    serving: ModelVersion | None,
+    owner: str,
+) -> ModelVersion:
+    number = versions.next_number(project)
+    directory = versions.version_directory(project, number)
+    # Left by a delivery that died before registering: never registered, never used.
+    if directory.exists():
+        shutil.rmtree(directory)
+    for staging in directory.parent.glob(f".{directory.name}.*"):
+        shutil.rmtree(staging, ignore_errors=True)
+    model.save(directory)
+    try:
+        with transaction.atomic():
+            report(cycle, owner=owner)  # still ours, not cancelled: then register
+            version = versions.register_version(
+                project=project,
+                number=number,
+                directory=directory,
+                metrics={**metrics, "training_labels": len(cycle.label_snapshot)},
+                label_snapshot=cycle.label_snapshot,
+                parent=serving,
+                strategy=cycle.strategy,
+            )
+            RetrainingCycle.objects.filter(pk=cycle.pk).update(model_version=version)
+            cycle.model_version = version
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
+    return version
+
+
+def _decide_promotion(
+    cycle: RetrainingCycle,
+    project: Project,
+    version: ModelVersion,
+    compared: dict[str, Any],
+    owner: str,
+) -> None:
+    candidate, serving = compared.get("candidate"), compared.get("serving")
+    if versions.promoted_version(project) is None:
+        decision, why = True, "no version was serving"
+    elif candidate is None:
+        decision, why = False, "no labelled validation cases to compare on"
+    elif serving is None:
+        decision, why = True, f"{compared['metric']} {candidate:.4f}; the serving one has none"
+    elif candidate > serving:
+        decision, why = True, f"{compared['metric']} {candidate:.4f} > {serving:.4f}"
+    else:
+        decision, why = False, f"{compared['metric']} {candidate:.4f} <= {serving:.4f}"
+    promoted = False
+    if decision and project.auto_promote:
+        versions.promote(version)
+        promoted = True
+        report(cycle, log=f"promoted version {version.number}: {why}", owner=owner)
+    elif decision:
+        report(cycle, log=f"version {version.number} improves ({why}); waiting for a model owner")
+    else:
+        report(cycle, log=f"version {version.number} not promoted: {why}", owner=owner)
+    outcome = {**cycle.outcome, **compared, "improved": decision, "promoted": promoted}
+    cycle.outcome = outcome
+    RetrainingCycle.objects.filter(pk=cycle.pk).update(outcome=outcome)
+
+
+# --- stage 2: scoring -------------------------------------------------------------------------
+
+
+def cases_to_score(project: Project, version: ModelVersion) -> list[int]:
+    """Open cases (still needing reads) without a suggestion from ``version``."""
+    scored = Suggestion.objects.filter(model_version=version).values("case_id")
+    return list(
+        Case.objects.filter(project=project, state=Case.State.OPEN)
+        .exclude(pk__in=scored)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+
+
+def _queue_scoring(cycle: RetrainingCycle, owner: str | None) -> None:
+    from active_learning import tasks
+
+    serving = versions.promoted_version(cycle.project)
+    with transaction.atomic():
+        locked = RetrainingCycle.objects.select_for_update().get(pk=cycle.pk)
+        if locked.status not in ACTIVE:
+            raise CycleStopped(f"cycle {cycle.pk} is {locked.status}")
+        if not locked.chunks and serving is not None:
+            ids = cases_to_score(cycle.project, serving)
+            size = settings.MEDLOOP_SCORING_CHUNK
+            locked.chunks = [ids[i : i + size] for i in range(0, len(ids), size)]
+            locked.outcome = {**locked.outcome, "scoring_version": serving.number}
+            locked.save(update_fields=["chunks", "outcome"])
+        cycle.chunks, cycle.outcome = locked.chunks, locked.outcome
+    if not cycle.chunks:
+        report(cycle, stage="scoring", log="nothing to score", owner=owner)
+        tasks.rank_cycle.delay_on_commit(cycle.pk)
+        return
+    report(
+        cycle,
+        stage="scoring",
+        progress=BANDS["scoring"][0],
+        log=f"scoring {sum(map(len, cycle.chunks))} cases in {len(cycle.chunks)} chunks "
+        f"with version {cycle.outcome['scoring_version']}",
+        owner=owner,
+    )
+    RetrainingCycle.objects.filter(pk=cycle.pk).update(claimed_by="")
+    for index in range(len(cycle.chunks)):
+        if index not in cycle.chunks_done:
+            tasks.score_chunk.delay_on_commit(cycle.pk, index)
+
+
+def run_scoring_chunk(cycle_id: int, index: int) -> None:
+    """Score one chunk with the serving version (idempotent); the last chunk queues ranking."""
+    from active_learning import tasks
+    from active_learning.services.suggestions import score_cases
+
+    cycle = RetrainingCycle.objects.select_related("project").filter(pk=cycle_id).first()
+    if cycle is None or cycle.status not in ACTIVE or index >= len(cycle.chunks):
+        return
+    if index in cycle.chunks_done:
+        return
+    version = ModelVersion.objects.get(
+        project=cycle.project, number=cycle.outcome["scoring_version"]
+    )
+    started = time.perf_counter()
+    result = score_cases(version=version, case_ids=cycle.chunks[index], embeddings=True)
+    seconds = time.perf_counter() - started
+    with transaction.atomic():
+        locked = RetrainingCycle.objects.select_for_update().get(pk=cycle_id)
+        if locked.status not in ACTIVE or index in locked.chunks_done:
+            return
+        locked.chunks_done = [*locked.chunks_done, index]
+        done, total = len(locked.chunks_done), len(locked.chunks)
+        low, high = BANDS["scoring"]
+        locked.progress = round(low + (high - low) * done / total, 1)
+        locked.heartbeat_at = timezone.now()
+        locked.stage_seconds = {
+            **locked.stage_seconds,
+            "scoring": round(locked.stage_seconds.get("scoring", 0.0) + seconds, 2),
+        }
+        skipped = f", {len(result.skipped)} skipped" if result.skipped else ""
+        locked.log = [
+            *locked.log,
+            _line(f"chunk {done}/{total}: {result.stored} cases scored{skipped}"),
+        ][-LOG_LINES:]
+        locked.save(
+            update_fields=["chunks_done", "progress", "heartbeat_at", "stage_seconds", "log"]
+        )
+        if done == total:
+            tasks.rank_cycle.delay_on_commit(cycle_id)
+
+
+# --- stage 3: ranking -------------------------------------------------------------------------
+
+
+def run_ranking(cycle_id: int) -> None:
+    """Re-rank the queue with the project's strategy and finish the cycle (idempotent)."""
+    from active_learning.services.ranking import rerank_project
+
+    cycle = RetrainingCycle.objects.select_related("project").filter(pk=cycle_id).first()
+    if cycle is None or cycle.status not in ACTIVE:
+        return
+    with stage(cycle, "ranking"):
+        ranked = rerank_project(cycle.project, strategy=cycle.strategy or None)
+    with transaction.atomic():
+        locked = RetrainingCycle.objects.select_for_update().get(pk=cycle_id)
+        if locked.status not in ACTIVE:
+            return
+        locked.status = Status.SUCCEEDED
+        locked.stage = "done"
+        locked.progress = 100.0
+        locked.finished_at = timezone.now()
+        locked.outcome = {**locked.outcome, "ranked_cases": ranked}
+        locked.log = [*locked.log, _line(f"queue re-ranked ({ranked} open cases); done")][
+            -LOG_LINES:
+        ]
+        locked.save(update_fields=["status", "stage", "progress", "finished_at", "outcome", "log"])
+
+
+# --- watchdog ---------------------------------------------------------------------------------
+
+
+def resume_stalled() -> list[int]:
+    """Re-queue the current stage of active cycles whose claimant stopped sending heartbeats
+    (a worker that died where the broker cannot redeliver, e.g. the file-system broker); after
+    ``MEDLOOP_CYCLE_MAX_ATTEMPTS`` resumptions the cycle fails. Returns the cycles touched."""
+    from active_learning import tasks
+
+    stale = timezone.now() - timedelta(seconds=settings.MEDLOOP_CYCLE_STALE_SECONDS)
+    touched = []
+    for cycle in RetrainingCycle.objects.filter(status__in=ACTIVE):
+        last = cycle.heartbeat_at or cycle.created_at
+        if last >= stale:
+            continue
+        attempts = int(cycle.outcome.get("resumed", 0)) + 1
+        if attempts > settings.MEDLOOP_CYCLE_MAX_ATTEMPTS:
+            fail(cycle.pk, f"no progress for {settings.MEDLOOP_CYCLE_STALE_SECONDS} s, "
+                           f"{attempts - 1} times; giving up")  # fmt: skip
+            touched.append(cycle.pk)
+            continue
+        RetrainingCycle.objects.filter(pk=cycle.pk).update(
+            outcome={**cycle.outcome, "resumed": attempts},
+            heartbeat_at=timezone.now(),
+            log=[*cycle.log, _line(f"no heartbeat since {last:%H:%M:%S}: resuming")][-LOG_LINES:],
+        )
+        if cycle.model_version_id is None or not cycle.chunks:
+            tasks.train_cycle.delay(cycle.pk)
+        elif len(cycle.chunks_done) < len(cycle.chunks):
+            for index in range(len(cycle.chunks)):
+                if index not in cycle.chunks_done:
+                    tasks.score_chunk.delay(cycle.pk, index)
+        else:
+            tasks.rank_cycle.delay(cycle.pk)
+        touched.append(cycle.pk)
+    return touched

@@ -1,0 +1,176 @@
+"""Re-ranking the queue: the project's acquisition strategy orders the open cases by what the
+serving model version stored for them (uncertainty scores, embeddings) and writes
+``Case.priority``, which the queue serves highest first.
+
+Scoring is separate from choosing (as in MONAI Label): the scores were stored by the scoring
+stage, tagged with the version that made them; ranking only reads them, so it is cheap and can
+run again whenever the strategy changes. Before a first model exists, strategies that need
+a model order by diversity on simple image features (:func:`image_feature_vector`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+from django.db import transaction
+from PIL import Image
+
+from active_learning import strategies
+from active_learning.models import ImageFeatures, ModelVersion, Suggestion
+from active_learning.services.case_inputs import CaseNotReadable, first_instance, instance_pixels
+from active_learning.services.versions import promoted_version
+from annotations.models import Case, Project
+
+logger = logging.getLogger(__name__)
+
+FEATURE_SIDE = 16
+DEFAULT_BATCH = 10
+
+
+def image_feature_vector(pixels: np.ndarray) -> np.ndarray:
+    """A 256-value description of an image: its 16 x 16 area-averaged thumbnail, standardised
+    (zero mean, unit variance), so that cases look alike when their anatomy and lesions do,
+    whatever their window or bit depth."""
+    image = Image.fromarray(np.asarray(pixels, dtype=np.float32), mode="F")
+    small = np.asarray(image.resize((FEATURE_SIDE, FEATURE_SIDE), Image.Resampling.BOX))
+    small = small.astype(np.float64).ravel()
+    spread = small.std()
+    return ((small - small.mean()) / (spread if spread > 0 else 1.0)).astype(np.float32)
+
+
+def image_features(case_ids: Iterable[int]) -> dict[int, np.ndarray]:
+    """Image features of the cases, computed once per case and kept (``ImageFeatures``)."""
+    ids = list(case_ids)
+    known = {
+        case_id: np.asarray(vector, dtype=np.float32)
+        for case_id, vector in ImageFeatures.objects.filter(case_id__in=ids).values_list(
+            "case_id", "vector"
+        )
+    }
+    missing = [i for i in ids if i not in known]
+    new = []
+    for case in Case.objects.filter(pk__in=missing).iterator(chunk_size=200):
+        try:
+            vector = image_feature_vector(instance_pixels(first_instance(case)))
+        except (CaseNotReadable, OSError, ValueError) as exc:
+            logger.warning("no image features for case %s: %s", case.pk, exc)
+            continue
+        known[case.pk] = vector
+        new.append(ImageFeatures(case=case, vector=np.round(vector, 4).tolist()))
+    ImageFeatures.objects.bulk_create(new, batch_size=500, ignore_conflicts=True)
+    return known
+
+
+def suggestion_scores(row: Mapping[str, Any]) -> dict[str, float]:
+    """The scores a strategy reads from a stored suggestion: ``case_score`` (the model's
+    combined score), ``boxes`` (largest localization instability + class entropy of a box),
+    ``findings`` (mean BALD or entropy per class) and ``report`` (mean token entropy, plus
+    MC-dropout draft disagreement when it ran)."""
+    uncertainty = row["uncertainty"] or {}
+    scores: dict[str, float] = {}
+    if row["acquisition_score"] is not None:
+        scores["case_score"] = float(row["acquisition_score"])
+    box_scores = [
+        float(b.get("uncertainty", {}).get("localization_instability", 0.0))
+        + float(b.get("uncertainty", {}).get("class_entropy", 0.0))
+        for b in row["boxes"] or []
+    ]
+    scores["boxes"] = max(box_scores, default=0.0)
+    findings = [float(v) for v in (uncertainty.get("findings") or {}).values()]
+    if findings:
+        scores["findings"] = float(np.mean(findings))
+    report = uncertainty.get("report") or {}
+    if "mean_token_entropy" in report:
+        scores["report"] = float(report["mean_token_entropy"]) + float(
+            report.get("mc_disagreement", 0.0)
+        )
+    return scores
+
+
+def candidates_for(
+    project: Project, version: ModelVersion | None, open_ids: list[int]
+) -> tuple[list[strategies.Candidate], np.ndarray | None]:
+    """The open cases as candidates, and the embeddings of the labelled cases (k-center starts
+    from them): the version's stored scores and embeddings, or image features without one."""
+    if version is None:
+        labelled_ids = list(
+            Case.objects.filter(project=project).exclude(state=Case.State.OPEN)
+            .values_list("pk", flat=True)
+        )  # fmt: skip
+        features = image_features([*open_ids, *labelled_ids])
+        labelled = [features[i] for i in labelled_ids if i in features]
+        return (
+            [strategies.Candidate(i, {}, features.get(i)) for i in open_ids],
+            np.stack(labelled) if labelled else None,
+        )
+    rows = {
+        row["case_id"]: row
+        for row in Suggestion.objects.filter(model_version=version).values(
+            "case_id", "acquisition_score", "uncertainty", "boxes", "embedding"
+        )
+    }
+    open_set = set(open_ids)
+    candidates = []
+    for case_id in open_ids:
+        row = rows.get(case_id)
+        if row is None:
+            candidates.append(strategies.Candidate(case_id, {}, None))
+            continue
+        embedding = row["embedding"]
+        candidates.append(
+            strategies.Candidate(
+                case_id,
+                suggestion_scores(row),
+                np.asarray(embedding, dtype=np.float32) if embedding else None,
+            )
+        )
+    # Cases labelled since this version scored them: their embeddings seed k-center.
+    labelled = [
+        np.asarray(row["embedding"], dtype=np.float32)
+        for case_id, row in rows.items()
+        if case_id not in open_set and row["embedding"]
+    ]
+    return candidates, np.stack(labelled) if labelled else None
+
+
+def rerank_project(project: Project, *, strategy: str | None = None) -> int:
+    """Order the project's open cases with ``strategy`` (default: the project's) and write
+    their priorities. Returns the number of cases ranked."""
+    name = strategy or project.acquisition_strategy
+    chosen = strategies.get(name)
+    version = promoted_version(project)
+    if version is None and chosen.needs_scores:
+        # No model yet: spread the first labels over the image distribution.
+        chosen = strategies.get("diversity")
+    open_ids = list(
+        Case.objects.filter(project=project, state=Case.State.OPEN)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    if not open_ids:
+        return 0
+    if chosen.needs_scores or chosen.needs_embeddings:
+        candidates, labelled = candidates_for(project, version, open_ids)
+    else:
+        candidates, labelled = [strategies.Candidate(i, {}, None) for i in open_ids], None
+    context = strategies.RankingContext(
+        batch_size=project.auto_retrain_threshold or DEFAULT_BATCH,
+        labelled_embeddings=labelled,
+        seed=project.pk * 1000 + (version.number if version else 0),
+    )
+    order = chosen.rank(candidates, context)
+    priority = strategies.priorities(order)
+    with transaction.atomic():
+        cases = list(Case.objects.filter(pk__in=open_ids).only("pk", "priority"))
+        changed = []
+        for case in cases:
+            value = priority.get(case.pk, 0.0)
+            if case.priority != value:
+                case.priority = value
+                changed.append(case)
+        Case.objects.bulk_update(changed, ["priority"], batch_size=500)
+    logger.info("project %s: %d open cases ranked by %s", project.pk, len(order), chosen.name)
+    return len(order)

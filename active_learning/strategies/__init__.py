@@ -1,0 +1,36 @@
+"""Acquisition strategies: which unlabelled cases annotators see next.
+
+Pure Python and numpy, never Django. Importing this package registers the built-ins
+(``random``, ``fifo``, ``uncertainty``, ``uncertainty-boxes``, ``uncertainty-findings``,
+``uncertainty-report``, ``diversity``, ``hybrid``); find one with :func:`get`.
+"""
+
+from active_learning.strategies import diversity, fifo, hybrid, random_order, uncertainty
+from active_learning.strategies.base import (
+    Candidate,
+    RankingContext,
+    Strategy,
+    UnknownStrategy,
+    available,
+    get,
+    priorities,
+    register,
+    reset,
+)
+
+__all__ = [
+    "Candidate",
+    "RankingContext",
+    "Strategy",
+    "UnknownStrategy",
+    "available",
+    "diversity",
+    "fifo",
+    "get",
+    "hybrid",
+    "priorities",
+    "random_order",
+    "register",
+    "reset",
+    "uncertainty",
+]

@@ -1,0 +1,106 @@
+"""Celery tasks of the loop: thin, ids in, idempotent, acknowledged late (a worker that dies
+mid-task has its message redelivered). The work and the order of stages live in
+:mod:`active_learning.services.cycles`; routing to the ``training`` and ``inference`` queues is
+in ``CELERY_TASK_ROUTES``."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+
+from celery import shared_task
+from django.db import OperationalError
+
+from active_learning.services import cycles
+from annotations.models import Project
+
+logger = logging.getLogger(__name__)
+
+# Errors worth another try (the database restarting, a lost connection); anything else fails
+# the cycle with its message.
+TRANSIENT = (OperationalError,)
+
+
+def _fail_unless_transient(cycle_id: int, exc: BaseException) -> None:
+    if isinstance(exc, cycles.CycleStopped):
+        logger.info("cycle %s stopped: %s", cycle_id, exc)
+        return
+    if isinstance(exc, TRANSIENT):
+        raise exc
+    cycles.fail(cycle_id, f"{type(exc).__name__}: {exc}")
+    logger.error("cycle %s:\n%s", cycle_id, traceback.format_exc())
+
+
+@shared_task(
+    bind=True,
+    name="active_learning.train_cycle",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=TRANSIENT,
+    retry_backoff=5,
+    max_retries=3,
+    ignore_result=True,
+)
+def train_cycle(self, cycle_id: int) -> None:
+    """Snapshot, train, evaluate, register and promote; then queue the scoring chunks."""
+    try:
+        cycles.run_training(cycle_id, owner=cycles.delivery_owner(self.request.id or "local"))
+    except Exception as exc:
+        _fail_unless_transient(cycle_id, exc)
+
+
+@shared_task(
+    name="active_learning.score_chunk",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=TRANSIENT,
+    retry_backoff=5,
+    max_retries=3,
+    ignore_result=True,
+)
+def score_chunk(cycle_id: int, index: int) -> None:
+    """Store the serving version's suggestions for chunk ``index`` (at most
+    ``MEDLOOP_SCORING_CHUNK`` cases); the last chunk queues the ranking."""
+    try:
+        cycles.run_scoring_chunk(cycle_id, index)
+    except Exception as exc:
+        _fail_unless_transient(cycle_id, exc)
+
+
+@shared_task(
+    name="active_learning.rank_cycle",
+    acks_late=True,
+    autoretry_for=TRANSIENT,
+    retry_backoff=5,
+    max_retries=3,
+    ignore_result=True,
+)
+def rank_cycle(cycle_id: int) -> None:
+    """Re-rank the queue with the project's strategy; the cycle succeeds."""
+    try:
+        cycles.run_ranking(cycle_id)
+    except Exception as exc:
+        _fail_unless_transient(cycle_id, exc)
+
+
+@shared_task(name="active_learning.maybe_retrain", acks_late=True, ignore_result=True)
+def maybe_retrain(project_id: int) -> int | None:
+    """Start a cycle if the project's new labels reached its threshold (queued on submit)."""
+    project = Project.objects.filter(pk=project_id).first()
+    cycle = cycles.maybe_trigger_automatic(project) if project else None
+    return cycle.pk if cycle else None
+
+
+@shared_task(name="active_learning.rerank_project", acks_late=True, ignore_result=True)
+def rerank_project(project_id: int) -> int:
+    """Re-rank a project's queue now (strategy changed, new cases ingested)."""
+    from active_learning.services.ranking import rerank_project as rerank
+
+    project = Project.objects.filter(pk=project_id).first()
+    return rerank(project) if project else 0
+
+
+@shared_task(name="active_learning.resume_stalled_cycles", acks_late=True, ignore_result=True)
+def resume_stalled_cycles() -> list[int]:
+    """Re-queue cycles whose worker stopped sending heartbeats (run by beat)."""
+    return cycles.resume_stalled()
