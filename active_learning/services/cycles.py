@@ -201,12 +201,16 @@ def claim(cycle_id: int, owner: str) -> RetrainingCycle | None:
                 )
                 return None
             cycle.log = [*cycle.log, _line(f"taking over from {cycle.claimed_by}")][-LOG_LINES:]
+            taken = [*cycle.outcome.get("taken_over_from", []), cycle.claimed_by]
+            cycle.outcome = {**cycle.outcome, "taken_over_from": taken}
         cycle.claimed_by = owner
         cycle.heartbeat_at = timezone.now()
         if cycle.status == Status.QUEUED:
             cycle.status = Status.RUNNING
             cycle.started_at = timezone.now()
-        cycle.save(update_fields=["claimed_by", "heartbeat_at", "status", "started_at", "log"])
+        cycle.save(
+            update_fields=["claimed_by", "heartbeat_at", "status", "started_at", "log", "outcome"]
+        )
         return cycle
 
 
@@ -374,19 +378,22 @@ def _warm_start_path(
 
 
 def _training_progress(cycle: RetrainingCycle, owner: str, total_steps: int) -> Callable:
+    """Percent and heartbeat at most once a second; a log line per epoch."""
     low, high = BANDS["training"]
-    last = [0.0]
+    last = {"time": 0.0, "epoch": ""}
 
     def progress(message: str, loss: float) -> None:
         now = time.monotonic()
-        if now - last[0] < 1.0:
+        epoch = message.split(",", 1)[0]
+        new_epoch = epoch != last["epoch"]
+        if now - float(last["time"]) < 1.0 and not new_epoch:
             return
-        last[0] = now
+        last["time"], last["epoch"] = now, epoch
         step = int(message.rsplit("step ", 1)[-1]) if "step " in message else 0
         report(
             cycle,
             progress=low + (high - low) * min(step / total_steps, 1.0),
-            log=f"{message}, loss {loss:.3f}",
+            log=f"{message}, loss {loss:.3f}" if new_epoch else None,
             owner=owner,
         )
 

@@ -41,7 +41,13 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[byte
     """Start a real Celery worker process against the test database and a given broker."""
     started: list[subprocess.Popen[bytes]] = []
 
-    def start(broker_url: str, extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    def start(
+        broker_url: str,
+        extra_env: dict[str, str] | None = None,
+        *,
+        queues: str = "default",
+        pool: str = "solo",
+    ) -> subprocess.Popen[bytes]:
         log = tmp_path / f"worker-{len(started)}.log"
         env = {
             **os.environ,
@@ -51,6 +57,7 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[byte
             "CELERY_BROKER_URL": broker_url,
             "MEDLOOP_VAR_DIR": str(tmp_path / "var"),
             "MEDLOOP_STORAGE_DIR": str(settings.STORAGE_DIR),
+            "MEDLOOP_MODELS_DIR": str(settings.MODELS_DIR),
             **(extra_env or {}),
         }
         process = subprocess.Popen(
@@ -66,11 +73,11 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[byte
                 "--concurrency",
                 "1",
                 "--pool",
-                "solo",
+                pool,
                 "--without-mingle",
                 "--without-gossip",
                 "--queues",
-                "default",
+                queues,
             ],
             cwd=REPO,
             env=env,

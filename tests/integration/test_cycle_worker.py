@@ -1,0 +1,242 @@
+"""Retraining cycles through a real Celery worker on Redis and PostgreSQL: the whole cycle
+with its progress, the automatic trigger, concurrent triggers, a worker killed with SIGKILL in
+the middle of training, and cancelling while it trains."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import redis
+from django.conf import settings
+from django.db import connection
+
+from active_learning.ml.interface import read_manifest
+from active_learning.models import ModelVersion, RetrainingCycle, Suggestion
+from active_learning.services import versions
+from annotations.models import Case
+from annotations.services import projects
+from medloop.celery import app
+from tests.conftest import api_client_for
+from tests.integration.conftest import wait_for
+from tests.support.labels import TINY_MODEL, submit_ground_truth
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+QUEUES = "default,training,inference"
+
+
+def _use_broker(url: str, options: dict) -> None:
+    app.conf.broker_url = url
+    app.conf.broker_transport_options = options
+    app._after_fork()  # drop the cached connection and producer pools
+
+
+@pytest.fixture
+def on_redis(redis_url):
+    """This process publishes to Redis (as the web server does in production)."""
+    redis.Redis.from_url(redis_url).flushdb()
+    old = (app.conf.broker_url, app.conf.broker_transport_options)
+    _use_broker(redis_url, {"visibility_timeout": 3600})
+    yield redis_url
+    _use_broker(*old)
+
+
+@pytest.fixture
+def loop_project(project, cases, member, synthetic_dir):
+    projects.update_project(
+        project=project,
+        changed_by=member("boss", "lead"),
+        model_config=TINY_MODEL,
+        training_epochs=2,
+        auto_retrain_threshold=0,
+    )
+    Case.objects.filter(pk__in=[c.pk for c in cases[:3]]).update(is_validation=True)
+    submit_ground_truth(
+        project=project,
+        cases=cases,
+        synthetic_dir=synthetic_dir,
+        annotator=member("reader", "annotator"),
+        count=9,
+    )
+    project.refresh_from_db()
+    return project
+
+
+def wait_until_finished(cycle_id: int, timeout: float = 240) -> RetrainingCycle:
+    wait_for(
+        lambda: (
+            RetrainingCycle.objects.get(pk=cycle_id).status
+            not in (RetrainingCycle.Status.QUEUED, RetrainingCycle.Status.RUNNING)
+        ),
+        timeout=timeout,
+        what=f"cycle {cycle_id} to finish",
+    )
+    return RetrainingCycle.objects.get(pk=cycle_id)
+
+
+def wait_until_training(cycle_id: int) -> None:
+    wait_for(
+        lambda: RetrainingCycle.objects.filter(
+            pk=cycle_id, stage="training", progress__gt=2.0
+        ).exists(),
+        timeout=120,
+        what=f"cycle {cycle_id} to report training progress",
+    )
+
+
+def pool_children(pid: int) -> list[int]:
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    return [int(p) for p in text.split()]
+
+
+def registered_versions_are_intact(project) -> None:
+    """Every registered version's files match its checksum; no unregistered directory is left
+    where a version lives."""
+    registered = set()
+    for version in ModelVersion.objects.filter(project=project):
+        assert read_manifest(version.weights_path)["checksum"] == version.weights_sha256
+        registered.add(Path(version.weights_path).name)
+    folder = versions.version_directory(project, 1).parent
+    on_disk = {p.name for p in folder.iterdir() if not p.name.startswith(".")}
+    assert on_disk == registered
+
+
+def test_a_cycle_runs_through_the_worker(loop_project, member, on_redis, start_worker):
+    start_worker(on_redis, queues=QUEUES, pool="prefork")
+    owner = api_client_for(member("owner1", "model_owner"))
+    started = owner.post(f"/api/projects/{loop_project.pk}/cycles/")
+    assert started.status_code == 202, started.content
+    url = f"/api/cycles/{started.json()['id']}/"
+    seen = []
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        progress = owner.get(url).json()
+        seen.append((progress["stage"], progress["progress"]))
+        if progress["status"] not in ("queued", "running"):
+            break
+        time.sleep(0.2)
+    assert progress["status"] == "succeeded", progress
+    assert [p for _, p in seen] == sorted(p for _, p in seen)  # progress never goes back
+    assert {"training", "scoring"} & {s for s, _ in seen}  # seen while it ran
+    assert progress["model_version_number"] == 1 and progress["label_count"] == 6
+    assert progress["chunks_done"] == progress["chunks_total"] >= 1
+    version = ModelVersion.objects.get(project=loop_project, number=1)
+    assert version.status == ModelVersion.Status.PROMOTED
+    open_cases = Case.objects.filter(project=loop_project, state=Case.State.OPEN)
+    assert Suggestion.objects.filter(model_version=version, case__in=open_cases).count() == 3
+    top = open_cases.order_by("-priority").first()
+    assert top.priority == 3.0
+    reader = api_client_for(member("reader2", "annotator"))
+    served = reader.post(f"/api/projects/{loop_project.pk}/next-case/")
+    assert served.status_code == 200 and served.json()["id"] == top.pk
+    registered_versions_are_intact(loop_project)
+
+
+def test_labels_reaching_the_threshold_start_a_cycle(
+    project, cases, member, synthetic_dir, on_redis, start_worker
+):
+    projects.update_project(
+        project=project,
+        changed_by=member("boss", "lead"),
+        model_config=TINY_MODEL,
+        training_epochs=1,
+        auto_retrain_threshold=3,
+    )
+    start_worker(on_redis, queues=QUEUES, pool="prefork")
+    reader = member("reader", "annotator")
+    submit_ground_truth(
+        project=project, cases=cases, synthetic_dir=synthetic_dir, annotator=reader, count=2
+    )
+    time.sleep(3)  # the worker has had the two submissions' messages: no cycle yet
+    assert not RetrainingCycle.objects.filter(project=project).exists()
+    submit_ground_truth(
+        project=project, cases=cases, synthetic_dir=synthetic_dir, annotator=reader, count=1
+    )
+    wait_for(
+        lambda: RetrainingCycle.objects.filter(project=project).exists(),
+        timeout=60,
+        what="the third label to start a cycle",
+    )
+    cycle = RetrainingCycle.objects.get(project=project)
+    assert cycle.trigger == RetrainingCycle.Trigger.AUTOMATIC
+    assert wait_until_finished(cycle.pk).status == RetrainingCycle.Status.SUCCEEDED
+    assert versions.promoted_version(project).label_count == 3
+
+
+def test_concurrent_triggers_start_one_cycle(loop_project, member):
+    owners = [api_client_for(member(f"owner{i}", "model_owner")) for i in range(8)]
+    barrier = threading.Barrier(len(owners))
+    codes: list[int] = []
+
+    def trigger(client) -> None:
+        try:
+            barrier.wait()
+            codes.append(client.post(f"/api/projects/{loop_project.pk}/cycles/").status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=trigger, args=(c,)) for c in owners]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(codes) == [202] + [409] * 7
+    assert RetrainingCycle.objects.filter(project=loop_project).count() == 1
+
+
+def _serving_first_version(project) -> ModelVersion:
+    version = versions.train_version(project=project, epochs=1, config_overrides=TINY_MODEL)
+    return versions.promote(version)
+
+
+def test_worker_killed_mid_training(loop_project, member, on_redis, start_worker):
+    first = _serving_first_version(loop_project)
+    projects.update_project(
+        project=loop_project, changed_by=member("boss2", "lead"), training_epochs=40
+    )
+    worker = start_worker(on_redis, queues=QUEUES, pool="prefork")
+    owner = api_client_for(member("owner1", "model_owner"))
+    cycle_id = owner.post(f"/api/projects/{loop_project.pk}/cycles/").json()["id"]
+    wait_until_training(cycle_id)
+    (child,) = pool_children(worker.pid)
+    os.kill(child, signal.SIGKILL)
+
+    cycle = wait_until_finished(cycle_id, timeout=300)
+    log = Path(worker.log_path).read_text()
+    assert "SIGKILL" in log or "WorkerLostError" in log
+    if cycle.status == RetrainingCycle.Status.SUCCEEDED:
+        # Redelivered: the new delivery took the dead one's claim and trained once.
+        assert cycle.outcome["taken_over_from"]
+        assert ModelVersion.objects.filter(project=loop_project).count() == 2
+    else:
+        assert cycle.status == RetrainingCycle.Status.FAILED
+        assert versions.promoted_version(loop_project) == first
+    registered_versions_are_intact(loop_project)
+
+
+def test_cancel_while_training(loop_project, member, on_redis, start_worker):
+    first = _serving_first_version(loop_project)
+    projects.update_project(
+        project=loop_project, changed_by=member("boss2", "lead"), training_epochs=40
+    )
+    worker = start_worker(on_redis, queues=QUEUES, pool="prefork")
+    owner = api_client_for(member("owner1", "model_owner"))
+    cycle_id = owner.post(f"/api/projects/{loop_project.pk}/cycles/").json()["id"]
+    wait_until_training(cycle_id)
+    response = owner.post(f"/api/cycles/{cycle_id}/cancel/")
+    assert response.status_code == 200 and response.json()["status"] == "cancelled"
+    wait_for(
+        lambda: f"cycle {cycle_id} stopped" in Path(worker.log_path).read_text(),
+        timeout=60,
+        what="the worker to stop training",
+    )
+    assert RetrainingCycle.objects.get(pk=cycle_id).status == RetrainingCycle.Status.CANCELLED
+    assert list(ModelVersion.objects.filter(project=loop_project)) == [first]
+    assert versions.promoted_version(loop_project) == first
+    assert settings.MODELS_DIR.is_dir()
+    registered_versions_are_intact(loop_project)
