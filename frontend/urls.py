@@ -10,4 +10,5 @@ urlpatterns = [
     path("projects/<id:project_pk>/upload/", views.upload, name="project-upload"),
     path("projects/<id:project_pk>/label/", views.label, name="project-label"),
     path("projects/<id:project_pk>/review/", views.review, name="project-review"),
+    path("projects/<id:project_pk>/models/", views.models, name="project-models"),
 ]

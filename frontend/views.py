@@ -87,3 +87,37 @@ def upload(request: HttpRequest, project_pk: int) -> HttpResponse:
         request, project_pk, "ingest", "upload", "Importing needs the lead or admin role."
     )
     return render(request, "frontend/upload.html", {"project": project})
+
+
+@login_required
+def models(request: HttpRequest, project_pk: int) -> HttpResponse:
+    """The model owner's page: retraining cycles (live), model versions, promote and roll back.
+    The page is a shell; frontend/static/frontend/models.js loads and acts through the API."""
+    project = _member_project(
+        request,
+        project_pk,
+        "model",
+        "view",
+        "The models page needs the model owner, lead or admin role.",
+    )
+    can_change = permissions.allowed(request.user, project.pk, "model", "change")
+    config = {
+        "projectId": project.pk,
+        "canChange": can_change,
+        "csrfToken": get_token(request),
+        "urls": {
+            "project": f"/api/projects/{project.pk}/",
+            "versions": f"/api/projects/{project.pk}/model-versions/",
+            "promote": f"/api/projects/{project.pk}/model-versions/{{number}}/promote/",
+            "rollback": f"/api/projects/{project.pk}/model-versions/rollback/",
+            "cycles": f"/api/projects/{project.pk}/cycles/",
+            "cycle": "/api/cycles/{id}/",
+            "cancel": "/api/cycles/{id}/cancel/",
+            "strategies": "/api/strategies/",
+        },
+    }
+    return render(
+        request,
+        "frontend/models.html",
+        {"project": project, "can_change": can_change, "config": config},
+    )
