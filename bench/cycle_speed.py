@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import loop_support  # noqa: E402
+import loop_support
 
 
 def main() -> None:
@@ -49,8 +49,11 @@ def main() -> None:
         pool=total,
         size=args.size,
         seed=5,
-        settings={"training_epochs": args.epochs, "acquisition_strategy": "hybrid",
-                  "auto_retrain_threshold": 0},  # fmt: skip
+        settings={
+            "training_epochs": args.epochs,
+            "acquisition_strategy": "hybrid",
+            "auto_retrain_threshold": 0,
+        },
     )
     print(f"{total} cases generated and ingested in {time.perf_counter() - started:.0f} s")
     ids = sorted(truth)
@@ -62,7 +65,9 @@ def main() -> None:
     loop_support.label_cases(
         project, annotator, truth, args.validation + args.labels, loop_support.Corrections()
     )
-    print(f"{args.validation + args.labels} labels submitted in {time.perf_counter() - started:.0f} s")
+    print(
+        f"{args.validation + args.labels} labels submitted in {time.perf_counter() - started:.0f} s"
+    )
 
     # Steady state: a serving version exists (trained on the first labels, one epoch).
     first = versions.train_version(project=project, epochs=1)
@@ -81,13 +86,16 @@ def main() -> None:
     snapshot = [pk for pk, _ in cycle.label_snapshot]
     model = BuiltinModel(BuiltinConfig(finding_classes=tuple(project.finding_keys)))
     base_started = time.perf_counter()
-    model.train(case_inputs.labelled_source(snapshot), epochs=args.epochs,
-                warm_start=first.weights_path)  # fmt: skip
+    model.train(
+        case_inputs.labelled_source(snapshot), epochs=args.epochs, warm_start=first.weights_path
+    )
     baseline = time.perf_counter() - base_started
 
-    print(f"\nOne cycle: {len(snapshot)} labels, {sum(map(len, cycle.chunks))} cases scored, "
-          f"{args.validation} validation cases, {args.size}x{args.size}, "
-          f"{args.threads} threads, {args.epochs} epochs")  # fmt: skip
+    print(
+        f"\nOne cycle: {len(snapshot)} labels, {sum(map(len, cycle.chunks))} cases scored, "
+        f"{args.validation} validation cases, {args.size}x{args.size}, "
+        f"{args.threads} threads, {args.epochs} epochs"
+    )
     print(f"{'stage':<14} {'seconds':>9} {'share':>7}")
     stages = cycle.stage_seconds
     for name in ("training", "evaluating", "registering", "scoring", "ranking"):
@@ -99,8 +107,10 @@ def main() -> None:
     scored = sum(map(len, cycle.chunks))
     if stages.get("scoring"):
         print(f"scoring throughput: {scored / stages['scoring']:.1f} cases/s")
-    print(f"baseline, the model alone training the same labels: {baseline:.1f} s; "
-          f"cycle training / baseline = {stages.get('training', 0.0) / baseline:.2f}x")
+    print(
+        f"baseline, the model alone training the same labels: {baseline:.1f} s; "
+        f"cycle training / baseline = {stages.get('training', 0.0) / baseline:.2f}x"
+    )
     print(f"cycle {cycles.RetrainingCycle.objects.get(pk=cycle.pk).outcome}")
 
 

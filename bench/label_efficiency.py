@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import loop_support  # noqa: E402
+import loop_support
 
 
 def labels_to_reach(curve: list[tuple[int, float]], target: float) -> float | None:
@@ -63,10 +63,13 @@ def run_arm(strategy: str, seed: int, args, worker_log: Path) -> list[dict]:
             "auto_retrain_threshold": args.step,
             "training_epochs": args.epochs,
             "model_config": {
-                "input_size": args.size, "vocab_size": 500, "report_max_tokens": 100,
-                "batch_size": 8, "seed": seed,
+                "input_size": args.size,
+                "vocab_size": 500,
+                "report_max_tokens": 100,
+                "batch_size": 8,
+                "seed": seed,
             },
-        },  # fmt: skip
+        },
     )
     # A fixed validation set (the same for every version), labelled before the loop starts.
     ids = sorted(truth)
@@ -146,8 +149,12 @@ def plot(curves, path: Path, random_final: float | None) -> None:
         mean = [p[1] for p in points]
         spread = [p[2] for p in points]
         axis.plot(x, mean, marker="o", label=strategy)
-        axis.fill_between(x, [m - s for m, s in zip(mean, spread, strict=True)],
-                          [m + s for m, s in zip(mean, spread, strict=True)], alpha=0.15)  # fmt: skip
+        axis.fill_between(
+            x,
+            [m - s for m, s in zip(mean, spread, strict=True)],
+            [m + s for m, s in zip(mean, spread, strict=True)],
+            alpha=0.15,
+        )
     if random_final is not None:
         axis.axhline(random_final, color="grey", linestyle=":", label="random, final")
     axis.set_xlabel("labels (cases annotated)")
@@ -220,19 +227,24 @@ def main() -> None:
         print(f"label-efficiency ratio (best: {best[0]}): {best[1]:.2f}  (goal <= 0.5)")
 
     print("\nSuggestion acceptance by cycle (boxes of served cases; mean over seeds):")
-    print(f"{'strategy':<12} {'labels':>6} {'kept':>6} {'edited':>7} {'rejected':>9} "
-          f"{'added':>6} {'report edit':>12}")  # fmt: skip
+    print(
+        f"{'strategy':<12} {'labels':>6} {'kept':>6} {'edited':>7} {'rejected':>9} "
+        f"{'added':>6} {'report edit':>12}"
+    )
     grouped = defaultdict(list)
     for row in rows:
         grouped[(row["strategy"], row["labels"])].append(row)
     for (strategy, labels), group in sorted(grouped.items()):
+
         def mean(key, group=group):
             values = [g[key] for g in group if g[key] == g[key]]
             return statistics.mean(values) if values else float("nan")
 
-        print(f"{strategy:<12} {labels:>6} {mean('served_accepted_share'):>6.2f} "
-              f"{mean('served_edited_share'):>7.2f} {mean('served_rejected_share'):>9.2f} "
-              f"{mean('served_added_boxes'):>6.1f} {mean('served_report_edit_distance'):>12.2f}")  # fmt: skip
+        print(
+            f"{strategy:<12} {labels:>6} {mean('served_accepted_share'):>6.2f} "
+            f"{mean('served_edited_share'):>7.2f} {mean('served_rejected_share'):>9.2f} "
+            f"{mean('served_added_boxes'):>6.1f} {mean('served_report_edit_distance'):>12.2f}"
+        )
     plot(curves, args.out / "label_efficiency.png", random_final)
     print(f"\nwritten {args.out / 'label_efficiency.csv'} and {args.out / 'label_efficiency.png'}")
     print(f"total wall time {time.monotonic() - started:.0f} s")

@@ -50,10 +50,23 @@ def start_worker(var: Path, log_name: str = "worker.log") -> subprocess.Popen[by
     log = var / log_name
     process = subprocess.Popen(
         [
-            sys.executable, "-m", "celery", "-A", "medloop", "worker", "--loglevel", "INFO",
-            "--concurrency", "1", "--pool", "prefork", "--without-mingle", "--without-gossip",
-            "--queues", "default,training,inference",
-        ],  # fmt: skip
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "medloop",
+            "worker",
+            "--loglevel",
+            "INFO",
+            "--concurrency",
+            "1",
+            "--pool",
+            "prefork",
+            "--without-mingle",
+            "--without-gossip",
+            "--queues",
+            "default,training,inference",
+        ],
         cwd=REPO,
         env=os.environ.copy(),
         stdout=log.open("wb"),
@@ -91,10 +104,14 @@ def make_project(name: str, *, pool: int, size: int, seed: int, settings: dict[s
             source=IngestBatch.Source.COMMAND,
         )
         context = [
-            {"accession_number": c.accession_number, "indication": c.indication,
-             "history": c.history, "labs": c.labs}
+            {
+                "accession_number": c.accession_number,
+                "indication": c.indication,
+                "history": c.history,
+                "labs": c.labs,
+            }
             for c in cases
-        ]  # fmt: skip
+        ]
         import_clinical_context(
             project=project, data=json.dumps(context).encode(), file_name="context.json"
         )
@@ -149,8 +166,9 @@ def word_edit_distance(draft: str, final: str) -> float:
     for i, word in enumerate(a, 1):
         current = [i]
         for j, other in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1,
-                               previous[j - 1] + (word != other)))  # fmt: skip
+            current.append(
+                min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (word != other))
+            )
         previous = current
     return previous[-1] / max(len(b), 1)
 
@@ -168,9 +186,7 @@ def label_cases(project, annotator, truth: dict[int, dict], count: int, stats: C
         if case is None:
             break
         entry = truth[case.pk]
-        suggestion = (
-            Suggestion.objects.filter(case=case, model_version__status="promoted").first()
-        )
+        suggestion = Suggestion.objects.filter(case=case, model_version__status="promoted").first()
         true_boxes = [dict(b) for b in entry["boxes"]]
         stats.cases += 1
         if suggestion is not None:
@@ -182,7 +198,11 @@ def label_cases(project, annotator, truth: dict[int, dict], count: int, stats: C
                     overlap = _iou(box, true)
                     if index not in matched and overlap > best_iou:
                         best, best_iou = index, overlap
-                if best is not None and best_iou >= 0.9 and box["finding"] == true_boxes[best]["finding"]:  # noqa: E501
+                if (
+                    best is not None
+                    and best_iou >= 0.9
+                    and box["finding"] == true_boxes[best]["finding"]
+                ):
                     stats.accepted += 1
                     matched.add(best)
                 elif best is not None and best_iou >= 0.3:
@@ -203,10 +223,16 @@ def label_cases(project, annotator, truth: dict[int, dict], count: int, stats: C
             findings={k: "present" if v else "absent" for k, v in entry["findings"].items()},
             report=entry["report"],
             boxes=[
-                annotate.BoxInput(instance_id=instance.pk, x=b["x"], y=b["y"],
-                                  width=b["width"], height=b["height"], finding=b["finding"])
+                annotate.BoxInput(
+                    instance_id=instance.pk,
+                    x=b["x"],
+                    y=b["y"],
+                    width=b["width"],
+                    height=b["height"],
+                    finding=b["finding"],
+                )
                 for b in true_boxes
-            ],  # fmt: skip
+            ],
         )
         served.append(case.pk)
     return served

@@ -129,3 +129,19 @@ def api_client_for(user: AbstractUser) -> APIClient:
 @pytest.fixture
 def api_for() -> Callable[[AbstractUser], APIClient]:
     return api_client_for
+
+
+@pytest.fixture
+def loop_project(
+    project: Project, cases: list[Case], member: Callable[..., AbstractUser], synthetic_dir: Path
+) -> Project:
+    """A project with a tiny model, three validation cases and six submitted labels."""
+    from tests.support.labels import make_loop_project
+
+    return make_loop_project(
+        project=project,
+        cases=cases,
+        synthetic_dir=synthetic_dir,
+        lead=member("boss", "lead"),
+        annotator=member("reader", "annotator"),
+    )

@@ -26,7 +26,6 @@ from active_learning.services.case_inputs import CaseNotReadable
 from active_learning.services.explanations import explanation_overlay
 from active_learning.services.versions import promoted_version
 from annotations.api.common import case_for, project_for, user_of
-from annotations.services import audit
 from annotations.services import loop_signals as ranking_signals
 from annotations.services.errors import Conflict, InvalidInput
 
@@ -103,15 +102,7 @@ class ModelVersionPromoteView(APIView):
     def post(self, request: Request, project_pk: int, number: int) -> Response:
         """Serve this version (its files are checked against the registered checksum)."""
         project = project_for(request, project_pk, "model", "change")
-        version = versions.promote_verified(_version_for(project, number))
-        audit.record(
-            action="model.promote",
-            actor=user_of(request),
-            target=version,
-            project_id=project.pk,
-            request=request,
-            detail={"number": version.number},
-        )
+        version = versions.promote_verified(_version_for(project, number), actor=user_of(request))
         ranking_signals.reorder_queue(project.pk)
         return Response(ModelVersionSerializer(version).data)
 
@@ -125,15 +116,7 @@ class ModelVersionRollbackView(APIView):
         data.is_valid(raise_exception=True)
         number = data.validated_data.get("to")
         target = _version_for(project, number) if number is not None else None
-        version = versions.rollback(project=project, to=target)
-        audit.record(
-            action="model.rollback",
-            actor=user_of(request),
-            target=version,
-            project_id=project.pk,
-            request=request,
-            detail={"number": version.number},
-        )
+        version = versions.rollback(project=project, to=target, actor=user_of(request))
         ranking_signals.reorder_queue(project.pk)
         return Response(ModelVersionSerializer(version).data)
 

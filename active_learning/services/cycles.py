@@ -380,15 +380,16 @@ def _warm_start_path(
 def _training_progress(cycle: RetrainingCycle, owner: str, total_steps: int) -> Callable:
     """Percent and heartbeat at most once a second; a log line per epoch."""
     low, high = BANDS["training"]
-    last = {"time": 0.0, "epoch": ""}
+    last_time = [0.0]
+    last_epoch = [""]
 
     def progress(message: str, loss: float) -> None:
         now = time.monotonic()
         epoch = message.split(",", 1)[0]
-        new_epoch = epoch != last["epoch"]
-        if now - float(last["time"]) < 1.0 and not new_epoch:
+        new_epoch = epoch != last_epoch[0]
+        if now - last_time[0] < 1.0 and not new_epoch:
             return
-        last["time"], last["epoch"] = now, epoch
+        last_time[0], last_epoch[0] = now, epoch
         step = int(message.rsplit("step ", 1)[-1]) if "step " in message else 0
         report(
             cycle,

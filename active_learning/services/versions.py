@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
@@ -28,6 +29,7 @@ from active_learning.ml.interface import (
 from active_learning.models import ModelVersion
 from active_learning.services.case_inputs import labelled_source, training_annotations
 from annotations.models import Project
+from annotations.services import audit
 from annotations.services.errors import Conflict, InvalidInput
 
 _CACHE_SIZE = 2
@@ -185,7 +187,9 @@ def promote(version: ModelVersion) -> ModelVersion:
 
 
 @transaction.atomic
-def rollback(*, project: Project, to: ModelVersion | None = None) -> ModelVersion:
+def rollback(
+    *, project: Project, to: ModelVersion | None = None, actor: User | None = None
+) -> ModelVersion:
     """Serve ``to`` again, or by default the version that served before the current one."""
     current = promoted_version(project)
     if to is None:
@@ -200,11 +204,14 @@ def rollback(*, project: Project, to: ModelVersion | None = None) -> ModelVersio
         to = previous
     if to.project_id != project.pk:
         raise InvalidInput(f"Version {to.number} belongs to another project.")
-    return promote_verified(to)
+    return promote_verified(to, actor=actor, action="model.rollback")
 
 
-def promote_verified(version: ModelVersion) -> ModelVersion:
-    """Promote ``version`` after checking that its files are still the ones registered."""
+def promote_verified(
+    version: ModelVersion, *, actor: User | None = None, action: str = "model.promote"
+) -> ModelVersion:
+    """Promote ``version`` after checking that its files are still the ones registered; the
+    model owner's decision is audited as ``action``."""
     if version.status == ModelVersion.Status.FAILED:
         raise Conflict(f"Version {version.number} failed; it cannot serve.")
     try:
@@ -213,7 +220,15 @@ def promote_verified(version: ModelVersion) -> ModelVersion:
         raise Conflict(f"Version {version.number} cannot be loaded: {exc}") from exc
     if checksum != version.weights_sha256:
         raise Conflict(f"Version {version.number}'s files do not match their checksum.")
-    return promote(version)
+    promote(version)
+    audit.record(
+        action=action,
+        actor=actor,
+        target=version,
+        project_id=version.project_id,
+        detail={"number": version.number},
+    )
+    return version
 
 
 def promoted_version(project: Project) -> ModelVersion | None:

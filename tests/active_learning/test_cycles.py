@@ -16,7 +16,7 @@ from active_learning.models import ImageFeatures, ModelVersion, RetrainingCycle,
 from active_learning.services import cycles, ranking, versions
 from annotations.models import AuditEvent, Case
 from annotations.services import projects, queue
-from tests.support.labels import TINY_MODEL, submit_ground_truth
+from tests.support.labels import submit_ground_truth
 
 pytestmark = pytest.mark.django_db
 
@@ -29,29 +29,6 @@ def models_dir(tmp_path):
         versions.clear_cache()
         yield tmp_path / "models"
         versions.clear_cache()
-
-
-@pytest.fixture
-def loop_project(project, cases, member, synthetic_dir):
-    """A project with a tiny model, three validation cases and six submitted labels."""
-    projects.update_project(
-        project=project,
-        changed_by=member("boss", "lead"),
-        model_config=TINY_MODEL,
-        training_epochs=1,
-        acquisition_strategy="hybrid",
-        auto_retrain_threshold=4,
-    )
-    Case.objects.filter(pk__in=[c.pk for c in cases[:3]]).update(is_validation=True)
-    submit_ground_truth(
-        project=project,
-        cases=cases,
-        synthetic_dir=synthetic_dir,
-        annotator=member("reader", "annotator"),
-        count=9,  # the three validation cases come first in the queue (FIFO), then six more
-    )
-    project.refresh_from_db()
-    return project
 
 
 def run_whole_cycle(cycle: RetrainingCycle, owner: str = OWNER) -> RetrainingCycle:

@@ -26,6 +26,12 @@ TABLE = [
     ("get", "/api/projects/{p}/model-versions/", [403, 403, 200, 200, 200, 404, 401]),
     ("get", "/api/projects/{p}/cycles/", [403, 403, 200, 200, 200, 404, 401]),
     ("patch", "/api/projects/{p}/", [403, 403, 200, 403, 200, 404, 401]),
+    # The model owner starts a cycle; the admin after them finds it active (409).
+    ("post", "/api/projects/{p}/cycles/", [403, 403, 403, 202, 409, 404, 401]),
+    ("post", "/api/projects/{p}/rerank/", [403, 403, 403, 202, 202, 404, 401]),
+    ("post", "/api/projects/{p}/model-versions/1/promote/", [403, 403, 403, 404, 404, 404, 401]),
+    ("post", "/api/projects/{p}/model-versions/rollback/", [403, 403, 403, 409, 409, 404, 401]),
+    ("get", "/api/strategies/", [200, 200, 200, 200, 200, 200, 401]),
 ]
 
 

@@ -15,9 +15,8 @@ from django.test import override_settings
 
 from active_learning.models import ModelVersion, RetrainingCycle
 from active_learning.services import cycles, versions
-from annotations.models import Case
 from annotations.services import projects
-from tests.support.labels import TINY_MODEL, submit_ground_truth
+from tests.support.browser import log_in
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -34,36 +33,6 @@ def models_dir(tmp_path: Path):
         versions.clear_cache()
 
 
-@pytest.fixture
-def loop_project(project, cases, member, synthetic_dir):
-    """A project with a tiny model, three validation cases and six submitted labels."""
-    projects.update_project(
-        project=project,
-        changed_by=member("boss", "lead"),
-        model_config=TINY_MODEL,
-        training_epochs=1,
-        acquisition_strategy="hybrid",
-    )
-    Case.objects.filter(pk__in=[c.pk for c in cases[:3]]).update(is_validation=True)
-    submit_ground_truth(
-        project=project,
-        cases=cases,
-        synthetic_dir=synthetic_dir,
-        annotator=member("reader", "annotator"),
-        count=9,  # the three validation cases come first in the queue (FIFO), then six more
-    )
-    project.refresh_from_db()
-    return project
-
-
-def _log_in(page, live_server, username: str) -> None:
-    page.goto(f"{live_server.url}/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", "correct horse battery")
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/")
-
-
 def _open_models_page(page, live_server, project) -> None:
     page.goto(f"{live_server.url}/projects/{project.pk}/models/")
     page.wait_for_selector("#models-page[data-state=ready]")
@@ -71,7 +40,7 @@ def _open_models_page(page, live_server, project) -> None:
 
 def _wait_text(page, selector: str, text: str) -> None:
     page.wait_for_function(
-        "([selector, text]) => (document.querySelector(selector)?.textContent || '').includes(text)",
+        "([sel, text]) => (document.querySelector(sel)?.textContent || '').includes(text)",
         arg=[selector, text],
     )
 
@@ -106,7 +75,7 @@ def test_model_owner_retrains_then_promotes_and_rolls_back(
     page, live_server, loop_project, member, artifacts_dir: Path
 ):
     member("mona", "model_owner")
-    _log_in(page, live_server, "mona")
+    log_in(page, live_server, "mona")
     page.click(f"tr[data-project='{loop_project.pk}'] >> text=Models")
     page.wait_for_selector("#models-page[data-state=ready]")
     assert page.is_visible("#versions-empty") and page.is_visible("#cycle-empty")
@@ -178,7 +147,7 @@ def test_retrain_while_a_cycle_runs_shows_the_409_and_cancel_stops_it(
     page, live_server, project, member, artifacts_dir: Path
 ):
     member("mona", "model_owner")
-    _log_in(page, live_server, "mona")
+    log_in(page, live_server, "mona")
     _open_models_page(page, live_server, project)
     assert page.is_hidden("#alert")
     # Started after the page loaded (the label threshold, or another model owner).
@@ -219,7 +188,7 @@ def test_lead_sees_versions_and_cycles_but_cannot_act(page, live_server, project
         },
     )
     running = cycles.trigger_cycle(project=project, triggered_by=lead)
-    _log_in(page, live_server, "lena")
+    log_in(page, live_server, "lena")
     page.click(f"tr[data-project='{project.pk}'] >> text=Models")
     page.wait_for_selector("#models-page[data-state=ready]")
 
@@ -237,7 +206,7 @@ def test_lead_sees_versions_and_cycles_but_cannot_act(page, live_server, project
 
 def test_annotator_is_refused_the_models_page(page, live_server, project, member):
     member("ann", "annotator")
-    _log_in(page, live_server, "ann")
+    log_in(page, live_server, "ann")
     assert page.locator("text=Models").count() == 0
     response = page.goto(f"{live_server.url}/projects/{project.pk}/models/")
     assert response.status == 403

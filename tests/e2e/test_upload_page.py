@@ -8,23 +8,16 @@ import pytest
 
 from active_learning.ml import synthetic
 from annotations.models import Case, Instance
+from tests.support.browser import log_in
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-
-def _log_in(page, live_server, username: str) -> None:
-    page.goto(f"{live_server.url}/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", "correct horse battery")
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/")
 
 
 def test_lead_uploads_files_and_sees_a_line_per_file(
     page, live_server, project, member, synthetic_dir: Path, tmp_path: Path, artifacts_dir: Path
 ):
     member("lena", "lead")
-    _log_in(page, live_server, "lena")
+    log_in(page, live_server, "lena")
     page.click("text=Import")
     files = [synthetic_dir / item["file"] for item in synthetic.load_manifest(synthetic_dir)[:3]]
     junk = tmp_path / "notes.txt"
@@ -56,7 +49,7 @@ def test_lead_uploads_files_and_sees_a_line_per_file(
 
 def test_annotator_is_refused_the_import_page(page, live_server, project, member):
     member("ann", "annotator")
-    _log_in(page, live_server, "ann")
+    log_in(page, live_server, "ann")
     assert page.locator("text=Import").count() == 0
     response = page.goto(f"{live_server.url}/projects/{project.pk}/upload/")
     assert response.status == 403

@@ -14,6 +14,7 @@ from pydicom.data import get_testdata_file
 
 from annotations.models import Case, Instance
 from annotations.services import ingest
+from tests.support.browser import log_in
 from tests.support.tools import require
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -76,14 +77,6 @@ def frontend_built() -> Path:
     _run([npm, "run", "build"])
     assert MANIFEST.exists(), "the build wrote no manifest"
     return MANIFEST
-
-
-def _log_in(page, live_server, username: str) -> None:
-    page.goto(f"{live_server.url}/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", "correct horse battery")
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/")
 
 
 def _instance_of(case: Case) -> Instance:
@@ -153,7 +146,7 @@ def _percentile(values: list[float], q: float) -> float:
 @pytest.fixture
 def lead_page(page, live_server, member, frontend_built):
     member("lena", "lead")
-    _log_in(page, live_server, "lena")
+    log_in(page, live_server, "lena")
     return page
 
 

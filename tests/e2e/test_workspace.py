@@ -12,6 +12,7 @@ import pytest
 from active_learning.models import ModelVersion, Suggestion
 from annotations.models import Annotation, AnnotationRevision, Case
 from tests.conftest import api_client_for
+from tests.support.browser import log_in
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -19,14 +20,6 @@ REPORT_DRAFT = {
     "findings": "Small nodule in the right upper zone. No effusion.",
     "impression": "Probable pulmonary nodule.",
 }
-
-
-def _log_in(page, live_server, username: str) -> None:
-    page.goto(f"{live_server.url}/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", "correct horse battery")
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/")
 
 
 def _suggest(project, cases: list[Case]) -> None:
@@ -110,7 +103,7 @@ def test_annotator_labels_a_case_end_to_end(
     member("ann", "annotator")
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    _log_in(page, live_server, "ann")
+    log_in(page, live_server, "ann")
     _open_workspace(page, live_server, project)
     first_case = _case_id_shown(page)
     assert Case.objects.get(pk=first_case).leased_to.username == "ann"
@@ -219,7 +212,7 @@ def test_stale_draft_shows_banner_and_never_overwrites(
 ):
     _suggest(project, cases)
     ann = member("ann", "annotator")
-    _log_in(page, live_server, "ann")
+    log_in(page, live_server, "ann")
     _open_workspace(page, live_server, project)
     case_id = _case_id_shown(page)
 
@@ -263,7 +256,7 @@ def test_submit_to_next_render_timing(
     """Submits several cases in a row and records how long the next image takes to appear."""
     _suggest(project, cases)
     member("ann", "annotator")
-    _log_in(page, live_server, "ann")
+    log_in(page, live_server, "ann")
     _open_workspace(page, live_server, project)
     submits = 6
     for n in range(1, submits + 1):
@@ -325,7 +318,7 @@ def test_reviewer_returns_work_with_a_comment(
     )
     assert submitted.status_code == 200, submitted.data
 
-    _log_in(page, live_server, "rev")
+    log_in(page, live_server, "rev")
     page.click(f"tr[data-project='{project.pk}'] a:text-is('Review')")
     page.wait_for_url(f"{live_server.url}/projects/{project.pk}/review/")
     page.wait_for_selector("#review-list button.selected", timeout=30_000)
@@ -374,7 +367,7 @@ def test_dragging_a_suggestion_edits_it_and_skip_asks_for_a_reason(
 ):
     _suggest(project, cases)
     member("ann", "annotator")
-    _log_in(page, live_server, "ann")
+    log_in(page, live_server, "ann")
     _open_workspace(page, live_server, project)
     first_case = _case_id_shown(page)
 

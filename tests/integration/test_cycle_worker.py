@@ -46,27 +46,6 @@ def on_redis(redis_url):
     _use_broker(*old)
 
 
-@pytest.fixture
-def loop_project(project, cases, member, synthetic_dir):
-    projects.update_project(
-        project=project,
-        changed_by=member("boss", "lead"),
-        model_config=TINY_MODEL,
-        training_epochs=2,
-        auto_retrain_threshold=0,
-    )
-    Case.objects.filter(pk__in=[c.pk for c in cases[:3]]).update(is_validation=True)
-    submit_ground_truth(
-        project=project,
-        cases=cases,
-        synthetic_dir=synthetic_dir,
-        annotator=member("reader", "annotator"),
-        count=9,
-    )
-    project.refresh_from_db()
-    return project
-
-
 def wait_until_finished(cycle_id: int, timeout: float = 240) -> RetrainingCycle:
     wait_for(
         lambda: (

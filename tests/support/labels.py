@@ -10,7 +10,7 @@ from django.contrib.auth.models import AbstractUser
 from active_learning.ml import synthetic
 from active_learning.services import case_inputs
 from annotations.models import Case, Project
-from annotations.services import annotate, queue
+from annotations.services import annotate, projects, queue
 
 # A model small enough to train in seconds on the CPU (128-pixel synthetic cases).
 TINY_MODEL = {"input_size": 128, "vocab_size": 500, "report_max_tokens": 100, "batch_size": 4}
@@ -55,3 +55,35 @@ def submit_ground_truth(
         )
         done.append(case)
     return done
+
+
+def make_loop_project(
+    *,
+    project: Project,
+    cases: list[Case],
+    synthetic_dir: Path,
+    lead: AbstractUser,
+    annotator: AbstractUser,
+    **settings: object,
+) -> Project:
+    """``project`` set up for retraining cycles: the tiny model, one epoch, the hybrid strategy
+    (``settings`` override), its first three cases held out for validation, and nine cases
+    submitted with their ground truth (the three validation cases, then six training labels)."""
+    projects.update_project(
+        project=project,
+        changed_by=lead,
+        **{
+            "model_config": TINY_MODEL,
+            "training_epochs": 1,
+            "acquisition_strategy": "hybrid",
+            "auto_retrain_threshold": 0,
+            **settings,
+        },
+    )
+    Case.objects.filter(pk__in=[c.pk for c in cases[:3]]).update(is_validation=True)
+    # The validation cases come first in the queue (first in, first out).
+    submit_ground_truth(
+        project=project, cases=cases, synthetic_dir=synthetic_dir, annotator=annotator, count=9
+    )
+    project.refresh_from_db()
+    return project

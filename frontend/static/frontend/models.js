@@ -75,7 +75,9 @@
 
   function metric(version, path) {
     let value = (version.metrics || {}).validation;
-    for (const key of path.split(".")) value = value && typeof value === "object" ? value[key] : undefined;
+    for (const key of path.split(".")) {
+      value = value && typeof value === "object" ? value[key] : undefined;
+    }
     // pycocotools reports -1 where there is no ground truth: not a score.
     return typeof value === "number" && Number.isFinite(value) && value >= 0 ? value : null;
   }
@@ -145,12 +147,13 @@
       $("cycle-stage").textContent = "";
       return;
     }
-    $("cycle-title").textContent = active ? `Cycle ${cycle.id}` : `Last cycle · ${cycle.id}`;
+    $("cycle-title").textContent = `Cycle ${cycle.id}`;
     const status = $("cycle-status");
     status.textContent = cycle.status;
     status.className = `badge ${cycle.status}`;
     status.dataset.status = cycle.status;
-    $("cycle-stage").textContent = cycle.stage || cycle.status;
+    // The stage adds to the status badge only while running, and as "done".
+    $("cycle-stage").textContent = cycle.stage && cycle.stage !== cycle.status ? cycle.stage : "";
 
     const progress = Math.min(Math.max(Number(cycle.progress) || 0, 0), 100);
     const bar = $("cycle-progress");
@@ -159,30 +162,45 @@
     bar.querySelector(".fill").style.width = `${progress}%`;
     bar.querySelector(".label").textContent = `${Math.round(progress)} %`;
 
-    $("cycle-labels").textContent = cycle.label_count ? `${cycle.label_count} labels` : "";
-    $("cycle-chunks").textContent = cycle.chunks_total
-      ? `scored ${cycle.chunks_done}/${cycle.chunks_total} chunks`
-      : "";
-    const made = cycle.model_version_number ? ` · made v${cycle.model_version_number}` : "";
-    $("cycle-elapsed").textContent = `${active ? "running for" : "took"} ${duration(cycleSeconds(cycle))}${made}`;
+    const took = duration(cycleSeconds(cycle));
+    const elapsed = {
+      queued: `waiting for a worker (${took})`,
+      running: `running for ${took}`,
+    };
+    fact("cycle-labels", cycle.label_count ? `${cycle.label_count} labels` : "");
+    fact(
+      "cycle-chunks",
+      cycle.chunks_total ? `scored ${cycle.chunks_done}/${cycle.chunks_total} chunks` : "",
+    );
+    fact("cycle-elapsed", elapsed[cycle.status] || `took ${took}`);
+    fact("cycle-made", cycle.model_version_number ? `made v${cycle.model_version_number}` : "");
     // Log lines start with the date: the time is enough here.
-    const lines = (cycle.log || []).slice(-LOG_LINES).map((line) => line.replace(/^\d{4}-\d\d-\d\d /, ""));
+    const lines = (cycle.log || [])
+      .slice(-LOG_LINES)
+      .map((line) => line.replace(/^\d{4}-\d\d-\d\d /, ""));
     if (cycle.status === "failed" && cycle.error) lines.push(`error: ${cycle.error}`);
     const log = $("cycle-log");
     log.textContent = lines.join("\n");
     log.scrollTop = log.scrollHeight;
   }
 
+  function fact(id, text) {
+    $(id).textContent = text;
+    $(id).hidden = !text;
+  }
+
   function renderCycles() {
     const body = document.querySelector("#cycles tbody");
     const rows = state.cycles.slice(0, RECENT_CYCLES).map((cycle) => {
-      const trigger = cycle.trigger === "manual" && cycle.triggered_by ? `manual · ${cycle.triggered_by}` : cycle.trigger;
+      const by = cycle.trigger === "manual" && cycle.triggered_by ? ` · ${cycle.triggered_by}` : "";
+      const made = cycle.model_version_number ? `v${cycle.model_version_number}` : "—";
+      const took = isActive(cycle) ? "…" : duration(cycleSeconds(cycle));
       return el("tr", { attrs: { "data-cycle": cycle.id } }, [
-        el("td", {}, [el("span", { text: `#${cycle.id} ` }), el("span", { text: when(cycle.created_at), className: "muted" })]),
+        el("td", { text: `#${cycle.id}`, attrs: { title: `queued ${when(cycle.created_at)}` } }),
         el("td", {}, [badge(cycle.status)]),
-        el("td", { text: trigger }),
-        el("td", { text: cycle.model_version_number ? `v${cycle.model_version_number}` : "—" }),
-        el("td", { text: isActive(cycle) ? "…" : duration(cycleSeconds(cycle)), className: "num" }),
+        el("td", { text: `${cycle.trigger}${by}` }),
+        el("td", { text: made }),
+        el("td", { text: took, className: "num" }),
       ]);
     });
     body.replaceChildren(...rows);
@@ -201,31 +219,41 @@
     const serving = state.versions.find((v) => v.status === "promoted") || null;
     $("setting-serving").querySelector("b").textContent = serving ? `v${serving.number}` : "none";
     const rows = state.versions.map((version) => {
-      const cells = [
-        el("td", { text: `v${version.number}`, attrs: { "data-testid": "version-number" } }),
-        el("td", {}, [
-          Object.assign(badge(version.status, version.status === "promoted" ? "serving" : version.status), {
-            title: version.status === "promoted" ? `promoted ${when(version.promoted_at)}` : "",
-          }),
-        ]),
-        el("td", { text: String(version.label_count), className: "num", attrs: { "data-testid": "label-count" } }),
-        el("td", { text: version.strategy || "—" }),
-        ...METRICS.map((path) => {
-          const value = metric(version, path);
-          return el("td", { text: value === null ? "—" : value.toFixed(3), className: "num", attrs: { "data-metric": path } });
-        }),
-        el("td", { text: when(version.created_at) }),
-      ];
+      const isServing = version.status === "promoted";
+      const status = badge(version.status, isServing ? "serving" : version.status);
+      if (isServing) status.title = `promoted ${when(version.promoted_at)}`;
+      const metrics = METRICS.map((path) => {
+        const value = metric(version, path);
+        const text = value === null ? "—" : value.toFixed(3);
+        return el("td", { text, className: "num", attrs: { "data-metric": path } });
+      });
       const actions = el("td");
-      if (config.canChange && version.status !== "promoted" && version.status !== "failed") {
-        const promote = el("button", { text: "Promote", className: "small", attrs: { type: "button", "data-testid": "promote" } });
-        promote.addEventListener("click", () => act(promote, url("promote", { number: version.number })));
+      if (config.canChange && !isServing && version.status !== "failed") {
+        const promote = el("button", {
+          text: "Promote",
+          className: "small",
+          attrs: { type: "button", "data-testid": "promote" },
+        });
+        const address = url("promote", { number: version.number });
+        promote.addEventListener("click", () => act(promote, address));
         actions.append(promote);
       }
-      cells.push(actions);
-      const row = el("tr", { attrs: { "data-version": version.number } }, cells);
-      row.title = `${version.model_kind} · ${version.code_version} · sha256 ${version.weights_sha256.slice(0, 12)}`;
-      if (version.status === "promoted") row.classList.add("serving");
+      const row = el("tr", { attrs: { "data-version": version.number } }, [
+        el("td", { text: `v${version.number}` }),
+        el("td", {}, [status]),
+        el("td", {
+          text: String(version.label_count),
+          className: "num",
+          attrs: { "data-testid": "label-count" },
+        }),
+        el("td", { text: version.strategy || "—" }),
+        ...metrics,
+        el("td", { text: when(version.created_at) }),
+        actions,
+      ]);
+      const sha = (version.weights_sha256 || "").slice(0, 12);
+      row.title = `${version.model_kind} · ${version.code_version} · sha256 ${sha}`;
+      row.classList.toggle("serving", isServing);
       return row;
     });
     document.querySelector("#versions tbody").replaceChildren(...rows);
