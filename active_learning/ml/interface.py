@@ -138,6 +138,9 @@ class CasePrediction:
     report_uncertainty: dict[str, float]
     case_score: float
     warnings: list[str] = field(default_factory=list)
+    # The case's vector as :meth:`SuggestionModel.embed` gives it, when predicting computed it
+    # on the way (saves a second pass for diversity sampling); None otherwise.
+    embedding: np.ndarray | None = None
 
     def as_suggestion(self) -> dict[str, Any]:
         """The JSON of ``active_learning.Suggestion``: boxes, findings, draft, uncertainty."""

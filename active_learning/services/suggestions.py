@@ -61,7 +61,11 @@ def score_cases(
             readable = [case for case in readable if case.pk not in result.skipped]
         vectors: list[Any] = [None] * len(inputs)
         if embeddings and inputs:
-            vectors = np.round(model.embed(inputs), 5).tolist()
+            if all(p.embedding is not None for p in predictions):
+                computed = np.stack([p.embedding for p in predictions])
+            else:  # a model whose predict does not give it: one more pass
+                computed = model.embed(inputs)
+            vectors = np.round(computed, 5).tolist()
         with transaction.atomic():
             for case, prediction, vector in zip(readable, predictions, vectors, strict=True):
                 instance = first_instance(case)

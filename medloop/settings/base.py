@@ -158,6 +158,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_out": str(CELERY_BROKER_DIR / "queue"),
         "control_folder": str(CELERY_BROKER_DIR / "control"),
         "store_processed": False,
+        # Seconds between looks at the queue folder (kombu's default, 1 s, makes every step
+        # of a retraining cycle wait up to a second).
+        "polling_interval": 0.2,
     }
     for _folder in ("queue", "control"):
         (CELERY_BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)

@@ -213,7 +213,7 @@ def predict_batch(
             _assemble(
                 i, case_id, batch, detections, views, probabilities, finding_samples,
                 tokens, token_mask, token_entropy, token_nll, disagreement, tokenizer, classes,
-                config,
+                config, fused[i].cpu().numpy().astype(np.float32),
             )
         )  # fmt: skip
     return predictions
@@ -263,7 +263,7 @@ def _decode_all(tokens: torch.Tensor, mask: torch.Tensor, tokenizer) -> list[str
 
 def _assemble(
     i, case_id, batch, detections, views, probabilities, finding_samples, tokens, token_mask,
-    token_entropy, token_nll, disagreement, tokenizer, classes, config,
+    token_entropy, token_nll, disagreement, tokenizer, classes, config, embedding,
 ) -> CasePrediction:  # fmt: skip
     sx, sy = batch.scales[i]
     keep = detections.scores[i] >= config.suggestion_score_threshold
@@ -309,4 +309,5 @@ def _assemble(
         report_uncertainty=report_u,
         case_score=score,
         warnings=list(batch.warnings[i]),
+        embedding=embedding,
     )

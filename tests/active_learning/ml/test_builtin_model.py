@@ -107,6 +107,15 @@ def test_predictions_keep_the_documented_shapes_and_ranges(trained, test_cases):
     assert embedding.dtype == np.float32
 
 
+def test_predict_gives_the_same_embedding_as_embed(trained, test_cases):
+    model, _ = trained
+    predictions = model.predict(test_cases, uncertainty=UncertaintyOptions(box_stability=True))
+    embedded = model.embed(test_cases)
+    assert embedded.shape == (3, model.config.fusion_hidden)
+    given = np.stack([p.embedding for p in predictions])
+    np.testing.assert_allclose(given, embedded, rtol=1e-4, atol=1e-5)
+
+
 def test_the_trained_report_reads_like_the_training_reports(trained, test_cases):
     model, _ = trained
     draft = model.predict(test_cases[:1])[0].report["findings"]
