@@ -61,8 +61,9 @@ def score_cases(
             readable = [case for case in readable if case.pk not in result.skipped]
         vectors: list[Any] = [None] * len(inputs)
         if embeddings and inputs:
-            if all(p.embedding is not None for p in predictions):
-                computed = np.stack([p.embedding for p in predictions])
+            given = [p.embedding for p in predictions if p.embedding is not None]
+            if len(given) == len(predictions):
+                computed = np.stack(given)
             else:  # a model whose predict does not give it: one more pass
                 computed = model.embed(inputs)
             vectors = np.round(computed, 5).tolist()
