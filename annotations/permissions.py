@@ -28,6 +28,7 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("model", "view"): frozenset({M, L, D}),
     ("model", "change"): frozenset({M, D}),
     ("audit", "view"): frozenset({L, D}),
+    ("export", "download"): frozenset({L, M, D}),
     ("ingest", "upload"): frozenset({L, D}),
     ("quarantine", "review"): frozenset({L, D}),
 }

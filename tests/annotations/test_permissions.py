@@ -32,6 +32,9 @@ TABLE = [
     ("post", "/api/projects/{p}/model-versions/1/promote/", [403, 403, 403, 404, 404, 404, 401]),
     ("post", "/api/projects/{p}/model-versions/rollback/", [403, 403, 403, 409, 409, 404, 401]),
     ("get", "/api/strategies/", [200, 200, 200, 200, 200, 200, 401]),
+    ("get", "/api/projects/{p}/exports/coco/", [403, 403, 200, 200, 200, 404, 401]),
+    ("get", "/api/projects/{p}/exports/pdf/", [403, 403, 400, 400, 400, 404, 401]),
+    ("get", "/api/projects/{p}/exports/coco/?version=9", [403, 403, 404, 404, 404, 404, 401]),
 ]
 
 

@@ -1,0 +1,84 @@
+"""Exports of a project's labels (COCO, findings CSV, reports JSONL, a zip of DICOM SRs), now or
+as a model version was trained on them, for leads, model owners and admins."""
+
+from __future__ import annotations
+
+import tempfile
+
+from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from annotations.api.common import project_for
+from annotations.services import exports
+from annotations.services.errors import InvalidInput
+
+# Exports are written to a temporary file that moves to disk past this size.
+SPOOL_BYTES = 16 * 1024 * 1024
+MAX_VERSION_DIGITS = 9
+
+
+def _version(request: Request) -> int | None:
+    raw = request.query_params.get("version")
+    if raw is None or raw == "":
+        return None
+    if not raw.isdecimal() or len(raw) > MAX_VERSION_DIGITS:
+        raise InvalidInput(f"version must be a model version number, got {raw[:20]!r}.")
+    return int(raw)
+
+
+class ExportView(APIView):
+    @extend_schema(
+        summary="Export the project's labels",
+        description=(
+            "The final label per case (latest accepted, else latest submitted annotation, as "
+            "submitted), or with `version` the labels that model version was trained on, as "
+            "they were then. Formats: " + ", ".join(sorted(exports.FORMATS)) + "."
+        ),
+        parameters=[
+            OpenApiParameter(
+                "export_format",
+                str,
+                OpenApiParameter.PATH,
+                enum=sorted(exports.FORMATS),
+                description="coco (JSON), findings-csv, reports-jsonl, sr-zip (DICOM SR, TID 1500)",
+            ),
+            OpenApiParameter(
+                "version", int, required=False, description="A model version's number."
+            ),
+        ],
+        responses={
+            (200, "application/json"): OpenApiTypes.OBJECT,
+            (200, "text/csv"): OpenApiTypes.STR,
+            (200, "application/x-ndjson"): OpenApiTypes.STR,
+            (200, "application/zip"): OpenApiTypes.BINARY,
+            400: OpenApiResponse(description="Unknown format (the valid ones are named)."),
+            404: OpenApiResponse(description="No such project, or no such model version."),
+        },
+    )
+    def get(self, request: Request, project_pk: int, export_format: str) -> FileResponse:
+        project = project_for(request, project_pk, "export", "download")
+        fmt = exports.export_format(export_format)
+        version = _version(request)
+        # Closed by the response once sent (or here, when the export fails).
+        out = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115
+        try:
+            exports.export_labels(
+                project=project,
+                format_name=fmt.name,
+                out=out,
+                version=version,
+                actor=request.user,
+                request=request,
+            )
+        except BaseException:
+            out.close()
+            raise
+        out.seek(0)
+        name = exports.export_file_name(project, fmt, version)
+        response = FileResponse(out, as_attachment=True, filename=name)
+        response["Content-Type"] = fmt.media_type
+        response["Cache-Control"] = "no-store"
+        return response
