@@ -62,10 +62,9 @@ def score_cases(
         vectors: list[Any] = [None] * len(inputs)
         if embeddings and inputs:
             given = [p.embedding for p in predictions if p.embedding is not None]
-            if len(given) == len(predictions):
-                computed = np.stack(given)
-            else:  # a model whose predict does not give it: one more pass
-                computed = model.embed(inputs)
+            # A model whose predict does not give the embedding costs one more pass.
+            complete = len(given) == len(predictions)
+            computed = np.stack(given) if complete else model.embed(inputs)
             vectors = np.round(computed, 5).tolist()
         with transaction.atomic():
             for case, prediction, vector in zip(readable, predictions, vectors, strict=True):
