@@ -57,17 +57,11 @@ def main() -> None:
     )
     print(f"{total} cases generated and ingested in {time.perf_counter() - started:.0f} s")
     ids = sorted(truth)
-    Case.objects.filter(pk__in=ids[: args.validation]).update(is_validation=True, priority=2.0)
-    Case.objects.filter(pk__in=ids[args.validation : args.validation + args.labels]).update(
-        priority=1.0
-    )
+    Case.objects.filter(pk__in=ids[: args.validation]).update(is_validation=True)
     started = time.perf_counter()
-    loop_support.label_cases(
-        project, annotator, truth, args.validation + args.labels, loop_support.Corrections()
-    )
-    print(
-        f"{args.validation + args.labels} labels submitted in {time.perf_counter() - started:.0f} s"
-    )
+    loop_support.label_given(project, annotator, truth, ids[: args.validation + args.labels])
+    seconds = time.perf_counter() - started
+    print(f"{args.validation + args.labels} labels submitted in {seconds:.0f} s")
 
     # Steady state: a serving version exists (trained on the first labels, one epoch).
     first = versions.train_version(project=project, epochs=1)

@@ -74,8 +74,8 @@ def run_arm(strategy: str, seed: int, args, worker_log: Path) -> list[dict]:
     # A fixed validation set (the same for every version), labelled before the loop starts.
     ids = sorted(truth)
     validation = ids[:: max(len(ids) // args.validation, 1)][: args.validation]
-    Case.objects.filter(pk__in=validation).update(is_validation=True, priority=1e9)
-    loop_support.label_cases(project, annotator, truth, len(validation), loop_support.Corrections())
+    Case.objects.filter(pk__in=validation).update(is_validation=True)
+    loop_support.label_given(project, annotator, truth, validation)
     assert not Case.objects.filter(pk__in=validation, state=Case.State.OPEN).exists()
     ranking.rerank_project(project)  # before any model: the strategy's first order
 

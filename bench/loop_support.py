@@ -173,69 +173,82 @@ def word_edit_distance(draft: str, final: str) -> float:
     return previous[-1] / max(len(b), 1)
 
 
-def label_cases(project, annotator, truth: dict[int, dict], count: int, stats: Corrections):
-    """The annotator takes ``count`` cases from the queue (highest priority first) and submits
-    each with its ground truth, keeping accepted suggestion boxes (as a user would)."""
+def submit_truth(case, annotator, entry: dict, stats: Corrections) -> None:
+    """Submit ``entry``'s ground truth for ``case`` as ``annotator``, first tallying how it
+    differs from the serving version's suggestion for the case."""
     from active_learning.models import Suggestion
     from active_learning.services import case_inputs
-    from annotations.services import annotate, queue
+    from annotations.services import annotate
+
+    suggestion = Suggestion.objects.filter(case=case, model_version__status="promoted").first()
+    true_boxes = [dict(b) for b in entry["boxes"]]
+    stats.cases += 1
+    if suggestion is not None:
+        stats.with_suggestion += 1
+        matched: set[int] = set()
+        for box in suggestion.boxes:
+            best, best_iou = None, 0.0
+            for index, true in enumerate(true_boxes):
+                overlap = _iou(box, true)
+                if index not in matched and overlap > best_iou:
+                    best, best_iou = index, overlap
+            same = best is not None and box["finding"] == true_boxes[best]["finding"]
+            if best is not None and best_iou >= 0.9 and same:
+                stats.accepted += 1
+                matched.add(best)
+            elif best is not None and best_iou >= 0.3:
+                stats.edited += 1
+                matched.add(best)
+            else:
+                stats.rejected += 1
+        stats.added += len(true_boxes) - len(matched)
+        draft = " ".join(suggestion.report_draft.get(k, "") for k in ("findings", "impression"))
+        final = " ".join(entry["report"].get(k, "") for k in ("findings", "impression"))
+        stats.report_edit_distance.append(word_edit_distance(draft, final))
+    annotation = annotate.start_annotation(case=case, annotator=annotator)
+    instance = case_inputs.first_instance(case)
+    annotate.submit(
+        annotation=annotation,
+        actor=annotator,
+        expected_version=annotation.version,
+        findings={k: "present" if v else "absent" for k, v in entry["findings"].items()},
+        report=entry["report"],
+        boxes=[
+            annotate.BoxInput(
+                instance_id=instance.pk,
+                x=b["x"],
+                y=b["y"],
+                width=b["width"],
+                height=b["height"],
+                finding=b["finding"],
+            )
+            for b in true_boxes
+        ],
+    )
+
+
+def label_cases(project, annotator, truth: dict[int, dict], count: int, stats: Corrections):
+    """The annotator takes ``count`` cases from the queue (highest priority first) and submits
+    each with its ground truth; returns the case ids served."""
+    from annotations.services import queue
 
     served = []
     for _ in range(count):
         case = queue.lease_next_case(project=project, annotator=annotator)
         if case is None:
             break
-        entry = truth[case.pk]
-        suggestion = Suggestion.objects.filter(case=case, model_version__status="promoted").first()
-        true_boxes = [dict(b) for b in entry["boxes"]]
-        stats.cases += 1
-        if suggestion is not None:
-            stats.with_suggestion += 1
-            matched: set[int] = set()
-            for box in suggestion.boxes:
-                best, best_iou = None, 0.0
-                for index, true in enumerate(true_boxes):
-                    overlap = _iou(box, true)
-                    if index not in matched and overlap > best_iou:
-                        best, best_iou = index, overlap
-                if (
-                    best is not None
-                    and best_iou >= 0.9
-                    and box["finding"] == true_boxes[best]["finding"]
-                ):
-                    stats.accepted += 1
-                    matched.add(best)
-                elif best is not None and best_iou >= 0.3:
-                    stats.edited += 1
-                    matched.add(best)
-                else:
-                    stats.rejected += 1
-            stats.added += len(true_boxes) - len(matched)
-            draft = " ".join(suggestion.report_draft.get(k, "") for k in ("findings", "impression"))
-            final = " ".join(entry["report"].get(k, "") for k in ("findings", "impression"))
-            stats.report_edit_distance.append(word_edit_distance(draft, final))
-        annotation = annotate.start_annotation(case=case, annotator=annotator)
-        instance = case_inputs.first_instance(case)
-        annotate.submit(
-            annotation=annotation,
-            actor=annotator,
-            expected_version=annotation.version,
-            findings={k: "present" if v else "absent" for k, v in entry["findings"].items()},
-            report=entry["report"],
-            boxes=[
-                annotate.BoxInput(
-                    instance_id=instance.pk,
-                    x=b["x"],
-                    y=b["y"],
-                    width=b["width"],
-                    height=b["height"],
-                    finding=b["finding"],
-                )
-                for b in true_boxes
-            ],
-        )
+        submit_truth(case, annotator, truth[case.pk], stats)
         served.append(case.pk)
     return served
+
+
+def label_given(project, annotator, truth: dict[int, dict], case_ids: list[int]) -> None:
+    """Submit the ground truth of exactly ``case_ids`` (a validation set, labels given up
+    front), whatever the queue's order."""
+    from annotations.models import Case
+
+    for case in Case.objects.filter(project=project, pk__in=case_ids):
+        submit_truth(case, annotator, truth[case.pk], Corrections())
 
 
 def run_cycle(project, timeout: float = 3600):
