@@ -19,7 +19,7 @@ from active_learning.ml import synthetic
 from active_learning.models import ModelVersion
 from active_learning.services import case_inputs
 from annotations.models import Annotation, AuditEvent, Box, Instance
-from annotations.services import annotate, exports, queue
+from annotations.services import annotate, exports, projects, queue
 from annotations.services.errors import InvalidInput
 from annotations.services.exports.labels import final_annotations
 from annotations.services.ingest import storage_path
@@ -125,6 +125,14 @@ def test_findings_csv_has_one_row_per_case_and_a_column_per_finding(
         for key, present in truth[case.pk]["findings"].items():
             assert row[key] == ("present" if present else "absent")
     assert set(rows[0]) >= set(project.finding_keys)
+
+
+def test_findings_csv_cells_never_start_a_spreadsheet_formula(project, cases, make_user):
+    project_member = make_user("=HYPERLINK(1)")
+    projects.add_member(project=project, user=project_member, role="annotator", added_by=None)
+    read_and_submit(project, project_member, findings={"nodule": "present"}, report={})
+    rows = list(csv.DictReader(io.StringIO(export_bytes(project, "findings-csv").decode())))
+    assert [r["annotator"] for r in rows] == ["'=HYPERLINK(1)"]
 
 
 def test_reports_jsonl_has_one_line_per_case_with_its_sections(

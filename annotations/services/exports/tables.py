@@ -138,6 +138,14 @@ def _identity_columns(label: FinalLabel) -> dict[str, Any]:
     }
 
 
+def _spreadsheet_safe(value: object) -> object:
+    """A cell a spreadsheet will not run as a formula (OWASP CSV injection): text starting
+    with = + - @ or a tab/carriage return gets a leading apostrophe."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
 def write_findings_csv(project: Project, label_set: LabelSet, out: IO[bytes]) -> None:
     """One row per case: who labelled it, and one column per finding key of the schema
     (present, absent, uncertain, or empty when not given)."""
@@ -147,9 +155,8 @@ def write_findings_csv(project: Project, label_set: LabelSet, out: IO[bytes]) ->
         writer = csv.DictWriter(text, fieldnames=[*IDENTITY_COLUMNS, *keys], extrasaction="ignore")
         writer.writeheader()
         for label in label_set.labels:
-            writer.writerow(
-                {**_identity_columns(label), **{k: label.findings.get(k, "") for k in keys}}
-            )
+            row = {**_identity_columns(label), **{k: label.findings.get(k, "") for k in keys}}
+            writer.writerow({k: _spreadsheet_safe(v) for k, v in row.items()})
     finally:
         text.detach()  # leave ``out`` open for the caller
 
