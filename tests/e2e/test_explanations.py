@@ -12,7 +12,8 @@ from active_learning.ml.interface import CasePrediction, PredictedBox, ReportSen
 from active_learning.models import ModelVersion, Suggestion
 from active_learning.services import case_inputs, suggestions, versions
 from annotations.models import Case
-from tests.e2e.test_workspace import _case_id_shown, _log_in, _wait_rendered
+from tests.e2e.test_workspace import _case_id_shown, _wait_rendered
+from tests.support.browser import log_in
 from tests.support.labels import TINY_MODEL, submit_ground_truth
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -61,7 +62,7 @@ def test_annotator_shows_the_heatmap_of_a_finding_over_the_image(
     member("ann", "annotator")
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    _log_in(page, live_server, "ann")
+    log_in(page, live_server, "ann")
     _open_workspace(page, live_server, project)
     case = Case.objects.get(pk=_case_id_shown(page))
     assert Suggestion.objects.filter(case=case, model_version=scored).exists()
@@ -143,7 +144,7 @@ def test_a_draft_sentence_leads_to_its_box_and_finding(
         Suggestion.objects.create(case=case, model_version=version, **data)
 
     member("ann", "annotator")
-    _log_in(page, live_server, "ann")
+    log_in(page, live_server, "ann")
     _open_workspace(page, live_server, project)
     assert "model v2" in page.text_content(".case-info")
     page.click("[data-sources=findings] summary")
