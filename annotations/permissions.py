@@ -31,6 +31,9 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("export", "download"): frozenset({L, M, D}),
     ("ingest", "upload"): frozenset({L, D}),
     ("quarantine", "review"): frozenset({L, D}),
+    ("dashboard", "view"): frozenset({L, D}),
+    # Reviewers already see every submission and its annotator; the counts help them plan.
+    ("dashboard", "view_review"): frozenset({R, L, D}),
 }
 
 
