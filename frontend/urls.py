@@ -11,4 +11,5 @@ urlpatterns = [
     path("projects/<id:project_pk>/label/", views.label, name="project-label"),
     path("projects/<id:project_pk>/review/", views.review, name="project-review"),
     path("projects/<id:project_pk>/models/", views.models, name="project-models"),
+    path("projects/<id:project_pk>/dashboard/", views.dashboard, name="project-dashboard"),
 ]

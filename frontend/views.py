@@ -101,6 +101,7 @@ def models(request: HttpRequest, project_pk: int) -> HttpResponse:
         "The models page needs the model owner, lead or admin role.",
     )
     can_change = permissions.allowed(request.user, project.pk, "model", "change")
+    can_view_dashboard = permissions.allowed(request.user, project.pk, "dashboard", "view")
     config = {
         "projectId": project.pk,
         "canChange": can_change,
@@ -119,5 +120,50 @@ def models(request: HttpRequest, project_pk: int) -> HttpResponse:
     return render(
         request,
         "frontend/models.html",
-        {"project": project, "can_change": can_change, "config": config},
+        {
+            "project": project,
+            "can_change": can_change,
+            "can_view_dashboard": can_view_dashboard,
+            "config": config,
+        },
     )
+
+
+DASHBOARD_DAYS = (7, 30, 90)
+
+
+@login_required
+def dashboard(request: HttpRequest, project_pk: int) -> HttpResponse:
+    """The project lead's dashboard: number tiles and charts of the queue, the burn-down, the
+    review load and the annotators' throughput. The page is a shell; frontend/src/dashboards
+    draws it from the dashboard API. ``?days=`` picks the annotators' window (7, 30 or 90)."""
+    project = _member_project(
+        request, project_pk, "dashboard", "view", "The dashboard needs the lead or admin role."
+    )
+    asked = request.GET.get("days", "")
+    chosen = next((d for d in DASHBOARD_DAYS if str(d) == asked), 30)
+    base = f"/api/projects/{project.pk}/dashboard"
+    config = {
+        "projectId": project.pk,
+        "projectName": project.name,
+        "csrfToken": get_token(request),
+        "days": chosen,
+        "dayChoices": list(DASHBOARD_DAYS),
+        "urls": {
+            "queue": f"{base}/queue/",
+            "throughput": f"{base}/throughput/",
+            "review": f"{base}/review/",
+        },
+    }
+    context = {
+        "project": project,
+        "config": config,
+        "days": chosen,
+        "day_choices": DASHBOARD_DAYS,
+        "can_view_models": permissions.allowed(request.user, project.pk, "model", "view"),
+        "can_review": permissions.allowed(request.user, project.pk, "annotation", "review"),
+    }
+    try:
+        return render(request, "frontend/dashboard.html", context)
+    except FrontendNotBuilt as exc:
+        return HttpResponse(str(exc), status=503, content_type="text/plain")

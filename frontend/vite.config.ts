@@ -1,6 +1,7 @@
-/** Builds the workspace (and the viewer's dev harness) into static/frontend/dist, where Django's
- * app-directories finder serves it under /static/frontend/dist/; templates find the hashed entry
- * through .vite/manifest.json (frontend/templatetags/vite.py).
+/** Builds the workspace, the lead's dashboard (and the viewer's dev harness) into
+ * static/frontend/dist, where Django's app-directories finder serves it under
+ * /static/frontend/dist/; templates find the hashed entry through .vite/manifest.json
+ * (frontend/templatetags/vite.py).
  *
  * dicom-image-loader starts its decode worker and finds its codecs' WASM with
  * `new URL(<specifier>, import.meta.url)`; Vite emits both as hashed assets under `base` (the
@@ -29,6 +30,7 @@ export default defineConfig({
     rolldownOptions: {
       input: {
         workspace: "src/workspace/main.ts",
+        "lead-dashboard": "src/dashboards/lead.ts",
         "viewer-harness": "src/dev/viewer-harness.html",
       },
     },

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,11 @@ import pytest
 
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.support.tools import require
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+FRONTEND = Path(__file__).resolve().parents[2] / "frontend"
+MANIFEST = FRONTEND / "static" / "frontend" / "dist" / ".vite" / "manifest.json"
+BUILD_INPUTS = ("package.json", "package-lock.json", "tsconfig.json", "vite.config.ts")
 
 # Playwright's sync API runs an event loop in this thread; the test's own database calls are
 # still synchronous and sequential.
@@ -49,3 +55,35 @@ def page(browser: object) -> Iterator[object]:
     page.goto("about:blank")
     page.wait_for_timeout(300)
     context.close()
+
+
+def _sources_changed_since(built: float) -> bool:
+    inputs = [FRONTEND / name for name in BUILD_INPUTS]
+    inputs += [p for p in (FRONTEND / "src").rglob("*") if p.is_file()]
+    return any(p.exists() and p.stat().st_mtime > built for p in inputs)
+
+
+def _run(command: list[str]) -> None:
+    done = subprocess.run(command, cwd=FRONTEND, capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        output = (done.stdout + done.stderr)[-4000:]
+        message = f"`{' '.join(command)}` failed in frontend/:\n{output}"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def frontend_built() -> Path:
+    """The Vite build, rebuilt when a source is newer than its manifest (npm ci first when
+    node_modules is missing). Under CI=true a failed build fails the tests."""
+    if MANIFEST.exists() and not _sources_changed_since(MANIFEST.stat().st_mtime):
+        return MANIFEST
+    npm = shutil.which("npm")
+    require([] if npm else ["npm (Node 20)"], "the viewer's browser tests")
+    assert npm is not None
+    if not (FRONTEND / "node_modules").is_dir():
+        _run([npm, "ci", "--no-audit", "--no-fund"])
+    _run([npm, "run", "build"])
+    assert MANIFEST.exists(), "the build wrote no manifest"
+    return MANIFEST

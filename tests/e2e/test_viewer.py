@@ -4,9 +4,6 @@ draws and edits boxes, scrolls frames, and is timed cold and prefetched."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,15 +12,10 @@ from pydicom.data import get_testdata_file
 from annotations.models import Case, Instance
 from annotations.services import ingest
 from tests.support.browser import log_in
-from tests.support.tools import require
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
-IN_CI = os.environ.get("CI", "").lower() == "true"
-FRONTEND = Path(__file__).resolve().parents[2] / "frontend"
-MANIFEST = FRONTEND / "static" / "frontend" / "dist" / ".vite" / "manifest.json"
 HARNESS = "/static/frontend/dist/src/dev/viewer-harness.html"
-BUILD_INPUTS = ("package.json", "package-lock.json", "tsconfig.json", "vite.config.ts")
 
 # Statistics of the canvas inside a client-space rectangle (the image, not the letterbox).
 REGION_STATS = """([left, top, right, bottom]) => {
@@ -45,38 +37,6 @@ REGION_STATS = """([left, top, right, bottom]) => {
            grid: grid.map((g, i) => g / Math.max(1, counts[i])) };
 }"""
 TWO_FRAMES = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
-
-
-def _sources_changed_since(built: float) -> bool:
-    inputs = [FRONTEND / name for name in BUILD_INPUTS]
-    inputs += [p for p in (FRONTEND / "src").rglob("*") if p.is_file()]
-    return any(p.exists() and p.stat().st_mtime > built for p in inputs)
-
-
-def _run(command: list[str]) -> None:
-    done = subprocess.run(command, cwd=FRONTEND, capture_output=True, text=True, timeout=600)
-    if done.returncode != 0:
-        output = (done.stdout + done.stderr)[-4000:]
-        message = f"`{' '.join(command)}` failed in frontend/:\n{output}"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-
-
-@pytest.fixture(scope="session")
-def frontend_built() -> Path:
-    """The Vite build, rebuilt when a source is newer than its manifest (npm ci first when
-    node_modules is missing). Under CI=true a failed build fails the tests."""
-    if MANIFEST.exists() and not _sources_changed_since(MANIFEST.stat().st_mtime):
-        return MANIFEST
-    npm = shutil.which("npm")
-    require([] if npm else ["npm (Node 20)"], "the viewer's browser tests")
-    assert npm is not None
-    if not (FRONTEND / "node_modules").is_dir():
-        _run([npm, "ci", "--no-audit", "--no-fund"])
-    _run([npm, "run", "build"])
-    assert MANIFEST.exists(), "the build wrote no manifest"
-    return MANIFEST
 
 
 def _instance_of(case: Case) -> Instance:
