@@ -32,7 +32,7 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import cohen_kappa_score
 
 from active_learning.ml.box_priors import VINDR_FILE
-from active_learning.ml.evaluate import tokenize_report
+from active_learning.ml.evaluate import edit_distance, rouge_l_f1, tokenize_report
 
 __all__ = [
     "VINDR_CLASSES",
@@ -283,36 +283,13 @@ class ReportSimilarity:
     word_edit_distance: float
 
 
-def _lcs_length(a: Sequence[str], b: Sequence[str]) -> int:
-    previous = [0] * (len(b) + 1)
-    for token in a:
-        current = [0]
-        for j, other in enumerate(b, start=1):
-            current.append(previous[j - 1] + 1 if token == other else max(previous[j], current[-1]))
-        previous = current
-    return previous[-1]
-
-
-def _edit_distance(a: Sequence[str], b: Sequence[str]) -> int:
-    previous = list(range(len(b) + 1))
-    for i, token in enumerate(a, start=1):
-        current = [i]
-        for j, other in enumerate(b, start=1):
-            current.append(
-                min(previous[j] + 1, current[-1] + 1, previous[j - 1] + (token != other))
-            )
-        previous = current
-    return previous[-1]
-
-
 def report_similarity(a: str, b: str) -> ReportSimilarity:
     """Similarity of two readers' report texts.
 
     Both texts are tokenised as the report metrics do (:func:`tokenize_report`: lower case,
     punctuation dropped). ``rouge_l_f1``: ROUGE-L F-measure with beta 1, 2PR / (P + R) from the
-    longest common word subsequence: the definition of
-    ``active_learning.ml.builtin.uncertainty.rouge_l_f1``, not imported because that module loads
-    torch and the whole model (pycocoevalcap's ROUGE-L in ``report_metrics`` uses beta 1.2).
+    longest common word subsequence (:func:`~active_learning.ml.evaluate.rouge_l_f1`;
+    pycocoevalcap's ROUGE-L in ``report_metrics`` uses beta 1.2).
     ``word_edit_distance``: Levenshtein distance over words (insert, delete, substitute cost 1)
     divided by the longer text's word count. Two empty texts are identical (1.0 and 0.0).
     """
@@ -320,10 +297,8 @@ def report_similarity(a: str, b: str) -> ReportSimilarity:
     if not tokens_a or not tokens_b:
         same = not tokens_a and not tokens_b
         return ReportSimilarity(1.0 if same else 0.0, 0.0 if same else 1.0)
-    lcs = _lcs_length(tokens_a, tokens_b)
-    rouge = 2 * lcs / (len(tokens_a) + len(tokens_b))  # = 2PR / (P + R) with P, R = lcs / len
-    distance = _edit_distance(tokens_a, tokens_b) / max(len(tokens_a), len(tokens_b))
-    return ReportSimilarity(rouge, distance)
+    distance = edit_distance(tokens_a, tokens_b) / max(len(tokens_a), len(tokens_b))
+    return ReportSimilarity(rouge_l_f1(tokens_a, tokens_b), distance)
 
 
 # --------------------------------------------------------------------------------- many readers

@@ -161,16 +161,10 @@ def _iou(a: dict[str, float], b: dict[str, float]) -> float:
 def word_edit_distance(draft: str, final: str) -> float:
     """Word-level Levenshtein distance from the draft to the final text, over the final
     text's length (0: unchanged; 1: rewritten)."""
-    a, b = draft.split(), final.split()
-    previous = list(range(len(b) + 1))
-    for i, word in enumerate(a, 1):
-        current = [i]
-        for j, other in enumerate(b, 1):
-            current.append(
-                min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (word != other))
-            )
-        previous = current
-    return previous[-1] / max(len(b), 1)
+    from active_learning.ml.evaluate import edit_distance
+
+    words = final.split()
+    return edit_distance(draft.split(), words) / max(len(words), 1)
 
 
 def submit_truth(case, annotator, entry: dict, stats: Corrections) -> None:

@@ -363,6 +363,39 @@ def finding_metrics(
 _TOKEN = re.compile(r"\d+(?:\.\d+)?|[^\W\d_]+(?:['’-][^\W\d_]+)*|[^\w\s]|_")  # noqa: RUF001
 
 
+def lcs_length(a: Sequence[str], b: Sequence[str]) -> int:
+    """Length of the longest common subsequence of two token lists."""
+    previous = [0] * (len(b) + 1)
+    for token in a:
+        current = [0]
+        for j, other in enumerate(b, start=1):
+            current.append(previous[j - 1] + 1 if token == other else max(previous[j], current[-1]))
+        previous = current
+    return previous[-1]
+
+
+def rouge_l_f1(a: Sequence[str], b: Sequence[str]) -> float:
+    """ROUGE-L F1 (beta 1) of two token lists from their longest common subsequence; 1.0 when
+    both are empty, 0.0 when one is. (``report_metrics`` uses pycocoevalcap's beta 1.2.)"""
+    if not a or not b:
+        return 1.0 if not a and not b else 0.0
+    lcs = lcs_length(a, b)
+    return 2 * lcs / (len(a) + len(b))  # = 2PR / (P + R) with P, R = lcs / len
+
+
+def edit_distance(a: Sequence[str], b: Sequence[str]) -> int:
+    """Levenshtein distance between two token lists (insert, delete, substitute: cost 1)."""
+    previous = list(range(len(b) + 1))
+    for i, token in enumerate(a, start=1):
+        current = [i]
+        for j, other in enumerate(b, start=1):
+            current.append(
+                min(previous[j] + 1, current[-1] + 1, previous[j - 1] + (token != other))
+            )
+        previous = current
+    return previous[-1]
+
+
 def tokenize_report(text: str, *, keep_punctuation: bool = False) -> list[str]:
     """Tokens for BLEU, ROUGE-L and CIDEr: lowercase; a token is a number (``1.2`` stays whole), a
     word (letters, with inner hyphens or apostrophes: ``well-circumscribed``, ``patient's``) or a

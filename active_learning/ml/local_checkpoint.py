@@ -54,6 +54,7 @@ from transformers import (
     PreTrainedModel,
 )
 
+from active_learning.ml.evaluate import rouge_l_f1
 from active_learning.ml.interface import (
     CaseInput,
     CasePrediction,
@@ -218,26 +219,9 @@ def bald(samples: np.ndarray) -> np.ndarray:
     return np.maximum(value, 0.0)
 
 
-def _lcs_length(a: Sequence[str], b: Sequence[str]) -> int:
-    previous = [0] * (len(b) + 1)
-    for token in a:
-        current = [0]
-        for j, other in enumerate(b):
-            current.append(previous[j] + 1 if token == other else max(previous[j + 1], current[j]))
-        previous = current
-    return previous[-1]
-
-
 def rouge_l(a: str, b: str) -> float:
     """ROUGE-L F1 of two texts on lower-cased whitespace tokens (1.0 when both are empty)."""
-    x, y = a.lower().split(), b.lower().split()
-    if not x and not y:
-        return 1.0
-    lcs = _lcs_length(x, y)
-    if lcs == 0:
-        return 0.0
-    precision, recall = lcs / len(x), lcs / len(y)
-    return 2 * precision * recall / (precision + recall)
+    return rouge_l_f1(a.lower().split(), b.lower().split())
 
 
 def fit_temperature(logits: torch.Tensor, targets: torch.Tensor) -> float:

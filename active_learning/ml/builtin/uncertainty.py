@@ -23,6 +23,8 @@ from itertools import combinations
 import numpy as np
 import torch
 
+from active_learning.ml.evaluate import rouge_l_f1
+
 LN2 = math.log(2.0)
 
 
@@ -100,23 +102,6 @@ def token_uncertainty(logits: torch.Tensor, tokens: torch.Tensor, mask: torch.Te
     weights = mask.float()
     count = weights.sum(1).clamp(min=1.0)
     return (entropy * weights).sum(1) / count, (nll * weights).sum(1) / count
-
-
-def rouge_l_f1(a: Sequence[str], b: Sequence[str]) -> float:
-    """ROUGE-L F1 (beta 1) of two token lists from their longest common subsequence."""
-    if not a or not b:
-        return 1.0 if not a and not b else 0.0
-    previous = [0] * (len(b) + 1)
-    for token in a:
-        current = [0]
-        for j, other in enumerate(b, start=1):
-            current.append(previous[j - 1] + 1 if token == other else max(previous[j], current[-1]))
-        previous = current
-    lcs = previous[-1]
-    if lcs == 0:
-        return 0.0
-    precision, recall = lcs / len(a), lcs / len(b)
-    return 2 * precision * recall / (precision + recall)
 
 
 def draft_disagreement(drafts: Sequence[str]) -> float:
