@@ -100,6 +100,14 @@ def rerank_project(project_id: int) -> int:
     return rerank(project) if project else 0
 
 
+@shared_task(name="active_learning.refresh_serving", acks_late=True, ignore_result=True)
+def refresh_serving(project_id: int) -> int:
+    """Score what the newly serving version has not scored, then re-rank (after a promotion
+    or a rollback by a model owner)."""
+    project = Project.objects.filter(pk=project_id).first()
+    return cycles.refresh_serving(project) if project else 0
+
+
 @shared_task(name="active_learning.resume_stalled_cycles", acks_late=True, ignore_result=True)
 def resume_stalled_cycles() -> list[int]:
     """Re-queue cycles whose worker stopped sending heartbeats (run by beat)."""

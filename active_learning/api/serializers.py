@@ -7,6 +7,10 @@ from active_learning.models import ModelVersion, RetrainingCycle, Suggestion
 
 class SuggestionSerializer(serializers.ModelSerializer):
     model_version = serializers.IntegerField(source="model_version.number", read_only=True)
+    serving = serializers.SerializerMethodField(help_text="made by the promoted version")
+
+    def get_serving(self, suggestion: Suggestion) -> bool:
+        return suggestion.model_version.status == ModelVersion.Status.PROMOTED
 
     class Meta:
         model = Suggestion
@@ -14,6 +18,7 @@ class SuggestionSerializer(serializers.ModelSerializer):
             "id",
             "case",
             "model_version",
+            "serving",
             "boxes",
             "finding_probabilities",
             "report_draft",

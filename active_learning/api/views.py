@@ -11,7 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from active_learning import strategies
+from active_learning import strategies, tasks
 from active_learning.api.serializers import (
     ModelVersionSerializer,
     RetrainingCycleSerializer,
@@ -103,7 +103,7 @@ class ModelVersionPromoteView(APIView):
         """Serve this version (its files are checked against the registered checksum)."""
         project = project_for(request, project_pk, "model", "change")
         version = versions.promote_verified(_version_for(project, number), actor=user_of(request))
-        ranking_signals.reorder_queue(project.pk)
+        tasks.refresh_serving.delay_on_commit(project.pk)
         return Response(ModelVersionSerializer(version).data)
 
 
@@ -117,7 +117,7 @@ class ModelVersionRollbackView(APIView):
         number = data.validated_data.get("to")
         target = _version_for(project, number) if number is not None else None
         version = versions.rollback(project=project, to=target, actor=user_of(request))
-        ranking_signals.reorder_queue(project.pk)
+        tasks.refresh_serving.delay_on_commit(project.pk)
         return Response(ModelVersionSerializer(version).data)
 
 
@@ -140,7 +140,7 @@ class StrategyListView(APIView):
 
 class CaseExplanationView(APIView):
     """Grad-CAM overlay of one finding for the case's first image, by the model version whose
-    suggestion the case shows (its newest), else the promoted one."""
+    suggestion the case shows (the serving version's, else its newest), else the promoted one."""
 
     @extend_schema(
         parameters=[
@@ -181,13 +181,19 @@ class CaseExplanationView(APIView):
             if version is None:
                 raise NotFound(f"This project has no model version {number}.")
             return version
+        serving = promoted_version(case.project)
+        if (
+            serving is not None
+            and Suggestion.objects.filter(case=case, model_version=serving).exists()
+        ):
+            return serving
         suggestion = (
             Suggestion.objects.filter(case=case)
             .select_related("model_version")
             .order_by("-model_version__number")
             .first()
         )
-        version = suggestion.model_version if suggestion else promoted_version(case.project)
+        version = suggestion.model_version if suggestion else serving
         if version is None:
             raise NotFound("No model version has made suggestions for this case yet.")
         return version

@@ -577,6 +577,22 @@ def run_scoring_chunk(cycle_id: int, index: int) -> None:
             tasks.rank_cycle.delay_on_commit(cycle_id)
 
 
+def refresh_serving(project: Project) -> int:
+    """After a model owner promotes or rolls back: score the open cases the serving version
+    has not scored yet (suggestions, scores, embeddings), then re-rank the queue with them.
+    Returns the number of cases ranked."""
+    from active_learning.services.ranking import rerank_project
+    from active_learning.services.suggestions import score_cases
+
+    serving = versions.promoted_version(project)
+    if serving is not None:
+        ids = cases_to_score(project, serving)
+        size = settings.MEDLOOP_SCORING_CHUNK
+        for start in range(0, len(ids), size):
+            score_cases(version=serving, case_ids=ids[start : start + size], embeddings=True)
+    return rerank_project(project)
+
+
 # --- stage 3: ranking -------------------------------------------------------------------------
 
 

@@ -180,6 +180,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ROUTES = {
     "active_learning.train_cycle": {"queue": "training"},
     "active_learning.score_chunk": {"queue": "inference"},
+    "active_learning.refresh_serving": {"queue": "inference"},
 }
 CELERY_BEAT_SCHEDULE = {
     "release-expired-leases": {

@@ -96,10 +96,22 @@ def test_a_second_cycle_warm_starts_and_waits_for_the_owner(loop_project, member
     assert response.status_code == 200, response.content
     assert response.json()["status"] == "promoted"
     assert versions.promoted_version(loop_project).number == 2
+    # The worker then scores what version 2 has not scored and re-ranks with its scores.
+    assert cycles.refresh_serving(loop_project) == 3
+    open_cases = Case.objects.filter(project=loop_project, state=Case.State.OPEN)
+    assert Suggestion.objects.filter(model_version=candidate, case__in=open_cases).count() == 3
+    assert sorted(open_cases.values_list("priority", flat=True)) == [1.0, 2.0, 3.0]
     response = owner.post(f"/api/projects/{loop_project.pk}/model-versions/rollback/")
     assert response.status_code == 200 and response.json()["number"] == 1
     assert versions.promoted_version(loop_project).number == 1
     assert ModelVersion.objects.get(project=loop_project, number=2).status == "retired"
+    # The workspace shows the serving version's suggestion, not the newer rolled-back one's.
+    case = open_cases.first()
+    shown = {
+        s["model_version"]: s["serving"]
+        for s in owner.get(f"/api/cases/{case.pk}/suggestions/").json()
+    }
+    assert shown == {1: True, 2: False}
     assert AuditEvent.objects.filter(action="model.rollback").exists()
 
     response = owner.post(

@@ -101,6 +101,8 @@ export type ReportLink = { section: string; text: string; findings: string[]; bo
 export type Suggestion = {
   id: number;
   model_version: number;
+  /** Made by the version that serves now. */
+  serving?: boolean;
   boxes: SuggestionBox[];
   finding_probabilities: Record<string, number>;
   report_draft: Record<string, string>;
