@@ -119,6 +119,7 @@ def test_a_draft_sentence_leads_to_its_box_and_finding(
         weights_path=scored.weights_path,
         weights_sha256=scored.weights_sha256,
     )
+    versions.promote(version)  # the workspace shows the serving version's suggestion
     for case in Case.objects.filter(project=project, annotations__isnull=True):
         instance = case_inputs.first_instance(case)
         prediction = CasePrediction(
