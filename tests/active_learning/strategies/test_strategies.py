@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import time
 
 import numpy as np
 import pytest
@@ -186,14 +185,13 @@ def test_diversity_puts_cases_without_embeddings_last_in_case_id_order():
     assert get("diversity").rank(candidates, RankingContext())[-2:] == [2, 4]
 
 
-def test_diversity_ranks_2000_cases_of_128_dimensions_in_under_a_second():
+def test_diversity_ranks_all_of_2000_cases_of_128_dimensions():
+    # Its speed is a benchmark figure (bench/cycle_speed.py: ranking 2,000 cases), not a test.
     rng = np.random.default_rng(0)
     candidates = [
         Candidate(case_id=i, embedding=rng.normal(size=128).astype(np.float32)) for i in range(2000)
     ]
-    started = time.perf_counter()
     order = get("diversity").rank(candidates, RankingContext())
-    assert time.perf_counter() - started < 1.0
     assert len(set(order)) == 2000
 
 
