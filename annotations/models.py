@@ -39,6 +39,14 @@ class Project(models.Model):
     double_read_fraction = models.FloatField(
         default=0.0, help_text="Share of cases read independently by two annotators."
     )
+    # A double-read case goes to adjudication when its two reads call any finding differently,
+    # or when their box F1 (IoU 0.5) or report ROUGE-L falls below these.
+    adjudication_box_f1 = models.FloatField(
+        default=1.0, help_text="Double reads whose box F1 is below this go to adjudication."
+    )
+    adjudication_report_rouge = models.FloatField(
+        default=0.0, help_text="Double reads whose report ROUGE-L is below this go to adjudication."
+    )
     validation_fraction = models.FloatField(
         default=0.1, help_text="Share of cases held out at ingest as the fixed validation set."
     )
@@ -77,6 +85,13 @@ class Project(models.Model):
             models.CheckConstraint(
                 condition=Q(validation_fraction__gte=0) & Q(validation_fraction__lt=1),
                 name="project_validation_fraction_0_1",
+            ),
+            models.CheckConstraint(
+                condition=Q(adjudication_box_f1__gte=0)
+                & Q(adjudication_box_f1__lte=1)
+                & Q(adjudication_report_rouge__gte=0)
+                & Q(adjudication_report_rouge__lte=1),
+                name="project_adjudication_thresholds_0_1",
             ),
         ]
 
@@ -322,6 +337,8 @@ class Annotation(models.Model):
     # Ids of suggested boxes the annotator rejected (accepted/edited ones are Box rows).
     rejected_suggestion_boxes = models.JSONField(default=list, blank=True)
     review_comment = models.TextField(blank=True)
+    # The final label a reviewer made for a double-read case whose reads disagreed.
+    is_adjudication = models.BooleanField(default=False)
     reviewed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -395,6 +412,45 @@ class AnnotationRevision(models.Model):
 
     def __str__(self) -> str:
         return f"Annotation {self.annotation_id} as submitted at version {self.version}"
+
+
+class DoubleRead(models.Model):
+    """Two independent reads of one case, how far they agree, and (when they disagree) the
+    adjudication: a reviewer's final label, which then is the case's label."""
+
+    class Status(models.TextChoices):
+        AGREED = "agreed", "Reads agree"
+        PENDING = "pending", "Awaiting adjudication"
+        ADJUDICATED = "adjudicated", "Adjudicated"
+
+    case = models.OneToOneField(Case, on_delete=models.CASCADE, related_name="double_read")
+    read_a = models.ForeignKey(Annotation, on_delete=models.CASCADE, related_name="+")
+    read_b = models.ForeignKey(Annotation, on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=12, choices=Status.choices)
+    box_f1 = models.FloatField()
+    report_rouge_l = models.FloatField()
+    report_edit_distance = models.FloatField()
+    # Finding keys the two reads call differently, and why the case was sent to adjudication.
+    findings_differing = models.JSONField(default=list, blank=True)
+    reasons = models.JSONField(default=list, blank=True)
+    # {"per_class": {finding: {"matched", "boxes_a", "boxes_b"}}}
+    detail = models.JSONField(default=dict, blank=True)
+    final_annotation = models.OneToOneField(
+        Annotation, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    adjudicated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    adjudicated_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["status", "created_at"], name="double_read_queue")]
+
+    def __str__(self) -> str:
+        return f"Double read of case {self.case_id} ({self.status})"
 
 
 class IngestBatch(models.Model):

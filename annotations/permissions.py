@@ -32,6 +32,9 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("ingest", "upload"): frozenset({L, D}),
     ("quarantine", "review"): frozenset({L, D}),
     ("dashboard", "view"): frozenset({L, D}),
+    # Double reading: reviewers, leads and admins see the agreement and make final labels.
+    ("adjudication", "view"): frozenset({R, L, D}),
+    ("adjudication", "resolve"): frozenset({R, L, D}),
     # Reviewers already see every submission and its annotator; the counts help them plan.
     ("dashboard", "view_review"): frozenset({R, L, D}),
 }

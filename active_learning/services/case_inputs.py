@@ -16,7 +16,7 @@ from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
 
 from active_learning.ml.interface import Box, CaseInput, CaseSource, LabelledCase, LabValue
 from annotations.dicom.pixels import decode_frame
-from annotations.models import Annotation, Case, Instance, LabResult, Project
+from annotations.models import Annotation, Case, DoubleRead, Instance, LabResult, Project
 from annotations.services.ingest import storage_path
 
 FINDING_STATES = {"present": True, "absent": False, "uncertain": None}
@@ -99,18 +99,24 @@ def labelled_case(annotation: Annotation) -> LabelledCase:
 
 def training_annotations(project: Project, *, validation: bool = False) -> QuerySet[Annotation]:
     """The annotations a cycle learns from (``validation=False``) or evaluates on (the
-    project's fixed validation cases): per case the most recently updated one that counts."""
+    project's fixed validation cases): per case an adjudicator's final label, else the most
+    recently updated one that counts. Double-read cases awaiting adjudication are left out: their
+    two reads disagree and neither is the label yet."""
     latest = (
         Annotation.objects.filter(case=OuterRef("case"), status__in=TRAINING_STATUSES)
-        .order_by("-updated_at", "-pk")
+        .order_by("-is_adjudication", "-updated_at", "-pk")
         .values("pk")[:1]
     )
-    return Annotation.objects.filter(
-        case__project=project,
-        case__is_validation=validation,
-        status__in=TRAINING_STATUSES,
-        pk=Subquery(latest),
-    ).order_by("case_id")
+    return (
+        Annotation.objects.filter(
+            case__project=project,
+            case__is_validation=validation,
+            status__in=TRAINING_STATUSES,
+            pk=Subquery(latest),
+        )
+        .exclude(case__double_read__status=DoubleRead.Status.PENDING)
+        .order_by("case_id")
+    )
 
 
 def labelled_source(annotation_ids: Sequence[int]) -> CaseSource:

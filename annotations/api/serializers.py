@@ -198,6 +198,7 @@ class AnnotationSerializer(serializers.ModelSerializer):
             "rejected_suggestion_boxes",
             "review_comment",
             "reviewed_by",
+            "is_adjudication",
             "created_at",
             "updated_at",
             "submitted_at",

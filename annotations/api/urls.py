@@ -1,6 +1,7 @@
 from django.urls import path
 
 from annotations.api import (
+    adjudication_views,
     annotation_views,
     audit_views,
     cases,
@@ -57,6 +58,26 @@ urlpatterns = [
         "projects/<id:project_pk>/dashboard/review/",
         dashboard_views.ReviewDashboardView.as_view(),
         name="dashboard-review",
+    ),
+    path(
+        "projects/<id:project_pk>/agreement/",
+        adjudication_views.AgreementView.as_view(),
+        name="project-agreement",
+    ),
+    path(
+        "projects/<id:project_pk>/adjudications/",
+        adjudication_views.AdjudicationListView.as_view(),
+        name="adjudication-list",
+    ),
+    path(
+        "adjudications/<id:double_read_pk>/",
+        adjudication_views.AdjudicationDetailView.as_view(),
+        name="adjudication-detail",
+    ),
+    path(
+        "adjudications/<id:double_read_pk>/resolve/",
+        adjudication_views.AdjudicationResolveView.as_view(),
+        name="adjudication-resolve",
     ),
     path("cases/<id:case_pk>/", cases.CaseDetailView.as_view(), name="case-detail"),
     path("cases/<id:case_pk>/lease/", queue.CaseLeaseView.as_view(), name="case-lease"),

@@ -14,7 +14,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from annotations.models import Annotation, AnnotationRevision, Box, Case, Instance
-from annotations.services import audit, loop_signals, queue
+from annotations.services import audit, double_reading, loop_signals, queue
 from annotations.services.errors import (
     Conflict,
     InvalidInput,
@@ -173,7 +173,7 @@ def _check_editable(annotation: Annotation, actor: User) -> None:
         raise Conflict(f"This annotation is {annotation.status}; it can no longer be changed.")
 
 
-def _validated_changes(
+def validated_changes(
     case: Case,
     findings: dict[str, Any] | None,
     report: dict[str, Any] | None,
@@ -220,7 +220,7 @@ def save_draft(
     when it is submitted or the case is leased to another annotator."""
     _check_editable(annotation, actor)
     case = annotation.case
-    changes, new_boxes = _validated_changes(
+    changes, new_boxes = validated_changes(
         case, findings, report, boxes, rejected_suggestion_boxes
     )
     with transaction.atomic():
@@ -279,10 +279,12 @@ def submit(
     in the same transaction, under the same If-Match, as one version."""
     _check_editable(annotation, actor)
     case = annotation.case
-    changes, new_boxes = _validated_changes(
+    changes, new_boxes = validated_changes(
         case, findings, report, boxes, rejected_suggestion_boxes
     )
     with transaction.atomic():
+        # Lock the case: two reads of a double-read case submitted at once must see each other.
+        Case.objects.select_for_update().filter(pk=case.pk).first()
         if (
             Case.objects.filter(pk=case.pk, lease_expires_at__gt=timezone.now())
             .exclude(leased_to=actor)
@@ -307,6 +309,7 @@ def submit(
             leased_to=None, lease_expires_at=None
         )
         queue.refresh_case_state(case)
+        double_reading.record_reads(case)
         audit.record(
             action="annotation.submit",
             actor=actor,
@@ -345,6 +348,7 @@ def review(
             reviewed_by=reviewer,
         )
         queue.refresh_case_state(annotation.case)
+        double_reading.record_reads(annotation.case)
         audit.record(
             action="annotation.accept" if accept else "annotation.return",
             actor=reviewer,

@@ -145,6 +145,7 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"DoubleReadStatusEnum": "annotations.models.DoubleRead.Status"},
 }
 
 # --- Celery -----------------------------------------------------------------------------------

@@ -157,7 +157,10 @@ def test_final_label_is_the_accepted_read_even_when_another_was_submitted_later(
     annotate.review(
         annotation=accepted, reviewer=lead, accept=True, expected_version=accepted.version
     )
-    later = read_and_submit(project, second, findings={"nodule": "present"}, report=report)
+    # The two reads agree on the findings (a disagreement would wait for adjudication).
+    later = read_and_submit(
+        project, second, findings={"nodule": "absent"}, report={"findings": "Lungs clear."}
+    )
     assert later.case_id == accepted.case_id
 
     [row] = list(csv.DictReader(io.StringIO(export_bytes(project, "findings-csv").decode())))

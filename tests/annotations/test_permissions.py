@@ -26,6 +26,8 @@ TABLE = [
     ("get", "/api/projects/{p}/dashboard/queue/", [403, 403, 200, 403, 200, 404, 401]),
     ("get", "/api/projects/{p}/dashboard/throughput/?days=7", [403, 403, 200, 403, 200, 404, 401]),
     ("get", "/api/projects/{p}/dashboard/review/", [403, 200, 200, 403, 200, 404, 401]),
+    ("get", "/api/projects/{p}/agreement/", [403, 200, 200, 403, 200, 404, 401]),
+    ("get", "/api/projects/{p}/adjudications/", [403, 200, 200, 403, 200, 404, 401]),
     ("get", "/api/projects/{p}/model-versions/", [403, 403, 200, 200, 200, 404, 401]),
     ("get", "/api/projects/{p}/cycles/", [403, 403, 200, 200, 200, 404, 401]),
     ("patch", "/api/projects/{p}/", [403, 403, 200, 403, 200, 404, 401]),

@@ -14,7 +14,7 @@ from typing import Any
 from django.db import models
 from django.db.models import OuterRef, Subquery
 
-from annotations.models import Annotation, AnnotationRevision, Case, Project
+from annotations.models import Annotation, AnnotationRevision, Case, DoubleRead, Project
 from annotations.services.errors import DomainError
 
 EXPORTED_STATUSES = (Annotation.Status.ACCEPTED, Annotation.Status.SUBMITTED)
@@ -67,7 +67,9 @@ class LabelSet:
 
 
 def final_annotations(project: Project) -> models.QuerySet[Annotation]:
-    """Per case of ``project``: the latest accepted annotation, else the latest submitted one."""
+    """Per case of ``project``: an adjudicator's final label, else the latest accepted
+    annotation, else the latest submitted one; double-read cases awaiting adjudication have no
+    final label yet and are left out."""
     ranked = (
         Annotation.objects.filter(case=OuterRef("case"), status__in=EXPORTED_STATUSES)
         .annotate(
@@ -77,12 +79,16 @@ def final_annotations(project: Project) -> models.QuerySet[Annotation]:
                 output_field=models.IntegerField(),
             )
         )
-        .order_by("accepted_first", "-updated_at", "-pk")
+        .order_by("-is_adjudication", "accepted_first", "-updated_at", "-pk")
         .values("pk")[:1]
     )
-    return Annotation.objects.filter(
-        case__project=project, status__in=EXPORTED_STATUSES, pk=Subquery(ranked)
-    ).order_by("case_id")
+    return (
+        Annotation.objects.filter(
+            case__project=project, status__in=EXPORTED_STATUSES, pk=Subquery(ranked)
+        )
+        .exclude(case__double_read__status=DoubleRead.Status.PENDING)
+        .order_by("case_id")
+    )
 
 
 def current_labels(project: Project) -> LabelSet:
