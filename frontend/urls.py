@@ -12,4 +12,5 @@ urlpatterns = [
     path("projects/<id:project_pk>/review/", views.review, name="project-review"),
     path("projects/<id:project_pk>/models/", views.models, name="project-models"),
     path("projects/<id:project_pk>/dashboard/", views.dashboard, name="project-dashboard"),
+    path("projects/<id:project_pk>/adjudication/", views.adjudication, name="project-adjudication"),
 ]

@@ -153,7 +153,12 @@ def dashboard(request: HttpRequest, project_pk: int) -> HttpResponse:
             "queue": f"{base}/queue/",
             "throughput": f"{base}/throughput/",
             "review": f"{base}/review/",
+            "agreement": f"/api/projects/{project.pk}/agreement/",
         },
+        "findings": [
+            {"key": f["key"], "name": f.get("name", f["key"])}
+            for f in project.label_schema.get("findings", [])
+        ],
     }
     context = {
         "project": project,
@@ -165,5 +170,39 @@ def dashboard(request: HttpRequest, project_pk: int) -> HttpResponse:
     }
     try:
         return render(request, "frontend/dashboard.html", context)
+    except FrontendNotBuilt as exc:
+        return HttpResponse(str(exc), status=503, content_type="text/plain")
+
+
+@login_required
+def adjudication(request: HttpRequest, project_pk: int) -> HttpResponse:
+    """Double-read cases whose reads disagree, for a reviewer to make the final label. The page is
+    a shell; frontend/src/adjudication draws it from the adjudication API."""
+    project = _member_project(
+        request,
+        project_pk,
+        "adjudication",
+        "view",
+        "Adjudication needs the reviewer, lead or admin role.",
+    )
+    config = {
+        "projectId": project.pk,
+        "csrfToken": get_token(request),
+        "findings": project.label_schema.get("findings", []),
+        "sections": project.label_schema.get("report_sections", []),
+        "urls": {
+            "list": f"/api/projects/{project.pk}/adjudications/",
+            "detail": "/api/adjudications/{id}/",
+            "resolve": "/api/adjudications/{id}/resolve/",
+            "render": "/api/instances/{id}/render.png",
+        },
+    }
+    context = {
+        "project": project,
+        "config": config,
+        "can_view_dashboard": permissions.allowed(request.user, project.pk, "dashboard", "view"),
+    }
+    try:
+        return render(request, "frontend/adjudication.html", context)
     except FrontendNotBuilt as exc:
         return HttpResponse(str(exc), status=503, content_type="text/plain")

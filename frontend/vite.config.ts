@@ -31,6 +31,7 @@ export default defineConfig({
       input: {
         workspace: "src/workspace/main.ts",
         "lead-dashboard": "src/dashboards/lead.ts",
+        adjudication: "src/adjudication/main.ts",
         "viewer-harness": "src/dev/viewer-harness.html",
       },
     },

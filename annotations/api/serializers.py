@@ -38,6 +38,8 @@ class ProjectSerializer(serializers.ModelSerializer):
             "label_schema",
             "auto_retrain_threshold",
             "double_read_fraction",
+            "adjudication_box_f1",
+            "adjudication_report_rouge",
             "validation_fraction",
             "lease_seconds",
             "acquisition_strategy",
@@ -247,6 +249,8 @@ class ProjectInputSerializer(serializers.Serializer):
         min_value=0, max_value=1_000_000, required=False
     )
     double_read_fraction = serializers.FloatField(min_value=0, max_value=1, required=False)
+    adjudication_box_f1 = serializers.FloatField(min_value=0, max_value=1, required=False)
+    adjudication_report_rouge = serializers.FloatField(min_value=0, max_value=1, required=False)
     validation_fraction = serializers.FloatField(min_value=0, max_value=0.9, required=False)
     lease_seconds = serializers.IntegerField(min_value=30, max_value=86_400, required=False)
     acquisition_strategy = serializers.CharField(max_length=40, required=False)

@@ -138,6 +138,8 @@ UPDATABLE_SETTINGS = (
     "label_schema",
     "auto_retrain_threshold",
     "double_read_fraction",
+    "adjudication_box_f1",
+    "adjudication_report_rouge",
     "validation_fraction",
     "lease_seconds",
     "acquisition_strategy",
@@ -199,6 +201,10 @@ def update_project(*, project: Project, changed_by: User, **changes: Any) -> Pro
     if "label_schema" in changes:
         changes["label_schema"] = validate_label_schema(changes["label_schema"])
     _check_loop_settings(changes)
+    for threshold in ("adjudication_box_f1", "adjudication_report_rouge"):
+        value = changes.get(threshold, 0.0)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+            raise ValidationError(f"{threshold} must be a number between 0 and 1, got {value!r}.")
     _check_fractions(
         changes.get("double_read_fraction", project.double_read_fraction),
         changes.get("validation_fraction", project.validation_fraction),

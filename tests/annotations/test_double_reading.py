@@ -74,9 +74,7 @@ def _disagreeing_reads(case, alice, bob):
     return a, b
 
 
-def test_disagreeing_reads_go_to_adjudication_with_hand_checked_figures(
-    double_case, readers
-):
+def test_disagreeing_reads_go_to_adjudication_with_hand_checked_figures(double_case, readers):
     alice, bob = readers
     _disagreeing_reads(double_case, alice, bob)
     row = DoubleRead.objects.get(case=double_case)
@@ -122,9 +120,7 @@ def test_report_threshold_sends_different_reports_to_adjudication(double_case, r
     assert row.reasons and row.reasons[0].startswith("report ROUGE-L")
 
 
-def test_adjudication_makes_the_final_label_for_training_and_export(
-    double_case, readers, member
-):
+def test_adjudication_makes_the_final_label_for_training_and_export(double_case, readers, member):
     alice, bob = readers
     reviewer = member("rita", "reviewer")
     _, b = _disagreeing_reads(double_case, alice, bob)
@@ -157,7 +153,7 @@ def test_adjudication_makes_the_final_label_for_training_and_export(
 def test_adjudication_rules(double_case, readers, member):
     alice, bob = readers
     reviewer = member("rita", "reviewer")
-    a, b = _disagreeing_reads(double_case, alice, bob)
+    a, _ = _disagreeing_reads(double_case, alice, bob)
     row = DoubleRead.objects.get(case=double_case)
     with pytest.raises(NotAllowed):
         double_reading.adjudicate(double_read=row, adjudicator=alice, use=a.pk)
@@ -207,9 +203,8 @@ def test_project_agreement_kappa_matches_a_hand_computation(project, cases, memb
     """Four double-read cases; nodule calls (A, B): (p, p), (p, a), (a, a), (a, a).
     Observed 3/4; expected 2/4 * 1/4 + 2/4 * 3/4 = 1/2; kappa (3/4 - 1/2) / (1/2) = 0.5."""
     alice, bob = member("alice", "annotator"), member("bob", "annotator")
-    calls = [("present", "present"), ("present", "absent"), ("absent", "absent")] + [
-        ("absent", "absent")
-    ]
+    calls = [("present", "present"), ("present", "absent"), ("absent", "absent")]
+    calls.append(("absent", "absent"))
     Case.objects.filter(pk__in=[c.pk for c in cases[:4]]).update(required_reads=2)
     for case, (call_a, call_b) in zip(cases[:4], calls, strict=True):
         case.refresh_from_db()
@@ -246,9 +241,7 @@ def test_adjudication_api_lists_shows_and_resolves(double_case, readers, member,
         action="case.view", actor=reviewer, object_id=str(double_case.pk)
     ).exists()
     assert api.get(f"/api/projects/{project_id}/adjudications/?status=nope").status_code == 400
-    resolved = api.post(
-        f"/api/adjudications/{item['id']}/resolve/", {"use": b.pk}, format="json"
-    )
+    resolved = api.post(f"/api/adjudications/{item['id']}/resolve/", {"use": b.pk}, format="json")
     assert resolved.status_code == 200, resolved.content
     assert resolved.json()["is_adjudication"] is True
     assert sorted(x["finding"] for x in resolved.json()["boxes"]) == ["effusion", "nodule"]
@@ -278,3 +271,14 @@ def test_adjudication_api_refuses_readers_annotators_and_outsiders(
     assert response.status_code == 400 and "missing" in response.json()["message"]
     row.refresh_from_db()
     assert row.status == DoubleRead.Status.PENDING
+
+
+def test_adjudication_thresholds_are_project_settings_checked_on_change(project, member, api_for):
+    lead = member("lena", "lead")
+    url = f"/api/projects/{project.pk}/"
+    ok = api_for(lead).patch(url, {"adjudication_box_f1": 0.6}, format="json")
+    assert ok.status_code == 200 and ok.json()["adjudication_box_f1"] == 0.6
+    bad = api_for(lead).patch(url, {"adjudication_report_rouge": 1.5}, format="json")
+    assert bad.status_code == 400 and "adjudication_report_rouge" in bad.json()["message"]
+    project.refresh_from_db()
+    assert (project.adjudication_box_f1, project.adjudication_report_rouge) == (0.6, 0.0)

@@ -7,6 +7,7 @@
 import "./dashboard.css";
 import { Api } from "../workspace/api";
 import { h } from "../workspace/dom";
+import { type Agreement, agreementSeries, agreementTiles } from "./agreement";
 import { followPageColors } from "./charts";
 import { ChartPanel, type PanelSpec } from "./panel";
 import * as shape from "./shape";
@@ -16,6 +17,13 @@ const QUEUE_PANELS = {
   states: { key: "queue-states", kind: "stacked-hbar", rowHeader: "Cases", emptyText: "No cases yet." },
   burnDown: { key: "burn-down", kind: "line", rowHeader: "Day", emptyText: "Nothing left to read." },
   review: { key: "review", kind: "stacked-hbar", rowHeader: "Annotator", emptyText: "No submissions yet." },
+  agreement: {
+    key: "agreement",
+    kind: "bar",
+    rowHeader: "Finding",
+    emptyText: "No double-read case has both reads yet.",
+    axisTitle: "kappa / F1",
+  },
 } satisfies Record<string, PanelSpec>;
 
 const THROUGHPUT_PANELS = {
@@ -61,6 +69,7 @@ class LeadDashboard {
       this.throughput.daily.element,
       this.throughput.median.element,
       this.throughput.suggestions.element,
+      this.queue.agreement.element,
     );
     for (const input of root.querySelectorAll<HTMLInputElement>("input[name=days]")) {
       input.checked = Number(input.value) === this.days;
@@ -72,12 +81,17 @@ class LeadDashboard {
   async start(): Promise<void> {
     this.setState("loading");
     try {
-      const [queue, review] = await Promise.all([
+      const [queue, review, agreement] = await Promise.all([
         this.get<QueueDashboard>(this.config.urls.queue),
         this.get<ReviewDashboard>(this.config.urls.review),
+        this.get<Agreement>(this.config.urls.agreement),
         this.loadThroughput(this.days),
       ]);
-      this.showTiles(queue, review);
+      this.showTiles(queue, review, agreement);
+      this.queue.agreement.show(
+        `Agreement between readers · ${agreement.cases} double-read cases`,
+        agreementSeries(agreement, this.config.findings),
+      );
       this.queue.states.show("Cases by state", shape.queueStates(queue));
       this.queue.burnDown.show("Burn-down: cases still needing reads", shape.burnDown(queue));
       this.queue.review.show("Review queue per annotator", shape.reviewLoad(review));
@@ -114,9 +128,10 @@ class LeadDashboard {
     return true;
   }
 
-  private showTiles(queue: QueueDashboard, review: ReviewDashboard): void {
+  private showTiles(queue: QueueDashboard, review: ReviewDashboard, agreement: Agreement): void {
+    const all = [...shape.tiles(queue, review, Date.now()), ...agreementTiles(agreement)];
     this.tiles.replaceChildren(
-      ...shape.tiles(queue, review, Date.now()).map((tile) =>
+      ...all.map((tile) =>
         h(
           "div",
           { class: `tile ${tile.tone ?? ""}`, "data-tile": tile.key },

@@ -1,0 +1,112 @@
+/** Pure logic of the adjudication page: pair the two readers' boxes the way the server's agreement
+ * does (same finding, same image, IoU >= 0.5, one-to-one, best pairs first), and propose a
+ * starting final label the reviewer then changes. No DOM: tested by __tests__/merge.test.ts. */
+
+export type ReadBox = {
+  id: number;
+  instance_id: number;
+  frame: number;
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+  finding: string;
+};
+
+export type Read = {
+  id: number;
+  annotator: string;
+  findings: Record<string, string>;
+  report: Record<string, string>;
+  boxes: ReadBox[];
+};
+
+/** One row of the box table: a pair both readers drew, or a box only one of them drew. */
+export type BoxRow = {
+  key: string;
+  finding: string;
+  a: ReadBox | null;
+  b: ReadBox | null;
+  iou: number | null;
+};
+
+export type FinalBox = Omit<ReadBox, "id">;
+
+export const IOU_THRESHOLD = 0.5;
+
+export function iou(p: ReadBox, q: ReadBox): number {
+  const w = Math.min(p.x + p.width, q.x + q.width) - Math.max(p.x, q.x);
+  const h = Math.min(p.y + p.height, q.y + q.height) - Math.max(p.y, q.y);
+  if (w <= 0 || h <= 0) return 0;
+  const inter = w * h;
+  return inter / (p.width * p.height + q.width * q.height - inter);
+}
+
+function sameImage(p: ReadBox, q: ReadBox): boolean {
+  return p.instance_id === q.instance_id && p.frame === q.frame && p.finding === q.finding;
+}
+
+/** Pairs of A's and B's boxes (greedy on IoU, which equals the optimal matching whenever no
+ * box overlaps two others above the threshold), then the unpaired boxes of each reader. */
+export function pairBoxes(a: ReadBox[], b: ReadBox[]): BoxRow[] {
+  const candidates: { i: number; j: number; v: number }[] = [];
+  a.forEach((p, i) =>
+    b.forEach((q, j) => {
+      const v = sameImage(p, q) ? iou(p, q) : 0;
+      if (v >= IOU_THRESHOLD - 1e-9) candidates.push({ i, j, v });
+    }),
+  );
+  candidates.sort((m, n) => n.v - m.v || m.i - n.i || m.j - n.j);
+  const usedA = new Set<number>();
+  const usedB = new Set<number>();
+  const rows: BoxRow[] = [];
+  for (const { i, j, v } of candidates) {
+    if (usedA.has(i) || usedB.has(j)) continue;
+    usedA.add(i);
+    usedB.add(j);
+    rows.push({ key: `pair-${a[i].id}-${b[j].id}`, finding: a[i].finding, a: a[i], b: b[j], iou: v });
+  }
+  a.forEach((p, i) => {
+    if (!usedA.has(i)) rows.push({ key: `a-${p.id}`, finding: p.finding, a: p, b: null, iou: null });
+  });
+  b.forEach((q, j) => {
+    if (!usedB.has(j)) rows.push({ key: `b-${q.id}`, finding: q.finding, a: null, b: q, iou: null });
+  });
+  return rows;
+}
+
+/** Which reader's box a row keeps at first: a pair keeps A's, a lone box is left out (the
+ * reviewer decides), so the proposal holds only what both readers saw. */
+export type BoxChoice = "a" | "b" | "none";
+
+export function defaultBoxChoice(row: BoxRow): BoxChoice {
+  return row.a && row.b ? "a" : "none";
+}
+
+/** The starting final findings: the call both readers made, else nothing (must be chosen). */
+export function defaultFindings(keys: string[], a: Read, b: Read): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const key of keys) {
+    const call = a.findings[key];
+    if (call !== undefined && call === b.findings[key]) out[key] = call;
+  }
+  return out;
+}
+
+/** Findings still without a final call. */
+export function undecided(keys: string[], final: Record<string, string>): string[] {
+  return keys.filter((key) => !final[key]);
+}
+
+export function finalBoxes(rows: BoxRow[], choices: Record<string, BoxChoice>): FinalBox[] {
+  const out: FinalBox[] = [];
+  for (const row of rows) {
+    const choice = choices[row.key] ?? defaultBoxChoice(row);
+    const box = choice === "a" ? row.a : choice === "b" ? row.b : null;
+    if (box) {
+      const { id: _id, ...rest } = box;
+      out.push(rest);
+    }
+  }
+  return out;
+}
