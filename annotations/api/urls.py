@@ -8,6 +8,7 @@ from annotations.api import (
     dashboard_views,
     export_views,
     image_views,
+    import_views,
     ingest_views,
     pacs_views,
     projects,
@@ -43,6 +44,11 @@ urlpatterns = [
         "projects/<id:project_pk>/exports/<str:export_format>/",
         export_views.ExportView.as_view(),
         name="project-export",
+    ),
+    path(
+        "projects/<id:project_pk>/imports/coco/",
+        import_views.CocoImportView.as_view(),
+        name="project-import-coco",
     ),
     path(
         "projects/<id:project_pk>/dashboard/queue/",

@@ -208,6 +208,8 @@ MEDLOOP_LEASE_SECONDS = int(env("MEDLOOP_LEASE_SECONDS", "900"))
 # before anything is written: uploads are held in memory, originals never touch the disk).
 MEDLOOP_MAX_INSTANCE_BYTES = int(env("MEDLOOP_MAX_INSTANCE_BYTES", str(256 * 1024 * 1024)))
 MEDLOOP_MAX_UPLOAD_BYTES = int(env("MEDLOOP_MAX_UPLOAD_BYTES", str(1024 * 1024 * 1024)))
+# A COCO label file to import (annotations/services/imports).
+MEDLOOP_MAX_LABEL_IMPORT_BYTES = int(env("MEDLOOP_MAX_LABEL_IMPORT_BYTES", str(64 * 1024 * 1024)))
 # Zip archives: largest total uncompressed size and largest compression ratio per member.
 MEDLOOP_MAX_ARCHIVE_BYTES = int(env("MEDLOOP_MAX_ARCHIVE_BYTES", str(4 * 1024 * 1024 * 1024)))
 MEDLOOP_MAX_COMPRESSION_RATIO = int(env("MEDLOOP_MAX_COMPRESSION_RATIO", "200"))
