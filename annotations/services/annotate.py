@@ -220,9 +220,7 @@ def save_draft(
     when it is submitted or the case is leased to another annotator."""
     _check_editable(annotation, actor)
     case = annotation.case
-    changes, new_boxes = validated_changes(
-        case, findings, report, boxes, rejected_suggestion_boxes
-    )
+    changes, new_boxes = validated_changes(case, findings, report, boxes, rejected_suggestion_boxes)
     with transaction.atomic():
         queue.renew_lease(case=case, annotator=actor)
         _compare_and_bump(annotation, expected_version, **changes)
@@ -279,9 +277,7 @@ def submit(
     in the same transaction, under the same If-Match, as one version."""
     _check_editable(annotation, actor)
     case = annotation.case
-    changes, new_boxes = validated_changes(
-        case, findings, report, boxes, rejected_suggestion_boxes
-    )
+    changes, new_boxes = validated_changes(case, findings, report, boxes, rejected_suggestion_boxes)
     with transaction.atomic():
         # Lock the case: two reads of a double-read case submitted at once must see each other.
         Case.objects.select_for_update().filter(pk=case.pk).first()
