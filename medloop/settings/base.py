@@ -168,7 +168,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
 else:
     # Long retraining tasks must not be redelivered while they still run (see tasks' leases).
     CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "visibility_timeout": int(env("CELERY_VISIBILITY_TIMEOUT", "3600"))
+        "visibility_timeout": int(env("CELERY_VISIBILITY_TIMEOUT", "3600")),
+        "unacked_restore_interval": int(env("CELERY_UNACKED_RESTORE_INTERVAL", "10")),
+        "unacked_restore_throttle": int(env("CELERY_UNACKED_RESTORE_THROTTLE", "10")),
     }
 CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", "") or None
 CELERY_TASK_IGNORE_RESULT = True

@@ -219,3 +219,86 @@ def test_cancel_while_training(loop_project, member, on_redis, start_worker):
     assert versions.promoted_version(loop_project) == first
     assert settings.MODELS_DIR.is_dir()
     registered_versions_are_intact(loop_project)
+
+
+def test_training_longer_than_the_visibility_timeout_runs_once(
+    loop_project, member, redis_url, start_worker
+):
+    """Redis redelivers an unacknowledged task once its visibility timeout (here 4 s) passes,
+    even while a worker still runs it. Two workers: the second receives the redelivered training
+    task while the first trains, sees the first one's live claim in the database and stops; the
+    cycle trains once and registers one version."""
+    first = _serving_first_version(loop_project)
+    projects.update_project(
+        project=loop_project, changed_by=member("boss2", "lead"), training_epochs=40
+    )
+    redis.Redis.from_url(redis_url).flushdb()
+    old = (app.conf.broker_url, app.conf.broker_transport_options)
+    _use_broker(redis_url, {"visibility_timeout": 4})
+    try:
+        env = {
+            "CELERY_VISIBILITY_TIMEOUT": "4",
+            "CELERY_UNACKED_RESTORE_INTERVAL": "1",
+            "CELERY_UNACKED_RESTORE_THROTTLE": "1",
+        }
+        workers = [start_worker(redis_url, env, queues=QUEUES, pool="prefork") for _ in range(2)]
+        owner = api_client_for(member("owner1", "model_owner"))
+        cycle_id = owner.post(f"/api/projects/{loop_project.pk}/cycles/").json()["id"]
+        wait_until_training(cycle_id)
+
+        def logs() -> str:
+            return "".join(Path(w.log_path).read_text() for w in workers)
+
+        wait_for(
+            lambda: f"cycle {cycle_id} is held by" in logs(),
+            timeout=120,
+            what="a redelivered training task to find the live claim",
+        )
+        cycle = wait_until_finished(cycle_id, timeout=300)
+    finally:
+        _use_broker(*old)
+    assert cycle.status == RetrainingCycle.Status.SUCCEEDED, cycle.log
+    assert "taken_over_from" not in cycle.outcome
+    assert not any("taking over" in line for line in cycle.log)
+    assert sorted(
+        ModelVersion.objects.filter(project=loop_project).values_list("number", flat=True)
+    ) == [
+        first.number,
+        first.number + 1,
+    ]
+    registered_versions_are_intact(loop_project)
+
+
+def test_worker_killed_mid_scoring(loop_project, member, on_redis, start_worker, tmp_path_factory):
+    """SIGKILL of the pool process while it scores a chunk: the chunk is redelivered (late ack,
+    reject on worker lost), every open case ends up scored by the serving version, the cycle
+    finishes, and the promoted version and its files are untouched by the kill."""
+    from active_learning.ml import synthetic
+    from tests.conftest import ingest_synthetic
+
+    more = tmp_path_factory.mktemp("synthetic-scoring")
+    synthetic.generate_dataset(seed=21, count=30, out_dir=more, size=128)
+    ingest_synthetic(loop_project, more)
+    worker = start_worker(on_redis, {"MEDLOOP_SCORING_CHUNK": "2"}, queues=QUEUES, pool="prefork")
+    owner = api_client_for(member("owner1", "model_owner"))
+    cycle_id = owner.post(f"/api/projects/{loop_project.pk}/cycles/").json()["id"]
+    wait_for(
+        lambda: RetrainingCycle.objects.filter(pk=cycle_id, stage="scoring").exists(),
+        timeout=240,
+        what=f"cycle {cycle_id} to be scoring",
+    )
+    at_kill = RetrainingCycle.objects.get(pk=cycle_id)
+    (child,) = pool_children(worker.pid)
+    os.kill(child, signal.SIGKILL)
+    assert at_kill.stage == "scoring" and len(at_kill.chunks_done) < len(at_kill.chunks)
+
+    cycle = wait_until_finished(cycle_id, timeout=300)
+    assert cycle.status == RetrainingCycle.Status.SUCCEEDED, cycle.log
+    assert "SIGKILL" in Path(worker.log_path).read_text()
+    assert sorted(cycle.chunks_done) == list(range(len(cycle.chunks)))
+    serving = versions.promoted_version(loop_project)
+    assert serving.number == cycle.outcome["scoring_version"]
+    open_cases = Case.objects.filter(project=loop_project, state=Case.State.OPEN)
+    scored = Suggestion.objects.filter(model_version=serving, case__in=open_cases)
+    assert scored.values("case").distinct().count() == open_cases.count() > 20
+    registered_versions_are_intact(loop_project)
