@@ -160,11 +160,11 @@ def _iou(a: dict[str, float], b: dict[str, float]) -> float:
 
 def word_edit_distance(draft: str, final: str) -> float:
     """Word-level Levenshtein distance from the draft to the final text, over the final
-    text's length (0: unchanged; 1: rewritten)."""
-    from active_learning.ml.evaluate import edit_distance
+    text's length (0: unchanged; 1: rewritten): the measure the Models page charts per
+    version (``active_learning.services.model_dashboard``)."""
+    from active_learning.services.model_dashboard import word_edit_distance as distance
 
-    words = final.split()
-    return edit_distance(draft.split(), words) / max(len(words), 1)
+    return distance(draft, final)
 
 
 def submit_truth(case, annotator, entry: dict, stats: Corrections) -> None:

@@ -1,5 +1,5 @@
-/** Builds the workspace, the lead's dashboard (and the viewer's dev harness) into
- * static/frontend/dist, where Django's app-directories finder serves it under
+/** Builds the workspace, the lead's dashboard, the Models page's charts (and the viewer's dev
+ * harness) into static/frontend/dist, where Django's app-directories finder serves it under
  * /static/frontend/dist/; templates find the hashed entry through .vite/manifest.json
  * (frontend/templatetags/vite.py).
  *
@@ -31,6 +31,7 @@ export default defineConfig({
       input: {
         workspace: "src/workspace/main.ts",
         "lead-dashboard": "src/dashboards/lead.ts",
+        "model-charts": "src/dashboards/models.ts",
         adjudication: "src/adjudication/main.ts",
         "viewer-harness": "src/dev/viewer-harness.html",
       },

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from active_learning.api import views
+from active_learning.api import model_dashboard, views
 
 urlpatterns = [
     path(
@@ -38,6 +38,11 @@ urlpatterns = [
         "cycles/<id:cycle_pk>/cancel/",
         views.RetrainingCycleCancelView.as_view(),
         name="cycle-cancel",
+    ),
+    path(
+        "projects/<id:project_pk>/model-dashboard/",
+        model_dashboard.ModelDashboardView.as_view(),
+        name="model-dashboard",
     ),
     path("projects/<id:project_pk>/rerank/", views.ProjectRerankView.as_view(), name="rerank"),
     path("strategies/", views.StrategyListView.as_view(), name="strategy-list"),

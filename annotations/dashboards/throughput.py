@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
-from django.db.models import Count, Exists, F, OuterRef, Q, Sum, Window
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Sum, Window
 from django.db.models.functions import Coalesce, RowNumber
 from django.utils import timezone
 
@@ -159,16 +160,20 @@ def _median_seconds(project: Project, since: datetime) -> dict[str, tuple[int, f
     }
 
 
-def _suggestion_use(project: Project, since: datetime) -> dict[str, SuggestionUse]:
-    standing = Q(
-        annotation__case__project=project,
-        annotation__status__in=STANDING_STATUSES,
-        annotation__submitted_at__gte=since,
-    )
-    boxes = (
-        Box.objects.filter(standing)
-        .order_by()
-        .values("annotation__annotator__username")
+def suggestion_use_by(
+    *,
+    boxes: QuerySet[Box],
+    box_key: str,
+    annotations: QuerySet[Annotation],
+    annotation_key: str,
+) -> dict[Any, SuggestionUse]:
+    """:class:`SuggestionUse` per group, in two grouped queries: ``boxes`` counted by origin
+    (grouped by ``box_key``) and the rejected suggestion boxes of ``annotations`` summed
+    (grouped by ``annotation_key``). The keys are field paths or annotations of the querysets
+    naming the same group from each side (the annotator, the model version shown...)."""
+    box_rows = (
+        boxes.order_by()
+        .values(box_key)
         .annotate(
             accepted=Count("pk", filter=Q(origin=Box.Origin.SUGGESTED_ACCEPTED)),
             edited=Count("pk", filter=Q(origin=Box.Origin.SUGGESTED_EDITED)),
@@ -176,21 +181,34 @@ def _suggestion_use(project: Project, since: datetime) -> dict[str, SuggestionUs
         )
     )
     rejected = (
-        Annotation.objects.filter(
-            case__project=project, status__in=STANDING_STATUSES, submitted_at__gte=since
-        )
-        .order_by()
-        .values("annotator__username")
+        annotations.order_by()
+        .values(annotation_key)
         .annotate(rejected=Coalesce(Sum(JSONArrayLength("rejected_suggestion_boxes")), 0))
     )
-    counts: dict[str, dict[str, int]] = defaultdict(dict)
-    for box_row in boxes:  # grouped: one row per annotator
-        counts[box_row["annotation__annotator__username"]].update(
+    counts: dict[Any, dict[str, int]] = defaultdict(dict)
+    for box_row in box_rows:  # grouped: one row per group
+        counts[box_row[box_key]].update(
             accepted=box_row["accepted"], edited=box_row["edited"], drawn=box_row["drawn"]
         )
     for annotation_row in rejected:
-        counts[annotation_row["annotator__username"]]["rejected"] = annotation_row["rejected"]
-    return {username: SuggestionUse(**c) for username, c in counts.items()}
+        counts[annotation_row[annotation_key]]["rejected"] = annotation_row["rejected"]
+    return {key: SuggestionUse(**c) for key, c in counts.items()}
+
+
+def _suggestion_use(project: Project, since: datetime) -> dict[str, SuggestionUse]:
+    standing = Q(
+        annotation__case__project=project,
+        annotation__status__in=STANDING_STATUSES,
+        annotation__submitted_at__gte=since,
+    )
+    return suggestion_use_by(
+        boxes=Box.objects.filter(standing),
+        box_key="annotation__annotator__username",
+        annotations=Annotation.objects.filter(
+            case__project=project, status__in=STANDING_STATUSES, submitted_at__gte=since
+        ),
+        annotation_key="annotator__username",
+    )
 
 
 def throughput_dashboard(

@@ -40,6 +40,7 @@ TABLE = [
     ("get", "/api/projects/{p}/exports/coco/", [403, 403, 200, 200, 200, 404, 401]),
     ("get", "/api/projects/{p}/exports/pdf/", [403, 403, 400, 400, 400, 404, 401]),
     ("get", "/api/projects/{p}/exports/coco/?version=9", [403, 403, 404, 404, 404, 404, 401]),
+    ("get", "/api/projects/{p}/model-dashboard/", [403, 403, 200, 200, 200, 404, 401]),
     # A label import without its file: 400 once the caller may import.
     ("post", "/api/projects/{p}/imports/coco/", [403, 403, 400, 403, 400, 404, 401]),
 ]

@@ -14,6 +14,8 @@
   const METRICS = ["boxes.map_50", "findings.auroc_macro", "reports.bleu_4"];
 
   const state = { project: null, versions: [], cycles: [], cycle: null, timer: 0, strategies: {} };
+  // What the charts (src/dashboards/models.ts) draw from: versions and finished cycles.
+  let drawnFrom = null;
 
   class ApiError extends Error {
     constructor(status, message, body) {
@@ -269,6 +271,19 @@
 
   // --- loading and polling ----------------------------------------------------------------
 
+  // A cycle finished, or a version was registered, promoted or rolled back: the page's charts
+  // listen for this event and fetch their numbers again.
+  function announceChanges() {
+    const signature = JSON.stringify([
+      state.versions.map((v) => [v.number, v.status]),
+      state.cycles.filter((c) => !isActive(c)).map((c) => [c.id, c.status]),
+    ]);
+    if (drawnFrom !== null && signature !== drawnFrom) {
+      document.dispatchEvent(new CustomEvent("medloop:models-changed"));
+    }
+    drawnFrom = signature;
+  }
+
   function schedule() {
     clearTimeout(state.timer);
     const active = isActive(state.cycle);
@@ -291,6 +306,7 @@
       renderVersions();
       renderCycles();
       renderCycle();
+      announceChanges();
     } catch (error) {
       showError(error.message);
     }
