@@ -291,11 +291,10 @@ def primary_metric(metrics: dict[str, Any], name: str) -> float | None:
         ]
         defined = [p for p in parts if p is not None]
         return sum(defined) / len(defined) if defined else None
-    value: Any = metrics
-    for key in name.split("."):
-        if not isinstance(value, dict) or key not in value:
-            return None
-        value = value[key]
+    # A group, then a metric whose own name may hold dots ("reports.rouge_l_f_beta1.2").
+    group, _, key = name.partition(".")
+    section = metrics.get(group)
+    value: Any = section.get(key) if isinstance(section, dict) else None
     if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
         return None  # pycocotools reports -1 for "no ground truth"
     return float(value)

@@ -272,3 +272,17 @@ def test_project_settings_of_the_loop_are_checked(project, member, api_for):
     assert good.json()["acquisition_strategy"] == "uncertainty-findings"
     listed = lead.get("/api/strategies/").json()
     assert {"random", "fifo", "uncertainty", "diversity", "hybrid"} <= {s["name"] for s in listed}
+
+
+def test_every_promotion_metric_reads_its_value_including_dotted_names():
+    metrics = {
+        "boxes": {"map_50": 0.4, "map_50_95": -1.0},
+        "findings": {"auroc_macro": 0.8},
+        "reports": {"bleu_4": 0.2, "rouge_l_f_beta1.2": 0.35, "finding_f1_micro": 0.6},
+    }
+    values = {name: cycles.primary_metric(metrics, name) for name in cycles.PROMOTION_METRICS}
+    assert values["reports.rouge_l_f_beta1.2"] == 0.35
+    assert values["boxes.map_50_95"] is None  # pycocotools' -1: no ground truth
+    assert values["combined"] == pytest.approx((0.4 + 0.8 + 0.6) / 3)
+    assert cycles.primary_metric(metrics, "reports.missing") is None
+    assert cycles.primary_metric({"reports": 3}, "reports.bleu_4") is None
