@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import sys
+
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from drf_spectacular.utils import extend_schema
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.throttling import AnonRateThrottle
+
+from medloop.api_errors import RETRY_AFTER_SECONDS, UNAVAILABLE, unavailable_body
 
 
 def health(request: HttpRequest) -> JsonResponse:
@@ -41,6 +45,18 @@ def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
+    """500, or 503 when the database went away (restart, failover): try again shortly."""
+    if isinstance(sys.exc_info()[1], UNAVAILABLE):
+        if request.path.startswith("/api/"):
+            response: HttpResponse = JsonResponse(unavailable_body(), status=503)
+        else:
+            response = HttpResponse(
+                "MedLoop's database is unavailable right now; try again in a moment.",
+                status=503,
+                content_type="text/plain; charset=utf-8",
+            )
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
     if request.path.startswith("/api/"):
         return JsonResponse(
             {"error": "server_error", "message": "Internal error; it has been logged."},

@@ -11,7 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from active_learning import strategies, tasks
+from active_learning import strategies
 from active_learning.api.serializers import (
     ModelVersionSerializer,
     RetrainingCycleSerializer,
@@ -28,6 +28,7 @@ from active_learning.services.versions import promoted_version
 from annotations.api.common import case_for, project_for, user_of
 from annotations.services import loop_signals as ranking_signals
 from annotations.services.errors import Conflict, InvalidInput
+from medloop.celery import send_after_commit
 
 
 class CaseSuggestionsView(APIView):
@@ -103,7 +104,7 @@ class ModelVersionPromoteView(APIView):
         """Serve this version (its files are checked against the registered checksum)."""
         project = project_for(request, project_pk, "model", "change")
         version = versions.promote_verified(_version_for(project, number), actor=user_of(request))
-        tasks.refresh_serving.delay_on_commit(project.pk)
+        send_after_commit("active_learning.refresh_serving", project.pk)
         return Response(ModelVersionSerializer(version).data)
 
 
@@ -117,7 +118,7 @@ class ModelVersionRollbackView(APIView):
         number = data.validated_data.get("to")
         target = _version_for(project, number) if number is not None else None
         version = versions.rollback(project=project, to=target, actor=user_of(request))
-        tasks.refresh_serving.delay_on_commit(project.pk)
+        send_after_commit("active_learning.refresh_serving", project.pk)
         return Response(ModelVersionSerializer(version).data)
 
 

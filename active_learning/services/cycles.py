@@ -46,6 +46,7 @@ from active_learning.services.case_inputs import labelled_source, training_annot
 from annotations.models import Case, Project
 from annotations.services import audit
 from annotations.services.errors import Conflict
+from medloop.celery import send_after_commit
 
 logger = logging.getLogger(__name__)
 
@@ -91,8 +92,6 @@ def trigger_cycle(
     """Queue a retraining cycle for ``project``. The database refuses a second active cycle
     (:class:`CycleAlreadyActive`, 409). The first task is queued only once the cycle row is
     committed."""
-    from active_learning import tasks
-
     try:
         with transaction.atomic():
             cycle = RetrainingCycle.objects.create(
@@ -112,7 +111,8 @@ def trigger_cycle(
         project_id=project.pk,
         detail={"trigger": trigger, "strategy": cycle.strategy},
     )
-    tasks.train_cycle.delay_on_commit(cycle.pk)
+    # Sent after commit; with the broker down the cycle waits, queued, for beat to send it.
+    send_after_commit("active_learning.train_cycle", cycle.pk)
     return cycle
 
 
