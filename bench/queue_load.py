@@ -47,6 +47,7 @@ def _env(database_url: str, var_dir: Path) -> dict[str, str]:
         "DJANGO_SETTINGS_MODULE": "medloop.settings.production",
         "DJANGO_SECRET_KEY": "bench-only-secret-key-0123456789abcdefghijklmnopqrstuvwxyz",
         "DJANGO_SECURE_COOKIES": "false",
+        "DJANGO_SSL_REDIRECT": "false",  # plain HTTP over loopback (production sits behind TLS)
         "DATABASE_URL": database_url,
         "MEDLOOP_VAR_DIR": str(var_dir),
         "MEDLOOP_LOG_LEVEL": "WARNING",
