@@ -5,3 +5,9 @@ class AnnotationsConfig(AppConfig):
     name = "annotations"
     verbose_name = "Annotations"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Logins, failed logins, lockouts and logouts become audit events.
+        from annotations import auth_signals
+
+        auth_signals.connect()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Prefetch, QuerySet
 
@@ -54,13 +56,34 @@ def annotations_to_review(project: Project) -> QuerySet[Annotation]:
 
 
 def audit_events(
-    *, project_id: int | None, action: str | None = None, actor: str | None = None
+    *,
+    project_id: int | None,
+    action: str | None = None,
+    actor: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    object_type: str | None = None,
+    object_id: str | None = None,
 ) -> QuerySet[AuditEvent]:
+    """Audit events, newest first, filtered by each argument given: ``project_id`` (None: every
+    project and none), ``action`` (exact, or a prefix ending in ``.*`` such as ``auth.*``),
+    ``actor`` (username), ``since`` (inclusive) and ``until`` (exclusive), the object's type
+    (``annotations.Case``) and id."""
     events = AuditEvent.objects.all()
     if project_id is not None:
         events = events.filter(project_id=project_id)
-    if action:
+    if action and action.endswith(".*"):
+        events = events.filter(action__startswith=action[:-1])
+    elif action:
         events = events.filter(action=action)
     if actor:
         events = events.filter(actor_username=actor)
+    if since is not None:
+        events = events.filter(created_at__gte=since)
+    if until is not None:
+        events = events.filter(created_at__lt=until)
+    if object_type:
+        events = events.filter(object_type=object_type)
+    if object_id:
+        events = events.filter(object_id=object_id)
     return events

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -43,6 +44,29 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         problems.append(f"Redis at {settings.REDIS_URL} is not reachable: {error}")
     if problems:
         pytest.exit("Required services missing under CI=true: " + "; ".join(problems), 1)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _flush_lifts_the_audit_guard() -> Iterator[None]:
+    """Transactional tests end with Django's flush, one TRUNCATE of every table, which the audit
+    table's trigger refuses on PostgreSQL (migration 0006). In tests only, the flush disables
+    the guard triggers around its TRUNCATE, in the same transaction (as prune_audit_events
+    does); outside tests `manage.py flush` keeps refusing to wipe the audit trail."""
+    from django.db.backends.postgresql.operations import DatabaseOperations
+
+    from annotations.services.audit_retention import AUDIT_TABLE, guard_statements
+
+    original = DatabaseOperations.sql_flush
+
+    def sql_flush(self: Any, style: Any, tables: Any, **options: Any) -> list[str]:
+        statements = original(self, style, tables, **options)
+        if not statements or AUDIT_TABLE not in tables:
+            return statements
+        return [*guard_statements(enable=False), *statements, *guard_statements(enable=True)]
+
+    DatabaseOperations.sql_flush = sql_flush  # type: ignore[method-assign]
+    yield
+    DatabaseOperations.sql_flush = original  # type: ignore[method-assign]
 
 
 @pytest.fixture

@@ -41,6 +41,21 @@ urlpatterns = [
         name="audit-event-list",
     ),
     path(
+        "projects/<id:project_pk>/audit-events.csv",
+        audit_views.AuditEventCsvView.as_view(),
+        name="audit-event-csv",
+    ),
+    path(
+        "audit-events/",
+        audit_views.GlobalAuditEventListView.as_view(),
+        name="global-audit-event-list",
+    ),
+    path(
+        "audit-events.csv",
+        audit_views.GlobalAuditEventCsvView.as_view(),
+        name="global-audit-event-csv",
+    ),
+    path(
         "projects/<id:project_pk>/exports/<str:export_format>/",
         export_views.ExportView.as_view(),
         name="project-export",

@@ -4,6 +4,7 @@ with a safe default for a single machine (see README, "Configuration")."""
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,9 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "annotations",
     "active_learning",
     "frontend",
@@ -56,12 +60,18 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "medloop.security.ContentSecurityPolicyMiddleware",
+    "medloop.security.RequestBodyLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "medloop.two_factor.RequireTwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into its lockout response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "medloop.urls"
@@ -106,6 +116,26 @@ DATABASE_URL = env("DATABASE_URL", f"sqlite:///{VAR_DIR / 'medloop.sqlite3'}")
 DATABASES = {"default": database_from_url(DATABASE_URL)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Argon2id first (parameters: MEDLOOP_ARGON2_*, sized by bench/login_latency.py); the others
+# still verify older hashes, which are rehashed with Argon2 at the next login.
+PASSWORD_HASHERS = [
+    "medloop.hashers.SizedArgon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+]
+# RFC 9106's second recommended setting (t=3, 64 MiB) with one lane per core of a 2-core web
+# server: about 0.2 s per login there.
+MEDLOOP_ARGON2_TIME_COST = int(env("MEDLOOP_ARGON2_TIME_COST", "3"))
+MEDLOOP_ARGON2_MEMORY_KIB = int(env("MEDLOOP_ARGON2_MEMORY_KIB", "65536"))
+MEDLOOP_ARGON2_PARALLELISM = int(env("MEDLOOP_ARGON2_PARALLELISM", "2"))
+
+# django-axes watches every authentication; ModelBackend does the authenticating.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -135,6 +165,17 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "medloop.api_errors.exception_handler",
+    # Per user (by id) and per anonymous client (by address); 429 with Retry-After beyond. The
+    # counts live in the default cache: set MEDLOOP_CACHE_URL to share them between processes.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "medloop.throttling.AnonRateThrottle",
+        "medloop.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env("MEDLOOP_API_RATE_ANON", "120/min"),
+        "user": env("MEDLOOP_API_RATE_USER", "3000/min"),
+        "token": env("MEDLOOP_API_RATE_TOKEN", "30/min"),
+    },
 }
 
 SPECTACULAR_SETTINGS = {
@@ -166,7 +207,10 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     for _folder in ("queue", "control"):
         (CELERY_BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
 else:
-    # Long retraining tasks must not be redelivered while they still run (see tasks' leases).
+    # Redis redelivers a task not acknowledged within the visibility timeout, even one still
+    # running (late acks): a training task that runs longer holds a claim in the database, so a
+    # second delivery stops (active_learning.services.cycles.claim). The sweep that redelivers
+    # runs every interval x throttle seconds (kombu's defaults: 10 x 10).
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "visibility_timeout": int(env("CELERY_VISIBILITY_TIMEOUT", "3600")),
         "unacked_restore_interval": int(env("CELERY_UNACKED_RESTORE_INTERVAL", "10")),
@@ -218,6 +262,62 @@ MEDLOOP_MAX_COMPRESSION_RATIO = int(env("MEDLOOP_MAX_COMPRESSION_RATIO", "200"))
 FILE_UPLOAD_HANDLERS = ["annotations.uploads.MemoryOnlyUploadHandler"]
 # Key for pseudonyms and UID maps (HMAC); per-project secrets are derived from it.
 MEDLOOP_PSEUDONYM_KEY = env("MEDLOOP_PSEUDONYM_KEY", SECRET_KEY)
+
+# --- Security (README, "Security") ------------------------------------------------------------
+# A shared cache (Redis) for API throttling counts; each process counts alone without one.
+if env("MEDLOOP_CACHE_URL"):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": env("MEDLOOP_CACHE_URL"),
+        }
+    }
+# HIPAA automatic logoff: a browser session ends after this many idle seconds; every request
+# moves the expiry on, and the session ends with the browser.
+SESSION_COOKIE_AGE = int(env("MEDLOOP_SESSION_IDLE_SECONDS", "900"))
+SESSION_SAVE_EVERY_REQUEST = True
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+# Response headers (SecurityMiddleware, XFrameOptionsMiddleware, medloop.security).
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# The workspace's codecs compile WebAssembly ('wasm-unsafe-eval'); its decoders run in workers.
+# An empty MEDLOOP_CONTENT_SECURITY_POLICY sends no header.
+MEDLOOP_CONTENT_SECURITY_POLICY = env(
+    "MEDLOOP_CONTENT_SECURITY_POLICY",
+    "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; "
+    "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self' data:; "
+    "connect-src 'self'; worker-src 'self' blob:; object-src 'none'; base-uri 'self'; "
+    "form-action 'self'; frame-ancestors 'none'",
+)
+# Request bodies: JSON and form bodies over this are refused with 413 before they are read
+# (file uploads have their own limit, MEDLOOP_MAX_UPLOAD_BYTES); files per multipart request.
+DATA_UPLOAD_MAX_MEMORY_SIZE = int(env("MEDLOOP_MAX_BODY_BYTES", str(10 * 1024 * 1024)))
+DATA_UPLOAD_MAX_NUMBER_FILES = int(env("MEDLOOP_MAX_UPLOAD_FILES", "1000"))
+# Lockout after repeated failed logins (django-axes), per username and client address.
+AXES_ENABLED = env_bool("MEDLOOP_LOGIN_LOCKOUT", True)
+AXES_FAILURE_LIMIT = int(env("MEDLOOP_LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=int(env("MEDLOOP_LOGIN_COOLOFF_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# Failures during a lockout do not push its end further out.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_CALLABLE = "medloop.lockout.lockout_response"
+# Behind a proxy that sets X-Forwarded-For, the number of proxies in front of Django.
+AXES_IPWARE_PROXY_COUNT = int(env("MEDLOOP_PROXY_COUNT", "0")) or None
+AXES_IPWARE_META_PRECEDENCE_ORDER = (
+    ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if AXES_IPWARE_PROXY_COUNT else ["REMOTE_ADDR"]
+)
+# Second factor (TOTP, django-otp): users holding any of these project roles (superusers hold
+# them all) must set up and use an authenticator app; e.g. "lead,admin". Empty: optional.
+MEDLOOP_REQUIRE_2FA_FOR = env_list("MEDLOOP_REQUIRE_2FA_FOR", "")
+OTP_TOTP_ISSUER = env("MEDLOOP_OTP_ISSUER", "MedLoop")
+# The audit trail is kept at least this long (prune_audit_events refuses less): six years.
+MEDLOOP_AUDIT_RETENTION_DAYS = int(env("MEDLOOP_AUDIT_RETENTION_DAYS", str(6 * 366)))
 
 LOGGING = {
     "version": 1,

@@ -45,6 +45,23 @@ def browser() -> Iterator[object]:
         browser.close()
 
 
+@pytest.fixture(autouse=True)
+def _csp_lets_playwright_poll(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Playwright's wait_for_function evaluates its predicate with eval() in the page, which
+    MedLoop's Content-Security-Policy forbids. The browser tests run under the real policy
+    plus 'unsafe-eval' (every other directive applies); test_content_security_policy.py checks
+    the pages under the policy exactly as served (its module sets STRICT_CSP = True)."""
+    if getattr(request.module, "STRICT_CSP", False):
+        yield
+        return
+    django_settings = request.getfixturevalue("settings")
+    policy = django_settings.MEDLOOP_CONTENT_SECURITY_POLICY
+    django_settings.MEDLOOP_CONTENT_SECURITY_POLICY = policy.replace(
+        "script-src", "script-src 'unsafe-eval'", 1
+    )
+    yield
+
+
 @pytest.fixture
 def page(browser: object) -> Iterator[object]:
     context = browser.new_context(viewport={"width": 1366, "height": 768})  # type: ignore[attr-defined]

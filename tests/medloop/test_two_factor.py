@@ -1,0 +1,119 @@
+"""The optional second factor (TOTP): required for the roles MEDLOOP_REQUIRE_2FA_FOR names,
+set up and verified with real codes computed from the device's key."""
+
+from __future__ import annotations
+
+import re
+import time
+from base64 import b32decode
+
+import pytest
+from django.test import Client, override_settings
+from django_otp.oath import totp
+from django_otp.plugins.otp_totp.models import TOTPDevice
+from rest_framework.test import APIClient
+
+from annotations.models import AuditEvent
+
+pytestmark = pytest.mark.django_db
+PASSWORD = "correct horse battery"
+LEADS_AND_ADMINS = override_settings(MEDLOOP_REQUIRE_2FA_FOR=["lead", "admin"])
+
+
+def code_for(device: TOTPDevice) -> str:
+    """The code an authenticator app shows now for this device's key."""
+    return f"{totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits):06d}"
+
+
+def actions() -> list[str]:
+    return list(
+        AuditEvent.objects.filter(action__startswith="auth.2fa").values_list("action", flat=True)
+    )
+
+
+@LEADS_AND_ADMINS
+def test_a_lead_sets_up_an_app_and_gets_nothing_else_until_verified(client, project, member):
+    client.force_login(member("lena", "lead"))
+    dashboard = f"/projects/{project.pk}/dashboard/"
+    sent = client.get(dashboard)
+    assert sent.status_code == 302 and sent.url.startswith("/account/two-factor/?next=")
+    api = client.get(f"/api/projects/{project.pk}/audit-events/")
+    assert api.status_code == 403 and api.json()["error"] == "two_factor_required"
+    assert client.get("/").status_code == 302
+
+    setup = client.get(sent.url)
+    assert setup.status_code == 200 and b"authenticator app" in setup.content
+    shown = re.search(rb'id="totp-secret">([A-Z2-7 ]+)<', setup.content).group(1)
+    device = TOTPDevice.objects.get(user__username="lena", confirmed=False)
+    assert b32decode(shown.replace(b" ", b"")) == device.bin_key
+    assert b"otpauth://totp/MedLoop%3Alena?secret=" in setup.content
+
+    wrong = client.post("/account/two-factor/", {"code": "000000", "next": dashboard})
+    assert wrong.status_code == 400 and b"did not match" in wrong.content
+    # django-otp throttles codes: one second after one wrong code, doubling after each.
+    hurried = client.post("/account/two-factor/", {"code": code_for(device), "next": dashboard})
+    assert hurried.status_code == 400 and b"wait a little" in hurried.content
+    time.sleep(1.1)
+    right = client.post("/account/two-factor/", {"code": code_for(device), "next": dashboard})
+    assert right.status_code == 302 and right.url == dashboard
+    device.refresh_from_db()
+    assert device.confirmed
+    assert client.get(dashboard).status_code == 200
+    assert client.get(f"/api/projects/{project.pk}/audit-events/").status_code == 200
+    assert actions() == [
+        "auth.2fa_verified",
+        "auth.2fa_enrolled",
+        "auth.2fa_failed",
+        "auth.2fa_failed",
+    ]
+
+
+@LEADS_AND_ADMINS
+def test_a_confirmed_app_is_asked_for_at_every_new_login(project, member):
+    lead = member("lena", "lead")
+    device = TOTPDevice.objects.create(user=lead, name="phone", confirmed=True)
+    client = Client()
+    assert client.post("/login/", {"username": "lena", "password": PASSWORD}).status_code == 302
+    page = client.get("/account/two-factor/")
+    assert b"Enter the six-digit code" in page.content and b"totp-secret" not in page.content
+    assert client.get("/").status_code == 302
+    assert client.post("/account/two-factor/", {"code": code_for(device)}).status_code == 302
+    assert client.get("/").status_code == 200
+
+
+@LEADS_AND_ADMINS
+def test_annotators_and_superusers_without_the_roles_listed(client, project, member, make_user):
+    client.force_login(member("ann", "annotator"))
+    assert client.get("/").status_code == 200
+    # A superuser holds every role, admin included.
+    admin = Client()
+    admin.force_login(make_user("root", is_superuser=True, is_staff=True))
+    assert admin.get("/admin/").status_code == 302
+
+
+def test_without_the_setting_a_lead_goes_straight_in_and_may_opt_in(client, project, member):
+    lead = member("lena", "lead")
+    client.force_login(lead)
+    assert client.get(f"/projects/{project.pk}/dashboard/").status_code == 200
+    # Opting in: once an app is confirmed, the next session asks for its code.
+    TOTPDevice.objects.create(user=lead, name="phone", confirmed=True)
+    again = Client()
+    again.force_login(lead)
+    assert again.get(f"/projects/{project.pk}/dashboard/").status_code == 302
+
+
+@LEADS_AND_ADMINS
+def test_api_tokens_for_accounts_with_a_second_factor_need_its_code(project, member):
+    lead = member("lena", "lead")
+    client = APIClient()
+    url = "/api/auth/token/"
+    body = {"username": "lena", "password": PASSWORD}
+    no_app = client.post(url, body)
+    assert no_app.status_code == 403 and no_app.json()["error"] == "two_factor_required"
+    device = TOTPDevice.objects.create(user=lead, name="phone", confirmed=True)
+    assert client.post(url, body).json()["error"] == "two_factor_required"
+    assert client.post(url, {**body, "otp_token": "123"}).status_code == 403
+    time.sleep(1.1)  # the throttle after a wrong code
+    issued = client.post(url, {**body, "otp_token": code_for(device)})
+    assert issued.status_code == 200 and issued.json()["token"]
+    assert "auth.2fa_failed" in actions()
