@@ -2,6 +2,7 @@
  * viewer in sync with the box list, findings, report, autosave and stale-draft handling. */
 
 import { createViewer, DEFAULT_PRESETS, type ViewerBox, type ViewerHandle } from "../viewer";
+import { Activity } from "./activity";
 import { Api, ApiError } from "./api";
 import { DraftSaver } from "./autosave";
 import { Banners } from "./banner";
@@ -601,7 +602,12 @@ export class AnnotateWorkspace {
         e.preventDefault();
       }
     });
+    // Leases (and the session) are renewed only while someone works: an untouched tab reaches
+    // the idle logoff, and its leases expire back into the queue.
+    const activity = new Activity();
+    activity.listen(document);
     window.setInterval(() => {
+      if (!activity.activeWithin(LEASE_RENEW_MS)) return;
       for (const bundle of [this.current, this.next]) {
         if (bundle) void this.api.put(`/api/cases/${bundle.case.id}/lease/`).catch((err: unknown) => this.showError(err));
       }
