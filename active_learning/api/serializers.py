@@ -49,10 +49,10 @@ class ModelVersionSerializer(serializers.ModelSerializer):
 
 class RetrainingCycleSerializer(serializers.ModelSerializer):
     triggered_by = serializers.CharField(
-        source="triggered_by.username", default=None, read_only=True
+        source="triggered_by.username", default=None, allow_null=True, read_only=True
     )
     model_version_number = serializers.IntegerField(
-        source="model_version.number", default=None, read_only=True
+        source="model_version.number", default=None, allow_null=True, read_only=True
     )
     label_count = serializers.SerializerMethodField()
     chunks_total = serializers.SerializerMethodField()

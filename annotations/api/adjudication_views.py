@@ -34,7 +34,7 @@ STATUS_FILTERS = [*DoubleRead.Status.values, "all"]
 class DoubleReadSerializer(serializers.ModelSerializer):
     readers = serializers.SerializerMethodField()
     adjudicated_by = serializers.CharField(
-        source="adjudicated_by.username", default=None, read_only=True
+        source="adjudicated_by.username", default=None, allow_null=True, read_only=True
     )
 
     class Meta:
@@ -130,6 +130,9 @@ class AgreementView(APIView):
 
 
 class AdjudicationListView(APIView):
+    # The answer is paginated (count, next, previous, results): the schema says so.
+    pagination_class = LimitOffsetPagination
+
     @extend_schema(
         parameters=[
             OpenApiParameter(

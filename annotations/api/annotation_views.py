@@ -128,6 +128,9 @@ class ReviewAnnotationView(APIView):
 
 
 class ReviewQueueView(APIView):
+    # The answer is paginated (count, next, previous, results): the schema says so.
+    pagination_class = LimitOffsetPagination
+
     @extend_schema(responses=AnnotationSerializer(many=True))
     def get(self, request: Request, project_pk: int) -> Response:
         project = project_for(request, project_pk, "annotation", "review")

@@ -16,6 +16,9 @@ from annotations.services.errors import InvalidInput
 
 
 class CaseListView(APIView):
+    # The answer is paginated (count, next, previous, results): the schema says so.
+    pagination_class = LimitOffsetPagination
+
     @extend_schema(
         parameters=[OpenApiParameter("state", enum=Case.State.values, required=False)],
         responses=CaseSummarySerializer(many=True),

@@ -26,7 +26,9 @@ from annotations.services.ingest import TooLarge
 
 
 class IngestBatchSerializer(serializers.ModelSerializer):
-    created_by = serializers.CharField(source="created_by.username", default=None, read_only=True)
+    created_by = serializers.CharField(
+        source="created_by.username", default=None, allow_null=True, read_only=True
+    )
 
     class Meta:
         model = IngestBatch
@@ -121,6 +123,9 @@ class ClinicalImportView(APIView):
 
 
 class IngestBatchListView(APIView):
+    # The answer is paginated (count, next, previous, results): the schema says so.
+    pagination_class = LimitOffsetPagination
+
     @extend_schema(responses=IngestBatchSerializer(many=True))
     def get(self, request: Request, project_pk: int) -> Response:
         project = project_for(request, project_pk, "ingest", "upload")

@@ -121,7 +121,9 @@ class LabResultSerializer(serializers.ModelSerializer):
 
 
 class CaseSummarySerializer(serializers.ModelSerializer):
-    leased_to = serializers.CharField(source="leased_to.username", default=None, read_only=True)
+    leased_to = serializers.CharField(
+        source="leased_to.username", default=None, allow_null=True, read_only=True
+    )
 
     class Meta:
         model = Case
@@ -181,7 +183,9 @@ class BoxSerializer(serializers.ModelSerializer):
 
 class AnnotationSerializer(serializers.ModelSerializer):
     annotator = serializers.CharField(source="annotator.username", read_only=True)
-    reviewed_by = serializers.CharField(source="reviewed_by.username", default=None, read_only=True)
+    reviewed_by = serializers.CharField(
+        source="reviewed_by.username", default=None, allow_null=True, read_only=True
+    )
     boxes = BoxSerializer(many=True, read_only=True)
     etag = serializers.CharField(read_only=True)
 

@@ -15,6 +15,7 @@ import requests
 from dicomweb_client.api import DICOMwebClient
 from pydicom.dataset import Dataset
 
+from annotations.dicom.completeness import incomplete_reason
 from annotations.services.errors import DomainError, InvalidInput
 
 # Study-level QIDO-RS matching keys a pull may use (PS3.18 table 10.6.1-5, the common ones).
@@ -138,7 +139,11 @@ class PacsClient:
         return [i for i in instances if i.series_instance_uid and i.sop_instance_uid]
 
     def retrieve_part10(self, instance: RemoteInstance) -> bytes:
-        """One instance (WADO-RS) as a DICOM Part 10 byte stream, never written to disk."""
+        """One instance (WADO-RS) as a DICOM Part 10 byte stream, never written to disk.
+
+        Raises PacsUnavailable when the PACS cannot be reached or answers with an error, and
+        InvalidInput when its answer is not readable DICOM (a malformed instance: the pull
+        refuses that one and goes on)."""
         try:
             dataset = self._client.retrieve_instance(
                 study_instance_uid=instance.study_instance_uid,
@@ -146,9 +151,26 @@ class PacsClient:
                 sop_instance_uid=instance.sop_instance_uid,
                 media_types=_AS_STORED,
             )
-        except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
+        except requests.RequestException as exc:
             raise self._fail("instance retrieval (WADO-RS)", exc) from exc
-        return to_part10(dataset)
+        except Exception as exc:  # pydicom's parse of the part fails in many ways on bad data
+            raise self._unreadable(exc) from exc
+        # Re-encoding would pad a short value back to its declared length: check first.
+        incomplete = incomplete_reason(dataset)
+        if incomplete:
+            raise InvalidInput(
+                f"PACS at {self.url}: the instance retrieved (WADO-RS) is {incomplete}."
+            )
+        try:
+            return to_part10(dataset)
+        except Exception as exc:  # parsed, but pydicom cannot encode what it read
+            raise self._unreadable(exc) from exc
+
+    def _unreadable(self, exc: Exception) -> InvalidInput:
+        return InvalidInput(
+            f"PACS at {self.url}: the instance retrieved (WADO-RS) is not readable DICOM "
+            f"({type(exc).__name__}: {exc})."
+        )
 
 
 def to_part10(dataset: Dataset) -> bytes:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -18,7 +19,7 @@ from django.db import IntegrityError, transaction
 from pydicom.errors import InvalidDicomError
 
 from annotations.atomic_files import write_atomically
-from annotations.dicom import pixels
+from annotations.dicom import completeness, pixels
 from annotations.dicom.deidentify import deidentify, keyed_digest, quarantine_reason
 from annotations.models import Case, Instance, Patient, Project, Series, Study
 from annotations.services import audit
@@ -59,9 +60,40 @@ def max_instance_bytes() -> int:
     return int(settings.MEDLOOP_MAX_INSTANCE_BYTES)
 
 
+_UID = re.compile(r"[0-9]+(\.[0-9]+)*")
+KNOWN_TRANSFER_SYNTAXES = frozenset(
+    pydicom.uid.AllTransferSyntaxes + pydicom.uid.PrivateTransferSyntaxes
+)
+
+
 def _parse(data: bytes, name: str) -> pydicom.FileDataset:
     """Parse a Part 10 file; files without preamble and meta header are accepted when they
-    parse as a dataset with the identifying UIDs (real-world exports often lack them)."""
+    parse as a dataset with the identifying UIDs (real-world exports often lack them).
+
+    pydicom reads a truncated file without complaint, so the transfer syntax and the
+    completeness of the data set (annotations.dicom.completeness) are checked here."""
+    if not data:
+        raise InvalidInput(f"{name}: empty file (0 bytes), not a DICOM file.")
+    dataset = _read(data, name)
+    transfer_syntax = str(dataset.file_meta.get("TransferSyntaxUID", ""))
+    if not transfer_syntax:
+        raise InvalidInput(
+            f"{name}: no transfer syntax: the file meta information has no (0002,0010) "
+            "Transfer Syntax UID (truncated or incomplete header)."
+        )
+    if transfer_syntax not in KNOWN_TRANSFER_SYNTAXES:
+        raise InvalidInput(
+            f"{name}: transfer syntax UID {transfer_syntax[:64]!r} is not a known transfer "
+            "syntax; the data set cannot be read."
+        )
+    incomplete = completeness.incomplete_reason(dataset)
+    if incomplete:
+        raise InvalidInput(f"{name}: {incomplete}.")
+    return dataset
+
+
+def _read(data: bytes, name: str) -> pydicom.FileDataset:
+    """pydicom's reading of ``data``: as Part 10, else forced (see ``_parse``)."""
     try:
         return pydicom.dcmread(io.BytesIO(data), force=False)
     except InvalidDicomError:
@@ -96,7 +128,17 @@ def ingest_dicom_bytes(
 
     Raises InvalidInput naming what is wrong: over the size limit (TooLarge), not DICOM, no
     pixel data, missing UIDs, pixel data that cannot be decoded."""
-    name = source_name or "file"
+    try:
+        return _ingest(project=project, data=data, name=source_name or "file", actor=actor)
+    except InvalidInput as exc:
+        # Reasons quote the file's own bytes; PostgreSQL refuses NUL in text and JSON columns
+        # (the batch report), so it is written out as an escape.
+        exc.message = exc.message.replace("\x00", "\\x00")
+        exc.args = (exc.message,)
+        raise
+
+
+def _ingest(*, project: Project, data: bytes, name: str, actor: User | None) -> IngestResult:
     if len(data) > max_instance_bytes():
         raise TooLarge(f"{name}: {len(data)} bytes is over the limit of {max_instance_bytes()}.")
     dataset = _parse(data, name)
@@ -104,6 +146,15 @@ def ingest_dicom_bytes(
         for keyword in ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "SOPClassUID"):
             if not dataset.get(keyword):
                 raise InvalidInput(f"{name}: {keyword} is missing.")
+            # De-identification replaces UIDs by their VR, and only UIDs fit the columns: a
+            # damaged one (another VR, garbage, too long) would be kept or refused by the
+            # database.
+            element = dataset[keyword]
+            uid = str(element.value)
+            if element.VR != "UI" or len(uid) > 64 or not _UID.fullmatch(uid):
+                raise InvalidInput(
+                    f"{name}: {keyword} {uid[:80]!r} (VR {element.VR}) is not a valid UID."
+                )
         if (
             "PixelData" not in dataset
             and "FloatPixelData" not in dataset
@@ -200,7 +251,7 @@ def _register(
         patient = Patient.objects.create(
             project=project,
             pseudonym=patient_pseudonym,
-            sex=str(dataset.get("PatientSex", "") or "")[:1],
+            sex=_text(dataset, "PatientSex", 1),
         )
     study_uid = str(dataset.StudyInstanceUID)
     study = Study.objects.filter(project=project, study_instance_uid=study_uid).first()
@@ -209,9 +260,9 @@ def _register(
             project=project,
             patient=patient,
             study_instance_uid=study_uid,
-            accession_pseudonym=str(dataset.get("AccessionNumber", "") or ""),
+            accession_pseudonym=_text(dataset, "AccessionNumber", 64),
             study_date=_parse_date(dataset.get("StudyDate")),
-            description=str(dataset.get("StudyDescription", "") or "")[:200],
+            description=_text(dataset, "StudyDescription", 200),
         )
         secret = project.pseudonym_secret
         Case.objects.create(
@@ -228,10 +279,10 @@ def _register(
         series = Series.objects.create(
             study=study,
             series_instance_uid=series_uid,
-            modality=str(dataset.get("Modality", "") or ""),
+            modality=_text(dataset, "Modality", 16),
             series_number=_int_or_none(dataset.get("SeriesNumber")),
-            description=str(dataset.get("SeriesDescription", "") or "")[:200],
-            body_part=str(dataset.get("BodyPartExamined", "") or "")[:64],
+            description=_text(dataset, "SeriesDescription", 200),
+            body_part=_text(dataset, "BodyPartExamined", 64),
         )
     sop_uid = str(dataset.SOPInstanceUID)
     instance = Instance.objects.filter(series=series, sop_instance_uid=sop_uid).first()
@@ -249,7 +300,7 @@ def _register(
         columns=int(dataset.Columns),
         number_of_frames=_int_or_none(dataset.get("NumberOfFrames")) or 1,
         transfer_syntax_uid=str(dataset.file_meta.TransferSyntaxUID),
-        photometric_interpretation=str(dataset.get("PhotometricInterpretation", "")),
+        photometric_interpretation=_text(dataset, "PhotometricInterpretation", 32),
         quarantined=bool(quarantine),
         quarantine_reason=quarantine[:200],
     )
@@ -257,10 +308,19 @@ def _register(
 
 
 def _int_or_none(value: object) -> int | None:
+    """An IS value as a number for an integer column; None when absent, not a number or out
+    of the column's range."""
     try:
-        return int(str(value)) if value not in (None, "") else None
+        number = int(str(value)) if value not in (None, "") else None
     except ValueError:
         return None
+    return number if number is None or -(2**31) <= number < 2**31 else None
+
+
+def _text(dataset: pydicom.FileDataset, keyword: str, limit: int) -> str:
+    """A text attribute for a column of ``limit`` characters: NUL characters (which
+    PostgreSQL refuses in text) removed, cut to the column's length."""
+    return str(dataset.get(keyword, "") or "").replace("\x00", "")[:limit]
 
 
 def ingest_dicom_path(*, project: Project, path: Path, actor: User | None = None) -> IngestResult:

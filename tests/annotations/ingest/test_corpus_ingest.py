@@ -25,6 +25,7 @@ SPECIFIC_REASONS = (
     "not a readable DICOM file",
     "no pixel data",
     "pixel data truncated",
+    "truncated or corrupt length",
     "missing required attribute",
     "invalid value",
     "no (0002,0010) Transfer Syntax UID",
