@@ -4,11 +4,13 @@ Each of N annotators repeats what the workspace does for one case: ask for the n
 next-case), fetch its image (GET the DICOM file, as the viewer does; cached by ETag, like the
 browser, the second time), save a draft twice (PUT annotation with If-Match), submit (POST
 submit), with a pause of ``--think`` seconds (exponentially distributed) between steps, as a
-person looks and draws. Prints p50/p95/p99 per endpoint, requests/s and errors by kind, once
+person looks and draws. The annotators arrive one after another over ``--ramp`` seconds (as
+locust's spawn rate does); figures are taken over the ``--seconds`` after the ramp-up.
+Prints p50/p95/p99 per endpoint, requests/s and errors by kind, once
 with the pause and once without it (closed loop, every client hammering: the saturation
 point of the machine), and the ratio of the two runs' p95.
 
-    python bench/annotator_load.py [--clients 50] [--seconds 60] [--think 1.0] [--workers 2]
+    python bench/annotator_load.py [--clients 50] [--seconds 60] [--think 1.0] [--ramp 10]
 
 Goal (issue 8): p95 under 100 ms for the JSON endpoints, zero errors, with 50 annotators.
 The load generator runs on the same machine as the server and the database.
@@ -43,9 +45,18 @@ JSON_ENDPOINTS = ("next-case", "save draft", "submit")
 
 class Annotator(threading.Thread):
     def __init__(
-        self, base: str, project: int, token: str, think: float, stop: threading.Event, seed: int
+        self,
+        base: str,
+        project: int,
+        token: str,
+        think: float,
+        stop: threading.Event,
+        seed: int,
+        delay: float = 0.0,
+        measure_from: float = 0.0,
     ) -> None:
         super().__init__(daemon=True)
+        self.delay, self.measure_from = delay, measure_from
         self.base, self.project, self.think, self.stop = base, project, think, stop
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Token {token}"
@@ -63,19 +74,22 @@ class Annotator(threading.Thread):
         self, name: str, method: str, path: str, **kwargs: object
     ) -> requests.Response | None:
         started = time.perf_counter()
-        self.requests += 1
+        measured = time.time() >= self.measure_from  # steady state, after the ramp-up
+        self.requests += measured
         try:
             response = self.session.request(method, self.base + path, timeout=60, **kwargs)  # type: ignore[arg-type]
         except requests.RequestException as exc:
             self.errors[f"{name}: {type(exc).__name__}"] += 1
             return None
-        self.latency[name].append(time.perf_counter() - started)
+        if measured:
+            self.latency[name].append(time.perf_counter() - started)
         if response.status_code >= 400:
             self.errors[f"{name}: HTTP {response.status_code}"] += 1
             return None
         return response
 
     def run(self) -> None:
+        self.stop.wait(self.delay)  # annotators arrive one after another (ramp-up)
         while not self.stop.is_set():
             nxt = self._call("next-case", "POST", f"/api/projects/{self.project}/next-case/")
             if nxt is None:
@@ -126,17 +140,21 @@ class Annotator(threading.Thread):
 
 def client_process(
     base: str, project: int, tokens: list[str], think: float, start_at: float, seconds: float,
-    offset: int, results: multiprocessing.Queue,
+    ramp: float, slots: list[int], results: multiprocessing.Queue,
 ) -> None:  # fmt: skip
+    """Annotator ``slots[i]`` of all arrives ``ramp * slot / total`` seconds after the start;
+    requests are measured from the end of the ramp-up for ``seconds``."""
     stop = threading.Event()
+    total = max(slots) + 1 if slots else 1
     threads = [
-        Annotator(base, project, token, think, stop, seed=offset + i)
-        for i, token in enumerate(tokens)
-    ]
+        Annotator(base, project, token, think, stop, seed=slot, delay=ramp * slot / total,
+                  measure_from=start_at + ramp)
+        for slot, token in zip(slots, tokens, strict=True)
+    ]  # fmt: skip
     time.sleep(max(0.0, start_at - time.time()))
     for thread in threads:
         thread.start()
-    time.sleep(seconds)
+    time.sleep(ramp + seconds)
     stop.set()
     for thread in threads:
         thread.join(timeout=90)
@@ -156,21 +174,38 @@ def client_process(
 
 
 def run(
-    base: str, project: int, tokens: list[str], think: float, seconds: float, procs: int
+    base: str,
+    project: int,
+    tokens: list[str],
+    think: float,
+    seconds: float,
+    procs: int,
+    ramp: float,
 ) -> dict:
     queue: multiprocessing.Queue = multiprocessing.Queue()
     start_at = time.time() + 1.0
     processes = min(procs, len(tokens))
+    slots = list(range(len(tokens)))
     workers = [
         multiprocessing.Process(
             target=client_process,
-            args=(base, project, tokens[i::processes], think, start_at, seconds, i * 1000, queue),
+            args=(
+                base,
+                project,
+                tokens[i::processes],
+                think,
+                start_at,
+                seconds,
+                ramp,
+                slots[i::processes],
+                queue,
+            ),
         )
         for i in range(processes)
     ]
     for worker in workers:
         worker.start()
-    parts = [queue.get(timeout=seconds + 180) for _ in workers]
+    parts = [queue.get(timeout=ramp + seconds + 180) for _ in workers]
     for worker in workers:
         worker.join(timeout=30)
     latency: dict[str, list[float]] = collections.defaultdict(list)
@@ -200,6 +235,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--think", type=float, default=1.0, help="mean pause between steps, s")
+    parser.add_argument(
+        "--ramp", type=float, default=10.0, help="seconds over which the annotators arrive"
+    )
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker")
     parser.add_argument("--client-processes", type=int, default=4)
@@ -239,9 +277,9 @@ def main() -> None:
         tokens = setup["tokens"]
         rows = [
             run(base, setup["project"], tokens[: args.clients], args.think, args.seconds,
-                args.client_processes),
+                args.client_processes, args.ramp),
             run(base, setup["project"], tokens[args.clients :], 0.0, args.seconds,
-                args.client_processes),
+                args.client_processes, args.ramp),
         ]  # fmt: skip
     finally:
         os.killpg(server.pid, signal.SIGTERM)
