@@ -41,6 +41,7 @@ from queue_load import PG_ADMIN_URL, _env, _free_port, _percentile  # noqa: E402
 
 ENDPOINTS = ("next-case", "image", "image (cached)", "save draft", "submit")
 JSON_ENDPOINTS = ("next-case", "save draft", "submit")
+SLOW_S = 0.2  # requests slower than this are listed with their time (where the tail comes from)
 
 
 class Annotator(threading.Thread):
@@ -65,10 +66,14 @@ class Annotator(threading.Thread):
         self.errors: collections.Counter[str] = collections.Counter()
         self.requests = 0
         self.image_etags: dict[int, str] = {}
+        self.slow: list[tuple[float, str, float]] = []
 
-    def _pause(self) -> None:
+    def _pause(self) -> bool:
+        """Think; False when the run ended meanwhile (then send nothing more: a burst of
+        requests cut short would measure the stop, not the server)."""
         if self.think > 0:
             self.stop.wait(self.rng.expovariate(1.0 / self.think))
+        return not self.stop.is_set()
 
     def _call(
         self, name: str, method: str, path: str, **kwargs: object
@@ -82,7 +87,10 @@ class Annotator(threading.Thread):
             self.errors[f"{name}: {type(exc).__name__}"] += 1
             return None
         if measured:
-            self.latency[name].append(time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            self.latency[name].append(seconds)
+            if seconds > SLOW_S:
+                self.slow.append((round(time.time() - self.measure_from, 2), name, seconds))
         if response.status_code >= 400:
             self.errors[f"{name}: HTTP {response.status_code}"] += 1
             return None
@@ -114,7 +122,8 @@ class Annotator(threading.Thread):
             etag = case["annotation"]["etag"]
             box = {"instance_id": instance, "x": 10, "y": 12, "width": 30, "height": 24}
             for step in range(2):
-                self._pause()
+                if not self._pause():
+                    return
                 saved = self._call(
                     "save draft",
                     "PUT",
@@ -128,7 +137,8 @@ class Annotator(threading.Thread):
                 if saved is None:
                     break
                 etag = saved.headers["ETag"]
-            self._pause()
+            if not self._pause():
+                return
             self._call(
                 "submit",
                 "POST",
@@ -166,6 +176,7 @@ def client_process(
         errors.update(thread.errors)
     results.put(
         {
+            "slow": [entry for thread in threads for entry in thread.slow],
             "latency": dict(latency),
             "errors": dict(errors),
             "requests": sum(t.requests for t in threads),
@@ -214,7 +225,9 @@ def run(
         for name, values in part["latency"].items():
             latency[name].extend(values)
         errors.update(part["errors"])
+    slow = sorted((entry for part in parts for entry in part["slow"]), key=lambda e: e[0])
     return {
+        "slow": slow,
         "think_s": think,
         "requests_per_s": sum(p["requests"] for p in parts) / seconds,
         "errors": dict(errors),
@@ -293,6 +306,9 @@ def main() -> None:
         for name, e in row["endpoints"].items():
             print(f"  {name:<16}{e['count']:>7}{e['p50_ms']:>9.1f}{e['p95_ms']:>9.1f}"
                   f"{e['p99_ms']:>9.1f}")  # fmt: skip
+        if row["slow"]:
+            times = ", ".join(f"{t:.0f}s {n} {1000 * v:.0f}ms" for t, n, v in row["slow"][:12])
+            print(f"  {len(row['slow'])} requests over {SLOW_S * 1000:.0f} ms, first: {times}")
         errors = {k: v for k, v in row["errors"].items() if k != "queue empty"}
         print(f"  errors: {sum(errors.values())} {errors or ''}")
     paced, closed = rows
