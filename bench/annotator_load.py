@@ -276,7 +276,10 @@ def main() -> None:
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "medloop.wsgi", "--workers", str(args.workers),
          "--worker-class", "gthread", "--threads", str(args.threads),
-         "--bind", f"127.0.0.1:{port}", "--log-level", "warning"],
+         "--bind", f"127.0.0.1:{port}", "--log-level", "warning",
+         # Longer than any pause: an idle connection closed by the server just as the client
+         # reuses it is a client-side error, not the server's (as behind a proxy's keep-alive).
+         "--keep-alive", "75"],
         cwd=REPO, env=env, start_new_session=True,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
