@@ -22,9 +22,7 @@ import argparse
 import collections
 import json
 import multiprocessing
-import os
 import random
-import signal
 import subprocess
 import sys
 import tempfile
@@ -37,7 +35,7 @@ import requests
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
-from queue_load import PG_ADMIN_URL, _env, _free_port, _percentile  # noqa: E402
+from queue_load import PG_ADMIN_URL, _env, _percentile, start_gunicorn, stop_gunicorn  # noqa: E402
 
 ENDPOINTS = ("next-case", "image", "image (cached)", "save draft", "submit")
 JSON_ENDPOINTS = ("next-case", "save draft", "submit")
@@ -272,24 +270,8 @@ def main() -> None:
         cwd=REPO, env=env, capture_output=True, text=True, check=True,
     )  # fmt: skip
     setup = json.loads(prepared.stdout.strip().splitlines()[-1])
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "medloop.wsgi", "--workers", str(args.workers),
-         "--worker-class", "gthread", "--threads", str(args.threads),
-         "--bind", f"127.0.0.1:{port}", "--log-level", "warning",
-         # Longer than any pause: an idle connection closed by the server just as the client
-         # reuses it is a client-side error, not the server's (as behind a proxy's keep-alive).
-         "--keep-alive", "75"],
-        cwd=REPO, env=env, start_new_session=True,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
+    server, base = start_gunicorn(env, workers=args.workers, threads=args.threads)
     try:
-        for _ in range(150):
-            try:
-                if requests.get(base + "/health/", timeout=1).ok:
-                    break
-            except requests.RequestException:
-                time.sleep(0.2)
         tokens = setup["tokens"]
         rows = [
             run(base, setup["project"], tokens[: args.clients], args.think, args.seconds,
@@ -298,8 +280,7 @@ def main() -> None:
                 args.client_processes, args.ramp),
         ]  # fmt: skip
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        stop_gunicorn(server)
 
     for row in rows:
         think = f"think {row['think_s']:.1f} s" if row["think_s"] else "no think time"

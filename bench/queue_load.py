@@ -54,6 +54,34 @@ def _env(database_url: str, var_dir: Path) -> dict[str, str]:
     }
 
 
+def start_gunicorn(
+    env: dict[str, str], *, workers: int, threads: int
+) -> tuple[subprocess.Popen[bytes], str]:
+    """gunicorn (gthread) on a free loopback port; returns the process and its base URL once
+    /health/ answers. Keep-alive outlasts any client's pause: an idle connection closed by the
+    server just as a client reuses it is the client's error, not the server's."""
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "medloop.wsgi", "--workers", str(workers),
+         "--worker-class", "gthread", "--threads", str(threads), "--bind", f"127.0.0.1:{port}",
+         "--log-level", "warning", "--keep-alive", "75"],
+        cwd=REPO, env=env, start_new_session=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(150):
+        try:
+            if requests.get(base + "/health/", timeout=1).ok:
+                break
+        except requests.RequestException:
+            time.sleep(0.2)
+    return server, base
+
+
+def stop_gunicorn(server: subprocess.Popen[bytes]) -> None:
+    os.killpg(server.pid, signal.SIGTERM)
+    server.wait(timeout=30)
+
+
 def prepare(cases: int, annotators: int) -> None:
     """(Run inside the target environment.) Migrate, then create one project, ``annotators``
     annotator accounts with API tokens and ``cases`` cases sharing one ingested image."""
@@ -236,36 +264,8 @@ def run_backend(
         check=True,
     )
     setup = json.loads(prepared.stdout.strip().splitlines()[-1])
-    port = _free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "medloop.wsgi",
-            "--workers",
-            str(workers),
-            "--worker-class",
-            "gthread",
-            "--threads",
-            "8",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--log-level",
-            "warning",
-        ],
-        cwd=REPO,
-        env=env,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
+    server, base = start_gunicorn(env, workers=workers, threads=threads)
     try:
-        for _ in range(150):
-            try:
-                if requests.get(base + "/health/", timeout=1).ok:
-                    break
-            except requests.RequestException:
-                time.sleep(0.2)
         results = []
         token_pool = iter(setup["tokens"])
         for count in clients:
@@ -307,8 +307,7 @@ def run_backend(
             # Later rounds start from a clean slate: each annotator is new.
         return results
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        stop_gunicorn(server)
 
 
 def main() -> None:
@@ -318,7 +317,7 @@ def main() -> None:
     parser.add_argument("--backends", default="postgres,sqlite")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
     parser.add_argument("--worker-class", default="gthread", help="gunicorn worker class")
-    parser.add_argument("--threads", type=int, default=4, help="threads per gthread worker")
+    parser.add_argument("--threads", type=int, default=8, help="threads per gthread worker")
     parser.add_argument(
         "--client-processes",
         type=int,

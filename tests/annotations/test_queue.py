@@ -7,7 +7,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from active_learning.ml import synthetic
@@ -15,6 +14,7 @@ from annotations.models import Annotation, Case
 from annotations.services import annotate, queue
 from annotations.services.errors import Conflict
 from tests.conftest import ingest_synthetic
+from tests.support.concurrency import run_concurrently
 
 CLIENTS = 20
 
@@ -116,27 +116,6 @@ def test_returned_work_comes_back_to_its_annotator_first_and_to_nobody_else(proj
     assert queue.lease_next_case(project=project, annotator=alice).pk == case.pk
 
 
-def _run_concurrently(count: int, target) -> list[BaseException]:
-    barrier = threading.Barrier(count)
-    errors: list[BaseException] = []
-
-    def run(index: int) -> None:
-        try:
-            barrier.wait(timeout=30)
-            target(index)
-        except BaseException as exc:  # collected and re-raised by the test
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    return errors
-
-
 @pytest.mark.both_backends
 @pytest.mark.django_db(transaction=True)
 def test_twenty_concurrent_annotators_are_never_handed_the_same_case(
@@ -154,7 +133,7 @@ def test_twenty_concurrent_annotators_are_never_handed_the_same_case(
                 handed.append((case.pk, reader.pk))
             _submit(case, reader)
 
-    errors = _run_concurrently(CLIENTS, work)
+    errors = run_concurrently(CLIENTS, work)
     assert errors == []
     case_ids = [case_id for case_id, _ in handed]
     assert len(case_ids) == len(set(case_ids)), "a case was handed to two annotators"
@@ -179,7 +158,7 @@ def test_simultaneous_first_requests_lease_twenty_distinct_cases(
         with lock:
             leased[readers[index].pk] = case.pk
 
-    assert _run_concurrently(CLIENTS, work) == []
+    assert run_concurrently(CLIENTS, work) == []
     assert len(leased) == CLIENTS
     assert len(set(leased.values())) == CLIENTS
     holders = dict(Case.objects.filter(leased_to__isnull=False).values_list("pk", "leased_to"))

@@ -7,7 +7,6 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from annotations.models import Annotation, AuditEvent, Case
 from annotations.services import annotate, queue
 from medloop.celery import app
 from tests.conftest import api_client_for, ingest_synthetic
+from tests.support.concurrency import run_concurrently
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -32,28 +32,6 @@ def forty_cases_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("synthetic-forty")
     synthetic.generate_dataset(seed=5, count=40, out_dir=out, size=64)
     return out
-
-
-def _run_concurrently(count: int, target: Callable[[int], None]) -> list[BaseException]:
-    barrier = threading.Barrier(count)
-    errors: list[BaseException] = []
-
-    def run(index: int) -> None:
-        try:
-            barrier.wait(timeout=60)
-            target(index)
-        except BaseException as exc:  # collected and reported by the test
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=600)
-    assert not any(thread.is_alive() for thread in threads), "a client hung"
-    return errors
 
 
 def test_fifty_clients_two_hundred_requests_each_never_share_a_case(
@@ -106,7 +84,7 @@ def test_fifty_clients_two_hundred_requests_each_never_share_a_case(
             if rng.random() < 0.1:
                 connection.close()  # a new connection now and then, as web workers do
 
-    errors = _run_concurrently(CLIENTS, work)
+    errors = run_concurrently(CLIENTS, work)
     assert errors == []
     assert violations == []
     assert counts["leased"] + counts["empty"] == CLIENTS * REQUESTS_PER_CLIENT
@@ -140,7 +118,7 @@ def test_concurrent_edits_of_one_annotation_keep_exactly_one_write(project, memb
         statuses[index] = response.status_code
         bodies[index] = response.json()
 
-    assert _run_concurrently(tabs, save) == []
+    assert run_concurrently(tabs, save) == []
     winners = [i for i, status in statuses.items() if status == 200]
     assert len(winners) == 1, statuses
     assert sorted(statuses.values()) == [200] + [412] * (tabs - 1)
