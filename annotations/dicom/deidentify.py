@@ -28,7 +28,7 @@ from collections.abc import Callable
 from datetime import date, timedelta
 
 from dicomanonymizer.dicomfields_selector import dicom_anonymization_database_selector
-from pydicom.datadict import dictionary_has_tag, repeater_has_tag, tag_for_keyword
+from pydicom.datadict import dictionary_has_tag, dictionary_VR, repeater_has_tag, tag_for_keyword
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
@@ -282,6 +282,11 @@ def _dummy(element: DataElement) -> None:
         element.value = None
 
 
+# VRs whose values are rewritten by VR (UIDs replaced, dates shifted): an attribute that should
+# have one of them but arrives under another cannot be processed safely.
+_VR_DRIVEN = frozenset({"UI", "DA", "DT", "TM"})
+
+
 def _apply_profile(dataset: Dataset) -> None:
     """Apply the table's actions to every attribute of ``dataset`` and of its nested items."""
     for tag in list(dataset.keys()):
@@ -295,6 +300,12 @@ def _apply_profile(dataset: Dataset) -> None:
         try:
             element = dataset[tag]
         except Exception:  # a value pydicom cannot decode cannot be checked either
+            del dataset[tag]
+            continue
+        expected_vr = dictionary_VR(tag) if dictionary_has_tag(tag) else None
+        if expected_vr in _VR_DRIVEN and expected_vr != element.VR:
+            # A UID, date or time under another VR (a damaged file) would escape its
+            # replacement or shift, which go by VR: drop it.
             del dataset[tag]
             continue
         action = profile_action(tag)

@@ -372,3 +372,16 @@ def test_deidentification_works_on_a_copy_without_touching_other_datasets() -> N
     deidentify(copy.deepcopy(original), secret=SECRET)
 
     assert original.PatientName == kept.PatientName
+
+
+def test_a_uid_or_date_under_a_damaged_vr_does_not_survive() -> None:
+    """Replacement and shifting go by VR: a Frame of Reference UID sent as LO, or a date as
+    LO, would keep the original value, so such an element is dropped."""
+    path = next(p for p in CORPUS if p.endswith("CT_small.dcm"))
+    dataset = _load(path)
+    original_uid = "1.2.826.0.1.3680043.10.99.77"
+    dataset.add_new(0x00200052, "LO", original_uid)  # Frame of Reference UID, damaged VR
+    dataset.add_new(0x00080021, "LO", "20240131")  # Series Date, damaged VR
+    deidentify(dataset, secret=SECRET)
+    assert "FrameOfReferenceUID" not in dataset and "SeriesDate" not in dataset
+    assert original_uid.encode() not in _serialise(dataset)
