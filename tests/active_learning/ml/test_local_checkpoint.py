@@ -158,17 +158,30 @@ def _teach_report(model: GPT2LMHeadModel, tokenizer: PreTrainedTokenizerFast) ->
         for i, case in enumerate(_labelled_cases(8))
     ]
     answer = tokenizer(REPORT, add_special_tokens=False)["input_ids"] + [tokenizer.sep_token_id]
-    rows = [tokenizer(prompt)["input_ids"] + answer for prompt in prompts]
+    prompt_ids = [tokenizer(prompt)["input_ids"] for prompt in prompts]
+    rows = [row + answer for row in prompt_ids]
     width = max(len(row) for row in rows)
     ids = torch.tensor([row + [tokenizer.pad_token_id] * (width - len(row)) for row in rows])
     mask = torch.tensor([[1] * len(row) + [0] * (width - len(row)) for row in rows])
-    labels = ids.masked_fill(mask == 0, -100)
+    # The loss is on the answer and its end token only, and training goes on until it is
+    # learnt (a fixed step count was not always enough: the tokenizer's vocabulary, trained in
+    # parallel, can differ between runs).
+    answer_only = torch.tensor(
+        [
+            [0] * len(p) + [1] * len(answer) + [0] * (width - len(p) - len(answer))
+            for p in prompt_ids
+        ]
+    )
+    labels = ids.masked_fill(answer_only == 0, -100)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
     model.train()
-    for _ in range(60):
+    for step in range(400):
         optimizer.zero_grad()
-        model(input_ids=ids, attention_mask=mask, labels=labels).loss.backward()
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        loss.backward()
         optimizer.step()
+        if step >= 60 and loss.item() < 0.01:
+            break
     model.eval()
 
 
