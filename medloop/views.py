@@ -13,7 +13,6 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, serializers
-from rest_framework.authtoken.models import Token
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -22,6 +21,7 @@ from rest_framework.views import APIView
 from annotations.services import audit
 from medloop import two_factor
 from medloop.api_errors import RETRY_AFTER_SECONDS, UNAVAILABLE, unavailable_body
+from medloop.authentication import current_token
 from medloop.lockout import lockout_message
 from medloop.throttling import TokenRateThrottle
 
@@ -94,7 +94,7 @@ class TokenView(APIView):
         reset = getattr(AxesProxyHandler.get_implementation(), "reset_user_attempts", None)
         if settings.AXES_ENABLED and settings.AXES_RESET_ON_SUCCESS and reset is not None:
             reset(http_request, {"username": credentials["username"]})
-        token, _ = Token.objects.get_or_create(user=user)
+        token = current_token(user)
         audit.record(
             action="auth.login",
             actor=user,

@@ -157,7 +157,7 @@ LOGOUT_REDIRECT_URL = "login"
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first: unauthenticated requests then get 401 with WWW-Authenticate, not 403.
-        "rest_framework.authentication.TokenAuthentication",
+        "medloop.authentication.ExpiringTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -275,6 +275,8 @@ if env("MEDLOOP_CACHE_URL"):
 # HIPAA automatic logoff: a browser session ends after this many idle seconds; every request
 # moves the expiry on, and the session ends with the browser.
 SESSION_COOKIE_AGE = int(env("MEDLOOP_SESSION_IDLE_SECONDS", "900"))
+# API tokens (scripts, the bench) expire after this many days (0: never).
+MEDLOOP_TOKEN_MAX_AGE_DAYS = int(env("MEDLOOP_TOKEN_MAX_AGE_DAYS", "30"))
 SESSION_SAVE_EVERY_REQUEST = True
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_HTTPONLY = True
