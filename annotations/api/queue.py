@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import PermissionDenied
@@ -47,12 +48,16 @@ class NextCaseView(APIView):
         if any(not p.isdigit() or len(p) > 18 for p in parts) or len(parts) > 10:
             raise InvalidInput("exclude must be up to 10 case ids separated by commas.")
         exclude = [int(p) for p in parts]
-        leased = queue.lease_next_case(project=project, annotator=user_of(request), exclude=exclude)
-        if leased is None:
-            return Response(status=status.HTTP_204_NO_CONTENT)
-        # lease_next_case audited this access as "case.lease".
-        case = case_for(request, leased.pk, audit_action=None)
-        annotation = annotate.start_annotation(case=case, annotator=user_of(request))
+        # One transaction (one commit) for the lease, the working copy and their audit events.
+        with transaction.atomic():
+            leased = queue.lease_next_case(
+                project=project, annotator=user_of(request), exclude=exclude
+            )
+            if leased is None:
+                return Response(status=status.HTTP_204_NO_CONTENT)
+            # lease_next_case audited this access as "case.lease".
+            case = case_for(request, leased.pk, audit_action=None)
+            annotation = annotate.start_annotation(case=case, annotator=user_of(request))
         return Response(NextCaseSerializer(case, context={"annotation": annotation}).data)
 
 
