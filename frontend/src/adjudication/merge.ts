@@ -2,15 +2,11 @@
  * does (same finding, same image, IoU >= 0.5, one-to-one, best pairs first), and propose a
  * starting final label the reviewer then changes. No DOM: tested by __tests__/merge.test.ts. */
 
-export type ReadBox = {
+import type { StoredBox } from "../workspace/types";
+
+/** A read's box as the API serves it (the stored box, with its id). */
+export type ReadBox = Pick<StoredBox, "instance_id" | "frame" | "x" | "y" | "width" | "height" | "finding"> & {
   id: number;
-  instance_id: number;
-  frame: number;
-  x: number;
-  y: number;
-  width: number;
-  height: number;
-  finding: string;
 };
 
 export type Read = {
