@@ -29,7 +29,7 @@ from tests.annotations.test_dashboards import (
     _suggest,
 )
 from tests.conftest import api_client_for
-from tests.support.browser import log_in
+from tests.support.browser import assert_charts_drawn, log_in
 
 pytestmark = [
     pytest.mark.integration,
@@ -42,13 +42,6 @@ STATES = ("returned", "submitted", "accepted", "leased", "draft", "skipped", "wa
 SUGGESTION_USE = ("accepted", "edited", "rejected", "drawn")
 REVIEW_OUTCOMES = ("awaiting_review", "returned", "accepted")
 
-# Pixels of a canvas that something was drawn on (Chart.js leaves the rest transparent).
-DRAWN_PIXELS = """(canvas) => {
-  const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
-  let drawn = 0;
-  for (let i = 3; i < data.length; i += 4) if (data[i] > 0) drawn++;
-  return drawn;
-}"""
 # Each table of numbers as {row key: {dataset key: cell text}}, hidden or not.
 TABLES = """() => Object.fromEntries([...document.querySelectorAll('table.numbers')].map(t => [
   t.dataset.testid.replace('table-', ''),
@@ -167,15 +160,6 @@ def _expected_tables(queue_body: dict, review: dict, throughput: dict) -> dict[s
     }
 
 
-def _assert_charts_drawn(page) -> None:
-    for key in CHARTS:
-        canvas = page.locator(f"[data-testid=chart-{key}]")
-        assert canvas.is_visible(), key
-        assert canvas.evaluate(DRAWN_PIXELS) > 500, f"the {key} chart is blank"
-        title = page.text_content(f"#panel-{key} h2")
-        assert canvas.get_attribute("aria-label").startswith(title), key
-
-
 def test_lead_sees_every_chart_with_the_numbers_of_the_api(
     page, live_server, project, scenario, artifacts_dir: Path
 ):
@@ -186,7 +170,7 @@ def test_lead_sees_every_chart_with_the_numbers_of_the_api(
     log_in(page, live_server, "lena")
     page.click(f"tr[data-project='{project.pk}'] >> text=Dashboard")
     page.wait_for_selector("#dashboard[data-state=ready][data-days='30']")
-    _assert_charts_drawn(page)
+    assert_charts_drawn(page, CHARTS)
     page.screenshot(path=str(artifacts_dir / "dashboard-lead.png"))
 
     lead = scenario.lead
@@ -243,7 +227,7 @@ def test_lead_sees_every_chart_with_the_numbers_of_the_api(
     assert {k: tables[k] for k in ("daily", "median-minutes", "suggestions")} == (
         _expected_throughput(week)
     )
-    _assert_charts_drawn(page)
+    assert_charts_drawn(page, CHARTS)
     page.screenshot(path=str(artifacts_dir / "dashboard-lead-7-days.png"))
 
     # The Models page and the dashboard link to each other.

@@ -18,7 +18,7 @@ from active_learning.models import ModelVersion, RetrainingCycle
 from frontend.templatetags import vite
 from tests.active_learning import test_model_dashboard as dashboard_tests
 from tests.conftest import api_client_for
-from tests.support.browser import log_in
+from tests.support.browser import assert_charts_drawn, log_in
 
 pytestmark = [
     pytest.mark.integration,
@@ -32,12 +32,6 @@ EN_DASH = "\u2013"  # between a score bin's edges
 
 CHARTS = ("learning-curve", "per-class", "acquisition-scores", "suggestion-use", "corrections")
 
-DRAWN_PIXELS = """(canvas) => {
-  const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
-  let drawn = 0;
-  for (let i = 3; i < data.length; i += 4) if (data[i] > 0) drawn++;
-  return drawn;
-}"""
 # Each table of numbers as {row key: {dataset key: cell text}}, hidden or not.
 TABLES = """() => Object.fromEntries([...document.querySelectorAll('#model-charts table.numbers')]
   .map(t => [t.dataset.testid.replace('table-', ''),
@@ -97,15 +91,6 @@ EXPECTED_TABLES = {
 }
 
 
-def _assert_charts_drawn(page) -> None:
-    for key in CHARTS:
-        canvas = page.locator(f"[data-testid=chart-{key}]")
-        assert canvas.is_visible(), key
-        assert canvas.evaluate(DRAWN_PIXELS) > 500, f"the {key} chart is blank"
-        title = page.text_content(f"#panel-{key} h2")
-        assert canvas.get_attribute("aria-label").startswith(title), key
-
-
 @pytest.mark.usefixtures("frontend_built")
 def test_model_owner_sees_the_four_charts_with_the_numbers_and_they_follow_a_cycle(
     page, live_server, project, scenario, member, artifacts_dir: Path
@@ -117,7 +102,7 @@ def test_model_owner_sees_the_four_charts_with_the_numbers_and_they_follow_a_cyc
     page.wait_for_selector("#model-charts[data-state=ready][data-loads='1']")
     assert page.locator("#model-charts-unbuilt").count() == 0
     page.locator("#model-charts").scroll_into_view_if_needed()
-    _assert_charts_drawn(page)
+    assert_charts_drawn(page, CHARTS)
     page.screenshot(path=str(artifacts_dir / "models-charts.png"), full_page=True)
 
     assert page.evaluate(TABLES) == EXPECTED_TABLES
@@ -208,7 +193,7 @@ def test_model_owner_sees_the_four_charts_with_the_numbers_and_they_follow_a_cyc
         "v2 (serving)",
         "v1",
     ]
-    _assert_charts_drawn(page)
+    assert_charts_drawn(page, CHARTS)
     page.screenshot(path=str(artifacts_dir / "models-charts-after-cycle.png"), full_page=True)
 
     # The charts show what the API says.
