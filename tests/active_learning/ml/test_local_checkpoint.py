@@ -4,6 +4,7 @@ are blocked and ``HF_HUB_OFFLINE=1`` is set. Pure Python and torch: no Django, n
 
 from __future__ import annotations
 
+import itertools
 import random
 import shutil
 import socket
@@ -153,9 +154,17 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def _teach_report(model: GPT2LMHeadModel, tokenizer: PreTrainedTokenizerFast) -> None:
     """A few steps so that the report model writes :data:`REPORT` (then its end token) after any
     prompt, as :meth:`LocalCheckpointModel.predict` builds them."""
+    # Every case text with every set of suggested findings: whatever the (untrained) classifier
+    # predicts at test time, the prompt is one the report model has seen.
+    subsets = [
+        {name: 0.9 for name in combo}
+        for size in range(len(CLASSES) + 1)
+        for combo in itertools.combinations(CLASSES, size)
+    ]
     prompts = [
-        report_prompt(case_text(case), {"effusion": 0.7, "nodule": 0.5 + 0.1 * (i % 2)})
-        for i, case in enumerate(_labelled_cases(8))
+        report_prompt(case_text(case), findings)
+        for case in _labelled_cases(8)
+        for findings in subsets
     ]
     answer = tokenizer(REPORT, add_special_tokens=False)["input_ids"] + [tokenizer.sep_token_id]
     prompt_ids = [tokenizer(prompt)["input_ids"] for prompt in prompts]
