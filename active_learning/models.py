@@ -31,9 +31,15 @@ class ModelVersion(models.Model):
     code_version = models.CharField(max_length=64, blank=True)
     weights_path = models.CharField(max_length=500, blank=True)
     weights_sha256 = models.CharField(max_length=64, blank=True)
+    # Lineage: the version whose weights training started from (None: from scratch), and why
+    # that one (LoopSettings.warm_start, a label schema change...).
     parent = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
     )
+    parent_reason = models.CharField(max_length=300, blank=True)
+    # The promotion guard's numbers when the cycle decided (validation labels and positives per
+    # class, the paired bootstrap against the serving version, the decision and its reason).
+    promotion_check = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     promoted_at = models.DateTimeField(null=True, blank=True)
 
@@ -50,6 +56,44 @@ class ModelVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.project} v{self.number}"
+
+
+class LoopSettings(models.Model):
+    """How a project's loop decides: the promotion guard and where a cycle's training starts.
+    One row per project, created with the defaults the first time a setting is changed
+    (``active_learning.services.loop_settings``)."""
+
+    class WarmStart(models.TextChoices):
+        LATEST = "latest", "Latest trained version (when it saw every label the serving one saw)"
+        SERVING = "serving", "Serving version"
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="loop_settings")
+    # Automatic promotion needs at least this many labelled validation cases; below it a
+    # version waits for a model owner, the numbers shown.
+    min_validation_labels = models.PositiveIntegerField(default=20)
+    # Paired bootstrap of (candidate - serving) over the validation cases: resamples, seed and
+    # the two-sided interval whose lower end must lie above zero.
+    bootstrap_resamples = models.PositiveIntegerField(default=2000)
+    bootstrap_confidence = models.FloatField(default=0.95)
+    bootstrap_seed = models.PositiveIntegerField(default=0)
+    warm_start = models.CharField(
+        max_length=12, choices=WarmStart.choices, default=WarmStart.LATEST
+    )
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(bootstrap_resamples__gte=1000),
+                name="loop_settings_bootstrap_resamples_min_1000",
+            ),
+            models.CheckConstraint(
+                condition=Q(bootstrap_confidence__gt=0.5) & Q(bootstrap_confidence__lt=1),
+                name="loop_settings_bootstrap_confidence_0_5_1",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Loop settings of {self.project}"
 
 
 class Suggestion(models.Model):

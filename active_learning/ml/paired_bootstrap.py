@@ -1,0 +1,388 @@
+"""Paired bootstrap over validation cases: is a candidate's gain on the promotion metric larger
+than the noise of a small validation set?
+
+Both models are run on the *same* validation cases. One resample draws ``n`` cases with
+replacement (multinomial counts, used as case weights) and the metric of *both* models is
+recomputed on that same resample, so how hard each case is cancels out of the difference (the
+pairing). The gain is beyond noise when the lower end of the two-sided ``confidence`` interval
+of (candidate - serving) lies above zero; ``p_not_better`` is the share of resamples in which
+the candidate does not beat the serving version.
+
+Every metric is recomputed exactly from per-case outcomes (:class:`CaseOutcomes`), which
+:func:`case_outcomes` derives from each model's predictions on the labelled cases:
+
+- ``boxes.map_50``: per class, AP at IoU 0.5 over *every* candidate box (low scores included;
+  ``prediction.candidates`` when the model gives them, else its shown boxes), with all-point
+  interpolated precision (the PASCAL VOC 2010+ rule); a candidate is a true positive when it is
+  matched, greedily by descending score within its case, to an unused truth box of its class at
+  IoU >= 0.5. Mean over the classes with truth in the resample. (Close to, not identical with,
+  pycocotools' 101-point figure in ``ModelVersion.metrics``.)
+- ``findings.auroc_macro``: per class with labelled positives and negatives in the resample,
+  the weighted Mann-Whitney AUROC of the calibrated probability (ties count one half); mean.
+- ``reports.finding_f1_micro``: findings stated present in the draft against the labelled
+  report (:func:`~active_learning.ml.report_findings.findings_stated`), true/false positives
+  and false negatives pooled over classes and cases.
+- ``combined``: the mean of the three above that are defined on the resample (as
+  ``active_learning.services.cycles.primary_metric`` defines it).
+- hand-given per-case values (:func:`outcomes_from_values`): their weighted mean.
+
+Pure numpy; never imports Django.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from active_learning.ml.builtin.uncertainty import box_iou
+from active_learning.ml.interface import CasePrediction, LabelledCase
+from active_learning.ml.report_findings import findings_stated
+
+IOU_THRESHOLD = 0.5
+#: Promotion metrics the bootstrap recomputes (dotted names as in ``ModelVersion.metrics``).
+SUPPORTED_METRICS = (
+    "combined",
+    "boxes.map_50",
+    "findings.auroc_macro",
+    "reports.finding_f1_micro",
+    "mean",
+)
+COMBINED_PARTS = ("boxes.map_50", "findings.auroc_macro", "reports.finding_f1_micro")
+
+
+class UnsupportedMetric(ValueError):
+    """A promotion metric the bootstrap cannot recompute per resample."""
+
+
+@dataclass
+class CaseOutcomes:
+    """One model's outcomes on ``n_cases`` validation cases: enough to recompute every metric
+    of the module docstring on any resample of the cases.
+
+    Detections (one row per candidate box): ``detection_case`` (case index), ``detection_class``
+    (class index), ``detection_score`` and ``detection_tp`` (matched at IoU >= 0.5).
+    ``truth_counts`` ``(n, C)``: truth boxes per case and class. ``finding_labels`` ``(n, C)``:
+    1.0 present, 0.0 absent, NaN not read; ``finding_probabilities`` ``(n, C)``.
+    ``report_counts`` ``(n, 3)``: true positives, false positives, false negatives of the
+    findings the draft states. ``values`` ``(n,)``: hand-given per-case values, or ``None``.
+    """
+
+    classes: tuple[str, ...]
+    n_cases: int
+    detection_case: NDArray[np.int64]
+    detection_class: NDArray[np.int64]
+    detection_score: NDArray[np.float64]
+    detection_tp: NDArray[np.bool_]
+    truth_counts: NDArray[np.int64]
+    finding_labels: NDArray[np.float64]
+    finding_probabilities: NDArray[np.float64]
+    report_counts: NDArray[np.int64]
+    values: NDArray[np.float64] | None = None
+
+
+def _xyxy(boxes: Sequence[Any]) -> NDArray[np.float64]:
+    if not boxes:
+        return np.zeros((0, 4))
+    return np.array([[b.x, b.y, b.x + b.width, b.y + b.height] for b in boxes], dtype=np.float64)
+
+
+def _match(truth: Sequence[Any], predicted: Sequence[Any]) -> NDArray[np.bool_]:
+    """True positives among ``predicted`` (same-class, greedy by descending score, each truth
+    box used once, the unused truth box of highest IoU >= 0.5 taken)."""
+    order = sorted(range(len(predicted)), key=lambda i: -float(predicted[i].score))
+    iou = box_iou(_xyxy(predicted), _xyxy(truth))
+    tp = np.zeros(len(predicted), dtype=bool)
+    used: set[int] = set()
+    for i in order:
+        best, best_iou = -1, IOU_THRESHOLD
+        for j, box in enumerate(truth):
+            if j in used or box.finding != predicted[i].finding:
+                continue
+            if iou[i, j] >= best_iou:
+                best, best_iou = j, float(iou[i, j])
+        if best >= 0:
+            used.add(best)
+            tp[i] = True
+    return tp
+
+
+def _report_text(report: dict[str, str]) -> str:
+    return " ".join(str(text) for text in report.values() if text)
+
+
+def case_outcomes(
+    predictions: Sequence[CasePrediction],
+    cases: Sequence[LabelledCase],
+    classes: Sequence[str],
+) -> CaseOutcomes:
+    """:class:`CaseOutcomes` of one model from its ``predictions`` on labelled ``cases`` (same
+    order). Boxes come from ``prediction.candidates`` (every candidate, low scores included)
+    when the model gives them, else from ``prediction.boxes``."""
+    if len(predictions) != len(cases):
+        raise ValueError(f"{len(predictions)} predictions for {len(cases)} cases")
+    index = {name: k for k, name in enumerate(classes)}
+    n, c = len(cases), len(classes)
+    det_case: list[int] = []
+    det_class: list[int] = []
+    det_score: list[float] = []
+    det_tp: list[bool] = []
+    truth_counts = np.zeros((n, c), dtype=np.int64)
+    labels = np.full((n, c), np.nan)
+    probabilities = np.full((n, c), np.nan)
+    report_counts = np.zeros((n, 3), dtype=np.int64)
+    for i, (prediction, case) in enumerate(zip(predictions, cases, strict=True)):
+        truth = [b for b in case.boxes if b.finding in index]
+        for box in truth:
+            truth_counts[i, index[box.finding]] += 1
+        candidates = getattr(prediction, "candidates", None) or prediction.boxes
+        predicted = [b for b in candidates if b.finding in index]
+        for box, hit in zip(predicted, _match(truth, predicted), strict=True):
+            det_case.append(i)
+            det_class.append(index[box.finding])
+            det_score.append(float(box.score))
+            det_tp.append(bool(hit))
+        for name, k in index.items():
+            value = case.findings.get(name)
+            if value is not None:
+                labels[i, k] = float(bool(value))
+            if name in prediction.findings:
+                probabilities[i, k] = float(prediction.findings[name])
+        if case.report:
+            stated_truth = findings_stated(_report_text(case.report), classes)
+            stated = findings_stated(_report_text(prediction.report), classes)
+            for name in classes:
+                t, s = stated_truth.get(name) == "present", stated.get(name) == "present"
+                report_counts[i] += (t and s, s and not t, t and not s)
+    return CaseOutcomes(
+        classes=tuple(classes),
+        n_cases=n,
+        detection_case=np.asarray(det_case, dtype=np.int64),
+        detection_class=np.asarray(det_class, dtype=np.int64),
+        detection_score=np.asarray(det_score, dtype=np.float64),
+        detection_tp=np.asarray(det_tp, dtype=bool),
+        truth_counts=truth_counts,
+        finding_labels=labels,
+        finding_probabilities=probabilities,
+        report_counts=report_counts,
+    )
+
+
+def outcomes_from_values(values: Sequence[float]) -> CaseOutcomes:
+    """Outcomes carrying only hand-given per-case values (metric ``"mean"``)."""
+    array = np.asarray(values, dtype=np.float64)
+    n = len(array)
+    empty_int = np.zeros(0, dtype=np.int64)
+    return CaseOutcomes(
+        classes=(),
+        n_cases=n,
+        detection_case=empty_int,
+        detection_class=empty_int,
+        detection_score=np.zeros(0),
+        detection_tp=np.zeros(0, dtype=bool),
+        truth_counts=np.zeros((n, 0), dtype=np.int64),
+        finding_labels=np.zeros((n, 0)),
+        finding_probabilities=np.zeros((n, 0)),
+        report_counts=np.zeros((n, 3), dtype=np.int64),
+        values=array,
+    )
+
+
+# --- metrics on weighted cases ----------------------------------------------------------------
+
+
+def _average_precision(tp: NDArray[np.float64], fp: NDArray[np.float64], positives: float) -> float:
+    """All-point interpolated AP of detections already sorted by descending score, each with
+    a weight as true positive (``tp``) or false positive (``fp``)."""
+    true_pos, false_pos = np.cumsum(tp), np.cumsum(fp)
+    recall = true_pos / positives
+    precision = true_pos / np.maximum(true_pos + false_pos, 1e-12)
+    # Precision envelope (monotone from the right), then the area under the recall steps.
+    envelope = np.maximum.accumulate(precision[::-1])[::-1]
+    steps = np.diff(np.concatenate([[0.0], recall]))
+    return float(np.sum(steps * envelope))
+
+
+def box_map50(outcomes: CaseOutcomes, weights: NDArray[np.float64]) -> float | None:
+    """Mean AP@0.5 over the classes with truth boxes among the weighted cases (None: none)."""
+    positives = weights @ outcomes.truth_counts
+    order = np.argsort(-outcomes.detection_score, kind="stable")
+    w = weights[outcomes.detection_case[order]]
+    hits = outcomes.detection_tp[order]
+    labels = outcomes.detection_class[order]
+    aps = []
+    for k in range(len(outcomes.classes)):
+        if positives[k] <= 0:
+            continue
+        mine = labels == k
+        if not mine.any():
+            aps.append(0.0)
+            continue
+        tp = np.where(hits[mine], w[mine], 0.0)
+        fp = np.where(hits[mine], 0.0, w[mine])
+        aps.append(_average_precision(tp, fp, float(positives[k])))
+    return float(np.mean(aps)) if aps else None
+
+
+def _weighted_auroc(
+    scores: NDArray[np.float64], labels: NDArray[np.float64], weights: NDArray[np.float64]
+) -> float | None:
+    """P(score of a positive > score of a negative), ties one half, cases weighted."""
+    keep = (weights > 0) & ~np.isnan(labels) & ~np.isnan(scores)
+    scores, labels, weights = scores[keep], labels[keep], weights[keep]
+    pos_weight = weights[labels == 1].sum()
+    neg_weight = weights[labels == 0].sum()
+    if pos_weight == 0 or neg_weight == 0:
+        return None
+    distinct, inverse = np.unique(scores, return_inverse=True)
+    neg_at = np.bincount(inverse, weights=weights * (labels == 0), minlength=len(distinct))
+    pos_at = np.bincount(inverse, weights=weights * (labels == 1), minlength=len(distinct))
+    neg_below = np.cumsum(neg_at) - neg_at
+    wins = np.sum(pos_at * (neg_below + 0.5 * neg_at))
+    return float(wins / (pos_weight * neg_weight))
+
+
+def finding_auroc_macro(outcomes: CaseOutcomes, weights: NDArray[np.float64]) -> float | None:
+    """Mean AUROC over the classes with labelled positives and negatives (None: none)."""
+    values = [
+        _weighted_auroc(
+            outcomes.finding_probabilities[:, k], outcomes.finding_labels[:, k], weights
+        )
+        for k in range(len(outcomes.classes))
+    ]
+    defined = [v for v in values if v is not None]
+    return float(np.mean(defined)) if defined else None
+
+
+def report_finding_f1(outcomes: CaseOutcomes, weights: NDArray[np.float64]) -> float | None:
+    """Micro F1 of the findings the drafts state (None: no finding stated in either text)."""
+    tp, fp, fn = weights @ outcomes.report_counts
+    if tp + fp + fn == 0:
+        return None
+    return float(2 * tp / (2 * tp + fp + fn))
+
+
+def weighted_mean(outcomes: CaseOutcomes, weights: NDArray[np.float64]) -> float | None:
+    if outcomes.values is None or weights.sum() == 0:
+        return None
+    return float(weights @ outcomes.values / weights.sum())
+
+
+MetricFunction = Callable[[CaseOutcomes, NDArray[np.float64]], float | None]
+METRICS: dict[str, MetricFunction] = {
+    "boxes.map_50": box_map50,
+    "findings.auroc_macro": finding_auroc_macro,
+    "reports.finding_f1_micro": report_finding_f1,
+    "mean": weighted_mean,
+}
+
+
+def metric(name: str, outcomes: CaseOutcomes, weights: NDArray[np.float64]) -> float | None:
+    """The metric ``name`` (:data:`SUPPORTED_METRICS`) of ``outcomes`` on weighted cases."""
+    if name == "combined":
+        parts = [METRICS[part](outcomes, weights) for part in COMBINED_PARTS]
+        defined = [p for p in parts if p is not None]
+        return float(np.mean(defined)) if defined else None
+    try:
+        function = METRICS[name]
+    except KeyError:
+        raise UnsupportedMetric(
+            f"the paired bootstrap cannot recompute {name!r}; it knows "
+            + ", ".join(SUPPORTED_METRICS)
+        ) from None
+    return function(outcomes, weights)
+
+
+# --- the bootstrap ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BootstrapResult:
+    """The paired comparison of a candidate with the serving version on ``cases`` validation
+    cases. ``difference`` = candidate - serving on all cases; ``low``/``high``: the percentile
+    interval of the difference over the resamples where both metrics are defined
+    (``resamples_used`` of ``resamples``); ``p_not_better``: share of those where the candidate
+    does not beat the serving version. ``beyond_noise``: ``low > 0``."""
+
+    metric: str
+    cases: int
+    resamples: int
+    resamples_used: int
+    seed: int
+    confidence: float
+    candidate: float | None
+    serving: float | None
+    difference: float | None
+    low: float | None
+    high: float | None
+    p_not_better: float | None
+
+    @property
+    def beyond_noise(self) -> bool:
+        return self.low is not None and self.low > 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "beyond_noise": self.beyond_noise}
+
+
+def paired_bootstrap(
+    candidate: CaseOutcomes,
+    serving: CaseOutcomes,
+    *,
+    metric_name: str,
+    resamples: int = 2000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> BootstrapResult:
+    """Resample the validation cases ``resamples`` times (seeded) and compare the two models'
+    ``metric_name`` on each resample (module docstring). Both outcomes must cover the same
+    cases in the same order."""
+    if candidate.n_cases != serving.n_cases:
+        raise ValueError(
+            f"paired outcomes need the same cases: {candidate.n_cases} vs {serving.n_cases}"
+        )
+    if resamples < 1:
+        raise ValueError(f"resamples must be at least 1, got {resamples}")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    if metric_name not in SUPPORTED_METRICS:
+        metric(metric_name, candidate, np.ones(candidate.n_cases))  # raises UnsupportedMetric
+    n = candidate.n_cases
+    ones = np.ones(n)
+    whole_candidate = metric(metric_name, candidate, ones) if n else None
+    whole_serving = metric(metric_name, serving, ones) if n else None
+    difference = None
+    if whole_candidate is not None and whole_serving is not None:
+        difference = whole_candidate - whole_serving
+    differences = []
+    if n:
+        rng = np.random.default_rng(seed)
+        counts = rng.multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(np.float64)
+        for weights in counts:
+            a = metric(metric_name, candidate, weights)
+            b = metric(metric_name, serving, weights)
+            if a is not None and b is not None:
+                differences.append(a - b)
+    low = high = p_not_better = None
+    if differences:
+        values = np.asarray(differences)
+        tail = (1.0 - confidence) / 2 * 100
+        low, high = (float(v) for v in np.percentile(values, [tail, 100 - tail]))
+        p_not_better = float(np.mean(values <= 0))
+    return BootstrapResult(
+        metric=metric_name,
+        cases=n,
+        resamples=resamples,
+        resamples_used=len(differences),
+        seed=seed,
+        confidence=confidence,
+        candidate=whole_candidate,
+        serving=whole_serving,
+        difference=difference,
+        low=low,
+        high=high,
+        p_not_better=p_not_better,
+    )
