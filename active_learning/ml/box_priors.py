@@ -26,6 +26,13 @@ Class mapping (our class <- source labels):
 - pneumothorax <- VinDr "Pneumothorax", NIH "Pneumothorax"
 - cardiomegaly <- VinDr "Cardiomegaly", NIH "Cardiomegaly"
 
+Image-level prevalence (``"prevalence"`` in the JSON, VinDr only: NIH's box list covers only
+images with boxes): an image has a class when **any** of its three readers boxed it (nodule and
+mass split by the same 3 cm rule), it is normal when every reader wrote "No finding"; the JSON
+keeps the per-class rates, the normal rate and the count of every combination of our six classes
+(the empty combination includes images whose only findings are outside our six), so a synthetic
+pool can follow both the marginal rates and the co-occurrence (cardiomegaly with effusion).
+
 Per class the JSON keeps the count per source, 21 marginal quantiles of each of cx, cy, w, h, the
 correlation of their normal scores (a Gaussian copula), and 200 ``(cx, cy, w, h)`` samples drawn
 from that copula with a deterministic Halton sequence: a summary of the distribution, not a copy of
@@ -97,6 +104,15 @@ def _read_vindr(path: Path) -> list[VinDrBox]:
             if r["x_min"]  # "No finding" rows carry no box
         ]
     return rows
+
+
+def _read_vindr_labels(path: Path) -> dict[str, set[str]]:
+    """Every VinDr image id -> the set of labels its readers wrote ("No finding" included)."""
+    labels: dict[str, set[str]] = {}
+    with gzip.open(path, "rt", newline="") as handle:
+        for r in csv.DictReader(handle):
+            labels.setdefault(r["image_id"], set()).add(r["class_name"])
+    return labels
 
 
 def _vindr_frame(vindr: list[VinDrBox], nih: list[tuple[str, Box]]) -> tuple[float, float]:
@@ -178,20 +194,19 @@ def build_priors(data_dir: Path | str) -> dict[str, Any]:
 
     per_class: dict[str, list[Box]] = {name: [] for name in CLASS_SOURCES}
     sources: dict[str, dict[str, int]] = {name: {} for name in CLASS_SOURCES}
+    present: dict[str, set[str]] = {}  # image id -> our classes any reader boxed
     for image_id, label, x0, y0, x1, y1 in vindr:
         if x1 <= x0 or y1 <= y0:
             continue
         fw, fh = extent[image_id]
         box = ((x0 + x1) / 2 / fw, (y0 + y1) / 2 / fh, (x1 - x0) / fw, (y1 - y0) / fh)
-        longest_mm = max(box[2] * DETECTOR_MM[0], box[3] * DETECTOR_MM[1])
-        for name, (vindr_labels, _) in CLASS_SOURCES.items():
-            if label not in vindr_labels:
-                continue
-            if label == "Nodule/Mass" and (longest_mm >= NODULE_MASS_CUTOFF_MM) != (name == "mass"):
-                continue
-            per_class[name].append(box)
-            key = f"vindr:{label}"
-            sources[name][key] = sources[name].get(key, 0) + 1
+        name = vindr_class(label, box[2], box[3])
+        if name is None:
+            continue
+        per_class[name].append(box)
+        present.setdefault(image_id, set()).add(name)
+        key = f"vindr:{label}"
+        sources[name][key] = sources[name].get(key, 0) + 1
     for label, box in nih:
         for name, (_, nih_labels) in CLASS_SOURCES.items():
             if label in nih_labels:
@@ -208,6 +223,41 @@ def build_priors(data_dir: Path | str) -> dict[str, Any]:
         "generated_by": "python -m active_learning.ml.box_priors",
         "vindr_frame_px": [frame_w, frame_h],
         "classes": classes,
+        "prevalence": _prevalence(_read_vindr_labels(data_dir / VINDR_FILE), present),
+    }
+
+
+def vindr_class(label: str, width: float, height: float) -> str | None:
+    """Our class for a VinDr box of ``label`` whose size is ``width`` x ``height`` (fractions of
+    the VinDr frame): "Nodule/Mass" splits at 3 cm on the 35 x 43 cm detector; None for a label
+    outside our six classes."""
+    for name, (vindr_labels, _) in CLASS_SOURCES.items():
+        if label not in vindr_labels:
+            continue
+        if label == "Nodule/Mass":
+            longest_mm = max(width * DETECTOR_MM[0], height * DETECTOR_MM[1])
+            return "mass" if longest_mm >= NODULE_MASS_CUTOFF_MM else "nodule"
+        return name
+    return None
+
+
+def _prevalence(labels: dict[str, set[str]], present: dict[str, set[str]]) -> dict[str, Any]:
+    """Image-level rates over every VinDr image (see the module docstring)."""
+    images = len(labels)
+    normal = sum(1 for found in labels.values() if found == {"No finding"})
+    combinations: dict[str, int] = {}
+    for image_id in labels:
+        key = "+".join(sorted(present.get(image_id, ())))
+        combinations[key] = combinations.get(key, 0) + 1
+    return {
+        "source": "VinDr-CXR, any of three readers",
+        "images": images,
+        "no_finding_rate": round(normal / images, 4),
+        "rates": {
+            name: round(sum(name in found for found in present.values()) / images, 4)
+            for name in CLASS_SOURCES
+        },
+        "combinations": dict(sorted(combinations.items())),
     }
 
 
