@@ -414,6 +414,45 @@ class AnnotationRevision(models.Model):
         return f"Annotation {self.annotation_id} as submitted at version {self.version}"
 
 
+class ShownSuggestion(models.Model):
+    """What a model version showed the annotator of one annotation: the boxes, prefilled
+    findings and report draft the server served to their workspace (recorded at serving time,
+    so it is what the server sent, not what a client says it saw), and, once submitted, how far
+    the submitted annotation is from it. The version is stored by id and number, not as a
+    foreign key: labels know nothing of the loop."""
+
+    annotation = models.OneToOneField(
+        Annotation, on_delete=models.CASCADE, related_name="shown_suggestion"
+    )
+    model_version_pk = models.PositiveBigIntegerField()
+    model_version_number = models.PositiveIntegerField(db_index=True)
+    suggestion_pk = models.PositiveBigIntegerField(null=True, blank=True)
+    # [{"id", "instance_id", "frame", "x", "y", "width", "height", "finding", "score"}]
+    boxes = models.JSONField(default=list, blank=True)
+    # {finding: "present" | "absent"} the workspace was told to prefill, and the probabilities
+    # it was shown ({finding: p}).
+    findings_prefilled = models.JSONField(default=dict, blank=True)
+    finding_probabilities = models.JSONField(default=dict, blank=True)
+    # {section: text}; {} when no draft was shown.
+    report_draft = models.JSONField(default=dict, blank=True)
+    # Why the rest was held back: [{"kind", "finding", "message"}].
+    withheld = models.JSONField(default=list, blank=True)
+    served_at = models.DateTimeField()
+    # Filled at submission (0..1; None where nothing of that kind was shown).
+    confidence = models.FloatField(null=True, blank=True)
+    boxes_kept_fraction = models.FloatField(null=True, blank=True)
+    findings_changed_fraction = models.FloatField(null=True, blank=True)
+    draft_edit_distance = models.FloatField(null=True, blank=True)
+    change = models.FloatField(null=True, blank=True)
+    summarised_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["annotation_id"]
+
+    def __str__(self) -> str:
+        return f"Suggestion of version {self.model_version_number} shown on {self.annotation_id}"
+
+
 class DoubleRead(models.Model):
     """Two independent reads of one case, how far they agree, and (when they disagree) the
     adjudication: a reviewer's final label, which then is the case's label."""

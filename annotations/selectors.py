@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.contrib.auth.models import AnonymousUser, User
-from django.db.models import Prefetch, QuerySet
+from django.db.models import F, Prefetch, QuerySet
+from django.db.models.expressions import OrderBy
 
 from annotations.models import Annotation, AuditEvent, Case, Instance, Project, Series
 
@@ -46,13 +47,47 @@ def cases_of(project: Project, *, state: str | None = None) -> QuerySet[Case]:
     return cases.order_by("-priority", "id")
 
 
-def annotations_to_review(project: Project) -> QuerySet[Annotation]:
-    return (
+# Review-queue orderings: name -> order_by fields. Annotations without a recorded suggestion
+# (or without that figure) come last either way.
+REVIEW_ORDERINGS: dict[str, list[str | OrderBy]] = {
+    "submitted": [F("submitted_at").asc(), "id"],
+    "-submitted": [F("submitted_at").desc(), "-id"],
+    "confidence": [F("shown_suggestion__confidence").asc(nulls_last=True), "submitted_at", "id"],
+    "-confidence": [F("shown_suggestion__confidence").desc(nulls_last=True), "submitted_at", "id"],
+    "change": [F("shown_suggestion__change").asc(nulls_last=True), "submitted_at", "id"],
+    "-change": [F("shown_suggestion__change").desc(nulls_last=True), "submitted_at", "id"],
+}
+
+
+def annotations_to_review(
+    project: Project,
+    *,
+    ordering: str = "submitted",
+    confidence_min: float | None = None,
+    confidence_max: float | None = None,
+    change_min: float | None = None,
+    change_max: float | None = None,
+    model_version: int | None = None,
+) -> QuerySet[Annotation]:
+    """Submitted annotations of ``project`` in ``ordering`` (a key of :data:`REVIEW_ORDERINGS`:
+    by submission, by the model's confidence in what it showed, or by how much the annotator
+    changed it), keeping only those whose recorded figures lie in the given closed ranges and,
+    with ``model_version``, those shown that version's suggestion. A range filter drops the
+    annotations that have no such figure."""
+    annotations = (
         Annotation.objects.filter(case__project=project, status=Annotation.Status.SUBMITTED)
-        .select_related("annotator", "reviewed_by")
+        .select_related("annotator", "reviewed_by", "shown_suggestion")
         .prefetch_related("boxes")
-        .order_by("submitted_at", "id")
     )
+    ranges = {
+        "shown_suggestion__confidence__gte": confidence_min,
+        "shown_suggestion__confidence__lte": confidence_max,
+        "shown_suggestion__change__gte": change_min,
+        "shown_suggestion__change__lte": change_max,
+        "shown_suggestion__model_version_number": model_version,
+    }
+    annotations = annotations.filter(**{k: v for k, v in ranges.items() if v is not None})
+    return annotations.order_by(*REVIEW_ORDERINGS[ordering])
 
 
 def audit_events(

@@ -17,6 +17,7 @@ from annotations.api.serializers import (
     AnnotationInputSerializer,
     AnnotationSerializer,
     ReviewInputSerializer,
+    ReviewQueueQuerySerializer,
 )
 from annotations.models import Annotation
 from annotations.services import annotate
@@ -131,11 +132,17 @@ class ReviewQueueView(APIView):
     # The answer is paginated (count, next, previous, results): the schema says so.
     pagination_class = LimitOffsetPagination
 
-    @extend_schema(responses=AnnotationSerializer(many=True))
+    @extend_schema(
+        parameters=[ReviewQueueQuerySerializer], responses=AnnotationSerializer(many=True)
+    )
     def get(self, request: Request, project_pk: int) -> Response:
+        """Submitted annotations, sortable and filterable by the model's confidence in what it
+        showed and by how much the annotator changed it."""
         project = project_for(request, project_pk, "annotation", "review")
+        query = ReviewQueueQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
         paginator = LimitOffsetPagination()
         page = paginator.paginate_queryset(
-            selectors.annotations_to_review(project), request, view=self
+            selectors.annotations_to_review(project, **query.validated_data), request, view=self
         )
         return paginator.get_paginated_response(AnnotationSerializer(page, many=True).data)

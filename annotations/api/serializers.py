@@ -20,6 +20,7 @@ from annotations.models import (
     Project,
     Role,
     Series,
+    ShownSuggestion,
 )
 
 # --- output ---------------------------------------------------------------------------------
@@ -181,6 +182,27 @@ class BoxSerializer(serializers.ModelSerializer):
         ]
 
 
+class ShownSuggestionSerializer(serializers.ModelSerializer):
+    """What the model showed the annotator, and (after submission) how much they changed it."""
+
+    class Meta:
+        model = ShownSuggestion
+        fields = [
+            "model_version_number",
+            "boxes",
+            "findings_prefilled",
+            "finding_probabilities",
+            "report_draft",
+            "withheld",
+            "served_at",
+            "confidence",
+            "boxes_kept_fraction",
+            "findings_changed_fraction",
+            "draft_edit_distance",
+            "change",
+        ]
+
+
 class AnnotationSerializer(serializers.ModelSerializer):
     annotator = serializers.CharField(source="annotator.username", read_only=True)
     reviewed_by = serializers.CharField(
@@ -188,6 +210,17 @@ class AnnotationSerializer(serializers.ModelSerializer):
     )
     boxes = BoxSerializer(many=True, read_only=True)
     etag = serializers.CharField(read_only=True)
+    shown_suggestion = serializers.SerializerMethodField(
+        help_text="the model's suggestion the annotator was shown (null: none was shown)"
+    )
+
+    @extend_schema_field(ShownSuggestionSerializer(allow_null=True))
+    def get_shown_suggestion(self, annotation: Annotation) -> dict[str, object] | None:
+        try:
+            record = annotation.shown_suggestion
+        except ShownSuggestion.DoesNotExist:
+            return None
+        return dict(ShownSuggestionSerializer(record).data)
 
     class Meta:
         model = Annotation
@@ -208,6 +241,7 @@ class AnnotationSerializer(serializers.ModelSerializer):
             "created_at",
             "updated_at",
             "submitted_at",
+            "shown_suggestion",
         ]
 
 
@@ -312,6 +346,24 @@ class AnnotationInputSerializer(serializers.Serializer):
 class ReviewInputSerializer(serializers.Serializer):
     decision = serializers.ChoiceField(choices=[("accept", "accept"), ("return", "return")])
     comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
+
+
+class ReviewQueueQuerySerializer(serializers.Serializer):
+    """Sorting and filtering of the review queue (query parameters)."""
+
+    ordering = serializers.ChoiceField(
+        choices=["submitted", "-submitted", "confidence", "-confidence", "change", "-change"],
+        default="submitted",
+        help_text="by submission, by the model's confidence in what it showed, or by how much "
+        "the annotator changed it ('-': highest first); annotations without that figure last",
+    )
+    confidence_min = FiniteFloatField(min_value=0, max_value=1, required=False)
+    confidence_max = FiniteFloatField(min_value=0, max_value=1, required=False)
+    change_min = FiniteFloatField(min_value=0, max_value=1, required=False)
+    change_max = FiniteFloatField(min_value=0, max_value=1, required=False)
+    model_version = serializers.IntegerField(
+        min_value=1, max_value=2_147_483_647, required=False, help_text="version number shown"
+    )
 
 
 class SkipInputSerializer(serializers.Serializer):

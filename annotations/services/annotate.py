@@ -14,7 +14,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from annotations.models import Annotation, AnnotationRevision, Box, Case, Instance
-from annotations.services import audit, double_reading, loop_signals, queue
+from annotations.services import audit, double_reading, loop_signals, queue, shown_suggestions
 from annotations.services.errors import (
     Conflict,
     InvalidInput,
@@ -295,6 +295,9 @@ def submit(
             **changes,
         )
         _replace_boxes(annotation, new_boxes)
+        # How far the submitted work is from what the model showed (for reviewers and for
+        # acceptance per model version).
+        shown_suggestions.summarise(annotation)
         AnnotationRevision.objects.create(
             annotation=annotation,
             version=annotation.version,
