@@ -39,7 +39,7 @@ def evaluate_model(
 ) -> dict[str, Any]:
     """Every metric of the module docstring for ``model`` on ``cases`` (streamed)."""
     classes = list(model.finding_classes)
-    truth_boxes, predicted_boxes = [], []
+    truth_boxes, predicted_boxes, shown_boxes, image_ids = [], [], [], []
     labels: dict[str, list[int]] = {c: [] for c in classes}
     calibrated: dict[str, list[float]] = {c: [] for c in classes}
     raw: dict[str, list[float]] = {c: [] for c in classes}
@@ -60,8 +60,15 @@ def evaluate_model(
                     ev.GroundTruthBox(case.case_id, box.finding, box.x, box.y, box.width,
                                       box.height)
                 )  # fmt: skip
-            for b in prediction.boxes:
+            image_ids.append(case.case_id)
+            # mAP and FROC from every candidate (a model without candidates gives its boxes);
+            # the shown boxes only for what annotators see.
+            for b in prediction.candidates or prediction.boxes:
                 predicted_boxes.append(
+                    ev.PredictedBox(case.case_id, b.finding, b.x, b.y, b.width, b.height, b.score)
+                )
+            for b in prediction.boxes:
+                shown_boxes.append(
                     ev.PredictedBox(case.case_id, b.finding, b.x, b.y, b.width, b.height, b.score)
                 )
             for c in classes:
@@ -89,6 +96,8 @@ def evaluate_model(
         "map_50": boxes["map_50"],
         "map_50_95": boxes["map_50_95"],
         "ap_50_per_class": boxes["ap_50_per_class"],
+        "froc": ev.froc(truth_boxes, predicted_boxes, images=image_ids),
+        "shown": ev.shown_box_metrics(truth_boxes, shown_boxes, classes, images=image_ids),
     }
     findings = ev.finding_metrics(labels, raw, temperature=temperature)
     results["findings"] = {

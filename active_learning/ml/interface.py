@@ -122,6 +122,10 @@ class ReportSentence:
 class CasePrediction:
     """A model's suggestion for one case, with its uncertainty.
 
+    ``boxes``: the boxes shown to annotators (score at or above the class's operating threshold,
+    for classes whose operating point is reliable; see :meth:`SuggestionModel.
+    fit_operating_points`). ``candidates``: every detector candidate after NMS, low scores
+    included (for metrics and acquisition, never for display); ``boxes`` is a subset of it.
     ``findings``: calibrated probability per class. ``finding_uncertainty``: per class, BALD
     (mutual information, nats) under MC dropout when it ran, else the binary entropy of the
     calibrated probability. ``report_uncertainty``: ``mean_token_entropy`` and ``nll`` (nats per
@@ -141,18 +145,25 @@ class CasePrediction:
     # The case's vector as :meth:`SuggestionModel.embed` gives it, when predicting computed it
     # on the way (saves a second pass for diversity sampling); None otherwise.
     embedding: np.ndarray | None = None
+    candidates: list[PredictedBox] = field(default_factory=list)
 
-    def as_suggestion(self) -> dict[str, Any]:
-        """The JSON of ``active_learning.Suggestion``: boxes, findings, draft, uncertainty."""
-        boxes = []
-        for index, box in enumerate(self.boxes):
-            entry = asdict(box)
-            entry["id"] = f"s{index}"
-            entry["uncertainty"] = {
+    def as_suggestion(self, max_candidates: int = 100) -> dict[str, Any]:
+        """The JSON of ``active_learning.Suggestion``: boxes (shown), findings, draft,
+        uncertainty (with ``candidates``: every candidate box, best first, at most
+        ``max_candidates``)."""
+
+        def entry(box: PredictedBox, box_id: str) -> dict[str, Any]:
+            data = asdict(box)
+            data["id"] = box_id
+            data["uncertainty"] = {
                 "localization_instability": box.localization_instability,
                 "class_entropy": box.class_entropy,
             }
-            boxes.append(entry)
+            return data
+
+        boxes = [entry(box, f"s{index}") for index, box in enumerate(self.boxes)]
+        ranked = sorted(self.candidates, key=lambda box: -box.score)[:max_candidates]
+        candidates = [entry(box, f"c{index}") for index, box in enumerate(ranked)]
         return {
             "boxes": boxes,
             "finding_probabilities": dict(self.findings),
@@ -163,15 +174,18 @@ class CasePrediction:
                 "report": dict(self.report_uncertainty),
                 "report_links": [asdict(s) for s in self.report_sentences],
                 "warnings": list(self.warnings),
+                "candidates": candidates,
             },
         }
 
 
 @dataclass(frozen=True)
 class UncertaintyOptions:
-    """Which uncertainty estimates :meth:`SuggestionModel.predict` computes. The cheap ones are
-    on by default; MC dropout (``mc_samples`` > 0) costs that many extra passes of the heads and,
-    with ``mc_report_drafts`` > 0, that many extra report generations."""
+    """Which uncertainty estimates :meth:`SuggestionModel.predict` computes. ``box_stability``
+    runs test-time views (a flip and rescales of the input) and so costs several detector
+    passes: Celery scoring asks for it, an interactive suggestion should not. MC dropout
+    (``mc_samples`` > 0) costs that many extra passes of the heads and, with
+    ``mc_report_drafts`` > 0, that many extra report generations."""
 
     box_stability: bool = True
     mc_samples: int = 0
@@ -240,10 +254,30 @@ class SuggestionModel(abc.ABC):
         raise NotImplementedError(f"{self.kind} models do not explain their findings")
 
     def evaluate(self, cases: Iterable[LabelledCase]) -> dict[str, Any]:
-        """Box mAP, finding AUROC/calibration and report metrics on labelled cases."""
+        """Box mAP, finding AUROC/calibration and report metrics on labelled cases; with the
+        version's operating points under ``operating_points`` when it has fitted them."""
         from active_learning.ml.evaluation_run import evaluate_model  # avoids an import cycle
 
-        return evaluate_model(self, cases)
+        results = evaluate_model(self, cases)
+        points = self.operating_points()
+        if points is not None:
+            results["operating_points"] = points
+        return results
+
+    def fit_operating_points(self, cases: Iterable[LabelledCase]) -> dict[str, Any]:
+        """Choose, on validation labels, what this version may show (per class box thresholds
+        for a precision target, finding prefill thresholds, whether report drafts may be shown)
+        and keep them so that :meth:`save` stores them and :meth:`predict` applies them.
+
+        Returns ``{"boxes": {cls: {"threshold", "validation_positives", "ap50", "precision",
+        "recall", "reliable", "reason"}}, "findings": {cls: {"prefill_threshold", "reliable",
+        "positives", ...}}, "report": {"metric", "value", "floor", "reliable"}}``. With no
+        validation case nothing is reliable. Models without operating points return ``{}``."""
+        return {}
+
+    def operating_points(self) -> dict[str, Any] | None:
+        """The fitted operating points (see :meth:`fit_operating_points`), None if never fitted."""
+        return None
 
 
 MODEL_KINDS: dict[str, type[SuggestionModel]] = {}

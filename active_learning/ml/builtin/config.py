@@ -9,6 +9,10 @@ from typing import Any
 MODALITIES = ("image", "text", "labs")
 
 
+def _lists(value: Any) -> Any:
+    return [_lists(v) for v in value] if isinstance(value, tuple | list) else value
+
+
 @dataclass
 class BuiltinConfig:
     """Sizes and training settings. ``modalities`` picks what the findings head and the report
@@ -29,11 +33,34 @@ class BuiltinConfig:
     min_image_size: int = 32
     backbone_channels: tuple[int, ...] = (16, 32, 64, 128)
     fpn_channels: int = 48
-    # Anchor sizes at the finest FPN level (stride 4), doubled at each of the 4 levels.
-    anchor_sizes: tuple[int, ...] = (6, 12, 24)
-    detection_score_threshold: float = 0.05
-    detections_per_image: int = 12
-    suggestion_score_threshold: float = 0.25  # boxes below this score are not suggested
+    # Anchor shapes (width, height in model pixels) at the finest FPN level (stride 4), doubled
+    # at each of the 4 levels. Empty: fitted to the box priors at ``input_size`` when the
+    # network is built (:func:`active_learning.ml.builtin.anchors.fit_anchor_shapes`), then
+    # stored in the saved config so a version always rebuilds the same anchors.
+    anchor_shapes: tuple[tuple[int, int], ...] = ()
+    anchors_per_level: int = 3
+    # Candidates: every box after NMS at or above this score (low scores included: they feed
+    # the metrics and the acquisition signal, never the display).
+    detection_score_threshold: float = 0.02
+    detections_per_image: int = 24
+    # Only used before operating points are fitted (a model never evaluated on validation
+    # labels shows boxes at this score, as older versions did).
+    suggestion_score_threshold: float = 0.25
+    # Operating points, fitted on the validation labels (see operating_points.py): the lowest
+    # score whose precision at IoU 0.5 reaches box_precision_target; a class needs
+    # min_validation_positives boxes and AP@0.5 >= min_class_ap to show anything.
+    box_precision_target: float = 0.7
+    min_validation_positives: int = 5
+    min_class_ap: float = 0.1
+    # Findings are prefilled only above the calibrated probability whose PPV reaches this.
+    finding_precision_target: float = 0.7
+    min_finding_positives: int = 5
+    # No report draft unless the report metric (ROUGE-L, pycocoevalcap) reaches this floor.
+    report_metric_floor: float = 0.3
+    # Detector recipe: sigmoid focal loss over all anchors, normalised by positive anchors.
+    focal_alpha: float = 0.25
+    focal_gamma: float = 2.0
+    box_loss: str = "giou"  # "giou" (on decoded boxes) or "smooth_l1" (on encoded deltas)
     # Text: a byte-level BPE tokenizer trained on the project's own text.
     vocab_size: int = 2000
     text_max_tokens: int = 96
@@ -50,10 +77,27 @@ class BuiltinConfig:
     report_heads: int = 4
     report_max_tokens: int = 160
     max_memory_boxes: int = 6
-    # Training.
+    # Training: counted in optimisation steps, linear warm-up then cosine decay to
+    # ``final_lr_fraction`` of the peak; cases are reshuffled in a buffer each pass.
     batch_size: int = 8
+    train_steps: int = 600
+    warmup_steps: int = 50
+    final_lr_fraction: float = 0.02
     learning_rate: float = 2e-3
     weight_decay: float = 1e-4
+    shuffle_buffer: int = 64
+    # Augmentation (training only): horizontal flip with laterality words swapped, +-scale,
+    # shifts as a fraction of the input size, contrast/brightness and gamma jitter.
+    augment: bool = True
+    flip_probability: float = 0.5
+    scale_jitter: float = 0.1
+    shift_fraction: float = 0.06
+    contrast_jitter: float = 0.2
+    brightness_jitter: float = 0.08
+    gamma_range: tuple[float, float] = (0.7, 1.4)
+    # Test-time views for box stability (Celery scoring only): flip and rescales relative to
+    # the input size, rounded to the detector's stride.
+    stability_rescales: tuple[float, ...] = (0.9, 1.1)
     report_loss_weight: float = 1.0
     findings_loss_weight: float = 1.0
     seed: int = 0
@@ -61,21 +105,35 @@ class BuiltinConfig:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        return {
-            key: list(value) if isinstance(value, tuple) else value for key, value in data.items()
-        }
+        return {key: _lists(value) for key, value in data.items()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BuiltinConfig:
-        known = {f.name for f in fields(cls)}
+        known = {f.name for f in fields(cls)} | {"anchor_sizes"}
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown built-in model settings: {', '.join(sorted(unknown))}")
         values: dict[str, Any] = {
-            key: tuple(value) if isinstance(value, list) else value for key, value in data.items()
+            key: _tuples(value) if isinstance(value, list) else value for key, value in data.items()
         }
+        if "anchor_sizes" in values:  # versions saved before anchor shapes were fitted
+            sizes = values.pop("anchor_sizes")
+            values.setdefault("anchor_shapes", tuple((int(v), int(v)) for v in sizes))
         config = cls(**values)
         bad = set(config.modalities) - set(MODALITIES)
         if bad or "image" not in config.modalities:
             raise ValueError(f"modalities must include 'image' and be among {MODALITIES}")
+        if config.input_size % 32 or config.input_size < 64:
+            raise ValueError("input_size must be a multiple of 32, at least 64")
+        if config.train_steps < 0 or config.warmup_steps < 0:
+            raise ValueError("train_steps and warmup_steps must not be negative")
+        if not 0 < config.box_precision_target <= 1:
+            raise ValueError("box_precision_target must be in (0, 1]")
+        if config.box_loss not in ("giou", "smooth_l1"):
+            raise ValueError("box_loss must be 'giou' or 'smooth_l1'")
         return config
+
+
+def _tuples(value: list[Any]) -> tuple[Any, ...]:
+    """JSON lists back to (nested) tuples: ``[[8, 6], [12, 9]]`` -> ``((8, 6), (12, 9))``."""
+    return tuple(_tuples(v) if isinstance(v, list) else v for v in value)

@@ -1,4 +1,5 @@
-"""Prediction with the built-in networks: boxes (with test-time views for their stability),
+"""Prediction with the built-in networks: candidate boxes (with test-time views for their
+stability) and the boxes shown (per-class operating thresholds),
 calibrated findings (with MC dropout for BALD), the report draft (greedy decoding with a
 key/value cache, per-token entropy and NLL), sentence-to-finding links and the case score."""
 
@@ -23,9 +24,62 @@ from active_learning.ml.interface import (
 )
 from active_learning.ml.report_findings import findings_stated
 
-# Test-time views for box stability: horizontal flip and two rescales of the model image
-# (sizes stay multiples of 32, the detector's stride).
-RESCALES = (224, 288)
+STRIDE = 32  # the detector's coarsest stride: view sizes stay multiples of it
+
+
+def view_sizes(size: int, factors: tuple[float, ...]) -> list[int]:
+    """Test-time rescale sizes proportional to the input size (``factors`` such as 0.9, 1.1),
+    rounded to the detector's stride; a factor that rounds back to ``size`` moves one stride, so
+    each view is a real, small perturbation at every input size."""
+    sizes = []
+    for factor in factors:
+        target = max(STRIDE, round(size * factor / STRIDE) * STRIDE)
+        if target == size:
+            target = size + STRIDE if factor > 1 else max(STRIDE, size - STRIDE)
+        if target != size and target not in sizes:
+            sizes.append(target)
+    return sizes
+
+
+def shown_mask(
+    labels: np.ndarray,
+    scores: np.ndarray,
+    classes: tuple[str, ...],
+    operating: dict | None,
+    fallback_threshold: float,
+) -> np.ndarray:
+    """Which candidates are shown: with fitted operating points, those of reliable classes at or
+    above the class threshold; before any fit (a version never evaluated on validation labels),
+    those at or above ``fallback_threshold``."""
+    if operating is None:
+        return scores >= fallback_threshold
+    points = operating.get("boxes", {})
+    keep = np.zeros(len(scores), dtype=bool)
+    for j, (label, score) in enumerate(zip(labels, scores, strict=True)):
+        point = points.get(classes[int(label)]) or {}
+        threshold = point.get("threshold")
+        keep[j] = bool(point.get("reliable")) and threshold is not None and score >= threshold
+    return keep
+
+
+def decoder_reads(
+    labels: np.ndarray,
+    scores: np.ndarray,
+    classes: tuple[str, ...],
+    operating: dict | None,
+    fallback_threshold: float,
+) -> np.ndarray:
+    """Which candidates the report decoder reads: those at or above their class's fitted
+    threshold whether or not the class is reliable enough to show (the draft still describes
+    what the detector found), else at or above ``fallback_threshold``."""
+    if operating is None:
+        return scores >= fallback_threshold
+    points = operating.get("boxes", {})
+    keep = np.zeros(len(scores), dtype=bool)
+    for j, (label, score) in enumerate(zip(labels, scores, strict=True)):
+        threshold = (points.get(classes[int(label)]) or {}).get("threshold")
+        keep[j] = score >= (fallback_threshold if threshold is None else threshold)
+    return keep
 
 
 @dataclass
@@ -45,10 +99,15 @@ def _detect(network: MultimodalNetwork, images: torch.Tensor) -> Detections:
 
 
 def detect_with_views(
-    network: MultimodalNetwork, images: torch.Tensor, *, stability: bool
+    network: MultimodalNetwork,
+    images: torch.Tensor,
+    *,
+    stability: bool,
+    rescales: tuple[float, ...] = (0.9, 1.1),
 ) -> tuple[Detections, dict[str, torch.Tensor], list[list[tuple[np.ndarray, np.ndarray]]]]:
     """Detections on the images, the FPN features of that pass, and per case the detections of
-    each test-time view mapped back to the original model pixels."""
+    each test-time view (a flip and the :func:`view_sizes` rescales) mapped back to the original
+    model pixels."""
     size = images.shape[-1]
     main = _detect(network, images)
     features = network._features
@@ -60,7 +119,7 @@ def detect_with_views(
             b = flipped.boxes[i].copy()
             b[:, [0, 2]] = size - flipped.boxes[i][:, [2, 0]]
             views[i].append((b, flipped.labels[i]))
-        for rescale in RESCALES:
+        for rescale in view_sizes(size, rescales):
             resized = F.interpolate(images, size=(rescale, rescale), mode="bilinear")
             scaled = _detect(network, resized)
             for i in range(images.shape[0]):
@@ -147,13 +206,18 @@ def predict_batch(
     tokenizer,
     config,
     options: UncertaintyOptions,
+    operating: dict | None = None,
 ) -> list[CasePrediction]:
-    """Suggestions for one collated batch (the network in eval mode)."""
+    """Suggestions for one collated batch (the network in eval mode); ``operating`` are the
+    version's fitted operating points (None before any fit)."""
     classes = tuple(config.finding_classes)
     size = config.input_size
     with torch.no_grad():
         detections, features, views = detect_with_views(
-            network, batch.images, stability=options.box_stability
+            network,
+            batch.images,
+            stability=options.box_stability,
+            rescales=tuple(config.stability_rescales),
         )
         image_vector = network.image_features(features)
         text_states, text_vector = network.encode_text(batch.text_ids, batch.text_mask)
@@ -167,7 +231,10 @@ def predict_batch(
             )
         memory_rows, memory_masks = [], []
         for i in range(len(batch.case_ids)):
-            kept = detections.scores[i] >= config.suggestion_score_threshold
+            kept = decoder_reads(
+                detections.labels[i], detections.scores[i], classes, operating,
+                config.suggestion_score_threshold,
+            )  # fmt: skip
             rows = [
                 (
                     int(label),
@@ -213,7 +280,7 @@ def predict_batch(
             _assemble(
                 i, case_id, batch, detections, views, probabilities, finding_samples,
                 tokens, token_mask, token_entropy, token_nll, disagreement, tokenizer, classes,
-                config, fused[i].cpu().numpy().astype(np.float32),
+                config, fused[i].cpu().numpy().astype(np.float32), operating,
             )
         )  # fmt: skip
     return predictions
@@ -263,16 +330,17 @@ def _decode_all(tokens: torch.Tensor, mask: torch.Tensor, tokenizer) -> list[str
 
 def _assemble(
     i, case_id, batch, detections, views, probabilities, finding_samples, tokens, token_mask,
-    token_entropy, token_nll, disagreement, tokenizer, classes, config, embedding,
+    token_entropy, token_nll, disagreement, tokenizer, classes, config, embedding, operating,
 ) -> CasePrediction:  # fmt: skip
     sx, sy = batch.scales[i]
-    keep = detections.scores[i] >= config.suggestion_score_threshold
-    boxes_xyxy = detections.boxes[i][keep]
-    labels = detections.labels[i][keep]
-    scores = detections.scores[i][keep]
+    # Every candidate gets its uncertainty (the acquisition signal must see low scores and
+    # likely misses); the shown boxes are the candidates that pass their operating point.
+    boxes_xyxy = detections.boxes[i]
+    labels = detections.labels[i]
+    scores = detections.scores[i]
     instability = u.localization_instability(boxes_xyxy, labels, views[i])
     entropy = u.binary_entropy(scores) if len(scores) else np.zeros(0)
-    boxes = [
+    candidates = [
         PredictedBox(
             finding=classes[int(label)],
             x=float(box[0] * sx),
@@ -285,6 +353,8 @@ def _assemble(
         )
         for j, (box, label, score) in enumerate(zip(boxes_xyxy, labels, scores, strict=True))
     ]
+    shown = shown_mask(labels, scores, classes, operating, config.suggestion_score_threshold)
+    boxes = [box for box, keep in zip(candidates, shown, strict=True) if keep]
     probs = probabilities[i].cpu().numpy().astype(np.float64)
     if finding_samples is not None:
         finding_u = u.bald(finding_samples[:, i, :])
@@ -310,4 +380,5 @@ def _assemble(
         case_score=score,
         warnings=list(batch.warnings[i]),
         embedding=embedding,
+        candidates=candidates,
     )

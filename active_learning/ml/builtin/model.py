@@ -1,10 +1,16 @@
 """The built-in multimodal suggestion model (see :mod:`active_learning.ml.builtin.network`).
 
 Training streams cases from a :data:`~active_learning.ml.interface.CaseSource` in batches of
-``config.batch_size``; the first pass of a fresh model trains the tokenizer and learns the lab
-codes from the same stream. Cases whose ``sha256(case_id)`` falls in bucket 0 of 10 are held
-out of the gradient steps and used to fit the findings' temperature, so the calibration split
-is the same in every run and every version. It runs on a GPU when torch sees one.
+``config.batch_size``, shuffled within a buffer of ``config.shuffle_buffer`` cases and passing
+over the source as often as needed for ``config.train_steps`` optimisation steps (AdamW, linear
+warm-up then cosine decay), with augmentation (:mod:`active_learning.ml.builtin.augment`); the
+first pass of a fresh model trains the tokenizer and learns the lab codes from the same stream.
+Cases whose ``sha256(case_id)`` falls in bucket 0 of 10 are held out of the gradient steps and
+used to fit the findings' temperature, so the calibration split is the same in every run and
+every version. :meth:`BuiltinModel.fit_operating_points` then chooses on validation labels what
+the version may show (:mod:`active_learning.ml.builtin.operating_points`); the points are saved
+with the weights and applied by :meth:`BuiltinModel.predict`. It runs on a GPU when torch sees
+one.
 """
 
 from __future__ import annotations
@@ -26,10 +32,13 @@ from safetensors.torch import save_model as save_weights
 from torch import nn
 from transformers import PreTrainedTokenizerFast
 
-from active_learning.ml.builtin.batch import Batch, collate
+from active_learning.ml import evaluate as ev
+from active_learning.ml.builtin import operating_points as op
+from active_learning.ml.builtin.augment import flip_case, jitter_batch
+from active_learning.ml.builtin.batch import Batch, collate, memory_box_rows
 from active_learning.ml.builtin.config import BuiltinConfig
 from active_learning.ml.builtin.inference import predict_batch
-from active_learning.ml.builtin.network import GRADCAM_LAYER, MultimodalNetwork
+from active_learning.ml.builtin.network import GRADCAM_LAYER, MultimodalNetwork, anchor_shapes
 from active_learning.ml.builtin.preprocess import LabVocabulary, report_target, train_tokenizer
 from active_learning.ml.evaluate import fit_temperature
 from active_learning.ml.interface import (
@@ -49,6 +58,7 @@ from active_learning.ml.interface import (
     write_version,
 )
 
+REPORT_METRIC = "rouge_l_f_beta1.2"
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.safetensors"
 TOKENIZER_DIR = "tokenizer"
@@ -57,6 +67,30 @@ TOKENIZER_DIR = "tokenizer"
 def is_calibration_case(case_id: str) -> bool:
     """The fixed held-out split: bucket 0 of 10 by sha256 of the case id."""
     return hashlib.sha256(case_id.encode()).digest()[0] % 10 == 0
+
+
+def warmup_cosine(step: int, *, total: int, warmup: int, final_fraction: float) -> float:
+    """The learning-rate factor at ``step`` (0-based): linear from ``1 / (warmup + 1)`` to 1
+    over ``warmup`` steps, then a cosine from 1 down to ``final_fraction`` at ``total``."""
+    if step < warmup:
+        return (step + 1) / (warmup + 1)
+    span = max(total - warmup, 1)
+    progress = min(max(step - warmup, 0) / span, 1.0)
+    return final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def shuffled(
+    items: Iterable[LabelledCase], buffer: int, rng: np.random.Generator
+) -> Iterator[LabelledCase]:
+    """``items`` in a random order within a sliding buffer of ``buffer`` (streaming: at most
+    that many cases are held)."""
+    pool: list[LabelledCase] = []
+    for item in items:
+        pool.append(item)
+        if len(pool) >= max(buffer, 1):
+            yield pool.pop(int(rng.integers(len(pool))))
+    while pool:
+        yield pool.pop(int(rng.integers(len(pool))))
 
 
 @register
@@ -73,11 +107,14 @@ class BuiltinModel(SuggestionModel):
         self.labs: LabVocabulary | None = None
         self.network: MultimodalNetwork | None = None
         self.temperature = 1.0
+        self._operating: dict[str, Any] | None = None
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
     # ------------------------------------------------------------------ building
     def _build(self, tokenizer: PreTrainedTokenizerFast, labs: LabVocabulary) -> None:
         torch.manual_seed(self.config.seed)
+        # Fitted once, then saved in the config: a version always rebuilds the same anchors.
+        self.config.anchor_shapes = anchor_shapes(self.config)
         self.tokenizer, self.labs = tokenizer, labs
         special = {
             "pad": tokenizer.pad_token_id,
@@ -117,44 +154,107 @@ class BuiltinModel(SuggestionModel):
         self,
         cases: CaseSource,
         *,
-        epochs: int = 1,
+        epochs: int | None = None,
         max_steps: int | None = None,
         warm_start: Path | str | None = None,
         progress: ProgressCallback | None = None,
     ) -> TrainReport:
+        """Train for ``max_steps`` optimisation steps if given, else ``epochs`` passes over the
+        training cases if given, else ``config.train_steps`` steps (module docstring).
+        Operating points fitted before are dropped: they belong to the old weights."""
         started = time.perf_counter()
         if warm_start is not None:
             self._load_into(Path(warm_start), read_manifest(warm_start))
         elif self.network is None:
             self._build_from_data(cases)
         network = self._require_trained()
+        self._operating = None
+        config = self.config
+
+        def training_cases() -> Iterator[LabelledCase]:
+            return (c for c in cases() if not is_calibration_case(c.case_id))
+
+        if max_steps is not None:
+            total = max(int(max_steps), 0)
+        elif epochs is not None:
+            count = sum(1 for _ in training_cases())
+            total = max(epochs, 0) * math.ceil(count / config.batch_size)
+        else:
+            total = config.train_steps
+        warmup = min(config.warmup_steps, total // 5)
         optimizer = torch.optim.AdamW(
-            network.parameters(),
-            lr=self.config.learning_rate,
-            weight_decay=self.config.weight_decay,
+            network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
         )
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer,
+            lambda step: warmup_cosine(
+                step, total=total, warmup=warmup, final_fraction=config.final_lr_fraction
+            ),
+        )
+        rng = np.random.default_rng(config.seed)
         report = TrainReport()
-        for epoch in range(epochs):
-            training = (c for c in cases() if not is_calibration_case(c.case_id))
-            for chunk in batched(training, self.config.batch_size):
-                if max_steps is not None and report.steps >= max_steps:
+        epoch = 0
+        while report.steps < total:
+            epoch += 1
+            stream = shuffled(training_cases(), config.shuffle_buffer, rng)
+            stepped = False
+            for chunk in batched(stream, config.batch_size):
+                if report.steps >= total:
                     break
+                stepped = True
                 network.train()
-                parts = self._loss(self._collate(chunk, labelled=True))
+                parts = self._loss(self._training_batch(chunk, rng))
                 loss = torch.stack(list(parts.values())).sum()
                 optimizer.zero_grad()
                 loss.backward()
                 nn.utils.clip_grad_norm_(network.parameters(), 5.0)
                 optimizer.step()
+                scheduler.step()
                 report.steps += 1
                 report.cases_seen += len(chunk)
                 report.losses.append(float(loss.detach()))
                 report.loss_parts.append({k: float(v.detach()) for k, v in parts.items()})
                 if progress:
-                    progress(f"epoch {epoch + 1}/{epochs}, step {report.steps}", report.losses[-1])
+                    progress(f"epoch {epoch}, step {report.steps}", report.losses[-1])
+            if not stepped:  # no training case at all (every case held out for calibration)
+                break
         report.temperature, report.calibration_cases = self._calibrate(cases)
         report.seconds = time.perf_counter() - started
         return report
+
+    def _training_batch(self, chunk: list[LabelledCase], rng: np.random.Generator) -> Batch:
+        """A labelled batch with the augmentation of :mod:`active_learning.ml.builtin.augment`
+        (flip before collating, so the text and report swap sides with the image)."""
+        config = self.config
+        if config.augment:
+            chunk = [flip_case(c) if rng.random() < config.flip_probability else c for c in chunk]
+        batch = self._collate(list(chunk), labelled=True)
+        if not config.augment:
+            return batch
+        batch.images, batch.targets = jitter_batch(
+            batch.images,
+            batch.targets,
+            rng,
+            scale_jitter=config.scale_jitter,
+            shift_fraction=config.shift_fraction,
+            contrast_jitter=config.contrast_jitter,
+            brightness_jitter=config.brightness_jitter,
+            gamma_range=(float(config.gamma_range[0]), float(config.gamma_range[1])),
+        )
+        # The report decoder's box memory follows the moved boxes.
+        rows, masks = [], []
+        for target in batch.targets:
+            boxes = [
+                (int(label), float(box[0]), float(box[1]), float(box[2]), float(box[3]), 1.0)
+                for box, label in zip(target["boxes"].tolist(), target["labels"].tolist(),
+                                      strict=True)
+            ]  # fmt: skip
+            r, m = memory_box_rows(boxes, config.input_size, config.max_memory_boxes)
+            rows.append(r)
+            masks.append(m)
+        batch.memory_boxes = torch.stack(rows).to(self.device)
+        batch.memory_box_mask = torch.stack(masks).to(self.device)
+        return batch
 
     def _loss(self, batch: Batch) -> dict[str, torch.Tensor]:
         network = self._require_trained()
@@ -243,8 +343,85 @@ class BuiltinModel(SuggestionModel):
                 tokenizer=self.tokenizer,
                 config=self.config,
                 options=options,
+                operating=self._operating,
             )
         return predictions
+
+    # ------------------------------------------------------------------ operating points
+    def operating_points(self) -> dict[str, Any] | None:
+        return self._operating
+
+    def fit_operating_points(self, cases: Iterable[LabelledCase]) -> dict[str, Any]:
+        """See :meth:`SuggestionModel.fit_operating_points`; the rules are in
+        :mod:`active_learning.ml.builtin.operating_points`. Candidates, calibrated finding
+        probabilities and drafts come from one pass without test-time views."""
+        self._require_trained()
+        config = self.config
+        classes = list(self.finding_classes)
+        truth: list[ev.GroundTruthBox] = []
+        candidates: list[ev.PredictedBox] = []
+        probabilities: dict[str, list[float]] = {c: [] for c in classes}
+        labels: dict[str, list[int]] = {c: [] for c in classes}
+        references, drafts = [], []
+        self._operating = None  # predict with the raw candidates, nothing cut yet
+        for chunk in batched(cases, config.batch_size):
+            predictions = self.predict(chunk, uncertainty=UncertaintyOptions(box_stability=False))
+            for case, prediction in zip(chunk, predictions, strict=True):
+                truth += [
+                    ev.GroundTruthBox(case.case_id, b.finding, b.x, b.y, b.width, b.height)
+                    for b in case.boxes
+                ]
+                candidates += [
+                    ev.PredictedBox(case.case_id, b.finding, b.x, b.y, b.width, b.height, b.score)
+                    for b in prediction.candidates
+                ]
+                for c in classes:
+                    value = case.findings.get(c)
+                    if value is not None:
+                        labels[c].append(int(bool(value)))
+                        probabilities[c].append(prediction.findings[c])
+                if any((case.report or {}).values()):
+                    references.append(_report_text(case.report))
+                    drafts.append(_report_text(prediction.report))
+        n_cases = len(set(b.image_id for b in truth)) if truth else 0
+        n_cases = max(n_cases, len(references), max((len(v) for v in labels.values()), default=0))
+        if not n_cases:
+            self._operating = op.unfitted(classes, "no validation labels yet")
+            return self._operating
+        ap50 = ev.box_map(truth, candidates, classes)["ap_50_per_class"] if truth else {}
+        boxes = op.fit_box_operating_points(
+            truth,
+            candidates,
+            classes,
+            ap50_per_class=ap50,
+            target=config.box_precision_target,
+            min_positives=config.min_validation_positives,
+            min_ap=config.min_class_ap,
+        )
+        findings = {
+            c: op.finding_operating_point(
+                probabilities[c],
+                labels[c],
+                target=config.finding_precision_target,
+                absent_target=max(config.finding_precision_target, 0.9),
+                min_positives=config.min_finding_positives,
+            )
+            for c in classes
+        }
+        value = None
+        if references:
+            value = ev.report_metrics(references, drafts, classes)[REPORT_METRIC]
+        report = op.report_operating_point(
+            value, metric=REPORT_METRIC, floor=config.report_metric_floor
+        )
+        self._operating = {
+            "boxes": boxes,
+            "findings": findings,
+            "report": report,
+            "validation_cases": n_cases,
+            "box_precision_target": config.box_precision_target,
+        }
+        return self._operating
 
     def embed(self, cases: Iterable[CaseInput]) -> np.ndarray:
         network = self._require_trained()
@@ -298,6 +475,7 @@ class BuiltinModel(SuggestionModel):
                 "config": self.config.to_dict(),
                 "labs": labs.to_dict(),
                 "temperature": self.temperature,
+                "operating_points": self._operating,
             }
             (folder / CONFIG_FILE).write_text(json.dumps(state, indent=2, sort_keys=True))
 
@@ -326,6 +504,8 @@ class BuiltinModel(SuggestionModel):
                 f"{directory} was trained on findings {list(saved.finding_classes)}, "
                 f"not {list(self.config.finding_classes)}"
             )
+        if not self.config.anchor_shapes:  # warm start: keep the anchors the weights learnt
+            self.config.anchor_shapes = saved.anchor_shapes
         tokenizer = PreTrainedTokenizerFast.from_pretrained(
             str(directory / TOKENIZER_DIR), local_files_only=True
         )
@@ -338,9 +518,16 @@ class BuiltinModel(SuggestionModel):
                 f"{directory}: weights do not fit the configured network "
                 f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})"
             )
+        self._operating = state.get("operating_points")
         self.temperature = float(state.get("temperature", 1.0))
         if not math.isfinite(self.temperature) or self.temperature <= 0:
             raise CheckpointError(f"{directory}: invalid temperature {self.temperature}")
+
+
+def _report_text(report: dict[str, str]) -> str:
+    """The sections' text only: section labels shared by every draft would lift the score of
+    an empty or degenerate draft."""
+    return " ".join(v for v in report.values() if v)
 
 
 class _ImageToFindings(nn.Module):

@@ -1,7 +1,11 @@
 """The built-in model's networks, built from its config (no pretrained weights, no hub).
 
 - Detector: MONAI's RetinaNet (``monai.apps.detection``) on a small MONAI ResNet with an FPN
-  (levels at strides 4, 8, 16 and a max-pooled 32), ATSS matching and hard negative sampling.
+  (levels at strides 4, 8, 16 and a max-pooled 32), anchors fitted to the box priors
+  (:mod:`active_learning.ml.builtin.anchors`), ATSS matching, sigmoid focal loss over every
+  anchor normalised by the number of positive anchors (no sampling of negatives: with a few
+  dozen sampled anchors the rest stay uncalibrated and scores bunch together), and a GIoU loss
+  on the decoded boxes of the positive anchors.
 - Image features for the findings: the FPN's stride-16 and stride-32 maps, average- and
   max-pooled (the same backbone the detector trains, so the boxes and findings share features).
 - Clinical text: a small BERT encoder (``transformers.BertModel`` from a ``BertConfig``) on the
@@ -26,14 +30,54 @@ from monai.networks.blocks.backbone_fpn_utils import BackboneWithFPN
 from monai.networks.blocks.feature_pyramid_network import LastLevelMaxPool
 from monai.networks.nets import resnet
 from torch import nn
+from torchvision.ops import generalized_box_iou_loss, sigmoid_focal_loss
 from transformers import BertConfig, BertModel, GPT2Config, GPT2LMHeadModel
 
+from active_learning.ml.builtin.anchors import fit_anchor_shapes
 from active_learning.ml.builtin.config import BuiltinConfig
 
 GRADCAM_LAYER = "network.detector.network.feature_extractor.body.layer3"
 
 
+class FocalLossPerPositive(nn.Module):
+    """Sigmoid focal loss (torchvision's) summed over every anchor and class, divided by the
+    number of positive anchors (at least 1): RetinaNet's normalisation, so an image full of easy
+    negatives does not drown its few lesions. ``targets`` are one-hot ``(anchors, classes)``."""
+
+    def __init__(self, alpha: float = 0.25, gamma: float = 2.0) -> None:
+        super().__init__()
+        self.alpha, self.gamma = alpha, gamma
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        positives = (targets.amax(dim=1) > 0).sum().clamp(min=1).to(logits.dtype)
+        total = sigmoid_focal_loss(
+            logits.float(), targets.float(), alpha=self.alpha, gamma=self.gamma, reduction="sum"
+        )
+        return total / positives
+
+
+class GIoULoss(nn.Module):
+    """Mean generalized-IoU loss of decoded boxes ``(N, 4)`` x1 y1 x2 y2 against their targets."""
+
+    def forward(self, boxes: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if boxes.numel() == 0:
+            return boxes.sum() * 0.0
+        return generalized_box_iou_loss(boxes.float(), targets.float(), reduction="mean")
+
+
+def anchor_shapes(config: BuiltinConfig) -> tuple[tuple[int, int], ...]:
+    """The config's anchor shapes, or ones fitted to the box priors at its input size."""
+    if config.anchor_shapes:
+        return tuple((int(w), int(h)) for w, h in config.anchor_shapes)
+    return fit_anchor_shapes(
+        config.input_size, per_level=config.anchors_per_level, classes=config.finding_classes
+    )
+
+
 def build_detector(config: BuiltinConfig) -> RetinaNetDetector:
+    """MONAI RetinaNet with the recipe of the module docstring; ``config.anchor_shapes`` must
+    be set (see :func:`anchor_shapes`)."""
+    shapes = anchor_shapes(config)
     channels = list(config.backbone_channels)
     backbone = resnet.ResNet(
         block="basic",
@@ -54,13 +98,13 @@ def build_detector(config: BuiltinConfig) -> RetinaNetDetector:
     )
     anchors = AnchorGeneratorWithAnchorShape(
         feature_map_scales=(1, 2, 4, 8),
-        base_anchor_shapes=tuple((size, size) for size in config.anchor_sizes),
+        base_anchor_shapes=shapes,
     )
     classes = len(config.finding_classes)
     retina = RetinaNet(
         spatial_dims=2,
         num_classes=classes,
-        num_anchors=len(config.anchor_sizes),
+        num_anchors=len(shapes),
         feature_extractor=extractor,
         size_divisible=32,
     )
@@ -68,13 +112,19 @@ def build_detector(config: BuiltinConfig) -> RetinaNetDetector:
         retina, anchors, spatial_dims=2, num_classes=classes, size_divisible=32
     )
     detector.set_atss_matcher(num_candidates=4, center_in_gt=False)
-    detector.set_hard_negative_sampler(
-        batch_size_per_image=64, positive_fraction=0.3, pool_size=20, min_neg=16
-    )
+    # fg_bg_sampler stays None: every anchor (but those the matcher leaves between thresholds)
+    # enters the focal loss.
+    detector.set_cls_loss(FocalLossPerPositive(config.focal_alpha, config.focal_gamma))
+    if config.box_loss == "giou":
+        detector.set_box_regression_loss(GIoULoss(), encode_gt=False, decode_pred=True)
+    else:
+        detector.set_box_regression_loss(
+            nn.SmoothL1Loss(beta=1.0 / 9, reduction="mean"), encode_gt=True, decode_pred=False
+        )
     detector.set_target_keys(box_key="boxes", label_key="labels")
     detector.set_box_selector_parameters(
         score_thresh=config.detection_score_threshold,
-        topk_candidates_per_level=200,
+        topk_candidates_per_level=300,
         nms_thresh=0.3,
         detections_per_img=config.detections_per_image,
     )

@@ -1,0 +1,214 @@
+"""Operating points: what a version may show, chosen on the validation labels.
+
+Pure numpy (box matching in :mod:`active_learning.ml.evaluate`); the model calls these with its
+predictions on the cycle's validation cases and stores the result in its checkpoint.
+
+- Boxes, per class: :func:`box_operating_point` sorts every candidate of the class over the
+  validation images by score, matches them greedily (COCO's rule: in score order, each truth box
+  once, same class, IoU >= 0.5) and picks the **lowest** score threshold at which the precision of
+  the candidates at or above it reaches the target, i.e. the most recall the target allows. A
+  class is *reliable* (its boxes are shown) only with at least ``min_positives`` validation boxes,
+  AP@0.5 (from all candidates) of at least ``min_ap``, and a threshold that reaches the target;
+  otherwise ``reason`` says in words why not.
+- Findings, per class: :func:`finding_operating_point` picks, on calibrated probabilities, the
+  lowest probability above which the positive predictive value reaches the target
+  (``prefill_threshold``: prefill "present" at or above it) and the highest probability below
+  which the negative predictive value reaches ``absent_target`` (``absent_threshold``: prefill
+  "absent" at or below it); both None with too few positives (or negatives).
+- Report: :func:`report_operating_point`, the report metric against a floor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from active_learning.ml.evaluate import match_candidates
+
+
+def lowest_threshold_for_precision(
+    scores: Sequence[float] | np.ndarray, is_true: Sequence[bool] | np.ndarray, target: float
+) -> tuple[float | None, float | None, int]:
+    """The lowest score ``t`` among ``scores`` such that the candidates scoring ``>= t`` have
+    precision ``>= target``; with its precision and the number of true candidates at or above it.
+    ``(None, None, 0)`` when no threshold reaches the target. Tied scores are taken together."""
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    s = np.asarray(scores, dtype=np.float64)[order]
+    t = np.asarray(is_true, dtype=bool)[order]
+    if s.size == 0:
+        return None, None, 0
+    true_cum = np.cumsum(t)
+    count = np.arange(1, s.size + 1)
+    precision = true_cum / count
+    # Only the last of a run of equal scores is a threshold that can actually be applied.
+    last_of_tie = np.append(s[1:] != s[:-1], True)
+    valid = np.where(last_of_tie & (precision >= target - 1e-12))[0]
+    if valid.size == 0:
+        return None, None, 0
+    k = int(valid[-1])
+    return float(s[k]), float(precision[k]), int(true_cum[k])
+
+
+def box_operating_point(
+    *,
+    scores: Sequence[float],
+    is_true: Sequence[bool],
+    positives: int,
+    ap50: float | None,
+    target: float,
+    min_positives: int,
+    min_ap: float,
+) -> dict[str, Any]:
+    """The contract's per-class box operating point from the class's matched candidates
+    (``is_true``: matched to a truth box at IoU >= 0.5) and its ``positives`` truth boxes."""
+    threshold, precision, hits = lowest_threshold_for_precision(scores, is_true, target)
+    recall = hits / positives if positives and threshold is not None else None
+    point: dict[str, Any] = {
+        "threshold": threshold,
+        "validation_positives": int(positives),
+        "ap50": ap50,
+        "precision": precision,
+        "recall": recall,
+        "reliable": False,
+        "reason": "",
+    }
+    if positives < min_positives:
+        point["reason"] = (
+            f"still learning: {positives} of {min_positives} validation examples labelled"
+        )
+    elif ap50 is None or ap50 < min_ap:
+        shown = "none" if ap50 is None else f"{ap50:.2f}"
+        point["reason"] = f"average precision {shown} is below the floor of {min_ap:.2f}"
+    elif threshold is None:
+        point["reason"] = f"no score threshold reaches precision {target:.2f}"
+    else:
+        point["reliable"] = True
+        point["reason"] = (
+            f"shown at score >= {threshold:.3f}: precision {precision:.2f}, "
+            f"recall {recall:.2f} on {positives} validation boxes"
+        )
+    return point
+
+
+def fit_box_operating_points(
+    truth: Sequence[Any],
+    candidates: Sequence[Any],
+    classes: Sequence[str],
+    *,
+    ap50_per_class: dict[str, float | None],
+    target: float,
+    min_positives: int,
+    min_ap: float,
+) -> dict[str, dict[str, Any]]:
+    """Per class, :func:`box_operating_point` from truth and candidate boxes (objects or
+    mappings with ``image_id, finding, x, y, width, height`` and ``score`` for candidates)."""
+    matched = match_candidates(truth, candidates, iou_threshold=0.5)
+    points = {}
+    for name in classes:
+        rows = [(score, hit) for finding, score, hit in matched.candidates if finding == name]
+        points[name] = box_operating_point(
+            scores=[r[0] for r in rows],
+            is_true=[r[1] for r in rows],
+            positives=matched.positives.get(name, 0),
+            ap50=ap50_per_class.get(name),
+            target=target,
+            min_positives=min_positives,
+            min_ap=min_ap,
+        )
+    return points
+
+
+def finding_operating_point(
+    probabilities: Sequence[float],
+    labels: Sequence[int],
+    *,
+    target: float,
+    absent_target: float,
+    min_positives: int,
+) -> dict[str, Any]:
+    """Prefill thresholds for one finding from calibrated probabilities and 0/1 labels."""
+    p = np.asarray(probabilities, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.int64)
+    positives, negatives = int(y.sum()), int((1 - y).sum()) if y.size else 0
+    point: dict[str, Any] = {
+        "prefill_threshold": None,
+        "absent_threshold": None,
+        "positives": positives,
+        "negatives": negatives,
+        "ppv": None,
+        "reliable": False,
+        "reason": "",
+    }
+    if positives < min_positives:
+        point["reason"] = (
+            f"still learning: {positives} of {min_positives} validation examples labelled"
+        )
+        return point
+    threshold, ppv, _ = lowest_threshold_for_precision(p, y == 1, target)
+    if negatives >= min_positives:
+        # NPV from below: the same search on 1 - p for the negatives.
+        low, _, _ = lowest_threshold_for_precision(1 - p, y == 0, absent_target)
+        point["absent_threshold"] = None if low is None else float(1 - low)
+    if threshold is None:
+        point["reason"] = f"no probability reaches a predictive value of {target:.2f}"
+        return point
+    point.update(
+        prefill_threshold=threshold,
+        ppv=ppv,
+        reliable=True,
+        reason=f"prefilled at probability >= {threshold:.2f} (PPV {ppv:.2f})",
+    )
+    return point
+
+
+def report_operating_point(value: float | None, *, metric: str, floor: float) -> dict[str, Any]:
+    """Whether drafts may be shown: the validation report metric against its floor."""
+    reliable = value is not None and value >= floor
+    if value is None:
+        reason = "no validation reports to judge the drafts on"
+    elif reliable:
+        reason = f"{metric} {value:.2f} reaches the floor of {floor:.2f}"
+    else:
+        reason = f"{metric} {value:.2f} is below the floor of {floor:.2f}"
+    return {"metric": metric, "value": value, "floor": floor, "reliable": reliable,
+            "reason": reason}  # fmt: skip
+
+
+def unfitted(classes: Sequence[str], reason: str) -> dict[str, Any]:
+    """Operating points when there is no validation evidence at all: nothing is reliable."""
+    return {
+        "boxes": {
+            name: {
+                "threshold": None,
+                "validation_positives": 0,
+                "ap50": None,
+                "precision": None,
+                "recall": None,
+                "reliable": False,
+                "reason": reason,
+            }
+            for name in classes
+        },
+        "findings": {
+            name: {
+                "prefill_threshold": None,
+                "absent_threshold": None,
+                "positives": 0,
+                "negatives": 0,
+                "ppv": None,
+                "reliable": False,
+                "reason": reason,
+            }
+            for name in classes
+        },
+        "report": {
+            "metric": "rouge_l_f_beta1.2",
+            "value": None,
+            "floor": None,
+            "reliable": False,
+            "reason": reason,
+        },
+        "validation_cases": 0,
+    }
