@@ -336,16 +336,20 @@ def run_training(cycle_id: int, *, owner: str) -> bool:
     warm = _warm_start_path(cycle, serving, project, owner)
     config = BuiltinConfig(finding_classes=tuple(project.finding_keys), **project.model_config)
     model = BuiltinModel(config)
-    epochs = max(project.training_epochs, 1)
-    steps_per_epoch = max(math.ceil(len(ids) / config.batch_size), 1)
+    # Training is counted in optimisation steps (BuiltinConfig.train_steps, warm-up + cosine):
+    # epochs over 10-80 labels gave too few steps to learn from.
     with stage(cycle, "training", owner):
         model.train(
             labelled_source(ids),
-            epochs=epochs,
+            max_steps=config.train_steps,
             warm_start=warm,
-            progress=_training_progress(cycle, owner, epochs * steps_per_epoch),
+            progress=_training_progress(cycle, owner, max(config.train_steps, 1)),
         )
     with stage(cycle, "evaluating", owner):
+        # What the version may show is chosen on the validation labels before it is evaluated
+        # and saved (the points travel in its checkpoint); with none, nothing is reliable.
+        validation_ids = training_annotations(project, validation=True).values_list("pk", flat=True)
+        model.fit_operating_points(labelled_source(list(validation_ids))())
         metrics, compared = _evaluate(project, model, serving)
     with stage(cycle, "registering", owner):
         version = _register(cycle, project, model, metrics, serving, owner)

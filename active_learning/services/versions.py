@@ -152,6 +152,9 @@ def train_version(
     )
     metrics: dict[str, Any] = {"training_labels": len(snapshot)}
     validation = list(training_annotations(project, validation=True).values_list("pk", flat=True))
+    # Operating points (what the version may show) are fitted on the validation labels before
+    # evaluating and saving; with none, nothing is reliable and no box is shown.
+    model.fit_operating_points(labelled_source(validation)())
     if validation:
         metrics["validation"] = model.evaluate(labelled_source(validation)())
     number = next_number(project)
