@@ -28,6 +28,40 @@ class SuggestionSerializer(serializers.ModelSerializer):
         ]
 
 
+class WithheldSerializer(serializers.Serializer):
+    kinds = serializers.ListField(
+        child=serializers.CharField(), help_text='"boxes", "findings", "report" or "model"'
+    )
+    finding = serializers.CharField(allow_null=True, help_text="the class key, or null")
+    message = serializers.CharField(help_text="why it is not shown, in words for the annotator")
+
+
+class ShownSuggestionBodySerializer(serializers.Serializer):
+    """The parts of a suggestion that its version's validation evidence lets the workspace show."""
+
+    id = serializers.IntegerField()
+    model_version = serializers.IntegerField(help_text="version number")
+    serving = serializers.BooleanField(help_text="made by the promoted version")
+    boxes = serializers.ListField(child=serializers.DictField())
+    finding_probabilities = serializers.DictField(child=serializers.FloatField())
+    findings_prefilled = serializers.DictField(
+        child=serializers.CharField(), help_text='{finding: "present" | "absent"}'
+    )
+    report_draft = serializers.DictField(child=serializers.CharField())
+    uncertainty = serializers.DictField(help_text='{"report_links": [...]} for the shown draft')
+    created_at = serializers.DateTimeField()
+
+
+class ServedSuggestionSerializer(serializers.Serializer):
+    state = serializers.ChoiceField(
+        choices=["shown", "learning", "none"],
+        help_text='"learning": nothing reliable yet (or no version); "none": not scored yet',
+    )
+    message = serializers.CharField()
+    suggestion = ShownSuggestionBodySerializer(allow_null=True)
+    withheld = WithheldSerializer(many=True)
+
+
 class ModelVersionSerializer(serializers.ModelSerializer):
     class Meta:
         model = ModelVersion

@@ -9,6 +9,11 @@ urlpatterns = [
         name="case-suggestions",
     ),
     path(
+        "cases/<id:case_pk>/suggestion/",
+        views.CaseServedSuggestionView.as_view(),
+        name="case-served-suggestion",
+    ),
+    path(
         "cases/<id:case_pk>/explanation/",
         views.CaseExplanationView.as_view(),
         name="case-explanation",

@@ -16,12 +16,13 @@ from active_learning.api.serializers import (
     ModelVersionSerializer,
     RetrainingCycleSerializer,
     RollbackInputSerializer,
+    ServedSuggestionSerializer,
     StrategySerializer,
     SuggestionSerializer,
 )
 from active_learning.ml.interface import CheckpointError, ModelInputError
 from active_learning.models import ModelVersion, RetrainingCycle, Suggestion
-from active_learning.services import cycles, versions
+from active_learning.services import cycles, serving, versions
 from active_learning.services.case_inputs import CaseNotReadable
 from active_learning.services.explanations import explanation_overlay
 from active_learning.services.versions import promoted_version
@@ -37,6 +38,17 @@ class CaseSuggestionsView(APIView):
         case = case_for(request, case_pk, audit_action="case.view_suggestions")
         items = Suggestion.objects.filter(case=case).select_related("model_version")
         return Response(SuggestionSerializer(items, many=True).data)
+
+
+class CaseServedSuggestionView(APIView):
+    @extend_schema(responses=ServedSuggestionSerializer)
+    def get(self, request: Request, case_pk: int) -> Response:
+        """What the workspace shows of the case's suggestion (only what its version's validation
+        evidence supports) and, per class, why the rest is held back. Recorded on the caller's
+        annotation when they are the case's annotator."""
+        case = case_for(request, case_pk, audit_action="case.view_suggestions", with_context=False)
+        served = serving.serve_and_record(case, request.user)
+        return Response(ServedSuggestionSerializer(serving.as_payload(served)).data)
 
 
 class ModelVersionListView(APIView):

@@ -1,0 +1,279 @@
+"""What the workspace may show of a case's suggestion, and why the rest is held back.
+
+A version's suggestion is stored whole (every box the model kept, every probability, its
+draft). Serving cuts it to what the version's validation evidence supports, read from
+``ModelVersion.metrics["validation"]["operating_points"]`` (fitted by the model on the cycle's
+validation labels):
+
+- boxes only of classes whose box operating point is reliable, at or above its threshold;
+- findings (probability and prefill) only of classes whose findings operating point is
+  reliable; "present" prefilled at or above its ``prefill_threshold``, "absent" at or below its
+  ``absent_threshold`` when the version has one;
+- the report draft only when the report operating point is reliable and the draft passes
+  :func:`~active_learning.ml.draft_guard.is_degenerate`.
+
+A version without operating points (trained before they existed) shows nothing: nothing of it
+was checked. Each class held back comes with a sentence for the annotator ("The model is still
+learning nodule: 2 of 5 validation examples labelled ..."). When the caller is the annotator of
+the case, what is served is recorded on their annotation
+(:func:`annotations.services.shown_suggestions.record_shown`)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+from active_learning.ml.draft_guard import draft_text, is_degenerate
+from active_learning.models import ModelVersion, Suggestion
+from active_learning.services.versions import promoted_version
+from annotations.models import Annotation, Case
+from annotations.services import shown_suggestions
+
+
+@dataclass(frozen=True)
+class Withheld:
+    """Something of the suggestion not shown, and why, in words for the annotator. ``kinds``:
+    which parts ("boxes", "findings", "report", "model"); ``finding``: the class key, or None."""
+
+    kinds: tuple[str, ...]
+    finding: str | None
+    message: str
+
+
+@dataclass
+class ServedSuggestion:
+    """The suggestion as the workspace shows it.
+
+    ``state``: "shown" (the version has reliable parts; what passes them is here, which may be
+    nothing for a clean case), "learning" (nothing of the version is reliable yet, or there is
+    no version at all), "none" (a version serves, but has not scored this case)."""
+
+    state: str
+    message: str
+    version: ModelVersion | None = None
+    suggestion: Suggestion | None = None
+    boxes: list[dict[str, Any]] = field(default_factory=list)
+    finding_probabilities: dict[str, float] = field(default_factory=dict)
+    findings_prefilled: dict[str, str] = field(default_factory=dict)
+    report_draft: dict[str, str] = field(default_factory=dict)
+    report_links: list[dict[str, Any]] = field(default_factory=list)
+    withheld: list[Withheld] = field(default_factory=list)
+
+
+def suggestion_to_serve(case: Case) -> Suggestion | None:
+    """The serving (promoted) version's suggestion for ``case``, else the newest version's."""
+    serving = promoted_version(case.project)
+    items = Suggestion.objects.filter(case=case).select_related("model_version")
+    if serving is not None:
+        chosen = items.filter(model_version=serving).first()
+        if chosen is not None:
+            return chosen
+    return items.order_by("-model_version__number", "-created_at").first()
+
+
+def operating_points(version: ModelVersion) -> dict[str, Any] | None:
+    """The version's operating points, or None when it has none (or they are malformed)."""
+    metrics = version.metrics if isinstance(version.metrics, dict) else {}
+    validation = metrics.get("validation")
+    points = validation.get("operating_points") if isinstance(validation, dict) else None
+    return points if isinstance(points, dict) else None
+
+
+def _point(points: dict[str, Any], kind: str, finding: str) -> dict[str, Any]:
+    per_class = points.get(kind)
+    point = per_class.get(finding) if isinstance(per_class, dict) else None
+    return point if isinstance(point, dict) else {"reliable": False, "reason": ""}
+
+
+def _number(value: Any) -> float | None:
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    return float(value) if is_number else None
+
+
+def _why(point: dict[str, Any]) -> str:
+    reason = str(point.get("reason") or "no validation evidence yet")
+    # The model's own wording starts "still learning: ..."; the sentence around it says so.
+    return reason.removeprefix("still learning:").strip()
+
+
+_PART = {"boxes": "boxes", "findings": "prefilled findings"}
+
+
+def _learning(name: str, reasons: dict[str, str]) -> str:
+    parts = " or ".join(_PART[kind] for kind in reasons)
+    distinct = list(dict.fromkeys(reasons.values()))
+    why = (
+        "; ".join(distinct)
+        if len(distinct) == 1
+        else "; ".join(f"{_PART[kind]}: {reason}" for kind, reason in reasons.items())
+    )
+    return f"The model is still learning {name}: {why}. No {parts} for it yet."
+
+
+def _boxes(suggestion: Suggestion, points: dict[str, Any]) -> list[dict[str, Any]]:
+    shown = []
+    for box in suggestion.boxes or []:
+        point = _point(points, "boxes", str(box.get("finding")))
+        threshold = _number(point.get("threshold"))
+        score = _number(box.get("score"))
+        reliable = point.get("reliable") is True and threshold is not None
+        if reliable and score is not None and threshold is not None and score >= threshold:
+            shown.append(box)
+    return shown
+
+
+def _findings(
+    suggestion: Suggestion, points: dict[str, Any], keys: list[str]
+) -> tuple[dict[str, float], dict[str, str]]:
+    probabilities: dict[str, float] = {}
+    prefilled: dict[str, str] = {}
+    for key in keys:
+        point = _point(points, "findings", key)
+        p = _number((suggestion.finding_probabilities or {}).get(key))
+        if point.get("reliable") is not True or p is None:
+            continue
+        probabilities[key] = p
+        present, absent = (
+            _number(point.get("prefill_threshold")),
+            _number(point.get("absent_threshold")),
+        )
+        if present is not None and p >= present:
+            prefilled[key] = "present"
+        elif absent is not None and p <= absent:
+            prefilled[key] = "absent"
+    return probabilities, prefilled
+
+
+def _report(
+    suggestion: Suggestion, points: dict[str, Any], shown_box_ids: set[str]
+) -> tuple[dict[str, str], list[dict[str, Any]], Withheld | None]:
+    draft = {k: v for k, v in (suggestion.report_draft or {}).items() if isinstance(v, str) and v}
+    if not draft:
+        return {}, [], None
+    found = points.get("report")
+    report: dict[str, Any] = found if isinstance(found, dict) else {}
+    if report.get("reliable") is not True:
+        why = str(report.get("reason") or "its drafts have not passed the report floor yet")
+        message = f"No report draft: the model's drafts are not good enough yet ({why})."
+        return {}, [], Withheld(("report",), None, message)
+    refused = is_degenerate(draft_text(draft))
+    if refused is not None:
+        return {}, [], Withheld(("report",), None, f"No report draft: {refused}.")
+    links = []
+    uncertainty = suggestion.uncertainty if isinstance(suggestion.uncertainty, dict) else {}
+    for link in uncertainty.get("report_links") or []:
+        if not isinstance(link, dict):
+            continue
+        index = link.get("box_index")
+        # A sentence whose box is not shown no longer leads to it.
+        visible = isinstance(index, int) and f"s{index}" in shown_box_ids
+        links.append({**link, "box_index": index if visible else None})
+    return draft, links, None
+
+
+def serve(case: Case) -> ServedSuggestion:
+    """What the workspace shows of ``case``'s suggestion (:class:`ServedSuggestion`)."""
+    suggestion = suggestion_to_serve(case)
+    if suggestion is None:
+        if not ModelVersion.objects.filter(project=case.project_id).exists():
+            return ServedSuggestion(
+                "learning",
+                "The model is still learning: no version has been trained yet. Suggestions "
+                "appear once a retraining cycle has produced a version with reliable ones.",
+            )
+        return ServedSuggestion("none", "No model suggestion for this case yet.")
+    version = suggestion.model_version
+    names = {f["key"]: f.get("name", f["key"]) for f in case.project.label_schema["findings"]}
+    served = ServedSuggestion("learning", "", version=version, suggestion=suggestion)
+    points = operating_points(version)
+    if points is None:
+        served.message = (
+            f"The model is still learning: version {version.number} has not been checked "
+            "against validation labels, so none of its suggestions are shown."
+        )
+        served.withheld = [
+            Withheld(("boxes", "findings"), key, f"The model is still learning {name.lower()}: "
+                     "no reliable version yet.")
+            for key, name in names.items()
+        ]  # fmt: skip
+        return served
+    served.boxes = _boxes(suggestion, points)
+    served.finding_probabilities, served.findings_prefilled = _findings(
+        suggestion, points, list(names)
+    )
+    shown_ids = {str(box.get("id")) for box in served.boxes}
+    served.report_draft, served.report_links, report_withheld = _report(
+        suggestion, points, shown_ids
+    )
+    reliable_any = False
+    for key, name in names.items():
+        reasons = {}
+        for kind in ("boxes", "findings"):
+            point = _point(points, kind, key)
+            if point.get("reliable") is True:
+                reliable_any = True
+            else:
+                reasons[kind] = _why(point)
+        if reasons:
+            served.withheld.append(Withheld(tuple(reasons), key, _learning(name.lower(), reasons)))
+    report_point = points.get("report")
+    reliable_any |= isinstance(report_point, dict) and report_point.get("reliable") is True
+    if report_withheld is not None:
+        served.withheld.append(report_withheld)
+    if reliable_any:
+        served.state = "shown"
+        served.message = f"Suggestions of model version {version.number}."
+    else:
+        served.message = (
+            f"The model is still learning: version {version.number} has no class with enough "
+            "validation evidence yet, so none of its suggestions are shown."
+        )
+    return served
+
+
+def serve_and_record(case: Case, viewer: AbstractBaseUser | AnonymousUser) -> ServedSuggestion:
+    """:func:`serve`, recorded on ``viewer``'s annotation of the case when they are its
+    annotator and the annotation is still open (a reviewer's or lead's look records nothing)."""
+    served = serve(case)
+    if served.version is None or served.suggestion is None or viewer.pk is None:
+        return served
+    annotation = Annotation.objects.filter(case=case, annotator_id=viewer.pk).first()
+    if annotation is None:
+        return served
+    shown_suggestions.record_shown(
+        annotation=annotation,
+        model_version_pk=served.version.pk,
+        model_version_number=served.version.number,
+        suggestion_pk=served.suggestion.pk,
+        boxes=served.boxes,
+        findings_prefilled=served.findings_prefilled,
+        finding_probabilities=served.finding_probabilities,
+        report_draft=served.report_draft,
+        withheld=[asdict(w) for w in served.withheld],
+    )
+    return served
+
+
+def as_payload(served: ServedSuggestion) -> dict[str, Any]:
+    """The JSON the workspace reads (``ServedSuggestionSerializer``)."""
+    body = None
+    if served.suggestion is not None and served.version is not None:
+        body = {
+            "id": served.suggestion.pk,
+            "model_version": served.version.number,
+            "serving": served.version.status == ModelVersion.Status.PROMOTED,
+            "boxes": served.boxes,
+            "finding_probabilities": served.finding_probabilities,
+            "findings_prefilled": served.findings_prefilled,
+            "report_draft": served.report_draft,
+            "uncertainty": {"report_links": served.report_links},
+            "created_at": served.suggestion.created_at,
+        }
+    return {
+        "state": served.state,
+        "message": served.message,
+        "suggestion": body,
+        "withheld": [asdict(w) for w in served.withheld],
+    }
