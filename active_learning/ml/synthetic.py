@@ -7,6 +7,21 @@ Lesion sizes and positions are drawn from ``box_priors.json`` (real VinDr-CXR an
 nodule, mass and consolidation at a prior position inside a lung, effusion, pneumothorax and
 cardiomegaly anchored to the anatomy they belong to with prior sizes. Boxes are the bounding boxes
 of what was actually drawn, in pixels (top-left origin).
+
+Two keyword options make a pool that looks like a real worklist (the defaults keep every earlier
+case exactly as it was):
+
+- ``prevalence="vindr"`` draws each case's set of findings from VinDr-CXR's image-level
+  combinations (``box_priors.json``'s ``"prevalence"``: about 77 % of cases with none of our six
+  findings, cardiomegaly 15 %, effusion 7 %, nodule or mass 5.5 %, consolidation 2.4 %,
+  pneumothorax 0.6 %, with their real co-occurrence); ``"balanced"`` (the default) keeps the
+  earlier, nearly balanced mix with 30 % normal cases.
+- ``difficulty`` in [0, 1] makes lesions fainter and smaller: each lesion's contrast is
+  multiplied by ``1 - 0.75 * difficulty * u`` and its size (nodule, mass, consolidation and
+  effusion extent, pneumothorax collapse, cardiac enlargement) by ``1 - 0.5 * difficulty * v``,
+  ``u, v`` uniform in [0, 1] per lesion, from their own random stream. At 1.0 some nodules are a
+  quarter as bright and half as wide as before: the informative cases a model misses are rare,
+  as in real worklists. ``SyntheticCase.lesion_contrast`` keeps each lesion's factors.
 """
 
 from __future__ import annotations
@@ -37,6 +52,7 @@ _GIVEN = {
     "F": ["ANNA", "BEATE", "CLARA", "DORA", "ELLA", "FRIDA", "GRETA", "HANNA", "IDA", "JULIA"],
 }
 _FAMILY = ["SYNTHETIC", "TESTER", "MUSTER", "EXAMPLE", "SAMPLE", "PHANTOM", "DUMMY", "PROBE"]
+PREVALENCES = ("balanced", "vindr")
 _priors_cache: dict[str, Any] = {}
 
 
@@ -75,6 +91,8 @@ class SyntheticCase:
     series_instance_uid: str
     sop_instance_uid: str
     pixel_spacing_mm: float = field(default=0.56)
+    # finding -> (contrast factor, size factor), 1.0 = the default look (see ``difficulty``)
+    lesion_contrast: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 def _priors() -> dict[str, Any]:
@@ -113,10 +131,46 @@ def _choose_findings(rng: np.random.Generator) -> dict[str, bool]:
     return {name: name in chosen for name in FINDING_CLASSES}
 
 
+def _choose_vindr_findings(rng: np.random.Generator) -> dict[str, bool]:
+    """A set of findings drawn from VinDr-CXR's image-level combinations (real prevalence and
+    co-occurrence; the empty set includes images whose findings are outside our six)."""
+    combinations = _priors()["prevalence"]["combinations"]
+    keys = sorted(combinations)
+    counts = np.array([combinations[k] for k in keys], dtype=np.float64)
+    chosen = set(keys[int(rng.choice(len(keys), p=counts / counts.sum()))].split("+")) - {""}
+    return {name: name in chosen for name in FINDING_CLASSES}
+
+
+def _lesion_factors(
+    rng: np.random.Generator, findings: dict[str, bool], difficulty: float
+) -> dict[str, tuple[float, float]]:
+    """Per present finding, (contrast factor, size factor) in (0, 1]; 1.0 at difficulty 0."""
+    if not 0.0 <= difficulty <= 1.0:
+        raise ValueError(f"difficulty must lie in [0, 1], got {difficulty}")
+    factors = {}
+    for name in FINDING_CLASSES:
+        if findings[name]:
+            u, v = rng.random(2) if difficulty > 0 else (0.0, 0.0)
+            factors[name] = (1.0 - 0.75 * difficulty * float(u), 1.0 - 0.5 * difficulty * float(v))
+    return factors
+
+
 def _draw_case(
-    rng: np.random.Generator, findings: dict[str, bool], size: int
+    rng: np.random.Generator,
+    findings: dict[str, bool],
+    size: int,
+    factors: dict[str, tuple[float, float]] | None = None,
 ) -> tuple[np.ndarray, dict[str, draw.Rect]]:
-    """Pixels (uint16) and the normalised rectangle of every present finding."""
+    """Pixels (uint16) and the normalised rectangle of every present finding; ``factors``:
+    per finding (contrast, size) multipliers (1.0 when missing)."""
+    factors = factors or {}
+
+    def contrast(name: str) -> float:
+        return factors.get(name, (1.0, 1.0))[0]
+
+    def scale(name: str) -> float:
+        return factors.get(name, (1.0, 1.0))[1]
+
     a = draw.random_anatomy(rng)
     g = draw.grid(size)
     plans: dict[str, tuple[float, float, float, float]] = {}
@@ -126,11 +180,13 @@ def _draw_case(
             plans[name] = box or _prior_box(rng, name)
     if findings["cardiomegaly"]:
         cx, _, w, _ = plans["cardiomegaly"]
+        # A smaller size factor leaves the heart nearer its normal size: borderline cardiomegaly.
+        enlarged = float(np.clip(w / 2, 0.2, 0.27))
         a = replace(
             a,
             heart_cx=float(np.clip(cx, a.mid + 0.03, a.mid + 0.08)),
-            heart_rx=float(np.clip(w / 2, 0.2, 0.27)),
-            heart_ry=a.heart_ry * 1.12,
+            heart_rx=enlarged - (enlarged - a.heart_rx) * (1 - scale("cardiomegaly")),
+            heart_ry=a.heart_ry * 1.12 - a.heart_ry * 0.12 * (1 - scale("cardiomegaly")),
         )
     image, lung, vessels = draw.draw_anatomy(rng, a, g)
     rects: dict[str, draw.Rect] = {}
@@ -140,38 +196,42 @@ def _draw_case(
     if findings["pneumothorax"]:
         cx, _, w, h = plans["pneumothorax"]
         side = -1 if cx < 0.5 else 1
-        shrink = float(np.clip(1 - 0.5 * w, 0.68, 0.9))
+        shrink = 1 - (1 - float(np.clip(1 - 0.5 * w, 0.68, 0.9))) * scale("pneumothorax")
         lucent, line = draw.pneumothorax(a, g, side, shrink, float(np.clip(1.4 * h, 0.15, 0.5)))
-        image += 0.08 * line - 0.09 * lucent
+        image += contrast("pneumothorax") * (0.08 * line - 0.09 * lucent)
         rects["pneumothorax"] = draw.mask_rect(lucent) or (0.15, 0.1, 0.3, 0.4)
     image += 0.08 * vessels * lung * (1 - lucent)
     amplitude = rng.uniform(0.22, 0.3)
     if findings["effusion"]:
         cx, _, w, h = plans["effusion"]
         side = -1 if cx < 0.5 else 1
+        k = scale("effusion")
         fluid = draw.effusion(
-            a, g, side, float(np.clip(h, 0.07, 0.3)), float(np.clip(w, 0.1, 0.35))
+            a, g, side, float(np.clip(h, 0.07, 0.3)) * k, float(np.clip(w, 0.1, 0.35)) * k
         )
         # fluid has homogeneous soft-tissue density: it replaces whatever lay behind it
-        image = image * (1 - fluid) + fluid * (0.6 + 0.04 * g[1])
+        fluid_opacity = contrast("effusion") * fluid
+        image = image * (1 - fluid_opacity) + fluid_opacity * (0.6 + 0.04 * g[1])
         rects["effusion"] = draw.mask_rect(fluid) or (0.1, 0.6, 0.25, 0.75)
     for name in ("consolidation", "mass", "nodule"):
         if not findings[name]:
             continue
         cx, cy, w, h = plans[name]
+        w, h = w * scale(name), h * scale(name)
         if name == "nodule":
-            radius = float(np.clip(np.sqrt(w * h), 0.03, 0.095)) / 2
+            # small nodules may fall below the default 3 % floor (to 1.5 % at scale 0.5)
+            radius = float(np.clip(np.sqrt(w * h), 0.03 * scale(name), 0.095)) / 2
             outline, opacity = draw.nodule(g, cx, cy, radius)
             fallback = (cx - radius, cy - radius, cx + radius, cy + radius)
         elif name == "mass":
-            rx, ry = (float(np.clip(v, 0.115, 0.3)) / 2 for v in (w, h))
+            rx, ry = (float(np.clip(v, 0.115 * scale(name), 0.3)) / 2 for v in (w, h))
             outline, opacity = draw.mass(rng, g, cx, cy, rx, ry)
             fallback = (cx - rx, cy - ry, cx + rx, cy + ry)
         else:
-            rx, ry = (float(np.clip(v, 0.06, 0.3)) / 2 for v in (w, h))
+            rx, ry = (float(np.clip(v, 0.06 * scale(name), 0.3)) / 2 for v in (w, h))
             outline, opacity = draw.consolidation(rng, g, cx, cy, rx, ry, lung)
             fallback = (cx - rx, cy - ry, cx + rx, cy + ry)
-        image += amplitude * opacity
+        image += amplitude * contrast(name) * opacity
         rects[name] = draw.mask_rect(outline) or fallback
     return draw.to_stored_values(rng, image), rects
 
@@ -183,12 +243,28 @@ def _box(name: str, rect: draw.Rect, size: int) -> SyntheticBox:
     return SyntheticBox(name, round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2))
 
 
-def generate_case(seed: int, index: int, size: int = 512) -> SyntheticCase:
-    """One case, identical for identical (seed, index, size); ``size`` = rows = columns (px)."""
-    study_rng, image_rng = (
-        np.random.default_rng(s) for s in np.random.SeedSequence([seed, index]).spawn(2)
+def generate_case(
+    seed: int,
+    index: int,
+    size: int = 512,
+    *,
+    prevalence: str = "balanced",
+    difficulty: float = 0.0,
+) -> SyntheticCase:
+    """One case, identical for identical arguments; ``size`` = rows = columns (px);
+    ``prevalence`` and ``difficulty`` as in the module docstring."""
+    if prevalence not in PREVALENCES:
+        raise ValueError(f"prevalence must be one of {PREVALENCES}, got {prevalence!r}")
+    # The third stream is new: drawing the lesion factors from it leaves the first two (and so
+    # every case made before these options existed) unchanged.
+    study_rng, image_rng, lesion_rng = (
+        np.random.default_rng(s) for s in np.random.SeedSequence([seed, index]).spawn(3)
     )
-    findings = _choose_findings(study_rng)
+    if prevalence == "vindr":
+        findings = _choose_vindr_findings(study_rng)
+    else:
+        findings = _choose_findings(study_rng)
+    factors = _lesion_factors(lesion_rng, findings, difficulty)
     sex = "M" if study_rng.random() < 0.5 else "F"
     age = clinical.age_for(study_rng, findings)
     study_time = datetime(2024, 1, 1, 7) + timedelta(
@@ -200,7 +276,7 @@ def generate_case(seed: int, index: int, size: int = 512) -> SyntheticCase:
     given = _GIVEN[sex][int(study_rng.integers(10))]
     family = _FAMILY[int(study_rng.integers(len(_FAMILY)))]
 
-    pixels, rects = _draw_case(image_rng, findings, size)
+    pixels, rects = _draw_case(image_rng, findings, size, factors)
     boxes = [_box(name, rects[name], size) for name in FINDING_CLASSES if name in rects]
     lesions = {
         b.finding: (
@@ -240,6 +316,7 @@ def generate_case(seed: int, index: int, size: int = 512) -> SyntheticCase:
         series_instance_uid=uid("series"),
         sop_instance_uid=uid("instance"),
         pixel_spacing_mm=FIELD_OF_VIEW_MM / size,
+        lesion_contrast=factors,
     )
 
 
@@ -328,13 +405,22 @@ def manifest_entry(case: SyntheticCase) -> dict[str, Any]:
 
 
 def generate_dataset(
-    seed: int, count: int, out_dir: Path | str, size: int = 512
+    seed: int,
+    count: int,
+    out_dir: Path | str,
+    size: int = 512,
+    *,
+    prevalence: str = "balanced",
+    difficulty: float = 0.0,
 ) -> list[SyntheticCase]:
     """Write cases 0..count-1 as ``case_NNNNN.dcm`` plus ``manifest.json`` (a list of
     ``manifest_entry`` dicts) under ``out_dir``; returns the cases."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    cases = [generate_case(seed, index, size) for index in range(count)]
+    cases = [
+        generate_case(seed, index, size, prevalence=prevalence, difficulty=difficulty)
+        for index in range(count)
+    ]
     for case in cases:
         write_dicom(case, out / file_name(case))
     text = json.dumps([manifest_entry(c) for c in cases], indent=1)
