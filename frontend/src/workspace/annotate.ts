@@ -16,6 +16,7 @@ import { buildLayout, type Layout } from "./layout";
 import { renderBoxes } from "./panels/boxes";
 import { renderContext } from "./panels/context";
 import { renderFindings } from "./panels/findings";
+import { renderModelStatus } from "./panels/model";
 import { renderReport, type ReportPanel } from "./panels/report";
 import { showCompare } from "./compare";
 import { Timings } from "./timings";
@@ -26,13 +27,15 @@ import type {
   FindingState,
   LeasedCase,
   ReportLink,
+  ServedSuggestion,
   Suggestion,
   WorkspaceConfig,
 } from "./types";
-import { newestSuggestion } from "./suggestions";
+import { noPendingText } from "./suggestions";
 import { SUGGESTION_PREFIX, WorkState } from "./work";
 
-type Bundle = { case: LeasedCase; suggestion: Suggestion | null };
+/** A leased case, the suggestion the server lets the workspace show, and what it held back. */
+type Bundle = { case: LeasedCase; suggestion: Suggestion | null; served: ServedSuggestion | null };
 
 const LEASE_RENEW_MS = 4 * 60 * 1000;
 
@@ -89,15 +92,16 @@ export class AnnotateWorkspace {
       const c = detail.data;
       const leaseValid = c.lease_expires_at && new Date(c.lease_expires_at).getTime() > Date.now();
       if (c.leased_to !== this.config.username || !leaseValid) return null;
-      const [annotation, suggestions] = await Promise.all([
+      const [annotation, served] = await Promise.all([
         this.api.get<Annotation>(`/api/cases/${id}/annotation/`),
-        this.api.get<Suggestion[]>(`/api/cases/${id}/suggestions/`),
+        this.api.get<ServedSuggestion>(`/api/cases/${id}/suggestion/`),
         this.api.put(`/api/cases/${id}/lease/`),
       ]);
       if (!["draft", "returned"].includes(annotation.data.status)) return null;
       return {
         case: { ...c, annotation: { ...annotation.data, etag: annotation.etag ?? annotation.data.etag } },
-        suggestion: newestSuggestion(suggestions.data ?? []),
+        suggestion: served.data?.suggestion ?? null,
+        served: served.data ?? null,
       };
     } catch {
       return null; // not resumable (released, submitted, gone): take the queue's next case
@@ -112,8 +116,10 @@ export class AnnotateWorkspace {
       `/api/projects/${this.config.projectId}/next-case/${query}`,
     );
     if (response.status === 204 || !response.data) return null;
-    const suggestions = await this.api.get<Suggestion[]>(`/api/cases/${response.data.id}/suggestions/`);
-    return { case: response.data, suggestion: newestSuggestion(suggestions.data ?? []) };
+    // The server cuts the suggestion to what its version's validation evidence supports (and
+    // records what it served on this annotator's annotation).
+    const served = await this.api.get<ServedSuggestion>(`/api/cases/${response.data.id}/suggestion/`);
+    return { case: response.data, suggestion: served.data?.suggestion ?? null, served: served.data ?? null };
   }
 
   /** Open the prefetched case if there is one, else lease one; `t0` starts the render timer. */
@@ -344,6 +350,7 @@ export class AnnotateWorkspace {
         : null,
     );
     this.layout.right.replaceChildren(
+      ...[renderModelStatus(bundle.served)].filter((el): el is HTMLElement => el !== null),
       h("div", { class: "boxes-slot" }),
       h("div", { class: "findings-slot" }),
       this.reportPanel.element,
@@ -371,7 +378,7 @@ export class AnnotateWorkspace {
           this.work!.rejectSuggestion(id);
           this.boxesChanged(false);
         },
-      }),
+      }, false, noPendingText(this.current?.served ?? null, this.work.suggestion?.boxes.length ?? 0)),
     );
     slot.querySelector(".box-row.selected")?.scrollIntoView({ block: "nearest" });
   }

@@ -15,8 +15,8 @@ import { renderContext } from "./panels/context";
 import { renderFindings } from "./panels/findings";
 import { renderReport } from "./panels/report";
 import { buildViewerToolbar } from "./toolbar";
-import type { Annotation, CaseDetail, Suggestion, WorkspaceConfig } from "./types";
-import { newestSuggestion } from "./suggestions";
+import { REVIEW_FILTERS, REVIEW_ORDERINGS, percent, reviewQueueQuery } from "./review_query";
+import type { Annotation, CaseDetail, ShownSuggestion, WorkspaceConfig } from "./types";
 import { WorkState } from "./work";
 
 type Page<T> = { count: number; results: T[] };
@@ -29,6 +29,8 @@ export class ReviewWorkspace {
   private queue: Annotation[] = [];
   private open: { annotation: Annotation; case: CaseDetail; work: WorkState } | null = null;
   private queueEl = h("section", { class: "panel review-queue", "aria-label": "Review queue" });
+  private ordering = "submitted";
+  private filter = "all";
   private contextEl = h("div", { class: "context-slot" });
 
   constructor(
@@ -69,7 +71,7 @@ export class ReviewWorkspace {
   private async loadQueue(): Promise<void> {
     try {
       const response = await this.api.get<Page<Annotation>>(
-        `/api/projects/${this.config.projectId}/review-queue/?limit=100`,
+        `/api/projects/${this.config.projectId}/review-queue/${reviewQueueQuery(this.ordering, this.filter)}`,
       );
       this.queue = response.data.results;
     } catch (err) {
@@ -79,9 +81,38 @@ export class ReviewWorkspace {
     this.renderQueue();
   }
 
+  /** Sort and filter by the model's confidence and by how much the annotator changed it. */
+  private queueControls(): HTMLElement {
+    const choose = (id: string, label: string, options: Record<string, string>, value: string, set: (v: string) => void) =>
+      h(
+        "label",
+        { class: "queue-control" },
+        `${label} `,
+        h(
+          "select",
+          {
+            id,
+            onchange: (e: Event) => {
+              set((e.target as HTMLSelectElement).value);
+              void this.loadQueue();
+            },
+          },
+          Object.entries(options).map(([key, text]) => h("option", { value: key, selected: key === value, text })),
+        ),
+      );
+    const filters = Object.fromEntries(Object.entries(REVIEW_FILTERS).map(([key, f]) => [key, f.label]));
+    return h(
+      "div",
+      { class: "queue-controls" },
+      choose("review-ordering", "Sort", REVIEW_ORDERINGS, this.ordering, (v) => (this.ordering = v)),
+      choose("review-filter", "Show", filters, this.filter, (v) => (this.filter = v)),
+    );
+  }
+
   private renderQueue(): void {
     this.queueEl.replaceChildren(
       h("h2", { text: `To review (${this.queue.length})` }),
+      this.queueControls(),
       this.queue.length
         ? h(
             "ul",
@@ -101,6 +132,14 @@ export class ReviewWorkspace {
                   },
                   `Case ${a.case} · ${a.annotator}`,
                   h("span", { class: "muted", text: ` ${a.boxes.length} boxes · ${a.submitted_at ? new Date(a.submitted_at).toLocaleString() : ""}` }),
+                  a.shown_suggestion
+                    ? h("span", {
+                        class: "model-figures",
+                        "data-change": a.shown_suggestion.change ?? "",
+                        "data-confidence": a.shown_suggestion.confidence ?? "",
+                        text: ` · model v${a.shown_suggestion.model_version_number}: confidence ${percent(a.shown_suggestion.confidence)}, changed ${percent(a.shown_suggestion.change)}`,
+                      })
+                    : h("span", { class: "muted", text: " · no model suggestion shown" }),
                 ),
               ),
             ),
@@ -113,15 +152,14 @@ export class ReviewWorkspace {
     try {
       const response = await this.api.get<Annotation>(`/api/annotations/${id}/`);
       const annotation = { ...response.data, etag: response.etag ?? response.data.etag };
-      const [caseResponse, suggestions] = await Promise.all([
-        this.api.get<CaseDetail>(`/api/cases/${annotation.case}/`),
-        this.api.get<Suggestion[]>(`/api/cases/${annotation.case}/suggestions/`),
-      ]);
+      const caseResponse = await this.api.get<CaseDetail>(`/api/cases/${annotation.case}/`);
       const work = new WorkState(this.config.schema);
       // Read-only: show exactly what was submitted, without the model's prefill.
       work.load(annotation, null);
       this.open = { annotation, case: caseResponse.data, work };
-      const suggestion = newestSuggestion(suggestions.data ?? []);
+      // Exactly what the annotator was shown (recorded when it was served), not whatever the
+      // model serves now.
+      const shown = annotation.shown_suggestion ?? null;
       this.banners.clearAll();
       this.layout.caseInfo.replaceChildren(
         h("strong", { text: this.config.projectName }),
@@ -130,7 +168,7 @@ export class ReviewWorkspace {
       );
       this.contextEl.replaceChildren(renderContext(caseResponse.data));
       this.renderQueue();
-      this.renderRight(suggestion);
+      this.renderRight(shown);
       await this.viewer.setImages(imagesOf(caseResponse.data, this.config));
       this.syncBoxes();
     } catch (err) {
@@ -138,7 +176,7 @@ export class ReviewWorkspace {
     }
   }
 
-  private renderRight(suggestion: Suggestion | null): void {
+  private renderRight(shown: ShownSuggestion | null): void {
     const open = this.open!;
     const comment = h("textarea", { id: "review-comment", rows: "3", "aria-label": "Comment for the annotator" });
     const form = h(
@@ -163,8 +201,9 @@ export class ReviewWorkspace {
         accept: () => undefined,
         reject: () => undefined,
       }, true),
-      renderFindings(this.config.schema.findings, open.work.findings, suggestion?.finding_probabilities ?? {}, new Set(), null),
-      renderReport(this.config.schema.report_sections, open.work.report, suggestion?.report_draft ?? {}, null).element,
+      renderShownSummary(shown),
+      renderFindings(this.config.schema.findings, open.work.findings, shown?.finding_probabilities ?? {}, new Set(), null),
+      renderReport(this.config.schema.report_sections, open.work.report, shown?.report_draft ?? {}, null).element,
     );
   }
 
@@ -268,4 +307,26 @@ export class ReviewWorkspace {
   private commentText(): string {
     return this.layout.right.querySelector<HTMLTextAreaElement>("#review-comment")?.value ?? "";
   }
+}
+
+/** What the model showed the annotator and how much they changed it. */
+function renderShownSummary(shown: ShownSuggestion | null): HTMLElement {
+  if (!shown) {
+    return h("section", { class: "panel shown-summary", id: "shown-summary" }, h("p", { class: "muted", text: "No model suggestion was shown to the annotator." }));
+  }
+  const rows: [string, string][] = [
+    ["Model version", `v${shown.model_version_number}`],
+    ["Boxes shown", String(shown.boxes.length)],
+    ["Boxes kept (IoU ≥ 0.5)", percent(shown.boxes_kept_fraction)],
+    ["Prefilled findings changed", percent(shown.findings_changed_fraction)],
+    ["Draft words edited", percent(shown.draft_edit_distance)],
+    ["Model confidence", percent(shown.confidence)],
+    ["Changed overall", percent(shown.change)],
+  ];
+  return h(
+    "section",
+    { class: "panel shown-summary", id: "shown-summary", "aria-label": "What the model showed" },
+    h("h2", { text: "What the model showed" }),
+    h("table", {}, h("tbody", {}, rows.map(([k, v]) => h("tr", {}, h("th", { scope: "row", text: k }), h("td", { text: v }))))),
+  );
 }

@@ -63,6 +63,7 @@ export type Annotation = {
   reviewed_by: string | null;
   submitted_at: string | null;
   updated_at?: string;
+  shown_suggestion?: ShownSuggestion | null;
 };
 
 export type CaseDetail = {
@@ -105,9 +106,40 @@ export type Suggestion = {
   serving?: boolean;
   boxes: SuggestionBox[];
   finding_probabilities: Record<string, number>;
+  /** Findings the server says to prefill (only above the version's calibrated thresholds). */
+  findings_prefilled?: Record<string, FindingState>;
   report_draft: Record<string, string>;
   uncertainty: Record<string, unknown>;
   created_at: string;
+};
+
+/** Something of the suggestion the server held back, and why, in words. */
+export type Withheld = { kinds: string[]; finding: string | null; message: string };
+
+/** GET /api/cases/{id}/suggestion/: what the workspace may show, and what it may not. */
+export type ServedSuggestion = {
+  /** "shown": the version has reliable parts; "learning": nothing reliable yet (or no version);
+   * "none": a version serves but has not scored this case. */
+  state: "shown" | "learning" | "none";
+  message: string;
+  suggestion: Suggestion | null;
+  withheld: Withheld[];
+};
+
+/** What an annotator was shown, and how much they changed it (on submitted annotations). */
+export type ShownSuggestion = {
+  model_version_number: number;
+  boxes: SuggestionBox[];
+  findings_prefilled: Record<string, FindingState>;
+  finding_probabilities: Record<string, number>;
+  report_draft: Record<string, string>;
+  withheld: Withheld[];
+  served_at: string;
+  confidence: number | null;
+  boxes_kept_fraction: number | null;
+  findings_changed_fraction: number | null;
+  draft_edit_distance: number | null;
+  change: number | null;
 };
 
 /** Content the annotator edits, as PUT /annotation/ takes it. */

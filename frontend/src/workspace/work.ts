@@ -26,13 +26,6 @@ export type WorkBox = {
 
 export type Geometry = { x: number; y: number; width: number; height: number };
 
-/** Prefill thresholds for a finding from the model's probability. */
-export function findingFromProbability(p: number): FindingState {
-  if (p >= 0.5) return "present";
-  if (p < 0.15) return "absent";
-  return "uncertain";
-}
-
 export const SUGGESTION_PREFIX = "s:";
 
 let boxCounter = 0;
@@ -73,11 +66,13 @@ export class WorkState {
     // Rejections are part of the annotation on the server, so they follow the annotator.
     this.rejected = new Set(annotation.rejected_suggestion_boxes ?? []);
     this.prefilledFindings.clear();
-    const probabilities = suggestion?.finding_probabilities ?? {};
+    // Only what the server says to prefill: it knows the version's calibrated thresholds, and
+    // a finding the model is still learning is left for the annotator.
+    const prefill = suggestion?.findings_prefilled ?? {};
     for (const finding of this.schema.findings) {
-      const p = probabilities[finding.key];
-      if (this.findings[finding.key] === undefined && typeof p === "number") {
-        this.findings[finding.key] = findingFromProbability(p);
+      const state = prefill[finding.key];
+      if (this.findings[finding.key] === undefined && state) {
+        this.findings[finding.key] = state;
         this.prefilledFindings.add(finding.key);
       }
     }

@@ -1,31 +1,53 @@
 import { describe, expect, it } from "vitest";
 
-import { newestSuggestion } from "../suggestions";
-import type { Suggestion } from "../types";
+import { REVIEW_ORDERINGS, percent, reviewQueueQuery } from "../review_query";
+import { modelStatusLines, noPendingText } from "../suggestions";
+import type { ServedSuggestion } from "../types";
 
-function suggestion(model_version: number, serving: boolean, created_at: string): Suggestion {
-  return { model_version, serving, created_at } as unknown as Suggestion;
+function served(state: ServedSuggestion["state"], withheld: string[] = []): ServedSuggestion {
+  return {
+    state,
+    message: `state ${state}`,
+    suggestion: null,
+    withheld: withheld.map((message) => ({ kinds: ["boxes"], finding: "nodule", message })),
+  };
 }
 
-describe("newestSuggestion", () => {
-  it("shows the serving version's suggestion over a newer rolled-back one", () => {
-    const items = [
-      suggestion(2, false, "2026-12-05T10:00:00Z"),
-      suggestion(1, true, "2026-12-04T10:00:00Z"),
-    ];
-    expect(newestSuggestion(items)?.model_version).toBe(1);
+describe("noPendingText", () => {
+  it("says all suggestions are decided only when the model suggested boxes", () => {
+    expect(noPendingText(served("shown"), 2)).toBe("All suggestions decided.");
+    expect(noPendingText(served("shown"), 0)).toBe("The model suggests no boxes for this case.");
   });
 
-  it("shows the newest version's when none serves", () => {
-    const items = [
-      suggestion(1, false, "2026-12-04T10:00:00Z"),
-      suggestion(3, false, "2026-12-05T10:00:00Z"),
-      suggestion(2, false, "2026-12-05T11:00:00Z"),
-    ];
-    expect(newestSuggestion(items)?.model_version).toBe(3);
+  it("says the model is still learning, never that all suggestions are decided", () => {
+    expect(noPendingText(served("learning"), 0)).toBe("The model is still learning: no suggestions yet.");
+    expect(noPendingText(served("none"), 0)).toBe("No model suggestion for this case yet.");
+    expect(noPendingText(null, 0)).toBe("No suggestions for this case.");
+  });
+});
+
+describe("modelStatusLines", () => {
+  it("lists the server's message and one line per class held back", () => {
+    const lines = modelStatusLines(served("learning", ["The model is still learning nodule: 2 of 5."]));
+    expect(lines.headline).toBe("state learning");
+    expect(lines.lines).toEqual(["The model is still learning nodule: 2 of 5."]);
+    expect(modelStatusLines(null)).toEqual({ headline: "", lines: [] });
+  });
+});
+
+describe("reviewQueueQuery", () => {
+  it("sends the ordering and the filter's ranges", () => {
+    expect(reviewQueueQuery("-change", "changed")).toBe("?limit=100&ordering=-change&change_min=0.5");
+    expect(reviewQueueQuery("confidence", "sure")).toBe("?limit=100&ordering=confidence&confidence_min=0.8");
   });
 
-  it("shows nothing without suggestions", () => {
-    expect(newestSuggestion([])).toBeNull();
+  it("falls back to the defaults for unknown names", () => {
+    expect(reviewQueueQuery("score", "nope")).toBe("?limit=100&ordering=submitted");
+    expect(Object.keys(REVIEW_ORDERINGS)).toContain("-confidence");
+  });
+
+  it("shows figures as percentages", () => {
+    expect(percent(0.456)).toBe("46%");
+    expect(percent(null)).toBe("—");
   });
 });

@@ -32,6 +32,8 @@ export function renderBoxes(
   findings: FindingClass[],
   actions: BoxActions,
   readOnly = false,
+  /** The line shown when no suggestion waits for a decision (see ``noPendingText``). */
+  noPending = "No suggestions for this case.",
 ): HTMLElement {
   const byKey = new Map(findings.map((f) => [f.key, f]));
   const pending = readOnly ? [] : work.pendingSuggestions();
@@ -118,7 +120,7 @@ export function renderBoxes(
           h("h3", {}, `Model suggestions (${pending.length})`),
           pending.length
             ? h("ul", { class: "box-list", id: "suggestion-list" }, suggestionRows)
-            : h("p", { class: "muted", text: work.suggestion ? "All suggestions decided." : "No suggestions for this case." }),
+            : h("p", { class: "muted", id: "suggestion-empty", text: noPending }),
         ],
   );
 }
