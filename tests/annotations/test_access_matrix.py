@@ -123,6 +123,8 @@ TABLE: list[tuple[str, str, str, object, tuple[int, ...]]] = [
     ("pacs-pull", "post", "/api/projects/{p}/pacs-pull/", {}, (403, 403, 400, 403, 400, 404, 401)),
     ("case-suggestions", "get", "/api/cases/{c}/suggestions/", None,
      (200, 200, 200, 200, 200, 404, 401)),
+    ("case-served-suggestion", "get", "/api/cases/{c}/suggestion/", None,
+     (200, 200, 200, 200, 200, 404, 401)),
     ("case-explanation", "get", "/api/cases/{c}/explanation/?finding=nodule", None,
      (404, 404, 404, 404, 404, 404, 401)),
     ("model-version-list", "get", "/api/projects/{p}/model-versions/", None,
