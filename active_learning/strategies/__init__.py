@@ -2,10 +2,17 @@
 
 Pure Python and numpy, never Django. Importing this package registers the built-ins
 (``random``, ``fifo``, ``uncertainty``, ``uncertainty-boxes``, ``uncertainty-findings``,
-``uncertainty-report``, ``diversity``, ``hybrid``); find one with :func:`get`.
+``uncertainty-report``, ``diversity``, ``hybrid``, ``typiclust``); find one with :func:`get`.
 """
 
-from active_learning.strategies import diversity, fifo, hybrid, random_order, uncertainty
+from active_learning.strategies import (
+    diversity,
+    fifo,
+    hybrid,
+    random_order,
+    typiclust,
+    uncertainty,
+)
 from active_learning.strategies.base import (
     Candidate,
     RankingContext,
@@ -32,5 +39,6 @@ __all__ = [
     "random_order",
     "register",
     "reset",
+    "typiclust",
     "uncertainty",
 ]

@@ -32,6 +32,7 @@ BUILTIN_NAMES = {
     "uncertainty-report",
     "diversity",
     "hybrid",
+    "typiclust",
 }
 CLUSTERS = 5
 PER_CLUSTER = 40
