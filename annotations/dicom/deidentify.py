@@ -1,22 +1,30 @@
 """De-identification applied to every DICOM dataset before it is stored (in memory only).
 
-Profile: DICOM PS3.15 Annex E, Basic Application Level Confidentiality Profile (113100), with
+The rule is an **allow-list**: nothing survives that is not known to be safe. ``KEPT`` names
+every attribute that may stay (what display, processing and the study need), each with the
+check its value must pass: a numeric or binary value, a UID (replaced by a keyed one), a date
+(shifted), a time, an age, a value from the standard's enumerated or defined terms, a coded
+concept from the standard's code dictionaries (its meaning rewritten from the dictionary), or a
+sequence whose items are filtered by the same table. Everything else is removed, at every
+nesting level: free text (LO, LT, SH, ST, UT, UC, PN, AE, UR), unknown and private attributes,
+overlays, curves, command and group-length elements. The file meta header is rebuilt from
+scratch and the 128-byte preamble is zeroed.
+
+This is a stricter form of DICOM PS3.15 Annex E, Basic Application Level Confidentiality
+Profile (113100), with
 - Retain Longitudinal Temporal Information with Modified Dates Option (113107): every DA and DT
-  value that is kept is shifted back by a keyed per-patient offset of 1-365 days (times of day are
-  kept), and Longitudinal Temporal Information Modified (0028,0303) is "MODIFIED";
+  value that is kept is shifted back by a keyed per-patient offset of 1-365 days (times of day
+  are kept), and Longitudinal Temporal Information Modified (0028,0303) is "MODIFIED";
 - Retain Patient Characteristics Option (113108): Patient's Sex, Age, Size and Weight are kept
   (an age over 89 years becomes "090Y", as HIPAA Safe Harbor asks).
-
-The action table (D, Z, X, U and the compound actions) is Table E.1-1 as shipped by
-dicom-anonymizer (``dicomanonymizer.dicom_anonymization_databases``, the newest edition it
-carries). Only the table is used: dicom-anonymizer's engine applies it to the top level only and
-keeps its UID map in memory, so the actions are applied here, at every nesting level.
+Every attribute the Basic Profile removes or empties is absent from ``KEPT`` (a test checks it
+against the standard's Table E.1-1 as shipped by dicom-anonymizer), so the allow-list removes at
+least what the profile removes.
 
 UIDs are mapped by HMAC-SHA256 with the project's secret to 2.25 UIDs: the same source UID gives
 the same replacement in every batch, process and restart, so series and references stay linked.
 UIDs of the standard (1.2.840.10008.*) and identifiers of classes, syntaxes and coding schemes
-are kept. All private attributes, attributes the data dictionary does not know, command and
-group-length elements are removed, and the file meta header is rebuilt from scratch.
+are kept.
 """
 
 from __future__ import annotations
@@ -25,13 +33,17 @@ import hashlib
 import hmac
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import cache
+from typing import cast
 
-from dicomanonymizer.dicomfields_selector import dicom_anonymization_database_selector
-from pydicom.datadict import dictionary_has_tag, dictionary_VR, repeater_has_tag, tag_for_keyword
+from pydicom.datadict import dictionary_has_tag, dictionary_VR, tag_for_keyword
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
+from pydicom.sr._concepts_dict import concepts as _STANDARD_CONCEPTS
+from pydicom.sr._snomed_dict import mapping as _SNOMED_MAPPING
 from pydicom.tag import BaseTag
 from pydicom.uid import (
     PYDICOM_IMPLEMENTATION_UID,
@@ -42,52 +54,24 @@ from pydicom.uid import (
 )
 
 STANDARD_UID_ROOT = "1.2.840.10008."
-ANNEX_E_EDITION = "dicomfields_2026c"  # the newest Table E.1-1 in dicom-anonymizer 2.1.0
 MAX_DATE_SHIFT_DAYS = 365
-DUMMY_TEXT = "ANONYMIZED"
-METHOD_DESCRIPTION = "MedLoop: PS3.15 Basic Profile, modified dates, patient chars"
+PREAMBLE = b"\x00" * 128
+METHOD_DESCRIPTION = "MedLoop allow-list; PS3.15 Basic, modified dates, patient chars"
 # CID 7050 codes of the profile and of each option applied.
 METHOD_CODES = (
     ("113100", "Basic Application Confidentiality Profile"),
     ("113107", "Retain Longitudinal Temporal Information Modified Dates Option"),
     ("113108", "Retain Patient Characteristics Option"),
 )
-
-# Table E.1-1 categories -> the action MedLoop applies. Without IOD tables, a compound action
-# resolves to the stricter choice, except where a type-1/2 attribute would go missing:
-# Z/D -> Z (empty); X/Z, X/D, X/Z/D -> X (remove); X/Z/U* -> keep the sequence, replace its UIDs.
-_CATEGORY_ACTION = {
-    "D_TAGS": "D",
-    "Z_TAGS": "Z",
-    "X_TAGS": "X",
-    "U_TAGS": "U",
-    "Z_D_TAGS": "Z",
-    "X_Z_TAGS": "X",
-    "X_D_TAGS": "X",
-    "X_Z_D_TAGS": "X",
-    "X_Z_U_STAR_TAGS": "U",
-}
-# Retain Patient Characteristics Option (113108): these are kept (K) instead of Z/X.
+# Retain Patient Characteristics Option (113108).
 RETAINED_CHARACTERISTICS = ("PatientSex", "PatientAge", "PatientSize", "PatientWeight")
-# Dates and times the longitudinal option does not retain: they follow the Basic Profile.
-NOT_RETAINED_TEMPORAL = ("PatientBirthDate", "PatientBirthTime")
 # UI attributes that name a class, syntax or coding scheme, not an instance: never replaced.
 KEPT_UID_KEYWORDS = (
     "SOPClassUID",
     "MediaStorageSOPClassUID",
     "ReferencedSOPClassUID",
-    "ReferencedSOPClassUIDInFile",
-    "AffectedSOPClassUID",
-    "RequestedSOPClassUID",
-    "SOPClassesInStudy",
     "TransferSyntaxUID",
-    "ReferencedTransferSyntaxUIDInFile",
     "ImplementationClassUID",
-    "CodingSchemeUID",
-    "ContextUID",
-    "MappingResourceUID",
-    "RelatedGeneralSOPClassUID",
-    "OriginalSpecializedSOPClassUID",
 )
 # The file meta header is rebuilt with these only: AE titles and addresses are dropped.
 KEPT_FILE_META = ("MediaStorageSOPClassUID", "TransferSyntaxUID")
@@ -95,43 +79,237 @@ KEPT_FILE_META = ("MediaStorageSOPClassUID", "TransferSyntaxUID")
 
 def _tag(keyword: str) -> BaseTag:
     tag = tag_for_keyword(keyword)
-    if tag is None:  # pragma: no cover - a typo in the lists above
+    if tag is None:  # pragma: no cover - a typo in the tables below
         raise KeyError(keyword)
     return BaseTag(tag)
 
 
-def _load_action_table() -> tuple[dict[BaseTag, str], list[tuple[int, int, int, int, str]]]:
-    tables = dicom_anonymization_database_selector(ANNEX_E_EDITION)
-    exact: dict[BaseTag, str] = {}
-    masked: list[tuple[int, int, int, int, str]] = []
-    for category, action in _CATEGORY_ACTION.items():
-        for entry in tables[category]:
-            if len(entry) == 4:  # repeating groups such as (60xx,3000) Overlay Data
-                group, element, group_mask, element_mask = entry
-                masked.append((group, element, group_mask, element_mask, action))
-            else:
-                exact[BaseTag((entry[0] << 16) | entry[1])] = action
-    for keyword in RETAINED_CHARACTERISTICS:
-        exact[_tag(keyword)] = "K"
-    return exact, masked
+# ---------------------------------------------------------------------------------------------
+# The allow-list
 
 
-ACTIONS, MASKED_ACTIONS = _load_action_table()
+@dataclass(frozen=True)
+class Rule:
+    """How a kept attribute's value is checked. ``kind``: number (binary numbers, AT, or DS/IS
+    strings that parse as numbers), binary (OB/OW/OF/OD/OL/OV), uid (replaced by a keyed UID),
+    date (DA/DT, shifted), time (TM, checked), age (AS, checked and capped), terms (CS values
+    from ``terms``; ``prefix``: keep the leading values that are terms, for Image Type),
+    manufacturer (mapped to a vendor's canonical name), code (a code sequence: items with a
+    concept of the standard's dictionaries, meaning rewritten), sequence (items filtered by the
+    same table)."""
+
+    kind: str
+    terms: frozenset[str] = frozenset()
+    prefix: bool = False
+
+
+def _terms(words: str, *phrases: str, prefix: bool = False) -> Rule:
+    """Terms given as space-separated ``words``, plus ``phrases`` that contain a space."""
+    return Rule("terms", frozenset(words.split()) | frozenset(phrases), prefix)
+
+
+NUMBER, BINARY, UID_RULE = Rule("number"), Rule("binary"), Rule("uid")
+DATE, TIME, AGE = Rule("date"), Rule("time"), Rule("age")
+CODE, SEQUENCE, MANUFACTURER = Rule("code"), Rule("sequence"), Rule("manufacturer")
+YES_NO = _terms("YES NO")
+
+# PS3.3 C.7.3.1.1.1 Modality defined terms (current and retired), and SC as still seen.
+MODALITIES = _terms(
+    "AR ASMT AU BDUS BI BMD CFM CR CT CTPROTOCOL DG DMS DOC DX ECG EEG EMG EOG EPS ES FID GM "
+    "HC HD IO IOL IVOCT IVUS KER KO LEN LS MG MR M3D NM OAM OCT OP OPM OPT OPTBSV OPTENF OPV "
+    "OSS OT PA PLAN POS PR PT PX REG RESP RF RG RTDOSE RTIMAGE RTINTENT RTPLAN RTRAD RTRECORD "
+    "RTSEGANN RTSTRUCT RWV SEG SM SMR SR SRF STAIN TEXTUREMAP TG US VA XA XAPROTOCOL XC "
+    "AS CD CF CP CS DD DF DM DS EC FA FS LP MA MS OPR ST VF SC"
+)
+# PS3.16 Annex L Body Part Examined defined terms (the ones imaging studies use), and THORAX.
+BODY_PARTS = _terms(
+    "ABDOMEN ABDOMENPELVIS ADRENAL ANKLE AORTA ARM AXILLA BACK BLADDER BRAIN BREAST BRONCHUS "
+    "BUTTOCK CALCANEUS CALF CAROTID CEREBELLUM CERVIX CHEEK CHEST CHESTABDOMEN CHESTABDPELVIS "
+    "CIRCLEOFWILLIS CLAVICLE COCCYX COLON CORNEA CORONARYARTERY CSPINE CTSPINE DUODENUM EAR "
+    "ELBOW ENTIREBODY ESOPHAGUS EXTREMITY EYE EYELID FACE FEMUR FINGER FOOT GALLBLADDER HAND "
+    "HEAD HEADNECK HEART HIP HUMERUS IAC ILEUM ILIUM JAW JEJUNUM KIDNEY KNEE LARYNX LEG LIVER "
+    "LSPINE LSSPINE LUNG MAXILLA MEDIASTINUM MOUTH NECK NECKCHEST NECKCHESTABDOMEN "
+    "NECKCHESTABDPELV NOSE ORBIT OVARY PANCREAS PAROTID PATELLA PELVIS PENIS PHARYNX PROSTATE "
+    "RADIUS RECTUM RIB SCALP SCAPULA SCLERA SCROTUM SHOULDER SKULL SPINE SPLEEN SSPINE STERNUM "
+    "STOMACH SUBMANDIBULAR TESTIS THIGH THORAX THUMB THYMUS THYROID TIBIA TLSPINE TOE TONGUE "
+    "TRACHEA TSPINE ULNA URETER URETHRA UTERUS VAGINA VULVA WHOLEBODY WRIST ZYGOMA"
+)
+# Image Type: value 1 and 2 are enumerated; later values are kept while they are known terms.
+IMAGE_TYPES = _terms(
+    "ORIGINAL DERIVED PRIMARY SECONDARY AXIAL LOCALIZER REFORMATTED MPR MIP MINIP PROJECTION "
+    "VOLUME OTHER MIXED POST_PROCESSED FOR_PRESENTATION FOR_PROCESSING",
+    "PROJECTION IMAGE",
+    prefix=True,
+)
+# Vendors by a word of their name -> the canonical name kept. Anything else in Manufacturer is
+# free text and removed; the canonical name carries nothing of the original beyond the vendor.
+VENDORS = (
+    (r"\bge\b|general electric", "GE Healthcare"),
+    (r"siemens", "Siemens Healthineers"),
+    (r"philips", "Philips"),
+    (r"toshiba|canon", "Canon Medical Systems"),
+    (r"fuji", "Fujifilm"),
+    (r"agfa", "Agfa"),
+    (r"carestream|kodak", "Carestream Health"),
+    (r"konica|minolta", "Konica Minolta"),
+    (r"hologic", "Hologic"),
+    (r"samsung", "Samsung"),
+    (r"shimadzu", "Shimadzu"),
+    (r"hitachi", "Hitachi"),
+    (r"united imaging|\buih\b", "United Imaging"),
+    (r"varian", "Varian"),
+    (r"elekta", "Elekta"),
+    (r"esaote", "Esaote"),
+    (r"mindray", "Mindray"),
+    (r"medloop synthetic", "MedLoop Synthetic"),
+)
+
+_KEPT_KEYWORDS: dict[str, Rule] = {
+    # Identity of the objects (UIDs replaced by keyed ones) and references between them.
+    "SOPClassUID": UID_RULE,
+    "SOPInstanceUID": UID_RULE,
+    "StudyInstanceUID": UID_RULE,
+    "SeriesInstanceUID": UID_RULE,
+    "FrameOfReferenceUID": UID_RULE,
+    "ReferencedImageSequence": SEQUENCE,
+    "SourceImageSequence": SEQUENCE,
+    "ReferencedSOPClassUID": UID_RULE,
+    "ReferencedSOPInstanceUID": UID_RULE,
+    "ReferencedFrameNumber": NUMBER,
+    "SeriesNumber": NUMBER,
+    "InstanceNumber": NUMBER,
+    "AcquisitionNumber": NUMBER,
+    # What the study needs: modality, anatomy, view, vendor, patient characteristics (113108).
+    "Modality": MODALITIES,
+    "BodyPartExamined": BODY_PARTS,
+    "AnatomicRegionSequence": CODE,
+    "ViewPosition": _terms(
+        "AP PA LL RL RLD LLD RLO LLO LAT LATERAL CC MLO ML LM LMO XCCL XCCM FB SIO"
+    ),
+    "ViewCodeSequence": CODE,
+    "Laterality": _terms("R L"),
+    "ImageLaterality": _terms("R L U B"),
+    "PatientPosition": _terms(
+        "HFP HFS HFDR HFDL FFDR FFDL FFP FFS LFP LFS RFP RFS AFDR AFDL PFDR PFDL"
+    ),
+    "Manufacturer": MANUFACTURER,
+    "PatientSex": _terms("M F O"),
+    "PatientAge": AGE,
+    "PatientSize": NUMBER,
+    "PatientWeight": NUMBER,
+    "ImageType": IMAGE_TYPES,
+    "ConversionType": _terms("DV DI DF WSD SD SI DRW SYN"),
+    # Dates (shifted, 113107) and times of day.
+    "StudyDate": DATE,
+    "SeriesDate": DATE,
+    "AcquisitionDate": DATE,
+    "ContentDate": DATE,
+    "AcquisitionDateTime": DATE,
+    "StudyTime": TIME,
+    "SeriesTime": TIME,
+    "AcquisitionTime": TIME,
+    "ContentTime": TIME,
+    # Pixels and how to decode them.
+    "SamplesPerPixel": NUMBER,
+    "PhotometricInterpretation": _terms(
+        "MONOCHROME1 MONOCHROME2 RGB YBR_FULL YBR_FULL_422 YBR_PARTIAL_422 YBR_PARTIAL_420 "
+        "YBR_ICT YBR_RCT XYB HSV ARGB CMYK",
+        "PALETTE COLOR",
+    ),
+    "Rows": NUMBER,
+    "Columns": NUMBER,
+    "BitsAllocated": NUMBER,
+    "BitsStored": NUMBER,
+    "HighBit": NUMBER,
+    "PixelRepresentation": NUMBER,
+    "PlanarConfiguration": NUMBER,
+    "PixelAspectRatio": NUMBER,
+    "SmallestImagePixelValue": NUMBER,
+    "LargestImagePixelValue": NUMBER,
+    "PixelPaddingValue": NUMBER,
+    "PixelPaddingRangeLimit": NUMBER,
+    "NumberOfFrames": NUMBER,
+    "FrameIncrementPointer": NUMBER,
+    "FrameTime": NUMBER,
+    "FrameTimeVector": NUMBER,
+    "PixelData": BINARY,
+    "FloatPixelData": BINARY,
+    "DoubleFloatPixelData": BINARY,
+    "RedPaletteColorLookupTableDescriptor": NUMBER,
+    "GreenPaletteColorLookupTableDescriptor": NUMBER,
+    "BluePaletteColorLookupTableDescriptor": NUMBER,
+    "RedPaletteColorLookupTableData": BINARY,
+    "GreenPaletteColorLookupTableData": BINARY,
+    "BluePaletteColorLookupTableData": BINARY,
+    "SegmentedRedPaletteColorLookupTableData": BINARY,
+    "SegmentedGreenPaletteColorLookupTableData": BINARY,
+    "SegmentedBluePaletteColorLookupTableData": BINARY,
+    "BurnedInAnnotation": YES_NO,
+    "RecognizableVisualFeatures": YES_NO,
+    "LossyImageCompression": _terms("00 01"),
+    "LossyImageCompressionRatio": NUMBER,
+    "LossyImageCompressionMethod": _terms(
+        "ISO_10918_1 ISO_14495_1 ISO_15444_1 ISO_15444_2 ISO_13818_2 ISO_14496_10 "
+        "ISO_23008_2 ISO_18181_1"
+    ),
+    # Grey levels: modality LUT, VOI LUT, presentation.
+    "RescaleIntercept": NUMBER,
+    "RescaleSlope": NUMBER,
+    "RescaleType": _terms("HU US OD MGML Z_EFF ED EDW HU_MOD PCT"),
+    "WindowCenter": NUMBER,
+    "WindowWidth": NUMBER,
+    "VOILUTFunction": _terms("LINEAR LINEAR_EXACT SIGMOID"),
+    "VOILUTSequence": SEQUENCE,
+    "ModalityLUTSequence": SEQUENCE,
+    "LUTDescriptor": NUMBER,
+    "LUTData": BINARY,
+    "PresentationLUTShape": _terms("IDENTITY INVERSE"),
+    "PixelIntensityRelationship": _terms("LIN LOG DISP"),
+    "PixelIntensityRelationshipSign": NUMBER,
+    # Geometry: spacing, position and orientation (stacks, volumes, measurements in mm).
+    "PixelSpacing": NUMBER,
+    "ImagerPixelSpacing": NUMBER,
+    "NominalScannedPixelSpacing": NUMBER,
+    "PixelSpacingCalibrationType": _terms("GEOMETRY FIDUCIAL"),
+    "EstimatedRadiographicMagnificationFactor": NUMBER,
+    "DistanceSourceToDetector": NUMBER,
+    "DistanceSourceToPatient": NUMBER,
+    "SliceThickness": NUMBER,
+    "SpacingBetweenSlices": NUMBER,
+    "SliceLocation": NUMBER,
+    "ImagePositionPatient": NUMBER,
+    "ImageOrientationPatient": NUMBER,
+    # Acquisition physics that models and subgroups use.
+    "KVP": NUMBER,
+    "ExposureTime": NUMBER,
+    "XRayTubeCurrent": NUMBER,
+    "Exposure": NUMBER,
+    # Enhanced multi-frame images: the functional groups that carry the same facts per frame.
+    "SharedFunctionalGroupsSequence": SEQUENCE,
+    "PerFrameFunctionalGroupsSequence": SEQUENCE,
+    "PixelMeasuresSequence": SEQUENCE,
+    "PlanePositionSequence": SEQUENCE,
+    "PlaneOrientationSequence": SEQUENCE,
+    "PixelValueTransformationSequence": SEQUENCE,
+    "FrameVOILUTSequence": SEQUENCE,
+    "FrameContentSequence": SEQUENCE,
+    "FrameAcquisitionNumber": NUMBER,
+    "FrameAcquisitionDateTime": DATE,
+    "FrameReferenceDateTime": DATE,
+    "FrameAcquisitionDuration": NUMBER,
+    "InStackPositionNumber": NUMBER,
+    "TemporalPositionIndex": NUMBER,
+    "DimensionIndexValues": NUMBER,
+}
+KEPT: dict[BaseTag, Rule] = {_tag(keyword): rule for keyword, rule in _KEPT_KEYWORDS.items()}
 _KEPT_UID_TAGS = frozenset(_tag(k) for k in KEPT_UID_KEYWORDS)
-_NOT_RETAINED_TEMPORAL_TAGS = frozenset(_tag(k) for k in NOT_RETAINED_TEMPORAL)
 
-
-def profile_action(tag: BaseTag) -> str | None:
-    """The Basic Profile action for ``tag`` as MedLoop applies it, or None when not listed."""
-    action = ACTIONS.get(tag)
-    if action is not None:
-        return action
-    for group, element, group_mask, element_mask, masked_action in MASKED_ACTIONS:
-        if tag.group & group_mask == group & group_mask and (
-            tag.element & element_mask == element & element_mask
-        ):
-            return masked_action
-    return None
+_NUMERIC_VRS = frozenset({"US", "SS", "UL", "SL", "FL", "FD", "UV", "SV", "AT"})
+_BINARY_VRS = frozenset({"OB", "OW", "OF", "OD", "OL", "OV"})
+_NUMBER_TEXT = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+_TIME = re.compile(r"\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?")
+_AGE = re.compile(r"\d{3}[DWMY]")
+_UID_TEXT = re.compile(r"[0-9]+(\.[0-9]+)*")
 
 
 def keyed_digest(secret: str, kind: str, value: str) -> bytes:
@@ -230,9 +408,13 @@ def quarantine_reason(dataset: Dataset) -> str | None:
     evidence). Quarantined: Burned In Annotation (0028,0301) = YES; Recognizable Visual
     Features (0028,0302) = YES; and Burned In Annotation absent for a modality in
     TEXT_PRONE_MODALITIES or a SOP class in TEXT_PRONE_SOP_CLASS_PREFIXES."""
-    burned_in = str(dataset.get("BurnedInAnnotation", "") or "").strip().upper()
-    if burned_in == "YES":
+    present = "BurnedInAnnotation" in dataset
+    values = [v.upper() for v in _values(dataset["BurnedInAnnotation"])] if present else []
+    burned_in = "\\".join(values)
+    if "YES" in values:
         return "Burned In Annotation is YES: the pixels carry identifying text."
+    if values and values != ["NO"]:  # "YES\NO", a typo: only a plain NO clears an image
+        return f"Burned In Annotation is {burned_in[:40]!r}, not a plain NO."
     if str(dataset.get("RecognizableVisualFeatures", "") or "").strip().upper() == "YES":
         return "Recognizable Visual Features is YES: the image may show the patient's face."
     if burned_in:
@@ -250,80 +432,120 @@ def quarantine_reason(dataset: Dataset) -> str | None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Applying the profile
+# Applying the allow-list
 
 
-def _empty(element: DataElement) -> None:
-    element.value = Sequence() if element.VR == "SQ" else None
+def _values(element: DataElement) -> list[str]:
+    if element.value in (None, ""):
+        return []
+    raw = element.value if element.VM > 1 else [element.value]
+    return [str(v).strip().rstrip("\x00") for v in raw]
 
 
-def _dummy(element: DataElement) -> None:
-    """D: a non-empty value consistent with the VR that carries nothing of the original."""
-    vr = element.VR
-    if vr == "SQ":
-        element.value = Sequence()  # an item of dummies would still look like data; see docs
-    elif vr in ("AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UT"):
-        element.value = DUMMY_TEXT
-    elif vr == "UR":
-        element.value = "http://anonymized.invalid"
-    elif vr == "AS":
-        element.value = "000Y"
-    elif vr in ("DS", "IS"):
-        element.value = "0"
-    elif vr in ("FD", "FL", "SS", "US", "SL", "UL", "SV", "UV"):
-        element.value = 0
-    elif vr == "DA":
-        element.value = "19000101"
-    elif vr == "DT":
-        element.value = "19000101000000"
-    elif vr == "TM":
-        element.value = "000000"
-    else:  # binary and anything else: nothing meaningful to put there
-        element.value = None
+@cache
+def _standard_meanings() -> dict[tuple[str, str], str]:
+    """(coding scheme, code value) -> meaning, from the code dictionaries of the standard that
+    pydicom ships (PS3.16: DCM, SCT, LN, UCUM, ...)."""
+    meanings: dict[tuple[str, str], str] = {}
+    for scheme, by_keyword in _STANDARD_CONCEPTS.items():
+        for codes in by_keyword.values():
+            for value, entry in cast(dict[str, tuple[str, list[int]]], codes).items():
+                meaning = entry[0]
+                meanings.setdefault((scheme, value), meaning)
+    return meanings
 
 
-# VRs whose values are rewritten by VR (UIDs replaced, dates shifted): an attribute that should
-# have one of them but arrives under another cannot be processed safely.
-_VR_DRIVEN = frozenset({"UI", "DA", "DT", "TM"})
+def _clean_code_item(item: Dataset) -> Dataset | None:
+    """A code item rebuilt from the standard's dictionary, or None for an unknown concept. The
+    sender's Code Meaning is never kept (it is free text: "PA view of Mr John Doe")."""
+    scheme = str(item.get("CodingSchemeDesignator", "") or "").strip()
+    value = str(item.get("CodeValue", "") or "").strip()
+    if scheme == "SRT" and value in _SNOMED_MAPPING["SRT"]:  # retired SNOMED RT -> SNOMED CT
+        scheme, value = "SCT", _SNOMED_MAPPING["SRT"][value]
+    meaning = _standard_meanings().get((scheme, value))
+    if meaning is None:
+        return None
+    clean = Dataset()
+    clean.CodeValue = value
+    clean.CodingSchemeDesignator = scheme
+    clean.CodeMeaning = meaning
+    return clean
 
 
-def _apply_profile(dataset: Dataset) -> None:
-    """Apply the table's actions to every attribute of ``dataset`` and of its nested items."""
+def _vendor(value: str) -> str | None:
+    lowered = value.lower()
+    return next((name for pattern, name in VENDORS if re.search(pattern, lowered)), None)
+
+
+def _keep(element: DataElement, rule: Rule) -> bool:
+    """Whether ``element`` passes ``rule``; may clean its value in place."""
+    vr, kind = element.VR, rule.kind
+    if kind == "number":
+        if vr in _NUMERIC_VRS:
+            return True
+        return vr in ("DS", "IS") and all(_NUMBER_TEXT.fullmatch(v) for v in _values(element))
+    if kind == "binary":
+        return vr in _BINARY_VRS
+    if kind == "uid":
+        return vr == "UI" and all(_UID_TEXT.fullmatch(v) for v in _values(element))
+    if kind == "date":
+        return vr in ("DA", "DT")  # shifted or emptied by _shift_dates
+    if kind == "time":
+        return vr == "TM" and all(_TIME.fullmatch(v) for v in _values(element))
+    if kind == "age":
+        return vr == "AS" and all(_AGE.fullmatch(v) for v in _values(element))
+    if kind == "terms":
+        values = _values(element)
+        if vr != "CS":
+            return False
+        if rule.prefix:
+            kept: list[str] = []
+            for value in values:
+                if value not in rule.terms:
+                    break
+                kept.append(value)
+            if len(kept) < len(values):
+                element.value = kept if len(kept) > 1 else (kept[0] if kept else None)
+            return bool(kept)
+        return all(v in rule.terms for v in values)
+    if kind == "manufacturer":
+        vendor = _vendor(" ".join(_values(element))) if vr == "LO" else None
+        element.value = vendor
+        return vendor is not None
+    if kind == "code":
+        if vr != "SQ":
+            return False
+        items = [_clean_code_item(item) for item in element.value or []]
+        element.value = Sequence([item for item in items if item is not None])
+        return bool(element.value)
+    if kind == "sequence":
+        if vr != "SQ":
+            return False
+        for item in element.value or []:
+            _keep_allowed(item)
+        return True
+    raise AssertionError(f"unknown rule {kind}")  # pragma: no cover
+
+
+def _keep_allowed(dataset: Dataset) -> None:
+    """Remove from ``dataset`` (and its nested items) every attribute the allow-list does not
+    keep, or whose value fails its rule."""
     for tag in list(dataset.keys()):
         tag = BaseTag(tag)
-        if tag.is_private or tag.group == 0 or tag.element == 0:
-            del dataset[tag]  # private, command or group-length elements
-            continue
-        if not (dictionary_has_tag(tag) or repeater_has_tag(tag)):
-            del dataset[tag]  # unknown public attribute: its content cannot be judged
+        rule = KEPT.get(tag)
+        if rule is None or tag.is_private:
+            del dataset[tag]
             continue
         try:
             element = dataset[tag]
+            # An attribute under a VR the dictionary does not give it (a damaged file) would
+            # escape the check its rule makes by VR.
+            expected = dictionary_VR(tag) if dictionary_has_tag(tag) else ""
+            keep = element.VR in expected.split(" or ") and _keep(element, rule)
         except Exception:  # a value pydicom cannot decode cannot be checked either
+            keep = False
+        if not keep:
             del dataset[tag]
-            continue
-        expected_vr = dictionary_VR(tag) if dictionary_has_tag(tag) else None
-        if expected_vr in _VR_DRIVEN and expected_vr != element.VR:
-            # A UID, date or time under another VR (a damaged file) would escape its
-            # replacement or shift, which go by VR: drop it.
-            del dataset[tag]
-            continue
-        action = profile_action(tag)
-        if (
-            action in ("D", "Z", "X")
-            and element.VR in ("DA", "DT", "TM")
-            and tag not in _NOT_RETAINED_TEMPORAL_TAGS
-        ):
-            action = "C"  # 113107: kept, dates shifted in _shift_dates
-        if action == "X":
-            del dataset[tag]
-        elif action == "Z":
-            _empty(element)
-        elif action == "D":
-            _dummy(element)
-        elif element.VR == "SQ" and element.value:
-            for item in element.value:
-                _apply_profile(item)
 
 
 def _walk(dataset: Dataset, visit: Callable[[DataElement], None]) -> None:
@@ -422,7 +644,8 @@ def deidentify(dataset: Dataset, *, secret: str) -> tuple[Dataset, str]:
     ``secret`` is the project's HMAC key. The source Patient ID (or, without one, the Patient
     Name and birth date) keys the pseudonym and the date offset. Patient Name and Patient ID
     become the pseudonym, Accession Number a keyed hash of itself (so clinical rows keyed by
-    the source accession number can still be matched)."""
+    the source accession number can still be matched). Only the attributes of ``KEPT`` whose
+    values pass their rules survive; the preamble is zeroed and the file meta rebuilt."""
     patient_key = patient_key_of(dataset)
     patient = pseudonym(secret, "patient", patient_key)
     # Keyed on the pseudonym, which the clinical-text import knows too: text and images move
@@ -430,8 +653,7 @@ def deidentify(dataset: Dataset, *, secret: str) -> tuple[Dataset, str]:
     shift = date_shift_days(secret, patient)
     accession = str(dataset.get("AccessionNumber", "") or "").strip()
 
-    dataset.remove_private_tags()
-    _apply_profile(dataset)
+    _keep_allowed(dataset)
     dataset.PatientName = patient
     dataset.PatientID = patient
     dataset.AccessionNumber = pseudonym(secret, "accession", accession) if accession else ""
@@ -441,4 +663,6 @@ def deidentify(dataset: Dataset, *, secret: str) -> tuple[Dataset, str]:
     _replace_uids(dataset, secret)
     _rebuild_file_meta(dataset, secret)
     _set_markers(dataset)
+    # The 128 bytes before "DICM" are free for any use and are often an application's text.
+    dataset.preamble = PREAMBLE
     return dataset, patient

@@ -313,20 +313,48 @@ def test_patient_characteristics_are_kept_and_ages_over_89_aggregated() -> None:
     assert "EthnicGroup" not in dataset
 
 
-def test_standard_and_coding_scheme_uids_are_never_replaced() -> None:
+def test_class_and_syntax_uids_are_never_replaced() -> None:
     path = next(p for p in CORPUS if p.endswith("CT_small.dcm"))
     dataset = _load(path)
-    code = Dataset()
-    code.CodeValue, code.CodingSchemeDesignator = "T-D3000", "SRT"
-    code.CodingSchemeUID = "2.16.840.1.113883.6.96"
-    dataset.AnatomicRegionSequence = Sequence([code])
     syntax = dataset.file_meta.TransferSyntaxUID
 
     deidentify(dataset, secret=SECRET)
 
-    assert dataset.AnatomicRegionSequence[0].CodingSchemeUID == "2.16.840.1.113883.6.96"
     assert dataset.SOPClassUID == "1.2.840.10008.5.1.4.1.1.2"
     assert dataset.file_meta.TransferSyntaxUID == syntax
+
+
+def _code(value: str, scheme: str, meaning: str) -> Dataset:
+    code = Dataset()
+    code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = value, scheme, meaning
+    return code
+
+
+def test_code_sequences_keep_known_concepts_with_the_dictionary_meaning_only() -> None:
+    """A sender's Code Meaning is free text ("PA view of Mr John Doe"): a known concept is
+    rebuilt from the standard's dictionary (a retired SNOMED RT code becomes SNOMED CT), an
+    unknown one is removed, and a sequence left with nothing is removed."""
+    path = next(p for p in CORPUS if p.endswith("CT_small.dcm"))
+    dataset = _load(path)
+    dataset.ViewCodeSequence = Sequence([_code("272479007", "SCT", "PA view of Mr John Doe")])
+    dataset.AnatomicRegionSequence = Sequence(
+        [_code("T-D3000", "SRT", "Chest of John Doe"), _code("JD-1930", "99LOCAL", "John Doe")]
+    )
+    dataset.PrimaryAnatomicStructureSequence = Sequence([_code("51185008", "SCT", "Chest")])
+    dataset.ViewModifierCodeSequence = Sequence([_code("ZZ9", "99LOCAL", "MRN-998877")])
+    dataset.ViewCodeSequence[0].ViewModifierCodeSequence = dataset.ViewModifierCodeSequence
+
+    deidentify(dataset, secret=SECRET)
+
+    assert [(c.CodeValue, c.CodeMeaning) for c in dataset.ViewCodeSequence] == [
+        ("272479007", "postero-anterior")
+    ]
+    assert [(c.CodingSchemeDesignator, c.CodeValue) for c in dataset.AnatomicRegionSequence] == [
+        ("SCT", "51185008")
+    ]
+    assert "John Doe" not in str(dataset) and "MRN-998877" not in str(dataset)
+    assert "PrimaryAnatomicStructureSequence" not in dataset
+    assert "ViewModifierCodeSequence" not in dataset
 
 
 def _quarantine_case(**attributes: str) -> Dataset:
@@ -352,6 +380,8 @@ def _quarantine_case(**attributes: str) -> Dataset:
         ({"SOPClassUID": "1.2.840.10008.5.1.4.1.1.77.1.4", "Modality": "CT"}, True),
         ({"SOPClassUID": "1.2.840.10008.5.1.4.1.1.77", "Modality": "CT"}, False),
         ({"Modality": "MR", "RecognizableVisualFeatures": "YES"}, True),
+        ({"Modality": "CT", "BurnedInAnnotation": ["YES", "NO"]}, True),
+        ({"Modality": "CT", "BurnedInAnnotation": "MAYBE"}, True),
     ],
 )
 def test_images_that_may_carry_burned_in_text_are_quarantined(
