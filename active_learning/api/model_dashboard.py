@@ -86,6 +86,29 @@ class VersionUsefulnessSerializer(serializers.Serializer):
     )
 
 
+class VersionLineageSerializer(serializers.Serializer):
+    number = serializers.IntegerField()
+    status = serializers.CharField()
+    serving = serializers.BooleanField()
+    labels = serializers.IntegerField(help_text="Training labels.")
+    parent = serializers.IntegerField(
+        allow_null=True, help_text="The version its training started from (null: scratch)."
+    )
+    parent_reason = serializers.CharField(help_text="Why it started from that version.")
+    promotion_check = serializers.DictField(
+        help_text="The promotion guard's numbers: validation_labels, min_validation_labels, "
+        "positives per class, bootstrap (difference, low, high, confidence, resamples, seed), "
+        "passed, reason, waiting_for_owner."
+    )
+
+
+class LoopSettingsSerializer(serializers.Serializer):
+    min_validation_labels = serializers.IntegerField()
+    bootstrap_resamples = serializers.IntegerField()
+    bootstrap_confidence = serializers.FloatField()
+    warm_start = serializers.CharField(help_text="latest or serving.")
+
+
 class ModelDashboardSerializer(serializers.Serializer):
     promotion_metric = serializers.CharField()
     serving = serializers.IntegerField(allow_null=True, help_text="The serving version.")
@@ -95,6 +118,8 @@ class ModelDashboardSerializer(serializers.Serializer):
     per_class = VersionClassMetricsSerializer(many=True, help_text="Newest version first.")
     acquisition = AcquisitionScoresSerializer()
     usefulness = VersionUsefulnessSerializer(many=True, help_text="Newest version first.")
+    lineage = VersionLineageSerializer(many=True, help_text="Newest version first.")
+    loop = LoopSettingsSerializer(help_text="The loop settings versions are judged by.")
 
 
 class ModelDashboardView(APIView):

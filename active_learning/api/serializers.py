@@ -76,6 +76,8 @@ class ModelVersionSerializer(serializers.ModelSerializer):
             "code_version",
             "weights_sha256",
             "parent",
+            "parent_reason",
+            "promotion_check",
             "created_at",
             "promoted_at",
         ]

@@ -3,9 +3,12 @@
 A cycle runs as a chain of Celery tasks, each taking the cycle's id and nothing else:
 
 1. ``train_cycle`` (``training`` queue): freeze the label snapshot -> train (warm start from the
-   promoted version) -> evaluate candidate and promoted version on the project's fixed validation
-   cases -> register a :class:`ModelVersion` -> promote it when the project's metric improved (or
-   leave it for a model owner) -> split the open cases into scoring chunks.
+   latest trained version or the promoted one, ``LoopSettings.warm_start``; the parent and why
+   are recorded on the new version) -> evaluate candidate and promoted version on the project's
+   fixed validation cases -> register a :class:`ModelVersion` -> promote it when the promotion
+   guard passes (enough validation labels, a gain beyond noise by paired bootstrap:
+   :mod:`active_learning.services.promotion`), else leave it for a model owner -> split the
+   open cases into scoring chunks.
 2. ``score_chunk`` (``inference`` queue), one per chunk, on any number of workers: store the
    serving version's suggestions, scores and embeddings; the task that completes the last chunk
    queues the ranking.
@@ -40,9 +43,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from active_learning.ml.interface import CheckpointError, read_manifest
-from active_learning.models import ModelVersion, RetrainingCycle, Suggestion
-from active_learning.services import versions
+from active_learning.models import LoopSettings, ModelVersion, RetrainingCycle, Suggestion
+from active_learning.services import promotion, versions
 from active_learning.services.case_inputs import labelled_source, training_annotations
+from active_learning.services.loop_settings import loop_settings
 from annotations.models import Case, Project
 from annotations.services import audit
 from annotations.services.errors import Conflict
@@ -333,7 +337,9 @@ def run_training(cycle_id: int, *, owner: str) -> bool:
         report(cycle, log=f"label snapshot frozen: {len(snapshot)} annotations", owner=owner)
     ids = [pk for pk, _ in cycle.label_snapshot]
     serving = versions.promoted_version(project)
-    warm = _warm_start_path(cycle, serving, project, owner)
+    loop = loop_settings(project)
+    start = _warm_start(cycle, serving, project, loop, owner)
+    warm = start.version.weights_path if start.version is not None else None
     config = BuiltinConfig(finding_classes=tuple(project.finding_keys), **project.model_config)
     model = BuiltinModel(config)
     # Training is counted in optimisation steps (BuiltinConfig.train_steps, warm-up + cosine):
@@ -350,34 +356,50 @@ def run_training(cycle_id: int, *, owner: str) -> bool:
         # and saved (the points travel in its checkpoint); with none, nothing is reliable.
         validation_ids = training_annotations(project, validation=True).values_list("pk", flat=True)
         model.fit_operating_points(labelled_source(list(validation_ids))())
-        metrics, compared = _evaluate(project, model, serving)
+        metrics, compared, evidence = _evaluate(project, model, serving, loop)
     with stage(cycle, "registering", owner):
-        version = _register(cycle, project, model, metrics, serving, owner)
-    report(cycle, log=f"registered version {version.number}", owner=owner)
-    _decide_promotion(cycle, project, version, compared, owner)
+        version = _register(cycle, project, model, metrics, start, owner)
+    report(
+        cycle,
+        log=f"registered version {version.number} (started from {start.reason})",
+        owner=owner,
+    )
+    _decide_promotion(cycle, project, version, compared, owner, evidence=evidence, loop=loop)
     _queue_scoring(cycle, owner)
     return True
 
 
-def _warm_start_path(
-    cycle: RetrainingCycle, serving: ModelVersion | None, project: Project, owner: str
-) -> str | None:
-    if serving is None:
-        report(cycle, log="no promoted version: training from scratch", owner=owner)
-        return None
-    manifest = read_manifest(serving.weights_path)
-    if manifest["checksum"] != serving.weights_sha256:
+def _warm_start(
+    cycle: RetrainingCycle,
+    serving: ModelVersion | None,
+    project: Project,
+    loop: LoopSettings,
+    owner: str,
+) -> versions.WarmStart:
+    """The version training starts from (``LoopSettings.warm_start``, see
+    :func:`versions.choose_warm_start`), its files checked against the registered checksum;
+    from scratch when the label schema changed since it."""
+    start = versions.choose_warm_start(project=project, serving=serving, mode=loop.warm_start)
+    parent = start.version
+    if parent is None:
+        report(cycle, log="no earlier version: training from scratch", owner=owner)
+        return start
+    manifest = read_manifest(parent.weights_path)
+    if manifest["checksum"] != parent.weights_sha256:
         raise CheckpointError(
-            f"promoted version {serving.number}: the files at {serving.weights_path} are not "
+            f"version {parent.number}: the files at {parent.weights_path} are not "
             "the ones registered"
         )
     if manifest.get("finding_classes") != project.finding_keys:
         report(
-            cycle, log="label schema changed since the promoted version: cold start", owner=owner
+            cycle, log=f"label schema changed since version {parent.number}: cold start",
+            owner=owner,
+        )  # fmt: skip
+        return versions.WarmStart(
+            None, f"label schema changed since version {parent.number}: from scratch"
         )
-        return None
-    report(cycle, log=f"warm start from version {serving.number}", owner=owner)
-    return serving.weights_path
+    report(cycle, log=f"warm start from version {parent.number} ({start.reason})", owner=owner)
+    return start
 
 
 def _training_progress(cycle: RetrainingCycle, owner: str, total_steps: int) -> Callable:
@@ -405,23 +427,34 @@ def _training_progress(cycle: RetrainingCycle, owner: str, total_steps: int) -> 
 
 
 def _evaluate(
-    project: Project, model: Any, serving: ModelVersion | None
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Candidate and serving version on the same validation labels (held out at ingest)."""
+    project: Project, model: Any, serving: ModelVersion | None, loop: LoopSettings
+) -> tuple[dict[str, Any], dict[str, Any], promotion.Evidence]:
+    """Candidate and serving version on the same validation labels (held out at ingest): each
+    one's evaluation, and the promotion guard's evidence (positives per class, the paired
+    bootstrap of the promotion metric)."""
     validation = list(training_annotations(project, validation=True).values_list("pk", flat=True))
     metrics: dict[str, Any] = {"validation_labels": len(validation)}
     compared: dict[str, Any] = {"metric": project.promotion_metric, "validation": len(validation)}
     if not validation:
-        return metrics, compared
+        return metrics, compared, promotion.Evidence(project.promotion_metric, 0)
     source = labelled_source(validation)
     metrics["validation"] = model.evaluate(source())
     compared["candidate"] = primary_metric(metrics["validation"], project.promotion_metric)
-    if serving is not None:
-        served = versions.load_version(serving).evaluate(source())
+    served_model = versions.load_version(serving) if serving is not None else None
+    if serving is not None and served_model is not None:
+        served = served_model.evaluate(source())
         compared["serving"] = primary_metric(served, project.promotion_metric)
         compared["serving_version"] = serving.number
     metrics["primary"] = {"name": project.promotion_metric, "value": compared["candidate"]}
-    return metrics, compared
+    evidence = promotion.gather_evidence(
+        cases=source(),
+        candidate=model,
+        serving=served_model,
+        metric=project.promotion_metric,
+        loop=loop,
+    )
+    metrics["validation_positives"] = evidence.positives
+    return metrics, compared, evidence
 
 
 def _register(
@@ -429,7 +462,7 @@ def _register(
     project: Project,
     model: Any,
     metrics: dict[str, Any],
-    serving: ModelVersion | None,
+    start: versions.WarmStart,
     owner: str,
 ) -> ModelVersion:
     number = versions.next_number(project)
@@ -449,7 +482,8 @@ def _register(
                 directory=directory,
                 metrics={**metrics, "training_labels": len(cycle.label_snapshot)},
                 label_snapshot=cycle.label_snapshot,
-                parent=serving,
+                parent=start.version,
+                parent_reason=start.reason,
                 strategy=cycle.strategy,
             )
             RetrainingCycle.objects.filter(pk=cycle.pk).update(model_version=version)
@@ -466,28 +500,52 @@ def _decide_promotion(
     version: ModelVersion,
     compared: dict[str, Any],
     owner: str,
+    *,
+    evidence: promotion.Evidence,
+    loop: LoopSettings,
 ) -> None:
-    candidate, serving = compared.get("candidate"), compared.get("serving")
-    if versions.promoted_version(project) is None:
-        decision, why = True, "no version was serving"
-    elif candidate is None:
-        decision, why = False, "no labelled validation cases to compare on"
-    elif serving is None:
-        decision, why = True, f"{compared['metric']} {candidate:.4f}; the serving one has none"
-    elif candidate > serving:
-        decision, why = True, f"{compared['metric']} {candidate:.4f} > {serving:.4f}"
-    else:
-        decision, why = False, f"{compared['metric']} {candidate:.4f} <= {serving:.4f}"
+    """The promotion guard (:mod:`active_learning.services.promotion`): promote, or leave the
+    version for a model owner with the numbers in the log, the outcome and the version."""
+    decision = promotion.decide(
+        evidence=evidence,
+        candidate_value=compared.get("candidate"),
+        serving_value=compared.get("serving"),
+        has_serving=versions.promoted_version(project) is not None,
+        loop=loop,
+    )
+    why = decision.reason
     promoted = False
-    if decision and project.auto_promote:
+    if decision.promote and project.auto_promote:
         versions.promote(version)
         promoted = True
         report(cycle, log=f"promoted version {version.number}: {why}", owner=owner)
-    elif decision:
-        report(cycle, log=f"version {version.number} improves ({why}); waiting for a model owner")
+    elif decision.promote:
+        report(
+            cycle,
+            log=f"version {version.number} passes the promotion guard ({why}); automatic "
+            "promotion is off: waiting for a model owner",
+            owner=owner,
+        )
     else:
-        report(cycle, log=f"version {version.number} not promoted: {why}", owner=owner)
-    outcome = {**cycle.outcome, **compared, "improved": decision, "promoted": promoted}
+        report(
+            cycle,
+            log=f"version {version.number} not promoted: {why}; waiting for a model owner",
+            owner=owner,
+        )
+    check = promotion.promotion_check(
+        evidence=evidence, decision=decision, loop=loop, auto_promote=project.auto_promote
+    )
+    ModelVersion.objects.filter(pk=version.pk).update(promotion_check=check)
+    version.promotion_check = check
+    outcome = {
+        **cycle.outcome,
+        **compared,
+        "improved": decision.promote,
+        "promoted": promoted,
+        "promotion_check": check,
+        "parent_version": version.parent.number if version.parent else None,
+        "parent_reason": version.parent_reason,
+    }
     cycle.outcome = outcome
     RetrainingCycle.objects.filter(pk=cycle.pk).update(outcome=outcome)
 

@@ -1,6 +1,7 @@
 """The model owner's charts as numbers (``GET /api/projects/{id}/model-dashboard/``): the
 learning curve across versions, per-class validation metrics, the acquisition scores of the
-open cases, and how useful each version's suggestions were to the annotators.
+open cases, how useful each version's suggestions were to the annotators, and each version's
+lineage and promotion-guard numbers (with the loop settings they were judged by).
 
 Reads only. Versions are few (one per cycle), so their metrics are read row by row; everything
 counted over cases, boxes or annotations is a grouped query, on PostgreSQL and on the embedded
@@ -36,6 +37,7 @@ from django.db.models.functions import Coalesce, Floor, Least, RowNumber
 from active_learning.ml.evaluate import edit_distance
 from active_learning.models import ModelVersion, Suggestion
 from active_learning.services.cycles import primary_metric
+from active_learning.services.loop_settings import loop_settings
 from annotations.dashboards.throughput import STANDING_STATUSES, SuggestionUse, suggestion_use_by
 from annotations.models import Annotation, Box, Case, Project
 
@@ -160,6 +162,32 @@ class VersionUsefulness:
 
 
 @dataclass(frozen=True)
+class VersionLineage:
+    """Where one version came from and what the promotion guard found: ``parent``, the version
+    its training started from (None: from scratch) and ``parent_reason``; ``promotion_check``,
+    the guard's numbers (validation labels against the minimum, positives per class, the paired
+    bootstrap interval, the verdict and its reason; empty for a version made outside a cycle)."""
+
+    number: int
+    status: str
+    serving: bool
+    labels: int
+    parent: int | None
+    parent_reason: str
+    promotion_check: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class LoopSettingsView:
+    """The loop settings in force (``active_learning.models.LoopSettings``)."""
+
+    min_validation_labels: int
+    bootstrap_resamples: int
+    bootstrap_confidence: float
+    warm_start: str
+
+
+@dataclass(frozen=True)
 class ModelDashboard:
     promotion_metric: str
     serving: int | None
@@ -167,6 +195,8 @@ class ModelDashboard:
     per_class: list[VersionClassMetrics]
     acquisition: AcquisitionScores
     usefulness: list[VersionUsefulness]
+    lineage: list[VersionLineage] = field(default_factory=list)
+    loop: LoopSettingsView | None = None
 
 
 # --- reads ------------------------------------------------------------------------------------
@@ -412,11 +442,37 @@ def suggestion_usefulness(project: Project) -> list[VersionUsefulness]:
     ]
 
 
+def lineage(project: Project) -> list[VersionLineage]:
+    """:class:`VersionLineage` of every version, newest first (failed ones included: their
+    place in the lineage is still where a later version may come from)."""
+    rows = (
+        ModelVersion.objects.filter(project=project)
+        .order_by("-number")
+        .values(
+            "number", "status", "label_count", "parent__number", "parent_reason",
+            "promotion_check",
+        )
+    )  # fmt: skip
+    return [
+        VersionLineage(
+            number=row["number"],
+            status=row["status"],
+            serving=row["status"] == ModelVersion.Status.PROMOTED,
+            labels=row["label_count"],
+            parent=row["parent__number"],
+            parent_reason=row["parent_reason"],
+            promotion_check=row["promotion_check"] or {},
+        )
+        for row in rows
+    ]
+
+
 def model_dashboard(*, project: Project) -> ModelDashboard:
     """Everything the Models page's charts show, for ``project``."""
     serving = ModelVersion.objects.filter(
         project=project, status=ModelVersion.Status.PROMOTED
     ).first()
+    loop = loop_settings(project)
     return ModelDashboard(
         promotion_metric=project.promotion_metric,
         serving=serving.number if serving else None,
@@ -424,4 +480,11 @@ def model_dashboard(*, project: Project) -> ModelDashboard:
         per_class=per_class_metrics(project),
         acquisition=acquisition_scores(project, serving),
         usefulness=suggestion_usefulness(project),
+        lineage=lineage(project),
+        loop=LoopSettingsView(
+            min_validation_labels=loop.min_validation_labels,
+            bootstrap_resamples=loop.bootstrap_resamples,
+            bootstrap_confidence=loop.bootstrap_confidence,
+            warm_start=loop.warm_start,
+        ),
     )

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,9 +54,11 @@ def register_version(
     metrics: dict[str, Any] | None = None,
     label_snapshot: list[list[int]] | None = None,
     parent: ModelVersion | None = None,
+    parent_reason: str = "",
     strategy: str = "",
 ) -> ModelVersion:
-    """A candidate :class:`ModelVersion` for the saved version in ``directory``."""
+    """A candidate :class:`ModelVersion` for the saved version in ``directory``; ``parent`` is
+    the version training started from (None: from scratch), ``parent_reason`` why that one."""
     manifest = read_manifest(directory)
     return ModelVersion.objects.create(
         project=project,
@@ -69,6 +72,7 @@ def register_version(
         weights_path=str(directory),
         weights_sha256=manifest["checksum"],
         parent=parent,
+        parent_reason=parent_reason[:300],
     )
 
 
@@ -170,6 +174,7 @@ def train_version(
             metrics=metrics,
             label_snapshot=[list(pair) for pair in snapshot],
             parent=warm_start,
+            parent_reason="warm start chosen by the caller" if warm_start else "from scratch",
         )
     except Exception:
         shutil.rmtree(directory, ignore_errors=True)
@@ -236,3 +241,67 @@ def promote_verified(
 
 def promoted_version(project: Project) -> ModelVersion | None:
     return ModelVersion.objects.filter(project=project, status=ModelVersion.Status.PROMOTED).first()
+
+
+# --- lineage: where a cycle's training starts -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WarmStart:
+    """The version a cycle's training starts from (None: from scratch) and why."""
+
+    version: ModelVersion | None
+    reason: str
+
+
+def _label_ids(version: ModelVersion) -> set[int]:
+    return {int(pair[0]) for pair in version.label_snapshot}
+
+
+def _significantly_worse(version: ModelVersion) -> bool:
+    """The promotion guard found ``version`` worse than the version then serving, beyond noise
+    (the whole bootstrap interval of its gain below zero)."""
+    bootstrap = (version.promotion_check or {}).get("bootstrap") or {}
+    high = bootstrap.get("high")
+    return isinstance(high, int | float) and high < 0
+
+
+def choose_warm_start(*, project: Project, serving: ModelVersion | None, mode: str) -> WarmStart:
+    """Where the next cycle starts (``LoopSettings.warm_start``).
+
+    ``"latest"`` (the default) builds on the newest version that did not fail, promoted or not,
+    when it was trained on every label the serving version saw (its label snapshot's annotation
+    ids include the serving one's) and the promotion guard did not find it worse than the
+    serving version beyond noise. Why: each cycle then adds its steps and labels to the most
+    trained weights, so training stays cumulative while the guard holds promotion back (with
+    few validation labels it often does); a candidate that saw fewer labels (a version trained
+    before a rollback) or that the guard found worse would carry less, not more. Otherwise, and
+    with ``"serving"``, the serving version; without one, from scratch."""
+    latest = (
+        ModelVersion.objects.filter(project=project)
+        .exclude(status=ModelVersion.Status.FAILED)
+        .order_by("-number")
+        .first()
+    )
+    passed_over = ""
+    if mode == "latest" and latest is not None and latest != serving:
+        if serving is None:
+            return WarmStart(latest, f"latest version {latest.number} (none serving)")
+        if _significantly_worse(latest):
+            passed_over = (
+                f"latest version {latest.number} was worse than the serving version beyond noise; "
+            )
+        elif _label_ids(serving) <= _label_ids(latest):
+            return WarmStart(
+                latest,
+                f"latest version {latest.number}: trained on {latest.label_count} labels, "
+                f"every label of serving version {serving.number}",
+            )
+        else:
+            passed_over = (
+                f"latest version {latest.number} did not see every label of serving "
+                f"version {serving.number}; "
+            )
+    if serving is not None:
+        return WarmStart(serving, f"{passed_over}serving version {serving.number}")
+    return WarmStart(None, "no earlier version: from scratch")

@@ -63,7 +63,8 @@ def test_a_cycle_trains_registers_promotes_scores_and_reranks(loop_project, case
     assert version.metrics["validation_labels"] == 3
     assert "map_50" in version.metrics["validation"]["boxes"]
     assert version.code_version.startswith("medloop ")
-    assert cycle.outcome["promoted"] and "no version was serving" in " ".join(cycle.log)
+    assert cycle.outcome["promoted"] and "first version" in " ".join(cycle.log)
+    assert version.parent is None and "from scratch" in version.parent_reason
 
     open_cases = Case.objects.filter(project=loop_project, state=Case.State.OPEN)
     assert open_cases.count() == 3 and len(cycle.chunks) == 1

@@ -144,7 +144,10 @@ def test_labels_reaching_the_threshold_start_a_cycle(
     cycle = RetrainingCycle.objects.get(project=project)
     assert cycle.trigger == RetrainingCycle.Trigger.AUTOMATIC
     assert wait_until_finished(cycle.pk).status == RetrainingCycle.Status.SUCCEEDED
-    assert versions.promoted_version(project).label_count == 3
+    # No validation labels: the promotion guard leaves the version for a model owner.
+    version = ModelVersion.objects.get(project=project)
+    assert version.label_count == 3 and version.status == ModelVersion.Status.CANDIDATE
+    assert versions.promoted_version(project) is None
 
 
 def test_concurrent_triggers_start_one_cycle(loop_project, member):

@@ -74,7 +74,8 @@ def make_loop_project(
     **settings: object,
 ) -> Project:
     """``project`` set up for retraining cycles: the tiny model, one epoch, the hybrid strategy
-    (``settings`` override), its first three cases held out for validation, and nine cases
+    (``settings`` override), its first three cases held out for validation (and accepted as
+    enough for automatic promotion), and nine cases
     submitted with their ground truth (the three validation cases, then six training labels)."""
     projects.update_project(
         project=project,
@@ -88,6 +89,11 @@ def make_loop_project(
         },
     )
     Case.objects.filter(pk__in=[c.pk for c in cases[:3]]).update(is_validation=True)
+    # Its owner accepts its three validation labels as enough for automatic promotion (the
+    # default is 20; tests of the promotion guard raise it again).
+    from active_learning.services.loop_settings import update_loop_settings
+
+    update_loop_settings(project=project, changed_by=lead, min_validation_labels=3)
     # The validation cases come first in the queue (first in, first out).
     submit_ground_truth(
         project=project, cases=cases, synthetic_dir=synthetic_dir, annotator=annotator, count=9
