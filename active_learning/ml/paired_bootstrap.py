@@ -138,8 +138,8 @@ def case_outcomes(
     report_counts = np.zeros((n, 3), dtype=np.int64)
     for i, (prediction, case) in enumerate(zip(predictions, cases, strict=True)):
         truth = [b for b in case.boxes if b.finding in index]
-        for box in truth:
-            truth_counts[i, index[box.finding]] += 1
+        for truth_box in truth:
+            truth_counts[i, index[truth_box.finding]] += 1
         candidates = getattr(prediction, "candidates", None) or prediction.boxes
         predicted = [b for b in candidates if b.finding in index]
         for box, hit in zip(predicted, _match(truth, predicted), strict=True):

@@ -365,10 +365,20 @@ def _assemble(
     report_u = {"mean_token_entropy": float(token_entropy[i]), "nll": float(token_nll[i])}
     if disagreement is not None:
         report_u["mc_disagreement"] = float(disagreement[i])
-    score = u.case_score(
-        list(finding_u), list(instability), list(entropy), report_u["mean_token_entropy"],
-        len(tokenizer),
-    )  # fmt: skip
+    # Every candidate against its class's operating threshold, with the likely-miss term
+    # (active_learning.ml.builtin.uncertainty, module docstring).
+    score = u.acquisition_parts(
+        candidate_findings=[b.finding for b in candidates],
+        candidate_scores=[b.score for b in candidates],
+        candidate_instability=[b.localization_instability for b in candidates],
+        shown_findings=[b.finding for b in boxes],
+        thresholds=u.box_thresholds(operating),
+        finding_probabilities={name: float(p) for name, p in zip(classes, probs, strict=True)},
+        finding_uncertainty=list(finding_u),
+        report_token_entropy=report_u["mean_token_entropy"],
+        vocab_size=len(tokenizer),
+        fallback_threshold=config.suggestion_score_threshold,
+    ).combined
     return CasePrediction(
         case_id=case_id,
         boxes=boxes,
