@@ -158,15 +158,24 @@ class BuiltinModel(SuggestionModel):
         max_steps: int | None = None,
         warm_start: Path | str | None = None,
         progress: ProgressCallback | None = None,
+        backbone_init: Path | str | None = None,
     ) -> TrainReport:
         """Train for ``max_steps`` optimisation steps if given, else ``epochs`` passes over the
         training cases if given, else ``config.train_steps`` steps (module docstring).
-        Operating points fitted before are dropped: they belong to the old weights."""
+        Operating points fitted before are dropped: they belong to the old weights.
+        ``backbone_init``: a saved self-supervised backbone (:mod:`active_learning.ml.pretraining`)
+        whose weights the image feature extractor of a freshly built network starts from
+        (ignored with ``warm_start`` or an already built network)."""
         started = time.perf_counter()
         if warm_start is not None:
             self._load_into(Path(warm_start), read_manifest(warm_start))
         elif self.network is None:
             self._build_from_data(cases)
+            if backbone_init is not None:
+                from active_learning.ml.pretraining import apply_backbone, load_backbone
+
+                state = load_backbone(backbone_init).state
+                apply_backbone(self._require_trained().feature_extractor, state)
         network = self._require_trained()
         self._operating = None
         config = self.config
