@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import F, Prefetch, QuerySet
 from django.db.models.expressions import OrderBy
 
-from annotations.models import Annotation, AuditEvent, Case, Instance, Project, Series
+from annotations.models import (
+    Annotation,
+    AuditEvent,
+    Case,
+    Instance,
+    Project,
+    Series,
+    ShownSuggestion,
+)
 
 
 def projects_for(user: User | AnonymousUser) -> QuerySet[Project]:
@@ -122,3 +131,41 @@ def audit_events(
     if object_id:
         events = events.filter(object_id=object_id)
     return events
+
+
+def shown_suggestion_outcomes(project: Project) -> list[dict[str, Any]]:
+    """Per model version, exactly how its suggestions fared with the annotators who were shown
+    them (the recorded showings of submitted or accepted annotations, not the version that
+    happened to be serving): ``model_version``, ``annotations``, ``boxes_shown``, ``boxes_kept``
+    (IoU >= 0.5), ``drafts_shown``, mean ``draft_edit_distance``, mean ``change`` (None where
+    nothing of that kind was shown), oldest version first."""
+    rows = ShownSuggestion.objects.filter(
+        annotation__case__project=project,
+        annotation__status__in=[Annotation.Status.SUBMITTED, Annotation.Status.ACCEPTED],
+        summarised_at__isnull=False,
+    ).values_list("model_version_number", "boxes", "boxes_kept_fraction", "draft_edit_distance",
+                  "change")  # fmt: skip
+    grouped: dict[int, list[tuple[Any, ...]]] = {}
+    for row in rows:
+        grouped.setdefault(row[0], []).append(row)
+
+    def mean(values: list[float | None]) -> float | None:
+        kept = [v for v in values if v is not None]
+        return sum(kept) / len(kept) if kept else None
+
+    out = []
+    for number, items in sorted(grouped.items()):
+        shown = [len(boxes or []) for _, boxes, _, _, _ in items]
+        kept = [round(n * (k or 0.0)) for n, (_, _, k, _, _) in zip(shown, items, strict=True)]
+        out.append(
+            {
+                "model_version": number,
+                "annotations": len(items),
+                "boxes_shown": sum(shown),
+                "boxes_kept": sum(kept),
+                "drafts_shown": sum(1 for item in items if item[3] is not None),
+                "draft_edit_distance": mean([item[3] for item in items]),
+                "change": mean([item[4] for item in items]),
+            }
+        )
+    return out

@@ -91,7 +91,7 @@ class VersionLineageSerializer(serializers.Serializer):
     status = serializers.CharField()
     serving = serializers.BooleanField()
     labels = serializers.IntegerField(help_text="Training labels.")
-    parent = serializers.IntegerField(
+    parent = serializers.IntegerField(  # type: ignore[assignment]
         allow_null=True, help_text="The version its training started from (null: scratch)."
     )
     parent_reason = serializers.CharField(help_text="Why it started from that version.")

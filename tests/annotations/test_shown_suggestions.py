@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from annotations import selectors
 from annotations.models import Annotation, ShownSuggestion
 from annotations.services import annotate, queue, shown_suggestions
 
@@ -213,3 +214,31 @@ def test_annotation_detail_shows_what_was_shown(project, member, cases, api_for)
     assert shown["findings_prefilled"] == {"nodule": "present"}
     assert shown["change"] is None  # not submitted yet
     assert Annotation.objects.get(pk=annotation.pk).status == "draft"
+
+
+def test_outcomes_per_version_count_exactly_what_each_version_showed(project, member, cases):
+    # Version 3 shown twice (boxes kept 2 of 2, then 0 of 2); version 5 once (1 of 2).
+    for name, kept in (("a1", 2), ("a2", 0)):
+        _submitted_with_change(project, member, name, score=0.9, kept=kept)
+    user = member("a3", "annotator")
+    case, annotation = _leased(project, user)
+    _show(annotation, case, version=5, prefilled={}, draft=DRAFT)
+    _submit(
+        annotation,
+        case,
+        boxes=[{"x": 20, "y": 20, "width": 30, "height": 30, "finding": "nodule"}],
+        findings={},
+        report={"findings": DRAFT["findings"], "impression": "Pulmonary nodule."},
+    )
+    # Shown but not submitted: not an outcome yet.
+    case, open_annotation = _leased(project, member("a4", "annotator"))
+    _show(open_annotation, case, version=5)
+
+    outcomes = selectors.shown_suggestion_outcomes(project)
+    assert [o["model_version"] for o in outcomes] == [3, 5]
+    v3, v5 = outcomes
+    assert (v3["annotations"], v3["boxes_shown"], v3["boxes_kept"]) == (2, 4, 2)
+    assert v3["drafts_shown"] == 0 and v3["draft_edit_distance"] is None
+    assert (v5["annotations"], v5["boxes_shown"], v5["boxes_kept"]) == (1, 2, 1)
+    assert v5["drafts_shown"] == 1
+    assert v5["draft_edit_distance"] == pytest.approx(3 / 17)  # 3 of 17 words dropped

@@ -12,7 +12,7 @@ from active_learning.ml.interface import CasePrediction, PredictedBox, ReportSen
 from active_learning.models import ModelVersion, Suggestion
 from active_learning.services import case_inputs, suggestions, versions
 from annotations.models import Case
-from tests.e2e.test_workspace import _case_id_shown, _wait_rendered
+from tests.e2e.test_workspace import _case_id_shown, _wait_rendered, reliable_metrics
 from tests.support.browser import log_in
 from tests.support.labels import TINY_MODEL, submit_ground_truth
 
@@ -118,6 +118,8 @@ def test_a_draft_sentence_leads_to_its_box_and_finding(
         model_kind=scored.model_kind,
         weights_path=scored.weights_path,
         weights_sha256=scored.weights_sha256,
+        # Operating points that let its boxes and draft be shown (the point here is tracing).
+        metrics=reliable_metrics(project),
     )
     versions.promote(version)  # the workspace shows the serving version's suggestion
     for case in Case.objects.filter(project=project, annotations__isnull=True):

@@ -428,12 +428,14 @@ export class AnnotateWorkspace {
     if (this.current === bundle) this.renderFindings();
   }
 
-  /** The heatmap of the selected box's finding, else of the most probable finding. */
+  /** The heatmap of the selected box's finding, else of the most probable shown finding, else
+   * of the active class. */
   private heatmapForSelection(): void {
     const selected = this.work?.selectedId ? this.work.find(this.work.selectedId) : undefined;
     const probabilities = this.current?.suggestion?.finding_probabilities ?? {};
     const likeliest = Object.entries(probabilities).sort((a, b) => b[1] - a[1])[0]?.[0];
-    const finding = selected?.finding || likeliest;
+    // Without reliable probabilities (a model still learning) the class being drawn is used.
+    const finding = selected?.finding || likeliest || this.activeFinding;
     if (finding) void this.toggleHeatmap(finding);
   }
 
@@ -692,7 +694,7 @@ export class AnnotateWorkspace {
     c.register("case.submit", { label: "Submit and open the next case", run: () => void this.submit() });
     c.register("case.skip", { label: "Skip the case (asks for a reason)", run: () => void this.skip() });
     c.register("explain.heatmap", {
-      label: "Show / hide the model's heatmap (selected box's finding, else the likeliest)",
+      label: "Show / hide the model's heatmap (selected box's finding, else the likeliest, else the active class)",
       run: () => this.heatmapForSelection(),
     });
     c.register("help", { label: "Show this help", run: () => this.showHelp() });

@@ -1,0 +1,212 @@
+"""Honest suggestions in the workspace, in a real browser: a version trained on a handful of
+labels has no reliable evidence, and the workspace says the model is still learning (no boxes,
+no prefill, no draft, never "All suggestions decided"); a version whose validation evidence
+makes a class reliable shows that class's boxes on the lesion and says why the rest is held
+back. Each annotation records what its annotator was shown."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from active_learning.ml import synthetic
+from active_learning.ml.interface import CasePrediction, PredictedBox
+from active_learning.models import ModelVersion, Suggestion
+from active_learning.services import case_inputs, suggestions, versions
+from annotations.models import Annotation, Case, ShownSuggestion
+from tests.e2e.test_workspace import _case_id_shown, _image_point, _wait_rendered
+from tests.support.browser import log_in
+from tests.support.labels import TINY_MODEL, submit_ground_truth
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+def _open_workspace(page, live_server, project) -> None:
+    page.click(f"tr[data-project='{project.pk}'] >> text=Start labeling")
+    page.wait_for_url(f"{live_server.url}/projects/{project.pk}/label/")
+    page.wait_for_selector(".findings-table", timeout=30_000)
+    _wait_rendered(page)
+
+
+@pytest.fixture
+def learning_version(project, cases, member, synthetic_dir):
+    """Version 1 of the tiny model, trained on five labels with three validation cases (as a
+    newcomer's first cycle), promoted, and its suggestions for the four unread cases."""
+    Case.objects.filter(pk__in=[c.pk for c in cases[:3]]).update(is_validation=True)
+    submit_ground_truth(
+        project=project,
+        cases=cases,
+        synthetic_dir=synthetic_dir,
+        annotator=member("reader", "annotator"),
+        count=8,
+    )
+    versions.clear_cache()
+    version = versions.train_version(project=project, epochs=1, config_overrides=TINY_MODEL)
+    versions.promote(version)
+    unread = [c.pk for c in cases if not c.annotations.exists()]
+    assert suggestions.score_cases(version=version, case_ids=unread).stored == 4
+    yield version
+    versions.clear_cache()
+
+
+def test_a_version_without_reliable_evidence_says_the_model_is_still_learning(
+    page, live_server, project, member, learning_version, artifacts_dir: Path
+):
+    member("ann", "annotator")
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    log_in(page, live_server, "ann")
+    _open_workspace(page, live_server, project)
+    case = Case.objects.get(pk=_case_id_shown(page))
+    stored = Suggestion.objects.get(case=case, model_version=learning_version)
+    assert stored.finding_probabilities  # the model did answer; none of it is reliable
+
+    page.wait_for_selector("#model-status[data-state=learning]")
+    status = page.text_content("#model-status")
+    assert "The model is still learning" in status
+    lines = page.locator("#model-learning li").all_text_contents()
+    for finding in project.label_schema["findings"]:
+        assert any(f"still learning {finding['name'].lower()}" in line for line in lines), lines
+    assert page.text_content("#suggestion-empty") == (
+        "The model is still learning: no suggestions yet."
+    )
+    assert "All suggestions decided" not in page.text_content("body")
+    assert page.locator("#suggestion-list li").count() == 0
+    assert page.locator(".findings-table [aria-checked=true]").count() == 0
+    assert set(page.locator(".findings-table .probability").all_text_contents()) == {"—"}
+    assert page.input_value("#report-findings") == ""
+    assert page.input_value("#report-impression") == ""
+    page.screenshot(path=str(artifacts_dir / "workspace-model-still-learning.png"))
+
+    page.click("#submit-case")
+    page.wait_for_function(
+        f"!document.querySelector('.case-info').textContent.includes('Case {case.pk} ')",
+        timeout=30_000,
+    )
+    annotation = Annotation.objects.get(case=case, annotator__username="ann")
+    assert annotation.status == "submitted"
+    record = ShownSuggestion.objects.get(annotation=annotation)
+    assert record.model_version_number == learning_version.number
+    assert (record.boxes, record.findings_prefilled, record.report_draft) == ([], {}, {})
+    assert record.change is None and record.summarised_at is not None
+    assert errors == []
+
+
+def _lesion_case(project, cases, synthetic_dir) -> tuple[Case, dict]:
+    """The first case whose ground truth has an effusion box, put first in the queue."""
+    manifest = synthetic.load_manifest(synthetic_dir)
+    for case, item in zip(cases, manifest, strict=True):
+        boxes = [b for b in item["boxes"] if b["finding"] == "effusion"]
+        if boxes:
+            Case.objects.filter(pk=case.pk).update(priority=10.0)
+            return case, boxes[0]
+    raise AssertionError("the synthetic set has no effusion")
+
+
+def _reliable_for(project, reliable: set[str]) -> dict:
+    """Validation operating points in which only the ``reliable`` classes passed."""
+
+    def box(key: str) -> dict:
+        if key in reliable:
+            return {"threshold": 0.5, "validation_positives": 14, "ap50": 0.62,
+                    "precision": 0.82, "recall": 0.64, "reliable": True,
+                    "reason": "shown at score >= 0.500"}  # fmt: skip
+        return {"threshold": None, "validation_positives": 2, "ap50": None, "precision": None,
+                "recall": None, "reliable": False,
+                "reason": "still learning: 2 of 5 validation examples labelled"}  # fmt: skip
+
+    def finding(key: str) -> dict:
+        if key in reliable:
+            return {"prefill_threshold": 0.6, "absent_threshold": None, "positives": 14,
+                    "reliable": True, "reason": "prefilled at probability >= 0.60"}  # fmt: skip
+        return {"prefill_threshold": None, "absent_threshold": None, "positives": 2,
+                "reliable": False,
+                "reason": "still learning: 2 of 5 validation examples labelled"}  # fmt: skip
+
+    keys = project.finding_keys
+    points = {
+        "boxes": {k: box(k) for k in keys},
+        "findings": {k: finding(k) for k in keys},
+        "report": {
+            "metric": "rouge_l_f_beta1.2",
+            "value": 0.12,
+            "floor": 0.3,
+            "reliable": False,
+            "reason": "rouge_l_f_beta1.2 0.12 is below the floor of 0.30",
+        },
+    }
+    return {"validation": {"operating_points": points}}
+
+
+def test_a_version_with_reliable_boxes_shows_them_on_the_lesion(
+    page, live_server, project, member, cases, synthetic_dir, artifacts_dir: Path
+):
+    """Effusion boxes are reliable in this version, nodules are not, the report is below its
+    floor: the effusion box is shown on the lesion, the rest is explained."""
+    case, lesion = _lesion_case(project, cases, synthetic_dir)
+    version = ModelVersion.objects.create(
+        project=project, number=1, metrics=_reliable_for(project, {"effusion"})
+    )
+    versions.promote(version)
+    x, y, w, h = lesion["x"] + 2, lesion["y"] + 1, lesion["width"] - 3, lesion["height"] - 2
+    prediction = CasePrediction(
+        case_id=str(case.pk),
+        boxes=[
+            PredictedBox("effusion", x, y, w, h, 0.88),
+            PredictedBox("effusion", 5, 5, 10, 10, 0.2),  # below the class's threshold
+            PredictedBox("nodule", 30, 30, 8, 8, 0.95),  # a class the model is still learning
+        ],
+        findings={key: 0.1 for key in project.finding_keys} | {"effusion": 0.9, "nodule": 0.9},
+        finding_uncertainty={key: 0.1 for key in project.finding_keys},
+        report={"findings": "..........", "impression": ".........."},
+        report_sentences=[],
+        report_uncertainty={},
+        case_score=0.5,
+    )
+    data = prediction.as_suggestion()
+    instance = case_inputs.first_instance(case)
+    for box in data["boxes"]:
+        box["instance_id"] = instance.pk
+        box["frame"] = 1
+    Suggestion.objects.create(case=case, model_version=version, **data)
+
+    member("ann", "annotator")
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    log_in(page, live_server, "ann")
+    _open_workspace(page, live_server, project)
+    assert _case_id_shown(page) == case.pk
+    page.wait_for_selector("#model-status[data-state=shown]")
+    assert page.locator("#suggestion-list li").count() == 1
+    assert "Pleural effusion" in page.text_content("#suggestion-list li")
+    lines = page.locator("#model-learning li").all_text_contents()
+    assert any(
+        "still learning nodule: 2 of 5 validation examples labelled" in line for line in lines
+    )
+    assert any(line.startswith("No report draft") for line in lines)
+    assert page.input_value("#report-findings") == ""  # the dots are never shown
+    assert page.locator("[data-finding=effusion] [aria-checked=true]").text_content() == "present"
+    assert page.locator("[data-finding=nodule] [aria-checked=true]").count() == 0
+    page.screenshot(path=str(artifacts_dir / "workspace-reliable-boxes.png"))
+
+    # The box sits on the lesion: a click at the lesion's centre on the image selects it.
+    at = _image_point(page)
+    page.mouse.click(*at(lesion["x"] + lesion["width"] / 2, lesion["y"] + lesion["height"] / 2))
+    page.wait_for_selector("li[data-suggestion=s0].selected")
+    page.click("li[data-suggestion=s0] button.accept")
+    page.wait_for_selector("#box-list li[data-origin=suggested_accepted]")
+    assert page.text_content("#suggestion-empty") == "All suggestions decided."
+
+    page.click("#submit-case")
+    page.wait_for_function(
+        f"!document.querySelector('.case-info').textContent.includes('Case {case.pk} ')",
+        timeout=30_000,
+    )
+    annotation = Annotation.objects.get(case=case, annotator__username="ann")
+    record = ShownSuggestion.objects.get(annotation=annotation)
+    assert record.model_version_number == 1
+    assert [b["finding"] for b in record.boxes] == ["effusion"]
+    assert record.report_draft == {}
+    assert record.boxes_kept_fraction == 1.0
+    assert errors == []
