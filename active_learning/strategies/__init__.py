@@ -2,10 +2,12 @@
 
 Pure Python and numpy, never Django. Importing this package registers the built-ins
 (``random``, ``fifo``, ``uncertainty``, ``uncertainty-boxes``, ``uncertainty-findings``,
-``uncertainty-report``, ``diversity``, ``hybrid``, ``typiclust``); find one with :func:`get`.
+``uncertainty-report``, ``diversity``, ``hybrid``, ``typiclust``, ``class-balanced``); find
+one with :func:`get`.
 """
 
 from active_learning.strategies import (
+    class_balanced,
     diversity,
     fifo,
     hybrid,
@@ -31,6 +33,7 @@ __all__ = [
     "Strategy",
     "UnknownStrategy",
     "available",
+    "class_balanced",
     "diversity",
     "fifo",
     "get",

@@ -26,6 +26,9 @@ import numpy as np
 #: Keys a scoring task may store for a case. ``case_score`` is the combined score in [0, 1];
 #: the others are per-output scores, each >= 0, higher meaning more uncertain.
 SCORE_KEYS = ("case_score", "boxes", "findings", "report")
+#: Prefix of the per-class keys a scoring task may also store: ``"p:nodule"`` is the serving
+#: version's calibrated probability that the case shows a nodule (class-balanced picks).
+CLASS_PROBABILITY_PREFIX = "p:"
 
 
 class UnknownStrategy(ValueError):
@@ -54,6 +57,10 @@ class Candidate:
         value = float(value)
         return None if math.isnan(value) else value
 
+    def class_probability(self, finding: str) -> float | None:
+        """The stored probability that the case shows ``finding`` (``p:<finding>``), or None."""
+        return self.score(CLASS_PROBABILITY_PREFIX + finding)
+
 
 @dataclass(frozen=True, eq=False)
 class RankingContext:
@@ -63,7 +70,10 @@ class RankingContext:
     first). ``labelled_embeddings``: ``(n, d)`` embeddings of cases already labelled, or
     ``None``; k-center starts from them. ``seed``: for every random choice. ``random_share``
     and ``pool_factor`` are read by the hybrid strategy (share of random picks in a batch; the
-    uncertainty pool is the top ``pool_factor * batch_size`` cases).
+    uncertainty pool is the top ``pool_factor * batch_size`` cases). ``labelled_positives``:
+    per finding, the labelled cases that show it (class-balanced picks favour the rarest);
+    ``balanced_share``: the share of a batch the class-balanced strategy picks for rare
+    findings.
     """
 
     batch_size: int = 10
@@ -71,6 +81,8 @@ class RankingContext:
     seed: int = 0
     random_share: float = 0.15
     pool_factor: int = 5
+    labelled_positives: Mapping[str, int] = field(default_factory=dict)
+    balanced_share: float = 0.5
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -79,6 +91,8 @@ class RankingContext:
             raise ValueError(f"random_share must lie in [0, 1], got {self.random_share}")
         if self.pool_factor < 1:
             raise ValueError(f"pool_factor must be at least 1, got {self.pool_factor}")
+        if not 0.0 <= self.balanced_share <= 1.0:
+            raise ValueError(f"balanced_share must lie in [0, 1], got {self.balanced_share}")
 
 
 class Strategy(abc.ABC):

@@ -33,6 +33,7 @@ BUILTIN_NAMES = {
     "diversity",
     "hybrid",
     "typiclust",
+    "class-balanced",
 }
 CLUSTERS = 5
 PER_CLUSTER = 40
