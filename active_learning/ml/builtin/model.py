@@ -202,9 +202,7 @@ class BuiltinModel(SuggestionModel):
         )
         rng = np.random.default_rng(config.seed)
         report = TrainReport()
-        epoch = 0
         while report.steps < total:
-            epoch += 1
             stream = shuffled(training_cases(), config.shuffle_buffer, rng)
             stepped = False
             for chunk in batched(stream, config.batch_size):
@@ -224,7 +222,10 @@ class BuiltinModel(SuggestionModel):
                 report.losses.append(float(loss.detach()))
                 report.loss_parts.append({k: float(v.detach()) for k, v in parts.items()})
                 if progress:
-                    progress(f"epoch {epoch}, step {report.steps}", report.losses[-1])
+                    # A block of 50 steps plays the part of an epoch for the log (a cycle logs
+                    # a line per block); passes over a few labels would be hundreds.
+                    block = (report.steps - 1) // 50 + 1
+                    progress(f"block {block}, step {report.steps}", report.losses[-1])
             if not stepped:  # no training case at all (every case held out for calibration)
                 break
         report.temperature, report.calibration_cases = self._calibrate(cases)

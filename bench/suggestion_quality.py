@@ -1,0 +1,210 @@
+"""Suggestion quality of the built-in model: are the boxes shown to annotators worth keeping?
+
+    python bench/suggestion_quality.py --quick [--threads 2] [--seed 0] [--init DIR]
+
+Trains one version on a fixed synthetic labelled set (``active_learning.ml.datasets`` over the
+synthetic generator), fits its operating points on a fixed validation set (per-class score
+thresholds for the precision target, see ``active_learning/ml/builtin/operating_points.py``),
+then scores a held-out test set, disjoint from both, with what an annotator would be shown:
+
+- ``precision_shown``, ``recall_shown`` (mean over the classes with at least
+  ``min_validation_positives`` validation boxes; every class's recall is printed too),
+  ``false_boxes_per_normal_image``: shown boxes at IoU 0.5 against the truth;
+- ``map50`` and FROC (sensitivity at 0.5/1/2/4 false positives per image) from every candidate,
+  never from the shown boxes alone;
+- ``degenerate_drafts``: report drafts refused by ``active_learning.ml.draft_guard``, and how
+  many drafts would be shown (the version's report metric passes its floor and the draft is not
+  degenerate);
+- finding AUROC, seeds, steps, seconds.
+
+The last line printed is one JSON object with every figure. ``--quick`` fits in 10 minutes on
+2 cores (issue 14); ``--tiny`` is a smoke run for the test of the JSON's keys, not a figure.
+``--init DIR`` fine-tunes from a saved built-in version (a stored starting point) instead of
+training from scratch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+# name -> (input size, training cases, validation cases, test cases, steps, batch size)
+PRESETS = {
+    "quick": (256, 300, 120, 120, 260, 8),
+    "tiny": (128, 16, 8, 8, 3, 4),
+}
+# Case index offsets of the three fixed, disjoint sets within one synthetic seed.
+VALIDATION_START = 50_000
+TEST_START = 100_000
+
+
+def _source(seed: int, start: int, count: int, size: int) -> Any:
+    from active_learning.ml.datasets import synthetic_source
+
+    return synthetic_source(seed, start, count, size)
+
+
+def _degenerate(text: str) -> str | None:
+    from active_learning.ml.draft_guard import is_degenerate
+
+    return is_degenerate(text)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Train, fit, score; returns every figure (see the module docstring)."""
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    from active_learning.ml import evaluate as ev
+    from active_learning.ml.builtin import BuiltinConfig, BuiltinModel
+    from active_learning.ml.interface import UncertaintyOptions
+
+    size, n_train, n_val, n_test, steps, batch = PRESETS[args.preset]
+    size = args.size or size
+    steps = args.steps if args.steps is not None else steps
+    started = time.perf_counter()
+    train = _source(args.data_seed, 0, args.train_cases or n_train, size)
+    validation = list(_source(args.data_seed, VALIDATION_START, n_val, size)())
+    test = list(_source(args.data_seed, TEST_START, n_test, size)())
+    config = BuiltinConfig(
+        input_size=size, train_steps=steps, batch_size=batch, seed=args.seed,
+        warmup_steps=min(50, steps // 5),
+    )  # fmt: skip
+    model = BuiltinModel(config)
+    report = model.train(train, warm_start=args.init)
+    train_seconds = report.seconds
+    print(
+        f"trained {report.steps} steps on {args.train_cases or n_train} cases at {size} px in "
+        f"{train_seconds:.0f} s (loss {statistics.mean(report.losses[:10]):.3f} -> "
+        f"{statistics.mean(report.losses[-10:]):.3f})",
+        flush=True,
+    )
+    fit_started = time.perf_counter()
+    points = model.fit_operating_points(validation)
+    fit_seconds = time.perf_counter() - fit_started
+    classes = list(model.finding_classes)
+    for name in classes:
+        point = points["boxes"][name]
+        print(f"  operating point {name:<14} {point['reason']}")
+    print(f"  report: {points['report']['reason']}", flush=True)
+
+    score_started = time.perf_counter()
+    predictions = model.predict(test, uncertainty=UncertaintyOptions(box_stability=False))
+    score_seconds = time.perf_counter() - score_started
+    truth, candidates, shown, images = [], [], [], []
+    labels: dict[str, list[int]] = {c: [] for c in classes}
+    probabilities: dict[str, list[float]] = {c: [] for c in classes}
+    degenerate, drafts_shown = 0, 0
+    for case, prediction in zip(test, predictions, strict=True):
+        images.append(case.case_id)
+        truth += [ev.GroundTruthBox(case.case_id, b.finding, b.x, b.y, b.width, b.height)
+                  for b in case.boxes]  # fmt: skip
+        candidates += [
+            ev.PredictedBox(case.case_id, b.finding, b.x, b.y, b.width, b.height, b.score)
+            for b in prediction.candidates
+        ]
+        shown += [
+            ev.PredictedBox(case.case_id, b.finding, b.x, b.y, b.width, b.height, b.score)
+            for b in prediction.boxes
+        ]
+        for c in classes:
+            if case.findings.get(c) is not None:
+                labels[c].append(int(bool(case.findings[c])))
+                probabilities[c].append(prediction.findings[c])
+        draft = " ".join(v for v in prediction.report.values() if v)
+        refused = _degenerate(draft)
+        degenerate += refused is not None
+        drafts_shown += refused is None and bool(points["report"]["reliable"])
+    boxes = ev.box_map(truth, candidates, classes)
+    froc = ev.froc(truth, candidates, images=images)
+    seen = ev.shown_box_metrics(truth, shown, classes, images=images)
+    enough = [c for c in classes if points["boxes"][c]["validation_positives"]
+              >= config.min_validation_positives]  # fmt: skip
+    enough_recall = [seen["recall_shown_per_class"][c] for c in enough
+                     if seen["recall_shown_per_class"][c] is not None]  # fmt: skip
+    auroc = {}
+    for c in classes:
+        y = np.asarray(labels[c])
+        if len(set(y.tolist())) == 2:
+            from sklearn.metrics import roc_auc_score
+
+            auroc[c] = float(roc_auc_score(y, probabilities[c]))
+    return {
+        "precision_shown": seen["precision_shown"],
+        "false_boxes_per_normal_image": seen["false_boxes_per_normal_image"],
+        "recall_shown": float(np.mean(enough_recall)) if enough_recall else None,
+        "recall_shown_all_classes": seen["recall_shown"],
+        "recall_shown_per_class": seen["recall_shown_per_class"],
+        "classes_with_enough_validation_positives": enough,
+        "reliable_classes": [c for c in classes if points["boxes"][c]["reliable"]],
+        "thresholds": {c: points["boxes"][c]["threshold"] for c in classes},
+        "validation_positives": {c: points["boxes"][c]["validation_positives"] for c in classes},
+        "shown_boxes": seen["shown_boxes"],
+        "map50": boxes["map_50"],
+        "ap50_per_class": boxes["ap_50_per_class"],
+        "froc": {k: v for k, v in froc.items() if k.startswith("sensitivity") or k == "froc_mean"},
+        "finding_auroc": auroc,
+        "report_metric": points["report"]["value"],
+        "report_reliable": points["report"]["reliable"],
+        "degenerate_drafts": degenerate,
+        "drafts_shown": drafts_shown,
+        "test_cases": len(test),
+        "normal_test_cases": seen["normal_images"],
+        "validation_cases": len(validation),
+        "train_cases": args.train_cases or n_train,
+        "input_size": size,
+        "steps": report.steps,
+        "seeds": {"model": args.seed, "data": args.data_seed},
+        "threads": args.threads,
+        "init": str(args.init) if args.init else None,
+        "seconds": round(time.perf_counter() - started, 1),
+        "train_seconds": round(train_seconds, 1),
+        "fit_seconds": round(fit_seconds, 1),
+        "score_seconds_per_case": round(score_seconds / max(len(test), 1), 3),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    preset = parser.add_mutually_exclusive_group()
+    preset.add_argument("--quick", dest="preset", action="store_const", const="quick")
+    preset.add_argument("--tiny", dest="preset", action="store_const", const="tiny")
+    parser.set_defaults(preset="quick")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0, help="model seed (weights, shuffling)")
+    parser.add_argument("--data-seed", type=int, default=14, help="synthetic data seed")
+    parser.add_argument("--steps", type=int, help="override the preset's steps")
+    parser.add_argument("--size", type=int, help="override the preset's input size")
+    parser.add_argument("--train-cases", type=int, help="override the preset's training cases")
+    parser.add_argument("--init", type=Path, help="fine-tune from this saved built-in version")
+    args = parser.parse_args(argv)
+    results = run(args)
+    print(f"precision of shown boxes      {results['precision_shown']}")
+    print(f"false boxes per normal image  {results['false_boxes_per_normal_image']}")
+    print(
+        f"recall of shown boxes         {results['recall_shown']} (classes with enough "
+        f"validation boxes: {', '.join(results['classes_with_enough_validation_positives'])})"
+    )
+    for name, value in results["recall_shown_per_class"].items():
+        print(f"  recall {name:<14} {value}   AP50 {results['ap50_per_class'][name]}")
+    print(f"mAP@0.5 (all candidates)      {results['map50']}")
+    print(f"FROC                          {results['froc']}")
+    print(
+        f"degenerate drafts             {results['degenerate_drafts']} of {results['test_cases']}"
+    )
+    print(f"seconds                       {results['seconds']}")
+    print(json.dumps(results, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,190 @@
+"""The detector recipe's parts with known answers: focal loss over all anchors normalised by the
+positives, the warm-up + cosine schedule, augmentation that keeps boxes and laterality words
+consistent with the image, anchors fitted to the box priors, test-time views proportional to the
+input size, and predictions that show only the candidates passing their operating point."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from active_learning.ml.builtin import BuiltinConfig, BuiltinModel
+from active_learning.ml.builtin.anchors import fit_anchor_shapes
+from active_learning.ml.builtin.augment import (
+    flip_case,
+    jitter_batch,
+    swap_laterality,
+    transform_boxes,
+)
+from active_learning.ml.builtin.inference import shown_mask, view_sizes
+from active_learning.ml.builtin.model import warmup_cosine
+from active_learning.ml.builtin.network import FocalLossPerPositive, GIoULoss
+from active_learning.ml.datasets import synthetic_source
+from active_learning.ml.interface import Box, LabelledCase, UncertaintyOptions, load_model
+
+
+def test_focal_loss_is_summed_over_all_anchors_and_divided_by_the_positives():
+    loss = FocalLossPerPositive(alpha=0.25, gamma=2.0)
+    logits = torch.zeros(2, 1)  # p = 0.5 everywhere
+    targets = torch.tensor([[1.0], [0.0]])
+    ln2 = math.log(2)
+    # Positive: alpha (1 - p)^2 ln 2; negative: (1 - alpha) p^2 ln 2; one positive anchor.
+    expected = 0.25 * 0.25 * ln2 + 0.75 * 0.25 * ln2
+    assert float(loss(logits, targets)) == pytest.approx(expected, rel=1e-5)
+    # Two positive anchors halve it per positive: the sum doubles for the positive term only.
+    two = loss(torch.zeros(3, 1), torch.tensor([[1.0], [1.0], [0.0]]))
+    assert float(two) == pytest.approx((2 * 0.25 * 0.25 * ln2 + 0.75 * 0.25 * ln2) / 2, rel=1e-5)
+    # Thousands of easy negatives (p ~ 0.0025) add almost nothing: no sampling needed.
+    easy = torch.cat([torch.zeros(1, 1), torch.full((5000, 1), -6.0)])
+    many = torch.cat([torch.ones(1, 1), torch.zeros(5000, 1)])
+    assert float(loss(easy, many)) < 0.25 * 0.25 * ln2 + 0.01
+    # No positive at all: divided by 1, not by 0.
+    assert math.isfinite(float(loss(torch.zeros(4, 2), torch.zeros(4, 2))))
+
+
+def test_giou_loss_is_zero_for_identical_boxes_and_grows_apart():
+    giou = GIoULoss()
+    box = torch.tensor([[0.0, 0.0, 10.0, 10.0]])
+    assert float(giou(box, box)) == pytest.approx(0.0, abs=1e-6)
+    assert float(giou(box + 20, box)) > 1.0  # disjoint: 1 - IoU + the enclosing-area term
+    assert float(giou(torch.zeros(0, 4), torch.zeros(0, 4))) == 0.0
+
+
+def test_learning_rate_warms_up_then_decays_by_cosine():
+    factor = [warmup_cosine(s, total=100, warmup=10, final_fraction=0.0) for s in range(101)]
+    assert factor[0] == pytest.approx(1 / 11) and factor[9] == pytest.approx(10 / 11)
+    assert factor[10] == pytest.approx(1.0)
+    assert factor[55] == pytest.approx(0.5)
+    assert factor[100] == pytest.approx(0.0)
+    assert all(a >= b for a, b in itertools.pairwise(factor[10:]))
+
+
+def _case(image: np.ndarray, boxes: tuple[Box, ...]) -> LabelledCase:
+    return LabelledCase(
+        case_id="flip",
+        image=image,
+        indication="Right chest pain.",
+        history="Left lobectomy; RIGHT-sided port; bright light",
+        boxes=boxes,
+        findings={"effusion": True},
+        report={"findings": "Small right pleural effusion.", "impression": "Right effusion."},
+    )
+
+
+def test_flip_mirrors_the_image_and_boxes_and_swaps_laterality_words():
+    image = np.zeros((40, 60), dtype=np.uint16)
+    image[5:15, 2:12] = 1000  # the lesion sits at x 2..12 (the image's left = patient's right)
+    case = _case(image, (Box("effusion", 2, 5, 10, 10),))
+    flipped = flip_case(case)
+    assert flipped.boxes == (Box("effusion", 48, 5, 10, 10),)
+    ys, xs = np.nonzero(flipped.image)
+    assert (xs.min(), xs.max() + 1, ys.min(), ys.max() + 1) == (48, 58, 5, 15)
+    assert flipped.indication == "Left chest pain."
+    assert flipped.history == "Right lobectomy; LEFT-sided port; bright light"
+    assert flipped.report == {
+        "findings": "Small left pleural effusion.",
+        "impression": "Left effusion.",
+    }
+    assert flip_case(flipped).report == case.report  # flipping twice gives the case back
+    assert swap_laterality("bright, outright, leftover") == "bright, outright, leftover"
+
+
+def test_scale_and_shift_move_boxes_with_the_image():
+    boxes = torch.tensor([[40.0, 40.0, 60.0, 60.0], [0.0, 0.0, 6.0, 6.0]])
+    moved, keep = transform_boxes(boxes, 1.1, 5.0, -3.0, 100)
+    # About the centre 50: x 40 -> 50 + 1.1 * -10 + 5 = 44, 60 -> 66; y 40 -> 36, 60 -> 58.
+    assert moved[0].tolist() == pytest.approx([44.0, 36.0, 66.0, 58.0])
+    # The corner box is pushed mostly out of the image (y < 0): dropped.
+    assert keep.tolist() == [True, False]
+    # The image is warped the same way: the bright square lands where its box went.
+    image = torch.zeros(1, 1, 128, 128)
+    image[..., 40:60, 50:80] = 1.0
+    target = [{"boxes": torch.tensor([[50.0, 40.0, 80.0, 60.0]]), "labels": torch.tensor([2])}]
+    rng = np.random.default_rng(3)
+    images, targets = jitter_batch(
+        image, target, rng, scale_jitter=0.1, shift_fraction=0.06, contrast_jitter=0.0,
+        brightness_jitter=0.0, gamma_range=(1.0, 1.0),
+    )  # fmt: skip
+    ys, xs = torch.nonzero(images[0, 0] > 0.5, as_tuple=True)
+    found = [xs.min().item(), ys.min().item(), xs.max().item() + 1, ys.max().item() + 1]
+    assert targets[0]["boxes"][0].tolist() == pytest.approx(found, abs=1.5)
+    assert targets[0]["labels"].tolist() == [2]
+    assert not torch.equal(targets[0]["boxes"], target[0]["boxes"])  # it did move
+
+
+def test_anchor_shapes_follow_the_box_priors_and_the_input_size():
+    small, large = fit_anchor_shapes(256), fit_anchor_shapes(512)
+    assert len(small) == 3
+    # The smallest anchor at 256 px is near the median nodule (about 7 px), not 24 px.
+    assert 4 <= min(min(shape) for shape in small) <= 10
+    for (w1, h1), (w2, h2) in zip(small, large, strict=True):
+        assert 1.6 <= (w2 * h2 / (w1 * h1)) ** 0.5 <= 2.4  # twice the input, twice the anchors
+
+
+def test_test_time_views_are_small_rescales_at_every_input_size():
+    for size in (128, 256, 512):
+        sizes = view_sizes(size, (0.9, 1.1))
+        assert len(sizes) == 2 and all(s % 32 == 0 for s in sizes)
+        assert all(0.7 <= s / size <= 1.3 for s in sizes), (size, sizes)
+        assert min(sizes) < size < max(sizes)
+
+
+def test_only_candidates_of_reliable_classes_above_their_threshold_are_shown():
+    classes = ("nodule", "mass")
+    labels = np.array([0, 0, 1])
+    scores = np.array([0.6, 0.3, 0.9])
+    points = {
+        "boxes": {
+            "nodule": {"threshold": 0.5, "reliable": True},
+            "mass": {"threshold": 0.2, "reliable": False},
+        }
+    }
+    assert shown_mask(labels, scores, classes, points, 0.25).tolist() == [True, False, False]
+    # Never fitted (an old version): the fixed display threshold.
+    assert shown_mask(labels, scores, classes, None, 0.25).tolist() == [True, True, True]
+
+
+def test_fitted_operating_points_are_saved_and_applied_by_predict(tmp_path: Path):
+    torch.manual_seed(0)
+    config = BuiltinConfig(
+        input_size=128, vocab_size=400, report_max_tokens=24, batch_size=4, train_steps=2,
+        warmup_steps=0, detection_score_threshold=0.0, seed=1,
+    )  # fmt: skip
+    model = BuiltinModel(config)
+    source = synthetic_source(seed=9, start=0, count=8, size=128)
+    report = model.train(source)
+    assert report.steps == 2
+    cases = list(synthetic_source(seed=9, start=100, count=3, size=128)())
+    fitted = model.fit_operating_points(cases)
+    assert set(fitted) >= {"boxes", "findings", "report"}
+    assert set(fitted["boxes"]) == set(config.finding_classes)
+    # Hand-set points: one class shown above its median candidate score, the others hidden.
+    options = UncertaintyOptions(box_stability=False)
+    raw = model.predict(cases, uncertainty=options)
+    found = [b.finding for p in raw for b in p.candidates]
+    assert found, "a zero score threshold keeps the top candidates"
+    shown_class = max(set(found), key=found.count)
+    cut = float(np.median([b.score for p in raw for b in p.candidates if b.finding == shown_class]))
+    points = {
+        **fitted,
+        "boxes": {
+            name: {**fitted["boxes"][name], "threshold": cut, "reliable": name == shown_class}
+            for name in config.finding_classes
+        },
+    }
+    model._operating = points
+    model.save(tmp_path / "v")
+    loaded = load_model(tmp_path / "v")
+    assert loaded.operating_points() == points
+    for prediction in loaded.predict(cases, uncertainty=options):
+        expected = [b for b in prediction.candidates if b.finding == shown_class and b.score >= cut]
+        assert prediction.boxes == expected
+        stored = prediction.as_suggestion()
+        assert len(stored["uncertainty"]["candidates"]) == len(prediction.candidates)
+        assert len(stored["boxes"]) == len(expected)
+    assert loaded.evaluate(cases)["operating_points"] == points

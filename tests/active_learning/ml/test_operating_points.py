@@ -1,0 +1,127 @@
+"""Operating points and the metrics they stand on, on hand-made scores and boxes with known
+answers: the threshold is the lowest one that keeps the precision target, thin evidence shows
+nothing (with its reason in words), and mAP/FROC/shown-box figures count what they claim."""
+
+from __future__ import annotations
+
+import pytest
+
+from active_learning.ml import evaluate as ev
+from active_learning.ml.builtin import operating_points as op
+
+
+def test_threshold_is_the_lowest_score_that_keeps_the_precision_target():
+    # Sorted by score: T T F T F F -> precision 1, 1, .67, .75, .6, .5
+    scores = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4]
+    is_true = [True, True, False, True, False, False]
+    threshold, precision, hits = op.lowest_threshold_for_precision(scores, is_true, 0.7)
+    assert threshold == 0.6 and precision == pytest.approx(0.75) and hits == 3
+    # A stricter target stops before the first false box.
+    assert op.lowest_threshold_for_precision(scores, is_true, 0.8)[0] == 0.8
+    # Unreachable: the best box is false.
+    assert op.lowest_threshold_for_precision([0.9, 0.1], [False, True], 0.7) == (None, None, 0)
+    assert op.lowest_threshold_for_precision([], [], 0.7) == (None, None, 0)
+
+
+def test_tied_scores_are_one_threshold():
+    # 0.8 appears twice (one true, one false): cutting between them is impossible, so the
+    # precision at 0.8 is 2/3, below 0.7 -> the threshold stays at 0.9.
+    threshold, precision, _ = op.lowest_threshold_for_precision(
+        [0.9, 0.8, 0.8], [True, True, False], 0.7
+    )
+    assert threshold == 0.9 and precision == 1.0
+
+
+def test_a_class_with_few_validation_boxes_or_a_low_ap_is_not_shown():
+    common = {"scores": [0.9, 0.5], "is_true": [True, True], "target": 0.7, "min_ap": 0.1}
+    thin = op.box_operating_point(positives=3, ap50=0.9, min_positives=5, **common)
+    assert not thin["reliable"] and thin["reason"] == (
+        "still learning: 3 of 5 validation examples labelled"
+    )
+    weak = op.box_operating_point(positives=8, ap50=0.05, min_positives=5, **common)
+    assert not weak["reliable"] and "below the floor of 0.10" in weak["reason"]
+    good = op.box_operating_point(positives=8, ap50=0.4, min_positives=5, **common)
+    assert good["reliable"] and good["threshold"] == 0.5
+    assert good["precision"] == 1.0 and good["recall"] == pytest.approx(2 / 8)
+
+
+def test_box_operating_points_from_boxes():
+    truth = [ev.GroundTruthBox(f"c{i}", "nodule", 10, 10, 10, 10) for i in range(5)]
+    candidates = [
+        ev.PredictedBox(f"c{i}", "nodule", 10, 10, 10, 10, 0.9 - i / 10) for i in range(4)
+    ]
+    # A false box above the last true one, on a normal image.
+    candidates.append(ev.PredictedBox("n0", "nodule", 50, 50, 10, 10, 0.75))
+    points = op.fit_box_operating_points(
+        truth, candidates, ["nodule", "mass"], ap50_per_class={"nodule": 0.7, "mass": None},
+        target=0.7, min_positives=5, min_ap=0.1,
+    )  # fmt: skip
+    nodule = points["nodule"]
+    assert nodule["reliable"] and nodule["threshold"] == pytest.approx(0.6)
+    assert nodule["precision"] == pytest.approx(4 / 5) and nodule["recall"] == pytest.approx(4 / 5)
+    assert not points["mass"]["reliable"] and points["mass"]["validation_positives"] == 0
+
+
+def test_findings_prefill_only_above_a_probability_with_the_target_ppv():
+    probabilities = [0.95, 0.9, 0.8, 0.7, 0.4, 0.3, 0.2, 0.1, 0.05, 0.01]
+    labels = [1, 1, 1, 0, 1, 0, 0, 0, 0, 0]
+    point = op.finding_operating_point(
+        probabilities, labels, target=0.8, absent_target=0.9, min_positives=3
+    )
+    assert point["reliable"] and point["prefill_threshold"] == 0.4  # 4/5 = 0.8
+    # Absent at or below 0.3: all five below are negative (NPV 1.0).
+    assert point["absent_threshold"] == pytest.approx(0.3)
+    few = op.finding_operating_point([0.9, 0.1], [1, 0], target=0.8, absent_target=0.9,
+                                     min_positives=3)  # fmt: skip
+    assert not few["reliable"] and few["prefill_threshold"] is None
+    assert few["reason"] == "still learning: 1 of 3 validation examples labelled"
+
+
+def test_report_reliability_against_its_floor():
+    assert op.report_operating_point(0.45, metric="rouge", floor=0.3)["reliable"]
+    low = op.report_operating_point(0.1, metric="rouge", floor=0.3)
+    assert not low["reliable"] and "below the floor" in low["reason"]
+    assert not op.report_operating_point(None, metric="rouge", floor=0.3)["reliable"]
+    nothing = op.unfitted(["nodule"], "no validation labels yet")
+    assert not nothing["boxes"]["nodule"]["reliable"] and not nothing["report"]["reliable"]
+
+
+def test_froc_counts_sensitivity_at_false_positives_per_image():
+    # Two images, two lesions. Candidates by score: hit (a), false (a), false (b), hit (b).
+    truth = [
+        ev.GroundTruthBox("a", "mass", 0, 0, 20, 20),
+        ev.GroundTruthBox("b", "mass", 0, 0, 20, 20),
+    ]
+    candidates = [
+        ev.PredictedBox("a", "mass", 0, 0, 20, 20, 0.9),
+        ev.PredictedBox("a", "mass", 50, 50, 20, 20, 0.8),
+        ev.PredictedBox("b", "mass", 50, 50, 20, 20, 0.7),
+        ev.PredictedBox("b", "mass", 1, 1, 20, 20, 0.6),
+    ]
+    result = ev.froc(truth, candidates, images=["a", "b"])
+    # 0.5 FP/image allows 1 false box: sensitivity 1/2; 1 FP/image allows both: 2/2.
+    assert result["sensitivity_at_0.5_fp"] == 0.5
+    assert result["sensitivity_at_1_fp"] == 1.0 and result["sensitivity_at_4_fp"] == 1.0
+    # The metrics come from every candidate: cutting at 0.75 would lose the second lesion.
+    cut = ev.froc(truth, [c for c in candidates if c.score >= 0.75], images=["a", "b"])
+    assert cut["sensitivity_at_4_fp"] == 0.5
+
+
+def test_shown_box_metrics_on_hand_made_boxes():
+    truth = [ev.GroundTruthBox("a", "nodule", 10, 10, 10, 10),
+             ev.GroundTruthBox("b", "effusion", 0, 0, 40, 40)]  # fmt: skip
+    shown = [
+        ev.PredictedBox("a", "nodule", 11, 10, 10, 10, 0.9),  # IoU 0.82: kept
+        ev.PredictedBox("a", "nodule", 11, 11, 10, 10, 0.8),  # duplicate: false
+        ev.PredictedBox("b", "effusion", 30, 30, 40, 40, 0.7),  # IoU 0.03: false
+        ev.PredictedBox("n", "mass", 0, 0, 5, 5, 0.6),  # on a normal image: false
+    ]
+    metrics = ev.shown_box_metrics(truth, shown, ["nodule", "effusion", "mass"],
+                                   images=["a", "b", "n", "m"])  # fmt: skip
+    assert metrics["precision_shown"] == pytest.approx(1 / 4)
+    assert metrics["recall_shown_per_class"] == {"nodule": 1.0, "effusion": 0.0, "mass": None}
+    assert metrics["recall_shown"] == pytest.approx(0.5)
+    # Normal images: "n" (one box) and "m" (none) -> 0.5 false boxes per normal image.
+    assert metrics["normal_images"] == 2
+    assert metrics["false_boxes_per_normal_image"] == pytest.approx(0.5)
+    assert ev.shown_box_metrics(truth, [], ["nodule"], images=["a"])["precision_shown"] is None
