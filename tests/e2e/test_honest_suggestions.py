@@ -188,12 +188,12 @@ def test_a_version_with_reliable_boxes_shows_them_on_the_lesion(
     assert page.input_value("#report-findings") == ""  # the dots are never shown
     assert page.locator("[data-finding=effusion] [aria-checked=true]").text_content() == "present"
     assert page.locator("[data-finding=nodule] [aria-checked=true]").count() == 0
-    page.screenshot(path=str(artifacts_dir / "workspace-reliable-boxes.png"))
 
     # The box sits on the lesion: a click at the lesion's centre on the image selects it.
     at = _image_point(page)
     page.mouse.click(*at(lesion["x"] + lesion["width"] / 2, lesion["y"] + lesion["height"] / 2))
     page.wait_for_selector("li[data-suggestion=s0].selected")
+    page.screenshot(path=str(artifacts_dir / "workspace-reliable-boxes.png"))
     page.click("li[data-suggestion=s0] button.accept")
     page.wait_for_selector("#box-list li[data-origin=suggested_accepted]")
     assert page.text_content("#suggestion-empty") == "All suggestions decided."
