@@ -19,10 +19,16 @@ from django.db import transaction
 from PIL import Image
 
 from active_learning import strategies
+from active_learning.ml import acquisition
 from active_learning.models import ImageFeatures, ModelVersion, Suggestion
-from active_learning.services.case_inputs import CaseNotReadable, first_instance, instance_pixels
+from active_learning.services.case_inputs import (
+    CaseNotReadable,
+    first_instance,
+    instance_pixels,
+    training_annotations,
+)
 from active_learning.services.versions import promoted_version
-from annotations.models import Case, Project
+from annotations.models import Box, Case, Project
 
 logger = logging.getLogger(__name__)
 
@@ -64,21 +70,49 @@ def image_features(case_ids: Iterable[int]) -> dict[int, np.ndarray]:
     return known
 
 
-def suggestion_scores(row: Mapping[str, Any]) -> dict[str, float]:
+def _number(value: Any, default: float = 0.0) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return default
+    return number if np.isfinite(number) else default
+
+
+def suggestion_scores(
+    row: Mapping[str, Any], thresholds: Mapping[str, float | None] | None = None
+) -> dict[str, float]:
     """The scores a strategy reads from a stored suggestion: ``case_score`` (the model's
-    combined score), ``boxes`` (largest localization instability + class entropy of a box),
-    ``findings`` (mean BALD or entropy per class) and ``report`` (mean token entropy, plus
-    MC-dropout draft disagreement when it ran)."""
+    combined score), ``boxes`` (the image part of :mod:`active_learning.ml.acquisition` from
+    every stored candidate, low scores included, against the version's operating
+    ``thresholds``, with the likely-miss term), ``findings`` (mean BALD or entropy per class),
+    ``report`` (mean token entropy, plus MC-dropout draft disagreement when it ran) and
+    ``p:<finding>`` (the calibrated probability of each finding, for class-balanced picks)."""
     uncertainty = row["uncertainty"] or {}
     scores: dict[str, float] = {}
     if row["acquisition_score"] is not None:
         scores["case_score"] = float(row["acquisition_score"])
-    box_scores = [
-        float(b.get("uncertainty", {}).get("localization_instability", 0.0))
-        + float(b.get("uncertainty", {}).get("class_entropy", 0.0))
-        for b in row["boxes"] or []
-    ]
-    scores["boxes"] = max(box_scores, default=0.0)
+    probabilities = {
+        str(finding): _number(p) for finding, p in (row.get("finding_probabilities") or {}).items()
+    }
+    for finding, p in probabilities.items():
+        scores[strategies.base.CLASS_PROBABILITY_PREFIX + finding] = p
+    shown = list(row["boxes"] or [])
+    # Suggestions stored before candidates were kept: the shown boxes stand in.
+    candidates = list(uncertainty.get("candidates") or shown)
+    scores["boxes"] = acquisition.acquisition_parts(
+        candidate_findings=[str(b.get("finding", "")) for b in candidates],
+        candidate_scores=[_number(b.get("score")) for b in candidates],
+        candidate_instability=[
+            _number((b.get("uncertainty") or {}).get("localization_instability"))
+            for b in candidates
+        ],
+        shown_findings=[str(b.get("finding", "")) for b in shown],
+        thresholds=thresholds or {},
+        finding_probabilities=probabilities,
+        finding_uncertainty=[],
+        report_token_entropy=None,
+        vocab_size=2,
+    ).image
     findings = [float(v) for v in (uncertainty.get("findings") or {}).values()]
     if findings:
         scores["findings"] = float(np.mean(findings))
@@ -88,6 +122,30 @@ def suggestion_scores(row: Mapping[str, Any]) -> dict[str, float]:
             report.get("mc_disagreement", 0.0)
         )
     return scores
+
+
+def version_thresholds(version: ModelVersion) -> dict[str, float | None]:
+    """The version's operating threshold per finding, as its cycle evaluated it on the
+    validation labels (``metrics["validation"]["operating_points"]``); empty before any."""
+    validation = (version.metrics or {}).get("validation") or {}
+    points = validation.get("operating_points") if isinstance(validation, dict) else None
+    return acquisition.box_thresholds(points if isinstance(points, dict) else None)
+
+
+def labelled_positives(project: Project) -> dict[str, int]:
+    """Per finding of the project's schema, the labelled training cases that show it (the
+    finding marked present, or a box of it drawn)."""
+    labels = training_annotations(project)
+    present: dict[str, set[int]] = {key: set() for key in project.finding_keys}
+    for pk, findings in labels.values_list("pk", "findings"):
+        for key, state in (findings or {}).items():
+            if state == "present" and key in present:
+                present[key].add(pk)
+    boxed = Box.objects.filter(annotation__in=labels).values_list("annotation_id", "finding")
+    for pk, finding in boxed.distinct():
+        if finding in present:
+            present[finding].add(pk)
+    return {key: len(cases) for key, cases in present.items()}
 
 
 def candidates_for(
@@ -109,9 +167,15 @@ def candidates_for(
     rows = {
         row["case_id"]: row
         for row in Suggestion.objects.filter(model_version=version).values(
-            "case_id", "acquisition_score", "uncertainty", "boxes", "embedding"
+            "case_id",
+            "acquisition_score",
+            "uncertainty",
+            "boxes",
+            "embedding",
+            "finding_probabilities",
         )
     }
+    thresholds = version_thresholds(version)
     open_set = set(open_ids)
     candidates = []
     for case_id in open_ids:
@@ -123,7 +187,7 @@ def candidates_for(
         candidates.append(
             strategies.Candidate(
                 case_id,
-                suggestion_scores(row),
+                suggestion_scores(row, thresholds),
                 np.asarray(embedding, dtype=np.float32) if embedding else None,
             )
         )
@@ -160,6 +224,7 @@ def rerank_project(project: Project, *, strategy: str | None = None) -> int:
         batch_size=project.auto_retrain_threshold or DEFAULT_BATCH,
         labelled_embeddings=labelled,
         seed=project.pk * 1000 + (version.number if version else 0),
+        labelled_positives=labelled_positives(project) if version is not None else {},
     )
     order = chosen.rank(candidates, context)
     priority = strategies.priorities(order)
