@@ -6,7 +6,10 @@ from typing import Any
 
 from celery import Celery
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "medloop.settings.local")
+# `celery -A medloop worker` is a production entry point: it defaults to the production
+# settings, like wsgi.py. manage.py (and so run_platform and its children) set the local ones
+# before this module is imported, and every process run_platform starts names them explicitly.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "medloop.settings.production")
 
 app = Celery("medloop")
 app.config_from_object("django.conf:settings", namespace="CELERY")
