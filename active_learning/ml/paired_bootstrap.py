@@ -32,7 +32,7 @@ Pure numpy; never imports Django.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -81,6 +81,13 @@ class CaseOutcomes:
     finding_probabilities: NDArray[np.float64]
     report_counts: NDArray[np.int64]
     values: NDArray[np.float64] | None = None
+    # Sort orders computed once and reused by every resample (the bootstrap's hot loop).
+    _cache: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def cached(self, key: Any, compute: Callable[[], Any]) -> Any:
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
 
 
 def _xyxy(boxes: Sequence[Any]) -> NDArray[np.float64]:
@@ -211,48 +218,74 @@ def _average_precision(tp: NDArray[np.float64], fp: NDArray[np.float64], positiv
 def box_map50(outcomes: CaseOutcomes, weights: NDArray[np.float64]) -> float | None:
     """Mean AP@0.5 over the classes with truth boxes among the weighted cases (None: none)."""
     positives = weights @ outcomes.truth_counts
-    order = np.argsort(-outcomes.detection_score, kind="stable")
-    w = weights[outcomes.detection_case[order]]
-    hits = outcomes.detection_tp[order]
-    labels = outcomes.detection_class[order]
+
+    def per_class() -> list[tuple[NDArray[np.int64], NDArray[np.bool_]]]:
+        # Per class: its detections' cases and hits, by descending score.
+        order = np.argsort(-outcomes.detection_score, kind="stable")
+        labels = outcomes.detection_class[order]
+        return [
+            (outcomes.detection_case[order][labels == k], outcomes.detection_tp[order][labels == k])
+            for k in range(len(outcomes.classes))
+        ]
+
+    detections = outcomes.cached("boxes", per_class)
     aps = []
     for k in range(len(outcomes.classes)):
         if positives[k] <= 0:
             continue
-        mine = labels == k
-        if not mine.any():
+        cases, hits = detections[k]
+        if not len(cases):
             aps.append(0.0)
             continue
-        tp = np.where(hits[mine], w[mine], 0.0)
-        fp = np.where(hits[mine], 0.0, w[mine])
+        w = weights[cases]
+        tp = np.where(hits, w, 0.0)
+        fp = np.where(hits, 0.0, w)
         aps.append(_average_precision(tp, fp, float(positives[k])))
     return float(np.mean(aps)) if aps else None
 
 
 def _weighted_auroc(
-    scores: NDArray[np.float64], labels: NDArray[np.float64], weights: NDArray[np.float64]
+    scores: NDArray[np.float64],
+    labels: NDArray[np.float64],
+    weights: NDArray[np.float64],
+    ranks: tuple[NDArray[np.bool_], NDArray[np.int64], int] | None = None,
 ) -> float | None:
-    """P(score of a positive > score of a negative), ties one half, cases weighted."""
-    keep = (weights > 0) & ~np.isnan(labels) & ~np.isnan(scores)
-    scores, labels, weights = scores[keep], labels[keep], weights[keep]
+    """P(score of a positive > score of a negative), ties one half, cases weighted.
+    ``ranks``: :func:`_score_ranks` of ``scores`` and ``labels``, when computed already."""
+    keep, inverse, distinct = ranks if ranks is not None else _score_ranks(scores, labels)
+    labels, weights = labels[keep], weights[keep]
     pos_weight = weights[labels == 1].sum()
     neg_weight = weights[labels == 0].sum()
     if pos_weight == 0 or neg_weight == 0:
         return None
-    distinct, inverse = np.unique(scores, return_inverse=True)
-    neg_at = np.bincount(inverse, weights=weights * (labels == 0), minlength=len(distinct))
-    pos_at = np.bincount(inverse, weights=weights * (labels == 1), minlength=len(distinct))
+    neg_at = np.bincount(inverse, weights=weights * (labels == 0), minlength=distinct)
+    pos_at = np.bincount(inverse, weights=weights * (labels == 1), minlength=distinct)
     neg_below = np.cumsum(neg_at) - neg_at
     wins = np.sum(pos_at * (neg_below + 0.5 * neg_at))
     return float(wins / (pos_weight * neg_weight))
 
 
+def _score_ranks(
+    scores: NDArray[np.float64], labels: NDArray[np.float64]
+) -> tuple[NDArray[np.bool_], NDArray[np.int64], int]:
+    """The labelled cases with a score, each one's rank among the distinct scores, and how
+    many distinct scores there are."""
+    keep = ~np.isnan(labels) & ~np.isnan(scores)
+    distinct, inverse = np.unique(scores[keep], return_inverse=True)
+    return keep, inverse, len(distinct)
+
+
 def finding_auroc_macro(outcomes: CaseOutcomes, weights: NDArray[np.float64]) -> float | None:
     """Mean AUROC over the classes with labelled positives and negatives (None: none)."""
+    probabilities, labels = outcomes.finding_probabilities, outcomes.finding_labels
+    ranks = outcomes.cached(
+        "findings",
+        lambda: [
+            _score_ranks(probabilities[:, k], labels[:, k]) for k in range(len(outcomes.classes))
+        ],
+    )
     values = [
-        _weighted_auroc(
-            outcomes.finding_probabilities[:, k], outcomes.finding_labels[:, k], weights
-        )
+        _weighted_auroc(probabilities[:, k], labels[:, k], weights, ranks[k])
         for k in range(len(outcomes.classes))
     ]
     defined = [v for v in values if v is not None]
