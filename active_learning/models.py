@@ -195,3 +195,71 @@ class ImageFeatures(models.Model):
 
     def __str__(self) -> str:
         return f"Image features of case {self.case_id}"
+
+
+class PretrainedBackbone(models.Model):
+    """A self-supervised image backbone pretrained on a project's unlabelled images: an
+    artefact written once under MODELS_DIR, identified by the checksum of its files, with the
+    instances (images) it saw. Cycles that train from scratch start from the newest ready one."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Pretraining"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="pretrained_backbones"
+    )
+    number = models.PositiveIntegerField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
+    method = models.CharField(max_length=40, default="simclr")
+    weights_path = models.CharField(max_length=500, blank=True)
+    weights_sha256 = models.CharField(max_length=64, blank=True)
+    # Instance ids of the images it was pretrained on, and sha256 over them (sorted).
+    instance_ids = models.JSONField(default=list, blank=True)
+    image_count = models.PositiveIntegerField(default=0)
+    images_sha256 = models.CharField(max_length=64, blank=True)
+    # Backbone and pretraining settings, steps, loss curve (sampled), seconds.
+    config = models.JSONField(default=dict, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    claimed_by = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["project_id", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "number"], name="backbone_number"),
+            # One pretraining at a time per project, enforced by the database.
+            models.UniqueConstraint(
+                fields=["project"],
+                condition=Q(status="running"),
+                name="one_running_pretraining_per_project",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project} backbone b{self.number}"
+
+
+class BackboneEmbedding(models.Model):
+    """A case's image embedding from a pretrained backbone (L2-normalised pooled features of
+    its first image), for the cold start's TypiClust and k-center; computed once per pair."""
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="backbone_embeddings")
+    backbone = models.ForeignKey(
+        PretrainedBackbone, on_delete=models.CASCADE, related_name="embeddings"
+    )
+    vector = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["case", "backbone"], name="backbone_embedding_one_per_case"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Embedding of case {self.case_id} by backbone {self.backbone_id}"

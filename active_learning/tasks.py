@@ -93,11 +93,17 @@ def maybe_retrain(project_id: int) -> int | None:
 
 @shared_task(name="active_learning.rerank_project", acks_late=True, ignore_result=True)
 def rerank_project(project_id: int) -> int:
-    """Re-rank a project's queue now (strategy changed, new cases ingested)."""
+    """Re-rank a project's queue now (strategy changed, new cases ingested); queue a backbone
+    pretraining if the grown pool makes one due."""
+    from active_learning.services.pretraining import maybe_queue_pretraining
     from active_learning.services.ranking import rerank_project as rerank
 
     project = Project.objects.filter(pk=project_id).first()
-    return rerank(project) if project else 0
+    if project is None:
+        return 0
+    # New cases may have brought the pool to the pretraining threshold (or doubled it).
+    maybe_queue_pretraining(project)
+    return rerank(project)
 
 
 @shared_task(name="active_learning.refresh_serving", acks_late=True, ignore_result=True)
@@ -112,3 +118,34 @@ def refresh_serving(project_id: int) -> int:
 def resume_stalled_cycles() -> list[int]:
     """Re-queue cycles whose worker stopped sending heartbeats (run by beat)."""
     return cycles.resume_stalled()
+
+
+@shared_task(
+    bind=True,
+    name="active_learning.pretrain_backbone",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=TRANSIENT,
+    retry_backoff=5,
+    max_retries=3,
+    ignore_result=True,
+)
+def pretrain_backbone(self, project_id: int) -> int | None:
+    """Pretrain the project's image backbone on its unlabelled images when due (training
+    queue); idempotent: the same images, or a pool that has not grown enough, do nothing.
+    Returns the new backbone's number."""
+    from active_learning.services import pretraining
+
+    row = pretraining.run_pretraining(
+        project_id, owner=pretraining.delivery_owner(self.request.id or "local")
+    )
+    return row.number if row else None
+
+
+@shared_task(name="active_learning.schedule_pretraining", acks_late=True, ignore_result=True)
+def schedule_pretraining() -> list[int]:
+    """Queue a pretraining for every project whose pool reached the threshold or grew enough
+    (run by beat; cheap when nothing is due). Returns the projects queued."""
+    from active_learning.services import pretraining
+
+    return [p.pk for p in Project.objects.all() if pretraining.maybe_queue_pretraining(p)]

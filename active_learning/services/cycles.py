@@ -44,7 +44,7 @@ from django.utils import timezone
 
 from active_learning.ml.interface import CheckpointError, read_manifest
 from active_learning.models import LoopSettings, ModelVersion, RetrainingCycle, Suggestion
-from active_learning.services import promotion, versions
+from active_learning.services import pretraining, promotion, versions
 from active_learning.services.case_inputs import labelled_source, training_annotations
 from active_learning.services.loop_settings import loop_settings
 from annotations.models import Case, Project
@@ -342,6 +342,10 @@ def run_training(cycle_id: int, *, owner: str) -> bool:
     warm = start.version.weights_path if start.version is not None else None
     config = BuiltinConfig(finding_classes=tuple(project.finding_keys), **project.model_config)
     model = BuiltinModel(config)
+    backbone = None
+    if warm is None:  # a cold start begins from the project's self-supervised backbone
+        backbone, why = pretraining.backbone_for_cold_start(project, config)
+        report(cycle, log=f"image backbone: {why}", owner=owner)
     # Training is counted in optimisation steps (BuiltinConfig.train_steps, warm-up + cosine):
     # epochs over 10-80 labels gave too few steps to learn from.
     with stage(cycle, "training", owner):
@@ -350,6 +354,7 @@ def run_training(cycle_id: int, *, owner: str) -> bool:
             max_steps=config.train_steps,
             warm_start=warm,
             progress=_training_progress(cycle, owner, max(config.train_steps, 1)),
+            backbone_init=backbone.weights_path if backbone else None,
         )
     with stage(cycle, "evaluating", owner):
         # What the version may show is chosen on the validation labels before it is evaluated
@@ -357,6 +362,12 @@ def run_training(cycle_id: int, *, owner: str) -> bool:
         validation_ids = training_annotations(project, validation=True).values_list("pk", flat=True)
         model.fit_operating_points(labelled_source(list(validation_ids))())
         metrics, compared, evidence = _evaluate(project, model, serving, loop)
+        if backbone is not None:
+            metrics["pretrained_backbone"] = {
+                "number": backbone.number,
+                "sha256": backbone.weights_sha256,
+                "images": backbone.image_count,
+            }
     with stage(cycle, "registering", owner):
         version = _register(cycle, project, model, metrics, start, owner)
     report(

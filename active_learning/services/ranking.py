@@ -5,7 +5,9 @@ serving model version stored for them (uncertainty scores, embeddings) and write
 Scoring is separate from choosing (as in MONAI Label): the scores were stored by the scoring
 stage, tagged with the version that made them; ranking only reads them, so it is cheap and can
 run again whenever the strategy changes. Before a first model exists, strategies that need
-a model order by diversity on simple image features (:func:`image_feature_vector`).
+a model give way to TypiClust, on the embeddings of the project's pretrained backbone
+(:mod:`active_learning.services.pretraining`) or, without one, on simple image features
+(:func:`image_feature_vector`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from active_learning.services.case_inputs import (
     instance_pixels,
     training_annotations,
 )
+from active_learning.services.pretraining import cold_start_embeddings
 from active_learning.services.versions import promoted_version
 from annotations.models import Box, Case, Project
 
@@ -158,7 +161,10 @@ def candidates_for(
             Case.objects.filter(project=project).exclude(state=Case.State.OPEN)
             .values_list("pk", flat=True)
         )  # fmt: skip
-        features = image_features([*open_ids, *labelled_ids])
+        # Embeddings of the project's self-supervised backbone when it has one (pretraining).
+        features = cold_start_embeddings(project, [*open_ids, *labelled_ids])
+        if features is None:
+            features = image_features([*open_ids, *labelled_ids])
         labelled = [features[i] for i in labelled_ids if i in features]
         return (
             [strategies.Candidate(i, {}, features.get(i)) for i in open_ids],
@@ -207,8 +213,8 @@ def rerank_project(project: Project, *, strategy: str | None = None) -> int:
     chosen = strategies.get(name)
     version = promoted_version(project)
     if version is None and chosen.needs_scores:
-        # No model yet: spread the first labels over the image distribution.
-        chosen = strategies.get("diversity")
+        # No model yet: typical cases of the image distribution's uncovered clusters (TypiClust).
+        chosen = strategies.get("typiclust")
     open_ids = list(
         Case.objects.filter(project=project, state=Case.State.OPEN)
         .order_by("pk")

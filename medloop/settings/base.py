@@ -228,6 +228,7 @@ CELERY_TASK_ROUTES = {
     "active_learning.train_cycle": {"queue": "training"},
     "active_learning.score_chunk": {"queue": "inference"},
     "active_learning.refresh_serving": {"queue": "inference"},
+    "active_learning.pretrain_backbone": {"queue": "training"},
 }
 CELERY_BEAT_SCHEDULE = {
     "release-expired-leases": {
@@ -237,6 +238,10 @@ CELERY_BEAT_SCHEDULE = {
     "resume-stalled-cycles": {
         "task": "active_learning.resume_stalled_cycles",
         "schedule": 60.0,
+    },
+    "pretrain-backbones-when-due": {
+        "task": "active_learning.schedule_pretraining",
+        "schedule": 600.0,
     },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
@@ -248,6 +253,21 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 MEDLOOP_CYCLE_STALE_SECONDS = int(env("MEDLOOP_CYCLE_STALE_SECONDS", "600"))
 MEDLOOP_CYCLE_MAX_ATTEMPTS = int(env("MEDLOOP_CYCLE_MAX_ATTEMPTS", "2"))
 MEDLOOP_SCORING_CHUNK = int(env("MEDLOOP_SCORING_CHUNK", "64"))
+# Self-supervised pretraining of the image backbone on a project's unlabelled images (training
+# queue): first when the project holds MEDLOOP_PRETRAIN_MIN_IMAGES images (first image of each
+# non-validation case), again each time the pool has grown MEDLOOP_PRETRAIN_GROWTH times.
+# MEDLOOP_PRETRAIN_STEPS steps of MEDLOOP_PRETRAIN_BATCH images, stopped after
+# MEDLOOP_PRETRAIN_MAX_SECONDS (0: no limit), views of MEDLOOP_PRETRAIN_IMAGE_SIZE px (0: the
+# model's input size), at most MEDLOOP_PRETRAIN_MAX_IMAGES images held; a run whose worker
+# vanished is given up after MEDLOOP_PRETRAIN_STALE_SECONDS.
+MEDLOOP_PRETRAIN_MIN_IMAGES = int(env("MEDLOOP_PRETRAIN_MIN_IMAGES", "200"))
+MEDLOOP_PRETRAIN_GROWTH = float(env("MEDLOOP_PRETRAIN_GROWTH", "2.0"))
+MEDLOOP_PRETRAIN_STEPS = int(env("MEDLOOP_PRETRAIN_STEPS", "1000"))
+MEDLOOP_PRETRAIN_BATCH = int(env("MEDLOOP_PRETRAIN_BATCH", "32"))
+MEDLOOP_PRETRAIN_MAX_SECONDS = int(env("MEDLOOP_PRETRAIN_MAX_SECONDS", "1800"))
+MEDLOOP_PRETRAIN_IMAGE_SIZE = int(env("MEDLOOP_PRETRAIN_IMAGE_SIZE", "0"))
+MEDLOOP_PRETRAIN_MAX_IMAGES = int(env("MEDLOOP_PRETRAIN_MAX_IMAGES", "4000"))
+MEDLOOP_PRETRAIN_STALE_SECONDS = int(env("MEDLOOP_PRETRAIN_STALE_SECONDS", "7200"))
 # How long a case handed out by the queue stays reserved for its annotator without activity.
 MEDLOOP_LEASE_SECONDS = int(env("MEDLOOP_LEASE_SECONDS", "900"))
 # Largest single DICOM instance accepted, and largest upload request (413 beyond, refused
