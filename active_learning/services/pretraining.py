@@ -362,13 +362,14 @@ def cold_start_embeddings(project: Project, case_ids: list[int]) -> dict[int, np
     except CheckpointError as exc:
         logger.error("project %s: backbone %s refused: %s", project.pk, row.number, exc)
         return None
-    first = {}
-    for case_id, instance_id in _first_instances(series__study__case__id__in=missing):
-        first[str(instance_id)] = case_id
-    ids, vectors = embed_images(loaded, _pixels([int(i) for i in first]))
+    case_of = {
+        str(instance_id): case_id
+        for case_id, instance_id in _first_instances(series__study__case__id__in=missing)
+    }
+    ids, vectors = embed_images(loaded, _pixels([int(i) for i in case_of]))
     new = []
     for instance_id, vector in zip(ids, vectors, strict=True):
-        case_id = first[instance_id]
+        case_id = case_of[instance_id]
         known[case_id] = vector
         new.append(
             BackboneEmbedding(case_id=case_id, backbone=row, vector=np.round(vector, 5).tolist())
