@@ -11,3 +11,8 @@ class AnnotationsConfig(AppConfig):
         from annotations import auth_signals
 
         auth_signals.connect()
+        # Values of incoming files are identifying until de-identified: pydicom must not
+        # quote them in logs.
+        from annotations.dicom.log_redaction import quiet_pydicom
+
+        quiet_pydicom()

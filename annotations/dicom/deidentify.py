@@ -73,6 +73,17 @@ KEPT_UID_KEYWORDS = (
     "TransferSyntaxUID",
     "ImplementationClassUID",
 )
+# Type 2 attributes of the Patient and General Study modules that every image IOD (and the
+# exports built from the images, such as TID 1500 reports) needs present, if empty: added with
+# no value when the allow-list left them out.
+EMPTY_TYPE2 = (
+    "PatientBirthDate",
+    "PatientSex",
+    "ReferringPhysicianName",
+    "StudyID",
+    "StudyDate",
+    "StudyTime",
+)
 # The file meta header is rebuilt with these only: AE titles and addresses are dropped.
 KEPT_FILE_META = ("MediaStorageSOPClassUID", "TransferSyntaxUID")
 
@@ -654,6 +665,9 @@ def deidentify(dataset: Dataset, *, secret: str) -> tuple[Dataset, str]:
     accession = str(dataset.get("AccessionNumber", "") or "").strip()
 
     _keep_allowed(dataset)
+    for keyword in EMPTY_TYPE2:
+        if keyword not in dataset:
+            setattr(dataset, keyword, None)
     dataset.PatientName = patient
     dataset.PatientID = patient
     dataset.AccessionNumber = pseudonym(secret, "accession", accession) if accession else ""
