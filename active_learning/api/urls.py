@@ -1,6 +1,6 @@
 from django.urls import path
 
-from active_learning.api import model_dashboard, views
+from active_learning.api import loop_settings, model_dashboard, views
 
 urlpatterns = [
     path(
@@ -50,5 +50,10 @@ urlpatterns = [
         name="model-dashboard",
     ),
     path("projects/<id:project_pk>/rerank/", views.ProjectRerankView.as_view(), name="rerank"),
+    path(
+        "projects/<id:project_pk>/loop-settings/",
+        loop_settings.LoopSettingsView.as_view(),
+        name="loop-settings",
+    ),
     path("strategies/", views.StrategyListView.as_view(), name="strategy-list"),
 ]

@@ -81,6 +81,22 @@ def test_promotion_is_refused_within_noise_and_granted_with_a_clear_gain():
     assert clear.promote and "gain beyond noise" in clear.reason
 
 
+def test_loop_settings_through_the_api(project, member, api_for):
+    owner = api_for(member("owner1", "model_owner"))
+    url = f"/api/projects/{project.pk}/loop-settings/"
+    assert owner.get(url).json()["min_validation_labels"] == 20
+    bad = owner.patch(url, {"bootstrap_resamples": 10}, format="json")
+    assert bad.status_code == 400 and "at least 1000" in bad.json()["message"]
+    bad = owner.patch(url, {"min_validation_labels": "many"}, format="json")
+    assert bad.status_code == 400 and "whole number" in bad.json()["message"]
+    good = owner.patch(url, {"min_validation_labels": 50, "warm_start": "serving"}, format="json")
+    assert good.status_code == 200, good.content
+    assert good.json()["min_validation_labels"] == 50 and good.json()["warm_start"] == "serving"
+    annotator = api_for(member("someone", "annotator"))
+    assert annotator.patch(url, {"min_validation_labels": 1}, format="json").status_code == 403
+    assert loop_settings.loop_settings(project).min_validation_labels == 50
+
+
 def test_loop_settings_are_checked(project, member):
     lead = member("boss", "lead")
     with pytest.raises(InvalidInput, match="at least 1000"):

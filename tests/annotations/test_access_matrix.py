@@ -139,6 +139,10 @@ TABLE: list[tuple[str, str, str, object, tuple[int, ...]]] = [
     ("model-dashboard", "get", "/api/projects/{p}/model-dashboard/", None,
      (403, 403, 200, 200, 200, 404, 401)),
     ("rerank", "post", "/api/projects/{p}/rerank/", None, (403, 403, 403, 202, 202, 404, 401)),
+    ("loop-settings", "get", "/api/projects/{p}/loop-settings/", None,
+     (403, 403, 200, 200, 200, 404, 401)),
+    ("loop-settings", "patch", "/api/projects/{p}/loop-settings/", {"min_validation_labels": 20},
+     (403, 403, 403, 200, 200, 404, 401)),
     # Starting a cycle last: the model owner's starts one, the admin's finds it active.
     ("cycle-list", "post", "/api/projects/{p}/cycles/", None, (403, 403, 403, 202, 409, 404, 401)),
     ("strategy-list", "get", "/api/strategies/", None, (200,) * 6 + (401,)),
