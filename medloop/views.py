@@ -20,8 +20,8 @@ from rest_framework.views import APIView
 
 from annotations.services import audit
 from medloop import two_factor
+from medloop.accounts.tokens import issue_token
 from medloop.api_errors import RETRY_AFTER_SECONDS, UNAVAILABLE, unavailable_body
-from medloop.authentication import current_token
 from medloop.lockout import lockout_message
 from medloop.throttling import TokenRateThrottle
 
@@ -89,12 +89,13 @@ class TokenView(APIView):
             raise exceptions.ValidationError(
                 {"non_field_errors": ["Unable to log in with provided credentials."]}
             )
-        if two_factor.needs_second_factor(user):
+        second_factor = two_factor.needs_second_factor(user)
+        if second_factor:
             self._check_second_factor(http_request, user, body.validated_data.get("otp_token"))
         reset = getattr(AxesProxyHandler.get_implementation(), "reset_user_attempts", None)
         if settings.AXES_ENABLED and settings.AXES_RESET_ON_SUCCESS and reset is not None:
             reset(http_request, {"username": credentials["username"]})
-        token = current_token(user)
+        token = issue_token(user, second_factor=second_factor)
         audit.record(
             action="auth.login",
             actor=user,

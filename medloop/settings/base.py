@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "annotations",
     "active_learning",
     "frontend",
+    "medloop.accounts",
 ]
 
 MIDDLEWARE = [
@@ -157,7 +158,7 @@ LOGOUT_REDIRECT_URL = "login"
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first: unauthenticated requests then get 401 with WWW-Authenticate, not 403.
-        "medloop.authentication.ExpiringTokenAuthentication",
+        "medloop.accounts.authentication.ExpiringTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
