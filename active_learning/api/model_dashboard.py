@@ -102,7 +102,7 @@ class VersionLineageSerializer(serializers.Serializer):
     )
 
 
-class LoopSettingsSerializer(serializers.Serializer):
+class DashboardLoopSettingsSerializer(serializers.Serializer):
     min_validation_labels = serializers.IntegerField()
     bootstrap_resamples = serializers.IntegerField()
     bootstrap_confidence = serializers.FloatField()
@@ -119,7 +119,7 @@ class ModelDashboardSerializer(serializers.Serializer):
     acquisition = AcquisitionScoresSerializer()
     usefulness = VersionUsefulnessSerializer(many=True, help_text="Newest version first.")
     lineage = VersionLineageSerializer(many=True, help_text="Newest version first.")
-    loop = LoopSettingsSerializer(help_text="The loop settings versions are judged by.")
+    loop = DashboardLoopSettingsSerializer(help_text="The loop settings versions are judged by.")
 
 
 class ModelDashboardView(APIView):

@@ -53,9 +53,10 @@ class ShownSuggestionBodySerializer(serializers.Serializer):
 
 
 class ServedSuggestionSerializer(serializers.Serializer):
-    state = serializers.ChoiceField(
-        choices=["shown", "learning", "none"],
-        help_text='"learning": nothing reliable yet (or no version); "none": not scored yet',
+    # A plain string in the schema: a choice set named "state" would collide with the case's.
+    state = serializers.CharField(
+        help_text='"shown": the version has reliable parts (what passes them is here); '
+        '"learning": nothing reliable yet, or no version; "none": not scored yet'
     )
     message = serializers.CharField()
     suggestion = ShownSuggestionBodySerializer(allow_null=True)
