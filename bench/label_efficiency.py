@@ -1,37 +1,335 @@
-"""Label efficiency of the acquisition strategies, through the real loop.
+"""Label efficiency of the acquisition strategies: labels each strategy needs to reach the
+validation mAP that random sampling reaches with the whole budget.
 
-    python bench/label_efficiency.py [--pool 240] [--validation 40] [--step 20]
-        [--max-labels 100] [--seeds 3] [--strategies random,uncertainty,hybrid]
+    python bench/label_efficiency.py            # the full run (see bench/README.md for its time)
+    python bench/label_efficiency.py --quick    # the reduced run, <= 15 minutes on 2 cores
 
-For each strategy and seed: a project with a pool of synthetic labelled cases (the same pool
-for every strategy of a seed), ingested as DICOM; a fixed validation set labelled up front;
-then a simulated annotator takes cases from the queue in the order the strategy wrote and
-corrects each suggestion to the ground truth. Each ``--step`` labels reach the project's
-retrain threshold, so the *automatic* trigger starts a cycle that a real Celery worker runs
-(snapshot, train with warm start, evaluate on the validation set, register, promote if better,
-score the pool, re-rank); the annotator waits for it and goes on.
+What runs, per seed (every strategy of a seed sees the same pool, the same first labels and the
+same first model, so strategies are compared pairwise, seed by seed):
 
-Prints per strategy the metric (the project's promotion metric: mean of box mAP@0.5, finding
-AUROC and report finding F1 on the validation set) against labels, mean and spread over seeds,
-the label-efficiency ratio (labels the best strategy needs to reach random's final metric,
-over random's labels; goal <= 0.5) and the suggestion acceptance rate by cycle. Writes a CSV
-and a PNG learning curve.
+- a pool of ``--pool`` synthetic cases with VinDr-CXR's image-level prevalence (about 77 % with
+  none of the six findings, pneumothorax 0.6 %) and faint, small lesions (``--difficulty``), and
+  ``--validation`` fixed validation cases (the same for every seed and strategy);
+- a simulated annotator (:mod:`active_learning.ml.simulated_annotator`) whose boxes differ from
+  the truth as one VinDr reader's differ from another's; training and the operating points see
+  the annotator's boxes, the metrics are computed against the truth;
+- ``--initial`` random first labels and a first model (``--first-steps`` steps); then, until
+  ``--budget`` labels (default 15 % of the pool), each strategy picks ``--step`` cases through the
+  real strategies registry from the current model's predictions on the unlabelled pool (scores
+  as the real loop derives them from a stored suggestion), the annotator labels them (what the
+  model showed on them is tallied: kept at IoU >= 0.5), and the model trains on for
+  ``--train-steps`` steps (a cycle building on the latest candidate), fits its operating points on
+  the validation cases' annotator labels and is evaluated on their truth.
+
+Printed per cycle (mean and sd over seeds): labels, validation mAP@0.5 from all candidates,
+FROC mean, shown precision and recall, false boxes per normal image, the kept and kept-or-edited
+shares of the boxes shown on the cases served next. Then, per strategy, the labels it needs to
+reach random's final mAP (same seed), its ratio to random's labels with a 95 % interval over
+seeds (t on log ratios), and the paired difference of final mAP with its 95 % interval. Writes
+``label_efficiency.csv`` and ``label_efficiency.json`` under ``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import math
+import os
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import loop_support
+VALIDATION_SEED = 900_001  # the fixed validation cases: the same for every seed and strategy
+POOL_SEED = 910_000  # pool of seed s: synthetic set POOL_SEED + s
+
+QUICK = {
+    "pool": 1000,
+    "validation": 200,
+    "size": 128,
+    "initial": 30,
+    "step": 30,
+    "budget": 120,
+    "seeds": 2,
+    "first_steps": 150,
+    "train_steps": 60,
+    "score_sample": 300,
+    "report_tokens": 24,
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help=f"reduced run: {QUICK}")
+    parser.add_argument("--pool", type=int, default=1000)
+    parser.add_argument("--validation", type=int, default=200)
+    parser.add_argument("--size", type=int, default=256, help="image and model input size, px")
+    parser.add_argument("--difficulty", type=float, default=0.7)
+    parser.add_argument("--initial", type=int, default=30, help="random first labels")
+    parser.add_argument("--step", type=int, default=30, help="labels per cycle")
+    parser.add_argument("--budget", type=int, help="labels at the end (default 15 %% of pool)")
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--strategies", default="random,uncertainty,hybrid")
+    parser.add_argument("--first-steps", type=int, default=1200)
+    parser.add_argument("--train-steps", type=int, default=400, help="steps per later cycle")
+    parser.add_argument(
+        "--score-sample",
+        type=int,
+        default=0,
+        help="score only this many unlabelled cases per cycle, drawn at random (0: all)",
+    )
+    parser.add_argument("--box-stability", action="store_true", help="test-time views in scoring")
+    parser.add_argument("--report-tokens", type=int, default=64, help="report decoder length")
+    # One thread by default: on a shared 2-core machine two OpenMP threads spin against the
+    # other processes and a training step took 20x longer than with one.
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    args = parser.parse_args(argv)
+    if args.quick:
+        for key, value in QUICK.items():
+            setattr(args, key, value)
+    args.strategies = args.strategies.split(",")
+    if "random" not in args.strategies:
+        parser.error("the random arm always runs: it is the baseline")
+    if args.budget is None:
+        args.budget = round(0.15 * args.pool)
+    if args.initial + args.step > args.budget or args.budget > args.pool:
+        parser.error("need initial + step <= budget <= pool")
+    return args
+
+
+# ------------------------------------------------------------------------------ one cycle
+def model_config(args: argparse.Namespace, seed: int) -> Any:
+    """The built-in model's settings for the bench (anything newer in BuiltinConfig keeps its
+    default, so the bench picks up the detector's recipe as it changes)."""
+    from dataclasses import fields
+
+    from active_learning.ml.builtin.config import BuiltinConfig
+
+    wanted = {
+        "input_size": args.size,
+        "seed": seed,
+        "vocab_size": 400,
+        "report_max_tokens": args.report_tokens,
+        "train_steps": args.first_steps,
+    }
+    known = {f.name for f in fields(BuiltinConfig)}
+    return BuiltinConfig(**{k: v for k, v in wanted.items() if k in known})
+
+
+def train(model: Any, cases: list[Any], steps: int) -> float:
+    """Train ``model`` for ``steps`` more optimisation steps on ``cases``; returns seconds."""
+    started = time.perf_counter()
+    model.train(lambda: iter(cases), max_steps=steps)
+    return time.perf_counter() - started
+
+
+def candidates_of(prediction: Any) -> list[Any]:
+    """Every candidate box of a prediction (``boxes`` for a model without candidates)."""
+    return list(getattr(prediction, "candidates", None) or prediction.boxes)
+
+
+def evaluate(model: Any, validation: list[Any], annotated: list[Any]) -> dict[str, Any]:
+    """Fit the operating points on the annotator's validation labels (as a cycle does), then
+    metrics against the truth: mAP@0.5 and FROC from all candidates, shown boxes' precision,
+    recall and false boxes per normal image."""
+    from active_learning.ml import evaluate as ev
+    from active_learning.ml.interface import UncertaintyOptions
+
+    if hasattr(model, "fit_operating_points"):
+        model.fit_operating_points(annotated)
+    classes = list(model.finding_classes)
+    predictions = model.predict(validation, uncertainty=UncertaintyOptions(box_stability=False))
+    truth, candidates, shown = [], [], []
+    for case, prediction in zip(validation, predictions, strict=True):
+        truth += [
+            ev.GroundTruthBox(case.case_id, b.finding, b.x, b.y, b.width, b.height)
+            for b in case.boxes
+        ]
+        candidates += [
+            ev.PredictedBox(case.case_id, b.finding, b.x, b.y, b.width, b.height, b.score)
+            for b in candidates_of(prediction)
+        ]
+        shown += [
+            ev.PredictedBox(case.case_id, b.finding, b.x, b.y, b.width, b.height, b.score)
+            for b in prediction.boxes
+        ]
+    images = [case.case_id for case in validation]
+    boxes = ev.box_map(truth, candidates, classes)
+    metrics = {"map50": boxes["map_50"], "ap50_per_class": boxes["ap_50_per_class"]}
+    if hasattr(ev, "froc"):
+        metrics["froc_mean"] = ev.froc(truth, candidates, images=images).get("froc_mean")
+    if hasattr(ev, "shown_box_metrics"):
+        seen = ev.shown_box_metrics(truth, shown, classes, images=images)
+        metrics.update(
+            precision_shown=seen.get("precision_shown"),
+            recall_shown=seen.get("recall_shown"),
+            recall_shown_per_class=seen.get("recall_shown_per_class"),
+            false_boxes_per_normal_image=seen.get("false_boxes_per_normal_image"),
+        )
+    return metrics
+
+
+def next_batch(
+    strategy_name: str,
+    model: Any,
+    unlabelled: list[Any],
+    labelled: list[Any],
+    args: argparse.Namespace,
+    seed: int,
+    cycle: int,
+) -> tuple[list[int], dict[int, Any], float]:
+    """The next ``args.step`` case ids by the registered strategy, the predictions made on the
+    way (case id -> prediction) and the seconds scoring took."""
+    import numpy as np
+
+    from active_learning import strategies
+    from active_learning.ml.interface import UncertaintyOptions
+
+    strategy = strategies.get(strategy_name)
+    rng = np.random.default_rng([seed, cycle, 7])
+    scored = unlabelled
+    if args.score_sample and len(unlabelled) > args.score_sample:
+        picks = rng.choice(len(unlabelled), size=args.score_sample, replace=False)
+        scored = [unlabelled[int(i)] for i in sorted(picks)]
+    predictions: dict[int, Any] = {}
+    started = time.perf_counter()
+    labelled_embeddings = None
+    if strategy.needs_scores or strategy.needs_embeddings:
+        options = UncertaintyOptions(box_stability=args.box_stability)
+        for item, prediction in zip(
+            scored, model.predict([c.truth for c in scored], uncertainty=options), strict=True
+        ):
+            predictions[item.case_id] = prediction
+        if strategy.needs_embeddings:
+            labelled_embeddings = model.embed([c.truth for c in labelled])
+    seconds = time.perf_counter() - started
+    candidates = [
+        strategies.Candidate(
+            item.case_id,
+            strategy_scores(predictions[item.case_id]) if item.case_id in predictions else {},
+            getattr(predictions.get(item.case_id), "embedding", None),
+        )
+        for item in scored
+    ]
+    context = strategies.RankingContext(
+        batch_size=args.step, labelled_embeddings=labelled_embeddings, seed=seed * 1000 + cycle
+    )
+    order = strategy.rank(candidates, context)
+    return order[: args.step], predictions, seconds
+
+
+def strategy_scores(prediction: Any) -> dict[str, float]:
+    import loop_support
+
+    return loop_support.strategy_scores(prediction)
+
+
+# ---------------------------------------------------------------------------- one seed
+def run_seed(seed: int, args: argparse.Namespace, validation: list[Any], work: Path) -> list[dict]:
+    """Every strategy's curve for one seed (rows of the CSV)."""
+    import loop_support
+    import numpy as np
+
+    from active_learning.ml.builtin.model import BuiltinModel
+    from active_learning.ml.interface import UncertaintyOptions, load_model
+
+    started = time.perf_counter()
+    pool = loop_support.synthetic_pool(
+        seed=POOL_SEED + seed,
+        count=args.pool,
+        size=args.size,
+        difficulty=args.difficulty,
+        annotator_seed=seed,
+    )
+    truth_validation = [c.truth for c in validation]
+    annotated_validation = [c.annotated for c in validation]
+    rng = np.random.default_rng(seed)
+    first = sorted(int(i) for i in rng.choice(len(pool), size=args.initial, replace=False))
+    print(
+        f"seed {seed}: pool {len(pool)} ({sum(bool(c.truth.boxes) for c in pool)} with lesions) "
+        f"made in {time.perf_counter() - started:.0f} s",
+        flush=True,
+    )
+    model = BuiltinModel(model_config(args, seed))
+    seconds = train(model, [pool[i].annotated for i in first], args.first_steps)
+    first_metrics = evaluate(model, truth_validation, annotated_validation)
+    first_version = work / f"seed{seed}-first"
+    model.save(first_version)
+    print(f"  first model: {args.initial} labels, {seconds:.0f} s, mAP50 "
+          f"{_fmt(first_metrics['map50'])}", flush=True)  # fmt: skip
+
+    rows = []
+    for name in args.strategies:
+        # Each arm starts from the shared first version (weights, temperature, operating points)
+        # and builds on its own latest model from then on.
+        model = load_model(first_version)
+        labelled_ids = set(first)
+        metrics = first_metrics
+        cycle = 0
+        while True:
+            row = {"seed": seed, "strategy": name, "cycle": cycle, "labels": len(labelled_ids)}
+            row.update({k: v for k, v in metrics.items() if not isinstance(v, dict)})
+            row["ap50_per_class"] = json.dumps(metrics.get("ap50_per_class"))
+            if len(labelled_ids) >= args.budget:
+                rows.append(row)
+                break
+            unlabelled = [c for c in pool if c.case_id not in labelled_ids]
+            labelled = [c for c in pool if c.case_id in labelled_ids]
+            picked, predictions, score_seconds = next_batch(
+                name, model, unlabelled, labelled, args, seed, cycle
+            )
+            picked = picked[: args.budget - len(labelled_ids)]
+            by_id = {c.case_id: c for c in pool}
+            missing = [by_id[i] for i in picked if i not in predictions]
+            if missing:  # what the annotator is shown on cases the strategy did not score
+                cheap = UncertaintyOptions(box_stability=False)
+                for item, prediction in zip(
+                    missing, model.predict([c.truth for c in missing], uncertainty=cheap),
+                    strict=True,
+                ):  # fmt: skip
+                    predictions[item.case_id] = prediction
+            tally = loop_support.ServedTally()
+            for case_id in picked:
+                loop_support.tally_served(
+                    tally, list(predictions[case_id].boxes), list(by_id[case_id].annotated.boxes)
+                )
+            row.update(tally.row())
+            row["served_with_lesions"] = tally.lesion_cases
+            row["served_faint"] = sum(by_id[i].contrast < 0.6 for i in picked)
+            row["score_seconds"] = round(score_seconds, 1)
+            rows.append(row)
+            labelled_ids.update(picked)
+            cycle += 1
+            training = [by_id[i].annotated for i in sorted(labelled_ids)]
+            seconds = train(model, training, args.train_steps)
+            metrics = evaluate(model, truth_validation, annotated_validation)
+            print(
+                f"  {name:<12} cycle {cycle} labels {len(labelled_ids):>4}  mAP50 "
+                f"{_fmt(metrics['map50'])}  shown precision {_fmt(metrics.get('precision_shown'))}"
+                f"  false/normal {_fmt(metrics.get('false_boxes_per_normal_image'))}  kept "
+                f"{_fmt(row.get('kept_share'))}  lesion cases served {tally.lesion_cases}"
+                f"  ({seconds:.0f} s train, {score_seconds:.0f} s scoring)",
+                flush=True,
+            )
+    shutil.rmtree(first_version, ignore_errors=True)
+    return rows
+
+
+# ---------------------------------------------------------------------------- summary
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.{digits}f}"
 
 
 def labels_to_reach(curve: list[tuple[int, float]], target: float) -> float | None:
@@ -48,206 +346,152 @@ def labels_to_reach(curve: list[tuple[int, float]], target: float) -> float | No
     return None
 
 
-def run_arm(strategy: str, seed: int, args, worker_log: Path) -> list[dict]:
-    from active_learning.models import ModelVersion, RetrainingCycle
-    from active_learning.services import ranking
-    from annotations.models import Case
+def t_interval(values: list[float]) -> tuple[float, float, float]:
+    """Mean and 95 % t interval of ``values`` (the interval is the mean twice for one value)."""
+    from scipy import stats
 
-    project, annotator, truth = loop_support.make_project(
-        f"{strategy}-seed{seed}",
-        pool=args.pool,
-        size=args.size,
-        seed=1000 + seed,
-        settings={
-            "acquisition_strategy": strategy,
-            "auto_retrain_threshold": args.step,
-            "training_epochs": args.epochs,
-            "model_config": {
-                "input_size": args.size,
-                "vocab_size": 500,
-                "report_max_tokens": 100,
-                "batch_size": 8,
-                "seed": seed,
-            },
-        },
-    )
-    # A fixed validation set (the same for every version), labelled before the loop starts.
-    ids = sorted(truth)
-    validation = ids[:: max(len(ids) // args.validation, 1)][: args.validation]
-    Case.objects.filter(pk__in=validation).update(is_validation=True)
-    loop_support.label_given(project, annotator, truth, validation)
-    assert not Case.objects.filter(pk__in=validation, state=Case.State.OPEN).exists()
-    ranking.rerank_project(project)  # before any model: the strategy's first order
-
-    rows = []
-    labelled = 0
-    while labelled < args.max_labels:
-        stats = loop_support.Corrections()
-        before = RetrainingCycle.objects.filter(project=project).count()
-        served = loop_support.label_cases(project, annotator, truth, args.step, stats)
-        labelled += len(served)
-        started = time.monotonic()
-        while RetrainingCycle.objects.filter(project=project).count() == before:
-            if time.monotonic() - started > 120:
-                raise RuntimeError(f"no automatic cycle after {labelled} labels\n{worker_log}")
-            time.sleep(0.3)
-        cycle = RetrainingCycle.objects.filter(project=project).order_by("-created_at").first()
-        while cycle.status in RetrainingCycle.ACTIVE:
-            time.sleep(0.5)
-            cycle.refresh_from_db()
-        if cycle.status != RetrainingCycle.Status.SUCCEEDED:
-            raise RuntimeError(f"cycle {cycle.pk} {cycle.status}: {cycle.error}")
-        version: ModelVersion = cycle.model_version
-        validation_metrics = version.metrics.get("validation", {})
-        row = {
-            "strategy": strategy,
-            "seed": seed,
-            "labels": version.label_count,
-            "version": version.number,
-            "promoted": cycle.outcome.get("promoted"),
-            "metric": version.metrics.get("primary", {}).get("value"),
-            "map_50": validation_metrics.get("boxes", {}).get("map_50"),
-            "auroc_macro": validation_metrics.get("findings", {}).get("auroc_macro"),
-            "finding_f1": validation_metrics.get("reports", {}).get("finding_f1_micro"),
-            "cycle_seconds": sum(cycle.stage_seconds.values()),
-            **{f"served_{k}": v for k, v in stats.row().items()},
-        }
-        rows.append(row)
-        print(
-            f"  {strategy:<12} seed {seed} labels {row['labels']:>4}  metric {row['metric']:.4f}"
-            f"  (mAP50 {row['map_50']:.3f} AUROC {row['auroc_macro']:.3f} "
-            f"F1 {row['finding_f1']:.3f})  cycle {row['cycle_seconds']:.0f} s",
-            flush=True,
-        )
-    return rows
+    mean = statistics.mean(values)
+    if len(values) < 2:
+        return mean, mean, mean
+    half = stats.t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
+    return mean, mean - half, mean + half
 
 
-def summarise(rows: list[dict], strategies: list[str]) -> dict[str, list[tuple[int, float, float]]]:
-    by = defaultdict(list)
+def summarise(rows: list[dict], strategies: list[str]) -> dict[str, Any]:
+    """Curves (mean, sd over seeds per labels) and the paired label-efficiency figures."""
+    by: dict[tuple[str, int], list[dict]] = defaultdict(list)
     for row in rows:
-        if row["metric"] is not None:
-            by[(row["strategy"], row["labels"])].append(row["metric"])
-    curves = {}
+        by[(row["strategy"], row["labels"])].append(row)
+    keys = ["map50", "froc_mean", "precision_shown", "recall_shown",
+            "false_boxes_per_normal_image", "kept_share", "kept_or_edited_share",
+            "lesion_cases_kept_share"]  # fmt: skip
+    curves: dict[str, list[dict[str, Any]]] = {}
     for strategy in strategies:
-        points = sorted((labels, values) for (s, labels), values in by.items() if s == strategy)
-        curves[strategy] = [
-            (labels, statistics.mean(v), statistics.stdev(v) if len(v) > 1 else 0.0)
-            for labels, v in points
-        ]
-    return curves
+        points = []
+        for (s, labels), group in sorted(by.items(), key=lambda item: item[0][1]):
+            if s != strategy:
+                continue
+            point: dict[str, Any] = {"labels": labels, "seeds": len(group)}
+            for key in keys:
+                values = [g[key] for g in group if g.get(key) is not None]
+                point[key] = statistics.mean(values) if values else None
+                point[f"{key}_sd"] = statistics.stdev(values) if len(values) > 1 else None
+            points.append(point)
+        curves[strategy] = points
 
-
-def plot(curves, path: Path, random_final: float | None) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(7, 4.5), dpi=120)
-    for strategy, points in curves.items():
-        x = [p[0] for p in points]
-        mean = [p[1] for p in points]
-        spread = [p[2] for p in points]
-        axis.plot(x, mean, marker="o", label=strategy)
-        axis.fill_between(
-            x,
-            [m - s for m, s in zip(mean, spread, strict=True)],
-            [m + s for m, s in zip(mean, spread, strict=True)],
-            alpha=0.15,
-        )
-    if random_final is not None:
-        axis.axhline(random_final, color="grey", linestyle=":", label="random, final")
-    axis.set_xlabel("labels (cases annotated)")
-    axis.set_ylabel("validation metric (mean of mAP@0.5, AUROC, finding F1)")
-    axis.set_title("MedLoop label efficiency (mean ± sd over seeds)")
-    axis.grid(alpha=0.3)
-    axis.legend()
-    figure.tight_layout()
-    figure.savefig(path)
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--pool", type=int, default=240)
-    parser.add_argument("--validation", type=int, default=40)
-    parser.add_argument("--step", type=int, default=20)
-    parser.add_argument("--max-labels", type=int, default=100)
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--strategies", default="random,uncertainty,hybrid")
-    parser.add_argument("--size", type=int, default=128, help="synthetic image size")
-    parser.add_argument("--epochs", type=int, default=4)
-    parser.add_argument("--database-url", help="PostgreSQL URL; default SQLite in a temp dir")
-    parser.add_argument("--out", type=Path, default=Path("var/bench"))
-    args = parser.parse_args()
-    strategies = args.strategies.split(",")
-    if "random" not in strategies:
-        parser.error("the random arm always runs: it is the baseline")
-
-    var = loop_support.prepare(args.database_url)
-    worker = loop_support.start_worker(var)
-    rows: list[dict] = []
-    started = time.monotonic()
-    try:
-        for seed in range(args.seeds):
-            for strategy in strategies:
-                rows += run_arm(strategy, seed, args, var / "worker.log")
-    finally:
-        worker.terminate()
-        worker.wait(timeout=60)
-    args.out.mkdir(parents=True, exist_ok=True)
-    with (args.out / "label_efficiency.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-
-    curves = summarise(rows, strategies)
-    print(f"\nMetric against labels (mean ± sd over {args.seeds} seeds):")
-    print(f"{'labels':>8} " + " ".join(f"{s:>20}" for s in strategies))
-    for index, (labels, _, _) in enumerate(curves["random"]):
-        cells = []
-        for s in strategies:
-            point = curves[s][index] if index < len(curves[s]) else None
-            cells.append(f"{point[1]:.4f} ± {point[2]:.4f}" if point else "-")
-        print(f"{labels:>8} " + " ".join(f"{c:>20}" for c in cells))
-
-    random_curve = [(labels, mean) for labels, mean, _ in curves["random"]]
-    random_labels, random_final = random_curve[-1]
-    print(f"\nrandom's final metric: {random_final:.4f} at {random_labels} labels")
-    best = None
+    seeds = sorted({row["seed"] for row in rows})
+    curve_of = {
+        (row["seed"], row["strategy"]): [] for row in rows
+    }  # (seed, strategy) -> [(labels, map)]
+    for row in sorted(rows, key=lambda r: r["labels"]):
+        if row.get("map50") is not None:
+            curve_of[(row["seed"], row["strategy"])].append((row["labels"], row["map50"]))
+    efficiency: dict[str, Any] = {}
     for strategy in strategies:
         if strategy == "random":
             continue
-        needed = labels_to_reach([(lab, m) for lab, m, _ in curves[strategy]], random_final)
-        ratio = needed / random_labels if needed is not None else math.inf
-        shown = f"{needed:.0f} labels, ratio {ratio:.2f}" if needed else "never reached"
-        print(f"  {strategy:<12} reaches it at {shown}")
-        if best is None or ratio < best[1]:
-            best = (strategy, ratio)
-    if best is not None:
-        print(f"label-efficiency ratio (best: {best[0]}): {best[1]:.2f}  (goal <= 0.5)")
+        ratios, reached, differences = [], 0, []
+        for seed in seeds:
+            baseline = curve_of.get((seed, "random"), [])
+            mine = curve_of.get((seed, strategy), [])
+            if not baseline or not mine:
+                continue
+            random_labels, random_final = baseline[-1]
+            needed = labels_to_reach(mine, random_final)
+            # Not reached within the budget: the ratio is at least 1; 1.0 is counted (a bound
+            # in the strategy's favour, said so in the output).
+            ratios.append(needed / random_labels if needed is not None else 1.0)
+            reached += needed is not None
+            differences.append(mine[-1][1] - random_final)
+        if not ratios:
+            continue
+        logs = [math.log(max(r, 1e-6)) for r in ratios]
+        mean_log, low_log, high_log = t_interval(logs)
+        efficiency[strategy] = {
+            "ratios": ratios,
+            "reached": reached,
+            "seeds": len(ratios),
+            "ratio_geometric_mean": math.exp(mean_log),
+            "ratio_95": [math.exp(low_log), math.exp(high_log)],
+            "final_map_difference": t_interval(differences)[0],
+            "final_map_difference_95": list(t_interval(differences)[1:]),
+        }
+    return {"curves": curves, "efficiency": efficiency}
 
-    print("\nSuggestion acceptance by cycle (boxes of served cases; mean over seeds):")
-    print(
-        f"{'strategy':<12} {'labels':>6} {'kept':>6} {'edited':>7} {'rejected':>9} "
-        f"{'added':>6} {'report edit':>12}"
-    )
-    grouped = defaultdict(list)
-    for row in rows:
-        grouped[(row["strategy"], row["labels"])].append(row)
-    for (strategy, labels), group in sorted(grouped.items()):
 
-        def mean(key, group=group):
-            values = [g[key] for g in group if g[key] == g[key]]
-            return statistics.mean(values) if values else float("nan")
-
+def print_summary(summary: dict[str, Any], args: argparse.Namespace) -> None:
+    print(f"\nPer cycle, mean ± sd over {args.seeds} seeds (validation: {args.validation} cases,"
+          " metrics against the truth; kept: boxes shown on the cases served next):")  # fmt: skip
+    header = (f"{'strategy':<12} {'labels':>6} {'mAP50':>13} {'FROC':>6} {'prec shown':>10} "
+              f"{'recall shown':>12} {'false/normal':>12} {'kept':>6} {'kept+edit':>9} "
+              f"{'lesion cases kept':>17}")  # fmt: skip
+    print(header)
+    for strategy, points in summary["curves"].items():
+        for p in points:
+            sd = p.get("map50_sd")
+            map_cell = f"{_fmt(p['map50'])} ± {_fmt(sd)}" if sd is not None else _fmt(p["map50"])
+            print(
+                f"{strategy:<12} {p['labels']:>6} {map_cell:>13} {_fmt(p['froc_mean']):>6} "
+                f"{_fmt(p['precision_shown']):>10} {_fmt(p['recall_shown']):>12} "
+                f"{_fmt(p['false_boxes_per_normal_image']):>12} {_fmt(p['kept_share']):>6} "
+                f"{_fmt(p['kept_or_edited_share']):>9} {_fmt(p['lesion_cases_kept_share']):>17}"
+            )
+    print("\nLabels to reach random's final mAP@0.5 (paired by seed; goal <= 0.5x random's):")
+    for strategy, e in summary["efficiency"].items():
+        low, high = e["ratio_95"]
+        d_low, d_high = e["final_map_difference_95"]
         print(
-            f"{strategy:<12} {labels:>6} {mean('served_accepted_share'):>6.2f} "
-            f"{mean('served_edited_share'):>7.2f} {mean('served_rejected_share'):>9.2f} "
-            f"{mean('served_added_boxes'):>6.1f} {mean('served_report_edit_distance'):>12.2f}"
+            f"  {strategy:<12} ratio {e['ratio_geometric_mean']:.2f} (95 % {low:.2f}-{high:.2f}; "
+            f"per seed {', '.join(f'{r:.2f}' for r in e['ratios'])}; reached in {e['reached']} "
+            f"of {e['seeds']} seeds, not reached counted as 1.00)  final mAP - random's: "
+            f"{e['final_map_difference']:+.3f} (95 % {d_low:+.3f} to {d_high:+.3f})"
         )
-    plot(curves, args.out / "label_efficiency.png", random_final)
-    print(f"\nwritten {args.out / 'label_efficiency.csv'} and {args.out / 'label_efficiency.png'}")
-    print(f"total wall time {time.monotonic() - started:.0f} s")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    import loop_support
+    import torch
+
+    torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    print(
+        f"pool {args.pool}, validation {args.validation}, {args.size} px, difficulty "
+        f"{args.difficulty}, labels {args.initial} + {args.step}/cycle to {args.budget}, seeds "
+        f"{args.seeds}, steps {args.first_steps} then {args.train_steps}/cycle, strategies "
+        f"{', '.join(args.strategies)}, {args.threads} threads",
+        flush=True,
+    )
+    validation = loop_support.synthetic_pool(
+        seed=VALIDATION_SEED,
+        count=args.validation,
+        size=args.size,
+        difficulty=args.difficulty,
+        annotator_seed=VALIDATION_SEED,
+        id_offset=10_000_000,
+    )
+    rows: list[dict] = []
+    work = Path(tempfile.mkdtemp(prefix="medloop-label-efficiency-"))
+    try:
+        for seed in range(args.seeds):
+            rows += run_seed(seed, args, validation, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    summary = summarise(rows, args.strategies)
+    print_summary(summary, args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    fields = sorted({key for row in rows for key in row})
+    with (args.out / "label_efficiency.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    (args.out / "label_efficiency.json").write_text(
+        json.dumps({"settings": settings, **summary}, indent=1, default=str)
+    )
+    print(f"\nwritten {args.out / 'label_efficiency.csv'} and .json")
+    print(f"total wall time {time.perf_counter() - started:.0f} s")
 
 
 if __name__ == "__main__":
