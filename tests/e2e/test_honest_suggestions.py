@@ -13,8 +13,9 @@ import pytest
 from active_learning.ml import synthetic
 from active_learning.ml.interface import CasePrediction, PredictedBox
 from active_learning.models import ModelVersion, Suggestion
-from active_learning.services import case_inputs, suggestions, versions
+from active_learning.services import case_inputs, serving, suggestions, versions
 from annotations.models import Annotation, Case, ShownSuggestion
+from annotations.services import annotate, queue
 from tests.e2e.test_workspace import _case_id_shown, _image_point, _wait_rendered
 from tests.support.browser import log_in
 from tests.support.labels import TINY_MODEL, submit_ground_truth
@@ -210,3 +211,69 @@ def test_a_version_with_reliable_boxes_shows_them_on_the_lesion(
     assert record.report_draft == {}
     assert record.boxes_kept_fraction == 1.0
     assert errors == []
+
+
+def test_reviewer_sorts_and_filters_by_how_much_the_suggestion_was_changed(
+    page, live_server, project, member, cases, artifacts_dir: Path
+):
+    """Two reads shown the same suggestion: one kept its box, one replaced it. The review page
+    puts the changed one first when asked, and filters to the kept one."""
+    version = ModelVersion.objects.create(
+        project=project, number=1, metrics=_reliable_for(project, {"nodule"})
+    )
+    versions.promote(version)
+    submitted = {}
+    for name, box in (("kept", (20, 20, 30, 30)), ("moved", (80, 80, 20, 20))):
+        user = member(name, "annotator")
+        case = queue.lease_next_case(project=project, annotator=user)
+        instance = case_inputs.first_instance(case)
+        Suggestion.objects.create(
+            case=case,
+            model_version=version,
+            boxes=[
+                {
+                    "id": "s0",
+                    "instance_id": instance.pk,
+                    "frame": 1,
+                    "x": 20,
+                    "y": 20,
+                    "width": 30,
+                    "height": 30,
+                    "finding": "nodule",
+                    "score": 0.9,
+                }
+            ],
+        )
+        annotation = annotate.start_annotation(case=case, annotator=user)
+        served = serving.serve_and_record(case, user)  # as the workspace's request does
+        assert [b["id"] for b in served.boxes] == ["s0"]
+        x, y, w, h = box
+        annotate.submit(
+            annotation=annotation,
+            actor=user,
+            expected_version=annotation.version,
+            boxes=[
+                annotate.BoxInput(
+                    instance_id=instance.pk, x=x, y=y, width=w, height=h, finding="nodule"
+                )
+            ],
+        )
+        submitted[name] = annotation.pk
+
+    member("rev", "reviewer")
+    log_in(page, live_server, "rev")
+    page.goto(f"{live_server.url}/projects/{project.pk}/review/")
+    page.wait_for_selector("#review-list button.selected", timeout=30_000)
+    page.select_option("#review-ordering", "-change")
+    page.wait_for_function(
+        f"document.querySelector('#review-list li button')?.dataset.annotation === "
+        f"'{submitted['moved']}'"
+    )
+    assert "changed 100%" in page.text_content(f"[data-annotation='{submitted['moved']}']")
+    page.select_option("#review-filter", "kept")
+    page.wait_for_function("document.querySelectorAll('#review-list li').length === 1")
+    assert page.get_attribute("#review-list li button", "data-annotation") == str(submitted["kept"])
+    page.click("#review-list li button")
+    page.wait_for_selector("#shown-summary")
+    assert "100%" in page.text_content("#shown-summary tr:has-text('Boxes kept')")
+    page.screenshot(path=str(artifacts_dir / "review-sorted-by-change.png"))
