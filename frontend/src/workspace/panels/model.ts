@@ -11,7 +11,7 @@ export function renderModelStatus(served: ServedSuggestion | null): HTMLElement 
   return h(
     "section",
     { class: `panel model-status ${served.state}`, id: "model-status", "data-state": served.state, "aria-label": "Model" },
-    h("h2", { text: served.state === "shown" ? "Model" : "Model: still learning" }),
+    h("h2", { text: served.state === "learning" ? "Model: still learning" : "Model" }),
     headline ? h("p", { class: "model-message", text: headline }) : null,
     lines.length
       ? h(
