@@ -188,7 +188,9 @@ class CaseExplanationView(APIView):
     @staticmethod
     def _version(case, number: str | None) -> ModelVersion:
         if number is not None:
-            if not number.isdigit():
+            # isdecimal, not isdigit ("²" is a digit int() refuses); past 9 digits the
+            # database's integer overflows.
+            if not number.isdecimal() or len(number) > 9:
                 raise InvalidInput(f"version must be a version number; got {number!r}")
             version = ModelVersion.objects.filter(project=case.project, number=int(number)).first()
             if version is None:

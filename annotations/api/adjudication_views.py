@@ -12,7 +12,6 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound, PermissionDenied
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -27,6 +26,7 @@ from annotations.api.serializers import (
 from annotations.models import DoubleRead
 from annotations.services import annotate, double_reading
 from annotations.services.errors import InvalidInput
+from medloop.pagination import CappedLimitOffsetPagination as LimitOffsetPagination
 
 STATUS_FILTERS = [*DoubleRead.Status.values, "all"]
 

@@ -6,7 +6,6 @@ from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.exceptions import PermissionDenied
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -21,6 +20,7 @@ from annotations.api.serializers import (
 )
 from annotations.models import Annotation
 from annotations.services import annotate
+from medloop.pagination import CappedLimitOffsetPagination as LimitOffsetPagination
 
 IF_MATCH = OpenApiParameter(
     "If-Match",

@@ -18,7 +18,6 @@ from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.permissions import IsAdminUser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -31,6 +30,7 @@ from annotations.api.serializers import AuditEventSerializer
 from annotations.models import AuditEvent
 from annotations.services import audit
 from annotations.services.exports.tables import _spreadsheet_safe
+from medloop.pagination import CappedLimitOffsetPagination as LimitOffsetPagination
 
 MOMENT_HELP = "ISO 8601 date (2026-12-05) or date-time (2026-12-05T08:00:00Z)"
 FILTERS = [
@@ -67,12 +67,19 @@ def _moment(value: str, *, end_of_day: bool) -> datetime:
     if day is not None:
         moment = datetime.combine(day, time.min, tzinfo=UTC)
         if end_of_day:
-            moment += timedelta(days=1)
+            # The day after 9999-12-31 is past datetime.max: that day ends at datetime.max.
+            end = datetime.max.replace(tzinfo=UTC)
+            moment = moment + timedelta(days=1) if day < date.max else end
     if moment is None:
         raise serializers.ValidationError(f"Use an {MOMENT_HELP}.")
     if timezone.is_naive(moment):
         moment = moment.replace(tzinfo=UTC)
-    return moment
+    try:
+        # The database compares in UTC: a moment that UTC cannot hold (9999-12-31T23:00-05:00)
+        # is a bad query, not a server error.
+        return moment.astimezone(UTC)
+    except OverflowError as exc:
+        raise serializers.ValidationError(f"Use an {MOMENT_HELP} within years 1-9999.") from exc
 
 
 class AuditFilterSerializer(serializers.Serializer):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -13,6 +12,7 @@ from annotations.api.common import case_for, project_for
 from annotations.api.serializers import CaseDetailSerializer, CaseSummarySerializer
 from annotations.models import Case
 from annotations.services.errors import InvalidInput
+from medloop.pagination import CappedLimitOffsetPagination as LimitOffsetPagination
 
 
 class CaseListView(APIView):

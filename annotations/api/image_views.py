@@ -97,7 +97,9 @@ def _float(request: Request, name: str) -> float | None:
 
 def _render(request: Request, instance: Instance, max_size: int | None) -> HttpResponse:
     raw_frame = request.query_params.get("frame", "0")
-    if not raw_frame.isdigit() or int(raw_frame) >= instance.number_of_frames:
+    # isdecimal, not isdigit: "²" is a digit that int() refuses (a 500 before).
+    valid = raw_frame.isdecimal() and len(raw_frame) <= 9
+    if not valid or int(raw_frame) >= instance.number_of_frames:
         raise InvalidInput(f"frame must be 0..{instance.number_of_frames - 1}, got {raw_frame!r}.")
     frame = int(raw_frame)
     center, width = _float(request, "window_center"), _float(request, "window_width")

@@ -10,7 +10,6 @@ from django.core.exceptions import RequestDataTooBig
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ParseError
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -23,6 +22,7 @@ from annotations.services import batches
 from annotations.services.clinical_import import import_clinical_context
 from annotations.services.errors import InvalidInput
 from annotations.services.ingest import TooLarge
+from medloop.pagination import CappedLimitOffsetPagination as LimitOffsetPagination
 
 
 class IngestBatchSerializer(serializers.ModelSerializer):

@@ -45,7 +45,8 @@ class NextCaseView(APIView):
     def post(self, request: Request, project_pk: int) -> Response:
         project = project_for(request, project_pk, "queue", "lease")
         parts = [p.strip() for p in request.query_params.get("exclude", "").split(",") if p.strip()]
-        if any(not p.isdigit() or len(p) > 18 for p in parts) or len(parts) > 10:
+        # isdecimal, not isdigit: "²" is a digit that int() refuses (a 500 before).
+        if any(not p.isdecimal() or len(p) > 18 for p in parts) or len(parts) > 10:
             raise InvalidInput("exclude must be up to 10 case ids separated by commas.")
         exclude = [int(p) for p in parts]
         # One transaction (one commit) for the lease, the working copy and their audit events.

@@ -63,6 +63,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "medloop.security.ContentSecurityPolicyMiddleware",
     "medloop.security.RequestBodyLimitMiddleware",
+    # Cache-Control: no-store on /api/ responses (clinical data, reports, audit).
+    "medloop.cache_control.ApiNoStoreMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -163,7 +165,14 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    # JSON bodies nested past 64 levels are a 400 (medloop.parsers), not a RecursionError.
+    "DEFAULT_PARSER_CLASSES": [
+        "medloop.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    # ?limit= is capped at MEDLOOP_API_MAX_PAGE (default 500; medloop.pagination).
+    "DEFAULT_PAGINATION_CLASS": "medloop.pagination.CappedLimitOffsetPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "medloop.api_errors.exception_handler",
     # Per user (by id) and per anonymous client (by address); 429 with Retry-After beyond. The
@@ -277,9 +286,15 @@ MEDLOOP_MAX_INSTANCE_BYTES = int(env("MEDLOOP_MAX_INSTANCE_BYTES", str(256 * 102
 MEDLOOP_MAX_UPLOAD_BYTES = int(env("MEDLOOP_MAX_UPLOAD_BYTES", str(1024 * 1024 * 1024)))
 # A COCO label file to import (annotations/services/imports).
 MEDLOOP_MAX_LABEL_IMPORT_BYTES = int(env("MEDLOOP_MAX_LABEL_IMPORT_BYTES", str(64 * 1024 * 1024)))
-# Zip archives: largest total uncompressed size and largest compression ratio per member.
+# Zip archives: largest total uncompressed size, largest compression ratio (per member, any
+# size, and for the whole archive) and most members, all checked before decompressing.
 MEDLOOP_MAX_ARCHIVE_BYTES = int(env("MEDLOOP_MAX_ARCHIVE_BYTES", str(4 * 1024 * 1024 * 1024)))
 MEDLOOP_MAX_COMPRESSION_RATIO = int(env("MEDLOOP_MAX_COMPRESSION_RATIO", "200"))
+MEDLOOP_MAX_ARCHIVE_MEMBERS = int(env("MEDLOOP_MAX_ARCHIVE_MEMBERS", "10000"))
+# Rendered PNGs (STORAGE_DIR/renders): at most this many bytes, least recently used evicted.
+MEDLOOP_RENDER_CACHE_MAX_BYTES = int(
+    env("MEDLOOP_RENDER_CACHE_MAX_BYTES", str(512 * 1024 * 1024))
+)
 FILE_UPLOAD_HANDLERS = ["annotations.uploads.MemoryOnlyUploadHandler"]
 # Key for pseudonyms and UID maps (HMAC); per-project secrets are derived from it.
 MEDLOOP_PSEUDONYM_KEY = env("MEDLOOP_PSEUDONYM_KEY", SECRET_KEY)
@@ -330,6 +345,11 @@ AXES_RESET_ON_SUCCESS = True
 # Failures during a lockout do not push its end further out.
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_LOCKOUT_CALLABLE = "medloop.lockout.lockout_response"
+# The most items one API page returns (?limit= beyond it is clamped to it).
+MEDLOOP_API_MAX_PAGE = int(env("MEDLOOP_API_MAX_PAGE", "500"))
+# Reverse proxies whose X-Forwarded-For is believed (addresses or networks, comma-separated;
+# default none): API throttling keys anonymous clients by REMOTE_ADDR unless it is one of these.
+MEDLOOP_TRUSTED_PROXIES = env_list("MEDLOOP_TRUSTED_PROXIES", "")
 # Behind a proxy that sets X-Forwarded-For, the number of proxies in front of Django.
 AXES_IPWARE_PROXY_COUNT = int(env("MEDLOOP_PROXY_COUNT", "0")) or None
 AXES_IPWARE_META_PRECEDENCE_ORDER = (
