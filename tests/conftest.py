@@ -54,9 +54,17 @@ def _flush_lifts_the_audit_guard() -> Iterator[None]:
     does); outside tests `manage.py flush` keeps refusing to wipe the audit trail."""
     from django.db.backends.postgresql.operations import DatabaseOperations
 
-    from annotations.services.audit_retention import AUDIT_TABLE, guard_statements
+    # Through base: importing sqlite3.operations first is a circular import.
+    from django.db.backends.sqlite3.base import DatabaseOperations as SQLiteOperations
+
+    from annotations.services.audit_retention import (
+        AUDIT_TABLE,
+        guard_statements,
+        sqlite_guard_statements,
+    )
 
     original = DatabaseOperations.sql_flush
+    original_sqlite = SQLiteOperations.sql_flush
 
     def sql_flush(self: Any, style: Any, tables: Any, **options: Any) -> list[str]:
         statements = original(self, style, tables, **options)
@@ -64,9 +72,22 @@ def _flush_lifts_the_audit_guard() -> Iterator[None]:
             return statements
         return [*guard_statements(enable=False), *statements, *guard_statements(enable=True)]
 
+    def sqlite_flush(self: Any, style: Any, tables: Any, **options: Any) -> list[str]:
+        # SQLite's guard (migration 0008) is dropped and re-created around the flush's DELETEs.
+        statements = original_sqlite(self, style, tables, **options)
+        if not statements or AUDIT_TABLE not in tables:
+            return statements
+        return [
+            *sqlite_guard_statements(enable=False),
+            *statements,
+            *sqlite_guard_statements(enable=True),
+        ]
+
     DatabaseOperations.sql_flush = sql_flush  # type: ignore[method-assign]
+    SQLiteOperations.sql_flush = sqlite_flush  # type: ignore[method-assign]
     yield
     DatabaseOperations.sql_flush = original  # type: ignore[method-assign]
+    SQLiteOperations.sql_flush = original_sqlite  # type: ignore[method-assign]
 
 
 @pytest.fixture
