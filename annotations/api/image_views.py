@@ -125,7 +125,12 @@ def _render(request: Request, instance: Instance, max_size: int | None) -> HttpR
                 max_size=max_size,
             )
 
-        png = pixels.cached_render(Path(settings.STORAGE_DIR) / "renders", key, produce)
+        png = pixels.cached_render(
+            Path(settings.STORAGE_DIR) / "renders",
+            key,
+            produce,
+            max_bytes=settings.MEDLOOP_RENDER_CACHE_MAX_BYTES,
+        )
         response = HttpResponse(png, content_type="image/png")
     response["ETag"] = etag
     response["Cache-Control"] = "private, max-age=86400"

@@ -79,6 +79,13 @@ def _files(request: Request, field: str) -> list[Any]:
     return files
 
 
+def _scrubbed_upload_name(name: str | None) -> str:
+    """What messages call an uploaded file: its name may hold a patient's name or MRN, so only
+    a plain extension survives (it tells CSV from JSON)."""
+    extension = (name or "").rsplit(".", 1)[-1].lower() if "." in (name or "") else ""
+    return f"the uploaded file.{extension}" if extension in ("csv", "json") else "the uploaded file"
+
+
 class UploadView(APIView):
     parser_classes = [MultiPartParser]
 
@@ -116,7 +123,7 @@ class ClinicalImportView(APIView):
         batch = import_clinical_context(
             project=project,
             data=uploaded.read(),
-            file_name=uploaded.name,
+            file_name=_scrubbed_upload_name(uploaded.name),
             actor=user_of(request),
         )
         return Response(IngestBatchSerializer(batch).data, status=status.HTTP_201_CREATED)

@@ -18,9 +18,11 @@ palette modules are not applied.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -43,9 +45,11 @@ from annotations.atomic_files import write_atomically
 
 __all__ = [
     "UnsupportedPixelData",
+    "cache_size",
     "cached_render",
     "check_decodable",
     "decode_frame",
+    "evict_least_recently_used",
     "frame_count",
     "render_png",
     "to_display",
@@ -437,6 +441,7 @@ def cached_render(
     produce: Callable[[], bytes],
     *,
     suffix: str = ".png",
+    max_bytes: int | None = None,
 ) -> bytes:
     """Return the cached bytes for ``key_parts``, calling ``produce`` and storing them on a miss.
 
@@ -445,14 +450,73 @@ def cached_render(
     the frame, the window, inversion, size. Files go to ``cache_dir/<2 hex>/<sha256><suffix>``;
     a write goes to a temporary file in the same folder and is moved into place with
     ``os.replace``, so a reader never sees a partial file and concurrent producers are harmless.
-    """
+
+    With ``max_bytes`` the cache is bounded: a hit marks its file as used (its modification
+    time), and after each write the least recently used files are deleted until the cache
+    holds at most ``max_bytes``; an output larger than the bound is returned, not stored.
+    Every distinct window a client asks for is a new file, so without a bound a client could
+    fill the disk."""
     canonical = json.dumps(list(key_parts), default=str, separators=(",", ":"))
     digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
     path = Path(cache_dir) / digest[:2] / f"{digest}{suffix}"
     try:
-        return path.read_bytes()
+        content = path.read_bytes()
     except FileNotFoundError:
         pass
+    else:
+        if max_bytes is not None:
+            _mark_used(path)
+        return content
     content = produce()
+    if max_bytes is not None and len(content) > max_bytes:
+        return content
     write_atomically(path, content, suffix=suffix)
+    if max_bytes is not None:
+        evict_least_recently_used(Path(cache_dir), max_bytes, suffix=suffix)
     return content
+
+
+def _mark_used(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):  # evicted by another process since read
+        os.utime(path)
+
+
+def cache_size(cache_dir: Path, *, suffix: str = ".png") -> int:
+    """Bytes held by the cache files under ``cache_dir`` (temporary files not counted)."""
+    total = 0
+    for entry in Path(cache_dir).glob(f"??/*{suffix}"):
+        try:
+            total += entry.stat().st_size
+        except FileNotFoundError:
+            continue
+    return total
+
+
+def evict_least_recently_used(cache_dir: Path, max_bytes: int, *, suffix: str = ".png") -> int:
+    """Delete the least recently used cache files (oldest modification time first) until the
+    cache under ``cache_dir`` holds at most ``max_bytes``; return how many were deleted.
+
+    Safe beside other processes: a file another one deleted first is skipped, and a reader that
+    opened a file before its deletion still reads it whole (POSIX)."""
+    entries: list[tuple[int, str, int]] = []
+    total = 0
+    for entry in Path(cache_dir).glob(f"??/*{suffix}"):
+        if entry.name.startswith("."):
+            continue
+        try:
+            status = entry.stat()
+        except FileNotFoundError:
+            continue
+        entries.append((status.st_mtime_ns, str(entry), status.st_size))
+        total += status.st_size
+    if total <= max_bytes:
+        return 0
+    deleted = 0
+    for _, name, size in sorted(entries):
+        if total <= max_bytes:
+            break
+        with contextlib.suppress(FileNotFoundError):  # another process evicted it first
+            os.unlink(name)
+        total -= size
+        deleted += 1
+    return deleted

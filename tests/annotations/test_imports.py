@@ -29,6 +29,7 @@ from annotations.services import annotate, batches, exports, imports, ingest, pr
 from annotations.services.errors import InvalidInput
 from annotations.services.imports.matching import candidates, file_stem
 from annotations.services.ingest import storage_path
+from annotations.services.source_names import source_key
 from tests.support.labels import submit_ground_truth
 
 pytestmark = pytest.mark.django_db
@@ -70,7 +71,8 @@ def ingested(project, synthetic_dir, lead):
         source=IngestBatch.Source.COMMAND,
         actor=lead,
     )
-    return {Path(item["source"]).name: Case.objects.get(pk=item["case_id"]) for item in batch.items}
+    keys = {source_key(project, name): name for name in FILES}
+    return {keys[item["source_key"]]: Case.objects.get(pk=item["case_id"]) for item in batch.items}
 
 
 def _bbox(box, sx, sy):

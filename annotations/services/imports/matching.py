@@ -4,8 +4,10 @@ finding keys.
 Images are matched by file name, in this order (the first rule that names exactly one image
 wins):
 
-1. ``source_name``: the file's stem equals the stem of a file ingested into the project (an
-   ingest batch's ``source``), e.g. ``images/case_00001.png`` for ``case_00001.dcm``;
+1. ``source_name``: the file's stem equals the stem of a file ingested into the project, e.g.
+   ``images/case_00001.png`` for ``case_00001.dcm``. Ingest keeps no file name, only its keyed
+   hash (an ingest batch line's ``source_key``, see annotations.services.source_names), so the
+   stem is hashed the same way and compared;
 2. ``sop_instance_uid``: the stem is the de-identified SOP Instance UID of a stored instance
    (MedLoop's own COCO export names images ``<uid>_<frame>``);
 3. ``original_uid``: the stem is an original SOP Instance UID, which maps to a stored one
@@ -26,11 +28,11 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
-from urllib.parse import unquote
 
 from annotations.dicom.deidentify import STANDARD_UID_ROOT, replacement_uid
 from annotations.models import IngestBatch, Instance, Project
 from annotations.services.errors import InvalidInput
+from annotations.services.source_names import file_stem, stem_key
 
 # COCO ids: integers (from 0 in Label Studio, from 1 in CVAT and MedLoop) or, rarely, text.
 CocoId = int | str
@@ -38,20 +40,6 @@ T = TypeVar("T")
 
 SOURCE_NAME, SOP_INSTANCE_UID, ORIGINAL_UID = "source_name", "sop_instance_uid", "original_uid"
 RULES = (SOURCE_NAME, SOP_INSTANCE_UID, ORIGINAL_UID)
-IMAGE_EXTENSIONS = (
-    ".png",
-    ".jpg",
-    ".jpeg",
-    ".dcm",
-    ".dicom",
-    ".tif",
-    ".tiff",
-    ".bmp",
-    ".gif",
-    ".webp",
-    ".jp2",
-    ".j2k",
-)
 # Label Studio stores uploads as <first 8 hex digits of a uuid4>-<original name>.
 _UPLOAD_PREFIX = re.compile(r"^[0-9a-fA-F]{8}-(.+)$")
 # MedLoop's COCO export: one image per frame, named <SOP Instance UID>_<frame>.
@@ -59,21 +47,6 @@ _FRAME_SUFFIX = re.compile(r"^(.+)_(\d{1,6})$")
 _UID = re.compile(r"^[0-9]+(?:\.[0-9]+)+$")
 _MAX_UID_CHARS = 64
 _CHUNK = 500
-
-
-def file_stem(name: str) -> str:
-    """``name`` without folders (``/`` or ``\\``) and up to two image extensions, URL-decoded;
-    for a Label Studio local-files URL (``/data/local-files/?d=dir/x.png``), its path part."""
-    text = unquote(name.strip())
-    if "?d=" in text:
-        text = text.split("?d=", 1)[1]
-    base = text.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
-    for _ in range(2):
-        ext = next((e for e in IMAGE_EXTENSIONS if base.lower().endswith(e)), None)
-        if ext is None or len(base) == len(ext):
-            break
-        base = base[: -len(ext)]
-    return base
 
 
 @dataclass(frozen=True)
@@ -123,8 +96,12 @@ class Unmatched:
 
 
 def _source_index(project: Project, wanted: set[str]) -> dict[str, set[int]]:
-    """{casefolded stem: instance ids} of files ingested into ``project`` whose stem is wanted."""
+    """{casefolded stem: instance ids} of files ingested into ``project`` whose stem is wanted.
+
+    A report line holds the keyed hash of its file's stem (``source_key``); lines written
+    before names were hashed hold the name itself (``source``) and are matched by it."""
     index: dict[str, set[int]] = defaultdict(set)
+    by_key = {stem_key(project, stem): stem for stem in wanted}
     batches = IngestBatch.objects.filter(project=project).exclude(
         source=IngestBatch.Source.CLINICAL
     )
@@ -132,7 +109,10 @@ def _source_index(project: Project, wanted: set[str]) -> dict[str, set[int]]:
         for item in items if isinstance(items, list) else []:
             if not isinstance(item, dict) or not isinstance(item.get("instance_id"), int):
                 continue
-            stem = file_stem(str(item.get("source") or "")).casefold()
+            if "source_key" in item:
+                stem = by_key.get(str(item["source_key"]), "")
+            else:
+                stem = file_stem(str(item.get("source") or "")).casefold()
             if stem in wanted:
                 index[stem].add(item["instance_id"])
     return index

@@ -34,6 +34,7 @@ from annotations.dicom.scp import ListenerConfig, start_listener
 from annotations.models import Case, IngestBatch, Instance, Patient, Project, Series, Study
 from annotations.services import batches, ingest, pacs
 from annotations.services.errors import InvalidInput
+from annotations.services.source_names import source_key
 from tests.conftest import IN_CI, ingest_synthetic
 from tests.integration.conftest import wait_for
 from tests.support import mutations as mut
@@ -168,11 +169,12 @@ def test_upload_refuses_each_mutated_file_and_stores_the_valid_one_after_them(
     files = [SimpleUploadedFile(m.name, m.data) for m in MUTATIONS.values()]
     report = _upload(client, project, [*files, SimpleUploadedFile(valid_name, valid_data)])
 
-    lines = {line["source"]: line for line in report["items"]}
-    assert set(lines) == {*MUTATIONS, valid_name}
+    # Lines carry no file name, only its keyed hash (issue 15, finding 4).
+    lines = {line["source_key"]: line for line in report["items"]}
+    assert set(lines) == {source_key(project, n) for n in [*MUTATIONS, valid_name]}
     for name in MUTATIONS:
-        _assert_refused_with_reason(name, lines[name])
-    assert lines[valid_name]["status"] == "stored"
+        _assert_refused_with_reason(name, lines[source_key(project, name)])
+    assert lines[source_key(project, valid_name)]["status"] == "stored"
     assert (report["stored"], report["refused"]) == (1, len(MUTATIONS))
     _unchanged_except_new(stored, _snapshot(), new=1)
 
@@ -192,12 +194,12 @@ def test_zip_of_mutated_files_is_reported_member_by_member(
         archive.writestr(f"good/{valid_name}", valid_data)
     report = _upload(client, project, [SimpleUploadedFile("batch.zip", buffer.getvalue())])
 
-    lines = {line["source"]: line for line in report["items"]}
+    lines = {line["source_key"]: line for line in report["items"]}
     for name in MUTATIONS:
-        line = lines[f"batch.zip/bad/{name}"]
+        line = lines[source_key(project, f"batch.zip/bad/{name}")]
         assert line["status"] == "refused"
         assert MUTATIONS[name].reason.lower() in line["reason"].lower(), line
-    assert lines[f"batch.zip/good/{valid_name}"]["status"] == "stored"
+    assert lines[source_key(project, f"batch.zip/good/{valid_name}")]["status"] == "stored"
     _unchanged_except_new(stored, _snapshot(), new=1)
 
 
@@ -218,10 +220,10 @@ def test_import_command_refuses_each_mutated_file_and_imports_the_valid_one(
     call_command("import_dicom", str(folder), "--project", str(project.pk), "--quiet", stdout=out)
 
     batch = IngestBatch.objects.get(project=project, source="command")
-    lines = {Path(line["source"]).name: line for line in batch.items}
+    lines = {line["source_key"]: line for line in batch.items}
     for name in MUTATIONS:
-        _assert_refused_with_reason(name, lines[name])
-    assert lines[f"zz-{valid_name}"]["status"] == "stored"
+        _assert_refused_with_reason(name, lines[source_key(project, name)])
+    assert lines[source_key(project, f"zz-{valid_name}")]["status"] == "stored"
     summary = out.getvalue()
     assert f"1 stored, 0 already stored, {len(MUTATIONS)} refused" in summary
     assert summary.count("refused  ") == len(MUTATIONS)

@@ -13,6 +13,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from active_learning.ml import synthetic
 from annotations.models import AuditEvent, IngestBatch, Instance
+from annotations.services.source_names import source_key
 
 pytestmark = pytest.mark.django_db
 
@@ -48,8 +49,8 @@ def test_upload_stores_files_and_reports_each_one(lead, project, synthetic_dir):
     assert response.status_code == 201, response.content
     report = response.json()
     assert (report["stored"], report["refused"]) == (3, 1)
-    statuses = {line["source"]: line["status"] for line in report["items"]}
-    assert statuses["notes.txt"] == "refused"
+    statuses = {line["source_key"]: line["status"] for line in report["items"]}
+    assert statuses[source_key(project, "notes.txt")] == "refused"
     refused = next(line for line in report["items"] if line["status"] == "refused")
     assert "not a DICOM file" in refused["reason"]
     again = _upload(lead, project, *[SimpleUploadedFile(p.name, p.read_bytes()) for p in paths])
@@ -68,10 +69,11 @@ def test_zip_upload_ingests_members_and_refuses_traversal_and_bombs(lead, projec
     archive = _zip({**good, **hostile})
     response = _upload(lead, project, SimpleUploadedFile("batch.zip", archive))
     report = response.json()
-    by_name = {line["source"]: line for line in report["items"]}
-    assert by_name["batch.zip/../../etc/evil.dcm"]["status"] == "refused"
-    assert "path traversal" in by_name["batch.zip/../../etc/evil.dcm"]["reason"]
-    assert "compression ratio" in by_name["batch.zip/bomb.dcm"]["reason"]
+    by_name = {line["source_key"]: line for line in report["items"]}
+    evil = by_name[source_key(project, "batch.zip/../../etc/evil.dcm")]
+    assert evil["status"] == "refused"
+    assert "path traversal" in evil["reason"]
+    assert "compression ratio" in by_name[source_key(project, "batch.zip/bomb.dcm")]["reason"]
     assert report["stored"] == 2
 
 
@@ -90,8 +92,12 @@ def test_truncated_and_pixel_less_files_are_refused_with_precise_reasons(
         SimpleUploadedFile("nopixels.dcm", buffer.getvalue()),
     )
     reasons = {line["source"]: line["reason"] for line in response.json()["items"]}
-    assert "no pixel data" in reasons["nopixels.dcm"]
-    assert reasons["truncated.dcm"].startswith("truncated.dcm:")
+    truncated, no_pixels = response.json()["items"]
+    assert "no pixel data" in no_pixels["reason"]
+    # Reasons name the file by its label (position and keyed hash), never by its name.
+    assert truncated["reason"].startswith(f"{truncated['source']}:")
+    assert truncated["source"].startswith("file 1 (") and no_pixels["source"].startswith("file 2")
+    assert not any("truncated.dcm" in reason for reason in reasons.values())
     assert Instance.objects.count() == 0
 
 
