@@ -30,8 +30,10 @@ $(FRONTEND_BUILD): $(FRONTEND_SOURCES)
 
 frontend: $(FRONTEND_BUILD)
 
+# run_platform: embedded broker, gunicorn (DEBUG off), worker, beat and DICOM listener, supervised.
+# RUN_ARGS=--dev-server serves with Django's development server and DEBUG on instead.
 run: $(STAMP) $(FRONTEND_BUILD)
-	$(BIN)/python manage.py run_platform
+	$(BIN)/python manage.py run_platform $(RUN_ARGS)
 
 test: $(STAMP) $(FRONTEND_BUILD)
 	bash scripts/system-deps.sh
