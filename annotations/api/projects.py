@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.contrib.auth import get_user_model
 from django.db import IntegrityError
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
@@ -14,6 +13,7 @@ from rest_framework.views import APIView
 from annotations import selectors
 from annotations.api.common import project_for, user_of
 from annotations.api.serializers import (
+    MembershipGrantSerializer,
     MembershipInputSerializer,
     MembershipSerializer,
     ProjectInputSerializer,
@@ -76,16 +76,24 @@ class MembershipListView(APIView):
         members = project.memberships.select_related("user").order_by("user__username", "role")
         return Response(MembershipSerializer(members, many=True).data)
 
-    @extend_schema(request=MembershipInputSerializer, responses={201: MembershipSerializer})
+    @extend_schema(request=MembershipInputSerializer, responses={202: MembershipGrantSerializer})
     def post(self, request: Request, project_pk: int) -> Response:
+        """Give a user a role. The answer is the same whether the account exists or not (202):
+        the member list shows who holds which role."""
         project = project_for(request, project_pk, "membership", "change")
         data = MembershipInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        user = get_user_model().objects.get(username=data.validated_data["username"])
-        membership = projects.add_member(
-            project=project, user=user, role=data.validated_data["role"], added_by=user_of(request)
+        username, role = data.validated_data["username"], data.validated_data["role"]
+        projects.grant_role(
+            project=project, username=username, role=role, granted_by=user_of(request)
         )
-        return Response(MembershipSerializer(membership).data, status=status.HTTP_201_CREATED)
+        answer = {
+            "username": username,
+            "role": role,
+            "message": f"If an active account named {username!r} exists, it holds the role "
+            f"{role!r} in this project now.",
+        }
+        return Response(MembershipGrantSerializer(answer).data, status=status.HTTP_202_ACCEPTED)
 
 
 class MembershipDetailView(APIView):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-from django.contrib.auth import get_user_model
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -299,13 +298,18 @@ class ProjectInputSerializer(serializers.Serializer):
 
 
 class MembershipInputSerializer(serializers.Serializer):
+    # Not checked against the accounts here: the answer must not tell which usernames exist
+    # (annotations.services.projects.grant_role).
     username = serializers.CharField(max_length=150)
     role = serializers.ChoiceField(choices=Role.choices)
 
-    def validate_username(self, value: str) -> str:
-        if not get_user_model().objects.filter(username=value, is_active=True).exists():
-            raise serializers.ValidationError(f"No active user named {value!r}.")
-        return value
+
+class MembershipGrantSerializer(serializers.Serializer):
+    """The member form's answer: the same whether the named account exists or not."""
+
+    username = serializers.CharField()
+    role = serializers.CharField()
+    message = serializers.CharField()
 
 
 class FiniteFloatField(serializers.FloatField):

@@ -11,6 +11,7 @@ from django.db import transaction
 
 from annotations.models import Membership, Project, Role
 from annotations.services import audit, loop_signals
+from annotations.services.errors import NotAllowed
 
 DEFAULT_CHEST_SCHEMA: dict[str, Any] = {
     "findings": [
@@ -224,10 +225,21 @@ def update_project(*, project: Project, changed_by: User, **changes: Any) -> Pro
     return project
 
 
+def _check_may_manage(project: Project, role: str, actor: User | None, verb: str) -> None:
+    """Only a project admin (or a superuser) grants or removes the admin role: a lead manages
+    the other roles, and must not make anyone (themselves included) an admin."""
+    if actor is None or role != Role.ADMIN or actor.is_superuser:
+        return
+    if not Membership.objects.filter(project=project, user=actor, role=Role.ADMIN).exists():
+        raise NotAllowed(f"Only a project admin can {verb} the admin role.")
+
+
 def add_member(*, project: Project, user: User, role: str, added_by: User | None) -> Membership:
-    """Give ``user`` ``role`` in ``project`` (idempotent)."""
+    """Give ``user`` ``role`` in ``project`` (idempotent). ``added_by`` None: the system (demo,
+    commands); otherwise only a project admin or a superuser may grant the admin role."""
     if role not in Role.values:
         raise ValidationError(f"Unknown role {role!r}; expected one of {Role.values}.")
+    _check_may_manage(project, role, added_by, "grant")
     membership, _ = Membership.objects.get_or_create(project=project, user=user, role=role)
     audit.record(
         action="membership.add",
@@ -239,7 +251,32 @@ def add_member(*, project: Project, user: User, role: str, added_by: User | None
     return membership
 
 
+@transaction.atomic
+def grant_role(*, project: Project, username: str, role: str, granted_by: User) -> None:
+    """Give the active user named ``username`` ``role`` in ``project``, as the member form does.
+
+    Returns nothing and raises nothing that depends on whether the account exists: the form
+    must not tell a lead which usernames exist (an unknown or inactive name is recorded in the
+    audit trail as ``membership.add_unknown`` and otherwise ignored). A bad role, or the admin
+    role from someone who is not a project admin, is refused whoever is named."""
+    if role not in Role.values:
+        raise ValidationError(f"Unknown role {role!r}; expected one of {Role.values}.")
+    _check_may_manage(project, role, granted_by, "grant")
+    user = User.objects.filter(username=username, is_active=True).first()
+    if user is None:
+        audit.record(
+            action="membership.add_unknown",
+            actor=granted_by,
+            project_id=project.pk,
+            detail={"username": username, "role": role},
+        )
+        return
+    add_member(project=project, user=user, role=role, added_by=granted_by)
+
+
 def remove_member(*, membership: Membership, removed_by: User) -> None:
+    """Remove a membership; only a project admin (or a superuser) removes an admin's."""
+    _check_may_manage(membership.project, membership.role, removed_by, "remove")
     audit.record(
         action="membership.remove",
         actor=removed_by,
