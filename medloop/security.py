@@ -8,9 +8,16 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from importlib import import_module
+from types import SimpleNamespace
 
 from django.conf import settings
+from django.contrib.auth import get_user
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import Resolver404, resolve
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.settings import api_settings
 
 # The Swagger UI page (drf-spectacular) loads its files from the drf-spectacular-sidecar
 # package and its set-up script from /api/docs/?script=: same origin only, no inline script.
@@ -49,10 +56,23 @@ class ContentSecurityPolicyMiddleware:
         return response
 
 
+# A request without valid credentials may send at most this many bytes: enough for a login,
+# a token exchange or a second-factor code, never enough to make the server hold a large body.
+ANONYMOUS_BODY_BYTES = 256 * 1024
+
+
 class RequestBodyLimitMiddleware:
-    """413 for a request whose declared body is too large, before anything reads it: any body
-    over MEDLOOP_MAX_UPLOAD_BYTES, and JSON or form bodies (not multipart file uploads, which
-    have the upload limit) over DATA_UPLOAD_MAX_MEMORY_SIZE."""
+    """413 for a request whose declared body is too large, before anything reads it.
+
+    - Only an upload endpoint (a view with ``accepts_large_uploads = True``) takes multipart
+      bodies up to MEDLOOP_MAX_UPLOAD_BYTES; any other body may have up to
+      DATA_UPLOAD_MAX_MEMORY_SIZE.
+    - Past ANONYMOUS_BODY_BYTES the caller must hold valid credentials (an API token, or a
+      session of a signed-in user), checked here from the headers alone: an anonymous client
+      never makes the server read, parse or hold a large body, whatever the endpoint.
+
+    A body without Content-Length is read as empty by Django, so the declared length bounds
+    what is read."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -62,13 +82,64 @@ class RequestBodyLimitMiddleware:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = 0
-        multipart = request.META.get("CONTENT_TYPE", "").startswith("multipart/")
-        limit = (
-            settings.MEDLOOP_MAX_UPLOAD_BYTES if multipart else settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        )
+        if length <= ANONYMOUS_BODY_BYTES:
+            return self.get_response(request)
+        limit = _body_limit(request)
         if limit is not None and length > limit:
-            message = f"The request body ({length} bytes) is over the limit of {limit} bytes."
-            if request.path.startswith("/api/"):
-                return JsonResponse({"error": "too_large", "message": message}, status=413)
-            return HttpResponse(message, status=413, content_type="text/plain")
+            return _too_large(
+                request, f"The request body ({length} bytes) is over the limit of {limit} bytes."
+            )
+        if not _has_valid_credentials(request):
+            return _too_large(
+                request,
+                f"The request body ({length} bytes) is over the limit of "
+                f"{ANONYMOUS_BODY_BYTES} bytes for a request without valid credentials.",
+            )
         return self.get_response(request)
+
+
+def _too_large(request: HttpRequest, message: str) -> HttpResponse:
+    # The body is left unread: the WSGI server discards it or closes the connection.
+    if request.path.startswith("/api/"):
+        return JsonResponse({"error": "too_large", "message": message}, status=413)
+    return HttpResponse(message, status=413, content_type="text/plain")
+
+
+def _body_limit(request: HttpRequest) -> int | None:
+    """The most bytes the endpoint takes: the upload limit for a multipart body sent to an
+    upload endpoint, DATA_UPLOAD_MAX_MEMORY_SIZE (None: no limit) for anything else."""
+    multipart = request.META.get("CONTENT_TYPE", "").startswith("multipart/")
+    if multipart and _is_upload_endpoint(request.path_info):
+        return int(settings.MEDLOOP_MAX_UPLOAD_BYTES)
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return None if limit is None else int(limit)
+
+
+def _is_upload_endpoint(path: str) -> bool:
+    try:
+        match = resolve(path)
+    except Resolver404:
+        return False
+    view_class = getattr(match.func, "view_class", None) or getattr(match.func, "cls", None)
+    return bool(getattr(view_class, "accepts_large_uploads", False))
+
+
+def _has_valid_credentials(request: HttpRequest) -> bool:
+    """Whether the request carries a valid API token or the session of a signed-in user (the
+    same checks DRF and Django make later; only requests with a large body pay for them)."""
+    if request.META.get("HTTP_AUTHORIZATION"):
+        for authentication in api_settings.DEFAULT_AUTHENTICATION_CLASSES:
+            if authentication is SessionAuthentication:
+                continue
+            try:
+                if authentication().authenticate(request) is not None:  # type: ignore[arg-type]
+                    return True
+            except AuthenticationFailed:
+                return False
+        return False
+    session_key = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
+    if not session_key:
+        return False
+    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    user = get_user(SimpleNamespace(session=store))  # type: ignore[arg-type]
+    return bool(user.is_authenticated and user.is_active)

@@ -98,6 +98,8 @@ def _input(request: Request) -> dict[str, Any]:
 
 
 class CocoImportView(APIView):
+    # A COCO file may be larger than a JSON body (medloop.security.RequestBodyLimitMiddleware).
+    accepts_large_uploads = True
     parser_classes = [MultiPartParser]
 
     @extend_schema(

@@ -88,6 +88,9 @@ def _scrubbed_upload_name(name: str | None) -> str:
 
 class UploadView(APIView):
     parser_classes = [MultiPartParser]
+    # medloop.security.RequestBodyLimitMiddleware: large bodies only here, and only with
+    # valid credentials.
+    accepts_large_uploads = True
 
     @extend_schema(
         request={"multipart/form-data": UploadInputSerializer},
@@ -109,6 +112,7 @@ class UploadView(APIView):
 
 class ClinicalImportView(APIView):
     parser_classes = [MultiPartParser]
+    accepts_large_uploads = True
 
     @extend_schema(
         request={"multipart/form-data": ClinicalImportInputSerializer},
