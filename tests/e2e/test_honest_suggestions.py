@@ -94,6 +94,12 @@ def test_a_version_without_reliable_evidence_says_the_model_is_still_learning(
     assert errors == []
 
 
+def _wait_image_shown(page) -> None:
+    page.wait_for_function(
+        "document.querySelector('.ml-overlay')?.textContent.includes('W ')", timeout=30_000
+    )
+
+
 def _lesion_case(project, cases, synthetic_dir) -> tuple[Case, dict]:
     """The first case whose ground truth has an effusion box, put first in the queue."""
     manifest = synthetic.load_manifest(synthetic_dir)
@@ -190,7 +196,9 @@ def test_a_version_with_reliable_boxes_shows_them_on_the_lesion(
     assert page.locator("[data-finding=effusion] [aria-checked=true]").text_content() == "present"
     assert page.locator("[data-finding=nodule] [aria-checked=true]").count() == 0
 
-    # The box sits on the lesion: a click at the lesion's centre on the image selects it.
+    # The box sits on the lesion: a click at the lesion's centre on the image selects it (once
+    # the image is drawn: its window/level overlay appears with it).
+    _wait_image_shown(page)
     at = _image_point(page)
     page.mouse.click(*at(lesion["x"] + lesion["width"] / 2, lesion["y"] + lesion["height"] / 2))
     page.wait_for_selector("li[data-suggestion=s0].selected")
