@@ -82,14 +82,14 @@ class RequestBodyLimitMiddleware:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = 0
-        if length <= ANONYMOUS_BODY_BYTES:
+        if length == 0:
             return self.get_response(request)
         limit = _body_limit(request)
         if limit is not None and length > limit:
             return _too_large(
                 request, f"The request body ({length} bytes) is over the limit of {limit} bytes."
             )
-        if not _has_valid_credentials(request):
+        if length > ANONYMOUS_BODY_BYTES and not _has_valid_credentials(request):
             return _too_large(
                 request,
                 f"The request body ({length} bytes) is over the limit of "
