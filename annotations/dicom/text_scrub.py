@@ -58,7 +58,13 @@ _MONTH_NUMBER.update({name[:3].lower(): i for i, name in enumerate(MONTHS, start
 _MONTH_NUMBER["sept"] = 9
 _MONTH_ALTERNATIVES = "|".join([*MONTHS, "Sept", *(m[:3] for m in MONTHS if m != "May")])
 
-_EMAIL = re.compile(r"[\w.+\-]+@[\w\-]+(?:\.[\w\-]+)+")
+# An e-mail address is [\w.+-]+@[\w-]+(?:\.[\w-]+)+ (EMAIL_PATTERN). Searched with that one
+# regex, every position of a long run of word characters with no "@" after it started a scan to
+# the run's end: quadratic (a 60,000-character text took 9 s). _replace_emails finds the same
+# matches from each "@" instead, looking left and right of it once: linear.
+EMAIL_PATTERN = r"[\w.+\-]+@[\w\-]+(?:\.[\w\-]+)+"
+_EMAIL_LOCAL_REVERSED = re.compile(r"[\w.+\-]*")
+_EMAIL_DOMAIN = re.compile(r"[\w\-]+(?:\.[\w\-]+)+")
 _URL = re.compile(r"\b(?:https?://|www\.)[^\s<>\"')]+", re.IGNORECASE)
 _LABELLED_PHONE = re.compile(
     r"(?P<label>\b(?:tel|telephone|phone|ph|mobile|cell|fax|pager|bleep)\b\.?\s*"
@@ -122,6 +128,35 @@ _LABELLED_NAME = re.compile(
 _SSN = re.compile(r"\b\d{3}-\d{2}-\d{4}\b")
 _DIGIT_RUN = re.compile(r"(?<![\w.])\d{6,}(?![\w.])")
 _LETTER_ID = re.compile(r"\b[A-Z]{1,4}-?\d{5,}[A-Z]?\b")
+
+
+def _replace_emails(text: str, replacement: str = "[EMAIL]") -> str:
+    """``re.sub(EMAIL_PATTERN, replacement, text)``, with the same matches, in linear time.
+
+    The regex's leftmost match starts where the run of local-part characters before some "@"
+    starts (never before the end of the previous match) and takes the longest domain after it;
+    each "@" looks left through the run before it (the runs between two "@" do not overlap,
+    "@" being no local-part character) and right through one domain."""
+    if "@" not in text:
+        return text
+    reversed_text = text[::-1]
+    size = len(text)
+    pieces: list[str] = []
+    done = 0  # the end of the previous match: no match starts before it
+    at = text.find("@")
+    while at != -1:
+        # The run of local-part characters ending at "@" (it may match nothing).
+        run = _EMAIL_LOCAL_REVERSED.match(reversed_text, size - at)
+        start = max(at - (run.end() - run.start()), done) if run else at
+        domain = _EMAIL_DOMAIN.match(text, at + 1) if start < at else None
+        if domain is None:
+            at = text.find("@", at + 1)
+            continue
+        pieces += [text[done:start], replacement]
+        done = domain.end()
+        at = text.find("@", done)
+    pieces.append(text[done:])
+    return "".join(pieces)
 
 
 def _keep_label(token: str):  # type: ignore[no-untyped-def]
@@ -205,7 +240,7 @@ def scrub_clinical_text(
     if not text:
         return text
     shifter = _DateShifter(date_shift_days(secret, patient_key), day_first=day_first)
-    text = _EMAIL.sub("[EMAIL]", text)
+    text = _replace_emails(text)
     text = _URL.sub("[URL]", text)
     text = _LABELLED_PHONE.sub(_keep_label("[PHONE]"), text)
     text = _LABELLED_ID.sub(_keep_label("[ID]"), text)
