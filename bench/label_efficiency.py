@@ -23,7 +23,8 @@ same first model, so strategies are compared pairwise, seed by seed):
 
 Printed per cycle (mean and sd over seeds): labels, validation mAP@0.5 from all candidates,
 FROC mean, shown precision and recall, false boxes per normal image, the kept and kept-or-edited
-shares of the boxes shown on the cases served next. Then, per strategy, the labels it needs to
+shares of the boxes shown on the cases served next, and how many of those cases hold a lesion
+(and a faint one, contrast < 0.6). Then, per strategy, the labels it needs to
 reach random's final mAP (same seed), its ratio to random's labels with a 95 % interval over
 seeds (t on log ratios), and the paired difference of final mAP with its 95 % interval. Writes
 ``label_efficiency.csv`` and ``label_efficiency.json`` under ``--out``.
@@ -364,7 +365,7 @@ def summarise(rows: list[dict], strategies: list[str]) -> dict[str, Any]:
         by[(row["strategy"], row["labels"])].append(row)
     keys = ["map50", "froc_mean", "precision_shown", "recall_shown",
             "false_boxes_per_normal_image", "kept_share", "kept_or_edited_share",
-            "lesion_cases_kept_share"]  # fmt: skip
+            "lesion_cases_kept_share", "served_with_lesions", "served_faint"]  # fmt: skip
     curves: dict[str, list[dict[str, Any]]] = {}
     for strategy in strategies:
         points = []
@@ -424,7 +425,7 @@ def print_summary(summary: dict[str, Any], args: argparse.Namespace) -> None:
           " metrics against the truth; kept: boxes shown on the cases served next):")  # fmt: skip
     header = (f"{'strategy':<12} {'labels':>6} {'mAP50':>13} {'FROC':>6} {'prec shown':>10} "
               f"{'recall shown':>12} {'false/normal':>12} {'kept':>6} {'kept+edit':>9} "
-              f"{'lesion cases kept':>17}")  # fmt: skip
+              f"{'lesion cases kept':>17} {'served: lesion/faint':>20}")  # fmt: skip
     print(header)
     for strategy, points in summary["curves"].items():
         for p in points:
@@ -434,7 +435,8 @@ def print_summary(summary: dict[str, Any], args: argparse.Namespace) -> None:
                 f"{strategy:<12} {p['labels']:>6} {map_cell:>13} {_fmt(p['froc_mean']):>6} "
                 f"{_fmt(p['precision_shown']):>10} {_fmt(p['recall_shown']):>12} "
                 f"{_fmt(p['false_boxes_per_normal_image']):>12} {_fmt(p['kept_share']):>6} "
-                f"{_fmt(p['kept_or_edited_share']):>9} {_fmt(p['lesion_cases_kept_share']):>17}"
+                f"{_fmt(p['kept_or_edited_share']):>9} {_fmt(p['lesion_cases_kept_share']):>17} "
+                f"{_fmt(p['served_with_lesions'], 1):>9} / {_fmt(p['served_faint'], 1):<8}"
             )
     print("\nLabels to reach random's final mAP@0.5 (paired by seed; goal <= 0.5x random's):")
     for strategy, e in summary["efficiency"].items():
