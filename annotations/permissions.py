@@ -1,13 +1,15 @@
 """Who may do what, per project: one table of (resource, action) -> roles, checked in one place.
 
-Superusers may do everything. Annotators additionally see only the cases they hold or have
-annotated (``can_view_case``), so a case's clinical data reaches the fewest people needed."""
+Superusers may do everything. Annotators additionally see only the cases they hold or work on
+and have not skipped (``can_view_case``), so a case's clinical data reaches the fewest people
+needed."""
 
 from __future__ import annotations
 
 from django.contrib.auth.models import AnonymousUser, User
+from django.utils import timezone
 
-from annotations.models import Annotation, Case, Membership, Role
+from annotations.models import Annotation, Case, CaseSkip, Membership, Role
 
 A, R, L, M, D = Role.ANNOTATOR, Role.REVIEWER, Role.LEAD, Role.MODEL_OWNER, Role.ADMIN
 ALL_ROLES = frozenset(Role.values)
@@ -65,11 +67,25 @@ def is_member(user: User | AnonymousUser, project_id: int) -> bool:
 
 
 def can_view_case(user: User | AnonymousUser, case: Case) -> bool:
+    """Whether ``user`` may read ``case`` and its clinical data.
+
+    Reviewers, leads, model owners and admins see every case of their project. An annotator
+    sees a case while they hold its lease, once they have submitted a read of it (their own
+    work), or while they have a draft of it that they have not skipped: a skipped case (its
+    draft kept or not) and an expired lease grant nothing."""
     if allowed(user, case.project_id, "case", "view_any"):
         return True
     if not allowed(user, case.project_id, "case", "view_own"):
         return False
-    return case.leased_to_id == user.pk or case.annotations.filter(annotator_id=user.pk).exists()
+    if case.leased_to_id == user.pk and (
+        case.lease_expires_at is None or case.lease_expires_at > timezone.now()
+    ):
+        return True
+    own = Annotation.objects.filter(case_id=case.pk, annotator_id=user.pk)
+    if own.exclude(status=Annotation.Status.DRAFT).exists():
+        return True
+    skipped = CaseSkip.objects.filter(case_id=case.pk, annotator_id=user.pk).exists()
+    return not skipped and own.exists()
 
 
 def can_view_annotation(user: User | AnonymousUser, annotation: Annotation) -> bool:

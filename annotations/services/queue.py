@@ -21,7 +21,7 @@ from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, QueryS
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from annotations.models import Annotation, Case, CaseSkip, Project
+from annotations.models import Annotation, Box, Case, CaseSkip, Project
 from annotations.services import audit
 from annotations.services.errors import Conflict, InvalidInput
 
@@ -142,9 +142,27 @@ def lease_next_case(
 
 def renew_lease(*, case: Case, annotator: User, now: datetime | None = None) -> Case:
     """Extend the annotator's lease on ``case`` (taking it again if it had expired and nobody
-    else took it). Raises Conflict when someone else holds it."""
+    else took it). Raises Conflict when someone else holds it, when the annotator skipped it,
+    or when they already hold MAX_LEASES_PER_ANNOTATOR other cases."""
     now = now or timezone.now()
     expires = now + timedelta(seconds=case.project.lease_seconds)
+    if CaseSkip.objects.filter(case=case, annotator=annotator).exists():
+        raise Conflict("You skipped this case; it is not leased to you again.")
+    # The cap of lease_next_case holds here too: renewing is no way to hoard cases.
+    others = (
+        Case.objects.filter(
+            project_id=case.project_id,
+            state=Case.State.OPEN,
+            leased_to=annotator,
+            lease_expires_at__gt=now,
+        )
+        .exclude(pk=case.pk)
+        .count()
+    )
+    if others >= MAX_LEASES_PER_ANNOTATOR:
+        raise Conflict(
+            f"You already hold {MAX_LEASES_PER_ANNOTATOR} cases; submit, skip or release one."
+        )
     with transaction.atomic(savepoint=False):
         taken = Case.objects.filter(pk=case.pk).filter(_lease_free_for(annotator, now))
         if case.state != Case.State.OPEN:
@@ -158,7 +176,9 @@ def renew_lease(*, case: Case, annotator: User, now: datetime | None = None) -> 
 
 def release_lease(*, case: Case, annotator: User, skip_reason: str | None = None) -> None:
     """Give the case back to the queue. With ``skip_reason`` the annotator passes on it: it is
-    not offered to them again, and the reason is kept for the project lead."""
+    not offered to them again, the reason is kept for the project lead, and their working copy
+    is deleted if they never wrote to it (an empty draft would otherwise keep the case's
+    clinical data readable to them, see annotations.permissions.can_view_case)."""
     with transaction.atomic():
         Case.objects.filter(pk=case.pk, leased_to=annotator).update(
             leased_to=None, lease_expires_at=None
@@ -170,6 +190,7 @@ def release_lease(*, case: Case, annotator: User, skip_reason: str | None = None
             CaseSkip.objects.get_or_create(
                 case=case, annotator=annotator, defaults={"reason": reason[:200]}
             )
+            _discard_untouched_draft(case=case, annotator=annotator)
         audit.record(
             action="case.skip" if skip_reason is not None else "case.release",
             actor=annotator,
@@ -179,6 +200,29 @@ def release_lease(*, case: Case, annotator: User, skip_reason: str | None = None
         )
     case.leased_to = None
     case.lease_expires_at = None
+
+
+def _discard_untouched_draft(*, case: Case, annotator: User) -> None:
+    """Delete the annotator's draft of ``case`` if it is still as next-case created it: never
+    saved (version 1), no findings, report, boxes or rejected suggestions."""
+    untouched = Annotation.objects.filter(
+        case=case,
+        annotator=annotator,
+        status=Annotation.Status.DRAFT,
+        version=1,
+        findings={},
+        report={},
+        rejected_suggestion_boxes=[],
+    ).exclude(Exists(Box.objects.filter(annotation=OuterRef("pk"))))
+    for annotation in untouched:
+        audit.record(
+            action="annotation.discard",
+            actor=annotator,
+            target=annotation,
+            project_id=case.project_id,
+            detail={"case": case.pk, "why": "skipped before any change"},
+        )
+        annotation.delete()
 
 
 def release_expired_leases(*, now: datetime | None = None) -> int:
