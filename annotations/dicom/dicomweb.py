@@ -2,14 +2,24 @@
 instances, WADO-RS to retrieve each instance as a DICOM Part 10 byte stream held in memory.
 
 Every network or protocol failure becomes ``PacsUnavailable``, a domain error naming the URL
-and the HTTP status, so callers (service, command, API) report it the same way."""
+and the HTTP status, so callers (service, command, API) report it the same way.
+
+The URL is chosen by a project's lead, and the server makes the requests: without care it could
+reach what only the server can (a cloud metadata service on a link-local address, an admin
+port on loopback) and report back whether a port answered and with which status. So a target
+whose host resolves to a loopback, link-local, unspecified or multicast address is refused
+unless it lies in ``allowed_networks`` (MEDLOOP_PACS_ALLOWED_NETWORKS), and a redirect to
+another scheme, host or port is not followed."""
 
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+import ipaddress
+import socket
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from dicomweb_client.api import DICOMwebClient
@@ -51,6 +61,55 @@ class PacsUnavailable(DomainError):
     code = "pacs_unavailable"
 
 
+class PacsTargetRefused(DomainError):
+    """The DICOMweb URL points somewhere the server must not send requests (HTTP 400)."""
+
+    status_code = 400
+    code = "pacs_target_refused"
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    default = {"http": 80, "https": 443}.get(parts.scheme.lower())
+    return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port or default
+
+
+def _internal(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return (
+        address.is_loopback
+        or address.is_link_local
+        or address.is_unspecified
+        or address.is_multicast
+    )
+
+
+def check_target(url: str, allowed_networks: Sequence[str] = ()) -> None:
+    """Refuse (PacsTargetRefused) a DICOMweb URL that is not http(s), or whose host resolves to
+    a loopback, link-local, unspecified or multicast address outside ``allowed_networks``
+    (e.g. ``["127.0.0.0/8", "::1/128"]`` for a PACS on the same machine). A host that does not
+    resolve is PacsUnavailable, like one that does not answer."""
+    scheme, host, port = _origin(url)
+    if scheme not in ("http", "https") or not host:
+        raise PacsTargetRefused(f"{url} is not an http(s) URL with a host.", url=url)
+    allowed = [ipaddress.ip_network(n.strip(), strict=False) for n in allowed_networks if n]
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise PacsUnavailable(
+            f"PACS at {url}: the host name does not resolve.", url=url, http_status=None
+        ) from exc
+    for *_, sockaddr in found:
+        address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
+        if _internal(address) and not any(address in network for network in allowed):
+            raise PacsTargetRefused(
+                f"{url} points to a loopback or link-local address; a PACS there must be "
+                "allowed in MEDLOOP_PACS_ALLOWED_NETWORKS.",
+                url=url,
+            )
+
+
 @dataclass(frozen=True)
 class RemoteInstance:
     """One instance as the PACS lists it (original UIDs: never stored by MedLoop)."""
@@ -69,17 +128,43 @@ def _first_value(attributes: Mapping[str, Any], tag: str) -> str:
 class PacsClient:
     """QIDO-RS / WADO-RS against one DICOMweb root, e.g. ``http://pacs:8042/dicom-web``."""
 
-    def __init__(self, url: str, *, timeout: float = 30.0, attempts: int = 3) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 30.0,
+        attempts: int = 3,
+        allowed_networks: Sequence[str] = (),
+    ) -> None:
         if not url:
             raise PacsUnavailable("No DICOMweb URL is configured for this project.")
         self.url = url.rstrip("/")
+        check_target(self.url, allowed_networks)
+        session = requests.Session()
+        # Not through a proxy named in the environment: the check above is about this host.
+        session.trust_env = False
+        session.hooks["response"].append(self._refuse_cross_origin_redirect)
         try:
-            self._client = DICOMwebClient(url=self.url, timeout=timeout)
+            self._client = DICOMwebClient(url=self.url, timeout=timeout, session=session)
         except (ValueError, TypeError) as exc:
             raise PacsUnavailable(f"{self.url} is not a usable DICOMweb URL ({exc}).") from exc
         # The library retries every failure, refused connections included, 5 times with
         # backoff (about 30 s); 3 attempts 1 s and 2 s apart ride out a restart or a 503.
         self._client.set_http_retry_params(max_attempts=attempts, wait_exponential_multiplier=500)
+
+    def _refuse_cross_origin_redirect(
+        self, response: requests.Response, *args: Any, **kwargs: Any
+    ) -> requests.Response:
+        """A response hook: requests runs it on each response before following a redirect."""
+        if response.is_redirect:
+            target = urljoin(response.url, response.headers.get("location", ""))
+            if _origin(target) != _origin(self.url):
+                raise PacsTargetRefused(
+                    f"PACS at {self.url} redirected to another host, scheme or port; "
+                    "such redirects are not followed.",
+                    url=self.url,
+                )
+        return response
 
     def _fail(self, what: str, exc: Exception) -> PacsUnavailable:
         if isinstance(exc, requests.HTTPError) and exc.response is not None:
@@ -153,6 +238,8 @@ class PacsClient:
             )
         except requests.RequestException as exc:
             raise self._fail("instance retrieval (WADO-RS)", exc) from exc
+        except DomainError:
+            raise  # a refused redirect
         except Exception as exc:  # pydicom's parse of the part fails in many ways on bad data
             raise self._unreadable(exc) from exc
         # Re-encoding would pad a short value back to its declared length: check first.

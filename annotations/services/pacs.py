@@ -12,6 +12,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.utils import timezone
 
@@ -150,7 +151,9 @@ def pull_studies(
     if client is None:
         if not project.dicomweb_url:
             raise InvalidInput(f"Project {project.pk} has no DICOMweb URL configured.")
-        client = PacsClient(project.dicomweb_url)
+        client = PacsClient(
+            project.dicomweb_url, allowed_networks=settings.MEDLOOP_PACS_ALLOWED_NETWORKS
+        )
 
     if study_instance_uids:
         uids = list(dict.fromkeys(str(uid).strip() for uid in study_instance_uids if uid))

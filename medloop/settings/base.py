@@ -350,6 +350,10 @@ AXES_RESET_ON_SUCCESS = True
 # Failures during a lockout do not push its end further out.
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_LOCKOUT_CALLABLE = "medloop.lockout.lockout_response"
+# DICOMweb pulls: a PACS URL whose host resolves to a loopback or link-local address is refused
+# unless it lies in one of these networks (comma-separated; e.g. 127.0.0.0/8,::1/128 for an
+# Orthanc on the same machine). Default: none.
+MEDLOOP_PACS_ALLOWED_NETWORKS = env_list("MEDLOOP_PACS_ALLOWED_NETWORKS", "")
 # The most items one API page returns (?limit= beyond it is clamped to it).
 MEDLOOP_API_MAX_PAGE = int(env("MEDLOOP_API_MAX_PAGE", "500"))
 # Reverse proxies whose X-Forwarded-For is believed (addresses or networks, comma-separated;
