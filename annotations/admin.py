@@ -1,5 +1,19 @@
+"""Django admin for the annotator's world.
+
+Clinical data and labels (patients, studies, series, instances, cases, lab results, skips,
+annotations, boxes, revisions) are read-only here: their changes go through the services and
+the API, where If-Match, versions, revisions and the audit trail apply. Every admin page that
+lists or shows an object, and every change an admin makes (projects, memberships), is
+recorded in the audit trail."""
+
+from __future__ import annotations
+
+from typing import Any
+
 from django.contrib import admin
-from django.http import HttpRequest
+from django.contrib.admin.utils import unquote
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest, HttpResponse
 
 from annotations.models import (
     Annotation,
@@ -16,6 +30,116 @@ from annotations.models import (
     Series,
     Study,
 )
+from annotations.services import audit
+
+# How to reach the project of an object, per model (for the audit event's project).
+_PROJECT_PATHS = ("project_id", "case.project_id", "study.project_id", "series.study.project_id")
+
+
+def _project_id(obj: Model) -> int | None:
+    if isinstance(obj, Project):
+        return obj.pk
+    for path in _PROJECT_PATHS:
+        value: Any = obj
+        for attribute in path.split("."):
+            value = getattr(value, attribute, None)
+            if value is None:
+                break
+        if isinstance(value, int):
+            return value
+    return None
+
+
+class AuditedAdmin(admin.ModelAdmin):
+    """A model admin whose reads (list and object pages) and writes are audited as
+    ``admin.list``, ``admin.view``, ``admin.add``, ``admin.change`` and ``admin.delete``."""
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        response = super().changelist_view(request, extra_context)
+        if request.method == "GET" and response.status_code == 200:
+            audit.record(
+                action="admin.list",
+                actor=request.user,
+                request=request,
+                detail={"model": self.model._meta.label, "query": request.GET.urlencode()[:200]},
+            )
+        return response
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        response = super().change_view(request, object_id, form_url, extra_context)
+        if request.method == "GET" and response.status_code == 200:
+            obj = self.get_object(request, unquote(object_id))
+            if obj is not None:
+                audit.record(
+                    action="admin.view",
+                    actor=request.user,
+                    target=obj,
+                    project_id=_project_id(obj),
+                    request=request,
+                )
+        return response
+
+    def _record_write(self, request: HttpRequest, action: str, obj: Model, message: Any) -> None:
+        audit.record(
+            action=action,
+            actor=request.user,
+            target=obj,
+            project_id=_project_id(obj),
+            request=request,
+            # Django's change message names the changed fields, never their values.
+            detail={"model": self.model._meta.label, "change": message},
+        )
+
+    def log_addition(self, request: HttpRequest, obj: Model, message: Any) -> Any:
+        self._record_write(request, "admin.add", obj, message)
+        return super().log_addition(request, obj, message)
+
+    def log_change(self, request: HttpRequest, obj: Model, message: Any) -> Any:
+        self._record_write(request, "admin.change", obj, message)
+        return super().log_change(request, obj, message)
+
+    def log_deletion(self, request: HttpRequest, obj: Model, object_repr: str) -> Any:
+        self._record_write(request, "admin.delete", obj, "deleted")
+        return super().log_deletion(request, obj, object_repr)
+
+    def log_deletions(self, request: HttpRequest, queryset: QuerySet[Any]) -> Any:
+        for obj in queryset:
+            self._record_write(request, "admin.delete", obj, "deleted")
+        return super().log_deletions(request, queryset)
+
+
+class ReadOnlyAdmin(AuditedAdmin):
+    """Clinical data and labels: shown, never added, changed or deleted in the admin."""
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
 
 
 class MembershipInline(admin.TabularInline):
@@ -25,7 +149,7 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(Project)
-class ProjectAdmin(admin.ModelAdmin):
+class ProjectAdmin(AuditedAdmin):
     list_display = [
         "name",
         "modality",
@@ -40,38 +164,37 @@ class ProjectAdmin(admin.ModelAdmin):
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(AuditedAdmin):
     list_display = ["project", "user", "role", "created_at"]
     list_filter = ["role", "project"]
     search_fields = ["user__username", "project__name"]
 
 
 @admin.register(Patient)
-class PatientAdmin(admin.ModelAdmin):
+class PatientAdmin(ReadOnlyAdmin):
     list_display = ["pseudonym", "project", "sex", "created_at"]
     list_filter = ["project"]
     search_fields = ["pseudonym"]
 
 
-class SeriesInline(admin.TabularInline):
+class SeriesInline(ReadOnlyInline):
     model = Series
-    extra = 0
 
 
 @admin.register(Study)
-class StudyAdmin(admin.ModelAdmin):
+class StudyAdmin(ReadOnlyAdmin):
     list_display = ["study_instance_uid", "project", "patient", "study_date"]
     list_filter = ["project"]
     inlines = [SeriesInline]
 
 
 @admin.register(Series)
-class SeriesAdmin(admin.ModelAdmin):
+class SeriesAdmin(ReadOnlyAdmin):
     list_display = ["series_instance_uid", "study", "modality", "series_number"]
 
 
 @admin.register(Instance)
-class InstanceAdmin(admin.ModelAdmin):
+class InstanceAdmin(ReadOnlyAdmin):
     list_display = [
         "sop_instance_uid",
         "series",
@@ -81,16 +204,14 @@ class InstanceAdmin(admin.ModelAdmin):
         "quarantined",
     ]
     list_filter = ["quarantined"]
-    readonly_fields = ["sha256", "file_path", "size_bytes"]
 
 
-class LabResultInline(admin.TabularInline):
+class LabResultInline(ReadOnlyInline):
     model = LabResult
-    extra = 0
 
 
 @admin.register(Case)
-class CaseAdmin(admin.ModelAdmin):
+class CaseAdmin(ReadOnlyAdmin):
     list_display = [
         "id",
         "project",
@@ -106,34 +227,28 @@ class CaseAdmin(admin.ModelAdmin):
 
 
 @admin.register(CaseSkip)
-class CaseSkipAdmin(admin.ModelAdmin):
+class CaseSkipAdmin(ReadOnlyAdmin):
     list_display = ["case", "annotator", "reason", "created_at"]
 
 
-class BoxInline(admin.TabularInline):
+class BoxInline(ReadOnlyInline):
     model = Box
-    extra = 0
 
 
 @admin.register(Annotation)
-class AnnotationAdmin(admin.ModelAdmin):
+class AnnotationAdmin(ReadOnlyAdmin):
     list_display = ["id", "case", "annotator", "status", "version", "updated_at"]
     list_filter = ["status", "case__project"]
     inlines = [BoxInline]
-    # Edits go through the API so that If-Match and the audit trail apply.
-    readonly_fields = ["version"]
 
 
 @admin.register(AnnotationRevision)
-class AnnotationRevisionAdmin(admin.ModelAdmin):
+class AnnotationRevisionAdmin(ReadOnlyAdmin):
     list_display = ["annotation", "version", "submitted_by", "submitted_at"]
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdmin):
     """Read-only: the trail is append-only."""
 
     list_display = [
@@ -147,12 +262,3 @@ class AuditEventAdmin(admin.ModelAdmin):
     ]
     list_filter = ["action"]
     search_fields = ["actor_username", "object_id"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False

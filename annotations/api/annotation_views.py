@@ -19,7 +19,7 @@ from annotations.api.serializers import (
     ReviewQueueQuerySerializer,
 )
 from annotations.models import Annotation
-from annotations.services import annotate
+from annotations.services import annotate, audit
 from medloop.pagination import CappedLimitOffsetPagination as LimitOffsetPagination
 
 IF_MATCH = OpenApiParameter(
@@ -103,7 +103,16 @@ class SubmitAnnotationView(APIView):
 class AnnotationDetailView(APIView):
     @extend_schema(responses=AnnotationSerializer)
     def get(self, request: Request, annotation_pk: int) -> Response:
-        return _with_etag(annotation_for(request, annotation_pk))
+        annotation = annotation_for(request, annotation_pk)
+        # The answer holds the report text: every read is on the trail.
+        audit.record(
+            action="annotation.view",
+            actor=request.user,
+            target=annotation,
+            project_id=annotation.case.project_id,
+            request=request,
+        )
+        return _with_etag(annotation)
 
 
 class ReviewAnnotationView(APIView):
@@ -144,5 +153,13 @@ class ReviewQueueView(APIView):
         paginator = LimitOffsetPagination()
         page = paginator.paginate_queryset(
             selectors.annotations_to_review(project, **query.validated_data), request, view=self
+        )
+        # One event per page read, naming the annotations (and so the reports) it showed.
+        audit.record(
+            action="annotation.review_queue",
+            actor=request.user,
+            project_id=project.pk,
+            request=request,
+            detail={"annotation_ids": [annotation.pk for annotation in page or []]},
         )
         return paginator.get_paginated_response(AnnotationSerializer(page, many=True).data)
