@@ -271,11 +271,12 @@ def choose_warm_start(*, project: Project, serving: ModelVersion | None, mode: s
 
     ``"latest"`` (the default) builds on the newest version that did not fail, promoted or not,
     when it was trained on every label the serving version saw (its label snapshot's annotation
-    ids include the serving one's) and the promotion guard did not find it worse than the
-    serving version beyond noise. Why: each cycle then adds its steps and labels to the most
-    trained weights, so training stays cumulative while the guard holds promotion back (with
-    few validation labels it often does); a candidate that saw fewer labels (a version trained
-    before a rollback) or that the guard found worse would carry less, not more. Otherwise, and
+    ids include the serving one's), the promotion guard did not find it worse than the serving
+    version beyond noise and no model owner rolled back from it. Why: each cycle then adds its
+    steps and labels to the most trained weights, so training stays cumulative while the guard
+    holds promotion back (with few validation labels it often does); a candidate that saw fewer
+    labels, that the guard found worse or that an owner rolled back from would carry less, not
+    more. Otherwise, and
     with ``"serving"``, the serving version; without one, from scratch."""
     latest = (
         ModelVersion.objects.filter(project=project)
@@ -287,7 +288,10 @@ def choose_warm_start(*, project: Project, serving: ModelVersion | None, mode: s
     if mode == "latest" and latest is not None and latest != serving:
         if serving is None:
             return WarmStart(latest, f"latest version {latest.number} (none serving)")
-        if _significantly_worse(latest):
+        if latest.status == ModelVersion.Status.RETIRED:
+            # Newer than the serving version yet retired: a model owner rolled back from it.
+            passed_over = f"latest version {latest.number} was rolled back; "
+        elif _significantly_worse(latest):
             passed_over = (
                 f"latest version {latest.number} was worse than the serving version beyond noise; "
             )

@@ -173,3 +173,7 @@ def test_warm_start_prefers_the_latest_version_only_when_it_saw_the_serving_labe
     assert start.version == worse and "every label of serving version 1" in start.reason
     start = versions.choose_warm_start(project=loop_project, serving=serving, mode="serving")
     assert start.version == serving
+    worse.status = ModelVersion.Status.RETIRED  # promoted, then rolled back from
+    worse.save()
+    start = versions.choose_warm_start(project=loop_project, serving=serving, mode="latest")
+    assert start.version == serving and "rolled back" in start.reason
