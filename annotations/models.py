@@ -8,6 +8,7 @@ from __future__ import annotations
 import secrets
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
@@ -24,6 +25,20 @@ class Modality(models.TextChoices):
 
 def _new_project_secret() -> str:
     return secrets.token_hex(32)
+
+
+def validate_ae_titles(value: object) -> None:
+    """A list of DICOM AE titles: 1 to 16 characters each, no backslash or control characters."""
+    if not isinstance(value, list):
+        raise ValidationError("A list of AE titles is expected.")
+    for title in value:
+        if (
+            not isinstance(title, str)
+            or not 0 < len(title.strip()) <= 16
+            or "\\" in title
+            or any(ord(c) < 32 or ord(c) == 127 for c in title)
+        ):
+            raise ValidationError(f"{title!r} is not a DICOM AE title (1 to 16 characters).")
 
 
 class Project(models.Model):
@@ -69,6 +84,14 @@ class Project(models.Model):
     model_config = models.JSONField(default=dict, blank=True)
     # Called AE title under which the C-STORE listener files incoming images into this project.
     dicom_ae_title = models.CharField(max_length=16, null=True, blank=True, unique=True)
+    # Calling AE titles (the senders) whose associations the listener accepts for this project;
+    # empty: any sender. Others are rejected ("calling AE title not recognised") and logged.
+    dicom_calling_ae_titles = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_ae_titles],
+        help_text="Sending AE titles accepted for this project (empty: any).",
+    )
     # A PACS to pull studies from over DICOMweb (QIDO-RS / WADO-RS), e.g. .../dicom-web
     dicomweb_url = models.URLField(max_length=500, blank=True)
     # HMAC key for this project's pseudonyms and UID map: stable across batches and restarts.

@@ -3,7 +3,10 @@
 Routing is by the called AE title: a project whose ``dicom_ae_title`` equals it receives the
 images; the listener's own AE title routes to the default project (if one is given). Any other
 called AE title is rejected at association time (A-ASSOCIATE-RJ, "called AE title not
-recognised"), so nothing is received for nobody. C-ECHO is answered on every accepted title.
+recognised"), so nothing is received for nobody. A project may also list the calling AE titles
+(the senders) it accepts (``Project.dicom_calling_ae_titles``; empty: any): another sender is
+rejected with "calling AE title not recognised", and the refusal is logged with its address.
+C-ECHO is answered on every accepted association.
 
 Each received dataset is encoded as a Part 10 byte stream in memory (``encoded_dataset()``, the
 original is never written to disk) and goes through ``ingest_dicom_bytes``. Statuses: 0x0000 for
@@ -198,6 +201,22 @@ class StorageSCP:
             )
             connection.close()  # no release event follows a rejection
             return  # acceptor title stays ours: pynetdicom rejects with "not recognised"
+        allowed = list(project.dicom_calling_ae_titles or []) if project is not None else []
+        if allowed and calling not in {str(title).strip() for title in allowed}:
+            logger.warning(
+                "Rejecting association from %s (%s) to %r: calling AE title not in project "
+                "%s's allow-list",
+                calling,
+                event.assoc.requestor.address,
+                called,
+                project.pk if project is not None else None,
+            )
+            # A-ASSOCIATE-RJ: rejected-permanent, service-user, calling AE title not recognised.
+            assoc.acse.send_reject(0x01, 0x01, 0x03)
+            # As pynetdicom does after its own rejections: waits until the PDU is sent.
+            assoc.kill()
+            connection.close()  # no release event follows a rejection
+            return
         assoc.acceptor.ae_title = called
         with self._lock:
             self._sessions[assoc] = _Session(
