@@ -106,10 +106,6 @@ class AuditedAdmin(admin.ModelAdmin):
         self._record_write(request, "admin.change", obj, message)
         return super().log_change(request, obj, message)
 
-    def log_deletion(self, request: HttpRequest, obj: Model, object_repr: str) -> Any:
-        self._record_write(request, "admin.delete", obj, "deleted")
-        return super().log_deletion(request, obj, object_repr)
-
     def log_deletions(self, request: HttpRequest, queryset: QuerySet[Any]) -> Any:
         for obj in queryset:
             self._record_write(request, "admin.delete", obj, "deleted")

@@ -10,12 +10,13 @@ import secrets
 from collections.abc import Callable
 from importlib import import_module
 from types import SimpleNamespace
+from typing import cast
 
 from django.conf import settings
 from django.contrib.auth import get_user
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import Resolver404, resolve
-from rest_framework.authentication import SessionAuthentication
+from rest_framework.authentication import BaseAuthentication, SessionAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.settings import api_settings
 
@@ -128,10 +129,15 @@ def _has_valid_credentials(request: HttpRequest) -> bool:
     """Whether the request carries a valid API token or the session of a signed-in user (the
     same checks DRF and Django make later; only requests with a large body pay for them)."""
     if request.META.get("HTTP_AUTHORIZATION"):
-        for authentication in api_settings.DEFAULT_AUTHENTICATION_CLASSES:
+        # api_settings imports the dotted paths: classes at run time, typed as strings.
+        classes = cast(
+            "list[type[BaseAuthentication]]", api_settings.DEFAULT_AUTHENTICATION_CLASSES
+        )
+        for authentication in classes:
             if authentication is SessionAuthentication:
                 continue
             try:
+                # DRF's token classes read only the headers, which a Django request has.
                 if authentication().authenticate(request) is not None:  # type: ignore[arg-type]
                     return True
             except AuthenticationFailed:

@@ -316,3 +316,31 @@ def count_sources(root: Path) -> int:
     if root.is_dir():
         return sum(len(names) for _, _, names in os.walk(root))
     return 1
+
+
+def hash_stored_source_names() -> int:
+    """Replace the file names that report lines written before names were hashed still hold
+    (``source`` and the reasons quoting it) by the label and ``source_key`` new lines carry;
+    return how many lines changed. Idempotent: lines with a ``source_key`` are left alone."""
+    changed = 0
+    stored = IngestBatch.objects.exclude(source=IngestBatch.Source.CLINICAL).select_related(
+        "project"
+    )
+    for batch in stored.iterator(chunk_size=50):
+        if not isinstance(batch.items, list):
+            continue
+        touched = False
+        for position, line in enumerate(batch.items, start=1):
+            if not isinstance(line, dict) or "source_key" in line:
+                continue
+            name = str(line.get("source") or "")
+            key = source_names.source_key(batch.project, name)
+            label = source_names.source_label(position, key, name)
+            line["source"], line["source_key"] = label, key
+            if name and isinstance(line.get("reason"), str):
+                line["reason"] = line["reason"].replace(name, label)
+            touched = True
+            changed += 1
+        if touched:
+            batch.save(update_fields=["items"])
+    return changed

@@ -107,3 +107,32 @@ def test_file_names_are_matched_case_insensitively_through_the_keyed_hash(projec
     label = source_label(4, key, NAME)
     assert label == f"file 4 ({key[:10]}.dcm)"
     _no_trace(key + label)
+
+
+def test_names_in_reports_written_before_hashing_are_replaced_and_still_match(
+    project, synthetic_dir
+):
+    from annotations.services import batches
+    from annotations.services.imports.matching import match_images
+
+    batch = batches.ingest_sources(
+        project=project,
+        sources=[batches.SourceFile(NAME, lambda: _dicom(synthetic_dir))],
+        source=IngestBatch.Source.COMMAND,
+    )
+    line = batch.items[0]
+    # As a report line was written before names were hashed.
+    legacy = {k: v for k, v in line.items() if k != "source_key"} | {"source": NAME}
+    refused = {"source": NAME, "status": "refused", "reason": f"{NAME}: not a DICOM file."}
+    IngestBatch.objects.filter(pk=batch.pk).update(items=[legacy, refused])
+
+    out = io.StringIO()
+    call_command("hash_ingest_file_names", stdout=out)
+    assert out.getvalue().startswith("2 report lines")
+    items = IngestBatch.objects.get(pk=batch.pk).items
+    _no_trace(json.dumps(items))
+    assert items[1]["reason"].startswith(f"{items[1]['source']}: not a DICOM")
+    matches, _ = match_images(project, {1: (f"{NAME[:-4]}.png", None)})
+    assert matches[1].instance.pk == line["instance_id"]
+    call_command("hash_ingest_file_names", stdout=out)  # idempotent
+    assert IngestBatch.objects.get(pk=batch.pk).items == items
