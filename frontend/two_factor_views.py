@@ -1,15 +1,21 @@
 """The two-factor page: set up an authenticator app (TOTP), then enter its codes.
 
-A user without a confirmed app sees a new secret (as text and as an otpauth:// link) and
-confirms it with a first code; a user with one enters a code. A correct code verifies the
-session (django_otp.login). Each outcome is an audit event."""
+Setting an app up is a change to how the account is protected, so a session alone is not
+enough (a borrowed, unattended or stolen session could otherwise bind the attacker's phone).
+The user first re-enters their password; only then is a new secret made, bound to this session
+and shown (as text and as an otpauth:// link), and it is confirmed with a first code within
+REAUTH_SECONDS of the password. A user with a confirmed app just enters a code. A correct code
+verifies the session (django_otp.login). Each outcome is an audit event."""
 
 from __future__ import annotations
 
+import time
 from base64 import b32encode
-from typing import cast
+from typing import Any, cast
+from urllib.parse import urlencode
 
 import django_otp
+from django.contrib.auth import authenticate
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -21,13 +27,9 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from annotations.services import audit
 from medloop import two_factor
 
-
-def _pending_device(user: object) -> TOTPDevice:
-    """The user's unconfirmed app being set up (made on first visit, reused until confirmed)."""
-    device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("id").first()
-    if device is None:
-        device = TOTPDevice.objects.create(user=user, name="authenticator app", confirmed=False)
-    return device
+# How long after re-entering the password the new app may be confirmed.
+REAUTH_SECONDS = 300
+_SESSION_KEY = "medloop_2fa_setup"  # {"device": id, "at": epoch seconds}
 
 
 def _next_url(request: HttpRequest) -> str:
@@ -39,40 +41,104 @@ def _next_url(request: HttpRequest) -> str:
     return reverse("home")
 
 
+def _setup_device(request: HttpRequest, user: User) -> TOTPDevice | None:
+    """The app being set up in this session, if the password was re-entered recently."""
+    state: dict[str, Any] = request.session.get(_SESSION_KEY) or {}
+    if time.time() - float(state.get("at", 0)) > REAUTH_SECONDS:
+        return None
+    return TOTPDevice.objects.filter(pk=state.get("device"), user=user, confirmed=False).first()
+
+
+def _start_setup(request: HttpRequest, user: User) -> TOTPDevice:
+    """A new secret for this session: any earlier unconfirmed one (which someone else may have
+    seen) is thrown away."""
+    TOTPDevice.objects.filter(user=user, confirmed=False).delete()
+    device = TOTPDevice.objects.create(user=user, name="authenticator app", confirmed=False)
+    request.session[_SESSION_KEY] = {"device": device.pk, "at": time.time()}
+    return device
+
+
+def _password_page(
+    request: HttpRequest, user: User, error: str = "", status: int = 200
+) -> HttpResponse:
+    context = {
+        "setting_up": True,
+        "reauth": True,
+        "required": two_factor.required_by_role(user),
+        "error": error,
+        "next": _next_url(request),
+    }
+    return render(request, "frontend/two_factor.html", context, status=status)
+
+
+def _setup(request: HttpRequest, user: User) -> HttpResponse:
+    """Setting up an app: password first, then the new secret and its first code."""
+    if request.method == "POST" and "password" in request.POST:
+        password = request.POST.get("password", "")
+        if authenticate(request, username=user.get_username(), password=password) is None:
+            audit.record(
+                action="auth.2fa_setup_password_failed", actor=user, target=user, request=request
+            )
+            return _password_page(request, user, "That password is not right.", status=400)
+        _start_setup(request, user)
+        audit.record(action="auth.2fa_setup_started", actor=user, target=user, request=request)
+        page = reverse("two-factor")
+        return HttpResponseRedirect(f"{page}?{urlencode({'next': _next_url(request)})}")
+    device = _setup_device(request, user)
+    if device is None:
+        error = ""
+        if request.method == "POST":
+            error = "Enter your password again before setting up the app."
+        return _password_page(request, user, error, status=400 if error else 200)
+    error, status = "", 200
+    if request.method == "POST":
+        code = request.POST.get("code", "").strip().replace(" ", "")
+        allowed, _ = device.verify_is_allowed()
+        if allowed and code.isdigit() and device.verify_token(code):
+            device.confirmed = True
+            device.save(update_fields=["confirmed"])
+            request.session.pop(_SESSION_KEY, None)
+            audit.record(action="auth.2fa_enrolled", actor=user, target=user, request=request)
+            django_otp.login(request, device)
+            audit.record(action="auth.2fa_verified", actor=user, target=user, request=request)
+            return HttpResponseRedirect(_next_url(request))
+        audit.record(action="auth.2fa_failed", actor=user, target=user, request=request)
+        error, status = _code_error(allowed), 400
+    secret = b32encode(device.bin_key).decode()
+    context = {
+        "setting_up": True,
+        "reauth": False,
+        "secret": " ".join(secret[i : i + 4] for i in range(0, len(secret), 4)),
+        "config_url": device.config_url,
+        "required": two_factor.required_by_role(user),
+        "error": error,
+        "next": _next_url(request),
+    }
+    return render(request, "frontend/two_factor.html", context, status=status)
+
+
+def _code_error(allowed: bool) -> str:
+    if allowed:
+        return "That code did not match. Check the time on your phone and enter the current code."
+    return "Too many wrong codes: wait a little before the next try."
+
+
 @login_required
 def two_factor_page(request: HttpRequest) -> HttpResponse:
     user = cast(User, request.user)  # login_required
     device = two_factor.confirmed_device(user)
-    setting_up = device is None
     if device is None:
-        device = _pending_device(user)
+        return _setup(request, user)
     error = ""
     status = 200
     if request.method == "POST":
         code = request.POST.get("code", "").strip().replace(" ", "")
         allowed, _ = device.verify_is_allowed()
         if allowed and code.isdigit() and device.verify_token(code):
-            if setting_up:
-                device.confirmed = True
-                device.save(update_fields=["confirmed"])
-                audit.record(action="auth.2fa_enrolled", actor=user, target=user, request=request)
             django_otp.login(request, device)
             audit.record(action="auth.2fa_verified", actor=user, target=user, request=request)
             return HttpResponseRedirect(_next_url(request))
         audit.record(action="auth.2fa_failed", actor=user, target=user, request=request)
-        error = (
-            "That code did not match. Check the time on your phone and enter the current code."
-            if allowed
-            else "Too many wrong codes: wait a little before the next try."
-        )
-        status = 400
-    secret = b32encode(device.bin_key).decode()
-    context = {
-        "setting_up": setting_up,
-        "secret": " ".join(secret[i : i + 4] for i in range(0, len(secret), 4)),
-        "config_url": device.config_url if setting_up else "",
-        "required": two_factor.required_by_role(user),
-        "error": error,
-        "next": _next_url(request),
-    }
+        error, status = _code_error(allowed), 400
+    context = {"setting_up": False, "error": error, "next": _next_url(request)}
     return render(request, "frontend/two_factor.html", context, status=status)

@@ -41,7 +41,12 @@ def test_a_lead_sets_up_an_app_and_gets_nothing_else_until_verified(client, proj
     assert api.status_code == 403 and api.json()["error"] == "two_factor_required"
     assert client.get("/").status_code == 302
 
-    setup = client.get(sent.url)
+    asked = client.get(sent.url)
+    assert asked.status_code == 200 and b'name="password"' in asked.content
+    assert b"totp-secret" not in asked.content
+    reauth = client.post("/account/two-factor/", {"password": PASSWORD, "next": dashboard})
+    assert reauth.status_code == 302
+    setup = client.get(reauth.url)
     assert setup.status_code == 200 and b"authenticator app" in setup.content
     shown = re.search(rb'id="totp-secret">([A-Z2-7 ]+)<', setup.content).group(1)
     device = TOTPDevice.objects.get(user__username="lena", confirmed=False)
@@ -65,6 +70,7 @@ def test_a_lead_sets_up_an_app_and_gets_nothing_else_until_verified(client, proj
         "auth.2fa_enrolled",
         "auth.2fa_failed",
         "auth.2fa_failed",
+        "auth.2fa_setup_started",
     ]
 
 
@@ -117,3 +123,70 @@ def test_api_tokens_for_accounts_with_a_second_factor_need_its_code(project, mem
     issued = client.post(url, {**body, "otp_token": code_for(device)})
     assert issued.status_code == 200 and issued.json()["token"]
     assert "auth.2fa_failed" in actions()
+
+
+# --- setting an app up needs the password again (issue 15, Low) ----------------------------
+
+
+def _start_setup(client: Client, password: str = PASSWORD):
+    return client.post("/account/two-factor/", {"password": password})
+
+
+@LEADS_AND_ADMINS
+def test_a_session_alone_cannot_set_up_an_app(client, project, member):
+    lead = member("lena", "lead")
+    client.force_login(lead)
+    page = client.get("/account/two-factor/")
+    assert b"totp-secret" not in page.content and b'name="password"' in page.content
+    assert not TOTPDevice.objects.filter(user=lead).exists()
+    # Whoever holds the session makes up a device and posts its code: refused, nothing confirmed.
+    guessed = TOTPDevice.objects.create(user=lead, name="attacker", confirmed=False)
+    refused = client.post("/account/two-factor/", {"code": code_for(guessed)})
+    assert refused.status_code == 400 and b"Enter your password again" in refused.content
+    assert not TOTPDevice.objects.filter(user=lead, confirmed=True).exists()
+    wrong = _start_setup(client, "not the password")
+    assert wrong.status_code == 400 and b"That password is not right" in wrong.content
+    assert "auth.2fa_setup_password_failed" in actions()
+    assert client.get("/").status_code == 302
+
+
+@LEADS_AND_ADMINS
+def test_the_secret_is_new_after_the_password_and_confirmed_with_its_code(client, project, member):
+    lead = member("lena", "lead")
+    client.force_login(lead)
+    seen_earlier = TOTPDevice.objects.create(user=lead, name="seen by someone", confirmed=False)
+    assert _start_setup(client).status_code == 302
+    # The unconfirmed secret someone may have seen before is gone; a fresh one is shown.
+    assert not TOTPDevice.objects.filter(pk=seen_earlier.pk).exists()
+    device = TOTPDevice.objects.get(user=lead, confirmed=False)
+    shown = re.search(
+        rb'id="totp-secret">([A-Z2-7 ]+)<', client.get("/account/two-factor/").content
+    )
+    assert b32decode(shown.group(1).replace(b" ", b"")) == device.bin_key
+    assert client.post("/account/two-factor/", {"code": code_for(device)}).status_code == 302
+    device.refresh_from_db()
+    assert device.confirmed and client.get("/").status_code == 200
+
+
+@LEADS_AND_ADMINS
+def test_the_password_must_be_fresh_when_the_code_confirms_the_app(client, project, member):
+    from frontend.two_factor_views import REAUTH_SECONDS
+
+    lead = member("lena", "lead")
+    client.force_login(lead)
+    assert _start_setup(client).status_code == 302
+    device = TOTPDevice.objects.get(user=lead, confirmed=False)
+    session = client.session
+    state = session["medloop_2fa_setup"]
+    session["medloop_2fa_setup"] = {**state, "at": state["at"] - REAUTH_SECONDS - 1}
+    session.save()
+    stale = client.post("/account/two-factor/", {"code": code_for(device)})
+    assert stale.status_code == 400 and b"Enter your password again" in stale.content
+    device.refresh_from_db()
+    assert not device.confirmed
+    # Another session of the same user (password not re-entered there) cannot confirm it either.
+    other = Client()
+    other.force_login(lead)
+    assert other.post("/account/two-factor/", {"code": code_for(device)}).status_code == 400
+    device.refresh_from_db()
+    assert not device.confirmed
