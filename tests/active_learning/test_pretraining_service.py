@@ -170,3 +170,21 @@ def test_a_cycle_from_scratch_starts_from_the_pretrained_backbone(loop_project):
     assert version.metrics["pretrained_backbone"]["number"] == 1
     row = PretrainedBackbone.objects.get()
     assert version.metrics["pretrained_backbone"]["sha256"] == row.weights_sha256
+
+
+def test_the_task_runs_on_the_training_queue_acknowledged_late_and_beat_asks_for_it():
+    from django.conf import settings
+
+    assert settings.CELERY_TASK_ROUTES["active_learning.pretrain_backbone"] == {"queue": "training"}
+    assert tasks.pretrain_backbone.name == "active_learning.pretrain_backbone"
+    assert tasks.pretrain_backbone.acks_late and tasks.pretrain_backbone.reject_on_worker_lost
+    from medloop.settings import base  # the test settings turn beat's schedule off
+
+    scheduled = {entry["task"] for entry in base.CELERY_BEAT_SCHEDULE.values()}
+    assert "active_learning.schedule_pretraining" in scheduled
+
+
+def test_beat_queues_pretraining_only_for_projects_where_it_is_due(project, cases):
+    assert tasks.schedule_pretraining.apply().get() == [project.pk]
+    assert _pretrain(project) == 1
+    assert tasks.schedule_pretraining.apply().get() == []
