@@ -12,6 +12,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
+from annotations.pseudonym_keys import derive_project_key, new_salt
+
 
 class Modality(models.TextChoices):
     CR = "CR", "Computed radiography"
@@ -94,8 +96,14 @@ class Project(models.Model):
     )
     # A PACS to pull studies from over DICOMweb (QIDO-RS / WADO-RS), e.g. .../dicom-web
     dicomweb_url = models.URLField(max_length=500, blank=True)
-    # HMAC key for this project's pseudonyms and UID map: stable across batches and restarts.
-    pseudonym_secret = models.CharField(max_length=64, default=_new_project_secret, editable=False)
+    # The project's pseudonym key is derived from MEDLOOP_PSEUDONYM_KEY (the environment) and
+    # this salt: the database alone cannot recompute pseudonyms (annotations.pseudonym_keys).
+    pseudonym_salt = models.CharField(max_length=64, default=new_salt, editable=False)
+    # Projects created before the key left the database keep their stored secret, so their
+    # pseudonyms stay stable; empty for every newer project.
+    legacy_pseudonym_secret = models.CharField(
+        max_length=64, blank=True, default="", editable=False
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -120,6 +128,19 @@ class Project(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def uses_legacy_pseudonym_secret(self) -> bool:
+        """True for a project created before keys were derived: its key is in the database."""
+        return bool(self.legacy_pseudonym_secret)
+
+    @property
+    def pseudonym_secret(self) -> str:
+        """The HMAC key for this project's pseudonyms, UID map and date shifts: derived from
+        MEDLOOP_PSEUDONYM_KEY and the salt (a legacy project: its stored secret)."""
+        if self.legacy_pseudonym_secret:
+            return self.legacy_pseudonym_secret
+        return derive_project_key(str(settings.MEDLOOP_PSEUDONYM_KEY), self.pseudonym_salt)
 
     @property
     def finding_keys(self) -> list[str]:
