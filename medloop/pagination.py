@@ -20,9 +20,9 @@ class CappedLimitOffsetPagination(LimitOffsetPagination):
     """LimitOffsetPagination whose ``limit`` is at most MEDLOOP_API_MAX_PAGE (the default page,
     PAGE_SIZE, is unchanged)."""
 
-    @property  # type: ignore[override]
-    def max_limit(self) -> int:
-        return int(settings.MEDLOOP_API_MAX_PAGE)
+    def __init__(self) -> None:
+        # Read per paginator (one per request), so a changed setting applies at once.
+        self.max_limit = int(settings.MEDLOOP_API_MAX_PAGE)
 
     def get_offset(self, request: Any) -> int:
         return min(super().get_offset(request), MAX_OFFSET)
