@@ -380,6 +380,18 @@ def test_dashboard_api_returns_every_chart(project, scenario, member, api_for):
         "report_cases": 2,
         "report_edit_distance": round(1 / 3, 4),
     }
+    # Lineage, newest first, failed versions too, with the promotion guard's numbers (none
+    # for these hand-made ones).
+    assert [(v["number"], v["status"]) for v in body["lineage"]] == [
+        (4, "failed"),
+        (3, "candidate"),
+        (2, "promoted"),
+        (1, "retired"),
+    ]
+    assert set(body["lineage"][0]) == {
+        "number", "status", "serving", "labels", "parent", "parent_reason", "promotion_check",
+    }  # fmt: skip
+    assert body["loop"]["min_validation_labels"] == 20
 
 
 def test_dashboard_api_answers_as_the_model_versions_list_does(
@@ -418,6 +430,13 @@ def test_dashboard_api_answers_as_the_model_versions_list_does(
             "bins": [],
         },
         "usefulness": [],
+        "lineage": [],
+        "loop": {
+            "min_validation_labels": 20,
+            "bootstrap_resamples": 2000,
+            "bootstrap_confidence": 0.95,
+            "warm_start": "latest",
+        },
     }
 
 
