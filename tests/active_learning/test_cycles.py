@@ -163,7 +163,8 @@ def test_cancel_during_training_stops_at_the_next_heartbeat(loop_project, monkey
     real_report = cycles.report
 
     def cancel_on_first_progress(target, **kwargs):
-        if (kwargs.get("log") or "").startswith("epoch"):
+        # Training reports "block N, step M" (steps, not epochs, since train_steps).
+        if (kwargs.get("log") or "").startswith(("block", "epoch")):
             cycles.cancel_cycle(cycle=target, cancelled_by=None)
         return real_report(target, **kwargs)
 
