@@ -48,8 +48,8 @@ def looks_like_dicom(head: bytes) -> bool:
 
 @dataclass(frozen=True)
 class SourceFile:
-    """One candidate file: a name for the report and a way to get its bytes (or the reason it
-    cannot be read at all, e.g. a zip member with a traversing path)."""
+    """One candidate file: its name (hashed for the report, never stored) and a way to get its
+    bytes (or the reason it cannot be read at all, e.g. a zip member with a traversing path)."""
 
     name: str
     read: Callable[[], bytes]
