@@ -173,6 +173,7 @@ def decide(
     b = evidence.bootstrap
     interval = (
         f"{evidence.metric} {candidate_value:.4f} vs {serving_value:.4f}; paired difference "
+        f"(recomputed per case from every candidate) "
         f"{_number(b['difference'])}, {b['confidence']:.0%} interval "
         f"[{_number(b['low'])}, {_number(b['high'])}] over {b['resamples_used']} resamples of "
         f"{n} validation cases"
