@@ -66,8 +66,9 @@ CYCLE_TASKS = (
     "active_learning.score_chunk",
     "active_learning.rank_cycle",
 )
-# A running cycle that logged nothing for this long is stalled (MEDLOOP_CYCLE_STALE_SECONDS).
-CYCLE_STALE_S = 600
+# A running cycle that logged nothing for longer than beat's watchdog allows
+# (MEDLOOP_CYCLE_STALE_SECONDS, then up to a minute until beat looks) is stalled: lost.
+WATCHDOG_GRACE_S = 120
 CHAOS_ORDER = ("worker", "beat", "listener", "web", "broker")
 
 PREPARE = """
@@ -301,9 +302,11 @@ def count_tasks(log: str) -> tuple[dict[str, str], dict[str, set[str]], collecti
     return names, states, beat
 
 
-def cycles_alive(log: str, cycles: list[dict[str, Any]]) -> tuple[list[int], list[int]]:
+def cycles_alive(
+    log: str, cycles: list[dict[str, Any]], stale_seconds: float
+) -> tuple[list[int], list[int]]:
     """Split the still active cycles into (running: the worker logged a line for it within
-    CYCLE_STALE_S, lost: queued and never taken, or silent for longer)."""
+    ``stale_seconds``, lost: queued and never taken, or silent for longer)."""
     last_seen: dict[int, datetime] = {}
     for stamp, cycle_id in CYCLE_LINE.findall(log):
         last_seen[int(cycle_id)] = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S")
@@ -313,7 +316,7 @@ def cycles_alive(log: str, cycles: list[dict[str, Any]]) -> tuple[list[int], lis
         if cycle["status"] not in ("queued", "running"):
             continue
         seen = last_seen.get(cycle["id"])
-        fresh = seen is not None and (now - seen).total_seconds() < CYCLE_STALE_S
+        fresh = seen is not None and (now - seen).total_seconds() < stale_seconds
         (running if cycle["status"] == "running" and fresh else lost).append(cycle["id"])
     return running, lost
 
@@ -339,10 +342,13 @@ def main() -> int:
     if args.chaos_every:
         # A killed worker's unacknowledged tasks come back after the visibility timeout: short
         # enough here that they come back within the drain (training claims stop duplicates).
+        # A cycle whose training worker was killed after such a redelivery is resumed by beat's
+        # watchdog once its heartbeat is MEDLOOP_CYCLE_STALE_SECONDS old: shortened too.
         env_extra = {
             "CELERY_VISIBILITY_TIMEOUT": "60",
             "CELERY_UNACKED_RESTORE_INTERVAL": "5",
             "CELERY_UNACKED_RESTORE_THROTTLE": "2",
+            "MEDLOOP_CYCLE_STALE_SECONDS": "90",
         }
     started = time.monotonic()
     platform = Platform(var_dir, args.demo_cases, env_extra)
@@ -474,7 +480,8 @@ def main() -> int:
     names, states, beat_sent = count_tasks(log)
     finished = states["succeeded"] | states["failed"] | states["raised"]
     lost_probes = [p for p in probes if p not in finished]
-    running_cycles, lost_cycles = cycles_alive(log, cycles)
+    stale = float(env_extra.get("MEDLOOP_CYCLE_STALE_SECONDS", 600)) + WATCHDOG_GRACE_S
+    running_cycles, lost_cycles = cycles_alive(log, cycles, stale)
     unfinished = sorted(states["received"] - finished)
     # A cycle still training when the soak ends holds its task (not lost: unacknowledged, it is
     # kept by the broker and delivered again after the restart).
