@@ -82,3 +82,15 @@ def test_committed_reader_variation_is_rebuilt_from_the_vindr_csv() -> None:
     assert data_dir is not None
     rebuilt = sa.dumps(sa.build_reader_variation(data_dir))
     assert rebuilt == sa.VARIATION_PATH.read_text(encoding="utf-8")
+
+
+def test_simulated_annotator_never_imports_django_or_torch() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import active_learning.ml.simulated_annotator; "
+        "print(any(m.split('.')[0] in ('django', 'torch') for m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
