@@ -65,7 +65,6 @@ class Command(BaseCommand):
         # The broker first: migrations and seeding may already queue tasks.
         broker_specs = self._broker_specs(env)
         supervisor = Supervisor(broker_specs)
-        supervisor.start_all()
         stopping = False
 
         def stop(signum: int, frame: object) -> None:
@@ -75,6 +74,7 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
         try:
+            supervisor.start_all()
             call_command("migrate", interactive=False, verbosity=0)
             credentials: dict[str, str] = {}
             demo_project_id = None
