@@ -297,9 +297,7 @@ MEDLOOP_MAX_ARCHIVE_BYTES = int(env("MEDLOOP_MAX_ARCHIVE_BYTES", str(4 * 1024 * 
 MEDLOOP_MAX_COMPRESSION_RATIO = int(env("MEDLOOP_MAX_COMPRESSION_RATIO", "200"))
 MEDLOOP_MAX_ARCHIVE_MEMBERS = int(env("MEDLOOP_MAX_ARCHIVE_MEMBERS", "10000"))
 # Rendered PNGs (STORAGE_DIR/renders): at most this many bytes, least recently used evicted.
-MEDLOOP_RENDER_CACHE_MAX_BYTES = int(
-    env("MEDLOOP_RENDER_CACHE_MAX_BYTES", str(512 * 1024 * 1024))
-)
+MEDLOOP_RENDER_CACHE_MAX_BYTES = int(env("MEDLOOP_RENDER_CACHE_MAX_BYTES", str(512 * 1024 * 1024)))
 FILE_UPLOAD_HANDLERS = ["annotations.uploads.MemoryOnlyUploadHandler"]
 # Key for pseudonyms and UID maps (HMAC); per-project secrets are derived from it.
 MEDLOOP_PSEUDONYM_KEY = env("MEDLOOP_PSEUDONYM_KEY", SECRET_KEY)

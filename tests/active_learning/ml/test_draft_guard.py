@@ -74,7 +74,8 @@ def test_synthetic_ground_truth_reports_pass():
             "over and over",
         ),
         (
-            "effusion nodule effusion mass effusion effusion nodule effusion mass effusion effusion",
+            "effusion nodule effusion mass effusion effusion nodule effusion mass effusion "
+            "effusion",
             "'effusion' makes up 7 of the draft's 11 words",
         ),
         (
