@@ -391,13 +391,16 @@ def summarise(rows: list[dict], strategies: list[str]) -> dict[str, Any]:
     for strategy in strategies:
         if strategy == "random":
             continue
-        ratios, reached, differences = [], 0, []
+        ratios, reached, differences, flat = [], 0, [], 0
         for seed in seeds:
             baseline = curve_of.get((seed, "random"), [])
             mine = curve_of.get((seed, strategy), [])
             if not baseline or not mine:
                 continue
             random_labels, random_final = baseline[-1]
+            # Random never beat the shared first model: any strategy "reaches" its final mAP at
+            # the first labels, and the ratio says nothing about label efficiency.
+            flat += random_final <= baseline[0][1]
             needed = labels_to_reach(mine, random_final)
             # Not reached within the budget: the ratio is at least 1; 1.0 is counted (a bound
             # in the strategy's favour, said so in the output).
@@ -416,6 +419,7 @@ def summarise(rows: list[dict], strategies: list[str]) -> dict[str, Any]:
             "ratio_95": [math.exp(low_log), math.exp(high_log)],
             "final_map_difference": t_interval(differences)[0],
             "final_map_difference_95": list(t_interval(differences)[1:]),
+            "random_flat_seeds": flat,
         }
     return {"curves": curves, "efficiency": efficiency}
 
@@ -448,6 +452,11 @@ def print_summary(summary: dict[str, Any], args: argparse.Namespace) -> None:
             f"of {e['seeds']} seeds, not reached counted as 1.00)  final mAP - random's: "
             f"{e['final_map_difference']:+.3f} (95 % {d_low:+.3f} to {d_high:+.3f})"
         )
+        if e["random_flat_seeds"]:
+            print(
+                f"    warning: in {e['random_flat_seeds']} seed(s) random never beat the shared "
+                "first model, so the ratio there is the first labels over random's: no evidence"
+            )
 
 
 def main(argv: list[str] | None = None) -> None:
