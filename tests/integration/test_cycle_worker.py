@@ -176,11 +176,19 @@ def _serving_first_version(project) -> ModelVersion:
     return versions.promote(version)
 
 
+def _train_long(project, member) -> None:
+    """Training long enough to be killed, cancelled or redelivered while it runs (cycles count
+    training in optimisation steps)."""
+    projects.update_project(
+        project=project,
+        changed_by=member("boss2", "lead"),
+        model_config={**project.model_config, "train_steps": 400},
+    )
+
+
 def test_worker_killed_mid_training(loop_project, member, on_redis, start_worker):
     first = _serving_first_version(loop_project)
-    projects.update_project(
-        project=loop_project, changed_by=member("boss2", "lead"), training_epochs=40
-    )
+    _train_long(loop_project, member)
     worker = start_worker(on_redis, queues=QUEUES, pool="prefork")
     owner = api_client_for(member("owner1", "model_owner"))
     cycle_id = owner.post(f"/api/projects/{loop_project.pk}/cycles/").json()["id"]
@@ -203,9 +211,7 @@ def test_worker_killed_mid_training(loop_project, member, on_redis, start_worker
 
 def test_cancel_while_training(loop_project, member, on_redis, start_worker):
     first = _serving_first_version(loop_project)
-    projects.update_project(
-        project=loop_project, changed_by=member("boss2", "lead"), training_epochs=40
-    )
+    _train_long(loop_project, member)
     worker = start_worker(on_redis, queues=QUEUES, pool="prefork")
     owner = api_client_for(member("owner1", "model_owner"))
     cycle_id = owner.post(f"/api/projects/{loop_project.pk}/cycles/").json()["id"]
@@ -232,9 +238,7 @@ def test_training_longer_than_the_visibility_timeout_runs_once(
     task while the first trains, sees the first one's live claim in the database and stops; the
     cycle trains once and registers one version."""
     first = _serving_first_version(loop_project)
-    projects.update_project(
-        project=loop_project, changed_by=member("boss2", "lead"), training_epochs=40
-    )
+    _train_long(loop_project, member)
     redis.Redis.from_url(redis_url).flushdb()
     old = (app.conf.broker_url, app.conf.broker_transport_options)
     _use_broker(redis_url, {"visibility_timeout": 4})
