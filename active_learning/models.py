@@ -67,6 +67,12 @@ class LoopSettings(models.Model):
         LATEST = "latest", "Latest trained version (when it saw every label the serving one saw)"
         SERVING = "serving", "Serving version"
 
+    class ColdStart(models.TextChoices):
+        # active_learning.ml.builtin.starting_point: trained once on synthetic phantoms.
+        STORED = "stored", "Stored detector starting point (synthetic phantoms)"
+        BACKBONE = "backbone", "The project's self-supervised image backbone"
+        SCRATCH = "scratch", "From scratch"
+
     project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="loop_settings")
     # Automatic promotion needs at least this many labelled validation cases; below it a
     # version waits for a model owner, the numbers shown.
@@ -78,6 +84,12 @@ class LoopSettings(models.Model):
     bootstrap_seed = models.PositiveIntegerField(default=0)
     warm_start = models.CharField(
         max_length=12, choices=WarmStart.choices, default=WarmStart.LATEST
+    )
+    # Where a cycle without an earlier version to build on starts: the stored detector starting
+    # point, falling back to the project's pretrained backbone when it does not fit the model's
+    # settings; the backbone first; or nothing.
+    cold_start = models.CharField(
+        max_length=12, choices=ColdStart.choices, default=ColdStart.STORED
     )
 
     class Meta:

@@ -24,6 +24,7 @@ class LoopSettingsSerializer(serializers.ModelSerializer):
             "bootstrap_confidence",
             "bootstrap_seed",
             "warm_start",
+            "cold_start",
         ]
 
 

@@ -107,6 +107,7 @@ class DashboardLoopSettingsSerializer(serializers.Serializer):
     bootstrap_resamples = serializers.IntegerField()
     bootstrap_confidence = serializers.FloatField()
     warm_start = serializers.CharField(help_text="latest or serving.")
+    cold_start = serializers.CharField(help_text="stored, backbone or scratch.")
 
 
 class ModelDashboardSerializer(serializers.Serializer):

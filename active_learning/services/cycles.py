@@ -342,10 +342,18 @@ def run_training(cycle_id: int, *, owner: str) -> bool:
     warm = start.version.weights_path if start.version is not None else None
     config = BuiltinConfig(finding_classes=tuple(project.finding_keys), **project.model_config)
     model = BuiltinModel(config)
-    backbone = None
-    if warm is None:  # a cold start begins from the project's self-supervised backbone
-        backbone, why = pretraining.backbone_for_cold_start(project, config)
-        report(cycle, log=f"image backbone: {why}", owner=owner)
+    backbone, point = None, None
+    if warm is None:  # a cold start: LoopSettings.cold_start says from what
+        backbone, point, why = _cold_start(project, config, loop)
+        report(cycle, log=f"cold start: {why}", owner=owner)
+        if point is not None:
+            start = versions.WarmStart(
+                None, f"no earlier version: from the stored starting point {point.name}"
+            )
+        elif backbone is not None:
+            start = versions.WarmStart(
+                None, f"no earlier version: from pretrained backbone {backbone.number}"
+            )
     # Training is counted in optimisation steps (BuiltinConfig.train_steps, warm-up + cosine):
     # epochs over 10-80 labels gave too few steps to learn from.
     with stage(cycle, "training", owner):
@@ -355,6 +363,7 @@ def run_training(cycle_id: int, *, owner: str) -> bool:
             warm_start=warm,
             progress=_training_progress(cycle, owner, max(config.train_steps, 1)),
             backbone_init=backbone.weights_path if backbone else None,
+            starting_point=point.name if point else None,
         )
     with stage(cycle, "evaluating", owner):
         # What the version may show is chosen on the validation labels before it is evaluated
@@ -368,6 +377,8 @@ def run_training(cycle_id: int, *, owner: str) -> bool:
                 "sha256": backbone.weights_sha256,
                 "images": backbone.image_count,
             }
+        if point is not None:
+            metrics["starting_point"] = {"name": point.name, "sha256": point.card["sha256"]}
     with stage(cycle, "registering", owner):
         version = _register(cycle, project, model, metrics, start, owner)
     report(
@@ -378,6 +389,43 @@ def run_training(cycle_id: int, *, owner: str) -> bool:
     _decide_promotion(cycle, project, version, compared, owner, evidence=evidence, loop=loop)
     _queue_scoring(cycle, owner)
     return True
+
+
+def _cold_start(project: Project, config: Any, loop: LoopSettings) -> tuple[Any, Any, str]:
+    """(pretrained backbone row, stored starting point, why) for a cycle with no version to
+    build on, by ``loop.cold_start``: ``stored`` takes the stored detector starting point
+    (:mod:`active_learning.ml.builtin.starting_point`) and falls back to the project's
+    backbone when it is missing or does not fit the model's settings; ``backbone`` takes the
+    project's self-supervised backbone and falls back to the stored point; ``scratch`` neither."""
+    from active_learning.ml.builtin import starting_point as stored
+
+    if loop.cold_start == LoopSettings.ColdStart.SCRATCH:
+        return None, None, "from scratch (loop setting)"
+
+    def from_stored() -> tuple[Any, str]:
+        try:
+            point = stored.load(stored.DEFAULT)
+        except stored.StartingPointError as exc:
+            return None, str(exc)
+        problem = stored.fits(config, point)
+        if problem:
+            return None, f"stored starting point {point.name!r} does not fit: {problem}"
+        return point, f"stored detector starting point {point.name} ({point.card['sha256'][:12]})"
+
+    def from_backbone() -> tuple[Any, str]:
+        return pretraining.backbone_for_cold_start(project, config)
+
+    order = [("stored", from_stored), ("backbone", from_backbone)]
+    if loop.cold_start == LoopSettings.ColdStart.BACKBONE:
+        order.reverse()
+    reasons = []
+    for source, find in order:
+        found, why = find()
+        reasons.append(why)
+        if found is not None:
+            why = "; ".join(reasons)
+            return (None, found, why) if source == "stored" else (found, None, why)
+    return None, None, "; ".join(reasons) + ": from scratch"
 
 
 def _warm_start(
@@ -393,7 +441,7 @@ def _warm_start(
     start = versions.choose_warm_start(project=project, serving=serving, mode=loop.warm_start)
     parent = start.version
     if parent is None:
-        report(cycle, log="no earlier version: training from scratch", owner=owner)
+        report(cycle, log="no earlier version to build on", owner=owner)
         return start
     manifest = read_manifest(parent.weights_path)
     if manifest["checksum"] != parent.weights_sha256:

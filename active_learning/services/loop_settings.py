@@ -20,6 +20,7 @@ EDITABLE = (
     "bootstrap_confidence",
     "bootstrap_seed",
     "warm_start",
+    "cold_start",
 )
 
 
@@ -52,6 +53,11 @@ def _check(changes: dict[str, Any]) -> None:
         raise InvalidInput(
             f"warm_start must be one of {', '.join(LoopSettings.WarmStart.values)}, "
             f"got {changes['warm_start']!r}"
+        )
+    if "cold_start" in changes and changes["cold_start"] not in LoopSettings.ColdStart.values:
+        raise InvalidInput(
+            f"cold_start must be one of {', '.join(LoopSettings.ColdStart.values)}, "
+            f"got {changes['cold_start']!r}"
         )
 
 

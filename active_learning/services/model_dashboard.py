@@ -185,6 +185,7 @@ class LoopSettingsView:
     bootstrap_resamples: int
     bootstrap_confidence: float
     warm_start: str
+    cold_start: str
 
 
 @dataclass(frozen=True)
@@ -486,5 +487,6 @@ def model_dashboard(*, project: Project) -> ModelDashboard:
             bootstrap_resamples=loop.bootstrap_resamples,
             bootstrap_confidence=loop.bootstrap_confidence,
             warm_start=loop.warm_start,
+            cold_start=loop.cold_start,
         ),
     )

@@ -183,9 +183,11 @@ def serve(case: Case) -> ServedSuggestion:
                 "The model is still learning: no version has been trained yet. Suggestions "
                 "appear once a retraining cycle has produced a version with reliable ones.",
             )
+        if promoted_version(case.project) is None:
+            return _waiting(case)
         return ServedSuggestion("none", "No model suggestion for this case yet.")
     version = suggestion.model_version
-    names = {f["key"]: f.get("name", f["key"]) for f in case.project.label_schema["findings"]}
+    names = _names(case)
     served = ServedSuggestion("learning", "", version=version, suggestion=suggestion)
     points = operating_points(version)
     if points is None:
@@ -200,6 +202,7 @@ def serve(case: Case) -> ServedSuggestion:
         ]  # fmt: skip
         return served
     served.boxes = _boxes(suggestion, points)
+    served.withheld = _per_class_withheld(points, names)
     served.finding_probabilities, served.findings_prefilled = _findings(
         suggestion, points, list(names)
     )
@@ -207,19 +210,7 @@ def serve(case: Case) -> ServedSuggestion:
     served.report_draft, served.report_links, report_withheld = _report(
         suggestion, points, shown_ids
     )
-    reliable_any = False
-    for key, name in names.items():
-        reasons = {}
-        for kind in ("boxes", "findings"):
-            point = _point(points, kind, key)
-            if point.get("reliable") is True:
-                reliable_any = True
-            else:
-                reasons[kind] = _why(point)
-        if reasons:
-            served.withheld.append(Withheld(tuple(reasons), key, _learning(name.lower(), reasons)))
-    report_point = points.get("report")
-    reliable_any |= isinstance(report_point, dict) and report_point.get("reliable") is True
+    reliable_any = _reliable_any(points, names)
     if report_withheld is not None:
         served.withheld.append(report_withheld)
     if reliable_any:
@@ -230,6 +221,72 @@ def serve(case: Case) -> ServedSuggestion:
             f"The model is still learning: version {version.number} has no class with enough "
             "validation evidence yet, so none of its suggestions are shown."
         )
+    return served
+
+
+def _names(case: Case) -> dict[str, str]:
+    return {f["key"]: f.get("name", f["key"]) for f in case.project.label_schema["findings"]}
+
+
+def _per_class_withheld(points: dict[str, Any], names: dict[str, str]) -> list[Withheld]:
+    """A sentence per class with a part (boxes, prefilled findings) not reliable yet."""
+    withheld = []
+    for key, name in names.items():
+        reasons = {
+            kind: _why(point)
+            for kind in ("boxes", "findings")
+            if (point := _point(points, kind, key)).get("reliable") is not True
+        }
+        if reasons:
+            withheld.append(Withheld(tuple(reasons), key, _learning(name.lower(), reasons)))
+    return withheld
+
+
+def _reliable_any(points: dict[str, Any], names: dict[str, str]) -> bool:
+    report = points.get("report")
+    return any(
+        _point(points, kind, key).get("reliable") is True
+        for key in names
+        for kind in ("boxes", "findings")
+    ) or (isinstance(report, dict) and report.get("reliable") is True)
+
+
+def _waiting(case: Case) -> ServedSuggestion:
+    """No version serves yet, but some were trained: the newest one's state in words (why it
+    does not serve, what its validation evidence lacks per class). Its suggestions are not
+    computed for the workspace: a version nobody promoted does not suggest."""
+    newest = (
+        ModelVersion.objects.filter(project=case.project_id)
+        .exclude(status=ModelVersion.Status.FAILED)
+        .order_by("-number")
+        .first()
+    )
+    if newest is None:
+        return ServedSuggestion(
+            "learning",
+            "The model is still learning: no version has been trained successfully yet.",
+        )
+    check = newest.promotion_check if isinstance(newest.promotion_check, dict) else {}
+    labels, needed = check.get("validation_labels"), check.get("min_validation_labels")
+    if isinstance(labels, int) and isinstance(needed, int) and labels < needed:
+        why = (
+            f"it was checked on {labels} validation label{'s' if labels != 1 else ''}, and "
+            f"{needed} are needed before a version may serve"
+        )
+    elif check.get("reason"):
+        why = str(check["reason"])
+    else:
+        why = "no model owner has promoted it"
+    owner = " It waits for a model owner." if check.get("waiting_for_owner") else ""
+    points = operating_points(newest)
+    names = _names(case)
+    served = ServedSuggestion(
+        "learning",
+        f"The model is still learning: version {newest.number} does not serve yet ({why})."
+        f"{owner} No suggestions are shown until a version serves.",
+    )
+    if points is not None:
+        served.withheld = _per_class_withheld(points, names)
     return served
 
 

@@ -165,7 +165,11 @@ def test_a_cycle_from_scratch_starts_from_the_pretrained_backbone(loop_project):
     cycles.run_training(cycle.pk, owner="test-host:1:task-a")
     cycle.refresh_from_db()
     assert cycle.status == RetrainingCycle.Status.RUNNING, cycle.error
-    assert "image backbone: pretrained backbone 1 (9 images)" in " ".join(cycle.log)
+    log = " ".join(cycle.log)
+    # The stored detector starting point is built for 256 px; this tiny model reads 128 px.
+    assert "stored starting point 'synthetic-cxr-256' does not fit: input_size is 128" in log
+    assert "pretrained backbone 1 (9 images)" in log
+    assert "starting_point" not in cycle.model_version.metrics
     version = cycle.model_version
     assert version.metrics["pretrained_backbone"]["number"] == 1
     row = PretrainedBackbone.objects.get()
@@ -188,3 +192,28 @@ def test_beat_queues_pretraining_only_for_projects_where_it_is_due(project, case
     assert tasks.schedule_pretraining.apply().get() == [project.pk]
     assert _pretrain(project) == 1
     assert tasks.schedule_pretraining.apply().get() == []
+
+
+@pytest.mark.parametrize(
+    ("cold_start", "expected"),
+    [
+        ("stored", "stored detector starting point synthetic-cxr-256"),
+        ("backbone", "pretrained backbone 1 (9 images)"),
+        ("scratch", "from scratch (loop setting)"),
+    ],
+)
+def test_the_loop_setting_picks_what_a_cold_start_begins_from(loop_project, cold_start, expected):
+    from active_learning.services.loop_settings import update_loop_settings
+
+    assert _pretrain(loop_project) == 1
+    loop_project.model_config = {**loop_project.model_config, "input_size": 256}
+    loop_project.save()
+    update_loop_settings(project=loop_project, cold_start=cold_start)
+    cycle = cycles.trigger_cycle(project=loop_project)
+    cycles.run_training(cycle.pk, owner="test-host:1:task-a")
+    cycle.refresh_from_db()
+    assert cycle.status == RetrainingCycle.Status.RUNNING, cycle.error
+    assert f"cold start: {expected}" in " ".join(cycle.log)
+    metrics = cycle.model_version.metrics
+    assert ("starting_point" in metrics) == (cold_start == "stored")
+    assert ("pretrained_backbone" in metrics) == (cold_start == "backbone")

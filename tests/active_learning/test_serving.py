@@ -205,3 +205,34 @@ def test_api_without_a_suggestion_says_so(project, member, cases, api_for):
     body = api_for(ann).get(f"/api/cases/{case.pk}/suggestion/").json()
     assert body["state"] == "none"
     assert not ShownSuggestion.objects.exists()
+
+
+def test_a_candidate_waiting_for_its_owner_says_why_per_class(project, cases):
+    """After a first cycle with too few validation labels nothing serves and the candidate has
+    scored nothing: the workspace says why it waits and what each class lacks, never just "no
+    suggestion" (issue 14, a newcomer's first cycle)."""
+    version = _version(project, 1, _points(), status="candidate")
+    version.promotion_check = {
+        "validation_labels": 3,
+        "min_validation_labels": 20,
+        "passed": False,
+        "reason": "3 validation labels; 20 needed",
+        "waiting_for_owner": True,
+    }
+    version.save()
+    _version(project, 2, None, status="failed")
+    served = serving.serve(cases[0])
+    assert served.state == "learning" and served.suggestion is None
+    assert "version 1 does not serve yet" in served.message
+    assert "checked on 3 validation labels, and 20 are needed" in served.message
+    assert "waits for a model owner" in served.message
+    messages = {w.finding: w.message for w in served.withheld}
+    assert set(messages) == {"mass", "consolidation", "pneumothorax"}
+    assert messages["mass"].startswith("The model is still learning mass: 2 of 5 validation")
+
+
+def test_only_failed_versions_still_learning(project, cases):
+    _version(project, 1, None, status="failed")
+    served = serving.serve(cases[0])
+    assert served.state == "learning"
+    assert "no version has been trained successfully yet" in served.message

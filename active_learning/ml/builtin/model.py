@@ -159,18 +159,44 @@ class BuiltinModel(SuggestionModel):
         warm_start: Path | str | None = None,
         progress: ProgressCallback | None = None,
         backbone_init: Path | str | None = None,
+        starting_point: str | None = None,
     ) -> TrainReport:
         """Train for ``max_steps`` optimisation steps if given, else ``epochs`` passes over the
         training cases if given, else ``config.train_steps`` steps (module docstring).
         Operating points fitted before are dropped: they belong to the old weights.
         ``backbone_init``: a saved self-supervised backbone (:mod:`active_learning.ml.pretraining`)
         whose weights the image feature extractor of a freshly built network starts from
-        (ignored with ``warm_start`` or an already built network)."""
+        (ignored with ``warm_start`` or an already built network).
+        ``starting_point``: the name of a stored detector starting point
+        (:mod:`active_learning.ml.builtin.starting_point`) whose weights the detector of a freshly
+        built network starts from (same conditions; exclusive with ``backbone_init``)."""
         started = time.perf_counter()
+        if backbone_init is not None and starting_point is not None:
+            raise ValueError("start from a pretrained backbone or a starting point, not both")
         if warm_start is not None:
             self._load_into(Path(warm_start), read_manifest(warm_start))
         elif self.network is None:
+            point = None
+            if starting_point is not None:
+                from active_learning.ml.builtin import starting_point as stored
+
+                point = stored.load(starting_point)
+                problem = stored.fits(self.config, point)
+                if problem:
+                    raise stored.StartingPointError(
+                        f"starting point {starting_point!r} does not fit: {problem}"
+                    )
+                # The anchors the stored weights learnt (fitted to the same priors).
+                self.config.anchor_shapes = tuple(
+                    (int(w), int(h)) for w, h in point.card["network"]["anchor_shapes"]
+                )
             self._build_from_data(cases)
+            if point is not None:
+                stored.apply(self._require_trained(), self.config, point)
+                self.config.extra["starting_point"] = {
+                    "name": point.name,
+                    "sha256": point.card["sha256"],
+                }
             if backbone_init is not None:
                 from active_learning.ml.pretraining import apply_backbone, load_backbone
 
