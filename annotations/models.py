@@ -255,6 +255,9 @@ class Instance(models.Model):
         default=False, help_text="Possibly burned-in identifiers: hidden until a lead clears it."
     )
     quarantine_reason = models.CharField(max_length=200, blank=True)
+    # A lead's decision that the image does show identifiers: it stays hidden for good (still
+    # quarantined) and leaves the list of images awaiting review.
+    quarantine_rejected_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -6,8 +6,9 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
-from django.db.models import F, Prefetch, QuerySet
+from django.db.models import Count, F, IntegerField, OuterRef, Prefetch, QuerySet, Subquery
 from django.db.models.expressions import OrderBy
+from django.db.models.functions import Coalesce
 
 from annotations.models import (
     Annotation,
@@ -27,6 +28,40 @@ def projects_for(user: User | AnonymousUser) -> QuerySet[Project]:
     if user.is_superuser:
         return Project.objects.all()
     return Project.objects.filter(memberships__user=user).distinct()
+
+
+def _count_per_project(rows: QuerySet[Any], project_field: str) -> Coalesce:
+    """The number of ``rows`` whose ``project_field`` is the outer project, as a subquery: one
+    count per project whatever else the outer query joins (a user's several memberships)."""
+    counted = (
+        rows.filter(**{project_field: OuterRef("pk")})
+        .order_by()
+        .values(project_field)
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
+
+
+def held_images(project_id: int) -> QuerySet[Instance]:
+    """Images of the project held for a lead's review (possibly burned-in identifiers) and not
+    yet decided: a released image is no longer quarantined, a rejected one stays hidden."""
+    return Instance.objects.filter(
+        series__study__project_id=project_id, quarantined=True, quarantine_rejected_at=None
+    )
+
+
+def projects_with_counts(user: User | AnonymousUser) -> QuerySet[Project]:
+    """``projects_for(user)`` with ``open_cases``, ``complete_cases`` and ``held_images`` (see
+    ``held_images``), each counted once however many roles the user holds."""
+    held = Instance.objects.filter(quarantined=True, quarantine_rejected_at=None)
+    return projects_for(user).annotate(
+        open_cases=_count_per_project(Case.objects.filter(state=Case.State.OPEN), "project"),
+        complete_cases=_count_per_project(
+            Case.objects.filter(state=Case.State.COMPLETE), "project"
+        ),
+        held_images=_count_per_project(held, "series__study__project"),
+    )
 
 
 def case_with_context(case_pk: int) -> Case | None:

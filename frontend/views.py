@@ -4,23 +4,19 @@ from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import render
 
 from annotations import permissions, selectors
-from annotations.models import Case, Project
+from annotations.models import Project
 from frontend.templatetags.vite import FrontendNotBuilt
 
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     """The projects the user belongs to, with their roles and queue counts."""
-    projects = selectors.projects_for(request.user).annotate(
-        open_cases=Count("cases", filter=Q(cases__state=Case.State.OPEN)),
-        complete_cases=Count("cases", filter=Q(cases__state=Case.State.COMPLETE)),
-    )
+    projects = selectors.projects_with_counts(request.user).order_by("name", "pk")
     rows = [
         {"project": p, "roles": sorted(permissions.roles_in(request.user, p.pk))} for p in projects
     ]

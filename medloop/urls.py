@@ -3,7 +3,7 @@ from django.urls import include, path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from medloop.converters import IdConverter
-from medloop.views import TokenView, health
+from medloop.views import TokenView, favicon, health
 
 register_converter(IdConverter, "id")
 
@@ -17,8 +17,11 @@ urlpatterns = [
     # file (?script=) so the page runs under a CSP without inline scripts.
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("health/", health, name="health"),
+    # Browsers ask for /favicon.ico on pages that name no icon (admin, Swagger UI's own).
+    path("favicon.ico", favicon, name="favicon"),
     path("", include("frontend.urls")),
 ]
 
+handler403 = "medloop.views.permission_denied"
 handler404 = "medloop.views.not_found"
 handler500 = "medloop.views.server_error"

@@ -9,7 +9,10 @@ from axes.handlers.proxy import AxesProxyHandler
 from django.conf import settings
 from django.contrib.auth import authenticate
 from django.db import connection
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect, JsonResponse
+from django.shortcuts import render
+from django.templatetags.static import static
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views import defaults
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, serializers
@@ -129,6 +132,28 @@ def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
             {"error": "not_found", "message": f"No API endpoint at {request.path}."}, status=404
         )
     return defaults.page_not_found(request, exception)
+
+
+def favicon(request: HttpRequest) -> HttpResponse:
+    """MedLoop's icon, for pages that name none (Django admin, Swagger UI)."""
+    return HttpResponsePermanentRedirect(static("frontend/favicon.svg"))
+
+
+DEFAULT_REFUSAL = "Your roles do not allow this page."
+
+
+def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """403: JSON under /api/; elsewhere a page that says why (the refusal's own message, which
+    names the role needed) and links back home and to the page the user came from."""
+    reason = str(exception) or DEFAULT_REFUSAL
+    if request.path.startswith("/api/"):
+        return JsonResponse({"error": "permission_denied", "message": reason}, status=403)
+    referer = request.headers.get("Referer", "")
+    safe = url_has_allowed_host_and_scheme(
+        referer, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    )
+    back = referer if safe and referer != request.build_absolute_uri() else ""
+    return render(request, "frontend/403.html", {"reason": reason, "back": back}, status=403)
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
