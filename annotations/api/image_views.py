@@ -162,14 +162,6 @@ class InstanceThumbnailView(APIView):
         return _render(request, instance, THUMBNAIL_SIZE)
 
 
-class QuarantineListView(APIView):
-    @extend_schema(responses=InstanceSerializer(many=True))
-    def get(self, request: Request, project_pk: int) -> Response:
-        project = project_for(request, project_pk, "quarantine", "review")
-        held = Instance.objects.filter(series__study__project=project, quarantined=True)
-        return Response(InstanceSerializer(held.order_by("id")[:500], many=True).data)
-
-
 class ClearQuarantineView(APIView):
     @extend_schema(
         request=None,

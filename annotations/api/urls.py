@@ -12,6 +12,7 @@ from annotations.api import (
     ingest_views,
     pacs_views,
     projects,
+    quarantine_views,
     queue,
 )
 
@@ -141,8 +142,13 @@ urlpatterns = [
     ),
     path(
         "projects/<id:project_pk>/quarantine/",
-        image_views.QuarantineListView.as_view(),
+        quarantine_views.QuarantineListView.as_view(),
         name="quarantine-list",
+    ),
+    path(
+        "projects/<id:project_pk>/quarantine/decisions/",
+        quarantine_views.QuarantineDecisionView.as_view(),
+        name="quarantine-decision",
     ),
     path(
         "instances/<id:instance_pk>/file/",

@@ -90,6 +90,8 @@ def add_to_batch(batch: IngestBatch, item: SourceFile, *, actor: User | None) ->
             case_id=instance.series.study.case.pk,
             quarantined=instance.quarantined,
         )
+        if instance.quarantined:
+            line["held_reason"] = instance.quarantine_reason
         if result.created:
             batch.stored += 1
             batch.quarantined += int(instance.quarantined)

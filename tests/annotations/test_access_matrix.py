@@ -111,6 +111,10 @@ TABLE: list[tuple[str, str, str, object, tuple[int, ...]]] = [
      (403, 403, 200, 403, 200, 404, 401)),
     ("quarantine-list", "get", "/api/projects/{p}/quarantine/", None,
      (403, 403, 200, 403, 200, 404, 401)),
+    # No image is held: a decision is refused (400), after the role check.
+    ("quarantine-decision", "post", "/api/projects/{p}/quarantine/decisions/",
+     {"instances": [1], "decision": "release", "comment": "no text"},
+     (403, 403, 400, 403, 400, 404, 401)),
     ("instance-file", "get", "/api/instances/{i}/file/", None,
      (200, 200, 200, 200, 200, 404, 401)),
     ("instance-render", "get", "/api/instances/{i}/render.png", None,

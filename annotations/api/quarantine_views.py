@@ -1,0 +1,107 @@
+"""The quarantine review for leads: the images held at ingest, why each is held, and one
+decision (release or reject, with a comment) for many images at once."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotations import selectors
+from annotations.api.common import project_for, user_of
+from annotations.api.serializers import InstanceSerializer
+from annotations.services import audit, quarantine
+
+LIST_LIMIT = 500
+
+
+class HeldImageSerializer(InstanceSerializer):
+    quarantine_reason = serializers.CharField(help_text="why the image is held")
+    case = serializers.IntegerField(source="series.study.case.pk")
+    modality = serializers.CharField(source="series.modality")
+    series_description = serializers.CharField(source="series.description")
+    held_since = serializers.DateTimeField(source="created_at")
+
+    class Meta(InstanceSerializer.Meta):
+        fields = [
+            *InstanceSerializer.Meta.fields,
+            "quarantine_reason",
+            "case",
+            "modality",
+            "series_description",
+            "held_since",
+        ]
+
+
+class DecisionInputSerializer(serializers.Serializer):
+    instances = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1),
+        allow_empty=False,
+        max_length=quarantine.MAX_IMAGES_PER_DECISION,
+        help_text="ids of held images of this project",
+    )
+    decision = serializers.ChoiceField(choices=[d.value for d in quarantine.Decision])
+    comment = serializers.CharField(
+        max_length=quarantine.MAX_COMMENT_LENGTH, help_text="why; kept in the audit trail"
+    )
+
+
+class DecisionResultSerializer(serializers.Serializer):
+    decision = serializers.CharField()
+    instances = serializers.ListField(child=serializers.IntegerField())
+    still_held = serializers.IntegerField(help_text="images of the project still awaiting review")
+
+
+class QuarantineListView(APIView):
+    @extend_schema(
+        responses=HeldImageSerializer(many=True),
+        description=(
+            f"Images awaiting a lead's review (at most {LIST_LIMIT}, oldest first), each with "
+            "the reason it is held. Released images are no longer held; rejected ones stay "
+            "hidden and leave this list."
+        ),
+    )
+    def get(self, request: Request, project_pk: int) -> Response:
+        project = project_for(request, project_pk, "quarantine", "review")
+        held = (
+            selectors.held_images(project.pk)
+            .select_related("series__study__case")
+            .order_by("created_at", "id")[:LIST_LIMIT]
+        )
+        audit.record(
+            action="quarantine.view", actor=user_of(request), project_id=project.pk, request=request
+        )
+        return Response(HeldImageSerializer(held, many=True).data)
+
+
+class QuarantineDecisionView(APIView):
+    @extend_schema(
+        request=DecisionInputSerializer,
+        responses=DecisionResultSerializer,
+        description=(
+            "Release (no identifiers: annotators may see them) or reject (they show "
+            "identifiers: hidden for good) held images, all or none; each is audited with the "
+            "comment."
+        ),
+    )
+    def post(self, request: Request, project_pk: int) -> Response:
+        project = project_for(request, project_pk, "quarantine", "review")
+        body = DecisionInputSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        decided = quarantine.decide_held_images(
+            project=project,
+            instance_ids=body.validated_data["instances"],
+            decision=quarantine.Decision(body.validated_data["decision"]),
+            comment=body.validated_data["comment"],
+            actor=user_of(request),
+            request=request,
+        )
+        return Response(
+            {
+                "decision": body.validated_data["decision"],
+                "instances": [i.pk for i in decided],
+                "still_held": selectors.held_images(project.pk).count(),
+            }
+        )
