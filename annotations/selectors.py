@@ -204,3 +204,12 @@ def shown_suggestion_outcomes(project: Project) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def audit_actions(project_id: int | None) -> list[str]:
+    """The distinct actions recorded (in one project, or anywhere for None), sorted: the choices
+    an audit trail filter offers."""
+    events = AuditEvent.objects.all()
+    if project_id is not None:
+        events = events.filter(project_id=project_id)
+    return sorted(set(events.order_by().values_list("action", flat=True).distinct()))

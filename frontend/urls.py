@@ -14,4 +14,7 @@ urlpatterns = [
     path("projects/<id:project_pk>/models/", views.models, name="project-models"),
     path("projects/<id:project_pk>/dashboard/", views.dashboard, name="project-dashboard"),
     path("projects/<id:project_pk>/adjudication/", views.adjudication, name="project-adjudication"),
+    path("projects/<id:project_pk>/quarantine/", views.quarantine, name="project-quarantine"),
+    path("projects/<id:project_pk>/audit/", views.project_audit, name="project-audit"),
+    path("audit/", views.audit_trail, name="audit-trail"),
 ]

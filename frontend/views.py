@@ -202,3 +202,82 @@ def adjudication(request: HttpRequest, project_pk: int) -> HttpResponse:
         return render(request, "frontend/adjudication.html", context)
     except FrontendNotBuilt as exc:
         return HttpResponse(str(exc), status=503, content_type="text/plain")
+
+
+@login_required
+def quarantine(request: HttpRequest, project_pk: int) -> HttpResponse:
+    """Images held at import for possibly burned-in identifiers: why each is held, a thumbnail
+    (full resolution on demand), and release or reject of many at once with a comment. The page
+    is a shell; frontend/src/quarantine draws it from the quarantine API."""
+    project = _member_project(
+        request,
+        project_pk,
+        "quarantine",
+        "review",
+        "Reviewing held images needs the lead or admin role.",
+    )
+    config = {
+        "projectId": project.pk,
+        "csrfToken": get_token(request),
+        "urls": {
+            "list": f"/api/projects/{project.pk}/quarantine/",
+            "decide": f"/api/projects/{project.pk}/quarantine/decisions/",
+            "thumbnail": "/api/instances/{id}/thumbnail.png",
+            "render": "/api/instances/{id}/render.png",
+        },
+    }
+    context = {
+        "project": project,
+        "config": config,
+        "can_view_dashboard": permissions.allowed(request.user, project.pk, "dashboard", "view"),
+        "can_view_audit": permissions.allowed(request.user, project.pk, "audit", "view"),
+    }
+    try:
+        return render(request, "frontend/quarantine.html", context)
+    except FrontendNotBuilt as exc:
+        return HttpResponse(str(exc), status=503, content_type="text/plain")
+
+
+AUDIT_PAGE_SIZE = 50
+
+
+def _audit_page(request: HttpRequest, project: Project | None) -> HttpResponse:
+    base = f"/api/projects/{project.pk}/audit-events" if project else "/api/audit-events"
+    config = {
+        "projectId": project.pk if project else None,
+        "csrfToken": get_token(request),
+        "pageSize": AUDIT_PAGE_SIZE,
+        "actions": selectors.audit_actions(project.pk if project else None),
+        "urls": {"list": f"{base}/", "csv": f"{base}.csv"},
+    }
+    context = {
+        "project": project,
+        "config": config,
+        "can_view_dashboard": project is not None
+        and permissions.allowed(request.user, project.pk, "dashboard", "view"),
+    }
+    try:
+        return render(request, "frontend/audit.html", context)
+    except FrontendNotBuilt as exc:
+        return HttpResponse(str(exc), status=503, content_type="text/plain")
+
+
+@login_required
+def project_audit(request: HttpRequest, project_pk: int) -> HttpResponse:
+    """A project's audit trail for its leads and admins: the audit API's filters (action, actor,
+    dates, object), pages, and the same selection as CSV. A shell; frontend/src/audit draws it."""
+    project = _member_project(
+        request, project_pk, "audit", "view", "The audit trail needs the lead or admin role."
+    )
+    return _audit_page(request, project)
+
+
+@login_required
+def audit_trail(request: HttpRequest) -> HttpResponse:
+    """Every project's audit trail and the logins, for staff (the global audit API)."""
+    if not request.user.is_staff:
+        raise PermissionDenied(
+            "The audit trail of every project needs a staff account; a project's leads and "
+            "admins find theirs from the project's row on the home page."
+        )
+    return _audit_page(request, None)

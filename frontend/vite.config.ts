@@ -33,6 +33,8 @@ export default defineConfig({
         "lead-dashboard": "src/dashboards/lead.ts",
         "model-charts": "src/dashboards/models.ts",
         adjudication: "src/adjudication/main.ts",
+        quarantine: "src/quarantine/main.ts",
+        audit: "src/audit/main.ts",
         "viewer-harness": "src/dev/viewer-harness.html",
       },
     },

@@ -168,11 +168,17 @@ TABLE: list[tuple[str, str, str, object, tuple[int, ...]]] = [
      (403, 403, 200, 403, 200, 404, 302)),
     ("project-adjudication", "get", "/projects/{p}/adjudication/", None,
      (403, 200, 200, 403, 200, 404, 302)),
+    ("project-quarantine", "get", "/projects/{p}/quarantine/", None,
+     (403, 403, 200, 403, 200, 404, 302)),
+    ("project-audit", "get", "/projects/{p}/audit/", None, (403, 403, 200, 403, 200, 404, 302)),
+    # Every project's trail: staff only (none of these users is staff).
+    ("audit-trail", "get", "/audit/", None, (403,) * 6 + (302,)),
     ("logout", "post", "/logout/", None, (302,) * 7),
 ]  # fmt: skip
 PAGES = {
     "home", "login", "logout", "two-factor", "project-upload", "project-label", "project-review",
-    "project-models", "project-dashboard", "project-adjudication",
+    "project-models", "project-dashboard", "project-adjudication", "project-quarantine",
+    "project-audit", "audit-trail",
 }  # fmt: skip
 
 

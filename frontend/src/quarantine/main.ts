@@ -1,0 +1,219 @@
+/** The held-images page (frontend/templates/frontend/quarantine.html): images held at import for
+ * possibly burned-in identifiers, each with the reason it is held and a thumbnail (the full
+ * resolution on demand, in a dialog); the lead releases or rejects the selected images in one
+ * decision with a comment. Vite entry src/quarantine/main.ts; data from
+ * /api/projects/{id}/quarantine/. ``#quarantine[data-state]`` is loading, ready, saving or error. */
+
+import "./quarantine.css";
+import { Api, ApiError } from "../workspace/api";
+import { h } from "../workspace/dom";
+
+type Config = {
+  projectId: number;
+  csrfToken: string;
+  urls: { list: string; decide: string; thumbnail: string; render: string };
+};
+
+export type HeldImage = {
+  id: number;
+  case: number;
+  rows: number;
+  columns: number;
+  number_of_frames: number;
+  modality: string;
+  series_description: string;
+  quarantine_reason: string;
+  held_since: string;
+};
+
+type DecisionResult = { decision: "release" | "reject"; instances: number[]; still_held: number };
+
+function required<T extends Element>(root: ParentNode, selector: string): T {
+  const el = root.querySelector<T>(selector);
+  if (!el) throw new Error(`missing ${selector}`);
+  return el;
+}
+
+export function heldSummary(count: number): string {
+  if (count === 0) return "No images are held for review.";
+  return count === 1 ? "1 image is held for review." : `${count} images are held for review.`;
+}
+
+class QuarantinePage {
+  private readonly api: Api;
+  private readonly list: HTMLUListElement;
+  private readonly alert: HTMLElement;
+  private readonly summary: HTMLElement;
+  private readonly form: HTMLFormElement;
+  private readonly selectAll: HTMLInputElement;
+  private readonly comment: HTMLTextAreaElement;
+  private readonly release: HTMLButtonElement;
+  private readonly reject: HTMLButtonElement;
+  private readonly dialog: HTMLDialogElement;
+  private images: HeldImage[] = [];
+
+  constructor(
+    private readonly root: HTMLElement,
+    private readonly config: Config,
+  ) {
+    this.api = new Api(config.csrfToken);
+    this.list = required(root, "#held-list");
+    this.alert = required(root, "#alert");
+    this.summary = required(root, "#summary");
+    this.form = required(root, "#decision-form");
+    this.selectAll = required(root, "#select-all");
+    this.comment = required(root, "#comment");
+    this.release = required(root, "#release");
+    this.reject = required(root, "#reject");
+    this.dialog = required(root, "#full-view");
+    this.selectAll.addEventListener("change", () => {
+      for (const box of this.checkboxes()) box.checked = this.selectAll.checked;
+      this.updateButtons();
+    });
+    this.list.addEventListener("change", () => this.updateButtons());
+    this.release.addEventListener("click", () => void this.decide("release"));
+    this.reject.addEventListener("click", () => void this.decide("reject"));
+  }
+
+  async load(): Promise<void> {
+    this.setState("loading");
+    try {
+      const { data } = await this.api.get<HeldImage[]>(this.config.urls.list);
+      this.images = data;
+      this.draw();
+      this.setState("ready");
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  private draw(): void {
+    this.list.replaceChildren(...this.images.map((image) => this.card(image)));
+    this.summary.textContent = heldSummary(this.images.length);
+    this.form.hidden = this.images.length === 0;
+    this.selectAll.checked = false;
+    this.updateButtons();
+  }
+
+  private card(image: HeldImage): HTMLLIElement {
+    const label = `image ${image.id} of case ${image.case}`;
+    const since = new Date(image.held_since).toLocaleString();
+    const frames = image.number_of_frames > 1 ? ` · ${image.number_of_frames} frames` : "";
+    return h(
+      "li",
+      { class: "held", "data-instance": image.id },
+      h(
+        "label",
+        { class: "pick" },
+        h("input", { type: "checkbox", value: image.id, "aria-label": `Select ${label}` }),
+        ` Case ${image.case}`,
+      ),
+      h(
+        "button",
+        {
+          type: "button",
+          class: "thumb",
+          title: "Show at full resolution",
+          onclick: () => this.showFull(image),
+        },
+        h("img", {
+          src: this.config.urls.thumbnail.replace("{id}", String(image.id)),
+          alt: `Thumbnail of ${label}`,
+          loading: "lazy",
+        }),
+      ),
+      h("p", { class: "reason" }, image.quarantine_reason),
+      h(
+        "p",
+        { class: "meta" },
+        `${image.modality || "?"} · ${image.columns}×${image.rows}${frames} · held since ${since}`,
+      ),
+      h(
+        "button",
+        { type: "button", class: "link full", onclick: () => this.showFull(image) },
+        "Full resolution",
+      ),
+    );
+  }
+
+  private showFull(image: HeldImage): void {
+    const img = required<HTMLImageElement>(this.dialog, "#full-image");
+    img.src = this.config.urls.render.replace("{id}", String(image.id));
+    img.alt = `Image ${image.id} of case ${image.case} at full resolution`;
+    required(this.dialog, "#full-caption").textContent =
+      `Case ${image.case}, image ${image.id} (${image.columns}×${image.rows}): ${image.quarantine_reason}`;
+    this.dialog.showModal();
+  }
+
+  private checkboxes(): HTMLInputElement[] {
+    return [...this.list.querySelectorAll<HTMLInputElement>("input[type=checkbox]")];
+  }
+
+  private selected(): number[] {
+    return this.checkboxes()
+      .filter((box) => box.checked)
+      .map((box) => Number(box.value));
+  }
+
+  private updateButtons(): void {
+    const count = this.selected().length;
+    const saving = this.root.dataset.state === "saving";
+    this.release.disabled = this.reject.disabled = count === 0 || saving;
+    this.release.textContent = count ? `Release ${count} selected` : "Release selected";
+    this.reject.textContent = count ? `Reject ${count} selected` : "Reject selected";
+  }
+
+  private async decide(decision: "release" | "reject"): Promise<void> {
+    const instances = this.selected();
+    const comment = this.comment.value.trim();
+    if (!instances.length) return;
+    if (!comment) {
+      this.showAlert("Write a comment first: it is kept in the audit trail with your decision.");
+      this.comment.focus();
+      return;
+    }
+    this.setState("saving");
+    this.updateButtons();
+    try {
+      const { data } = await this.api.post<DecisionResult>(this.config.urls.decide, {
+        instances,
+        decision,
+        comment,
+      });
+      const done = new Set(data.instances);
+      this.images = this.images.filter((image) => !done.has(image.id));
+      this.alert.hidden = true;
+      this.comment.value = "";
+      this.draw();
+      const verb = decision === "release" ? "Released" : "Rejected";
+      const noun = done.size === 1 ? "image" : "images";
+      this.summary.textContent = `${verb} ${done.size} ${noun}. ${heldSummary(this.images.length)}`;
+      this.setState("ready");
+    } catch (err) {
+      this.fail(err);
+    }
+    this.updateButtons();
+  }
+
+  private showAlert(text: string): void {
+    this.alert.textContent = text;
+    this.alert.hidden = false;
+  }
+
+  private setState(state: "loading" | "ready" | "saving" | "error"): void {
+    this.root.dataset.state = state;
+    this.root.setAttribute("aria-busy", String(state === "loading" || state === "saving"));
+  }
+
+  private fail(err: unknown): void {
+    console.error(err);
+    this.showAlert(err instanceof ApiError || err instanceof Error ? err.message : String(err));
+    this.setState("error");
+  }
+}
+
+const root = document.getElementById("quarantine");
+const configElement = document.getElementById("quarantine-config");
+if (root && configElement?.textContent) {
+  void new QuarantinePage(root, JSON.parse(configElement.textContent) as Config).load();
+}
