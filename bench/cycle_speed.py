@@ -1,14 +1,16 @@
 """Wall time of one retraining cycle, split by stage, through a real Celery worker.
 
     python bench/cycle_speed.py [--labels 500] [--unlabelled 2000] [--validation 50]
-        [--size 512] [--epochs 5] [--threads 2]
+        [--size 512] [--steps 300] [--threads 2]
 
 A project with ``labels + validation + unlabelled`` synthetic cases (ingested as DICOM), the
 labels and validation labels submitted by a simulated annotator, a first version trained so
 that the measured cycle warm-starts and compares against a serving version as in steady
 state; then one cycle, whose stage times (training, evaluating, registering, scoring, ranking)
 come from the cycle's own record. The baseline in the same process is the model alone:
-``BuiltinModel.train`` on the same labels, without the platform (one epoch, times the epochs).
+``BuiltinModel.train`` on the same labels for the same number of optimisation steps, from the
+same first version, without the platform (cycles count training in steps,
+``BuiltinConfig.train_steps``).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ def main() -> None:
     parser.add_argument("--unlabelled", type=int, default=2000)
     parser.add_argument("--validation", type=int, default=50)
     parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=300, help="training steps of the cycle")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--database-url", help="PostgreSQL URL; default SQLite in a temp dir")
     args = parser.parse_args()
@@ -50,7 +52,7 @@ def main() -> None:
         size=args.size,
         seed=5,
         settings={
-            "training_epochs": args.epochs,
+            "model_config": {"train_steps": args.steps},
             "acquisition_strategy": "hybrid",
             "auto_retrain_threshold": 0,
         },
@@ -76,17 +78,19 @@ def main() -> None:
         worker.terminate()
         worker.wait(timeout=60)
 
-    # Baseline: the model alone on the same labels for one epoch, this process (x epochs).
+    # Baseline: the model alone on the same labels for the same steps, this process.
     snapshot = [pk for pk, _ in cycle.label_snapshot]
     model = BuiltinModel(BuiltinConfig(finding_classes=tuple(project.finding_keys)))
     base_started = time.perf_counter()
-    model.train(case_inputs.labelled_source(snapshot), epochs=1, warm_start=first.weights_path)
-    baseline = (time.perf_counter() - base_started) * args.epochs
+    model.train(
+        case_inputs.labelled_source(snapshot), max_steps=args.steps, warm_start=first.weights_path
+    )
+    baseline = time.perf_counter() - base_started
 
     print(
         f"\nOne cycle: {len(snapshot)} labels, {sum(map(len, cycle.chunks))} cases scored, "
         f"{args.validation} validation cases, {args.size}x{args.size}, "
-        f"{args.threads} threads, {args.epochs} epochs"
+        f"{args.threads} threads, {args.steps} training steps"
     )
     print(f"{'stage':<14} {'seconds':>9} {'share':>7}")
     stages = cycle.stage_seconds
@@ -100,7 +104,7 @@ def main() -> None:
     if stages.get("scoring"):
         print(f"scoring throughput: {scored / stages['scoring']:.1f} cases/s")
     print(
-        f"baseline, the model alone training the same labels (1 epoch x {args.epochs}): "
+        f"baseline, the model alone training the same labels ({args.steps} steps): "
         f"{baseline:.1f} s; "
         f"cycle training / baseline = {stages.get('training', 0.0) / baseline:.2f}x"
     )

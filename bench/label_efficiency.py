@@ -88,6 +88,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0,
         help="score only this many unlabelled cases per cycle, drawn at random (0: all)",
     )
+    parser.add_argument(
+        "--start",
+        default="none",
+        help="stored detector starting point the first model begins from, as a cycle's cold "
+        "start does by default (synthetic-cxr-256: 256 px only); 'none': from scratch",
+    )
     parser.add_argument("--box-stability", action="store_true", help="test-time views in scoring")
     parser.add_argument("--report-tokens", type=int, default=64, help="report decoder length")
     # One thread by default: on a shared 2-core machine two OpenMP threads spin against the
@@ -127,10 +133,11 @@ def model_config(args: argparse.Namespace, seed: int) -> Any:
     return BuiltinConfig(**{k: v for k, v in wanted.items() if k in known})
 
 
-def train(model: Any, cases: list[Any], steps: int) -> float:
-    """Train ``model`` for ``steps`` more optimisation steps on ``cases``; returns seconds."""
+def train(model: Any, cases: list[Any], steps: int, start: str | None = None) -> float:
+    """Train ``model`` for ``steps`` more optimisation steps on ``cases`` (a fresh one from the
+    stored starting point ``start`` when given); returns seconds."""
     started = time.perf_counter()
-    model.train(lambda: iter(cases), max_steps=steps)
+    model.train(lambda: iter(cases), max_steps=steps, starting_point=start)
     return time.perf_counter() - started
 
 
@@ -262,7 +269,8 @@ def run_seed(seed: int, args: argparse.Namespace, validation: list[Any], work: P
         flush=True,
     )
     model = BuiltinModel(model_config(args, seed))
-    seconds = train(model, [pool[i].annotated for i in first], args.first_steps)
+    start = None if args.start == "none" else args.start
+    seconds = train(model, [pool[i].annotated for i in first], args.first_steps, start)
     first_metrics = evaluate(model, truth_validation, annotated_validation)
     first_version = work / f"seed{seed}-first"
     model.save(first_version)
