@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -19,7 +20,7 @@ from annotations.api.serializers import (
     ReviewQueueQuerySerializer,
 )
 from annotations.models import Annotation
-from annotations.services import annotate, audit
+from annotations.services import annotate, audit, queue
 from medloop.pagination import CappedLimitOffsetPagination as LimitOffsetPagination
 
 IF_MATCH = OpenApiParameter(
@@ -77,12 +78,26 @@ class MyAnnotationView(APIView):
         return _with_etag(annotation)
 
 
+class SubmittedAnnotationSerializer(AnnotationSerializer):
+    returned_waiting = serializers.SerializerMethodField(
+        help_text="ids of your cases a reviewer returned, which next-case hands you before "
+        "the cases you hold (empty: the case you prefetched comes next)"
+    )
+
+    class Meta(AnnotationSerializer.Meta):
+        fields = [*AnnotationSerializer.Meta.fields, "returned_waiting"]
+
+    def get_returned_waiting(self, annotation: Annotation) -> list[int]:
+        return list(self.context.get("returned_waiting", []))
+
+
 class SubmitAnnotationView(APIView):
     @extend_schema(
         request=AnnotationInputSerializer,
-        responses=AnnotationSerializer,
+        responses=SubmittedAnnotationSerializer,
         parameters=[IF_MATCH],
-        description="Submit your annotation; the body may carry its final content.",
+        description="Submit your annotation; the body may carry its final content. The answer "
+        "says which returned cases of yours wait (they come before the case you prefetched).",
     )
     def post(self, request: Request, case_pk: int) -> Response:
         case = case_for(request, case_pk, audit_action="case.annotate", with_context=False)
@@ -97,7 +112,13 @@ class SubmitAnnotationView(APIView):
             expected_version=expected_version(request, annotation),
             **_content(data.validated_data),
         )
-        return _with_etag(annotation)
+        waiting = queue.returned_work_waiting(
+            project_id=case.project_id, annotator=user_of(request)
+        )
+        context = {"returned_waiting": list(waiting.values_list("pk", flat=True)[:10])}
+        response = Response(SubmittedAnnotationSerializer(annotation, context=context).data)
+        response["ETag"] = annotation.etag
+        return response
 
 
 class AnnotationDetailView(APIView):

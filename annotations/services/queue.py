@@ -84,6 +84,32 @@ def unfinished_work_of(*, project: Project, annotator: User) -> QuerySet[Case]:
     )
 
 
+def returned_work_waiting(
+    *, project_id: int, annotator: User, now: datetime | None = None
+) -> QuerySet[Case]:
+    """Open cases of the project whose read by ``annotator`` a reviewer returned and that
+    nobody else holds, highest priority first: ``lease_next_case`` hands them out before the
+    cases the annotator already holds."""
+    returned = Annotation.objects.filter(
+        annotator=annotator, status=Annotation.Status.RETURNED, case__project_id=project_id
+    ).values("case_id")
+    return (
+        Case.objects.filter(pk__in=returned, state=Case.State.OPEN)
+        .filter(_lease_free_for(annotator, now or timezone.now()))
+        .exclude(Exists(CaseSkip.objects.filter(case=OuterRef("pk"), annotator=annotator)))
+        .order_by("-priority", "id")
+    )
+
+
+def _returned_work_of(*, project: Project, annotator: User, now: datetime) -> QuerySet[Case]:
+    """``returned_work_waiting``, locked for the caller (skipping rows another transaction
+    holds)."""
+    cases = returned_work_waiting(project_id=project.pk, annotator=annotator, now=now)
+    if connection.features.has_select_for_update_skip_locked:
+        cases = cases.select_for_update(skip_locked=True, of=("self",))
+    return cases
+
+
 def _lease_free_for(annotator: User, now: datetime) -> Q:
     return Q(leased_to__isnull=True) | Q(lease_expires_at__lte=now) | Q(leased_to=annotator)
 
@@ -110,6 +136,25 @@ def lease_next_case(
             leased_to=annotator,
             lease_expires_at__gt=now,
         )
+        # Work a reviewer returned comes first, before the cases already held (the one
+        # prefetched after the current case), as long as the lease limit leaves room for it.
+        returned = (
+            _returned_work_of(project=project, annotator=annotator, now=now)
+            .exclude(pk__in=exclude)
+            .first()
+        )
+        already_held = returned is not None and holding.filter(pk=returned.pk).exists()
+        if returned is not None and (already_held or holding.count() < MAX_LEASES_PER_ANNOTATOR):
+            Case.objects.filter(pk=returned.pk).update(
+                leased_to=annotator, lease_expires_at=expires
+            )
+            returned.leased_to = annotator  # type: ignore[assignment]
+            returned.lease_expires_at = expires
+            if not already_held:
+                audit.record(
+                    action="case.lease", actor=annotator, target=returned, project_id=project.pk
+                )
+            return returned
         held = holding.exclude(pk__in=exclude).order_by("id").first()
         if held is None and holding.count() >= MAX_LEASES_PER_ANNOTATOR:
             raise Conflict(

@@ -201,7 +201,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {"DoubleReadStatusEnum": "annotations.models.DoubleRead.Status"},
+    "ENUM_NAME_OVERRIDES": {
+        "DoubleReadStatusEnum": "annotations.models.DoubleRead.Status",
+        "AnnotationStatusEnum": "annotations.models.Annotation.Status",
+    },
 }
 
 # --- Celery -----------------------------------------------------------------------------------

@@ -78,14 +78,15 @@ export class AnnotateWorkspace {
     else await this.openNext(null);
   }
 
+  /** In localStorage, shared by the user's tabs: a new tab reopens the case last opened. */
   private get currentKey(): string {
-    return `medloop:current-case:${this.config.projectId}`;
+    return `medloop:current-case:${this.config.username}:${this.config.projectId}`;
   }
 
-  /** After a reload, reopen the case this tab showed (the annotator may also hold the
-   * prefetched one, and next-case would hand back the lower id of the two). */
+  /** After a reload, or in a new tab, reopen the case the annotator was on (they may also hold
+   * the prefetched one, and next-case would hand back the lower id of the two). */
   private async resume(): Promise<Bundle | null> {
-    const id = Number(sessionStorage.getItem(this.currentKey));
+    const id = Number(localStorage.getItem(this.currentKey));
     if (!id) return null;
     try {
       const detail = await this.api.get<CaseDetail>(`/api/cases/${id}/`);
@@ -110,31 +111,38 @@ export class AnnotateWorkspace {
 
   // --- queue flow ---------------------------------------------------------------------------
 
-  private async lease(exclude: number[]): Promise<Bundle | null> {
+  /** Lease the queue's next case; ``known`` (the prefetched case) is reused as it is, images
+   * and suggestion already loaded, when the server hands it back. */
+  private async lease(exclude: number[], known: Bundle | null = null): Promise<Bundle | null> {
     const query = exclude.length ? `?exclude=${exclude.join(",")}` : "";
     const response = await this.api.post<LeasedCase>(
       `/api/projects/${this.config.projectId}/next-case/${query}`,
     );
     if (response.status === 204 || !response.data) return null;
+    if (known && response.data.id === known.case.id) return known;
     // The server cuts the suggestion to what its version's validation evidence supports (and
     // records what it served on this annotator's annotation).
     const served = await this.api.get<ServedSuggestion>(`/api/cases/${response.data.id}/suggestion/`);
     return { case: response.data, suggestion: served.data?.suggestion ?? null, served: served.data ?? null };
   }
 
-  /** Open the prefetched case if there is one, else lease one; `t0` starts the render timer. */
-  private async openNext(t0: number | null): Promise<void> {
+  /** Open the prefetched case if there is one, else lease one; `t0` starts the render timer.
+   * `askQueue`: work a reviewer returned may be waiting, which the queue hands out before the
+   * prefetched case, so ask it (the prefetched case is reused when it is the answer). */
+  private async openNext(t0: number | null, askQueue = false): Promise<void> {
     try {
       if (this.nextLoading) await this.nextLoading;
       let bundle = this.next;
       this.next = null;
-      if (bundle) {
+      if (bundle && !askQueue) {
         // The prefetched lease may have lapsed while the previous case was worked on.
         void this.api.put(`/api/cases/${bundle.case.id}/lease/`).catch((err: unknown) => {
           this.showError(err);
         });
       } else {
-        bundle = await this.lease([]);
+        // Asking renews the prefetched lease when it is the answer; when another case comes
+        // first, the prefetch after it asks the queue again.
+        bundle = await this.lease([], bundle);
       }
       if (!bundle) {
         this.showEmpty();
@@ -172,7 +180,7 @@ export class AnnotateWorkspace {
     this.explanations.reset();
     this.current = bundle;
     const c = bundle.case;
-    sessionStorage.setItem(this.currentKey, String(c.id));
+    localStorage.setItem(this.currentKey, String(c.id));
     const annotation = c.annotation;
     this.work = new WorkState(this.config.schema);
     this.work.load(annotation, bundle.suggestion);
@@ -209,7 +217,7 @@ export class AnnotateWorkspace {
   private showEmpty(): void {
     this.saver?.dispose();
     this.explanations.reset();
-    sessionStorage.removeItem(this.currentKey);
+    localStorage.removeItem(this.currentKey);
     this.current = null;
     this.work = null;
     this.viewer.setBoxes([]);
@@ -238,13 +246,14 @@ export class AnnotateWorkspace {
     const c = this.current.case;
     try {
       await this.saver.settle();
-      await this.api.post<Annotation>(
+      const submitted = await this.api.post<Annotation & { returned_waiting?: number[] }>(
         `/api/cases/${c.id}/annotation/submit/`,
         this.work.content(),
         this.saver.etag,
       );
       this.saver.dispose();
-      await this.openNext(t0);
+      const returned = submitted.data.returned_waiting ?? [];
+      await this.openNext(t0, returned.some((id) => id !== this.next?.case.id));
     } catch (err) {
       if (err instanceof ApiError && err.status === 412) {
         this.saver.stale = true;
@@ -267,7 +276,7 @@ export class AnnotateWorkspace {
     try {
       this.saver?.dispose(); // a skipped case is given back: no draft save may re-lease it
       await this.api.post(`/api/cases/${c.id}/skip/`, { reason });
-      await this.openNext(performance.now());
+      await this.openNext(performance.now(), true);
     } catch (err) {
       this.showError(err);
     } finally {
