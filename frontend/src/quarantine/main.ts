@@ -71,6 +71,9 @@ class QuarantinePage {
       this.updateButtons();
     });
     this.list.addEventListener("change", () => this.updateButtons());
+    this.comment.addEventListener("input", () => {
+      if (this.root.dataset.state !== "error") this.alert.hidden = true;
+    });
     this.release.addEventListener("click", () => void this.decide("release"));
     this.reject.addEventListener("click", () => void this.decide("reject"));
   }
