@@ -216,6 +216,7 @@ def quarantine(request: HttpRequest, project_pk: int) -> HttpResponse:
         "review",
         "Reviewing held images needs the lead or admin role.",
     )
+    can_view_audit = permissions.allowed(request.user, project.pk, "audit", "view")
     config = {
         "projectId": project.pk,
         "csrfToken": get_token(request),
@@ -224,13 +225,19 @@ def quarantine(request: HttpRequest, project_pk: int) -> HttpResponse:
             "decide": f"/api/projects/{project.pk}/quarantine/decisions/",
             "thumbnail": "/api/instances/{id}/thumbnail.png",
             "render": "/api/instances/{id}/render.png",
+            # Each image's audit trail (held, fetched, released or rejected).
+            "history": (
+                f"/projects/{project.pk}/audit/?object_type=annotations.Instance&object_id={{id}}"
+                if can_view_audit
+                else None
+            ),
         },
     }
     context = {
         "project": project,
         "config": config,
         "can_view_dashboard": permissions.allowed(request.user, project.pk, "dashboard", "view"),
-        "can_view_audit": permissions.allowed(request.user, project.pk, "audit", "view"),
+        "can_view_audit": can_view_audit,
     }
     try:
         return render(request, "frontend/quarantine.html", context)

@@ -96,6 +96,22 @@ def test_lead_filters_pages_and_downloads_the_project_audit_trail(
     page.click("#filters button[type=submit]")
     _wait_summary(page, "11 events")
 
+    # A click on a row's object narrows the trail to that object.
+    page.click("#clear-filters")
+    _wait_ready(page)
+    page.fill("#f-actor", "lena")
+    page.click("#filters button[type=submit]")
+    _wait_summary(page, "4 events")  # the three image fetches and the CSV download
+    image_cell = page.locator("#events tbody td.object button").first
+    label = image_cell.inner_text()
+    object_type, object_id = label.split(" ")
+    image_cell.click()
+    expected = AuditEvent.objects.filter(
+        project_id=project.pk, actor_username="lena", object_type=object_type, object_id=object_id
+    ).count()
+    _wait_summary(page, f"{expected} event")
+    assert page.input_value("#f-object-id") == object_id
+
     # Dates: nothing before today, everything from today on.
     today = timezone.now().date()
     page.click("#clear-filters")

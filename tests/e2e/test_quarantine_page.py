@@ -89,6 +89,15 @@ def test_lead_reviews_held_images_and_releases_or_rejects_them_with_comments(
         "Checked at full resolution: no text in the pixels"
     }
 
+    # The remaining image's history: its audit trail, its thumbnail fetch among it.
+    history = page.locator(f"li[data-instance='{held[2].pk}'] a.history").get_attribute("href")
+    page.goto(f"{live_server.url}{history}")
+    page.wait_for_selector("#audit[data-state=ready]")
+    assert "instance.thumbnail" in page.locator("#events tbody td.action").all_inner_texts()
+    assert page.input_value("#f-object-id") == str(held[2].pk)
+    page.go_back()
+    page.wait_for_selector("#quarantine[data-state=ready]")
+
     page.check("#select-all")
     page.fill("#comment", "The face is recognisable")
     page.click("#reject")

@@ -136,10 +136,19 @@ class AuditPage {
           "tr",
           { "data-event": event.id },
           h("td", { title: event.created_at }, new Date(event.created_at).toLocaleString()),
-          h("td", {}, event.actor_username || "—"),
+          h("td", {}, event.actor_username ? this.filterButton(event.actor_username, { actor: event.actor_username }) : "—"),
           h("td", { class: "action" }, event.action),
           global ? h("td", {}, event.project_id ?? "—") : null,
-          h("td", {}, event.object_type ? `${event.object_type} ${event.object_id}` : "—"),
+          h(
+            "td",
+            { class: "object" },
+            event.object_type
+              ? this.filterButton(`${event.object_type} ${event.object_id}`, {
+                  object_type: event.object_type,
+                  object_id: event.object_id,
+                })
+              : "—",
+          ),
           h("td", { title: event.user_agent }, event.ip_address ?? "—"),
           h("td", { class: "detail" }, Object.keys(event.detail).length ? JSON.stringify(event.detail) : ""),
         ),
@@ -151,6 +160,25 @@ class AuditPage {
     this.pageLabel.textContent = pageLabel(this.offset, page.results.length, page.count);
     this.previous.disabled = this.offset === 0;
     this.next.disabled = page.next === null;
+  }
+
+  /** A cell's value as a button that narrows the trail to it (added to the filters). */
+  private filterButton(text: string, narrow: Filters): HTMLButtonElement {
+    return h(
+      "button",
+      {
+        type: "button",
+        class: "link",
+        title: "Show only these events",
+        onclick: () => {
+          this.filters = { ...this.filters, ...narrow };
+          this.offset = 0;
+          this.fillForm();
+          void this.load();
+        },
+      },
+      text,
+    );
   }
 
   private setState(state: "loading" | "ready" | "error"): void {

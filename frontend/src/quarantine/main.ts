@@ -11,7 +11,7 @@ import { h } from "../workspace/dom";
 type Config = {
   projectId: number;
   csrfToken: string;
-  urls: { list: string; decide: string; thumbnail: string; render: string };
+  urls: { list: string; decide: string; thumbnail: string; render: string; history: string | null };
 };
 
 export type HeldImage = {
@@ -132,9 +132,16 @@ class QuarantinePage {
         `${image.modality || "?"} · ${image.columns}×${image.rows}${frames} · held since ${since}`,
       ),
       h(
-        "button",
-        { type: "button", class: "link full", onclick: () => this.showFull(image) },
-        "Full resolution",
+        "p",
+        { class: "links" },
+        h(
+          "button",
+          { type: "button", class: "link full", onclick: () => this.showFull(image) },
+          "Full resolution",
+        ),
+        this.config.urls.history
+          ? h("a", { class: "history", href: this.config.urls.history.replace("{id}", String(image.id)) }, "History")
+          : null,
       ),
     );
   }
