@@ -59,21 +59,20 @@ class QuarantineListView(APIView):
         responses=HeldImageSerializer(many=True),
         description=(
             f"Images awaiting a lead's review (at most {LIST_LIMIT}, oldest first), each with "
-            "the reason it is held. Released images are no longer held; rejected ones stay "
-            "hidden and leave this list."
+            "the reason it is held; the X-Total-Count header says how many are held in all. "
+            "Released images are no longer held; rejected ones stay hidden and leave this list."
         ),
     )
     def get(self, request: Request, project_pk: int) -> Response:
         project = project_for(request, project_pk, "quarantine", "review")
-        held = (
-            selectors.held_images(project.pk)
-            .select_related("series__study__case")
-            .order_by("created_at", "id")[:LIST_LIMIT]
-        )
+        held = selectors.held_images(project.pk)
+        listed = held.select_related("series__study__case").order_by("created_at", "id")
         audit.record(
             action="quarantine.view", actor=user_of(request), project_id=project.pk, request=request
         )
-        return Response(HeldImageSerializer(held, many=True).data)
+        response = Response(HeldImageSerializer(listed[:LIST_LIMIT], many=True).data)
+        response["X-Total-Count"] = str(held.count())
+        return response
 
 
 class QuarantineDecisionView(APIView):

@@ -190,3 +190,12 @@ def test_upload_report_marks_held_images_with_the_reason(project, synthetic_dir,
     assert items[0]["quarantined"] is True
     assert items[0]["held_reason"].startswith("Burned In Annotation is YES")
     assert items[1]["quarantined"] is False and "held_reason" not in items[1]
+
+
+def test_list_is_capped_and_says_how_many_are_held_in_all(project, held, lead, monkeypatch):
+    from annotations.api import quarantine_views
+
+    monkeypatch.setattr(quarantine_views, "LIST_LIMIT", 2)
+    response = lead.get(f"/api/projects/{project.pk}/quarantine/")
+    assert [i["id"] for i in response.json()] == [held[0].pk, held[1].pk]
+    assert response["X-Total-Count"] == "3"

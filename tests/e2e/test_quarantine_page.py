@@ -148,3 +148,30 @@ def test_reviewer_is_refused_the_held_images_page_with_the_reason(
     response = page.goto(f"{live_server.url}/projects/{project.pk}/quarantine/")
     assert response.status == 403
     assert "needs the lead or admin role" in page.inner_text("main")
+
+
+def test_more_held_images_than_the_list_holds_come_after_a_decision(
+    page, live_server, project, member, synthetic_dir: Path, monkeypatch, frontend_built
+):
+    from annotations.api import quarantine_views
+
+    monkeypatch.setattr(quarantine_views, "LIST_LIMIT", 2)
+    files = sorted(synthetic_dir.glob("*.dcm"))
+    held = [
+        ingest.ingest_dicom_bytes(project=project, data=_held_copy(path)).instance
+        for path in files[:3]
+    ]
+    member("lena", "lead")
+    log_in(page, live_server, "lena")
+    page.goto(f"{live_server.url}/projects/{project.pk}/quarantine/")
+    page.wait_for_selector("#quarantine[data-state=ready]")
+    assert page.inner_text("#summary") == (
+        "3 images are held for review. The oldest 2 are shown; decide on them to see the rest."
+    )
+    page.check("#select-all")
+    page.fill("#comment", "No text")
+    page.click("#release")
+    page.wait_for_function(
+        "id => document.querySelector(`li[data-instance='${id}']`) !== null", arg=held[2].pk
+    )
+    assert page.inner_text("#summary") == "Released 2 images. 1 image is held for review."

@@ -7,6 +7,7 @@
 import "./quarantine.css";
 import { Api, ApiError } from "../workspace/api";
 import { h } from "../workspace/dom";
+import { heldSummary } from "./summary";
 
 type Config = {
   projectId: number;
@@ -34,11 +35,6 @@ function required<T extends Element>(root: ParentNode, selector: string): T {
   return el;
 }
 
-export function heldSummary(count: number): string {
-  if (count === 0) return "No images are held for review.";
-  return count === 1 ? "1 image is held for review." : `${count} images are held for review.`;
-}
-
 class QuarantinePage {
   private readonly api: Api;
   private readonly list: HTMLUListElement;
@@ -51,6 +47,7 @@ class QuarantinePage {
   private readonly reject: HTMLButtonElement;
   private readonly dialog: HTMLDialogElement;
   private images: HeldImage[] = [];
+  private total = 0;
 
   constructor(
     private readonly root: HTMLElement,
@@ -81,8 +78,9 @@ class QuarantinePage {
   async load(): Promise<void> {
     this.setState("loading");
     try {
-      const { data } = await this.api.get<HeldImage[]>(this.config.urls.list);
+      const { data, total } = await this.fetchList();
       this.images = data;
+      this.total = total;
       this.draw();
       this.setState("ready");
     } catch (err) {
@@ -90,9 +88,15 @@ class QuarantinePage {
     }
   }
 
+  private async fetchList(): Promise<{ data: HeldImage[]; total: number }> {
+    const response = await this.api.get<HeldImage[]>(this.config.urls.list);
+    const total = Number(response.headers.get("X-Total-Count") ?? response.data.length);
+    return { data: response.data, total: Number.isFinite(total) ? total : response.data.length };
+  }
+
   private draw(): void {
     this.list.replaceChildren(...this.images.map((image) => this.card(image)));
-    this.summary.textContent = heldSummary(this.images.length);
+    this.summary.textContent = heldSummary(this.total, this.images.length);
     this.form.hidden = this.images.length === 0;
     this.selectAll.checked = false;
     this.updateButtons();
@@ -192,12 +196,18 @@ class QuarantinePage {
       });
       const done = new Set(data.instances);
       this.images = this.images.filter((image) => !done.has(image.id));
+      this.total = data.still_held;
+      if (this.images.length === 0 && this.total > 0) {
+        const next = await this.fetchList(); // the list held the oldest 500: the rest now
+        this.images = next.data;
+        this.total = next.total;
+      }
       this.alert.hidden = true;
       this.comment.value = "";
       this.draw();
       const verb = decision === "release" ? "Released" : "Rejected";
       const noun = done.size === 1 ? "image" : "images";
-      this.summary.textContent = `${verb} ${done.size} ${noun}. ${heldSummary(this.images.length)}`;
+      this.summary.textContent = `${verb} ${done.size} ${noun}. ${heldSummary(this.total, this.images.length)}`;
       this.setState("ready");
     } catch (err) {
       this.fail(err);

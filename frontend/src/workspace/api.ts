@@ -11,7 +11,7 @@ export class ApiError extends Error {
   }
 }
 
-export type ApiResponse<T> = { status: number; data: T; etag: string | null };
+export type ApiResponse<T> = { status: number; data: T; etag: string | null; headers: Headers };
 
 export class Api {
   constructor(private readonly csrfToken: string) {}
@@ -54,7 +54,12 @@ export class Api {
           : `${method} ${path} failed with HTTP ${response.status}`;
       throw new ApiError(response.status, body.error ?? `http_${response.status}`, message, data);
     }
-    return { status: response.status, data: data as T, etag: response.headers.get("ETag") };
+    return {
+      status: response.status,
+      data: data as T,
+      etag: response.headers.get("ETag"),
+      headers: response.headers,
+    };
   }
 
   /** A binary resource (an image): the blob and the response headers, or an ApiError with the
