@@ -127,7 +127,7 @@ def detect_with_views(
     return main, features, views
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def greedy_decode(
     network: MultimodalNetwork,
     memory: torch.Tensor,
@@ -142,6 +142,8 @@ def greedy_decode(
     Equivalent to ``generate(do_sample=False)`` with ``output_scores``; the loop is ours
     because generate's per-step overhead doubled the time of this small decoder."""
     batch = memory.shape[0]
+    # A mask of ones masks nothing: without it the decoder skips building one every step.
+    cross_mask = None if bool(memory_mask.all()) else memory_mask
     current = torch.full((batch, 1), bos, dtype=torch.long, device=memory.device)
     past = None
     tokens, logits, masks = [], [], []
@@ -151,7 +153,7 @@ def greedy_decode(
             input_ids=current,
             past_key_values=past,
             encoder_hidden_states=memory,
-            encoder_attention_mask=memory_mask,
+            encoder_attention_mask=cross_mask,
             use_cache=True,
         )
         past = output.past_key_values
@@ -212,7 +214,7 @@ def predict_batch(
     version's fitted operating points (None before any fit)."""
     classes = tuple(config.finding_classes)
     size = config.input_size
-    with torch.no_grad():
+    with torch.inference_mode():
         detections, features, views = detect_with_views(
             network,
             batch.images,
