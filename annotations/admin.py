@@ -198,8 +198,9 @@ class InstanceAdmin(ReadOnlyAdmin):
         "columns",
         "number_of_frames",
         "quarantined",
+        "quarantine_rejected_at",
     ]
-    list_filter = ["quarantined"]
+    list_filter = ["quarantined", "quarantine_rejected_at"]
 
 
 class LabResultInline(ReadOnlyInline):
