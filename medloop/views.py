@@ -9,7 +9,7 @@ from axes.handlers.proxy import AxesProxyHandler
 from django.conf import settings
 from django.contrib.auth import authenticate
 from django.db import connection
-from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.templatetags.static import static
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -135,8 +135,9 @@ def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
 
 
 def favicon(request: HttpRequest) -> HttpResponse:
-    """MedLoop's icon, for pages that name none (Django admin, Swagger UI)."""
-    return HttpResponsePermanentRedirect(static("frontend/favicon.svg"))
+    """MedLoop's icon, for pages that name none (Django admin). A temporary redirect: the icon's
+    static address may change (a hashed file name) without browsers keeping a stale one."""
+    return HttpResponseRedirect(static("frontend/favicon.svg"))
 
 
 DEFAULT_REFUSAL = "Your roles do not allow this page."

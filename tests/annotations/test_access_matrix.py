@@ -155,7 +155,7 @@ TABLE: list[tuple[str, str, str, object, tuple[int, ...]]] = [
     ("api-schema", "get", "/api/schema/", None, (200,) * 7),
     ("api-docs", "get", "/api/docs/", None, (200,) * 7),
     ("health", "get", "/health/", None, (200,) * 7),
-    ("favicon", "get", "/favicon.ico", None, (301,) * 7),
+    ("favicon", "get", "/favicon.ico", None, (302,) * 7),
     # Pages: a session; anonymous visitors are sent to the login page.
     ("home", "get", "/", None, (200,) * 6 + (302,)),
     ("login", "get", "/login/", None, (200,) * 7),

@@ -37,5 +37,5 @@ def test_back_link_only_to_a_page_of_this_site(annotator_client, project):
 
 def test_favicon_address_leads_to_the_icon(client):
     response = client.get("/favicon.ico")
-    assert response.status_code == 301
+    assert response.status_code == 302
     assert response["Location"].endswith("frontend/favicon.svg")
