@@ -23,7 +23,7 @@ from annotations.api.serializers import InstanceSerializer
 from annotations.dicom import pixels
 from annotations.models import Instance
 from annotations.services import audit
-from annotations.services.errors import InvalidInput
+from annotations.services.errors import Conflict, InvalidInput
 from annotations.services.ingest import storage_path
 
 THUMBNAIL_SIZE = 256
@@ -166,13 +166,20 @@ class ClearQuarantineView(APIView):
     @extend_schema(
         request=None,
         responses=InstanceSerializer,
-        description="A lead confirms the image shows no identifiers; annotators then see it.",
+        description="A lead confirms the image shows no identifiers; annotators then see it. "
+        "409 for an image a lead rejected (it stays hidden).",
     )
     def post(self, request: Request, instance_pk: int) -> Response:
         instance = instance_for(request, instance_pk, "instance.view_quarantined")
         project_for(request, instance.series.study.project_id, "quarantine", "review")
         if not instance.quarantined:
             return Response(InstanceSerializer(instance).data)
+        if instance.quarantine_rejected_at is not None:
+            raise Conflict(
+                f"Image {instance.pk} was rejected on "
+                f"{instance.quarantine_rejected_at:%Y-%m-%d %H:%M} UTC as showing identifiers; "
+                "a rejected image stays hidden."
+            )
         Instance.objects.filter(pk=instance.pk).update(quarantined=False)
         instance.quarantined = False
         audit.record(

@@ -105,6 +105,9 @@ def test_bulk_reject_keeps_the_images_hidden_and_off_the_list(project, held, lea
         format="json",
     )
     assert again.status_code == 400 and str(held[2].pk) in again.json()["message"]
+    one = lead.post(f"/api/instances/{held[2].pk}/clear-quarantine/")
+    assert one.status_code == 409 and "rejected" in one.json()["message"]
+    assert Instance.objects.get(pk=held[2].pk).quarantined
 
 
 @pytest.mark.parametrize(
