@@ -175,3 +175,36 @@ def test_more_held_images_than_the_list_holds_come_after_a_decision(
         "id => document.querySelector(`li[data-instance='${id}']`) !== null", arg=held[2].pk
     )
     assert page.inner_text("#summary") == "Released 2 images. 1 image is held for review."
+
+
+def test_a_decision_on_images_another_lead_decided_meanwhile_changes_nothing_and_says_so(
+    page, live_server, project, member, synthetic_dir: Path, frontend_built
+):
+    from annotations.services import quarantine
+
+    files = sorted(synthetic_dir.glob("*.dcm"))
+    held = [
+        ingest.ingest_dicom_bytes(project=project, data=_held_copy(path)).instance
+        for path in files[:2]
+    ]
+    member("lena", "lead")
+    other = member("leo", "lead")
+    log_in(page, live_server, "lena")
+    page.goto(f"{live_server.url}/projects/{project.pk}/quarantine/")
+    page.wait_for_selector("#quarantine[data-state=ready]")
+    page.check("#select-all")
+    page.fill("#comment", "No text")
+    quarantine.decide_held_images(
+        project=project,
+        instance_ids=[held[0].pk],
+        decision=quarantine.Decision.REJECT,
+        comment="Name in the corner",
+        actor=other,
+    )
+    page.click("#release")
+    page.wait_for_selector("#alert:not([hidden])")
+    assert f"[{held[0].pk}]" in page.inner_text("#alert")
+    assert page.locator("#held-list li.held").count() == 1
+    assert page.input_value("#comment") == "No text"
+    assert Instance.objects.get(pk=held[1].pk).quarantined  # all or none: nothing released
+    assert Instance.objects.get(pk=held[0].pk).quarantine_rejected_at is not None

@@ -210,9 +210,28 @@ class QuarantinePage {
       this.summary.textContent = `${verb} ${done.size} ${noun}. ${heldSummary(this.total, this.images.length)}`;
       this.setState("ready");
     } catch (err) {
-      this.fail(err);
+      if (err instanceof ApiError && err.status === 400) {
+        // Nothing was decided: usually another lead decided some of these images meanwhile.
+        // Say so, and show the images as they stand now (the comment is kept).
+        await this.refreshAfterRefusal(err.message);
+      } else {
+        this.fail(err);
+      }
     }
     this.updateButtons();
+  }
+
+  private async refreshAfterRefusal(message: string): Promise<void> {
+    try {
+      const { data, total } = await this.fetchList();
+      this.images = data;
+      this.total = total;
+      this.draw();
+      this.showAlert(`Nothing was decided: ${message} The list now shows the images still held.`);
+      this.setState("ready");
+    } catch (err) {
+      this.fail(err);
+    }
   }
 
   private showAlert(text: string): void {
