@@ -29,7 +29,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -112,7 +112,7 @@ def apply(network: nn.Module, config: BuiltinConfig, point: StartingPoint) -> li
     problem = fits(config, point)
     if problem:
         raise StartingPointError(f"starting point {point.name!r} does not fit: {problem}")
-    detector = network.detector  # type: ignore[attr-defined]
+    detector = cast(nn.Module, network.detector)
     own = detector.state_dict()
     stored_classes = list(point.card["network"]["finding_classes"])
     anchors = int(point.card["network"]["anchors_per_level"])
@@ -201,7 +201,7 @@ def evaluate(
     """mAP@0.5 and per-class AP of every candidate (``active_learning.ml.evaluate``)."""
     from active_learning.ml import evaluate as ev
 
-    detector = network.detector  # type: ignore[attr-defined]
+    detector = cast(nn.Module, network.detector)
     detector.eval()
     truth, predicted = [], []
     with torch.no_grad():
@@ -321,7 +321,7 @@ def build(settings: BuildSettings, out: Path, *, log: Any = print) -> dict[str, 
     folder.mkdir(parents=True, exist_ok=True)
     state = {f"{k}": v.contiguous() for k, v in holder.detector.state_dict().items()}
     save_file(state, str(folder / WEIGHTS))
-    card = {
+    card: dict[str, Any] = {
         "name": settings.name,
         "what": (
             "The built-in detector's image branch (ResNet + FPN + RetinaNet heads), trained on "
