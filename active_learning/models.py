@@ -175,6 +175,11 @@ class RetrainingCycle(models.Model):
     # Scoring: the case ids of each chunk, and the chunks done (any order, any worker).
     chunks = models.JSONField(default=list, blank=True)
     chunks_done = models.JSONField(default=list, blank=True)
+    # Progress within the current stage in its own unit, for the Models page and the time-left
+    # estimate: {"stage": "training", "unit": "steps", "done": 120, "total": 400, "started_at":
+    # ISO time}; while scoring, "cases" done per chunk ({"chunks": {"0": 16, ...}}) summed into
+    # "done", so chunks scored by several workers at once add up.
+    stage_progress = models.JSONField(default=dict, blank=True)
     # Wall seconds per stage, and what the stages decided (metrics compared, promotion).
     stage_seconds = models.JSONField(default=dict, blank=True)
     outcome = models.JSONField(default=dict, blank=True)

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
 
+from active_learning import selectors
 from active_learning.models import ModelVersion, RetrainingCycle, Suggestion
 
 
@@ -64,6 +67,15 @@ class ServedSuggestionSerializer(serializers.Serializer):
 
 
 class ModelVersionSerializer(serializers.ModelSerializer):
+    evidence = serializers.SerializerMethodField(
+        help_text="validation figures (each with why it is missing), the validation labels "
+        "they rest on, and the promotion decision with its inputs (both versions' promotion "
+        "metric on the same validation labels, the paired-bootstrap interval)"
+    )
+
+    def get_evidence(self, version: ModelVersion) -> dict[str, Any]:
+        return selectors.version_evidence(version, version.project.promotion_metric)
+
     class Meta:
         model = ModelVersion
         fields = [
@@ -79,6 +91,7 @@ class ModelVersionSerializer(serializers.ModelSerializer):
             "parent",
             "parent_reason",
             "promotion_check",
+            "evidence",
             "created_at",
             "promoted_at",
         ]
@@ -101,8 +114,18 @@ class RetrainingCycleSerializer(serializers.ModelSerializer):
     def get_chunks_total(self, cycle: RetrainingCycle) -> int:
         return len(cycle.chunks)
 
+    estimate = serializers.SerializerMethodField(
+        help_text='time left of an active cycle: {"seconds": float | null, "basis": what it '
+        'rests on, "complete": false when a later stage has no earlier cycle to go by}'
+    )
+
     def get_chunks_done(self, cycle: RetrainingCycle) -> int:
         return len(cycle.chunks_done)
+
+    def get_estimate(self, cycle: RetrainingCycle) -> dict[str, Any]:
+        if cycle.status not in RetrainingCycle.ACTIVE:
+            return {"seconds": None, "basis": "", "complete": True}
+        return selectors.cycle_estimate(cycle, earlier=selectors.last_finished_cycle(cycle))
 
     class Meta:
         model = RetrainingCycle
@@ -121,6 +144,8 @@ class RetrainingCycleSerializer(serializers.ModelSerializer):
             "label_count",
             "chunks_total",
             "chunks_done",
+            "stage_progress",
+            "estimate",
             "stage_seconds",
             "outcome",
             "created_at",

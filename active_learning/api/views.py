@@ -55,7 +55,11 @@ class ModelVersionListView(APIView):
     @extend_schema(responses=ModelVersionSerializer(many=True))
     def get(self, request: Request, project_pk: int) -> Response:
         project = project_for(request, project_pk, "model", "view")
-        items = ModelVersion.objects.filter(project=project)
+        items = (
+            ModelVersion.objects.filter(project=project)
+            .select_related("project")
+            .prefetch_related("cycles")
+        )
         return Response(ModelVersionSerializer(items, many=True).data)
 
 

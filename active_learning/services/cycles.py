@@ -229,23 +229,41 @@ def report(
     progress: float | None = None,
     log: str | None = None,
     owner: str | None = None,
+    within: dict[str, Any] | None = None,
 ) -> None:
     """Write stage, percent and a log line, refresh the heartbeat, and raise
-    :class:`CycleStopped` when the cycle was cancelled or claimed by another delivery."""
+    :class:`CycleStopped` when the cycle was cancelled or claimed by another delivery.
+
+    A new ``stage`` starts a new ``stage_progress`` (its name and start time); ``within`` is
+    merged into it (``unit``, ``done``, ``total``: progress inside the stage). A cycle still
+    ``queued`` that reports a stage of work is running: its status says so, never "queued"
+    next to "training"."""
     with transaction.atomic():
         current = (
             RetrainingCycle.objects.select_for_update()
             .filter(pk=cycle.pk)
-            .values("status", "claimed_by", "log")
+            .values("status", "claimed_by", "log", "stage_progress", "started_at")
             .first()
         )
         if current is None or current["status"] not in ACTIVE:
             raise CycleStopped(f"cycle {cycle.pk} is {current and current['status']}")
         if owner is not None and current["claimed_by"] != owner:
             raise CycleStopped(f"cycle {cycle.pk} was taken over by {current['claimed_by']}")
-        changes: dict[str, Any] = {"heartbeat_at": timezone.now()}
+        now = timezone.now()
+        changes: dict[str, Any] = {"heartbeat_at": now}
         if stage is not None:
             changes["stage"] = cycle.stage = stage
+            if stage != "queued" and current["status"] == Status.QUEUED:
+                changes["status"] = cycle.status = Status.RUNNING
+                if current["started_at"] is None:
+                    changes["started_at"] = cycle.started_at = now
+        if stage is not None or within is not None:
+            base = (
+                {"stage": stage, "started_at": now.isoformat()}
+                if stage is not None
+                else current["stage_progress"]
+            )
+            changes["stage_progress"] = cycle.stage_progress = {**base, **(within or {})}
         if progress is not None:
             changes["progress"] = cycle.progress = round(min(max(progress, 0.0), 100.0), 1)
         if log is not None:
@@ -462,7 +480,8 @@ def _warm_start(
 
 
 def _training_progress(cycle: RetrainingCycle, owner: str, total_steps: int) -> Callable:
-    """Percent and heartbeat at most once a second; a log line per epoch."""
+    """Percent, steps done of ``total_steps`` and heartbeat at most once a second (and at the
+    last step); a log line per epoch (a block of steps)."""
     low, high = BANDS["training"]
     last_time = [0.0]
     last_epoch = [""]
@@ -471,15 +490,16 @@ def _training_progress(cycle: RetrainingCycle, owner: str, total_steps: int) -> 
         now = time.monotonic()
         epoch = message.split(",", 1)[0]
         new_epoch = epoch != last_epoch[0]
-        if now - last_time[0] < 1.0 and not new_epoch:
+        step = int(message.rsplit("step ", 1)[-1]) if "step " in message else 0
+        if now - last_time[0] < 1.0 and not new_epoch and step < total_steps:
             return
         last_time[0], last_epoch[0] = now, epoch
-        step = int(message.rsplit("step ", 1)[-1]) if "step " in message else 0
         report(
             cycle,
             progress=low + (high - low) * min(step / total_steps, 1.0),
             log=f"{message}, loss {loss:.3f}" if new_epoch else None,
             owner=owner,
+            within={"unit": "steps", "done": min(step, total_steps), "total": total_steps},
         )
 
     return progress
@@ -642,10 +662,17 @@ def _queue_scoring(cycle: RetrainingCycle, owner: str | None) -> None:
         report(cycle, stage="scoring", log="nothing to score", owner=owner)
         tasks.rank_cycle.delay_on_commit(cycle.pk)
         return
+    done = {str(i): len(cycle.chunks[i]) for i in cycle.chunks_done}
     report(
         cycle,
         stage="scoring",
-        progress=BANDS["scoring"][0],
+        progress=_scoring_percent(sum(done.values()), sum(map(len, cycle.chunks))),
+        within={
+            "unit": "cases",
+            "done": sum(done.values()),
+            "total": sum(map(len, cycle.chunks)),
+            "chunks": done,
+        },
         log=f"scoring {sum(map(len, cycle.chunks))} cases in {len(cycle.chunks)} chunks "
         f"with version {cycle.outcome['scoring_version']}",
         owner=owner,
@@ -656,8 +683,46 @@ def _queue_scoring(cycle: RetrainingCycle, owner: str | None) -> None:
             tasks.score_chunk.delay_on_commit(cycle.pk, index)
 
 
+def _scoring_percent(done: int, total: int) -> float:
+    low, high = BANDS["scoring"]
+    return low + (high - low) * (done / total if total else 1.0)
+
+
+def _record_scored(locked: RetrainingCycle, index: int, handled: int) -> None:
+    """Count ``handled`` cases of chunk ``index`` as scored in ``locked.stage_progress`` and
+    the percent (cases of every chunk, summed: chunks run on several workers at once)."""
+    within = dict(locked.stage_progress or {})
+    if within.get("stage") != "scoring":
+        within = {"stage": "scoring", "started_at": timezone.now().isoformat()}
+    chunks = {**within.get("chunks", {}), str(index): handled}
+    total = sum(map(len, locked.chunks))
+    done = sum(chunks.values())
+    locked.stage_progress = {**within, "unit": "cases", "total": total, "done": done,
+                             "chunks": chunks}  # fmt: skip
+    locked.progress = round(_scoring_percent(done, total), 1)
+    locked.heartbeat_at = timezone.now()
+
+
+def _scoring_progress(cycle_id: int, index: int) -> Callable[[int], None]:
+    """The callback :func:`score_cases` calls after each batch with the cases handled so far:
+    cases done and percent, and :class:`CycleStopped` once the cycle was cancelled."""
+
+    def progress(handled: int) -> None:
+        with transaction.atomic():
+            locked = RetrainingCycle.objects.select_for_update().get(pk=cycle_id)
+            if locked.status not in ACTIVE:
+                raise CycleStopped(f"cycle {cycle_id} is {locked.status}")
+            if index in locked.chunks_done:
+                return
+            _record_scored(locked, index, handled)
+            locked.save(update_fields=["stage_progress", "progress", "heartbeat_at"])
+
+    return progress
+
+
 def run_scoring_chunk(cycle_id: int, index: int) -> None:
-    """Score one chunk with the serving version (idempotent); the last chunk queues ranking."""
+    """Score one chunk with the serving version (idempotent), the cases done reported after
+    each batch; the last chunk queues ranking."""
     from active_learning import tasks
     from active_learning.services.suggestions import score_cases
 
@@ -670,7 +735,12 @@ def run_scoring_chunk(cycle_id: int, index: int) -> None:
         project=cycle.project, number=cycle.outcome["scoring_version"]
     )
     started = time.perf_counter()
-    result = score_cases(version=version, case_ids=cycle.chunks[index], embeddings=True)
+    result = score_cases(
+        version=version,
+        case_ids=cycle.chunks[index],
+        embeddings=True,
+        progress=_scoring_progress(cycle_id, index),
+    )
     seconds = time.perf_counter() - started
     with transaction.atomic():
         locked = RetrainingCycle.objects.select_for_update().get(pk=cycle_id)
@@ -678,9 +748,7 @@ def run_scoring_chunk(cycle_id: int, index: int) -> None:
             return
         locked.chunks_done = [*locked.chunks_done, index]
         done, total = len(locked.chunks_done), len(locked.chunks)
-        low, high = BANDS["scoring"]
-        locked.progress = round(low + (high - low) * done / total, 1)
-        locked.heartbeat_at = timezone.now()
+        _record_scored(locked, index, len(locked.chunks[index]))
         locked.stage_seconds = {
             **locked.stage_seconds,
             "scoring": round(locked.stage_seconds.get("scoring", 0.0) + seconds, 2),
@@ -691,8 +759,11 @@ def run_scoring_chunk(cycle_id: int, index: int) -> None:
             _line(f"chunk {done}/{total}: {result.stored} cases scored{skipped}"),
         ][-LOG_LINES:]
         locked.save(
-            update_fields=["chunks_done", "progress", "heartbeat_at", "stage_seconds", "log"]
-        )
+            update_fields=[
+                "chunks_done", "progress", "heartbeat_at", "stage_seconds", "log",
+                "stage_progress",
+            ]
+        )  # fmt: skip
         if done == total:
             tasks.rank_cycle.delay_on_commit(cycle_id)
 

@@ -4,7 +4,7 @@ replaces that version's suggestion for it."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,10 +31,12 @@ def score_cases(
     uncertainty: UncertaintyOptions | None = None,
     batch_size: int = 8,
     embeddings: bool = False,
+    progress: Callable[[int], None] | None = None,
 ) -> ScoringResult:
     """Suggestions of ``version`` for ``case_ids`` (cases of its project only), with the case
     embedding when ``embeddings`` (for diversity sampling). A case the model cannot read is
-    skipped with its reason, never failing the batch."""
+    skipped with its reason, never failing the batch. ``progress`` is called after each batch
+    of ``batch_size`` with the cases handled so far (stored or skipped)."""
     model = load_version(version)
     result = ScoringResult()
     cases = Case.objects.filter(project=version.project_id, pk__in=case_ids).order_by("pk")
@@ -83,4 +85,6 @@ def score_cases(
                     },
                 )
                 result.stored += 1
+        if progress is not None:
+            progress(result.stored + len(result.skipped))
     return result

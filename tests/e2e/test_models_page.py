@@ -18,6 +18,8 @@ from active_learning.services import cycles, versions
 from annotations.services import projects
 from tests.support.browser import log_in
 
+MINUS = "\u2212"  # the page writes differences with a true minus sign
+
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 WORKER = "test:1:a"
@@ -94,8 +96,8 @@ def test_model_owner_retrains_then_promotes_and_rolls_back(
     _wait_text(page, "#cycle-stage", "scoring")
     _wait_version_status(page, 1, "promoted")
     cycles.run_scoring_chunk(first.pk, 0)
-    _wait_progress(page, "83.5")  # scoring spans 70-97 %: one chunk of two done
-    _wait_text(page, "#cycle-chunks", "1/2")
+    _wait_progress(page, "88")  # scoring spans 70-97 %: two cases of three done
+    _wait_text(page, "#cycle-within", "scored 2/3 cases (1/2 chunks)")
     assert "promoted version 1" in page.text_content("#cycle-log")
     page.screenshot(path=str(artifacts_dir / "models-cycle-running.png"))
 
@@ -128,7 +130,11 @@ def test_model_owner_retrains_then_promotes_and_rolls_back(
     assert "v2" in page.text_content(f"#cycles tr[data-cycle='{second.pk}']")
     page.screenshot(path=str(artifacts_dir / "models-candidate.png"), full_page=True)
 
+    # Promote asks first, with both versions' figures (test_models_decisions.py: the content).
     page.click("#versions tr[data-version='2'] [data-testid=promote]")
+    page.wait_for_selector("#confirm[open]")
+    assert f"v2 {MINUS} v1" in page.text_content("#confirm-paired")
+    page.click("#confirm-ok")
     _wait_version_status(page, 2, "promoted")
     assert _version_status(page, 1) == "retired"
     assert "v2" in page.text_content("#setting-serving")
@@ -137,6 +143,9 @@ def test_model_owner_retrains_then_promotes_and_rolls_back(
     assert page.is_hidden("#alert")
 
     page.click("#rollback")
+    page.wait_for_selector("#confirm[open]")
+    assert page.text_content("#confirm-title") == "Roll back to v1?"
+    page.click("#confirm-ok")
     _wait_version_status(page, 1, "promoted")
     assert _version_status(page, 2) == "retired"
     assert versions.promoted_version(loop_project).number == 1

@@ -12,8 +12,21 @@
   const LOG_LINES = 6;
   const RECENT_CYCLES = 8;
   const METRICS = ["boxes.map_50", "findings.auroc_macro", "reports.bleu_4"];
+  const FIGURE_NAMES = {
+    "boxes.map_50": "mAP@0.5",
+    "findings.auroc_macro": "AUROC macro",
+    "reports.bleu_4": "BLEU-4",
+    "reports.finding_f1_micro": "report finding F1",
+    combined: "combined",
+  };
+  // Stages of work: a cycle at one of them is running whatever an older answer said.
+  const WORK_STAGES = new Set(["training", "evaluating", "registering", "scoring", "ranking"]);
 
   const state = { project: null, versions: [], cycles: [], cycle: null, timer: 0, strategies: {} };
+  // Answers about the cycle are applied in the order they were asked: a slow older answer
+  // (the list, polled while the cycle's own address answered) never undoes a newer one.
+  let asked = 0;
+  let applied = 0;
   // What the charts (src/dashboards/models.ts) draw from: versions and finished cycles.
   let drawnFrom = null;
 
@@ -106,6 +119,23 @@
     return start ? (end - new Date(start)) / 1000 : null;
   }
 
+  function shownStatus(cycle) {
+    return cycle.status === "queued" && WORK_STAGES.has(cycle.stage) ? "running" : cycle.status;
+  }
+
+  function figureText(value) {
+    return value === null || value === undefined ? "—" : value.toFixed(3);
+  }
+
+  function signed(value) {
+    if (value === null || value === undefined) return "n/a";
+    return `${value >= 0 ? "+" : "−"}${Math.abs(value).toFixed(4)}`;
+  }
+
+  function plural(count, word) {
+    return `${count} ${word}${count === 1 ? "" : "s"}`;
+  }
+
   function badge(status, text = status) {
     return el("span", { text, className: `badge ${status}`, attrs: { "data-status": status } });
   }
@@ -151,9 +181,10 @@
     }
     $("cycle-title").textContent = `Cycle ${cycle.id}`;
     const status = $("cycle-status");
-    status.textContent = cycle.status;
-    status.className = `badge ${cycle.status}`;
-    status.dataset.status = cycle.status;
+    const shown = shownStatus(cycle);
+    status.textContent = shown;
+    status.className = `badge ${shown}`;
+    status.dataset.status = shown;
     // The stage adds to the status badge only while running, and as "done".
     $("cycle-stage").textContent = cycle.stage && cycle.stage !== cycle.status ? cycle.stage : "";
 
@@ -170,11 +201,11 @@
       running: `running for ${took}`,
     };
     fact("cycle-labels", cycle.label_count ? `${cycle.label_count} labels` : "");
-    fact(
-      "cycle-chunks",
-      cycle.chunks_total ? `scored ${cycle.chunks_done}/${cycle.chunks_total} chunks` : "",
-    );
-    fact("cycle-elapsed", elapsed[cycle.status] || `took ${took}`);
+    fact("cycle-within", withinText(cycle));
+    fact("cycle-elapsed", elapsed[shownStatus(cycle)] || `took ${took}`);
+    const eta = $("cycle-eta");
+    fact("cycle-eta", active ? etaText(cycle) : "");
+    eta.title = active && cycle.estimate ? cycle.estimate.basis : "";
     fact("cycle-made", cycle.model_version_number ? `made v${cycle.model_version_number}` : "");
     // Log lines start with the date: the time is enough here.
     const lines = (cycle.log || [])
@@ -184,6 +215,27 @@
     const log = $("cycle-log");
     log.textContent = lines.join("\n");
     log.scrollTop = log.scrollHeight;
+  }
+
+  // Progress inside the stage: steps of training, cases of scoring (and chunks done).
+  function withinText(cycle) {
+    const within = cycle.stage_progress || {};
+    const chunks = cycle.chunks_total ? ` (${cycle.chunks_done}/${cycle.chunks_total} chunks)` : "";
+    if (within.stage === cycle.stage && Number.isInteger(within.total)) {
+      if (within.unit === "steps") return `training step ${within.done}/${within.total}`;
+      if (within.unit === "cases") return `scored ${within.done}/${within.total} cases${chunks}`;
+    }
+    return cycle.chunks_total ? `scored ${cycle.chunks_done}/${cycle.chunks_total} chunks` : "";
+  }
+
+  function etaText(cycle) {
+    const estimate = cycle.estimate;
+    if (!estimate) return "";
+    if (estimate.seconds === null) {
+      return shownStatus(cycle) === "queued" ? "" : "estimating the time left…";
+    }
+    const left = `about ${duration(estimate.seconds)} left`;
+    return estimate.complete ? left : `${left} for ${cycle.stage} (later stages not yet timed)`;
   }
 
   function fact(id, text) {
@@ -199,7 +251,7 @@
       const took = isActive(cycle) ? "…" : duration(cycleSeconds(cycle));
       return el("tr", { attrs: { "data-cycle": cycle.id } }, [
         el("td", { text: `#${cycle.id}`, attrs: { title: `queued ${when(cycle.created_at)}` } }),
-        el("td", {}, [badge(cycle.status)]),
+        el("td", {}, [badge(shownStatus(cycle))]),
         el("td", { text: `${cycle.trigger}${by}` }),
         el("td", { text: made }),
         el("td", { text: took, className: "num" }),
@@ -217,17 +269,86 @@
     return earlier[0] || null;
   }
 
+  // A figure of the version (the evidence the server explains), else the raw metric.
+  function figure(version, path) {
+    const figures = (version.evidence || {}).figures || {};
+    if (figures[path]) return figures[path];
+    const value = metric(version, path);
+    return { value, missing: value === null ? "not measured" : "" };
+  }
+
+  function validationLabels(version) {
+    const count = (version.evidence || {}).validation_labels;
+    return Number.isInteger(count) ? count : null;
+  }
+
+  // The promotion decision and the inputs it was made on, in words.
+  function decisionLines(version) {
+    const decision = (version.evidence || {}).decision;
+    if (!decision) return { verdict: "—", inputs: [] };
+    if (!decision.checked) return { verdict: decision.verdict, inputs: [] };
+    const inputs = [];
+    const n = decision.validation_labels;
+    const value = (v) => (v === null || v === undefined ? "none" : v.toFixed(4));
+    if (decision.compared_with !== null && decision.compared_with !== undefined) {
+      const against = state.versions.find((v) => v.number === decision.compared_with);
+      const own = against ? validationLabels(against) : null;
+      const again =
+        own !== null && own !== n
+          ? ` (v${decision.compared_with} measured again on these labels; its row shows it on its own ${plural(own, "validation label")})`
+          : "";
+      inputs.push(
+        `${decision.metric} ${value(decision.candidate_value)} vs ` +
+          `v${decision.compared_with} ${value(decision.serving_value)}, both on the same ` +
+          `${plural(n, "validation label")}${again}`,
+      );
+    } else {
+      inputs.push(
+        `${decision.metric} ${value(decision.candidate_value)} on ` +
+          `${plural(n, "validation label")}; no version was serving`,
+      );
+    }
+    if (n < decision.min_validation_labels) {
+      inputs.push(
+        `${n} of the ${decision.min_validation_labels} validation labels automatic ` +
+          "promotion needs",
+      );
+    }
+    const b = decision.bootstrap;
+    if (b) {
+      inputs.push(
+        `paired bootstrap: difference ${signed(b.difference)}, ` +
+          `${Math.round(b.confidence * 100)} % interval [${signed(b.low)}, ${signed(b.high)}] ` +
+          `over ${b.resamples_used} resamples (${b.beyond_noise ? "beyond noise" : "not beyond noise"})`,
+      );
+    } else if (decision.bootstrap_error) {
+      inputs.push(`no paired comparison: ${decision.bootstrap_error}`);
+    }
+    return { verdict: decision.verdict, inputs, reason: decision.reason };
+  }
+
   function renderVersions() {
     const serving = state.versions.find((v) => v.status === "promoted") || null;
     $("setting-serving").querySelector("b").textContent = serving ? `v${serving.number}` : "none";
-    const rows = state.versions.map((version) => {
+    const notes = [];
+    const rows = state.versions.flatMap((version) => {
       const isServing = version.status === "promoted";
       const status = badge(version.status, isServing ? "serving" : version.status);
       if (isServing) status.title = `promoted ${when(version.promoted_at)}`;
       const metrics = METRICS.map((path) => {
-        const value = metric(version, path);
-        const text = value === null ? "—" : value.toFixed(3);
-        return el("td", { text, className: "num", attrs: { "data-metric": path } });
+        const { value, missing } = figure(version, path);
+        const cell = el("td", {
+          text: figureText(value),
+          className: "num",
+          attrs: { "data-metric": path },
+        });
+        if (value === null) {
+          // "—" never stands alone: a note under the table says why.
+          notes.push(`v${version.number} ${FIGURE_NAMES[path]} —: ${missing}`);
+          cell.title = missing;
+          cell.append(el("sup", { text: String(notes.length), className: "note-ref" }));
+        }
+        return cell;
       });
       const actions = el("td");
       if (config.canChange && !isServing && version.status !== "failed") {
@@ -236,10 +357,10 @@
           className: "small",
           attrs: { type: "button", "data-testid": "promote" },
         });
-        const address = url("promote", { number: version.number });
-        promote.addEventListener("click", () => act(promote, address));
+        promote.addEventListener("click", () => confirmChange("promote", version, promote));
         actions.append(promote);
       }
+      const labels = validationLabels(version);
       const row = el("tr", { attrs: { "data-version": version.number } }, [
         el("td", { text: `v${version.number}` }),
         el("td", {}, [status]),
@@ -249,6 +370,11 @@
           attrs: { "data-testid": "label-count" },
         }),
         el("td", { text: version.strategy || "—" }),
+        el("td", {
+          text: labels === null ? "—" : String(labels),
+          className: "num",
+          attrs: { "data-testid": "validation-labels" },
+        }),
         ...metrics,
         el("td", { text: when(version.created_at) }),
         actions,
@@ -256,17 +382,137 @@
       const sha = (version.weights_sha256 || "").slice(0, 12);
       row.title = `${version.model_kind} · ${version.code_version} · sha256 ${sha}`;
       row.classList.toggle("serving", isServing);
-      return row;
+      const lines = decisionLines(version);
+      const decision = el("td", { attrs: { colspan: "10", "data-testid": "decision" } }, [
+        el("span", { text: "Promotion check: " }),
+        el("b", { text: lines.verdict }),
+      ]);
+      if (lines.inputs.length) decision.append(el("span", { text: ` · ${lines.inputs.join(" · ")}` }));
+      if (lines.reason) decision.title = lines.reason;
+      const decisionRow = el("tr", { className: "decision", attrs: { "data-decision": version.number } }, [
+        decision,
+      ]);
+      decisionRow.classList.toggle("serving", isServing);
+      return [row, decisionRow];
     });
     document.querySelector("#versions tbody").replaceChildren(...rows);
     $("versions-empty").hidden = rows.length > 0;
+    $("figure-notes").replaceChildren(...notes.map((text) => el("li", { text })));
+    $("figure-notes").hidden = notes.length === 0;
 
     const rollback = $("rollback");
     if (rollback) {
       const previous = previousServing(serving);
       rollback.disabled = !previous || !serving;
       rollback.textContent = previous && serving ? `Roll back to v${previous.number}` : "Roll back";
+      state.rollbackTo = previous && serving ? previous : null;
     }
+  }
+
+  // --- confirmation ---------------------------------------------------------------------
+
+  // The paired comparison between the two versions, from whichever of them was checked
+  // against the other when its cycle ran.
+  function pairedText(target, serving) {
+    if (!serving) return "No version serves now: nothing to compare with.";
+    for (const [newer, older] of [
+      [target, serving],
+      [serving, target],
+    ]) {
+      const decision = (newer.evidence || {}).decision || {};
+      if (decision.checked && decision.compared_with === older.number) {
+        const n = plural(decision.validation_labels, "validation label");
+        const b = decision.bootstrap;
+        const value = (v) => (v === null || v === undefined ? "none" : v.toFixed(4));
+        let text =
+          `When v${newer.number} was trained, both were measured on the same ${n}: ` +
+          `${decision.metric} v${newer.number} ${value(decision.candidate_value)}, ` +
+          `v${older.number} ${value(decision.serving_value)}. `;
+        text += b
+          ? `Paired bootstrap of v${newer.number} − v${older.number}: ${signed(b.difference)}, ` +
+            `${Math.round(b.confidence * 100)} % interval [${signed(b.low)}, ${signed(b.high)}] ` +
+            `over ${b.resamples_used} resamples: ${b.beyond_noise ? "a gain beyond noise" : "no gain beyond noise"}.`
+          : `No paired bootstrap: ${decision.bootstrap_error || decision.reason}.`;
+        return `${text} The guard on v${newer.number}: ${decision.verdict}.`;
+      }
+    }
+    const decision = (target.evidence || {}).decision || {};
+    const other = decision.compared_with ? `, only with v${decision.compared_with}` : "";
+    return (
+      `No paired comparison between v${target.number} and v${serving.number}: ` +
+      `neither was checked against the other${other}.`
+    );
+  }
+
+  function renderConfirmation(action, target, serving) {
+    const verb = action === "promote" ? `Promote v${target.number}` : `Roll back to v${target.number}`;
+    $("confirm-title").textContent = `${verb}?`;
+    $("confirm-effect").textContent = serving
+      ? `v${target.number} will serve every annotator instead of v${serving.number}; ` +
+        "the open cases are scored again and the queue re-ranked."
+      : `v${target.number} will serve every annotator.`;
+    const shown = serving ? [serving, target] : [target];
+    const head = $("confirm-figures").querySelector("thead tr");
+    head.replaceChildren(
+      el("th", { text: "Validation figure" }),
+      ...shown.map((v) =>
+        el("th", {
+          text: v === serving ? `v${v.number} (serving now)` : `v${v.number}`,
+          className: "num",
+          attrs: { "data-version": v.number },
+        }),
+      ),
+    );
+    const metricName = state.project ? state.project.promotion_metric : "";
+    const paths = [...new Set([...METRICS, metricName].filter(Boolean))];
+    const rows = paths.map((path) =>
+      el("tr", { attrs: { "data-metric": path } }, [
+        el("th", { text: FIGURE_NAMES[path] || path }),
+        ...shown.map((v) => {
+          const { value, missing } = figure(v, path);
+          const cell = el("td", { text: figureText(value), className: "num", attrs: { "data-version": v.number } });
+          if (value === null) cell.append(el("small", { text: ` (${missing})`, className: "why" }));
+          return cell;
+        }),
+      ]),
+    );
+    rows.push(
+      el("tr", { attrs: { "data-metric": "validation_labels" } }, [
+        el("th", { text: "Validation labels" }),
+        ...shown.map((v) => {
+          const n = validationLabels(v);
+          return el("td", {
+            text: n === null ? "—" : String(n),
+            className: "num",
+            attrs: { "data-version": v.number },
+          });
+        }),
+      ]),
+    );
+    $("confirm-figures").querySelector("tbody").replaceChildren(...rows);
+    const counts = shown.map(validationLabels);
+    const differ = serving && counts[0] !== counts[1];
+    $("confirm-warning").textContent = differ
+      ? `Each version's figures were measured on the validation labels of its own cycle ` +
+        `(${counts.map((n) => (n === null ? "none" : n)).join(" and ")}): they are not measured ` +
+        "on the same cases."
+      : "";
+    $("confirm-warning").hidden = !differ;
+    $("confirm-paired").textContent = pairedText(target, serving);
+    $("confirm-ok").textContent = verb;
+  }
+
+  function confirmChange(action, target, button) {
+    const serving = state.versions.find((v) => v.status === "promoted") || null;
+    renderConfirmation(action, target, serving === target ? null : serving);
+    const dialog = $("confirm");
+    dialog.returnValue = "";
+    dialog.onclose = () => {
+      if (dialog.returnValue !== "confirm") return;
+      if (action === "promote") act(button, url("promote", { number: target.number }));
+      else act(button, url("rollback"), { to: target.number });
+    };
+    dialog.showModal();
   }
 
   // --- loading and polling ----------------------------------------------------------------
@@ -291,6 +537,7 @@
   }
 
   async function refresh() {
+    const ticket = ++asked;
     try {
       const [project, versions, cycles] = await Promise.all([
         api(url("project")),
@@ -300,8 +547,12 @@
       state.project = project;
       state.versions = versions;
       state.cycles = cycles;
-      // The panel follows the active cycle, else shows how the newest one ended.
-      state.cycle = cycles.find(isActive) || cycles[0] || null;
+      // The panel follows the active cycle, else shows how the newest one ended; an answer
+      // older than the one shown leaves the panel as it is.
+      if (ticket > applied) {
+        applied = ticket;
+        state.cycle = cycles.find(isActive) || cycles[0] || null;
+      }
       renderProject();
       renderVersions();
       renderCycles();
@@ -315,10 +566,14 @@
 
   async function pollCycle() {
     const known = state.cycle;
+    const ticket = ++asked;
     try {
       const cycle = await api(url("cycle", { id: known.id }));
-      state.cycle = cycle;
-      renderCycle();
+      if (ticket > applied) {
+        applied = ticket;
+        state.cycle = cycle;
+        renderCycle();
+      }
       if (!isActive(cycle) || cycle.model_version_number !== known.model_version_number) {
         await refresh(); // finished, or registered a version: the tables change
         return;
@@ -359,9 +614,14 @@
     const button = $("retrain");
     button.disabled = true;
     clearError();
+    const ticket = ++asked;
     try {
-      state.cycle = await api(url("cycles"), { method: "POST" });
-      renderCycle();
+      const cycle = await api(url("cycles"), { method: "POST" });
+      if (ticket > applied) {
+        applied = ticket;
+        state.cycle = cycle;
+        renderCycle();
+      }
     } catch (error) {
       showError(error.message);
     }
@@ -373,7 +633,11 @@
     const retrainButton = $("retrain");
     if (retrainButton) retrainButton.addEventListener("click", retrain);
     const rollback = $("rollback");
-    if (rollback) rollback.addEventListener("click", () => act(rollback, url("rollback"), {}));
+    if (rollback) {
+      rollback.addEventListener("click", () => {
+        if (state.rollbackTo) confirmChange("rollback", state.rollbackTo, rollback);
+      });
+    }
     $("cycle-cancel").addEventListener("click", (event) => {
       if (state.cycle) act(event.currentTarget, url("cancel", { id: state.cycle.id }));
     });

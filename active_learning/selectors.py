@@ -1,0 +1,192 @@
+"""Reads of the loop for the Models page: what each version's figures and promotion decision
+rest on, and how long an active retraining cycle has left.
+
+A figure the page shows as "—" always comes with why (no validation labels, no box among them,
+no finding with both a present and an absent label...). A version's promotion decision comes
+with its inputs: the promotion metric of both versions as the cycle measured them on the same
+validation labels, the paired-bootstrap interval, the validation labels against the minimum.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.utils import timezone
+
+from active_learning.models import ModelVersion, RetrainingCycle
+from active_learning.services.cycles import BANDS
+from active_learning.services.model_dashboard import validation_metric
+
+# The figures the versions table and the confirmation show, with their names on the page.
+FIGURES = {
+    "boxes.map_50": "mAP@0.5",
+    "findings.auroc_macro": "AUROC macro",
+    "reports.bleu_4": "BLEU-4",
+    "reports.finding_f1_micro": "report finding F1",
+    "combined": "combined",
+}
+COMBINED_PARTS = ("boxes.map_50", "findings.auroc_macro", "reports.finding_f1_micro")
+
+
+def _labels_text(count: int) -> str:
+    return f"{count} validation label{'s' if count != 1 else ''}"
+
+
+def _why_missing(key: str, validation: Any, labels: int | None, positives: dict[str, int]) -> str:
+    """Why the figure ``key`` of an evaluation is not a number, in words for the page."""
+    if not isinstance(validation, dict):
+        if not labels:
+            return "not evaluated: the project had no labelled validation case when it was trained"
+        return "not evaluated on validation labels"
+    n = labels if labels is not None else validation.get("cases")
+    among = f"among its {_labels_text(n)}" if isinstance(n, int) else "among its validation labels"
+    section = key.partition(".")[0]
+    if key == "combined":
+        return f"none of its parts (mAP@0.5, AUROC macro, report finding F1) is defined {among}"
+    if section == "boxes":
+        return f"no lesion box {among}; mAP needs at least one"
+    if section == "findings":
+        counts = ", ".join(f"{name} {count}" for name, count in positives.items())
+        present = f" (cases with the finding present: {counts})" if counts else ""
+        return (
+            f"no finding had both a present and an absent label {among}{present}; AUROC needs both"
+        )
+    if section == "reports":
+        return f"not defined on the reports {among}"
+    return f"not measured {among}"
+
+
+def version_figures(version: ModelVersion, metric: str) -> dict[str, Any]:
+    """The version's validation figures (``FIGURES`` and the promotion ``metric``), each
+    ``{"value": float | None, "missing": why it is None}``, and the labels they rest on."""
+    validation = version.metrics.get("validation")
+    labels = version.metrics.get("validation_labels")
+    positives = version.metrics.get("validation_positives") or {}
+    figures = {}
+    for key in dict.fromkeys([*FIGURES, metric]):
+        value = validation_metric(validation, key) if isinstance(validation, dict) else None
+        missing = "" if value is not None else _why_missing(key, validation, labels, positives)
+        figures[key] = {"value": value, "missing": missing}
+    return {
+        "validation_labels": labels if isinstance(labels, int) else None,
+        "positives": positives,
+        "figures": figures,
+    }
+
+
+def _verdict(check: dict[str, Any], promoted_by_cycle: bool) -> str:
+    if promoted_by_cycle:
+        return "promoted by its cycle"
+    if check.get("passed"):
+        return "passed the guard; waiting for a model owner (automatic promotion off)"
+    return "not promoted: waiting for a model owner"
+
+
+def promotion_decision(version: ModelVersion, cycle: RetrainingCycle | None) -> dict[str, Any]:
+    """The promotion guard's decision on ``version`` with its inputs, from the version's
+    ``promotion_check`` and the outcome of the cycle that made it: the promotion metric of the
+    candidate and of the version then serving, both measured on the same validation labels
+    (``compared_with``: that version's number), and the paired-bootstrap interval. Empty
+    ``checked`` for a version made outside a cycle."""
+    check = version.promotion_check or {}
+    if not check:
+        return {"checked": False, "verdict": "no promotion check: made outside a cycle"}
+    outcome = cycle.outcome if cycle is not None else {}
+    return {
+        "checked": True,
+        "verdict": _verdict(check, bool(outcome.get("promoted"))),
+        "passed": bool(check.get("passed")),
+        "reason": check.get("reason", ""),
+        "metric": check.get("metric", ""),
+        "validation_labels": check.get("validation_labels"),
+        "min_validation_labels": check.get("min_validation_labels"),
+        "compared_with": outcome.get("serving_version"),
+        "candidate_value": outcome.get("candidate"),
+        "serving_value": outcome.get("serving"),
+        "bootstrap": check.get("bootstrap"),
+        "bootstrap_error": check.get("bootstrap_error", ""),
+        "auto_promote": check.get("auto_promote"),
+    }
+
+
+def version_evidence(version: ModelVersion, metric: str) -> dict[str, Any]:
+    """What the Models page shows of a version: figures with why one is missing, and the
+    promotion decision with its inputs (:func:`version_figures`, :func:`promotion_decision`).
+    Uses ``version.cycles`` (prefetch it for a list)."""
+    made_by = sorted(version.cycles.all(), key=lambda c: c.created_at)
+    return {
+        **version_figures(version, metric),
+        "decision": promotion_decision(version, made_by[-1] if made_by else None),
+    }
+
+
+# --- time left ----------------------------------------------------------------------------------
+
+STAGES = list(BANDS)
+
+
+def _since(iso: str | None, now: datetime) -> float | None:
+    if not iso:
+        return None
+    try:
+        started = datetime.fromisoformat(iso)
+    except ValueError:
+        return None
+    return max((now - started).total_seconds(), 0.0)
+
+
+def cycle_estimate(cycle: RetrainingCycle, *, earlier: RetrainingCycle | None) -> dict[str, Any]:
+    """How long the active ``cycle`` has left: the current stage from its own pace (steps or
+    cases per second so far), the stages after it as ``earlier`` (the project's last finished
+    cycle) took them. ``seconds`` None when nothing can be estimated yet; ``basis`` says what
+    the estimate rests on; ``complete`` False when a later stage has no earlier time to go by
+    (the estimate then covers the current stage only)."""
+    if cycle.status not in RetrainingCycle.ACTIVE:
+        return {"seconds": None, "basis": "", "complete": True}
+    if cycle.status == RetrainingCycle.Status.QUEUED or cycle.stage not in BANDS:
+        return {"seconds": None, "basis": "waiting for a worker", "complete": False}
+    now = timezone.now()
+    within = cycle.stage_progress or {}
+    past = (earlier.stage_seconds if earlier is not None else {}) or {}
+    current: float | None = None
+    basis = ""
+    done, total = within.get("done"), within.get("total")
+    elapsed = _since(within.get("started_at"), now) if within.get("stage") == cycle.stage else None
+    if isinstance(done, int) and isinstance(total, int) and total > 0 and elapsed is not None:
+        unit = within.get("unit", "")
+        if done >= total:
+            current = 0.0
+        elif done > 0 and elapsed > 0:
+            rate = done / elapsed
+            current = (total - done) / rate
+            basis = f"{cycle.stage}: {done}/{total} {unit} at {rate:.2f} {unit}/s"
+        else:
+            basis = f"{cycle.stage}: no {unit} done yet"
+    elif cycle.stage in past and elapsed is not None:
+        current = max(float(past[cycle.stage]) - elapsed, 0.0)
+        basis = f"{cycle.stage} as long as in the last cycle"
+    later = STAGES[STAGES.index(cycle.stage) + 1 :]
+    unknown = [name for name in later if name not in past]
+    if current is None:
+        return {"seconds": None, "basis": basis or f"{cycle.stage}: not measured yet",
+                "complete": False}  # fmt: skip
+    seconds = current + sum(float(past[name]) for name in later if name in past)
+    if later and not unknown:
+        basis += ("; " if basis else "") + "the later stages as the last cycle took them"
+    elif unknown:
+        basis += ("; " if basis else "") + f"not counting {', '.join(unknown)} (no earlier cycle)"
+    return {"seconds": round(seconds, 1), "basis": basis, "complete": not unknown}
+
+
+def last_finished_cycle(cycle: RetrainingCycle) -> RetrainingCycle | None:
+    """The project's newest succeeded cycle before ``cycle``: the pace of the stages to come."""
+    return (
+        RetrainingCycle.objects.filter(
+            project_id=cycle.project_id,
+            status=RetrainingCycle.Status.SUCCEEDED,
+            created_at__lt=cycle.created_at,
+        )
+        .order_by("-created_at")
+        .first()
+    )
