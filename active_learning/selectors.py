@@ -76,11 +76,19 @@ def version_figures(version: ModelVersion, metric: str) -> dict[str, Any]:
 
 
 def _verdict(check: dict[str, Any], promoted_by_cycle: bool) -> str:
+    """The guard's verdict in a few words; the figures it rests on go beside it."""
     if promoted_by_cycle:
         return "promoted by its cycle"
     if check.get("passed"):
         return "passed the guard; waiting for a model owner (automatic promotion off)"
-    return "not promoted: waiting for a model owner"
+    labels, needed = check.get("validation_labels"), check.get("min_validation_labels")
+    if isinstance(labels, int) and isinstance(needed, int) and labels < needed:
+        why = "too few validation labels"
+    else:
+        # The reason's head ("no gain beyond noise", "no paired comparison").
+        head, colon, _ = str(check.get("reason", "")).partition(":")
+        why = head if colon and len(head) <= 40 else "the guard did not pass"
+    return f"not promoted ({why}): waiting for a model owner"
 
 
 def promotion_decision(version: ModelVersion, cycle: RetrainingCycle | None) -> dict[str, Any]:

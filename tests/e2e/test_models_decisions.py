@@ -122,7 +122,7 @@ def test_each_decision_shows_its_inputs_and_promoting_asks_first(
 
     # The decision with what decided it: both versions on the same labels, and the interval.
     decision = page.text_content("#versions tr[data-decision='2']")
-    assert "not promoted" in decision
+    assert "not promoted (no gain beyond noise)" in decision
     assert "combined 0.3333 vs v1 0.3333, both on the same 12 validation labels" in decision
     assert "v1 measured again on these labels" in decision
     assert f"95 % interval [{MINUS}0.0412, +0.0398]" in decision and "not beyond noise" in decision

@@ -209,7 +209,9 @@ def test_lead_sees_versions_and_cycles_but_cannot_act(page, live_server, project
     assert page.locator(f"{row} [data-testid=promote]").count() == 0
     assert page.text_content(f"{row} td[data-metric='boxes.map_50']") == "0.412"
     assert page.text_content(f"{row} td[data-metric='findings.auroc_macro']") == "0.800"
-    assert page.text_content(f"{row} td[data-metric='reports.bleu_4']") == "—"
+    # "—" with a note that says why (test_models_decisions.py: the reasons).
+    assert page.text_content(f"{row} td[data-metric='reports.bleu_4']") == "—1"
+    assert "v1 BLEU-4 —: not defined on the reports" in page.text_content("#figure-notes")
     assert "manual · lena" in page.text_content(f"#cycles tr[data-cycle='{running.pk}']")
 
 

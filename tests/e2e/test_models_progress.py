@@ -62,6 +62,7 @@ def test_training_and_scoring_progress_and_time_left(
     _wait_text(page, "#cycle-stage", "training")
     assert page.get_attribute("#cycle-status", "data-status") == "running"
     assert page.text_content("#cycle-status") == "running"
+    page.wait_for_selector(f"#cycles tr[data-cycle='{cycle.pk}'] .badge[data-status=running]")
 
     # Steps within training, and the time left from their pace plus the later stages.
     cycles.report(cycle, progress=31.0, within={"unit": "steps", "done": 100, "total": 200})
@@ -73,6 +74,7 @@ def test_training_and_scoring_progress_and_time_left(
     assert eta.startswith("about 1 min 3") and "not yet timed" not in eta, eta
     assert "100/200 steps" in page.get_attribute("#cycle-eta", "title")
     page.wait_for_selector("#cycle-progress[aria-valuenow='31']")
+    page.wait_for_timeout(400)  # the bar's width eases in over 0.25 s
     page.screenshot(path=str(artifacts_dir / "models-training-steps.png"))
 
     # Scoring: cases within a chunk move the bar before the chunk is done.
@@ -94,6 +96,7 @@ def test_training_and_scoring_progress_and_time_left(
         "() => /^about ([6-9]|1[0-2]) s left$/"
         ".test(document.querySelector('#cycle-eta').textContent)"
     )
+    page.wait_for_timeout(400)  # the bar's width eases in over 0.25 s
     page.screenshot(path=str(artifacts_dir / "models-scoring-cases.png"))
 
 

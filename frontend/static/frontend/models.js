@@ -572,7 +572,10 @@
       if (ticket > applied) {
         applied = ticket;
         state.cycle = cycle;
+        // The row of Recent cycles follows too: never "queued" there while it trains.
+        state.cycles = state.cycles.map((c) => (c.id === cycle.id ? cycle : c));
         renderCycle();
+        renderCycles();
       }
       if (!isActive(cycle) || cycle.model_version_number !== known.model_version_number) {
         await refresh(); // finished, or registered a version: the tables change
