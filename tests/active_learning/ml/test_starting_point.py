@@ -93,7 +93,7 @@ def test_the_shipped_point_loads_and_a_model_starts_from_it() -> None:
     model.train(synthetic_source(3, 0, 4, 256), max_steps=0, starting_point=sp.DEFAULT)
     assert model.config.extra["starting_point"]["sha256"] == point.card["sha256"]
     detector = model.network.detector.state_dict()
-    key = "network.box_regression_head.bbox_reg.weight"
+    key = "network.regression_head.bbox_reg.weight"
     assert torch.equal(detector[key], point.state[key])
     with pytest.raises(ValueError, match="not both"):
         BuiltinModel().train(
