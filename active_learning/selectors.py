@@ -152,8 +152,10 @@ def cycle_estimate(cycle: RetrainingCycle, *, earlier: RetrainingCycle | None) -
     (the estimate then covers the current stage only)."""
     if cycle.status not in RetrainingCycle.ACTIVE:
         return {"seconds": None, "basis": "", "complete": True}
-    if cycle.status == RetrainingCycle.Status.QUEUED or cycle.stage not in BANDS:
+    if cycle.status == RetrainingCycle.Status.QUEUED:
         return {"seconds": None, "basis": "waiting for a worker", "complete": False}
+    if cycle.stage not in BANDS:  # claimed: freezing the labels, choosing where to start
+        return {"seconds": None, "basis": "starting", "complete": False}
     now = timezone.now()
     within = cycle.stage_progress or {}
     past = (earlier.stage_seconds if earlier is not None else {}) or {}
