@@ -694,7 +694,10 @@ def _record_scored(locked: RetrainingCycle, index: int, handled: int) -> None:
     within = dict(locked.stage_progress or {})
     if within.get("stage") != "scoring":
         within = {"stage": "scoring", "started_at": timezone.now().isoformat()}
-    chunks = {**within.get("chunks", {}), str(index): handled}
+    # A redelivered chunk starts counting again; what the earlier delivery stored stays
+    # stored, so the count (and the bar) never goes back.
+    known = within.get("chunks", {})
+    chunks = {**known, str(index): max(handled, int(known.get(str(index), 0)))}
     total = sum(map(len, locked.chunks))
     done = sum(chunks.values())
     locked.stage_progress = {**within, "unit": "cases", "total": total, "done": done,

@@ -179,3 +179,15 @@ def test_time_left_without_an_earlier_cycle_says_what_it_leaves_out(project, mem
     queued = RetrainingCycle.objects.create(project=project, status="queued", stage="queued")
     estimate = api.get(f"/api/cycles/{queued.pk}/").json()["estimate"]
     assert estimate == {"seconds": None, "basis": "waiting for a worker", "complete": False}
+
+
+def test_a_redelivered_chunk_never_sets_the_count_back(project):
+    cycle = _running(project, stage="scoring", chunks=[[1, 2, 3, 4], [5, 6]])
+    cycles._scoring_progress(cycle.pk, 0)(3)
+    cycles._scoring_progress(cycle.pk, 1)(1)
+    # The worker scoring chunk 0 died; the redelivery counts from its first batch again.
+    cycles._scoring_progress(cycle.pk, 0)(1)
+    cycle.refresh_from_db()
+    assert cycle.stage_progress["chunks"] == {"0": 3, "1": 1}
+    assert cycle.stage_progress["done"] == 4 and cycle.stage_progress["total"] == 6
+    assert cycle.progress == 88.0  # 70 + 27 * 4/6
