@@ -89,10 +89,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     start = None if args.init or start == "none" else start
     report = model.train(train, warm_start=args.init, starting_point=start)
     train_seconds = report.seconds
+    losses = (
+        f"loss {statistics.mean(report.losses[:10]):.3f} -> "
+        f"{statistics.mean(report.losses[-10:]):.3f}"
+        if report.losses
+        else "no step"
+    )
     print(
         f"trained {report.steps} steps on {args.train_cases or n_train} cases at {size} px in "
-        f"{train_seconds:.0f} s (loss {statistics.mean(report.losses[:10]):.3f} -> "
-        f"{statistics.mean(report.losses[-10:]):.3f})",
+        f"{train_seconds:.0f} s ({losses})",
         flush=True,
     )
     fit_started = time.perf_counter()
