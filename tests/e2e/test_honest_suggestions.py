@@ -221,6 +221,100 @@ def test_a_version_with_reliable_boxes_shows_them_on_the_lesion(
     assert errors == []
 
 
+def _iou(a: dict, b: dict) -> float:
+    ax2, ay2 = a["x"] + a["width"], a["y"] + a["height"]
+    bx2, by2 = b["x"] + b["width"], b["y"] + b["height"]
+    w = max(0.0, min(ax2, bx2) - max(a["x"], b["x"]))
+    h = max(0.0, min(ay2, by2) - max(a["y"], b["y"]))
+    inter = w * h
+    return inter / (a["width"] * a["height"] + b["width"] * b["height"] - inter)
+
+
+def test_a_really_trained_version_shows_boxes_that_sit_on_lesions(
+    page, live_server, project, member, tmp_path, artifacts_dir: Path, settings
+):
+    """No hand-made evidence: a real cycle (from the stored detector starting point) trains on
+    8 labels, fits its operating points on 44 labelled validation cases, is promoted by the
+    guard and scores the unread cases; the workspace shows only the classes that passed, and
+    each box it shows on the first lesion case matches a true lesion at IoU >= 0.5."""
+    from active_learning.models import RetrainingCycle
+    from active_learning.services import cycles
+    from tests.conftest import ingest_synthetic
+
+    settings.MODELS_DIR = tmp_path / "models"
+    data = tmp_path / "cases"
+    synthetic.generate_dataset(seed=11, count=60, out_dir=data, size=256)
+    cases = ingest_synthetic(project, data)
+    project.model_config = {"train_steps": 40, "vocab_size": 500, "report_max_tokens": 100}
+    project.auto_promote = True
+    project.save()
+    submit_ground_truth(project=project, cases=cases, synthetic_dir=data,
+                        annotator=member("reader", "annotator"), count=52)  # fmt: skip
+    labelled = [c.pk for c in cases if c.annotations.exists()]
+    Case.objects.filter(pk__in=labelled[:44]).update(is_validation=True)
+    versions.clear_cache()
+    cycle = cycles.trigger_cycle(project=project)
+    cycles.run_training(cycle.pk, owner="test-host:1:task-a")
+    cycle.refresh_from_db()
+    for index in range(len(cycle.chunks)):
+        cycles.run_scoring_chunk(cycle.pk, index)
+    cycles.run_ranking(cycle.pk)
+    cycle.refresh_from_db()
+    assert cycle.status == RetrainingCycle.Status.SUCCEEDED, (cycle.error, cycle.log)
+    version = cycle.model_version
+    assert version.status == ModelVersion.Status.PROMOTED, version.promotion_check
+    assert "stored starting point" in version.parent_reason
+    points = serving.operating_points(version)
+    reliable = {k for k, p in points["boxes"].items() if p["reliable"]}
+    assert reliable, points["boxes"]
+
+    # ingest_synthetic returns the cases in the manifest's order
+    manifest = {c.pk: item for c, item in zip(cases, synthetic.load_manifest(data), strict=True)}
+    unread = [c for c in cases if not c.annotations.exists()]
+    chosen, truth = None, []
+    for case in unread:
+        truth = [b for b in manifest[case.pk]["boxes"] if b["finding"] in reliable]
+        if truth and serving.serve(case).boxes:
+            chosen = case
+            break
+    assert chosen is not None, "no unread case with a lesion of a reliable class got a box"
+    served = serving.serve(chosen)
+    for box in served.boxes:  # every box shown sits on a true lesion of its class
+        same = [t for t in manifest[chosen.pk]["boxes"]
+                if t["finding"] == box["finding"]]  # fmt: skip
+        assert same and max(_iou(box, t) for t in same) >= 0.5, (box, same)
+    Case.objects.filter(pk=chosen.pk).update(priority=100.0)
+
+    member("ann", "annotator")
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    log_in(page, live_server, "ann")
+    _open_workspace(page, live_server, project)
+    assert _case_id_shown(page) == chosen.pk
+    page.wait_for_selector("#model-status[data-state=shown]")
+    assert page.locator("#suggestion-list li").count() == len(served.boxes)
+    _wait_image_shown(page)
+
+    # A click at a shown box's centre (one no other shown box covers) selects it: the box is
+    # drawn where the model put it, on the lesion.
+    def centre(b: dict) -> tuple[float, float]:
+        return b["x"] + b["width"] / 2, b["y"] + b["height"] / 2
+
+    def inside(point: tuple[float, float], b: dict) -> bool:
+        x, y = point
+        return b["x"] <= x <= b["x"] + b["width"] and b["y"] <= y <= b["y"] + b["height"]
+
+    alone = [b for b in served.boxes
+             if not any(inside(centre(b), o) for o in served.boxes if o is not b)]  # fmt: skip
+    assert alone, served.boxes
+    at = _image_point(page, size=256)
+    page.mouse.click(*at(*centre(alone[0])))
+    page.wait_for_selector(f"li[data-suggestion={alone[0]['id']}].selected")
+    page.screenshot(path=str(artifacts_dir / "workspace-really-trained.png"))
+    assert errors == []
+    versions.clear_cache()
+
+
 def test_reviewer_sorts_and_filters_by_how_much_the_suggestion_was_changed(
     page, live_server, project, member, cases, artifacts_dir: Path
 ):
