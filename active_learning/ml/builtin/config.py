@@ -57,6 +57,9 @@ class BuiltinConfig:
     min_finding_positives: int = 5
     # No report draft unless the report metric (ROUGE-L, pycocoevalcap) reaches this floor.
     report_metric_floor: float = 0.3
+    # ... and the findings the drafts state (report_findings.py) must match the validation
+    # reports' at this micro F1: overlap of boilerplate words alone passes wrong drafts.
+    report_finding_f1_floor: float = 0.6
     # Detector recipe: sigmoid focal loss over all anchors, normalised by positive anchors.
     focal_alpha: float = 0.25
     focal_gamma: float = 2.0

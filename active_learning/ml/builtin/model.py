@@ -444,11 +444,16 @@ class BuiltinModel(SuggestionModel):
             )
             for c in classes
         }
-        value = None
+        value, finding_f1 = None, None
         if references:
-            value = ev.report_metrics(references, drafts, classes)[REPORT_METRIC]
+            metrics = ev.report_metrics(references, drafts, classes)
+            value, finding_f1 = metrics[REPORT_METRIC], metrics["finding_f1_micro"]
         report = op.report_operating_point(
-            value, metric=REPORT_METRIC, floor=config.report_metric_floor
+            value,
+            metric=REPORT_METRIC,
+            floor=config.report_metric_floor,
+            finding_f1=finding_f1,
+            finding_f1_floor=config.report_finding_f1_floor,
         )
         self._operating = {
             "boxes": boxes,

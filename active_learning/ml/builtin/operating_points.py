@@ -15,7 +15,8 @@ predictions on the cycle's validation cases and stores the result in its checkpo
   (``prefill_threshold``: prefill "present" at or above it) and the highest probability below
   which the negative predictive value reaches ``absent_target`` (``absent_threshold``: prefill
   "absent" at or below it); both None with too few positives (or negatives).
-- Report: :func:`report_operating_point`, the report metric against a floor.
+- Report: :func:`report_operating_point`, the report metric and the drafts' finding F1 against
+  their floors.
 """
 
 from __future__ import annotations
@@ -163,8 +164,18 @@ def finding_operating_point(
     return point
 
 
-def report_operating_point(value: float | None, *, metric: str, floor: float) -> dict[str, Any]:
-    """Whether drafts may be shown: the validation report metric against its floor."""
+def report_operating_point(
+    value: float | None,
+    *,
+    metric: str,
+    floor: float,
+    finding_f1: float | None = None,
+    finding_f1_floor: float | None = None,
+) -> dict[str, Any]:
+    """Whether drafts may be shown: the validation report metric against its floor and, when
+    ``finding_f1_floor`` is given, the drafts' clinical finding F1 (the findings the drafts state
+    against the ones the reports state) against its own floor. Word overlap alone passes
+    drafts that share the reports' boilerplate and state the wrong finding."""
     reliable = value is not None and value >= floor
     if value is None:
         reason = "no validation reports to judge the drafts on"
@@ -172,8 +183,28 @@ def report_operating_point(value: float | None, *, metric: str, floor: float) ->
         reason = f"{metric} {value:.2f} reaches the floor of {floor:.2f}"
     else:
         reason = f"{metric} {value:.2f} is below the floor of {floor:.2f}"
-    return {"metric": metric, "value": value, "floor": floor, "reliable": reliable,
-            "reason": reason}  # fmt: skip
+    point: dict[str, Any] = {"metric": metric, "value": value, "floor": floor}
+    if finding_f1_floor is not None and value is not None:
+        point["finding_f1"], point["finding_f1_floor"] = finding_f1, finding_f1_floor
+        if finding_f1 is None:
+            if reliable:
+                reason = (
+                    f"{reason}, but no validation report states a finding to check the drafts' "
+                    "findings against"
+                )
+            reliable = False
+        elif finding_f1 < finding_f1_floor:
+            clause = (
+                f"the findings the drafts state reach F1 {finding_f1:.2f}, below the floor of "
+                f"{finding_f1_floor:.2f}"
+            )
+            reason = f"{reason}, but {clause}" if reliable else f"{reason}; {clause}"
+            reliable = False
+        elif reliable:
+            reason = f"{reason}; finding F1 {finding_f1:.2f} reaches {finding_f1_floor:.2f}"
+    point["reliable"] = reliable
+    point["reason"] = reason
+    return point
 
 
 def unfitted(classes: Sequence[str], reason: str) -> dict[str, Any]:

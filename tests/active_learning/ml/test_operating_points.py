@@ -125,3 +125,17 @@ def test_shown_box_metrics_on_hand_made_boxes():
     assert metrics["normal_images"] == 2
     assert metrics["false_boxes_per_normal_image"] == pytest.approx(0.5)
     assert ev.shown_box_metrics(truth, [], ["nodule"], images=["a"])["precision_shown"] is None
+
+
+def test_drafts_that_state_the_wrong_findings_are_not_shown_whatever_their_word_overlap():
+    """A draft that copies the reports' boilerplate ("The heart size is normal ...") passes a
+    ROUGE-L floor; the clinical finding F1 of the drafts keeps it from the workspace."""
+    kwargs = {"metric": "rouge", "floor": 0.3, "finding_f1_floor": 0.6}
+    wrong = op.report_operating_point(0.8, finding_f1=0.25, **kwargs)
+    assert not wrong["reliable"]
+    assert "F1 0.25, below the floor of 0.60" in wrong["reason"]
+    assert op.report_operating_point(0.8, finding_f1=0.7, **kwargs)["reliable"]
+    silent = op.report_operating_point(0.8, finding_f1=None, **kwargs)
+    assert not silent["reliable"] and "no validation report states a finding" in silent["reason"]
+    both = op.report_operating_point(0.1, finding_f1=0.2, **kwargs)
+    assert not both["reliable"] and both["reason"].startswith("rouge 0.10 is below")
