@@ -436,6 +436,7 @@ def test_dashboard_api_answers_as_the_model_versions_list_does(
             "bootstrap_resamples": 2000,
             "bootstrap_confidence": 0.95,
             "warm_start": "latest",
+            "cold_start": "stored",
         },
     }
 
