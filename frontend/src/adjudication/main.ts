@@ -5,8 +5,8 @@
  * ``#adjudication[data-state]`` is loading, ready, saving or error. */
 
 import "./adjudication.css";
-import { Api, ApiError } from "../workspace/api";
-import { h } from "../workspace/dom";
+import { Api, ApiError } from "../shared/api";
+import { h } from "../shared/dom";
 import {
   type BoxChoice,
   type BoxRow,

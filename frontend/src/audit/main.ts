@@ -4,8 +4,8 @@
  * address. Vite entry src/audit/main.ts. ``#audit[data-state]`` is loading, ready or error. */
 
 import "./audit.css";
-import { Api, ApiError } from "../workspace/api";
-import { h } from "../workspace/dom";
+import { Api, ApiError } from "../shared/api";
+import { h } from "../shared/dom";
 import { type Filters, FILTER_NAMES, filtersFrom, pageLabel, withQuery } from "./query";
 
 type Config = {

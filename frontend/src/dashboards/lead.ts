@@ -5,8 +5,8 @@
  * shown. */
 
 import "./dashboard.css";
-import { Api } from "../workspace/api";
-import { h } from "../workspace/dom";
+import { Api } from "../shared/api";
+import { h } from "../shared/dom";
 import { type Agreement, agreementSeries, agreementTiles } from "./agreement";
 import { followPageColors } from "./charts";
 import { ChartPanel, type PanelSpec } from "./panel";

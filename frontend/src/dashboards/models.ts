@@ -10,8 +10,8 @@
 import "./dashboard.css";
 import "./models.css";
 import { Chart, type Point } from "chart.js";
-import { Api } from "../workspace/api";
-import { h } from "../workspace/dom";
+import { Api } from "../shared/api";
+import { h } from "../shared/dom";
 import { followPageColors } from "./charts";
 import * as shape from "./model_shape";
 import type { ModelDashboard } from "./model_types";

@@ -2,7 +2,7 @@
  * (aria-label), with a data table of the same numbers, hidden until "Table" is pressed. */
 
 import type { Chart } from "chart.js";
-import { h } from "../workspace/dom";
+import { h } from "../shared/dom";
 import { type ChartKind, drawChart } from "./charts";
 import { describe, isEmpty, type Series } from "./shape";
 

@@ -5,8 +5,8 @@
  * /api/projects/{id}/quarantine/. ``#quarantine[data-state]`` is loading, ready, saving or error. */
 
 import "./quarantine.css";
-import { Api, ApiError } from "../workspace/api";
-import { h } from "../workspace/dom";
+import { Api, ApiError } from "../shared/api";
+import { h } from "../shared/dom";
 import { heldSummary } from "./summary";
 
 type Config = {

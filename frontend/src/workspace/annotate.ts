@@ -3,12 +3,12 @@
 
 import { createViewer, DEFAULT_PRESETS, type ViewerBox, type ViewerHandle } from "../viewer";
 import { Activity } from "./activity";
-import { Api, ApiError } from "./api";
+import { Api, ApiError } from "../shared/api";
 import { DraftSaver } from "./autosave";
 import { Banners } from "./banner";
 import { CommandRegistry } from "./commands";
 import { helpBody, openDialog, promptText } from "./dialogs";
-import { h } from "./dom";
+import { h } from "../shared/dom";
 import { Explanations } from "./explain";
 import { imagesOf } from "./images";
 import { annotateBindings } from "./keymap";

@@ -2,7 +2,7 @@
  * A 412 stops autosaving until the annotator reloads or explicitly overwrites: never a silent
  * overwrite. One save is in flight at a time; changes made meanwhile are saved after it. */
 
-import { Api, ApiError } from "./api";
+import { Api, ApiError } from "../shared/api";
 import type { Annotation, AnnotationContent } from "./types";
 
 export type SaverHooks = {

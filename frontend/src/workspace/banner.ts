@@ -1,6 +1,6 @@
 /** Visible messages: server errors (role=alert, never swallowed), stale-draft warnings, notes. */
 
-import { clear, h } from "./dom";
+import { clear, h } from "../shared/dom";
 
 export type BannerAction = { label: string; run: () => void; id?: string };
 

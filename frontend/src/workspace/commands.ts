@@ -1,7 +1,7 @@
 /** Commands in one registry and key bindings declared as data (the OHIF shape): a binding
  * names a command; the help overlay is generated from the same table. */
 
-import { isTyping } from "./dom";
+import { isTyping } from "../shared/dom";
 
 export type Command = { label: string; run: () => void; enabled?: () => boolean };
 

@@ -1,7 +1,7 @@
 /** After a 412: the server's version beside the local one, so the annotator decides. */
 
 import { openDialog } from "./dialogs";
-import { h } from "./dom";
+import { h } from "../shared/dom";
 import type { Annotation, AnnotationContent, LabelSchema } from "./types";
 
 export function showCompare(

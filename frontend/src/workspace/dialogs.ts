@@ -1,6 +1,6 @@
 /** Modal dialogs (native <dialog>, so focus is trapped and Escape closes them). */
 
-import { h } from "./dom";
+import { h } from "../shared/dom";
 
 export function openDialog(title: string, body: Node, buttons: HTMLElement[] = []): HTMLDialogElement {
   const dialog = h(

@@ -3,7 +3,7 @@
  * report draft's sentences back to the boxes and findings they came from. */
 
 import type { ViewerHandle } from "../viewer";
-import type { Api } from "./api";
+import type { Api } from "../shared/api";
 import type { ReportLink, Suggestion } from "./types";
 
 export class Explanations {

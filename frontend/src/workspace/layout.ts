@@ -1,7 +1,7 @@
 /** The workspace skeleton shared by annotate and review modes (fits 1366x768):
  * toolbar on top, banners, then context | viewer with thumbnails | side panels. */
 
-import { h } from "./dom";
+import { h } from "../shared/dom";
 
 export type Layout = {
   root: HTMLElement;

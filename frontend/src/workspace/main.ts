@@ -2,9 +2,9 @@
  * mode. Vite's entry (frontend/src/workspace/main.ts). */
 
 import "./workspace.css";
-import { Api } from "./api";
+import { Api } from "../shared/api";
 import { AnnotateWorkspace } from "./annotate";
-import { h } from "./dom";
+import { h } from "../shared/dom";
 import { ReviewWorkspace } from "./review";
 import type { WorkspaceConfig } from "./types";
 

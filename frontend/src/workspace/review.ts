@@ -2,11 +2,11 @@
  * and accept it or return it to its annotator with a comment. */
 
 import { createViewer, DEFAULT_PRESETS, type ViewerHandle } from "../viewer";
-import { Api, ApiError } from "./api";
+import { Api, ApiError } from "../shared/api";
 import { Banners } from "./banner";
 import { CommandRegistry, type KeyBinding } from "./commands";
 import { helpBody, openDialog } from "./dialogs";
-import { h } from "./dom";
+import { h } from "../shared/dom";
 import { imagesOf } from "./images";
 import { presetKeys } from "./keymap";
 import { buildLayout, type Layout } from "./layout";

@@ -1,7 +1,7 @@
 /** The viewer toolbar: tools, window presets, view actions, active finding class, save state. */
 
 import type { WindowPreset } from "../viewer";
-import { h } from "./dom";
+import { h } from "../shared/dom";
 import { presetKeys } from "./keymap";
 import type { FindingClass } from "./types";
 

@@ -1,7 +1,7 @@
 /** The list of boxes beside the image, in sync with the viewer: the annotator's boxes (finding
  * class changeable, delete) and the model's pending suggestions (accept / reject). */
 
-import { h } from "../dom";
+import { h } from "../../shared/dom";
 import type { FindingClass } from "../types";
 import { SUGGESTION_PREFIX, type WorkState } from "../work";
 

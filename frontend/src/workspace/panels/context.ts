@@ -1,6 +1,6 @@
 /** Clinical context beside the image: indication, history, lab table with out-of-range marks. */
 
-import { h } from "../dom";
+import { h } from "../../shared/dom";
 import type { CaseDetail, LabResult } from "../types";
 
 function formatNumber(v: number | null): string {

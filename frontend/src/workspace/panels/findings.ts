@@ -1,7 +1,7 @@
 /** Case-level findings: present / absent / uncertain per schema class, with the model's
  * probability shown and prefilled values marked until the annotator touches them. */
 
-import { h } from "../dom";
+import { h } from "../../shared/dom";
 import type { FindingClass, FindingState } from "../types";
 
 const STATES: FindingState[] = ["present", "absent", "uncertain"];

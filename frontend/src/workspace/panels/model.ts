@@ -1,7 +1,7 @@
 /** The model's state for this case: its suggestions, or that it is still learning, and per
  * class why nothing is shown. */
 
-import { h } from "../dom";
+import { h } from "../../shared/dom";
 import { modelStatusLines } from "../suggestions";
 import type { ServedSuggestion } from "../types";
 

@@ -2,7 +2,7 @@
  * shows the annotator's changes against the draft as a word diff. */
 
 import { wordDiff } from "../diff";
-import { clear, h } from "../dom";
+import { clear, h } from "../../shared/dom";
 import type { FindingClass, ReportLink, ReportSection } from "../types";
 
 export type ReportPanel = { element: HTMLElement; refresh(): void };
