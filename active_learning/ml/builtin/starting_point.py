@@ -165,6 +165,9 @@ class BuildSettings:
     # Cases rendered at these sizes by index (then resized to the input size like any image).
     render_sizes: tuple[int, ...] = (256, 256, 256, 512)
     evaluate_every: int = 1000
+    # Continue from this stored point's weights (and its anchors) instead of from nothing; the
+    # card then records the parent's checksum and recipe, and the steps add up.
+    init: str = ""
 
 
 VALIDATION_START = 1_000_000  # validation cases' indices within the data seed
@@ -244,8 +247,19 @@ def build(settings: BuildSettings, out: Path, *, log: Any = print) -> dict[str, 
     config.anchor_shapes = fit_anchor_shapes(
         config.input_size, per_level=config.anchors_per_level, classes=config.finding_classes
     )
+    parent: StartingPoint | None = None
+    if settings.init:
+        parent = load(settings.init)
+        if tuple(parent.card["network"]["finding_classes"]) != tuple(config.finding_classes):
+            raise StartingPointError(f"{settings.init} was trained on other classes")
+        config.anchor_shapes = tuple(
+            (int(w), int(h)) for w, h in parent.card["network"]["anchor_shapes"]
+        )
     holder = nn.Module()
     holder.detector = build_detector(config)
+    if parent is not None:
+        holder.detector.load_state_dict(parent.state)
+        log(f"continuing from {parent.name} (sha256 {parent.card['sha256'][:12]}...)")
     log(f"rendering {settings.train_cases} + {settings.validation_cases} cases", flush=True)
     train = [_render(settings, i, config) for i in range(settings.train_cases)]
     val = [
@@ -362,6 +376,25 @@ def build(settings: BuildSettings, out: Path, *, log: Any = print) -> dict[str, 
             "threads": settings.threads,
         },
         "validation": history,
+        "continued_from": (
+            None
+            if parent is None
+            else {
+                "name": parent.name,
+                "sha256": parent.card["sha256"],
+                "command": parent.card["command"],
+                "recipe": parent.card["recipe"],
+                "validation": parent.card["validation"],
+                "seconds": parent.card["seconds"],
+                "continued_from": parent.card.get("continued_from"),
+            }
+        ),
+        "total_steps": settings.steps
+        + (
+            0
+            if parent is None
+            else int(parent.card.get("total_steps", parent.card["recipe"]["steps"]))
+        ),
         "final_loss": float(np.mean(losses[-100:])) if losses else math.nan,
         "seconds": round(time.perf_counter() - started, 1),
         "render_seconds": round(render_seconds, 1),
@@ -380,7 +413,7 @@ def main(argv: list[str] | None = None) -> None:
     defaults = BuildSettings()
     for field_name in ("name", "data_seed", "train_cases", "validation_cases", "steps",
                        "batch_size", "learning_rate", "warmup_steps", "threads", "seed",
-                       "evaluate_every"):  # fmt: skip
+                       "evaluate_every", "init"):  # fmt: skip
         value = getattr(defaults, field_name)
         make.add_argument(f"--{field_name.replace('_', '-')}", type=type(value), default=value)
     make.add_argument("--out", type=Path, default=ROOT)
