@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
+from django.core.exceptions import ValidationError
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse
 
@@ -30,7 +32,7 @@ from annotations.models import (
     Series,
     Study,
 )
-from annotations.services import audit
+from annotations.services import audit, loop_signals, projects
 
 # How to reach the project of an object, per model (for the audit event's project).
 _PROJECT_PATHS = ("project_id", "case.project_id", "study.project_id", "series.study.project_id")
@@ -144,8 +146,48 @@ class MembershipInline(admin.TabularInline):
     autocomplete_fields = ["user"]
 
 
+class ProjectAdminForm(forms.ModelForm):
+    """The project form of the admin checks what the API checks (``projects.check_changes``):
+    the strategy and the promotion metric are picked from the loop's lists, the label schema,
+    the fractions, the thresholds and the model's settings are validated, and a fault is shown
+    at the field it names."""
+
+    acquisition_strategy = forms.TypedChoiceField(choices=projects.strategy_choices)
+    promotion_metric = forms.TypedChoiceField(choices=projects.promotion_metric_choices)
+
+    class Meta:
+        model = Project
+        fields = [
+            *projects.UPDATABLE_SETTINGS,
+            "modality",
+            "dicom_ae_title",
+            "dicom_calling_ae_titles",
+            "dicomweb_url",
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data
+        checked = [f for f in projects.UPDATABLE_SETTINGS if f in cleaned and not self.has_error(f)]
+        changes = {
+            f: cleaned[f] for f in checked if f in self.changed_data or self.instance._state.adding
+        }
+        try:
+            normalised = projects.check_changes(project=self.instance, changes=changes)
+        except ValidationError as exc:
+            message = " ".join(exc.messages)
+            field = next(
+                (f for f in sorted(checked, key=len, reverse=True) if message.startswith(f)), None
+            )
+            self.add_error(field, message)
+            return cleaned
+        cleaned.update(normalised)
+        return cleaned
+
+
 @admin.register(Project)
 class ProjectAdmin(AuditedAdmin):
+    form = ProjectAdminForm
     list_display = [
         "name",
         "modality",
@@ -157,6 +199,11 @@ class ProjectAdmin(AuditedAdmin):
     ]
     search_fields = ["name"]
     inlines = [MembershipInline]
+
+    def save_model(self, request: HttpRequest, obj: Project, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if change and "acquisition_strategy" in form.changed_data:
+            loop_signals.reorder_queue(obj.pk)  # as a change through the API does
 
 
 @admin.register(Membership)

@@ -16,7 +16,12 @@ ALL_ROLES = frozenset(Role.values)
 
 POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("project", "view"): ALL_ROLES,
+    # A project's name, label schema and queue settings (PROJECT_FIELDS maps each field).
     ("project", "change"): frozenset({L, D}),
+    # The settings page: leads (schema, queue, members) and model owners (the loop).
+    ("settings", "view"): frozenset({L, M, D}),
+    # The loop's settings: the project's loop fields (LOOP_FIELDS) and the promotion guard's.
+    ("loop", "change"): frozenset({M, D}),
     ("membership", "view"): frozenset({L, D}),
     ("membership", "change"): frozenset({L, D}),
     ("queue", "lease"): frozenset({A}),
@@ -40,6 +45,25 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     # Reviewers already see every submission and its annotator; the counts help them plan.
     ("dashboard", "view_review"): frozenset({R, L, D}),
 }
+
+
+# The project fields of the loop: changing them is ("loop", "change"); every other field of a
+# project is ("project", "change").
+LOOP_FIELDS = frozenset(
+    {
+        "acquisition_strategy",
+        "auto_retrain_threshold",
+        "auto_promote",
+        "promotion_metric",
+        "training_epochs",
+        "model_config",
+    }
+)
+
+
+def project_field_policy(field: str) -> tuple[str, str]:
+    """The (resource, action) whose roles may change the project field ``field``."""
+    return ("loop", "change") if field in LOOP_FIELDS else ("project", "change")
 
 
 def roles_in(user: User | AnonymousUser, project_id: int) -> frozenset[str]:

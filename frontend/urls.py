@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from frontend import two_factor_views, views
+from frontend import settings_views, two_factor_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -16,5 +16,10 @@ urlpatterns = [
     path("projects/<id:project_pk>/adjudication/", views.adjudication, name="project-adjudication"),
     path("projects/<id:project_pk>/quarantine/", views.quarantine, name="project-quarantine"),
     path("projects/<id:project_pk>/audit/", views.project_audit, name="project-audit"),
+    path(
+        "projects/<id:project_pk>/settings/",
+        settings_views.project_settings,
+        name="project-settings",
+    ),
     path("audit/", views.audit_trail, name="audit-trail"),
 ]

@@ -38,7 +38,7 @@ class LoopSettingsView(APIView):
     @extend_schema(request=LoopSettingsSerializer(partial=True), responses=LoopSettingsSerializer)
     def patch(self, request: Request, project_pk: int) -> Response:
         """Change some settings; a bad value is a 400 naming it."""
-        project = project_for(request, project_pk, "model", "change")
+        project = project_for(request, project_pk, "loop", "change")
         changes = request.data if isinstance(request.data, dict) else {}
         updated = loop_settings.update_loop_settings(
             project=project, changed_by=user_of(request), **dict(changes)

@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotations import selectors
+from annotations import permissions, selectors
 from annotations.api.common import project_for, user_of
 from annotations.api.serializers import (
     MembershipGrantSerializer,
@@ -22,6 +22,27 @@ from annotations.api.serializers import (
 from annotations.models import Membership
 from annotations.services import projects
 from annotations.services.errors import Conflict
+
+
+def _check_may_change(request: Request, project_pk: int) -> None:
+    """Each field is changed by the roles its part of the settings names
+    (``permissions.project_field_policy``): leads the schema and the queue, model owners the
+    loop, admins both. A request naming a field the caller may not change is refused whole."""
+    body = request.data if isinstance(request.data, dict) else {}
+    known = [str(name) for name in ProjectInputSerializer().fields]
+    fields = [name for name in known if name in body] or ["description"]
+    refused: dict[tuple[str, str], list[str]] = {}
+    for field in fields:
+        policy = permissions.project_field_policy(field)
+        if not permissions.allowed(request.user, project_pk, *policy):
+            refused.setdefault(policy, []).append(field)
+    if refused:
+        parts = [
+            f"changing {', '.join(names)} needs one of the roles "
+            f"{', '.join(sorted(str(role) for role in permissions.POLICY[policy]))}"
+            for policy, names in refused.items()
+        ]
+        raise PermissionDenied(f"In project {project_pk}, " + "; ".join(parts) + ".")
 
 
 class ProjectListView(APIView):
@@ -54,7 +75,8 @@ class ProjectDetailView(APIView):
 
     @extend_schema(request=ProjectInputSerializer(partial=True), responses=ProjectSerializer)
     def patch(self, request: Request, project_pk: int) -> Response:
-        project = project_for(request, project_pk, "project", "change")
+        project = project_for(request, project_pk, "project", "view")
+        _check_may_change(request, project.pk)
         data = ProjectInputSerializer(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
         changes = {k: v for k, v in data.validated_data.items() if k in request.data}

@@ -152,6 +152,46 @@ UPDATABLE_SETTINGS = (
 LOOP_SETTINGS = UPDATABLE_SETTINGS[-5:]
 
 
+# The built-in model's settings the settings page edits, with their ranges (low, high, low
+# excluded): what a version may show (precision targets and the evidence a class needs), when
+# it drafts reports (the two floors) and how long a cycle trains.
+MODEL_CONFIG_RANGES: dict[str, tuple[float, float | None, bool]] = {
+    "box_precision_target": (0, 1, True),
+    "finding_precision_target": (0, 1, True),
+    "min_class_ap": (0, 1, False),
+    "report_metric_floor": (0, 1, False),
+    "report_finding_f1_floor": (0, 1, False),
+    "min_validation_positives": (0, None, False),
+    "min_finding_positives": (0, None, False),
+    "train_steps": (0, 1_000_000, False),
+}
+
+
+def _range_text(key: str) -> str:
+    low, high, open_low = MODEL_CONFIG_RANGES[key]
+    left = "(" if open_low else "["
+    return f"{left}{low:g}, {high:g}]" if high is not None else f"{left}{low:g}, ...)"
+
+
+def strategy_choices() -> list[tuple[str, str]]:
+    """The acquisition strategies a project may name, as (name, description)."""
+    from active_learning import strategies
+
+    return strategies.available()
+
+
+def promotion_metric_choices() -> list[tuple[str, str]]:
+    """The promotion metrics a project may name, as (name, name)."""
+    from active_learning.services.cycles import PROMOTION_METRICS
+
+    return [(name, name) for name in PROMOTION_METRICS]
+
+
+def _out_of_range(key: str, value: float) -> bool:
+    low, high, open_low = MODEL_CONFIG_RANGES[key]
+    return value < low or (open_low and value == low) or (high is not None and value > high)
+
+
 def _check_loop_settings(changes: dict[str, Any]) -> None:
     """The active-learning settings name things the loop knows (strategy, metric, model)."""
     from active_learning import strategies
@@ -188,17 +228,23 @@ def _check_loop_settings(changes: dict[str, Any]) -> None:
                     value, type(expected)
                 ):
                     raise ValueError(f"{key} must be a {type(expected).__name__}, got {value!r}")
+                if type(expected) is int and not isinstance(value, int):
+                    raise ValueError(f"{key} must be a whole number, got {value!r}")
+                if key in MODEL_CONFIG_RANGES and _out_of_range(key, value):
+                    raise ValueError(f"{key} must lie in {_range_text(key)}, got {value!r}")
             BuiltinConfig.from_dict(config)
         except (TypeError, ValueError) as exc:
             raise ValidationError(f"model_config: {exc}") from exc
 
 
-@transaction.atomic
-def update_project(*, project: Project, changed_by: User, **changes: Any) -> Project:
-    """Change project settings; unknown fields are refused, the schema is validated."""
+def check_changes(*, project: Project, changes: dict[str, Any]) -> dict[str, Any]:
+    """The changes to ``project``'s settings, checked and normalised (the label schema) as
+    :func:`update_project` applies them; raise ValidationError naming the field at fault. The
+    Django admin's project form runs the same checks."""
     unknown = set(changes) - set(UPDATABLE_SETTINGS)
     if unknown:
         raise ValidationError(f"These project fields cannot be changed: {sorted(unknown)}.")
+    changes = dict(changes)
     if "label_schema" in changes:
         changes["label_schema"] = validate_label_schema(changes["label_schema"])
     _check_loop_settings(changes)
@@ -210,6 +256,47 @@ def update_project(*, project: Project, changed_by: User, **changes: Any) -> Pro
         changes.get("double_read_fraction", project.double_read_fraction),
         changes.get("validation_fraction", project.validation_fraction),
     )
+    return changes
+
+
+def finding_keys_change(project: Project, label_schema: dict[str, Any]) -> bool:
+    """Whether ``label_schema`` names other finding classes, or orders them otherwise, than the
+    project's: the loop's next cycle then cannot build on an earlier version (a cold start)."""
+    return [f["key"] for f in label_schema.get("findings", [])] != project.finding_keys
+
+
+# Settings whose old and new values the audit trail records (the rest: their names only).
+_AUDITED_VALUES = (
+    "name",
+    "auto_retrain_threshold",
+    "double_read_fraction",
+    "adjudication_box_f1",
+    "adjudication_report_rouge",
+    "validation_fraction",
+    "lease_seconds",
+    "acquisition_strategy",
+    "auto_promote",
+    "promotion_metric",
+    "training_epochs",
+)
+
+
+@transaction.atomic
+def update_project(*, project: Project, changed_by: User, **changes: Any) -> Project:
+    """Change project settings (:func:`check_changes`: unknown fields are refused, the schema
+    is validated). The audit event names the fields, the old and new values of the scalar
+    ones, and whether the schema's finding classes changed (the next cycle starts cold)."""
+    changes = check_changes(project=project, changes=changes)
+    detail: dict[str, Any] = {"fields": sorted(changes)}
+    values = {
+        field: [getattr(project, field), changes[field]]
+        for field in _AUDITED_VALUES
+        if field in changes and getattr(project, field) != changes[field]
+    }
+    if values:
+        detail["values"] = values
+    if "label_schema" in changes:
+        detail["finding_keys_changed"] = finding_keys_change(project, changes["label_schema"])
     for field, value in changes.items():
         setattr(project, field, value)
     project.save(update_fields=list(changes))
@@ -218,19 +305,25 @@ def update_project(*, project: Project, changed_by: User, **changes: Any) -> Pro
         actor=changed_by,
         target=project,
         project_id=project.pk,
-        detail={"fields": sorted(changes)},
+        detail=detail,
     )
     if "acquisition_strategy" in changes:
         loop_signals.reorder_queue(project.pk)
     return project
 
 
+def may_manage_admin_role(project: Project, user: User | None) -> bool:
+    """Whether ``user`` may grant or remove the admin role in ``project``: a project admin or a
+    superuser (None: the system)."""
+    if user is None or user.is_superuser:
+        return True
+    return Membership.objects.filter(project=project, user=user, role=Role.ADMIN).exists()
+
+
 def _check_may_manage(project: Project, role: str, actor: User | None, verb: str) -> None:
     """Only a project admin (or a superuser) grants or removes the admin role: a lead manages
     the other roles, and must not make anyone (themselves included) an admin."""
-    if actor is None or role != Role.ADMIN or actor.is_superuser:
-        return
-    if not Membership.objects.filter(project=project, user=actor, role=Role.ADMIN).exists():
+    if role == Role.ADMIN and not may_manage_admin_role(project, actor):
         raise NotAllowed(f"Only a project admin can {verb} the admin role.")
 
 

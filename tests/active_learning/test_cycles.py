@@ -254,25 +254,30 @@ def test_before_any_model_the_queue_follows_image_diversity(project, cases, memb
 
 
 def test_project_settings_of_the_loop_are_checked(project, member, api_for):
-    lead = api_for(member("boss", "lead"))
+    # The loop's fields are the model owner's (and admin's): a lead is refused, naming them.
+    refused = api_for(member("boss", "lead")).patch(
+        f"/api/projects/{project.pk}/", {"acquisition_strategy": "fifo"}, format="json"
+    )
+    assert refused.status_code == 403 and "acquisition_strategy" in refused.json()["message"]
+    owner = api_for(member("otto", "model_owner"))
     url = f"/api/projects/{project.pk}/"
-    bad = lead.patch(url, {"acquisition_strategy": "smartest"}, format="json")
+    bad = owner.patch(url, {"acquisition_strategy": "smartest"}, format="json")
     assert bad.status_code == 400
     assert "hybrid" in bad.json()["message"] and "smartest" in bad.json()["message"]
-    bad = lead.patch(url, {"promotion_metric": "accuracy"}, format="json")
+    bad = owner.patch(url, {"promotion_metric": "accuracy"}, format="json")
     assert bad.status_code == 400 and "boxes.map_50" in bad.json()["message"]
-    bad = lead.patch(url, {"model_config": {"input_size": "big"}}, format="json")
+    bad = owner.patch(url, {"model_config": {"input_size": "big"}}, format="json")
     assert bad.status_code == 400 and "input_size" in bad.json()["message"]
-    bad = lead.patch(url, {"model_config": {"layers_of_magic": 3}}, format="json")
+    bad = owner.patch(url, {"model_config": {"layers_of_magic": 3}}, format="json")
     assert bad.status_code == 400 and "layers_of_magic" in bad.json()["message"]
-    good = lead.patch(
+    good = owner.patch(
         url,
         {"acquisition_strategy": "uncertainty-findings", "model_config": {"input_size": 128}},
         format="json",
     )
     assert good.status_code == 200, good.content
     assert good.json()["acquisition_strategy"] == "uncertainty-findings"
-    listed = lead.get("/api/strategies/").json()
+    listed = owner.get("/api/strategies/").json()
     assert {"random", "fifo", "uncertainty", "diversity", "hybrid"} <= {s["name"] for s in listed}
 
 

@@ -48,6 +48,9 @@ TABLE: list[tuple[str, str, str, object, tuple[int, ...]]] = [
     ("project-detail", "get", "/api/projects/{p}/", None, (200,) * 5 + (404, 401)),
     ("project-detail", "patch", "/api/projects/{p}/", {"description": "x"},
      (403, 403, 200, 403, 200, 404, 401)),
+    # The loop's fields are the model owner's part of the settings, not the lead's.
+    ("project-detail", "patch", "/api/projects/{p}/", {"acquisition_strategy": "hybrid"},
+     (403, 403, 403, 200, 200, 404, 401)),
     ("membership-list", "get", "/api/projects/{p}/members/", None,
      (403, 403, 200, 403, 200, 404, 401)),
     ("membership-list", "post", "/api/projects/{p}/members/", {"username": "nobody", "role": "x"},
@@ -171,6 +174,8 @@ TABLE: list[tuple[str, str, str, object, tuple[int, ...]]] = [
     ("project-quarantine", "get", "/projects/{p}/quarantine/", None,
      (403, 403, 200, 403, 200, 404, 302)),
     ("project-audit", "get", "/projects/{p}/audit/", None, (403, 403, 200, 403, 200, 404, 302)),
+    ("project-settings", "get", "/projects/{p}/settings/", None,
+     (403, 403, 200, 200, 200, 404, 302)),
     # Every project's trail: staff only (none of these users is staff).
     ("audit-trail", "get", "/audit/", None, (403,) * 6 + (302,)),
     ("logout", "post", "/logout/", None, (302,) * 7),
@@ -178,7 +183,7 @@ TABLE: list[tuple[str, str, str, object, tuple[int, ...]]] = [
 PAGES = {
     "home", "login", "logout", "two-factor", "project-upload", "project-label", "project-review",
     "project-models", "project-dashboard", "project-adjudication", "project-quarantine",
-    "project-audit", "audit-trail",
+    "project-audit", "project-settings", "audit-trail",
 }  # fmt: skip
 
 

@@ -1,0 +1,284 @@
+"""Project settings through the API and the Django admin (issue 18, item 3): each part is
+changed by the roles that own it (leads the schema and the queue, model owners the loop,
+admins both); bad values are a 400 naming the field, never a 500; the admin's project form
+checks what the API checks (strategy and metric from the loop's lists, the schema, the model's
+floors); every change is audited with its old and new values."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from annotations.models import AuditEvent, Project
+from annotations.services import projects
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def clients(member, api_for):
+    return {
+        "lead": api_for(member("lena", "lead")),
+        "owner": api_for(member("otto", "model_owner")),
+        "admin": api_for(member("ada", "admin")),
+        "annotator": api_for(member("ann", "annotator")),
+    }
+
+
+def test_each_part_of_the_settings_is_changed_by_its_roles_only(project, clients):
+    url = f"/api/projects/{project.pk}/"
+    queue, loop = {"lease_seconds": 600}, {"acquisition_strategy": "fifo"}
+    assert clients["lead"].patch(url, queue, format="json").status_code == 200
+    refused = clients["lead"].patch(url, loop, format="json")
+    assert refused.status_code == 403
+    assert "acquisition_strategy" in refused.json()["message"]
+    assert "model_owner" in refused.json()["message"]
+    refused = clients["owner"].patch(url, queue, format="json")
+    assert refused.status_code == 403 and "lease_seconds" in refused.json()["message"]
+    assert clients["owner"].patch(url, loop, format="json").status_code == 200
+    assert clients["annotator"].patch(url, loop, format="json").status_code == 403
+    # A request mixing parts is refused whole when one part is not the caller's.
+    mixed = clients["lead"].patch(
+        url, {"lease_seconds": 1200, "auto_promote": False}, format="json"
+    )
+    assert mixed.status_code == 403 and "auto_promote" in mixed.json()["message"]
+    project.refresh_from_db()
+    assert (project.lease_seconds, project.auto_promote) == (600, True)
+    both = clients["admin"].patch(
+        url, {"lease_seconds": 1200, "auto_promote": False}, format="json"
+    )
+    assert both.status_code == 200
+    loop_url = f"/api/projects/{project.pk}/loop-settings/"
+    assert (
+        clients["lead"].patch(loop_url, {"cold_start": "scratch"}, format="json").status_code == 403
+    )
+    assert (
+        clients["owner"].patch(loop_url, {"cold_start": "scratch"}, format="json").status_code
+        == 200
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        ({"model_config": {"report_metric_floor": 5}}, "report_metric_floor"),
+        ({"model_config": {"report_finding_f1_floor": -0.1}}, "report_finding_f1_floor"),
+        ({"model_config": {"box_precision_target": 0}}, "box_precision_target"),
+        ({"model_config": {"finding_precision_target": 1.5}}, "finding_precision_target"),
+        ({"model_config": {"train_steps": 2.5}}, "train_steps"),
+        ({"model_config": {"train_steps": None}}, "train_steps"),
+        ({"model_config": {"min_validation_positives": -1}}, "min_validation_positives"),
+        ({"model_config": {"min_class_ap": True}}, "min_class_ap"),
+        ({"model_config": []}, "model_config"),
+        ({"auto_retrain_threshold": -1}, "auto_retrain_threshold"),
+        ({"acquisition_strategy": ""}, "acquisition_strategy"),
+        ({"promotion_metric": None}, "promotion_metric"),
+        ({"training_epochs": "many"}, "training_epochs"),
+    ],
+)
+def test_bad_loop_values_are_a_400_naming_the_field(project, clients, body, named):
+    response = clients["owner"].patch(f"/api/projects/{project.pk}/", body, format="json")
+    assert response.status_code == 400, response.content
+    assert named in response.json()["message"]
+    assert Project.objects.get(pk=project.pk).model_config == {}
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        ({"lease_seconds": "soon"}, "lease_seconds"),
+        ({"lease_seconds": 10}, "lease_seconds"),
+        ({"double_read_fraction": 2}, "double_read_fraction"),
+        ({"validation_fraction": None}, "validation_fraction"),
+        ({"adjudication_report_rouge": -1}, "adjudication_report_rouge"),
+        ({"label_schema": "nodules"}, "label_schema"),
+        ({"label_schema": None}, "label_schema"),
+        ({"label_schema": [1, 2]}, "label_schema"),
+        ({"label_schema": {"findings": "nodule", "report_sections": []}}, "label_schema"),
+        ({"label_schema": {"findings": [{"key": 5}], "report_sections": [{"key": "x"}]}}, "key"),
+        (
+            {
+                "label_schema": {
+                    "findings": [{"key": "a", "hotkey": "1"}, {"key": "b", "hotkey": "1"}],
+                    "report_sections": [{"key": "findings"}],
+                }
+            },
+            "hotkey",
+        ),
+        (
+            {
+                "label_schema": {
+                    "findings": [{"key": "a", "color": "red"}],
+                    "report_sections": [{"key": "findings"}],
+                }
+            },
+            "color",
+        ),
+    ],
+)
+def test_bad_queue_and_schema_values_are_a_400_naming_the_field(project, clients, body, named):
+    response = clients["lead"].patch(f"/api/projects/{project.pk}/", body, format="json")
+    assert response.status_code == 400, response.content
+    assert named in response.json()["message"]
+
+
+def test_a_body_that_is_not_an_object_is_a_400(project, clients):
+    response = clients["lead"].patch(f"/api/projects/{project.pk}/", [1, 2], format="json")
+    assert response.status_code == 400
+
+
+def test_changes_are_audited_with_old_and_new_values_and_the_cold_start(project, clients):
+    url = f"/api/projects/{project.pk}/"
+    clients["lead"].patch(url, {"lease_seconds": 300, "double_read_fraction": 0.0}, format="json")
+    event = AuditEvent.objects.filter(action="project.update").latest("pk")
+    assert event.actor_username == "lena"
+    assert event.detail["fields"] == ["double_read_fraction", "lease_seconds"]
+    assert event.detail["values"] == {"lease_seconds": [900, 300]}  # the fraction did not change
+
+    schema = json.loads(json.dumps(project.label_schema))
+    schema["findings"][0]["color"] = "#000000"
+    clients["lead"].patch(url, {"label_schema": schema}, format="json")
+    event = AuditEvent.objects.filter(action="project.update").latest("pk")
+    assert event.detail["finding_keys_changed"] is False
+    schema["findings"].reverse()
+    clients["lead"].patch(url, {"label_schema": schema}, format="json")
+    event = AuditEvent.objects.filter(action="project.update").latest("pk")
+    assert event.detail["finding_keys_changed"] is True
+
+
+def test_the_settings_page_tells_leads_and_owners_what_they_may_change(client, project, member):
+    member("lena", "lead")
+    member("otto", "model_owner")
+    client.login(username="lena", password="correct horse battery")
+    page = client.get(f"/projects/{project.pk}/settings/")
+    config = page.context["config"]
+    assert config["can"] == {"project": True, "loop": False, "viewMembers": True, "members": True}
+    assert "admin" not in config["grantableRoles"]
+    assert config["latestVersion"] is None
+    assert config["modelDefaults"]["report_metric_floor"] == 0.3
+    client.login(username="otto", password="correct horse battery")
+    config = client.get(f"/projects/{project.pk}/settings/").context["config"]
+    assert config["can"] == {"project": False, "loop": True, "viewMembers": False, "members": False}
+    client.login(username="owner", password="correct horse battery")  # the creator: an admin
+    config = client.get(f"/projects/{project.pk}/settings/").context["config"]
+    assert "admin" in config["grantableRoles"]
+
+
+# --- the Django admin -------------------------------------------------------------------------
+
+
+def _admin_form(project: Project, **changes: object) -> dict[str, object]:
+    data: dict[str, object] = {
+        field: getattr(project, field)
+        for field in (
+            "name",
+            "description",
+            "modality",
+            "auto_retrain_threshold",
+            "double_read_fraction",
+            "adjudication_box_f1",
+            "adjudication_report_rouge",
+            "validation_fraction",
+            "lease_seconds",
+            "acquisition_strategy",
+            "promotion_metric",
+            "training_epochs",
+        )
+    }
+    data.update(
+        label_schema=json.dumps(project.label_schema),
+        model_config=json.dumps(project.model_config),
+        dicom_calling_ae_titles="[]",
+        dicomweb_url="",
+        dicom_ae_title="",
+        **{"memberships-TOTAL_FORMS": 0, "memberships-INITIAL_FORMS": 0},
+    )
+    if project.auto_promote:
+        data["auto_promote"] = "on"
+    data.update(changes)
+    return data
+
+
+def test_the_admin_picks_strategy_and_metric_from_the_loops_lists(admin_client, project):
+    page = admin_client.get(f"/admin/annotations/project/{project.pk}/change/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert '<select name="acquisition_strategy"' in html
+    assert '<option value="uncertainty-findings"' in html
+    assert '<select name="promotion_metric"' in html
+    assert '<option value="reports.finding_f1_micro"' in html
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "message"),
+    [
+        ({"acquisition_strategy": "smartest"}, "acquisition_strategy", "valid choice"),
+        ({"promotion_metric": "accuracy"}, "promotion_metric", "valid choice"),
+        (
+            {"label_schema": json.dumps({"findings": [], "report_sections": []})},
+            "label_schema",
+            "non-empty",
+        ),
+        (
+            {"model_config": json.dumps({"report_metric_floor": 5})},
+            "model_config",
+            "report_metric_floor",
+        ),
+        ({"model_config": json.dumps({"wings": 2})}, "model_config", "wings"),
+        ({"double_read_fraction": 1.5}, "double_read_fraction", "between 0 and 1"),
+    ],
+)
+def test_the_admin_refuses_what_the_api_refuses_at_the_field(
+    admin_client, project, changes, field, message
+):
+    before = Project.objects.get(pk=project.pk)
+    response = admin_client.post(
+        f"/admin/annotations/project/{project.pk}/change/", _admin_form(project, **changes)
+    )
+    assert response.status_code == 200  # the form again, with its errors
+    errors = response.context["adminform"].form.errors
+    assert field in errors, errors
+    assert message in " ".join(errors[field])
+    after = Project.objects.get(pk=project.pk)
+    assert (after.acquisition_strategy, after.promotion_metric, after.model_config) == (
+        before.acquisition_strategy,
+        before.promotion_metric,
+        before.model_config,
+    )
+
+
+def test_the_admin_saves_valid_settings_normalised_and_audited(admin_client, project):
+    schema = {"findings": [{"key": "nodule"}], "report_sections": [{"key": "findings"}]}
+    response = admin_client.post(
+        f"/admin/annotations/project/{project.pk}/change/",
+        _admin_form(
+            project,
+            acquisition_strategy="uncertainty-findings",
+            promotion_metric="findings.auroc_macro",
+            label_schema=json.dumps(schema),
+            model_config=json.dumps({"report_metric_floor": 0.4}),
+        ),
+    )
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    project.refresh_from_db()
+    assert project.acquisition_strategy == "uncertainty-findings"
+    assert project.promotion_metric == "findings.auroc_macro"
+    # Normalised as the API does: the name and colour filled in.
+    assert project.label_schema["findings"] == [
+        {"key": "nodule", "name": "Nodule", "color": "#ffffff", "hotkey": ""}
+    ]
+    assert project.model_config == {"report_metric_floor": 0.4}
+    assert AuditEvent.objects.filter(action="admin.change", object_id=str(project.pk)).exists()
+
+
+def test_check_changes_is_what_update_project_applies(project):
+    checked = projects.check_changes(
+        project=project,
+        changes={
+            "label_schema": {"findings": [{"key": "mass"}], "report_sections": [{"key": "x"}]}
+        },
+    )
+    assert checked["label_schema"]["findings"][0]["name"] == "Mass"
+    assert projects.finding_keys_change(project, checked["label_schema"]) is True
+    assert projects.finding_keys_change(project, project.label_schema) is False
