@@ -76,9 +76,10 @@ def test_lead_changes_the_queue_and_the_schema_and_is_warned_of_a_cold_start(
     assert warning.is_visible()
     assert "forces a cold start" in warning.inner_text()
     assert "version 1" in warning.inner_text()
-    page.screenshot(path=str(artifacts_dir / "project-settings-page.png"), full_page=True)
     page.click("#schema-form button[type=submit]")
     assert "hotkey" in _wait_error(page, "#schema-form")
+    assert new.locator("input.hotkey").get_attribute("aria-invalid") == "true"
+    page.screenshot(path=str(artifacts_dir / "project-settings-page.png"), full_page=True)
     project.refresh_from_db()
     assert len(project.label_schema["findings"]) == 6  # nothing saved
     new.locator("input.hotkey").fill("7")

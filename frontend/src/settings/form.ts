@@ -64,3 +64,13 @@ export function fieldsNamed(names: string[], message: string, fields?: unknown):
   }
   return found;
 }
+
+/** The schema entry a refusal names ("label_schema.findings[6].hotkey ..."): which list, the
+ * row and the field (null when it names none). */
+export function schemaEntryNamed(
+  message: string,
+): { list: "findings" | "report_sections"; row: number; field: string | null } | null {
+  const match = /label_schema\.(findings|report_sections)\[(\d+)\](?:\.([a-z_]+))?/.exec(message);
+  if (!match) return null;
+  return { list: match[1] as "findings" | "report_sections", row: Number(match[2]), field: match[3] ?? null };
+}

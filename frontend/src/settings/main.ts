@@ -15,6 +15,7 @@ import {
   type Finding,
   type LabelSchema,
   parseValue,
+  schemaEntryNamed,
   type Section,
   type Value,
 } from "./form";
@@ -220,12 +221,19 @@ class SettingsPage {
   private async saveSchema(): Promise<void> {
     const form = this.schemaForm;
     const schema = this.readSchema();
-    await this.submit(form, [], async () => {
+    form.querySelectorAll("[aria-invalid]").forEach((el) => el.removeAttribute("aria-invalid"));
+    const refusal = await this.submit(form, [], async () => {
       const { data } = await this.api.request<Project>("PATCH", this.urls.project, { body: { label_schema: schema } });
       this.project = data;
       this.drawSchema(data.label_schema);
       return "Schema saved.";
     });
+    const entry = refusal ? schemaEntryNamed(refusal.message) : null;
+    if (entry) {
+      const row = form.querySelectorAll(entry.list === "findings" ? "tr.finding" : "tr.section")[entry.row];
+      const field = row?.querySelector(`input.${entry.field ?? "key"}`) ?? row?.querySelector("input");
+      field?.setAttribute("aria-invalid", "true");
+    }
   }
 
   // --- the queue and the loop -----------------------------------------------------------
@@ -398,7 +406,11 @@ class SettingsPage {
 
   /** Run one save of ``form``: its message or the refusal shown in the form, the fields a
    * refusal names marked invalid (``names``: the form's field names it may name). */
-  private async submit(form: HTMLFormElement, names: string[], save: () => Promise<string>): Promise<void> {
+  private async submit(
+    form: HTMLFormElement,
+    names: string[],
+    save: () => Promise<string>,
+  ): Promise<ApiError | null> {
     const error = required<HTMLElement>(form, ".form-error");
     const status = required<HTMLElement>(form, ".form-status");
     error.hidden = true;
@@ -408,10 +420,11 @@ class SettingsPage {
     try {
       status.textContent = await save();
       this.setState("ready");
+      return null;
     } catch (err) {
       if (!(err instanceof ApiError) || err.status === 0 || err.status >= 500) {
         this.fail(err);
-        return;
+        return err instanceof ApiError ? err : null;
       }
       error.textContent = err.message;
       error.hidden = false;
@@ -422,6 +435,7 @@ class SettingsPage {
         if (named.includes(bare(field.name))) field.setAttribute("aria-invalid", "true");
       }
       this.setState("ready");
+      return err;
     }
   }
 

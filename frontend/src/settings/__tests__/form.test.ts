@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { changed, coldStartWarning, fieldsNamed, findingKeysChanged, parseValue } from "../form";
+import { changed, coldStartWarning, fieldsNamed, findingKeysChanged, parseValue, schemaEntryNamed } from "../form";
 
 const schema = (...keys: string[]) => ({
   findings: keys.map((key) => ({ key, name: key, color: "#ffffff", hotkey: "" })),
@@ -46,5 +46,19 @@ describe("the settings page's forms", () => {
     expect(fieldsNamed(["min_class_ap", "class_ap"], "model_config: min_class_ap must lie in [0, 1]")).toEqual([
       "min_class_ap",
     ]);
+  });
+
+  it("finds the schema entry a refusal names", () => {
+    expect(schemaEntryNamed("label_schema.findings[6].hotkey '1' is used twice.")).toEqual({
+      list: "findings",
+      row: 6,
+      field: "hotkey",
+    });
+    expect(schemaEntryNamed("label_schema.report_sections[1] must be an object with a 'key'.")).toEqual({
+      list: "report_sections",
+      row: 1,
+      field: null,
+    });
+    expect(schemaEntryNamed("label_schema.findings must be a non-empty list.")).toBeNull();
   });
 });
