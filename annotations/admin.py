@@ -154,6 +154,8 @@ class ProjectAdminForm(forms.ModelForm):
 
     acquisition_strategy = forms.TypedChoiceField(choices=projects.strategy_choices)
     promotion_metric = forms.TypedChoiceField(choices=projects.promotion_metric_choices)
+    # Django's default until 6.0, said explicitly (a PACS on a hospital network is often http).
+    dicomweb_url = forms.URLField(max_length=500, required=False, assume_scheme="http")
 
     class Meta:
         model = Project
