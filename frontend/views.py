@@ -43,8 +43,6 @@ def _workspace(request: HttpRequest, project: Project, mode: str) -> HttpRespons
         "roles": sorted(permissions.roles_in(request.user, project.pk)),
         "schema": project.label_schema,
         "csrfToken": get_token(request),
-        "thumbnailUrl": "/api/instances/{id}/thumbnail.png",
-        "fileUrl": "/api/instances/{id}/file/",
     }
     try:
         return render(
@@ -88,7 +86,7 @@ def upload(request: HttpRequest, project_pk: int) -> HttpResponse:
 @login_required
 def models(request: HttpRequest, project_pk: int) -> HttpResponse:
     """The model owner's page: retraining cycles (live), model versions, promote and roll back.
-    The page is a shell; frontend/static/frontend/models.js loads and acts through the API."""
+    The page is a shell; frontend/src/models loads and acts through the API."""
     project = _member_project(
         request,
         project_pk,
@@ -102,27 +100,17 @@ def models(request: HttpRequest, project_pk: int) -> HttpResponse:
         "projectId": project.pk,
         "canChange": can_change,
         "csrfToken": get_token(request),
-        "urls": {
-            "project": f"/api/projects/{project.pk}/",
-            "versions": f"/api/projects/{project.pk}/model-versions/",
-            "promote": f"/api/projects/{project.pk}/model-versions/{{number}}/promote/",
-            "rollback": f"/api/projects/{project.pk}/model-versions/rollback/",
-            "cycles": f"/api/projects/{project.pk}/cycles/",
-            "cycle": "/api/cycles/{id}/",
-            "cancel": "/api/cycles/{id}/cancel/",
-            "strategies": "/api/strategies/",
-        },
     }
-    return render(
-        request,
-        "frontend/models.html",
-        {
-            "project": project,
-            "can_change": can_change,
-            "can_view_dashboard": can_view_dashboard,
-            "config": config,
-        },
-    )
+    context = {
+        "project": project,
+        "can_change": can_change,
+        "can_view_dashboard": can_view_dashboard,
+        "config": config,
+    }
+    try:
+        return render(request, "frontend/models.html", context)
+    except FrontendNotBuilt as exc:
+        return HttpResponse(str(exc), status=503, content_type="text/plain")
 
 
 DASHBOARD_DAYS = (7, 30, 90)
@@ -138,19 +126,12 @@ def dashboard(request: HttpRequest, project_pk: int) -> HttpResponse:
     )
     asked = request.GET.get("days", "")
     chosen = next((d for d in DASHBOARD_DAYS if str(d) == asked), 30)
-    base = f"/api/projects/{project.pk}/dashboard"
     config = {
         "projectId": project.pk,
         "projectName": project.name,
         "csrfToken": get_token(request),
         "days": chosen,
         "dayChoices": list(DASHBOARD_DAYS),
-        "urls": {
-            "queue": f"{base}/queue/",
-            "throughput": f"{base}/throughput/",
-            "review": f"{base}/review/",
-            "agreement": f"/api/projects/{project.pk}/agreement/",
-        },
         "findings": [
             {"key": f["key"], "name": f.get("name", f["key"])}
             for f in project.label_schema.get("findings", [])
@@ -186,12 +167,6 @@ def adjudication(request: HttpRequest, project_pk: int) -> HttpResponse:
         "csrfToken": get_token(request),
         "findings": project.label_schema.get("findings", []),
         "sections": project.label_schema.get("report_sections", []),
-        "urls": {
-            "list": f"/api/projects/{project.pk}/adjudications/",
-            "detail": "/api/adjudications/{id}/",
-            "resolve": "/api/adjudications/{id}/resolve/",
-            "render": "/api/instances/{id}/render.png",
-        },
     }
     context = {
         "project": project,
@@ -220,18 +195,7 @@ def quarantine(request: HttpRequest, project_pk: int) -> HttpResponse:
     config = {
         "projectId": project.pk,
         "csrfToken": get_token(request),
-        "urls": {
-            "list": f"/api/projects/{project.pk}/quarantine/",
-            "decide": f"/api/projects/{project.pk}/quarantine/decisions/",
-            "thumbnail": "/api/instances/{id}/thumbnail.png",
-            "render": "/api/instances/{id}/render.png",
-            # Each image's audit trail (held, fetched, released or rejected).
-            "history": (
-                f"/projects/{project.pk}/audit/?object_type=annotations.Instance&object_id={{id}}"
-                if can_view_audit
-                else None
-            ),
-        },
+        "canViewAudit": can_view_audit,
     }
     context = {
         "project": project,
@@ -249,13 +213,11 @@ AUDIT_PAGE_SIZE = 50
 
 
 def _audit_page(request: HttpRequest, project: Project | None) -> HttpResponse:
-    base = f"/api/projects/{project.pk}/audit-events" if project else "/api/audit-events"
     config = {
         "projectId": project.pk if project else None,
         "csrfToken": get_token(request),
         "pageSize": AUDIT_PAGE_SIZE,
         "actions": selectors.audit_actions(project.pk if project else None),
-        "urls": {"list": f"{base}/", "csv": f"{base}.csv"},
     }
     context = {
         "project": project,

@@ -1,4 +1,4 @@
-/** Builds the workspace, the lead's dashboard, the Models page's charts (and the viewer's dev
+/** Builds the workspace, the lead's dashboard, the Models page (and the viewer's dev
  * harness) into static/frontend/dist, where Django's app-directories finder serves it under
  * /static/frontend/dist/; templates find the hashed entry through .vite/manifest.json
  * (frontend/templatetags/vite.py).
@@ -30,11 +30,12 @@ export default defineConfig({
     rolldownOptions: {
       input: {
         workspace: "src/workspace/main.ts",
+        models: "src/models/main.ts",
         "lead-dashboard": "src/dashboards/lead.ts",
-        "model-charts": "src/dashboards/models.ts",
         adjudication: "src/adjudication/main.ts",
         quarantine: "src/quarantine/main.ts",
         audit: "src/audit/main.ts",
+        settings: "src/settings/main.ts",
         "viewer-harness": "src/dev/viewer-harness.html",
       },
     },

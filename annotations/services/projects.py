@@ -133,6 +133,14 @@ def create_project(
     return project
 
 
+# The active-learning loop's settings, named one by one (they are still fields of Project).
+LOOP_SETTINGS = (
+    "acquisition_strategy",
+    "auto_promote",
+    "promotion_metric",
+    "training_epochs",
+    "model_config",
+)
 UPDATABLE_SETTINGS = (
     "name",
     "description",
@@ -143,13 +151,8 @@ UPDATABLE_SETTINGS = (
     "adjudication_report_rouge",
     "validation_fraction",
     "lease_seconds",
-    "acquisition_strategy",
-    "auto_promote",
-    "promotion_metric",
-    "training_epochs",
-    "model_config",
+    *LOOP_SETTINGS,
 )
-LOOP_SETTINGS = UPDATABLE_SETTINGS[-5:]
 
 
 # The built-in model's settings the settings page edits, with their ranges (low, high, low

@@ -205,16 +205,17 @@ def test_model_owner_sees_the_four_charts_with_the_numbers_and_they_follow_a_cyc
     assert [p["labels"] for p in body["learning_curve"]] == [4, 8, 12, 16]
 
 
-def test_without_the_frontend_build_the_page_works_without_charts(
+def test_without_the_frontend_build_the_page_says_how_to_build_it(
     client, project, member, monkeypatch
 ):
+    """The page is TypeScript (frontend/src/models) like the other pages: without the build it
+    is refused with the command that builds it, as they are, not served half-working."""
+
     def not_built():
-        raise vite.FrontendNotBuilt("not built")
+        raise vite.FrontendNotBuilt("The frontend is not built: run `make run`.")
 
     monkeypatch.setattr(vite, "manifest", not_built)
     client.force_login(member("mona", "model_owner"))
     response = client.get(f"/projects/{project.pk}/models/")
-    assert response.status_code == 200
-    html = response.content.decode()
-    assert 'id="model-charts-unbuilt"' in html and "frontend/models.js" in html
-    assert 'type="module"' not in html
+    assert response.status_code == 503
+    assert "make run" in response.content.decode()

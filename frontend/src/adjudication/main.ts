@@ -7,6 +7,7 @@
 import "./adjudication.css";
 import { Api, ApiError } from "../shared/api";
 import { h } from "../shared/dom";
+import { apiUrls, query } from "../shared/urls";
 import {
   type BoxChoice,
   type BoxRow,
@@ -23,7 +24,6 @@ type Config = {
   csrfToken: string;
   findings: { key: string; name: string; color: string }[];
   sections: { key: string; title: string }[];
-  urls: { list: string; detail: string; resolve: string; render: string };
 };
 
 type Row = {
@@ -80,7 +80,7 @@ class AdjudicationPage {
   async loadList(): Promise<void> {
     this.setState("loading");
     try {
-      const url = `${this.config.urls.list}?status=${this.statusFilter.value}&limit=200`;
+      const url = apiUrls.adjudications(this.config.projectId, query({ status: this.statusFilter.value, limit: 200 }));
       const { data } = await this.api.request<{ count: number; results: Row[] }>("GET", url);
       this.list.replaceChildren(this.listTable(data.results, data.count));
       this.setState("ready");
@@ -120,7 +120,7 @@ class AdjudicationPage {
   async open(id: number): Promise<void> {
     this.setState("loading");
     try {
-      const { data } = await this.api.request<Detail>("GET", this.config.urls.detail.replace("{id}", String(id)));
+      const { data } = await this.api.request<Detail>("GET", apiUrls.adjudication(id));
       this.current = data;
       const [a, b] = data.reads;
       this.boxRows = pairBoxes(a.boxes, b.boxes);
@@ -201,7 +201,7 @@ class AdjudicationPage {
         return h(
           "figure",
           { class: "image", style: { aspectRatio: `${instance.columns} / ${instance.rows}` } },
-          h("img", { src: this.config.urls.render.replace("{id}", String(instance.id)), alt: `Image ${instance.instance_number ?? instance.id}` }),
+          h("img", { src: apiUrls.instanceRender(instance.id), alt: `Image ${instance.instance_number ?? instance.id}` }),
           svg,
         );
       }),
@@ -349,7 +349,7 @@ class AdjudicationPage {
     if (!data) return;
     this.setState("saving");
     try {
-      await this.api.request("POST", this.config.urls.resolve.replace("{id}", String(data.id)), { body });
+      await this.api.request("POST", apiUrls.resolveAdjudication(data.id), { body });
       this.alert.hidden = true;
       await this.loadList();
       await this.open(data.id);

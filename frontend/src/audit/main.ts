@@ -6,6 +6,7 @@
 import "./audit.css";
 import { Api, ApiError } from "../shared/api";
 import { h } from "../shared/dom";
+import { apiUrls } from "../shared/urls";
 import { type Filters, FILTER_NAMES, filtersFrom, pageLabel, withQuery } from "./query";
 
 type Config = {
@@ -13,7 +14,6 @@ type Config = {
   csrfToken: string;
   pageSize: number;
   actions: string[];
-  urls: { list: string; csv: string };
 };
 
 type AuditEvent = {
@@ -113,9 +113,9 @@ class AuditPage {
     this.setState("loading");
     const page = { limit: this.config.pageSize, offset: this.offset };
     window.history.replaceState(null, "", withQuery(window.location.pathname, this.filters, page));
-    this.csv.href = withQuery(this.config.urls.csv, this.filters);
+    this.csv.href = withQuery(apiUrls.auditEventsCsv(this.config.projectId), this.filters);
     try {
-      const { data } = await this.api.get<Page>(withQuery(this.config.urls.list, this.filters, page));
+      const { data } = await this.api.get<Page>(withQuery(apiUrls.auditEvents(this.config.projectId), this.filters, page));
       this.alert.hidden = true;
       this.draw(data);
       this.setState("ready");

@@ -7,6 +7,7 @@
 import "./dashboard.css";
 import { Api } from "../shared/api";
 import { h } from "../shared/dom";
+import { apiUrls } from "../shared/urls";
 import { type Agreement, agreementSeries, agreementTiles } from "./agreement";
 import { followPageColors } from "./charts";
 import { ChartPanel, type PanelSpec } from "./panel";
@@ -82,9 +83,9 @@ class LeadDashboard {
     this.setState("loading");
     try {
       const [queue, review, agreement] = await Promise.all([
-        this.get<QueueDashboard>(this.config.urls.queue),
-        this.get<ReviewDashboard>(this.config.urls.review),
-        this.get<Agreement>(this.config.urls.agreement),
+        this.get<QueueDashboard>(apiUrls.queueDashboard(this.config.projectId)),
+        this.get<ReviewDashboard>(apiUrls.reviewDashboard(this.config.projectId)),
+        this.get<Agreement>(apiUrls.agreement(this.config.projectId)),
         this.loadThroughput(this.days),
       ]);
       this.showTiles(queue, review, agreement);
@@ -117,8 +118,7 @@ class LeadDashboard {
   /** Fetch and draw the annotators' charts; false when a later choice of window overtook it. */
   private async loadThroughput(days: number): Promise<boolean> {
     const request = ++this.throughputRequest;
-    const url = `${this.config.urls.throughput}?days=${days}`;
-    const data = await this.get<ThroughputDashboard>(url);
+    const data = await this.get<ThroughputDashboard>(apiUrls.throughputDashboard(this.config.projectId, days));
     if (request !== this.throughputRequest) return false;
     const span = `${data.days} days`;
     this.throughput.daily.show(`Submissions per day · ${span}`, shape.dailySubmissions(data));

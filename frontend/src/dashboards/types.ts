@@ -69,6 +69,5 @@ export type DashboardConfig = {
   csrfToken: string;
   days: number;
   dayChoices: number[];
-  urls: { queue: string; throughput: string; review: string; agreement: string };
   findings: { key: string; name: string }[];
 };

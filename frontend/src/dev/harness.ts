@@ -4,6 +4,7 @@
 
 import { getEnabledElements, getShouldUseCPURendering, type StackViewport } from "@cornerstonejs/core";
 
+import { apiUrls } from "../shared/urls";
 import { imageToWorld } from "../viewer/geometry";
 import {
   createViewer,
@@ -37,7 +38,7 @@ function imagesFromQuery(): ViewerImage[] {
       const [id, frames] = item.split("x").map(Number);
       return {
         instanceId: id,
-        url: `/api/instances/${id}/file/`,
+        url: apiUrls.instanceFile(id),
         frames: frames || 1,
         rows: 0,
         columns: 0,

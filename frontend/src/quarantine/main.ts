@@ -7,13 +7,19 @@
 import "./quarantine.css";
 import { Api, ApiError } from "../shared/api";
 import { h } from "../shared/dom";
+import { apiUrls, pageUrls, query } from "../shared/urls";
 import { heldSummary } from "./summary";
 
 type Config = {
   projectId: number;
   csrfToken: string;
-  urls: { list: string; decide: string; thumbnail: string; render: string; history: string | null };
+  /** Whether the user may open the audit trail (each image's History link). */
+  canViewAudit: boolean;
 };
+
+/** Each image's audit trail (held, fetched, released or rejected). */
+const imageHistory = (projectId: number, instanceId: number): string =>
+  pageUrls.projectAudit(projectId, query({ object_type: "annotations.Instance", object_id: instanceId }));
 
 export type HeldImage = {
   id: number;
@@ -89,7 +95,7 @@ class QuarantinePage {
   }
 
   private async fetchList(): Promise<{ data: HeldImage[]; total: number }> {
-    const response = await this.api.get<HeldImage[]>(this.config.urls.list);
+    const response = await this.api.get<HeldImage[]>(apiUrls.quarantine(this.config.projectId));
     const total = Number(response.headers.get("X-Total-Count") ?? response.data.length);
     return { data: response.data, total: Number.isFinite(total) ? total : response.data.length };
   }
@@ -124,7 +130,7 @@ class QuarantinePage {
           onclick: () => this.showFull(image),
         },
         h("img", {
-          src: this.config.urls.thumbnail.replace("{id}", String(image.id)),
+          src: apiUrls.instanceThumbnail(image.id),
           alt: `Thumbnail of ${label}`,
           loading: "lazy",
         }),
@@ -143,8 +149,8 @@ class QuarantinePage {
           { type: "button", class: "link full", onclick: () => this.showFull(image) },
           "Full resolution",
         ),
-        this.config.urls.history
-          ? h("a", { class: "history", href: this.config.urls.history.replace("{id}", String(image.id)) }, "History")
+        this.config.canViewAudit
+          ? h("a", { class: "history", href: imageHistory(this.config.projectId, image.id) }, "History")
           : null,
       ),
     );
@@ -152,7 +158,7 @@ class QuarantinePage {
 
   private showFull(image: HeldImage): void {
     const img = required<HTMLImageElement>(this.dialog, "#full-image");
-    img.src = this.config.urls.render.replace("{id}", String(image.id));
+    img.src = apiUrls.instanceRender(image.id);
     img.alt = `Image ${image.id} of case ${image.case} at full resolution`;
     required(this.dialog, "#full-caption").textContent =
       `Case ${image.case}, image ${image.id} (${image.columns}×${image.rows}): ${image.quarantine_reason}`;
@@ -189,7 +195,7 @@ class QuarantinePage {
     this.setState("saving");
     this.updateButtons();
     try {
-      const { data } = await this.api.post<DecisionResult>(this.config.urls.decide, {
+      const { data } = await this.api.post<DecisionResult>(apiUrls.quarantineDecisions(this.config.projectId), {
         instances,
         decision,
         comment,

@@ -1,9 +1,9 @@
 /** The case's images as a strip of buttons with MedLoop's server-rendered thumbnails. */
 
+import { apiUrls } from "../shared/urls";
 import type { ViewerImage } from "./types";
 
-export const thumbnailUrl = (instanceId: number): string =>
-  `/api/instances/${instanceId}/thumbnail.png`;
+export const thumbnailUrl = (instanceId: number): string => apiUrls.instanceThumbnail(instanceId);
 
 export class ThumbnailStrip {
   private buttons = new Map<number, HTMLButtonElement>();

@@ -4,6 +4,7 @@
 import { createViewer, DEFAULT_PRESETS, type ViewerBox, type ViewerHandle } from "../viewer";
 import { Activity } from "./activity";
 import { Api, ApiError } from "../shared/api";
+import { apiUrls, query } from "../shared/urls";
 import { DraftSaver } from "./autosave";
 import { Banners } from "./banner";
 import { CommandRegistry } from "./commands";
@@ -89,14 +90,14 @@ export class AnnotateWorkspace {
     const id = Number(localStorage.getItem(this.currentKey));
     if (!id) return null;
     try {
-      const detail = await this.api.get<CaseDetail>(`/api/cases/${id}/`);
+      const detail = await this.api.get<CaseDetail>(apiUrls.case(id));
       const c = detail.data;
       const leaseValid = c.lease_expires_at && new Date(c.lease_expires_at).getTime() > Date.now();
       if (c.leased_to !== this.config.username || !leaseValid) return null;
       const [annotation, served] = await Promise.all([
-        this.api.get<Annotation>(`/api/cases/${id}/annotation/`),
-        this.api.get<ServedSuggestion>(`/api/cases/${id}/suggestion/`),
-        this.api.put(`/api/cases/${id}/lease/`),
+        this.api.get<Annotation>(apiUrls.caseAnnotation(id)),
+        this.api.get<ServedSuggestion>(apiUrls.caseSuggestion(id)),
+        this.api.put(apiUrls.caseLease(id)),
       ]);
       if (!["draft", "returned"].includes(annotation.data.status)) return null;
       return {
@@ -114,15 +115,15 @@ export class AnnotateWorkspace {
   /** Lease the queue's next case; ``known`` (the prefetched case) is reused as it is, images
    * and suggestion already loaded, when the server hands it back. */
   private async lease(exclude: number[], known: Bundle | null = null): Promise<Bundle | null> {
-    const query = exclude.length ? `?exclude=${exclude.join(",")}` : "";
+    const search = query({ exclude: exclude.join(",") });
     const response = await this.api.post<LeasedCase>(
-      `/api/projects/${this.config.projectId}/next-case/${query}`,
+      apiUrls.nextCase(this.config.projectId, search),
     );
     if (response.status === 204 || !response.data) return null;
     if (known && response.data.id === known.case.id) return known;
     // The server cuts the suggestion to what its version's validation evidence supports (and
     // records what it served on this annotator's annotation).
-    const served = await this.api.get<ServedSuggestion>(`/api/cases/${response.data.id}/suggestion/`);
+    const served = await this.api.get<ServedSuggestion>(apiUrls.caseSuggestion(response.data.id));
     return { case: response.data, suggestion: served.data?.suggestion ?? null, served: served.data ?? null };
   }
 
@@ -136,7 +137,7 @@ export class AnnotateWorkspace {
       this.next = null;
       if (bundle && !askQueue) {
         // The prefetched lease may have lapsed while the previous case was worked on.
-        void this.api.put(`/api/cases/${bundle.case.id}/lease/`).catch((err: unknown) => {
+        void this.api.put(apiUrls.caseLease(bundle.case.id)).catch((err: unknown) => {
           this.showError(err);
         });
       } else {
@@ -163,7 +164,7 @@ export class AnnotateWorkspace {
         const bundle = await this.lease([currentId]);
         if (!bundle || this.current?.case.id !== currentId) return;
         this.next = bundle;
-        await this.viewer.prefetch(imagesOf(bundle.case, this.config));
+        await this.viewer.prefetch(imagesOf(bundle.case));
       } catch (err) {
         // Prefetch is an optimisation: say so, but keep working.
         const message = err instanceof ApiError ? err.message : String(err);
@@ -209,7 +210,7 @@ export class AnnotateWorkspace {
     );
     this.layout.left.replaceChildren(renderContext(c));
     this.renderRight();
-    await this.viewer.setImages(imagesOf(c, this.config));
+    await this.viewer.setImages(imagesOf(c));
     this.syncViewerBoxes();
     void this.prefetchNext();
   }
@@ -247,7 +248,7 @@ export class AnnotateWorkspace {
     try {
       await this.saver.settle();
       const submitted = await this.api.post<Annotation & { returned_waiting?: number[] }>(
-        `/api/cases/${c.id}/annotation/submit/`,
+        apiUrls.caseSubmit(c.id),
         this.work.content(),
         this.saver.etag,
       );
@@ -275,7 +276,7 @@ export class AnnotateWorkspace {
     this.busy = true;
     try {
       this.saver?.dispose(); // a skipped case is given back: no draft save may re-lease it
-      await this.api.post(`/api/cases/${c.id}/skip/`, { reason });
+      await this.api.post(apiUrls.caseSkip(c.id), { reason });
       await this.openNext(performance.now(), true);
     } catch (err) {
       this.showError(err);
@@ -302,7 +303,7 @@ export class AnnotateWorkspace {
 
   private async fetchServerAnnotation(): Promise<Annotation> {
     const c = this.current!.case;
-    const response = await this.api.get<Annotation>(`/api/cases/${c.id}/annotation/`);
+    const response = await this.api.get<Annotation>(apiUrls.caseAnnotation(c.id));
     return { ...response.data, etag: response.etag ?? response.data.etag };
   }
 
@@ -627,7 +628,7 @@ export class AnnotateWorkspace {
     window.setInterval(() => {
       if (!activity.activeWithin(LEASE_RENEW_MS)) return;
       for (const bundle of [this.current, this.next]) {
-        if (bundle) void this.api.put(`/api/cases/${bundle.case.id}/lease/`).catch((err: unknown) => this.showError(err));
+        if (bundle) void this.api.put(apiUrls.caseLease(bundle.case.id)).catch((err: unknown) => this.showError(err));
       }
     }, LEASE_RENEW_MS);
   }
@@ -719,7 +720,7 @@ export class AnnotateWorkspace {
 
   private stepImage(delta: number): void {
     if (!this.current) return;
-    const images = imagesOf(this.current.case, this.config);
+    const images = imagesOf(this.current.case);
     const shown = this.viewer.currentImage();
     const at = images.findIndex((i) => i.instanceId === shown?.instanceId);
     const target = images[(at + delta + images.length) % images.length];

@@ -3,6 +3,7 @@
  * overwrite. One save is in flight at a time; changes made meanwhile are saved after it. */
 
 import { Api, ApiError } from "../shared/api";
+import { apiUrls } from "../shared/urls";
 import type { Annotation, AnnotationContent } from "./types";
 
 export type SaverHooks = {
@@ -87,7 +88,7 @@ export class DraftSaver {
     this.hooks.onState("saving");
     try {
       const response = await this.api.put<Annotation>(
-        `/api/cases/${this.caseId}/annotation/`,
+        apiUrls.caseAnnotation(this.caseId),
         this.content(),
         this.etag,
         keepalive,

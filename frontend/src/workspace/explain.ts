@@ -4,6 +4,7 @@
 
 import type { ViewerHandle } from "../viewer";
 import type { Api } from "../shared/api";
+import { apiUrls, query } from "../shared/urls";
 import type { ReportLink, Suggestion } from "./types";
 
 export class Explanations {
@@ -40,8 +41,7 @@ export class Explanations {
       return "hidden";
     }
     const request = ++this.request;
-    const params = new URLSearchParams({ finding, version: String(suggestion.model_version) });
-    const { blob, headers } = await this.api.blob(`/api/cases/${caseId}/explanation/?${params}`);
+    const { blob, headers } = await this.api.blob(apiUrls.caseExplanation(caseId, query({ finding, version: suggestion.model_version })));
     if (request !== this.request) return "hidden"; // another toggle or a new case took over
     const instanceId = Number(headers.get("X-MedLoop-Instance"));
     const url = URL.createObjectURL(blob);

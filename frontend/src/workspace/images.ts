@@ -1,15 +1,16 @@
 /** The case's images in the viewer's terms. */
 
 import type { ViewerImage } from "../viewer";
-import type { CaseDetail, WorkspaceConfig } from "./types";
+import { apiUrls } from "../shared/urls";
+import type { CaseDetail } from "./types";
 
-export function imagesOf(c: CaseDetail, config: WorkspaceConfig): ViewerImage[] {
+export function imagesOf(c: CaseDetail): ViewerImage[] {
   const images: ViewerImage[] = [];
   for (const series of c.series ?? []) {
     for (const instance of series.instances ?? []) {
       images.push({
         instanceId: instance.id,
-        url: config.fileUrl.replace("{id}", String(instance.id)),
+        url: apiUrls.instanceFile(instance.id),
         frames: instance.number_of_frames || 1,
         rows: instance.rows,
         columns: instance.columns,

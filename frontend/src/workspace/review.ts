@@ -3,6 +3,7 @@
 
 import { createViewer, DEFAULT_PRESETS, type ViewerHandle } from "../viewer";
 import { Api, ApiError } from "../shared/api";
+import { apiUrls } from "../shared/urls";
 import { Banners } from "./banner";
 import { CommandRegistry, type KeyBinding } from "./commands";
 import { helpBody, openDialog } from "./dialogs";
@@ -71,7 +72,7 @@ export class ReviewWorkspace {
   private async loadQueue(): Promise<void> {
     try {
       const response = await this.api.get<Page<Annotation>>(
-        `/api/projects/${this.config.projectId}/review-queue/${reviewQueueQuery(this.ordering, this.filter)}`,
+        apiUrls.reviewQueue(this.config.projectId, reviewQueueQuery(this.ordering, this.filter)),
       );
       this.queue = response.data.results;
     } catch (err) {
@@ -150,9 +151,9 @@ export class ReviewWorkspace {
 
   private async openAnnotation(id: number): Promise<void> {
     try {
-      const response = await this.api.get<Annotation>(`/api/annotations/${id}/`);
+      const response = await this.api.get<Annotation>(apiUrls.annotation(id));
       const annotation = { ...response.data, etag: response.etag ?? response.data.etag };
-      const caseResponse = await this.api.get<CaseDetail>(`/api/cases/${annotation.case}/`);
+      const caseResponse = await this.api.get<CaseDetail>(apiUrls.case(annotation.case));
       const work = new WorkState(this.config.schema);
       // Read-only: show exactly what was submitted, without the model's prefill.
       work.load(annotation, null);
@@ -169,7 +170,7 @@ export class ReviewWorkspace {
       this.contextEl.replaceChildren(renderContext(caseResponse.data));
       this.renderQueue();
       this.renderRight(shown);
-      await this.viewer.setImages(imagesOf(caseResponse.data, this.config));
+      await this.viewer.setImages(imagesOf(caseResponse.data));
       this.syncBoxes();
     } catch (err) {
       this.showError(err);
@@ -246,7 +247,7 @@ export class ReviewWorkspace {
     }
     const done = this.open.annotation;
     try {
-      await this.api.post(`/api/annotations/${done.id}/review/`, { decision, comment }, done.etag);
+      await this.api.post(apiUrls.annotationReview(done.id), { decision, comment }, done.etag);
       this.banners.show(
         "decided",
         "info",

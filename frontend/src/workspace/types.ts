@@ -16,8 +16,6 @@ export type WorkspaceConfig = {
   roles: string[];
   schema: LabelSchema;
   csrfToken: string;
-  thumbnailUrl: string; // "/api/instances/{id}/thumbnail.png"
-  fileUrl: string; // "/api/instances/{id}/file/"
 };
 
 export type Instance = { id: number; rows: number; columns: number; number_of_frames: number; instance_number?: number | null };

@@ -11,9 +11,9 @@ import {
   round3,
   scoreHistogram,
   suggestionShares,
-} from "../model_shape";
-import type { ModelDashboard, VersionUsefulness } from "../model_types";
-import { describe, isEmpty } from "../shape";
+} from "../chart_shape";
+import type { ModelDashboard, VersionUsefulness } from "../chart_types";
+import { describe, isEmpty } from "../../dashboards/shape";
 
 const metrics = (map: number | null, auroc: number | null, f1: number | null, rouge: number | null) => ({
   "boxes.map_50": map,

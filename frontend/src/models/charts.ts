@@ -1,22 +1,20 @@
-/** The Models page's charts (frontend/templates/frontend/models.html, under the page that
- * frontend/static/frontend/models.js runs): the learning curve across versions, per-class
- * metrics of a chosen version, the acquisition scores of the open cases, and how useful each
- * version's suggestions were. Vite's entry src/dashboards/models.ts; the numbers come from
- * /api/projects/{id}/model-dashboard/ and are fetched again when models.js dispatches
- * "medloop:models-changed" (a cycle finished, a version was registered, promoted or rolled
- * back). ``#model-charts[data-state]`` is loading, ready or error; ``[data-loads]`` counts the
- * loads drawn. */
+/** The Models page's charts (frontend/templates/frontend/models.html): the learning curve across
+ * versions, per-class metrics of a chosen version, the acquisition scores of the open cases, and
+ * how useful each version's suggestions were. The numbers come from
+ * /api/projects/{id}/model-dashboard/; the page (./page.ts) asks for them again when a cycle
+ * finished or a version was registered, promoted or rolled back. ``#model-charts[data-state]``
+ * is loading, ready or error; ``[data-loads]`` counts the loads drawn. */
 
-import "./dashboard.css";
-import "./models.css";
+import "../dashboards/dashboard.css";
+import "./charts.css";
 import { Chart, type Point } from "chart.js";
-import { Api } from "../shared/api";
+import type { Api } from "../shared/api";
 import { h } from "../shared/dom";
-import { followPageColors } from "./charts";
-import * as shape from "./model_shape";
-import type { ModelDashboard } from "./model_types";
-import { ChartPanel, type PanelSpec } from "./panel";
-import type { Series } from "./shape";
+import { followPageColors } from "../dashboards/charts";
+import * as shape from "./chart_shape";
+import type { ModelDashboard } from "./chart_types";
+import { ChartPanel, type PanelSpec } from "../dashboards/panel";
+import type { Series } from "../dashboards/shape";
 
 const PANELS = {
   curve: {
@@ -55,8 +53,6 @@ const PANELS = {
   },
 } satisfies Record<string, PanelSpec>;
 
-export const CHANGED_EVENT = "medloop:models-changed";
-
 type ChartSummary = {
   type: string;
   xScale: string | undefined;
@@ -71,8 +67,7 @@ declare global {
   }
 }
 
-class ModelCharts {
-  private readonly api: Api;
+export class ModelCharts {
   private readonly panels = {
     curve: new ChartPanel(PANELS.curve),
     perClass: new ChartPanel(PANELS.perClass),
@@ -89,10 +84,9 @@ class ModelCharts {
 
   constructor(
     private readonly root: HTMLElement,
+    private readonly api: Api,
     private readonly url: string,
-    csrfToken: string,
   ) {
-    this.api = new Api(csrfToken);
     this.alert = required(root, "#model-charts-alert");
     this.picker = h("select", {
       id: "per-class-version",
@@ -110,7 +104,6 @@ class ModelCharts {
       ...Object.values(this.panels).map((p) => p.element),
     );
     followPageColors(root);
-    document.addEventListener(CHANGED_EVENT, () => void this.load());
     window.medloopModelCharts = () => this.summaries();
   }
 
@@ -240,15 +233,3 @@ function required(root: HTMLElement, selector: string): HTMLElement {
   if (!el) throw new Error(`The Models page has no ${selector}.`);
   return el;
 }
-
-function main(): void {
-  const root = document.getElementById("model-charts");
-  const url = root?.dataset.url;
-  if (!root || !url) return;
-  // The page's config (models.js reads it too); the charts only read, but Api wants a token.
-  const config = document.getElementById("models-config")?.textContent;
-  const csrf = config ? (JSON.parse(config) as { csrfToken?: string }).csrfToken : undefined;
-  void new ModelCharts(root, url, csrf ?? "").load();
-}
-
-main();

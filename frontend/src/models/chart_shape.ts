@@ -2,14 +2,14 @@
  * as ./shape.ts does for the lead's dashboard). No DOM, no Chart.js: tested by
  * __tests__/model_shape.test.ts. */
 
-import type { Dataset, Row, Series } from "./shape";
+import type { Dataset, Row, Series } from "../dashboards/shape";
 import type {
   AcquisitionScores,
   CurvePoint,
   ModelDashboard,
   VersionClassMetrics,
   VersionUsefulness,
-} from "./model_types";
+} from "./chart_types";
 
 type MetricPart = { key: string; label: string; color: string };
 

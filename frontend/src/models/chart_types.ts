@@ -1,6 +1,6 @@
 /** The model dashboard endpoint's JSON (active_learning/api/model_dashboard.py). */
 
-import type { SuggestionUse } from "./types";
+import type { SuggestionUse } from "../dashboards/types";
 
 /** One version on the learning curve: validation metrics against its training labels. */
 export type CurvePoint = {
