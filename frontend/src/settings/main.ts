@@ -88,9 +88,9 @@ class SettingsPage {
     const id = this.config.projectId;
     return {
       project: apiUrls.project(id),
-      loop: `/api/projects/${id}/loop-settings/`,
-      members: `/api/projects/${id}/members/`,
-      member: (membershipId: number) => `/api/projects/${id}/members/${membershipId}/`,
+      loop: apiUrls.loopSettings(id),
+      members: apiUrls.members(id),
+      member: (membershipId: number) => apiUrls.member(id, membershipId),
       strategies: apiUrls.strategies(),
     };
   }
