@@ -175,7 +175,7 @@ export class ModelsPage {
         { "data-cycle": cycle.id },
         h("td", { text: `#${cycle.id}`, title: `queued ${when(cycle.created_at)}` }),
         h("td", {}, badge(shownStatus(cycle))),
-        h("td", { text: `${cycle.trigger}${by}` }),
+        h("td", { text: `${cycle.trigger}${by}`, class: "trigger" }),
         h("td", { text: made }),
         h("td", { text: took, class: "num" }),
       );

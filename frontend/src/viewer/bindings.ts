@@ -11,7 +11,7 @@ import {
 
 import type { ViewerTool } from "./types";
 
-const { MouseBindings } = ToolsEnums;
+const { KeyboardBindings, MouseBindings } = ToolsEnums;
 
 export const BOX_TOOL = RectangleROITool.toolName;
 
@@ -22,10 +22,14 @@ export const PRIMARY_TOOLS: Record<ViewerTool, string> = {
   rectangle: BOX_TOOL,
 };
 
-/** Middle drag pans and right drag zooms whatever the left button does. */
-export const FIXED_BINDINGS: { tool: string; mouseButton: number }[] = [
+/** Middle drag pans, right drag zooms and the mouse wheel zooms (about the pointer, as every
+ * DICOM viewer does) whatever the left button does. On a multi-frame image the wheel scrolls
+ * frames instead and Ctrl+wheel zooms (viewer.ts). */
+export const FIXED_BINDINGS: { tool: string; mouseButton: number; modifierKey?: number }[] = [
   { tool: PanTool.toolName, mouseButton: MouseBindings.Auxiliary },
   { tool: ZoomTool.toolName, mouseButton: MouseBindings.Secondary },
+  { tool: ZoomTool.toolName, mouseButton: MouseBindings.Wheel },
+  { tool: ZoomTool.toolName, mouseButton: MouseBindings.Wheel, modifierKey: KeyboardBindings.Ctrl },
 ];
 
 export const PRIMARY_BUTTON = MouseBindings.Primary;

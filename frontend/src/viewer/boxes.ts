@@ -14,6 +14,8 @@ type AnnotationStyle = ToolsTypes.AnnotationStyle.AnnotationStyle;
 const { state, selection, config } = annotationApi;
 
 export const SUGGESTION_DASH = "6,4";
+const LABEL_TEXT = "rgb(255, 255, 255)";
+const LABEL_PLATE = "rgba(0, 0, 0, 0.85)";
 
 /** Per-annotation style: the finding's colour in every state, wider when selected. */
 function styleFor(box: ViewerBox): AnnotationStyle {
@@ -28,10 +30,13 @@ function styleFor(box: ViewerBox): AnnotationStyle {
     lineDash: dash,
     lineDashHighlighted: dash,
     lineDashSelected: dash,
-    textBoxColor: box.color,
-    textBoxColorHighlighted: box.color,
-    textBoxColorSelected: box.color,
-    textBoxBackground: "rgba(0, 0, 0, 0.55)",
+    // The label is white on a nearly opaque black plate: readable over any image (contrast
+    // >= 13:1 even over white pixels), whatever the finding's colour, which the box keeps.
+    textBoxColor: LABEL_TEXT,
+    textBoxColorHighlighted: LABEL_TEXT,
+    textBoxColorSelected: LABEL_TEXT,
+    textBoxBackground: LABEL_PLATE,
+    textBoxFontSize: "13px",
   };
 }
 

@@ -104,8 +104,8 @@ export async function createViewer(
     }
   }
   group.addViewport(viewportId, engineId);
-  for (const { tool, mouseButton } of FIXED_BINDINGS) {
-    group.setToolActive(tool, { bindings: [{ mouseButton }] });
+  for (const { tool, mouseButton, modifierKey } of FIXED_BINDINGS) {
+    group.setToolActive(tool, { bindings: [modifierKey ? { mouseButton, modifierKey } : { mouseButton }] });
   }
 
   const boxes = new BoxLayer(viewport);
@@ -159,6 +159,8 @@ export async function createViewer(
     const parts = [`W ${Math.round(width)} L ${Math.round(center)}`];
     if (info.frames > 1) parts.push(`Frame ${current.frame}/${info.frames}`);
     if (viewport.getProperties().invert) parts.push("Inverted");
+    // Cornerstone's zoom (about 1 when fitted), for tests and the console.
+    element.dataset.zoom = viewport.getZoom().toFixed(3);
     overlay.textContent = parts.join(" · ");
   }
 
@@ -327,10 +329,13 @@ export async function createViewer(
     const [x1, y1] = currentPoints.canvas;
     if (Math.hypot(x1 - x0, y1 - y0) <= CLICK_SLOP_PX) cancelActiveManipulations(host as HTMLDivElement);
   };
+  // The wheel zooms (ZoomTool's wheel binding); on a multi-frame image it scrolls frames
+  // instead, unless Ctrl is held. Heard in the capture phase, before Cornerstone's own listener.
   const onWheel = (event: WheelEvent) => {
     const image = currentImage();
-    if (!image || image.frames <= 1) return;
+    if (!image || image.frames <= 1 || event.ctrlKey) return;
     event.preventDefault();
+    event.stopImmediatePropagation();
     nextFrame(Math.sign(event.deltaY));
   };
   const onContextMenu = (event: Event) => event.preventDefault();
@@ -342,7 +347,7 @@ export async function createViewer(
   window.addEventListener("pointerup", onPointerUp, true);
   host.addEventListener(ToolsEnums.Events.MOUSE_UP, onToolsMouseUp);
   host.addEventListener(ToolsEnums.Events.MOUSE_CLICK, onToolsMouseUp);
-  host.addEventListener("wheel", onWheel, { passive: false });
+  host.addEventListener("wheel", onWheel, { passive: false, capture: true });
   host.addEventListener("contextmenu", onContextMenu);
   const resizeObserver = new ResizeObserver(() => engine.resize(true, true));
   resizeObserver.observe(element);

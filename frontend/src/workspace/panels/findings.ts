@@ -34,9 +34,17 @@ export function renderFindings(
             { "data-finding": f.key, class: prefilled.has(f.key) ? "prefilled" : "" },
             h(
               "th",
-              { scope: "row" },
-              h("span", { class: "swatch", style: { background: f.color, borderColor: f.color }, "aria-hidden": "true" }),
-              ` ${f.name}`,
+              { scope: "row", title: f.name },
+              h(
+                "span",
+                { class: "finding-label" },
+                h("span", { class: "swatch", style: { background: f.color, borderColor: f.color }, "aria-hidden": "true" }),
+                // A long name is cut short; the tag saying the model prefilled it never is.
+                h("span", { class: "finding-name", text: f.name }),
+                prefilled.has(f.key)
+                  ? h("span", { class: "model-tag", title: "Prefilled by the model until you change it", text: "model" })
+                  : null,
+              ),
             ),
             h(
               "td",
