@@ -43,7 +43,8 @@ test: $(STAMP) $(FRONTEND_BUILD)
 	PATH="$(abspath $(BIN)):$$PATH" bash scripts/test.sh
 
 lint: $(STAMP)
-	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy medloop annotations active_learning frontend
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy medloop annotations active_learning frontend \
+		&& $(BIN)/lint-imports
 
 bench-queue: $(STAMP)
 	$(BIN)/python bench/queue_load.py

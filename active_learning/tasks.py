@@ -13,6 +13,7 @@ from django.db import OperationalError
 
 from active_learning.services import cycles
 from annotations.models import Project
+from medloop.celery import app as _celery_app  # noqa: F401 (configures the app these tasks use)
 
 logger = logging.getLogger(__name__)
 

@@ -17,9 +17,6 @@ computed on MedLoop's own double reads, on a public multi-reader set and in test
 
 from __future__ import annotations
 
-import csv
-import gzip
-import importlib.util
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,11 +25,17 @@ from pathlib import Path
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import cohen_kappa_score
 
-from active_learning.ml.box_priors import VINDR_FILE
-from active_learning.ml.evaluate import edit_distance, rouge_l_f1, tokenize_report
+from medloop.metrics.boxes import iou_matrix_xywh, optimal_match_count
+from medloop.metrics.text import edit_distance, rouge_l_f1, tokenize_report
+from medloop.public_data import (
+    TORCHXRAYVISION_INSTALL_HINT,
+    VINDR_FILE,
+    VINDR_NO_FINDING,
+    torchxrayvision_file,
+    vindr_rows,
+)
 
 __all__ = [
     "VINDR_CLASSES",
@@ -63,8 +66,6 @@ Box = tuple[str, float, float, float, float]
 Read = bool | str | None
 """One reader's call on one finding: ``True`` / ``"present"``, ``False`` / ``"absent"``; ``None``
 (no read) and ``"uncertain"`` exclude the case from that finding's kappa."""
-
-_IOU_TOLERANCE = 1e-9  # IoU computed as exactly the threshold must not fall below it by rounding
 
 
 # ----------------------------------------------------------------------------------------- boxes
@@ -121,32 +122,9 @@ def _as_array(boxes: Sequence[Box]) -> NDArray[np.float64]:
     return array
 
 
-def _iou_matrix(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
-    """IoU of every box in ``a`` (n, 4) with every box in ``b`` (m, 4), ``(x, y, w, h)`` rows."""
-    a_end, b_end = a[:, :2] + a[:, 2:], b[:, :2] + b[:, 2:]
-    low = np.maximum(a[:, None, :2], b[None, :, :2])
-    high = np.minimum(a_end[:, None], b_end[None])
-    overlap = np.clip(high - low, 0.0, None)
-    intersection = overlap[..., 0] * overlap[..., 1]
-    union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None] - intersection
-    return np.divide(intersection, union, out=np.zeros_like(union), where=union > 0)
-
-
 def _match_count(a: NDArray[np.float64], b: NDArray[np.float64], threshold: float) -> int:
     """Most one-to-one pairs with IoU >= threshold; among those, the largest summed IoU."""
-    if not len(a) or not len(b):
-        return 0
-    iou = _iou_matrix(a, b)
-    valid = iou >= threshold - _IOU_TOLERANCE
-    if not valid.any():
-        return 0
-    if len(a) == 1 or len(b) == 1:
-        return 1
-    # A bonus above any possible IoU sum makes the assignment maximise the number of valid pairs
-    # first and their IoU second; invalid pairs weigh 0 and are dropped below.
-    weight = np.where(valid, min(len(a), len(b)) + 1.0 + iou, 0.0)
-    rows, cols = linear_sum_assignment(weight, maximize=True)
-    return int(valid[rows, cols].sum())
+    return optimal_match_count(iou_matrix_xywh(a, b), threshold)
 
 
 def box_f1(
@@ -277,7 +255,7 @@ def fleiss_kappa(counts: ArrayLike) -> float:
 @dataclass(frozen=True)
 class ReportSimilarity:
     """``rouge_l_f1`` in [0, 1] (1: same words in the same order) and ``word_edit_distance`` in
-    [0, 1] (0: identical), both on :func:`~active_learning.ml.evaluate.tokenize_report` tokens."""
+    [0, 1] (0: identical), both on :func:`~medloop.metrics.text.tokenize_report` tokens."""
 
     rouge_l_f1: float
     word_edit_distance: float
@@ -288,7 +266,7 @@ def report_similarity(a: str, b: str) -> ReportSimilarity:
 
     Both texts are tokenised as the report metrics do (:func:`tokenize_report`: lower case,
     punctuation dropped). ``rouge_l_f1``: ROUGE-L F-measure with beta 1, 2PR / (P + R) from the
-    longest common word subsequence (:func:`~active_learning.ml.evaluate.rouge_l_f1`;
+    longest common word subsequence (:func:`~medloop.metrics.text.rouge_l_f1`;
     pycocoevalcap's ROUGE-L in ``report_metrics`` uses beta 1.2).
     ``word_edit_distance``: Levenshtein distance over words (insert, delete, substitute cost 1)
     divided by the longer text's word count. Two empty texts are identical (1.0 and 0.0).
@@ -420,8 +398,7 @@ def _symmetric_kappa(a: NDArray[np.int8], b: NDArray[np.int8]) -> KappaResult:
 
 
 # ------------------------------------------------------------------------------------- VinDr-CXR
-VINDR_INSTALL_HINT = "pip install --no-deps torchxrayvision==1.5.7"
-VINDR_NO_FINDING = "No finding"
+VINDR_INSTALL_HINT = TORCHXRAYVISION_INSTALL_HINT
 VINDR_CLASSES = (
     "Aortic enlargement",
     "Atelectasis",
@@ -444,38 +421,26 @@ def default_vindr_path() -> Path:
     """Where the torchxrayvision wheel keeps ``vinbigdata-train.csv.gz``, found without importing
     the package (that would import torch). The file itself may still be missing; raises
     FileNotFoundError when the package is not installed."""
-    spec = importlib.util.find_spec("torchxrayvision")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            f"{VINDR_FILE} ships in the torchxrayvision wheel, which is not installed; "
-            f"install it with `{VINDR_INSTALL_HINT}`"
-        )
-    return Path(next(iter(spec.submodule_search_locations))) / "data" / VINDR_FILE
+    return torchxrayvision_file(VINDR_FILE)
 
 
 def read_vindr(path: Path | str, *, limit: int | None = None) -> dict[str, dict[str, list[Box]]]:
     """The VinDr-CXR box list as ``{image_id: {rad_id: [Box, ...]}}``.
 
-    In: the gzip CSV (columns image_id, class_name, class_id, rad_id, x_min, y_min, x_max, y_max;
-    pixels of the original images). A "No finding" row has no box: the reader read the image as
-    normal, and gets an empty list. ``limit`` keeps the first N images in file order. Out: boxes as
-    ``(class_name, x_min, y_min, x_max - x_min, y_max - y_min)``. Raises ValueError naming the line
-    of a malformed row.
+    In: the gzip CSV (:func:`medloop.public_data.vindr_rows`; pixels of the original images). A
+    "No finding" row has no box: the reader read the image as normal, and gets an empty list.
+    ``limit`` keeps the first N images in file order. Out: boxes as ``(class_name, x_min, y_min,
+    x_max - x_min, y_max - y_min)``. Raises ValueError naming the line of a malformed row.
     """
     reads: dict[str, dict[str, list[Box]]] = {}
-    with gzip.open(path, "rt", newline="") as handle:
-        for line, row in enumerate(csv.DictReader(handle), start=2):
-            image = row["image_id"]
-            if image not in reads:
-                if limit is not None and len(reads) >= limit:
-                    continue
-                reads[image] = {}
-            boxes = reads[image].setdefault(row["rad_id"], [])
-            if row["class_name"] == VINDR_NO_FINDING:
+    for row in vindr_rows(path):
+        if row.image_id not in reads:
+            if limit is not None and len(reads) >= limit:
                 continue
-            try:
-                x0, y0, x1, y1 = (float(row[k]) for k in ("x_min", "y_min", "x_max", "y_max"))
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"{path}, line {line}: no box for {row['class_name']}") from exc
-            boxes.append((row["class_name"], x0, y0, x1 - x0, y1 - y0))
+            reads[row.image_id] = {}
+        boxes = reads[row.image_id].setdefault(row.rad_id, [])
+        if row.box is None:
+            continue
+        x0, y0, x1, y1 = row.box
+        boxes.append((row.class_name, x0, y0, x1 - x0, y1 - y0))
     return reads

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from medloop.metrics.boxes import iou as box_iou
+
 REPO = Path(__file__).resolve().parents[1]
 KEPT_IOU = 0.5  # a suggested box the annotator's box matches at this IoU (same finding) is kept
 EDITED_IOU = 0.1  # below KEPT_IOU but at least this (or another finding): moved or relabelled
@@ -161,15 +163,6 @@ class Corrections:
         }
 
 
-def _iou(a: dict[str, float], b: dict[str, float]) -> float:
-    x1, y1 = max(a["x"], b["x"]), max(a["y"], b["y"])
-    x2 = min(a["x"] + a["width"], b["x"] + b["width"])
-    y2 = min(a["y"] + a["height"], b["y"] + b["height"])
-    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
-    union = a["width"] * a["height"] + b["width"] * b["height"] - inter
-    return inter / union if union > 0 else 0.0
-
-
 def word_edit_distance(draft: str, final: str) -> float:
     """Word-level Levenshtein distance from the draft to the final text, over the final
     text's length (0: unchanged; 1: rewritten): the measure the Models page charts per
@@ -195,7 +188,7 @@ def submit_truth(case, annotator, entry: dict, stats: Corrections) -> None:
         for box in suggestion.boxes:
             best, best_iou = None, 0.0
             for index, true in enumerate(true_boxes):
-                overlap = _iou(box, true)
+                overlap = box_iou(box, true)
                 if index not in matched and overlap > best_iou:
                     best, best_iou = index, overlap
             same = best is not None and box["finding"] == true_boxes[best]["finding"]
@@ -361,7 +354,7 @@ def tally_served(tally: ServedTally, shown: list[Any], annotated: list[Any]) -> 
     for box in shown:
         best, best_iou = None, 0.0
         for index, mine in enumerate(annotated):
-            overlap = _iou(_as_dict(box), _as_dict(mine))
+            overlap = box_iou(_as_dict(box), _as_dict(mine))
             if index not in used and overlap > best_iou:
                 best, best_iou = index, overlap
         if best is not None and best_iou >= KEPT_IOU and annotated[best].finding == box.finding:

@@ -1,5 +1,4 @@
-"""The evaluation command: ``python -m active_learning.ml.evaluation_run`` prints one table and
-writes one CSV.
+"""Model evaluation: ``python bench/model_evaluation.py`` prints one table and writes one CSV.
 
 1. Synthetic benchmark: the built-in model trained twice on the same synthetic cases, once on the
    image only and once on image + clinical text + labs, then scored on held-out synthetic cases:
@@ -11,117 +10,24 @@ writes one CSV.
    built-in model's text path (:class:`ReportDrafter`) against a nearest-neighbour retrieval and
    a template baseline, all in this run.
 
-Pure Python and torch; no Django.
+Pure Python and torch; no Django. The metrics are those a retraining cycle stores for each
+version (:func:`active_learning.ml.evaluate.evaluate_model`).
 """
 
 from __future__ import annotations
 
 import argparse
-import math
-import time
-from collections.abc import Iterable
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from active_learning.ml import evaluate as ev
-from active_learning.ml.interface import LabelledCase, SuggestionModel, UncertaintyOptions
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 
-
-def _logit(p: float) -> float:
-    p = min(max(p, 1e-7), 1 - 1e-7)
-    return math.log(p / (1 - p))
-
-
-def evaluate_model(
-    model: SuggestionModel, cases: Iterable[LabelledCase], *, batch_size: int = 16
-) -> dict[str, Any]:
-    """Every metric of the module docstring for ``model`` on ``cases`` (streamed)."""
-    classes = list(model.finding_classes)
-    truth_boxes, predicted_boxes, shown_boxes, image_ids = [], [], [], []
-    labels: dict[str, list[int]] = {c: [] for c in classes}
-    calibrated: dict[str, list[float]] = {c: [] for c in classes}
-    raw: dict[str, list[float]] = {c: [] for c in classes}
-    references, candidates = [], []
-    temperature = float(getattr(model, "temperature", 1.0))
-    chunk: list[LabelledCase] = []
-    n_cases = 0
-    seconds = 0.0
-
-    def flush() -> None:
-        nonlocal seconds
-        started = time.perf_counter()
-        predictions = model.predict(chunk, uncertainty=UncertaintyOptions(box_stability=False))
-        seconds += time.perf_counter() - started
-        for case, prediction in zip(chunk, predictions, strict=True):
-            for box in case.boxes:
-                truth_boxes.append(
-                    ev.GroundTruthBox(case.case_id, box.finding, box.x, box.y, box.width,
-                                      box.height)
-                )  # fmt: skip
-            image_ids.append(case.case_id)
-            # mAP and FROC from every candidate (a model without candidates gives its boxes);
-            # the shown boxes only for what annotators see.
-            for b in prediction.candidates or prediction.boxes:
-                predicted_boxes.append(
-                    ev.PredictedBox(case.case_id, b.finding, b.x, b.y, b.width, b.height, b.score)
-                )
-            for b in prediction.boxes:
-                shown_boxes.append(
-                    ev.PredictedBox(case.case_id, b.finding, b.x, b.y, b.width, b.height, b.score)
-                )
-            for c in classes:
-                value = case.findings.get(c)
-                if value is None:
-                    continue
-                labels[c].append(int(bool(value)))
-                p = prediction.findings[c]
-                calibrated[c].append(p)
-                raw[c].append(1 / (1 + math.exp(-_logit(p) * temperature)))
-            references.append(_report_text(case.report))
-            candidates.append(_report_text(prediction.report))
-        chunk.clear()
-
-    for case in cases:
-        chunk.append(case)
-        n_cases += 1
-        if len(chunk) == batch_size:
-            flush()
-    if chunk:
-        flush()
-    results: dict[str, Any] = {"cases": n_cases, "seconds_per_case": seconds / max(n_cases, 1)}
-    boxes = ev.box_map(truth_boxes, predicted_boxes, classes)
-    results["boxes"] = {
-        "map_50": boxes["map_50"],
-        "map_50_95": boxes["map_50_95"],
-        "ap_50_per_class": boxes["ap_50_per_class"],
-        "froc": ev.froc(truth_boxes, predicted_boxes, images=image_ids),
-        "shown": ev.shown_box_metrics(truth_boxes, shown_boxes, classes, images=image_ids),
-    }
-    findings = ev.finding_metrics(labels, raw, temperature=temperature)
-    results["findings"] = {
-        key: findings[key]
-        for key in (
-            "auroc_macro",
-            "auroc",
-            "ece_before_macro",
-            "ece_after_macro",
-            "temperature",
-        )
-        if key in findings
-    }
-    reports = ev.report_metrics(references, candidates, classes)
-    results["reports"] = {
-        key: reports[key]
-        for key in ("bleu_4", "rouge_l_f_beta1.2", "cider_d", "finding_f1_micro")
-        if key in reports
-    }
-    return results
-
-
-def _report_text(report: dict[str, str]) -> str:
-    return " ".join(f"{k.upper()}: {v}" for k, v in report.items() if v)
+from active_learning.ml import evaluate as ev  # noqa: E402
+from active_learning.ml.evaluate import evaluate_model  # noqa: E402
 
 
 def run_synthetic(

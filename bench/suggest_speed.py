@@ -56,8 +56,9 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     from active_learning.ml.builtin import BuiltinConfig, BuiltinModel
+    from active_learning.ml.checkpoints import load_model
     from active_learning.ml.datasets import synthetic_source
-    from active_learning.ml.interface import UncertaintyOptions, load_model
+    from active_learning.ml.interface import UncertaintyOptions
 
     train = synthetic_source(seed=21, start=0, count=args.train_cases, size=512)
     started = time.perf_counter()

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: lint, types, then pytest on PostgreSQL (everything) and on the embedded
-# SQLite default (the tests marked both_backends). Under CI=true PostgreSQL and Redis must be
-# reachable; tests/conftest.py fails the run otherwise.
+# The whole test suite: lint, types, import contracts (.importlinter), then pytest on PostgreSQL
+# (everything) and on the embedded SQLite default (the tests marked both_backends). Under CI=true
+# PostgreSQL and Redis must be reachable; tests/conftest.py fails the run otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +10,8 @@ ruff check .
 ruff format --check .
 echo "== mypy"
 mypy medloop annotations active_learning frontend
+echo "== import contracts (.importlinter)"
+lint-imports
 echo "== frontend unit tests (vitest)"
 (cd frontend && npm test --silent)
 

@@ -35,17 +35,13 @@ from typing import Any
 
 import numpy as np
 
+from active_learning.ml.uncertainty import binary_entropy
+
 LN2 = math.log(2.0)
 #: Weights of the image, findings and report parts in the combined acquisition score.
 IMAGE_WEIGHT, FINDINGS_WEIGHT, REPORT_WEIGHT = 0.6, 0.25, 0.15
 #: Threshold used for a class with no fitted operating threshold (the built-in default).
 FALLBACK_THRESHOLD = 0.25
-
-
-def binary_entropy(p: np.ndarray | float) -> np.ndarray:
-    """Entropy in nats of Bernoulli(p), elementwise; 0 at p in {0, 1}, ln 2 at 0.5."""
-    q = np.clip(np.asarray(p, dtype=np.float64), 1e-12, 1 - 1e-12)
-    return -(q * np.log(q) + (1 - q) * np.log(1 - q))
 
 
 def _logit(p: np.ndarray | float) -> np.ndarray:

@@ -36,7 +36,7 @@ pool can follow both the marginal rates and the co-occurrence (cardiomegaly with
 Per class the JSON keeps the count per source, 21 marginal quantiles of each of cx, cy, w, h, the
 correlation of their normal scores (a Gaussian copula), and 200 ``(cx, cy, w, h)`` samples drawn
 from that copula with a deterministic Halton sequence: a summary of the distribution, not a copy of
-any box. ``python -m active_learning.ml.box_priors`` rewrites ``box_priors.json``; at run time only
+any box. ``python bench/box_priors.py`` rewrites ``box_priors.json``; at run time only
 the JSON is read (``load_priors``). No Django, no torch.
 """
 
@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import importlib.util
 import json
 import re
 from pathlib import Path
@@ -53,9 +52,10 @@ from typing import Any
 
 import numpy as np
 
+from medloop.public_data import VINDR_FILE, torchxrayvision_data_dir, vindr_rows
+
 FORMAT_VERSION = 1
 PRIORS_PATH = Path(__file__).with_name("box_priors.json")
-VINDR_FILE = "vinbigdata-train.csv.gz"
 NIH_FILE = "BBox_List_2017.csv.gz"
 NIH_IMAGE_SIZE = 1024.0
 DETECTOR_MM = (350.0, 430.0)  # width, height of the 35 x 43 cm detector the VinDr frame stands for
@@ -78,11 +78,11 @@ Box = tuple[float, float, float, float]  # cx, cy, w, h as fractions of the imag
 
 
 def default_data_dir() -> Path | None:
-    """torchxrayvision's ``data`` folder, found without importing the package (None if absent)."""
-    spec = importlib.util.find_spec("torchxrayvision")
-    if spec is None or not spec.submodule_search_locations:
+    """torchxrayvision's ``data`` folder when it holds both CSV files, found without importing the
+    package (None otherwise)."""
+    path = torchxrayvision_data_dir()
+    if path is None:
         return None
-    path = Path(next(iter(spec.submodule_search_locations))) / "data"
     return path if (path / VINDR_FILE).exists() and (path / NIH_FILE).exists() else None
 
 
@@ -90,28 +90,18 @@ VinDrBox = tuple[str, str, float, float, float, float]  # image_id, class_name, 
 
 
 def _read_vindr(path: Path) -> list[VinDrBox]:
-    with gzip.open(path, "rt", newline="") as handle:
-        rows = [
-            (
-                r["image_id"],
-                r["class_name"],
-                float(r["x_min"]),
-                float(r["y_min"]),
-                float(r["x_max"]),
-                float(r["y_max"]),
-            )
-            for r in csv.DictReader(handle)
-            if r["x_min"]  # "No finding" rows carry no box
-        ]
-    return rows
+    return [
+        (r.image_id, r.class_name, *r.box)
+        for r in vindr_rows(path)
+        if r.box is not None  # "No finding" rows carry no box
+    ]
 
 
 def _read_vindr_labels(path: Path) -> dict[str, set[str]]:
     """Every VinDr image id -> the set of labels its readers wrote ("No finding" included)."""
     labels: dict[str, set[str]] = {}
-    with gzip.open(path, "rt", newline="") as handle:
-        for r in csv.DictReader(handle):
-            labels.setdefault(r["image_id"], set()).add(r["class_name"])
+    for r in vindr_rows(path):
+        labels.setdefault(r.image_id, set()).add(r.class_name)
     return labels
 
 
@@ -220,7 +210,7 @@ def build_priors(data_dir: Path | str) -> dict[str, Any]:
     }
     return {
         "format_version": FORMAT_VERSION,
-        "generated_by": "python -m active_learning.ml.box_priors",
+        "generated_by": "python bench/box_priors.py",
         "vindr_frame_px": [frame_w, frame_h],
         "classes": classes,
         "prevalence": _prevalence(_read_vindr_labels(data_dir / VINDR_FILE), present),
@@ -281,17 +271,3 @@ def load_priors(path: Path | str | None = None) -> dict[str, Any]:
     if priors.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"box priors format {priors.get('format_version')} != {FORMAT_VERSION}")
     return priors
-
-
-def main() -> None:
-    data_dir = default_data_dir()
-    if data_dir is None:
-        raise SystemExit(
-            "pip install --no-deps torchxrayvision==1.5.7 first: its data folder is needed"
-        )
-    PRIORS_PATH.write_text(dumps(build_priors(data_dir)), encoding="utf-8")
-    print(f"wrote {PRIORS_PATH} ({PRIORS_PATH.stat().st_size} bytes)")
-
-
-if __name__ == "__main__":
-    main()

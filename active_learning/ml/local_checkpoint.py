@@ -33,7 +33,6 @@ tokenizer), ``report/`` when there is a report model, and this wrapper's ``confi
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -54,7 +53,12 @@ from transformers import (
     PreTrainedModel,
 )
 
-from active_learning.ml.evaluate import rouge_l_f1
+from active_learning.ml.calibration import (  # noqa: F401 (re-exported: the kind's hold-out)
+    CALIBRATION_BUCKETS,
+    fit_temperature,
+    is_calibration_case,
+)
+from active_learning.ml.checkpoints import read_manifest, write_version
 from active_learning.ml.interface import (
     CaseInput,
     CasePrediction,
@@ -69,11 +73,10 @@ from active_learning.ml.interface import (
     TrainReport,
     UncertaintyOptions,
     batched,
-    read_manifest,
     register,
-    write_version,
 )
 from active_learning.ml.report_findings import findings_stated
+from active_learning.ml.uncertainty import bald, binary_entropy, draft_disagreement
 
 logger = logging.getLogger(__name__)
 
@@ -83,10 +86,6 @@ CLASSIFIER_DIR = "classifier"
 REPORT_DIR = "report"
 # A finding at or above this calibrated probability is named in the report prompt.
 REPORT_FINDING_THRESHOLD = 0.5
-# Cases whose sha256(case_id) bucket is 0 of CALIBRATION_BUCKETS are held out of training and
-# used to fit the temperature.
-CALIBRATION_BUCKETS = 10
-TEMPERATURE_BOUNDS = (0.05, 20.0)
 # Models whose position ids start after the padding index (pad_token_id + 1 positions are unused).
 _OFFSET_POSITION_MODELS = frozenset(
     {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "longformer", "roberta-prelayernorm"}
@@ -107,7 +106,6 @@ _TOKENIZER_FILES = (
     "sentencepiece.bpe.model",
 )
 _LOAD_OPTIONS: dict[str, Any] = {"local_files_only": True, "trust_remote_code": False}
-_EPS = 1e-12
 
 
 @dataclass
@@ -194,66 +192,6 @@ def report_prompt(text: str, findings: dict[str, float]) -> str:
     )
     named = ", ".join(name.replace("_", " ") for name, _ in present) or "none"
     return f"Clinical information: {text or 'none'}\nSuggested findings: {named}\nReport:"
-
-
-def is_calibration_case(case_id: str) -> bool:
-    """True for the cases held out of training to fit the temperature: the stable bucket
-    ``sha256(case_id) mod 10`` is 0 (about one case in ten, the same on every run)."""
-    digest = hashlib.sha256(str(case_id).encode("utf-8")).hexdigest()
-    return int(digest, 16) % CALIBRATION_BUCKETS == 0
-
-
-# ------------------------------------------------------------------------------------- uncertainty
-def binary_entropy(p: np.ndarray) -> np.ndarray:
-    """Entropy in nats of Bernoulli probabilities (0 at p in {0, 1}, ln 2 at 0.5)."""
-    q = np.clip(np.asarray(p, dtype=np.float64), _EPS, 1 - _EPS)
-    return -(q * np.log(q) + (1 - q) * np.log1p(-q))
-
-
-def bald(samples: np.ndarray) -> np.ndarray:
-    """BALD (mutual information, nats) from MC samples ``(n_samples, ...)`` of Bernoulli
-    probabilities: entropy of the mean minus the mean entropy, clipped at 0 (it is >= 0 up to
-    rounding)."""
-    samples = np.asarray(samples, dtype=np.float64)
-    value = binary_entropy(samples.mean(axis=0)) - binary_entropy(samples).mean(axis=0)
-    return np.maximum(value, 0.0)
-
-
-def rouge_l(a: str, b: str) -> float:
-    """ROUGE-L F1 of two texts on lower-cased whitespace tokens (1.0 when both are empty)."""
-    return rouge_l_f1(a.lower().split(), b.lower().split())
-
-
-def fit_temperature(logits: torch.Tensor, targets: torch.Tensor) -> float:
-    """The temperature ``T`` in :data:`TEMPERATURE_BOUNDS` minimising the mean BCE of
-    ``sigmoid(logits / T)`` against 0/1 ``targets`` (both 1-D, the labelled entries only): the
-    best of a log-spaced grid of 241 values, then refined by LBFGS on ``log T`` when that helps."""
-    z, y = logits.double(), targets.double()
-    low, high = (math.log(bound) for bound in TEMPERATURE_BOUNDS)
-
-    def nll(log_t: torch.Tensor) -> torch.Tensor:
-        return F.binary_cross_entropy_with_logits(z / torch.exp(log_t), y)
-
-    grid = torch.linspace(low, high, 241, dtype=torch.float64)
-    losses = torch.stack([nll(value) for value in grid])
-    best = float(grid[int(torch.argmin(losses))])
-    log_t = torch.tensor(best, dtype=torch.float64, requires_grad=True)
-    optimizer = torch.optim.LBFGS([log_t], max_iter=50, line_search_fn="strong_wolfe")
-
-    def closure() -> torch.Tensor:
-        optimizer.zero_grad()
-        loss = nll(log_t)
-        loss.backward()
-        return loss
-
-    optimizer.step(closure)
-    refined = min(max(float(log_t.detach()), low), high)
-    with torch.no_grad():
-        if nll(torch.tensor(refined, dtype=torch.float64)) < nll(
-            torch.tensor(best, dtype=torch.float64)
-        ):
-            best = refined
-    return math.exp(best)
 
 
 # ---------------------------------------------------------------------------------------- loading
@@ -357,7 +295,7 @@ def _sentences(text: str) -> list[str]:
 class LocalCheckpointModel(SuggestionModel):
     """A hospital's pretrained text encoder with a multi-label findings head (kind
     ``local-checkpoint``); see the module docstring. Build one with :meth:`from_directory`, or
-    load a saved version with :func:`~active_learning.ml.interface.load_model`."""
+    load a saved version with :func:`~active_learning.ml.checkpoints.load_model`."""
 
     kind = KIND
 
@@ -648,12 +586,7 @@ class LocalCheckpointModel(SuggestionModel):
             finally:
                 self.report_model.eval()
         for row, texts_of_case in enumerate(samples):
-            pairs = [
-                rouge_l(texts_of_case[i], texts_of_case[j])
-                for i in range(len(texts_of_case))
-                for j in range(i + 1, len(texts_of_case))
-            ]
-            drafts[row][1]["mc_disagreement"] = float(1.0 - np.mean(pairs))
+            drafts[row][1]["mc_disagreement"] = draft_disagreement(texts_of_case)
         return drafts
 
     # -------------------------------------------------------------------------------- embed
@@ -811,7 +744,11 @@ class LocalCheckpointModel(SuggestionModel):
         mask = torch.cat(masks)
         if not mask.any():
             return 1.0
-        return fit_temperature(torch.cat(logits)[mask], torch.cat(targets)[mask])
+        return fit_temperature(
+            torch.cat(logits)[mask].double().numpy(),
+            torch.cat(targets)[mask].double().numpy(),
+            from_logits=True,
+        )
 
     # -------------------------------------------------------------------------------- store
     def save(self, directory: Path | str) -> dict[str, Any]:

@@ -40,6 +40,7 @@ from numpy.typing import NDArray
 
 from active_learning.ml.interface import CasePrediction, LabelledCase
 from active_learning.ml.report_findings import findings_stated
+from medloop.metrics.boxes import iou_matrix
 
 IOU_THRESHOLD = 0.5
 #: Promotion metrics the bootstrap recomputes (dotted names as in ``ModelVersion.metrics``).
@@ -99,11 +100,8 @@ def _xyxy(boxes: Sequence[Any]) -> NDArray[np.float64]:
 def _match(truth: Sequence[Any], predicted: Sequence[Any]) -> NDArray[np.bool_]:
     """True positives among ``predicted`` (same-class, greedy by descending score, each truth
     box used once, the unused truth box of highest IoU >= 0.5 taken)."""
-    # Imported here: the built-in package loads torch, which the web process need not.
-    from active_learning.ml.builtin.uncertainty import box_iou
-
     order = sorted(range(len(predicted)), key=lambda i: -float(predicted[i].score))
-    iou = box_iou(_xyxy(predicted), _xyxy(truth))
+    iou = iou_matrix(_xyxy(predicted), _xyxy(truth))
     tp = np.zeros(len(predicted), dtype=bool)
     used: set[int] = set()
     for i in order:

@@ -15,7 +15,7 @@ The backbone is the detector's own feature extractor (the MONAI ResNet + FPN tha
 (:func:`embed_images`: TypiClust and k-center before any model is trained).
 
 Pure Python and torch, never Django. A saved backbone is a directory written once
-(:func:`save_backbone`, through :func:`~active_learning.ml.interface.write_version`):
+(:func:`save_backbone`, through :func:`~active_learning.ml.checkpoints.write_version`):
 ``backbone.safetensors`` (the state dict), ``pretraining.json`` (config, the image ids it saw,
 steps, loss curve, seconds, format version) and ``manifest.json`` with every file's sha256;
 :func:`load_backbone` verifies every checksum (and, when given, the registered one) before
@@ -42,13 +42,8 @@ from torch import nn
 from active_learning.ml.builtin.config import BuiltinConfig
 from active_learning.ml.builtin.network import build_detector
 from active_learning.ml.builtin.preprocess import image_tensor
-from active_learning.ml.interface import (
-    CaseInput,
-    CheckpointError,
-    ModelInputError,
-    read_manifest,
-    write_version,
-)
+from active_learning.ml.checkpoints import read_manifest, write_version
+from active_learning.ml.interface import CaseInput, CheckpointError, ModelInputError
 
 KIND = "backbone-simclr"
 FORMAT_VERSION = 1

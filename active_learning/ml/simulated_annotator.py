@@ -29,8 +29,6 @@ JSON is read. Pure Python and numpy: no Django, no torch.
 
 from __future__ import annotations
 
-import csv
-import gzip
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -41,6 +39,8 @@ from numpy.typing import NDArray
 
 from active_learning.ml.box_priors import VINDR_FILE, default_data_dir, dumps, vindr_class
 from active_learning.ml.interface import Box
+from medloop.metrics.boxes import iou_matrix as box_iou
+from medloop.public_data import VinDrRow, vindr_rows
 
 FORMAT_VERSION = 1
 VARIATION_PATH = Path(__file__).with_name("reader_variation.json")
@@ -48,19 +48,6 @@ VARIABLES = ("dx", "dy", "log_w", "log_h")
 IOU_LEVELS = tuple(round(i / 20, 2) for i in range(21))
 MIN_SIDE_PX = 1.0
 SAMPLES_PER_CLASS = 400
-
-
-def box_iou(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
-    """IoU of every row of ``a`` with every row of ``b``; boxes as ``(x0, y0, x1, y1)``."""
-    x0 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y0 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x1 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y1 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
 
 
 def _relative(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -78,10 +65,9 @@ def _relative(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.floa
 
 
 def reader_pairs(
-    rows: Iterable[Mapping[str, str]], frame_px: tuple[float, float]
+    rows: Iterable[VinDrRow], frame_px: tuple[float, float]
 ) -> tuple[dict[str, NDArray[np.float64]], dict[str, int]]:
-    """Pair the readers' boxes of the VinDr CSV ``rows`` (dicts with ``image_id``, ``rad_id``,
-    ``class_name``, ``x_min`` .. ``y_max``).
+    """Pair the readers' boxes of the VinDr CSV ``rows`` (:func:`medloop.public_data.vindr_rows`).
 
     Returns, per our class, an ``(n, 5)`` array of ``(best_iou, dx, dy, log_w, log_h)``, one row
     per (box of reader A, other reader B who boxed the same label), and per class the number of
@@ -92,14 +78,14 @@ def reader_pairs(
     boxes: dict[tuple[str, str], dict[str, list[tuple[float, float, float, float]]]] = {}
     readers_of_image: dict[str, set[str]] = {}
     for r in rows:
-        readers_of_image.setdefault(r["image_id"], set()).add(r["rad_id"])
-        if not r["x_min"]:
+        readers_of_image.setdefault(r.image_id, set()).add(r.rad_id)
+        box = r.box
+        if box is None:
             continue  # "No finding" rows carry no box
-        box = (float(r["x_min"]), float(r["y_min"]), float(r["x_max"]), float(r["y_max"]))
         if box[2] <= box[0] or box[3] <= box[1]:
             continue
-        readers = boxes.setdefault((r["image_id"], r["class_name"]), {})
-        readers.setdefault(r["rad_id"], []).append(box)
+        readers = boxes.setdefault((r.image_id, r.class_name), {})
+        readers.setdefault(r.rad_id, []).append(box)
     pairs: dict[str, list[NDArray[np.float64]]] = {}
     missing: dict[str, int] = {}
     for (image_id, label), by_reader in boxes.items():
@@ -144,8 +130,7 @@ def build_reader_variation(data_dir: Path | str) -> dict[str, Any]:
     "normal_score_correlation": 4x4}}}``."""
     from active_learning.ml.box_priors import load_priors
 
-    with gzip.open(Path(data_dir) / VINDR_FILE, "rt", newline="") as handle:
-        rows = list(csv.DictReader(handle))
+    rows = vindr_rows(Path(data_dir) / VINDR_FILE)
     frame = load_priors()["vindr_frame_px"]
     pairs, missing = reader_pairs(rows, (float(frame[0]), float(frame[1])))
     classes: dict[str, Any] = {}

@@ -42,7 +42,7 @@ from annotations.dashboards.throughput import STANDING_STATUSES, SuggestionUse, 
 from annotations.models import Annotation, Box, Case, Project
 
 # The validation metrics drawn against labels, besides the project's promotion metric (dotted
-# keys into ModelVersion.metrics["validation"], as written by active_learning.ml.evaluation_run).
+# keys into ModelVersion.metrics["validation"], as written by active_learning.ml.evaluate).
 CURVE_METRICS = (
     "boxes.map_50",
     "findings.auroc_macro",

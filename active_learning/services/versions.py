@@ -20,13 +20,8 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from active_learning.ml.interface import (
-    CheckpointError,
-    ProgressCallback,
-    SuggestionModel,
-    load_model,
-    read_manifest,
-)
+from active_learning.ml.checkpoints import load_model, read_manifest
+from active_learning.ml.interface import CheckpointError, ProgressCallback, SuggestionModel
 from active_learning.models import ModelVersion
 from active_learning.services.case_inputs import labelled_source, training_annotations
 from annotations.models import Project

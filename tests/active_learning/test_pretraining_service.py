@@ -13,7 +13,7 @@ from django.test import override_settings
 
 from active_learning import tasks
 from active_learning.ml.builtin import BuiltinConfig
-from active_learning.ml.interface import read_manifest
+from active_learning.ml.checkpoints import read_manifest
 from active_learning.ml.pretraining import WEIGHTS_FILE, load_backbone
 from active_learning.models import (
     BackboneEmbedding,

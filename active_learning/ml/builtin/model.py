@@ -6,7 +6,8 @@ over the source as often as needed for ``config.train_steps`` optimisation steps
 warm-up then cosine decay), with augmentation (:mod:`active_learning.ml.builtin.augment`); the
 first pass of a fresh model trains the tokenizer and learns the lab codes from the same stream.
 Cases whose ``sha256(case_id)`` falls in bucket 0 of 10 are held out of the gradient steps and
-used to fit the findings' temperature, so the calibration split is the same in every run and
+used to fit the findings' temperature (:func:`~active_learning.ml.calibration.is_calibration_case`,
+the same cases for every model kind), so the calibration split is the same in every run and
 every version. :meth:`BuiltinModel.fit_operating_points` then chooses on validation labels what
 the version may show (:mod:`active_learning.ml.builtin.operating_points`); the points are saved
 with the weights and applied by :meth:`BuiltinModel.predict`. It runs on a GPU when torch sees
@@ -15,7 +16,6 @@ one.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import time
@@ -40,7 +40,8 @@ from active_learning.ml.builtin.config import BuiltinConfig
 from active_learning.ml.builtin.inference import predict_batch
 from active_learning.ml.builtin.network import GRADCAM_LAYER, MultimodalNetwork, anchor_shapes
 from active_learning.ml.builtin.preprocess import LabVocabulary, report_target, train_tokenizer
-from active_learning.ml.evaluate import fit_temperature
+from active_learning.ml.calibration import fit_temperature, is_calibration_case
+from active_learning.ml.checkpoints import read_manifest, write_version
 from active_learning.ml.interface import (
     CaseInput,
     CasePrediction,
@@ -53,20 +54,13 @@ from active_learning.ml.interface import (
     TrainReport,
     UncertaintyOptions,
     batched,
-    read_manifest,
     register,
-    write_version,
 )
 
 REPORT_METRIC = "rouge_l_f_beta1.2"
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.safetensors"
 TOKENIZER_DIR = "tokenizer"
-
-
-def is_calibration_case(case_id: str) -> bool:
-    """The fixed held-out split: bucket 0 of 10 by sha256 of the case id."""
-    return hashlib.sha256(case_id.encode()).digest()[0] % 10 == 0
 
 
 def warmup_cosine(step: int, *, total: int, warmup: int, final_fraction: float) -> float:

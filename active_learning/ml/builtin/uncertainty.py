@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from itertools import combinations
 
 import numpy as np
 import torch
@@ -26,37 +25,20 @@ import torch
 from active_learning.ml.acquisition import (  # noqa: F401 (re-exported for the model's code)
     AcquisitionParts,
     acquisition_parts,
-    binary_entropy,
     box_thresholds,
     combine_parts,
     prediction_parts,
     prediction_score,
 )
-from active_learning.ml.evaluate import rouge_l_f1
+from active_learning.ml.uncertainty import (  # noqa: F401 (re-exported for the model's code)
+    bald,
+    binary_entropy,
+    draft_disagreement,
+)
+from medloop.metrics.boxes import greedy_matches
+from medloop.metrics.boxes import iou_matrix as box_iou
 
 LN2 = math.log(2.0)
-
-
-def bald(samples: np.ndarray) -> np.ndarray:
-    """Mutual information (nats) per column of ``samples`` ``(K, ...)`` of probabilities."""
-    samples = np.asarray(samples, dtype=np.float64)
-    return np.maximum(
-        binary_entropy(samples.mean(axis=0)) - binary_entropy(samples).mean(axis=0), 0.0
-    )
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix of boxes ``(N, 4)`` and ``(M, 4)`` given as x1, y1, x2, y2."""
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
 
 
 def localization_instability(
@@ -75,19 +57,8 @@ def localization_instability(
     for view_boxes, view_labels in views:
         iou = box_iou(boxes, view_boxes)
         iou = np.where(labels[:, None] == view_labels[None, :], iou, 0.0)
-        matched = np.zeros(len(boxes))
-        used_rows: set[int] = set()
-        used_cols: set[int] = set()
-        for flat in np.argsort(-iou, axis=None):
-            row, col = divmod(int(flat), iou.shape[1])
-            if iou[row, col] <= 0:
-                break
-            if row in used_rows or col in used_cols:
-                continue
-            matched[row] = iou[row, col]
-            used_rows.add(row)
-            used_cols.add(col)
-        total += matched
+        for row, col in greedy_matches(iou):
+            total[row] += iou[row, col]
     return 1.0 - total / len(views)
 
 
@@ -105,15 +76,6 @@ def token_uncertainty(logits: torch.Tensor, tokens: torch.Tensor, mask: torch.Te
     weights = mask.float()
     count = weights.sum(1).clamp(min=1.0)
     return (entropy * weights).sum(1) / count, (nll * weights).sum(1) / count
-
-
-def draft_disagreement(drafts: Sequence[str]) -> float:
-    """1 - mean pairwise ROUGE-L F1 of the drafts (lower-cased words); 0 when all agree."""
-    if len(drafts) < 2:
-        return 0.0
-    tokens = [draft.lower().split() for draft in drafts]
-    scores = [rouge_l_f1(a, b) for a, b in combinations(tokens, 2)]
-    return 1.0 - float(np.mean(scores))
 
 
 def case_score(

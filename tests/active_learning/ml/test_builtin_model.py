@@ -13,6 +13,7 @@ import torch
 
 from active_learning.ml.builtin import BuiltinConfig, BuiltinModel
 from active_learning.ml.builtin.inference import greedy_decode
+from active_learning.ml.checkpoints import load_model
 from active_learning.ml.datasets import synthetic_source
 from active_learning.ml.interface import (
     CaseInput,
@@ -20,7 +21,6 @@ from active_learning.ml.interface import (
     LabValue,
     ModelInputError,
     UncertaintyOptions,
-    load_model,
 )
 
 SIZE = 128

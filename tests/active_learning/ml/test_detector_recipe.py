@@ -24,8 +24,9 @@ from active_learning.ml.builtin.augment import (
 from active_learning.ml.builtin.inference import shown_mask, view_sizes
 from active_learning.ml.builtin.model import warmup_cosine
 from active_learning.ml.builtin.network import FocalLossPerPositive, GIoULoss
+from active_learning.ml.checkpoints import load_model
 from active_learning.ml.datasets import synthetic_source
-from active_learning.ml.interface import Box, LabelledCase, UncertaintyOptions, load_model
+from active_learning.ml.interface import Box, LabelledCase, UncertaintyOptions
 
 
 def test_focal_loss_is_summed_over_all_anchors_and_divided_by_the_positives():

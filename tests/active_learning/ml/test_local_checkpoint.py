@@ -25,6 +25,7 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
+from active_learning.ml.checkpoints import load_model
 from active_learning.ml.interface import (
     CaseInput,
     CheckpointError,
@@ -32,7 +33,6 @@ from active_learning.ml.interface import (
     LabValue,
     ModelInputError,
     UncertaintyOptions,
-    load_model,
 )
 from active_learning.ml.local_checkpoint import (
     LocalCheckpointModel,
@@ -281,7 +281,11 @@ def test_mc_dropout_bald_is_non_negative_and_reproducible(checkpoints: dict[str,
     # the probabilities are those of the deterministic pass, and the model is back in eval mode
     np.testing.assert_array_equal(_probabilities(first), _probabilities(model.predict(cases)))
     assert not model.classifier.training
-    assert (bald(np.array([[0.2, 0.9], [0.8, 0.9]])) >= 0).all()
+    # BALD: the disagreeing column gives H(0.5) - H(0.2); the agreeing one none.
+    entropy_02 = -(0.2 * np.log(0.2) + 0.8 * np.log(0.8))
+    np.testing.assert_allclose(
+        bald(np.array([[0.2, 0.9], [0.8, 0.9]])), [np.log(2) - entropy_02, 0.0], atol=1e-12
+    )
 
 
 def test_training_lowers_the_loss_and_fits_a_temperature(checkpoints: dict[str, Path]) -> None:

