@@ -3,30 +3,15 @@ with a safe default for a single machine (see README, "Configuration")."""
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import dj_database_url
 
+from medloop.env import env, env_bool, env_float, env_int, env_list
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
-
-
-def env(name: str, default: str = "") -> str:
-    return os.environ.get(name, default)
-
-
-def env_bool(name: str, default: bool = False) -> bool:
-    value = os.environ.get(name)
-    if value is None:
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
-
-
-def env_list(name: str, default: str = "") -> list[str]:
-    return [item.strip() for item in env(name, default).split(",") if item.strip()]
-
 
 # Everything MedLoop writes (SQLite file, DICOM store, rendered images, file-system broker)
 # lives under one directory; on several machines it is shared storage (NFS, CephFS, ...).
@@ -112,7 +97,7 @@ def database_from_url(url: str) -> dict[str, Any]:
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
     else:
-        config["CONN_MAX_AGE"] = int(env("DATABASE_CONN_MAX_AGE", "60"))
+        config["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 60)
         config["CONN_HEALTH_CHECKS"] = True
     return config
 
@@ -131,9 +116,9 @@ PASSWORD_HASHERS = [
 ]
 # RFC 9106's second recommended setting (t=3, 64 MiB) with one lane per core of a 2-core web
 # server: about 0.2 s per login there.
-MEDLOOP_ARGON2_TIME_COST = int(env("MEDLOOP_ARGON2_TIME_COST", "3"))
-MEDLOOP_ARGON2_MEMORY_KIB = int(env("MEDLOOP_ARGON2_MEMORY_KIB", "65536"))
-MEDLOOP_ARGON2_PARALLELISM = int(env("MEDLOOP_ARGON2_PARALLELISM", "2"))
+MEDLOOP_ARGON2_TIME_COST = env_int("MEDLOOP_ARGON2_TIME_COST", 3)
+MEDLOOP_ARGON2_MEMORY_KIB = env_int("MEDLOOP_ARGON2_MEMORY_KIB", 65536)
+MEDLOOP_ARGON2_PARALLELISM = env_int("MEDLOOP_ARGON2_PARALLELISM", 2)
 
 # django-axes watches every authentication; ModelBackend does the authenticating.
 AUTHENTICATION_BACKENDS = [
@@ -230,9 +215,9 @@ else:
     # second delivery stops (active_learning.services.cycles.claim). The sweep that redelivers
     # runs every interval x throttle seconds (kombu's defaults: 10 x 10).
     CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "visibility_timeout": int(env("CELERY_VISIBILITY_TIMEOUT", "3600")),
-        "unacked_restore_interval": int(env("CELERY_UNACKED_RESTORE_INTERVAL", "10")),
-        "unacked_restore_throttle": int(env("CELERY_UNACKED_RESTORE_THROTTLE", "10")),
+        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600),
+        "unacked_restore_interval": env_int("CELERY_UNACKED_RESTORE_INTERVAL", 10),
+        "unacked_restore_throttle": env_int("CELERY_UNACKED_RESTORE_THROTTLE", 10),
     }
 CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", "") or None
 CELERY_TASK_IGNORE_RESULT = True
@@ -268,9 +253,9 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # Retraining cycles: a cycle whose worker sent no heartbeat for this long is resumed (at most
 # MEDLOOP_CYCLE_MAX_ATTEMPTS times, then failed); unlabelled cases are scored in chunks of
 # MEDLOOP_SCORING_CHUNK cases, one inference task each.
-MEDLOOP_CYCLE_STALE_SECONDS = int(env("MEDLOOP_CYCLE_STALE_SECONDS", "600"))
-MEDLOOP_CYCLE_MAX_ATTEMPTS = int(env("MEDLOOP_CYCLE_MAX_ATTEMPTS", "2"))
-MEDLOOP_SCORING_CHUNK = int(env("MEDLOOP_SCORING_CHUNK", "64"))
+MEDLOOP_CYCLE_STALE_SECONDS = env_int("MEDLOOP_CYCLE_STALE_SECONDS", 600)
+MEDLOOP_CYCLE_MAX_ATTEMPTS = env_int("MEDLOOP_CYCLE_MAX_ATTEMPTS", 2)
+MEDLOOP_SCORING_CHUNK = env_int("MEDLOOP_SCORING_CHUNK", 64)
 # Self-supervised pretraining of the image backbone on a project's unlabelled images (training
 # queue): first when the project holds MEDLOOP_PRETRAIN_MIN_IMAGES images (first image of each
 # non-validation case), again each time the pool has grown MEDLOOP_PRETRAIN_GROWTH times.
@@ -278,29 +263,27 @@ MEDLOOP_SCORING_CHUNK = int(env("MEDLOOP_SCORING_CHUNK", "64"))
 # MEDLOOP_PRETRAIN_MAX_SECONDS (0: no limit), views of MEDLOOP_PRETRAIN_IMAGE_SIZE px (0: the
 # model's input size), at most MEDLOOP_PRETRAIN_MAX_IMAGES images held; a run whose worker
 # vanished is given up after MEDLOOP_PRETRAIN_STALE_SECONDS.
-MEDLOOP_PRETRAIN_MIN_IMAGES = int(env("MEDLOOP_PRETRAIN_MIN_IMAGES", "200"))
-MEDLOOP_PRETRAIN_GROWTH = float(env("MEDLOOP_PRETRAIN_GROWTH", "2.0"))
-MEDLOOP_PRETRAIN_STEPS = int(env("MEDLOOP_PRETRAIN_STEPS", "1000"))
-MEDLOOP_PRETRAIN_BATCH = int(env("MEDLOOP_PRETRAIN_BATCH", "32"))
-MEDLOOP_PRETRAIN_MAX_SECONDS = int(env("MEDLOOP_PRETRAIN_MAX_SECONDS", "1800"))
-MEDLOOP_PRETRAIN_IMAGE_SIZE = int(env("MEDLOOP_PRETRAIN_IMAGE_SIZE", "0"))
-MEDLOOP_PRETRAIN_MAX_IMAGES = int(env("MEDLOOP_PRETRAIN_MAX_IMAGES", "4000"))
-MEDLOOP_PRETRAIN_STALE_SECONDS = int(env("MEDLOOP_PRETRAIN_STALE_SECONDS", "7200"))
-# How long a case handed out by the queue stays reserved for its annotator without activity.
-MEDLOOP_LEASE_SECONDS = int(env("MEDLOOP_LEASE_SECONDS", "900"))
+MEDLOOP_PRETRAIN_MIN_IMAGES = env_int("MEDLOOP_PRETRAIN_MIN_IMAGES", 200)
+MEDLOOP_PRETRAIN_GROWTH = env_float("MEDLOOP_PRETRAIN_GROWTH", 2.0)
+MEDLOOP_PRETRAIN_STEPS = env_int("MEDLOOP_PRETRAIN_STEPS", 1000)
+MEDLOOP_PRETRAIN_BATCH = env_int("MEDLOOP_PRETRAIN_BATCH", 32)
+MEDLOOP_PRETRAIN_MAX_SECONDS = env_int("MEDLOOP_PRETRAIN_MAX_SECONDS", 1800)
+MEDLOOP_PRETRAIN_IMAGE_SIZE = env_int("MEDLOOP_PRETRAIN_IMAGE_SIZE", 0)
+MEDLOOP_PRETRAIN_MAX_IMAGES = env_int("MEDLOOP_PRETRAIN_MAX_IMAGES", 4000)
+MEDLOOP_PRETRAIN_STALE_SECONDS = env_int("MEDLOOP_PRETRAIN_STALE_SECONDS", 7200)
 # Largest single DICOM instance accepted, and largest upload request (413 beyond, refused
 # before anything is written: uploads are held in memory, originals never touch the disk).
-MEDLOOP_MAX_INSTANCE_BYTES = int(env("MEDLOOP_MAX_INSTANCE_BYTES", str(256 * 1024 * 1024)))
-MEDLOOP_MAX_UPLOAD_BYTES = int(env("MEDLOOP_MAX_UPLOAD_BYTES", str(1024 * 1024 * 1024)))
+MEDLOOP_MAX_INSTANCE_BYTES = env_int("MEDLOOP_MAX_INSTANCE_BYTES", 256 * 1024 * 1024)
+MEDLOOP_MAX_UPLOAD_BYTES = env_int("MEDLOOP_MAX_UPLOAD_BYTES", 1024 * 1024 * 1024)
 # A COCO label file to import (annotations/services/imports).
-MEDLOOP_MAX_LABEL_IMPORT_BYTES = int(env("MEDLOOP_MAX_LABEL_IMPORT_BYTES", str(64 * 1024 * 1024)))
+MEDLOOP_MAX_LABEL_IMPORT_BYTES = env_int("MEDLOOP_MAX_LABEL_IMPORT_BYTES", 64 * 1024 * 1024)
 # Zip archives: largest total uncompressed size, largest compression ratio (per member, any
 # size, and for the whole archive) and most members, all checked before decompressing.
-MEDLOOP_MAX_ARCHIVE_BYTES = int(env("MEDLOOP_MAX_ARCHIVE_BYTES", str(4 * 1024 * 1024 * 1024)))
-MEDLOOP_MAX_COMPRESSION_RATIO = int(env("MEDLOOP_MAX_COMPRESSION_RATIO", "200"))
-MEDLOOP_MAX_ARCHIVE_MEMBERS = int(env("MEDLOOP_MAX_ARCHIVE_MEMBERS", "10000"))
+MEDLOOP_MAX_ARCHIVE_BYTES = env_int("MEDLOOP_MAX_ARCHIVE_BYTES", 4 * 1024 * 1024 * 1024)
+MEDLOOP_MAX_COMPRESSION_RATIO = env_int("MEDLOOP_MAX_COMPRESSION_RATIO", 200)
+MEDLOOP_MAX_ARCHIVE_MEMBERS = env_int("MEDLOOP_MAX_ARCHIVE_MEMBERS", 10000)
 # Rendered PNGs (STORAGE_DIR/renders): at most this many bytes, least recently used evicted.
-MEDLOOP_RENDER_CACHE_MAX_BYTES = int(env("MEDLOOP_RENDER_CACHE_MAX_BYTES", str(512 * 1024 * 1024)))
+MEDLOOP_RENDER_CACHE_MAX_BYTES = env_int("MEDLOOP_RENDER_CACHE_MAX_BYTES", 512 * 1024 * 1024)
 FILE_UPLOAD_HANDLERS = ["annotations.uploads.MemoryOnlyUploadHandler"]
 # Key for pseudonyms and UID maps (HMAC); per-project secrets are derived from it.
 MEDLOOP_PSEUDONYM_KEY = env("MEDLOOP_PSEUDONYM_KEY", SECRET_KEY)
@@ -316,9 +299,9 @@ if env("MEDLOOP_CACHE_URL"):
     }
 # HIPAA automatic logoff: a browser session ends after this many idle seconds; every request
 # moves the expiry on, and the session ends with the browser.
-SESSION_COOKIE_AGE = int(env("MEDLOOP_SESSION_IDLE_SECONDS", "900"))
+SESSION_COOKIE_AGE = env_int("MEDLOOP_SESSION_IDLE_SECONDS", 900)
 # API tokens (scripts, the bench) expire after this many days (0: never).
-MEDLOOP_TOKEN_MAX_AGE_DAYS = int(env("MEDLOOP_TOKEN_MAX_AGE_DAYS", "30"))
+MEDLOOP_TOKEN_MAX_AGE_DAYS = env_int("MEDLOOP_TOKEN_MAX_AGE_DAYS", 30)
 SESSION_SAVE_EVERY_REQUEST = True
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_HTTPONLY = True
@@ -340,12 +323,12 @@ MEDLOOP_CONTENT_SECURITY_POLICY = env(
 )
 # Request bodies: JSON and form bodies over this are refused with 413 before they are read
 # (file uploads have their own limit, MEDLOOP_MAX_UPLOAD_BYTES); files per multipart request.
-DATA_UPLOAD_MAX_MEMORY_SIZE = int(env("MEDLOOP_MAX_BODY_BYTES", str(10 * 1024 * 1024)))
-DATA_UPLOAD_MAX_NUMBER_FILES = int(env("MEDLOOP_MAX_UPLOAD_FILES", "1000"))
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MEDLOOP_MAX_BODY_BYTES", 10 * 1024 * 1024)
+DATA_UPLOAD_MAX_NUMBER_FILES = env_int("MEDLOOP_MAX_UPLOAD_FILES", 1000)
 # Lockout after repeated failed logins (django-axes), per username and client address.
 AXES_ENABLED = env_bool("MEDLOOP_LOGIN_LOCKOUT", True)
-AXES_FAILURE_LIMIT = int(env("MEDLOOP_LOGIN_FAILURE_LIMIT", "5"))
-AXES_COOLOFF_TIME = timedelta(minutes=int(env("MEDLOOP_LOGIN_COOLOFF_MINUTES", "15")))
+AXES_FAILURE_LIMIT = env_int("MEDLOOP_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("MEDLOOP_LOGIN_COOLOFF_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 # Failures during a lockout do not push its end further out.
@@ -356,12 +339,12 @@ AXES_LOCKOUT_CALLABLE = "medloop.lockout.lockout_response"
 # Orthanc on the same machine). Default: none.
 MEDLOOP_PACS_ALLOWED_NETWORKS = env_list("MEDLOOP_PACS_ALLOWED_NETWORKS", "")
 # The most items one API page returns (?limit= beyond it is clamped to it).
-MEDLOOP_API_MAX_PAGE = int(env("MEDLOOP_API_MAX_PAGE", "500"))
+MEDLOOP_API_MAX_PAGE = env_int("MEDLOOP_API_MAX_PAGE", 500)
 # Reverse proxies whose X-Forwarded-For is believed (addresses or networks, comma-separated;
 # default none): API throttling keys anonymous clients by REMOTE_ADDR unless it is one of these.
 MEDLOOP_TRUSTED_PROXIES = env_list("MEDLOOP_TRUSTED_PROXIES", "")
 # Behind a proxy that sets X-Forwarded-For, the number of proxies in front of Django.
-AXES_IPWARE_PROXY_COUNT = int(env("MEDLOOP_PROXY_COUNT", "0")) or None
+AXES_IPWARE_PROXY_COUNT = env_int("MEDLOOP_PROXY_COUNT", 0) or None
 AXES_IPWARE_META_PRECEDENCE_ORDER = (
     ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if AXES_IPWARE_PROXY_COUNT else ["REMOTE_ADDR"]
 )
@@ -370,7 +353,7 @@ AXES_IPWARE_META_PRECEDENCE_ORDER = (
 MEDLOOP_REQUIRE_2FA_FOR = env_list("MEDLOOP_REQUIRE_2FA_FOR", "")
 OTP_TOTP_ISSUER = env("MEDLOOP_OTP_ISSUER", "MedLoop")
 # The audit trail is kept at least this long (prune_audit_events refuses less): six years.
-MEDLOOP_AUDIT_RETENTION_DAYS = int(env("MEDLOOP_AUDIT_RETENTION_DAYS", str(6 * 366)))
+MEDLOOP_AUDIT_RETENTION_DAYS = env_int("MEDLOOP_AUDIT_RETENTION_DAYS", 6 * 366)
 
 LOGGING = {
     "version": 1,

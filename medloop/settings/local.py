@@ -6,7 +6,7 @@ on."""
 from medloop.embedded_broker import broker_url
 
 from .base import *  # noqa: F403
-from .base import MIDDLEWARE, VAR_DIR, env, env_bool
+from .base import MIDDLEWARE, VAR_DIR, env, env_bool, env_int
 
 DEBUG = env_bool("DJANGO_DEBUG", True)
 # The demo's users log in with printed passwords; lockout only when asked for
@@ -23,9 +23,9 @@ if not env("CELERY_BROKER_URL"):
     # A task not acknowledged within the visibility timeout is delivered again (late acks);
     # training holds a claim in the database, so a second delivery stops (see base.py).
     CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "visibility_timeout": int(env("CELERY_VISIBILITY_TIMEOUT", "3600")),
-        "unacked_restore_interval": int(env("CELERY_UNACKED_RESTORE_INTERVAL", "10")),
-        "unacked_restore_throttle": int(env("CELERY_UNACKED_RESTORE_THROTTLE", "10")),
+        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600),
+        "unacked_restore_interval": env_int("CELERY_UNACKED_RESTORE_INTERVAL", 10),
+        "unacked_restore_throttle": env_int("CELERY_UNACKED_RESTORE_THROTTLE", 10),
     }
 
 # --- Static files ---------------------------------------------------------------------------------

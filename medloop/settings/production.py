@@ -3,7 +3,7 @@
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import MEDLOOP_PSEUDONYM_KEY, SECRET_KEY, env, env_bool
+from .base import MEDLOOP_PSEUDONYM_KEY, SECRET_KEY, env, env_bool, env_int
 
 # Values people type when a form asks for a secret; each is in every password-cracking list.
 WEAK_SECRETS = {
@@ -57,6 +57,6 @@ X_FRAME_OPTIONS = "DENY"
 # DJANGO_SECURE_COOKIES=false (plain HTTP, e.g. a benchmark over loopback) also means no redirect.
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SSL_REDIRECT", env_bool("DJANGO_SECURE_COOKIES", True))
 SECURE_REDIRECT_EXEMPT = [r"^health/$"]
-SECURE_HSTS_SECONDS = int(env("MEDLOOP_HSTS_SECONDS", str(365 * 24 * 3600)))
+SECURE_HSTS_SECONDS = env_int("MEDLOOP_HSTS_SECONDS", 365 * 24 * 3600)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("MEDLOOP_HSTS_INCLUDE_SUBDOMAINS", True)
 SECURE_HSTS_PRELOAD = env_bool("MEDLOOP_HSTS_PRELOAD", True)

@@ -41,7 +41,6 @@ CELERY_BROKER_URL = "memory://"
 CELERY_BROKER_TRANSPORT_OPTIONS = {}
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_BEAT_SCHEDULE = {}
-MEDLOOP_LEASE_SECONDS = 600
 MODELS_DIR = STORAGE_DIR / "models"
 # The tests' Orthanc runs on loopback (tests/support/orthanc.py); tests of the refusal clear it.
 MEDLOOP_PACS_ALLOWED_NETWORKS = ["127.0.0.0/8", "::1/128"]

@@ -17,6 +17,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from annotations.services.demo import DEMO_USERS, seed_demo
 from medloop import embedded_broker
+from medloop.env import env_int
 from medloop.supervisor import ChildSpec, GaveUp, Supervisor
 
 
@@ -28,13 +29,13 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("--host", default=os.environ.get("MEDLOOP_HOST", "127.0.0.1"))
-        parser.add_argument("--port", type=int, default=int(os.environ.get("MEDLOOP_PORT", 8000)))
+        parser.add_argument("--port", type=int, default=env_int("MEDLOOP_PORT", 8000))
         parser.add_argument("--demo-cases", type=int, default=40)
         parser.add_argument("--no-demo", action="store_true", help="skip demo users and data")
         parser.add_argument(
             "--dicom-port",
             type=int,
-            default=int(os.environ.get("MEDLOOP_DICOM_PORT", 11112)),
+            default=env_int("MEDLOOP_DICOM_PORT", 11112),
             help="C-STORE listener port on the same host (0: no listener)",
         )
         parser.add_argument(
@@ -45,13 +46,13 @@ class Command(BaseCommand):
         parser.add_argument(
             "--web-workers",
             type=int,
-            default=int(os.environ.get("MEDLOOP_WEB_WORKERS", 2)),
+            default=env_int("MEDLOOP_WEB_WORKERS", 2),
             help="gunicorn worker processes (each with 4 threads)",
         )
         parser.add_argument(
             "--worker-concurrency",
             type=int,
-            default=int(os.environ.get("MEDLOOP_WORKER_CONCURRENCY", 2)),
+            default=env_int("MEDLOOP_WORKER_CONCURRENCY", 2),
             help="Celery worker processes",
         )
 
