@@ -4,7 +4,6 @@ set up and verified with real codes computed from the device's key."""
 from __future__ import annotations
 
 import re
-import time
 from base64 import b32decode
 
 import pytest
@@ -32,7 +31,9 @@ def actions() -> list[str]:
 
 
 @LEADS_AND_ADMINS
-def test_a_lead_sets_up_an_app_and_gets_nothing_else_until_verified(client, project, member):
+def test_a_lead_sets_up_an_app_and_gets_nothing_else_until_verified(
+    client, project, member, advance_clock
+):
     client.force_login(member("lena", "lead"))
     dashboard = f"/projects/{project.pk}/dashboard/"
     sent = client.get(dashboard)
@@ -58,7 +59,7 @@ def test_a_lead_sets_up_an_app_and_gets_nothing_else_until_verified(client, proj
     # django-otp throttles codes: one second after one wrong code, doubling after each.
     hurried = client.post("/account/two-factor/", {"code": code_for(device), "next": dashboard})
     assert hurried.status_code == 400 and b"wait a little" in hurried.content
-    time.sleep(1.1)
+    advance_clock(1.1)
     right = client.post("/account/two-factor/", {"code": code_for(device), "next": dashboard})
     assert right.status_code == 302 and right.url == dashboard
     device.refresh_from_db()
@@ -109,7 +110,7 @@ def test_without_the_setting_a_lead_goes_straight_in_and_may_opt_in(client, proj
 
 
 @LEADS_AND_ADMINS
-def test_api_tokens_for_accounts_with_a_second_factor_need_its_code(project, member):
+def test_api_tokens_for_accounts_with_a_second_factor_need_its_code(project, member, advance_clock):
     lead = member("lena", "lead")
     client = APIClient()
     url = "/api/auth/token/"
@@ -119,7 +120,10 @@ def test_api_tokens_for_accounts_with_a_second_factor_need_its_code(project, mem
     device = TOTPDevice.objects.create(user=lead, name="phone", confirmed=True)
     assert client.post(url, body).json()["error"] == "two_factor_required"
     assert client.post(url, {**body, "otp_token": "123"}).status_code == 403
-    time.sleep(1.1)  # the throttle after a wrong code
+    # Within the throttle after a wrong code even the right one is refused; a second later not.
+    refused = client.post(url, {**body, "otp_token": code_for(device)})
+    assert refused.status_code == 403
+    advance_clock(1.1)
     issued = client.post(url, {**body, "otp_token": code_for(device)})
     assert issued.status_code == 200 and issued.json()["token"]
     assert "auth.2fa_failed" in actions()
