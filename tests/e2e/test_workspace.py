@@ -85,6 +85,24 @@ def _case_id_shown(page) -> int:
     return int(text.split("Case ")[1].split(" ")[0])
 
 
+# True once the workspace has leased the case after the one shown (``arg``) and fetched that
+# case's suggestion (resource timing entries exist only for finished requests, in the order the
+# requests started): the lease and what was served are then recorded. Its images may still be
+# loading; the workspace waits for them itself before it opens the case.
+PREFETCHED = """(id) => {
+  const names = performance.getEntriesByType('resource').map((e) => e.name);
+  const asked = names.findIndex((n) => n.includes('/next-case/?exclude=' + id));
+  return asked >= 0 && names.slice(asked + 1).some(
+    (n) => /[/]api[/]cases[/][0-9]+[/]suggestion[/]/.test(n) && !n.includes('/cases/' + id + '/'),
+  );
+}"""
+
+
+def wait_prefetched(page, shown: int) -> None:
+    """Wait until the workspace has prefetched the case after case ``shown``."""
+    page.wait_for_function(PREFETCHED, arg=shown, timeout=30_000)
+
+
 def _wait_rendered(page, count: int = 1, timeout: int = 30_000) -> None:
     page.wait_for_function(
         f"window.medloopTimings && window.medloopTimings.renders.length >= {count}",
@@ -283,12 +301,7 @@ def test_submit_to_next_render_timing(
     for n in range(1, submits + 1):
         shown = _case_id_shown(page)
         # Let the prefetch of the next case finish, as it does while an annotator works.
-        page.wait_for_function(
-            "(id) => performance.getEntriesByType('resource').some(e => e.name.includes("
-            "'/next-case/?exclude=' + id))",
-            arg=shown,
-        )
-        page.wait_for_timeout(300)
+        wait_prefetched(page, shown)
         page.keyboard.press("Control+Enter")
         page.wait_for_function(
             f"window.medloopTimings.submitToRenderMs.length >= {n}", timeout=30_000

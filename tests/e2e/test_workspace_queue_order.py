@@ -8,7 +8,7 @@ import pytest
 
 from annotations.models import Case
 from annotations.services import annotate, queue
-from tests.e2e.test_workspace import _case_id_shown, _wait_rendered
+from tests.e2e.test_workspace import _case_id_shown, _wait_rendered, wait_prefetched
 from tests.support.browser import log_in
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -20,15 +20,6 @@ def _open_workspace(page, live_server, project) -> None:
         "document.querySelector('.case-info')?.textContent.includes('Case ')", timeout=30_000
     )
     _wait_rendered(page)
-
-
-def _wait_prefetched(page, shown: int) -> None:
-    page.wait_for_function(
-        "(id) => performance.getEntriesByType('resource').some(e => e.name.includes("
-        "'/next-case/?exclude=' + id))",
-        arg=shown,
-    )
-    page.wait_for_timeout(300)
 
 
 def _submit_and_wait(page, count: int) -> int:
@@ -50,7 +41,7 @@ def test_returned_work_comes_before_the_prefetched_case(
     log_in(page, live_server, "ann")
     _open_workspace(page, live_server, project)
     current = _case_id_shown(page)
-    _wait_prefetched(page, current)
+    wait_prefetched(page, current)
     prefetched = Case.objects.filter(leased_to=ann).exclude(pk=current).get().pk
 
     annotate.review(
@@ -64,7 +55,7 @@ def test_returned_work_comes_before_the_prefetched_case(
     banner = page.locator("[data-banner=returned]")
     assert "Measure the nodule again" in banner.inner_text()
     # The prefetched case is still next.
-    _wait_prefetched(page, earlier.pk)
+    wait_prefetched(page, earlier.pk)
     assert _submit_and_wait(page, 2) == prefetched
 
 
@@ -77,7 +68,7 @@ def test_a_new_tab_opens_the_case_the_annotator_was_on(
     log_in(page, live_server, "ann")
     _open_workspace(page, live_server, project)
     assert _case_id_shown(page) == cases[-1].pk
-    _wait_prefetched(page, cases[-1].pk)
+    wait_prefetched(page, cases[-1].pk)
     assert Case.objects.filter(leased_to__username="ann").count() == 2
 
     tab = page.context.new_page()
