@@ -1,6 +1,8 @@
-"""The loop's per-project settings (:class:`~active_learning.models.LoopSettings`): read with
-their defaults, change with checks. A project without a row uses the defaults; the row is
-created the first time a setting changes."""
+"""The loop's per-project settings: the promotion guard's and warm start's
+(:class:`~active_learning.models.LoopSettings`) and the project's own loop fields (strategy,
+retrain threshold, metric, auto-promote, training, model settings). Read with their defaults,
+changed with checks, all together or nothing. A project without a row uses the defaults; the
+row is created the first time a setting changes."""
 
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ from django.db import transaction
 
 from active_learning.models import LoopSettings
 from annotations.models import Project
-from annotations.services import audit
+from annotations.permissions import LOOP_FIELDS
+from annotations.services import audit, projects
 from annotations.services.errors import InvalidInput
 
 EDITABLE = (
@@ -22,6 +25,9 @@ EDITABLE = (
     "warm_start",
     "cold_start",
 )
+# The project's fields that belong to the loop (changed by the same roles, checked by
+# :func:`annotations.services.projects.check_changes`).
+PROJECT_FIELDS = tuple(sorted(LOOP_FIELDS))
 
 
 def loop_settings(project: Project) -> LoopSettings:
@@ -31,11 +37,10 @@ def loop_settings(project: Project) -> LoopSettings:
 
 
 def _check(changes: dict[str, Any]) -> None:
-    unknown = set(changes) - set(EDITABLE)
+    unknown = set(changes) - set(EDITABLE) - set(PROJECT_FIELDS)
     if unknown:
-        raise InvalidInput(
-            f"unknown loop settings: {', '.join(sorted(unknown))}; known: {', '.join(EDITABLE)}"
-        )
+        known = ", ".join((*EDITABLE, *PROJECT_FIELDS))
+        raise InvalidInput(f"unknown loop settings: {', '.join(sorted(unknown))}; known: {known}")
     for name in ("min_validation_labels", "bootstrap_resamples", "bootstrap_seed"):
         if name in changes and (
             not isinstance(changes[name], int) or isinstance(changes[name], bool)
@@ -65,18 +70,27 @@ def _check(changes: dict[str, Any]) -> None:
 def update_loop_settings(
     *, project: Project, changed_by: User | None = None, **changes: Any
 ) -> LoopSettings:
-    """Change the project's loop settings (:data:`EDITABLE`); bad values raise
-    :class:`InvalidInput` (400). The change is audited."""
+    """Change the project's loop settings: the guard's (:data:`EDITABLE`) and the project's
+    loop fields (:data:`PROJECT_FIELDS`) in one transaction. Every value is checked before
+    anything is stored, so a bad one (:class:`InvalidInput` or ``ValidationError``, a 400)
+    leaves all of them as they were. Each part is audited (``loop.settings`` and
+    ``project.update``)."""
     _check(changes)
+    guard = {name: value for name, value in changes.items() if name in EDITABLE}
+    fields = {name: value for name, value in changes.items() if name in PROJECT_FIELDS}
+    projects.check_changes(project=project, changes=fields)
     settings, _ = LoopSettings.objects.select_for_update().get_or_create(project=project)
-    for name, value in changes.items():
-        setattr(settings, name, value)
-    settings.save()
-    audit.record(
-        action="loop.settings",
-        actor=changed_by,
-        target=project,
-        project_id=project.pk,
-        detail={name: changes[name] for name in sorted(changes)},
-    )
+    if fields:
+        projects.update_project(project=project, changed_by=changed_by, **fields)
+    if guard:
+        for name, value in guard.items():
+            setattr(settings, name, value)
+        settings.save()
+        audit.record(
+            action="loop.settings",
+            actor=changed_by,
+            target=project,
+            project_id=project.pk,
+            detail={name: guard[name] for name in sorted(guard)},
+        )
     return settings

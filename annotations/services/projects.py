@@ -285,7 +285,7 @@ _AUDITED_VALUES = (
 
 
 @transaction.atomic
-def update_project(*, project: Project, changed_by: User, **changes: Any) -> Project:
+def update_project(*, project: Project, changed_by: User | None, **changes: Any) -> Project:
     """Change project settings (:func:`check_changes`: unknown fields are refused, the schema
     is validated). The audit event names the fields, the old and new values of the scalar
     ones, and whether the schema's finding classes changed (the next cycle starts cold)."""

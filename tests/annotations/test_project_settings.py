@@ -282,3 +282,49 @@ def test_check_changes_is_what_update_project_applies(project):
     assert checked["label_schema"]["findings"][0]["name"] == "Mass"
     assert projects.finding_keys_change(project, checked["label_schema"]) is True
     assert projects.finding_keys_change(project, project.label_schema) is False
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"bootstrap_resamples": 10},  # the guard refuses it
+        {"model_config": {"report_metric_floor": 5}},  # the project's checks refuse it
+        {"training_epochs": 0},  # the input serializer refuses it
+        {"magic": 1},  # unknown
+    ],
+)
+def test_the_loop_is_saved_in_one_request_and_a_bad_value_changes_nothing(project, clients, bad):
+    """The settings page saves the loop's project fields and the guard's settings together:
+    a value refused in either part leaves both parts as they were (no half-write)."""
+    url = f"/api/projects/{project.pk}/loop-settings/"
+    before = clients["owner"].get(url).json()
+    edit = {
+        "acquisition_strategy": "fifo",
+        "auto_retrain_threshold": 7,
+        "promotion_metric": before["promotion_metric"],
+        "auto_promote": False,
+        "model_config": {"train_steps": 40},
+        "min_validation_labels": 30,
+        "cold_start": "scratch",
+    }
+    events = AuditEvent.objects.count()
+    refused = clients["owner"].patch(url, {**edit, **bad}, format="json")
+    assert refused.status_code == 400, refused.content
+    assert next(iter(bad)) in refused.json()["message"]
+    assert clients["owner"].get(url).json() == before
+    project.refresh_from_db()
+    assert (project.acquisition_strategy, project.auto_retrain_threshold) != ("fifo", 7)
+    assert project.auto_promote is True and project.model_config == {}
+    assert AuditEvent.objects.count() == events
+
+    saved = clients["owner"].patch(url, edit, format="json")
+    assert saved.status_code == 200, saved.content
+    body = saved.json()
+    assert {name: body[name] for name in edit} == edit
+    project.refresh_from_db()
+    assert (project.acquisition_strategy, project.auto_retrain_threshold) == ("fifo", 7)
+    actions = set(AuditEvent.objects.filter(actor_username="otto").values_list("action", flat=True))
+    assert {"project.update", "loop.settings"} <= actions
+    # The same roles as the project's loop fields: a lead may not change them here either.
+    refused = clients["lead"].patch(url, {"acquisition_strategy": "random"}, format="json")
+    assert refused.status_code == 403

@@ -157,6 +157,40 @@ def test_model_owner_changes_the_loop_and_sees_the_rest_read_only(
     assert Project.objects.get(pk=project.pk).lease_seconds == 900
 
 
+def test_a_refused_guard_value_leaves_the_other_loop_settings_unchanged(
+    page, live_server, project, member, frontend_built
+):
+    """The Loop section is saved in one request: when the server refuses the promotion
+    guard's value, the strategy and retrain threshold typed beside it are not stored either."""
+    member("otto", "model_owner")
+    _open_settings(page, live_server, project, "otto")
+    before = (project.acquisition_strategy, project.auto_retrain_threshold)
+    writes: list[str] = []
+    page.on("request", lambda r: writes.append(r.url) if r.method == "PATCH" else None)
+    page.select_option("#f-acquisition_strategy", "fifo")
+    page.fill("#f-auto_retrain_threshold", "17")
+    page.fill("#f-loop-bootstrap_resamples", "10")  # the guard needs at least 1000
+    page.click("#loop-form button[type=submit]")
+    assert "bootstrap_resamples" in _wait_error(page, "#loop-form")
+    assert page.get_attribute("#f-loop-bootstrap_resamples", "aria-invalid") == "true"
+    assert [url.split(live_server.url)[-1] for url in writes] == [
+        f"/api/projects/{project.pk}/loop-settings/"
+    ]
+    project.refresh_from_db()
+    assert (project.acquisition_strategy, project.auto_retrain_threshold) == before
+    assert not LoopSettings.objects.filter(project=project, bootstrap_resamples=10).exists()
+
+    page.fill("#f-loop-bootstrap_resamples", "2000")
+    page.click("#loop-form button[type=submit]")
+    _wait_status(page, "#loop-form", "Saved")
+    project.refresh_from_db()
+    assert (project.acquisition_strategy, project.auto_retrain_threshold) == ("fifo", 17)
+    assert LoopSettings.objects.get(project=project).bootstrap_resamples == 2000
+    page.reload()
+    page.wait_for_selector("#settings[data-state=ready]")
+    assert page.input_value("#f-auto_retrain_threshold") == "17"
+
+
 def test_lead_manages_members_but_cannot_grant_admin(
     page, live_server, project, member, make_user, frontend_built
 ):

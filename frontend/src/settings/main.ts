@@ -304,25 +304,21 @@ class SettingsPage {
       const edits = this.editedValues(form);
       void this.submit(form, Object.keys(edits), async () => {
         if (!Object.keys(edits).length) return "Nothing changed.";
-        const projectChanges: Record<string, unknown> = {};
+        // One request: the project's loop fields and the guard's settings are checked together
+        // and stored in one transaction, so a refused value leaves all of them as they were.
+        const body: Record<string, unknown> = {};
         const modelConfig: Record<string, Value> = {};
-        const loopChanges: Record<string, Value> = {};
         for (const [name, value] of Object.entries(edits)) {
-          if (name.startsWith("loop.")) loopChanges[bare(name)] = value;
-          else if (name.startsWith("model_config.")) modelConfig[bare(name)] = value;
-          else projectChanges[name] = value;
+          if (name.startsWith("model_config.")) modelConfig[bare(name)] = value;
+          else body[bare(name)] = value;
         }
         if (Object.keys(modelConfig).length) {
-          projectChanges.model_config = { ...this.project.model_config, ...modelConfig };
+          body.model_config = { ...this.project.model_config, ...modelConfig };
         }
-        if (Object.keys(projectChanges).length) {
-          const { data } = await this.api.request<Project>("PATCH", this.urls.project, { body: projectChanges });
-          this.project = data;
-        }
-        if (Object.keys(loopChanges).length) {
-          const { data } = await this.api.request<LoopSettings>("PATCH", this.urls.loop, { body: loopChanges });
-          this.loop = data;
-        }
+        const { data } = await this.api.request<LoopSettings>("PATCH", this.urls.loop, { body });
+        const projectFields = Object.keys(this.project).filter((key) => key in data);
+        this.project = { ...this.project, ...Object.fromEntries(projectFields.map((key) => [key, data[key]])) };
+        this.loop = data;
         this.fill(form);
         describe();
         this.schemaEdited(); // the cold start's source may have changed
