@@ -21,7 +21,7 @@ from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, QueryS
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from annotations.models import Annotation, Box, Case, CaseSkip, Project
+from annotations.models import Annotation, Box, Case, CaseSkip, Instance, Project
 from annotations.services import audit
 from annotations.services.errors import Conflict, InvalidInput
 
@@ -34,6 +34,13 @@ COUNTED_READ_STATUSES = (
 DONE_READ_STATUSES = (Annotation.Status.SUBMITTED, Annotation.Status.ACCEPTED)
 # The current case and the one prefetched after it.
 MAX_LEASES_PER_ANNOTATOR = 2
+
+
+def _has_image_to_read() -> Exists:
+    """A case with at least one image an annotator may see: one held in quarantine (possible
+    burned-in identifiers) or rejected there is hidden, so a case of such images alone has
+    nothing to read and is not handed out until a lead releases one of them."""
+    return Exists(Instance.objects.filter(series__study=OuterRef("study"), quarantined=False))
 
 
 def cases_needing_read_by(*, project: Project, annotator: User) -> QuerySet[Case]:
@@ -52,6 +59,7 @@ def cases_needing_read_by(*, project: Project, annotator: User) -> QuerySet[Case
     )
     return (
         Case.objects.filter(project=project, state=Case.State.OPEN)
+        .filter(_has_image_to_read())
         .exclude(
             Exists(
                 Annotation.objects.filter(
@@ -79,6 +87,7 @@ def unfinished_work_of(*, project: Project, annotator: User) -> QuerySet[Case]:
     ).values("case_id")
     return (
         Case.objects.filter(pk__in=unfinished, state=Case.State.OPEN)
+        .filter(_has_image_to_read())
         .exclude(Exists(CaseSkip.objects.filter(case=OuterRef("pk"), annotator=annotator)))
         .order_by("-priority", "id")
     )
@@ -95,6 +104,7 @@ def returned_work_waiting(
     ).values("case_id")
     return (
         Case.objects.filter(pk__in=returned, state=Case.State.OPEN)
+        .filter(_has_image_to_read())
         .filter(_lease_free_for(annotator, now or timezone.now()))
         .exclude(Exists(CaseSkip.objects.filter(case=OuterRef("pk"), annotator=annotator)))
         .order_by("-priority", "id")

@@ -110,6 +110,33 @@ def test_bulk_reject_keeps_the_images_hidden_and_off_the_list(project, held, lea
     assert Instance.objects.get(pk=held[2].pk).quarantined
 
 
+def test_the_queue_never_hands_out_a_case_whose_images_are_all_held_or_rejected(
+    project, held, lead, member, api_for
+):
+    """A case of held images alone would open on an empty viewer: the queue passes it by until
+    a lead releases one of its images; a case of rejected images alone is never handed out."""
+    from annotations.services import queue
+
+    annotator = member("ann", "annotator")
+    assert queue.lease_next_case(project=project, annotator=annotator) is None
+    reader = api_for(annotator)
+    assert reader.post(f"/api/projects/{project.pk}/next-case/").status_code == 204
+    lead.post(
+        f"/api/projects/{project.pk}/quarantine/decisions/",
+        {"instances": [held[2].pk], "decision": "reject", "comment": "A face is visible"},
+        format="json",
+    )
+    assert queue.lease_next_case(project=project, annotator=annotator) is None
+    lead.post(
+        f"/api/projects/{project.pk}/quarantine/decisions/",
+        {"instances": [held[1].pk], "decision": "release", "comment": "No text seen"},
+        format="json",
+    )
+    leased = queue.lease_next_case(project=project, annotator=annotator)
+    assert leased is not None and leased.pk == held[1].series.study.case.pk
+    assert queue.lease_next_case(project=project, annotator=annotator, exclude=[leased.pk]) is None
+
+
 @pytest.mark.parametrize(
     ("body", "named"),
     [
