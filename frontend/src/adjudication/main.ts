@@ -5,8 +5,9 @@
  * ``#adjudication[data-state]`` is loading, ready, saving or error. */
 
 import "./adjudication.css";
-import { Api, ApiError } from "../shared/api";
+import { Api } from "../shared/api";
 import { h } from "../shared/dom";
+import { PageStatus, required } from "../shared/page";
 import { apiUrls, query } from "../shared/urls";
 import {
   type BoxChoice,
@@ -48,17 +49,11 @@ type Detail = Row & {
 const CALLS = ["present", "absent", "uncertain"];
 const READER_CLASS = ["reader-a", "reader-b"];
 
-function required<T extends Element>(root: ParentNode, selector: string): T {
-  const el = root.querySelector<T>(selector);
-  if (!el) throw new Error(`missing ${selector}`);
-  return el;
-}
-
 class AdjudicationPage {
   private readonly api: Api;
   private readonly list: HTMLElement;
   private readonly detail: HTMLElement;
-  private readonly alert: HTMLElement;
+  private readonly status: PageStatus;
   private readonly statusFilter: HTMLSelectElement;
   private current: Detail | null = null;
   private boxRows: BoxRow[] = [];
@@ -66,26 +61,26 @@ class AdjudicationPage {
   private finalFindings: Record<string, string> = {};
 
   constructor(
-    private readonly root: HTMLElement,
+    root: HTMLElement,
     private readonly config: Config,
   ) {
     this.api = new Api(config.csrfToken);
     this.list = required(root, "#adjudication-list");
     this.detail = required(root, "#adjudication-detail");
-    this.alert = required(root, "#alert");
+    this.status = new PageStatus(root, required(root, "#alert"));
     this.statusFilter = required(root, "#status-filter");
     this.statusFilter.addEventListener("change", () => void this.loadList());
   }
 
   async loadList(): Promise<void> {
-    this.setState("loading");
+    this.status.set("loading");
     try {
       const url = apiUrls.adjudications(this.config.projectId, query({ status: this.statusFilter.value, limit: 200 }));
       const { data } = await this.api.request<{ count: number; results: Row[] }>("GET", url);
       this.list.replaceChildren(this.listTable(data.results, data.count));
-      this.setState("ready");
+      this.status.set("ready");
     } catch (err) {
-      this.fail(err);
+      this.status.fail(err);
     }
   }
 
@@ -118,7 +113,7 @@ class AdjudicationPage {
   }
 
   async open(id: number): Promise<void> {
-    this.setState("loading");
+    this.status.set("loading");
     try {
       const { data } = await this.api.request<Detail>("GET", apiUrls.adjudication(id));
       this.current = data;
@@ -130,9 +125,9 @@ class AdjudicationPage {
       for (const tr of this.list.querySelectorAll<HTMLElement>("tr[data-double-read]")) {
         tr.classList.toggle("selected", Number(tr.dataset.doubleRead) === id);
       }
-      this.setState("ready");
+      this.status.set("ready");
     } catch (err) {
-      this.fail(err);
+      this.status.fail(err);
     }
   }
 
@@ -334,7 +329,7 @@ class AdjudicationPage {
     const missing = undecided(this.findingKeys(), this.finalFindings);
     if (missing.length) {
       const names = this.config.findings.filter((f) => missing.includes(f.key)).map((f) => f.name);
-      this.showAlert(`Choose the final call for: ${names.join(", ")}.`);
+      this.status.show(`Choose the final call for: ${names.join(", ")}.`);
       return;
     }
     const report: Record<string, string> = {};
@@ -347,31 +342,15 @@ class AdjudicationPage {
   private async resolve(body: Record<string, unknown>): Promise<void> {
     const data = this.current;
     if (!data) return;
-    this.setState("saving");
+    this.status.set("saving");
     try {
       await this.api.request("POST", apiUrls.resolveAdjudication(data.id), { body });
-      this.alert.hidden = true;
+      this.status.hide();
       await this.loadList();
       await this.open(data.id);
     } catch (err) {
-      this.fail(err);
+      this.status.fail(err);
     }
-  }
-
-  private showAlert(text: string): void {
-    this.alert.textContent = text;
-    this.alert.hidden = false;
-  }
-
-  private setState(state: "loading" | "ready" | "saving" | "error"): void {
-    this.root.dataset.state = state;
-    this.root.setAttribute("aria-busy", String(state === "loading" || state === "saving"));
-  }
-
-  private fail(err: unknown): void {
-    console.error(err);
-    this.showAlert(err instanceof ApiError || err instanceof Error ? err.message : String(err));
-    this.setState("error");
   }
 }
 

@@ -7,6 +7,7 @@
 import "./quarantine.css";
 import { Api, ApiError } from "../shared/api";
 import { h } from "../shared/dom";
+import { PageStatus, required } from "../shared/page";
 import { apiUrls, pageUrls, query } from "../shared/urls";
 import { heldSummary } from "./summary";
 
@@ -35,16 +36,10 @@ export type HeldImage = {
 
 type DecisionResult = { decision: "release" | "reject"; instances: number[]; still_held: number };
 
-function required<T extends Element>(root: ParentNode, selector: string): T {
-  const el = root.querySelector<T>(selector);
-  if (!el) throw new Error(`missing ${selector}`);
-  return el;
-}
-
 class QuarantinePage {
   private readonly api: Api;
   private readonly list: HTMLUListElement;
-  private readonly alert: HTMLElement;
+  private readonly status: PageStatus;
   private readonly summary: HTMLElement;
   private readonly form: HTMLFormElement;
   private readonly selectAll: HTMLInputElement;
@@ -56,12 +51,12 @@ class QuarantinePage {
   private total = 0;
 
   constructor(
-    private readonly root: HTMLElement,
+    root: HTMLElement,
     private readonly config: Config,
   ) {
     this.api = new Api(config.csrfToken);
     this.list = required(root, "#held-list");
-    this.alert = required(root, "#alert");
+    this.status = new PageStatus(root, required(root, "#alert"));
     this.summary = required(root, "#summary");
     this.form = required(root, "#decision-form");
     this.selectAll = required(root, "#select-all");
@@ -75,22 +70,22 @@ class QuarantinePage {
     });
     this.list.addEventListener("change", () => this.updateButtons());
     this.comment.addEventListener("input", () => {
-      if (this.root.dataset.state !== "error") this.alert.hidden = true;
+      if (this.status.state !== "error") this.status.hide();
     });
     this.release.addEventListener("click", () => void this.decide("release"));
     this.reject.addEventListener("click", () => void this.decide("reject"));
   }
 
   async load(): Promise<void> {
-    this.setState("loading");
+    this.status.set("loading");
     try {
       const { data, total } = await this.fetchList();
       this.images = data;
       this.total = total;
       this.draw();
-      this.setState("ready");
+      this.status.set("ready");
     } catch (err) {
-      this.fail(err);
+      this.status.fail(err);
     }
   }
 
@@ -177,7 +172,7 @@ class QuarantinePage {
 
   private updateButtons(): void {
     const count = this.selected().length;
-    const saving = this.root.dataset.state === "saving";
+    const saving = this.status.state === "saving";
     this.release.disabled = this.reject.disabled = count === 0 || saving;
     this.release.textContent = count ? `Release ${count} selected` : "Release selected";
     this.reject.textContent = count ? `Reject ${count} selected` : "Reject selected";
@@ -188,11 +183,11 @@ class QuarantinePage {
     const comment = this.comment.value.trim();
     if (!instances.length) return;
     if (!comment) {
-      this.showAlert("Write a comment first: it is kept in the audit trail with your decision.");
+      this.status.show("Write a comment first: it is kept in the audit trail with your decision.");
       this.comment.focus();
       return;
     }
-    this.setState("saving");
+    this.status.set("saving");
     this.updateButtons();
     try {
       const { data } = await this.api.post<DecisionResult>(apiUrls.quarantineDecisions(this.config.projectId), {
@@ -208,20 +203,20 @@ class QuarantinePage {
         this.images = next.data;
         this.total = next.total;
       }
-      this.alert.hidden = true;
+      this.status.hide();
       this.comment.value = "";
       this.draw();
       const verb = decision === "release" ? "Released" : "Rejected";
       const noun = done.size === 1 ? "image" : "images";
       this.summary.textContent = `${verb} ${done.size} ${noun}. ${heldSummary(this.total, this.images.length)}`;
-      this.setState("ready");
+      this.status.set("ready");
     } catch (err) {
       if (err instanceof ApiError && err.status === 400) {
         // Nothing was decided: usually another lead decided some of these images meanwhile.
         // Say so, and show the images as they stand now (the comment is kept).
         await this.refreshAfterRefusal(err.message);
       } else {
-        this.fail(err);
+        this.status.fail(err);
       }
     }
     this.updateButtons();
@@ -233,27 +228,11 @@ class QuarantinePage {
       this.images = data;
       this.total = total;
       this.draw();
-      this.showAlert(`Nothing was decided: ${message} The list now shows the images still held.`);
-      this.setState("ready");
+      this.status.show(`Nothing was decided: ${message} The list now shows the images still held.`);
+      this.status.set("ready");
     } catch (err) {
-      this.fail(err);
+      this.status.fail(err);
     }
-  }
-
-  private showAlert(text: string): void {
-    this.alert.textContent = text;
-    this.alert.hidden = false;
-  }
-
-  private setState(state: "loading" | "ready" | "saving" | "error"): void {
-    this.root.dataset.state = state;
-    this.root.setAttribute("aria-busy", String(state === "loading" || state === "saving"));
-  }
-
-  private fail(err: unknown): void {
-    console.error(err);
-    this.showAlert(err instanceof ApiError || err instanceof Error ? err.message : String(err));
-    this.setState("error");
   }
 }
 
