@@ -134,3 +134,10 @@ def test_box_labels_are_legible_and_the_wheel_zooms(
     page.wait_for_function(
         f"Number(document.querySelector('#viewer').dataset.zoom) < {zoomed} - 0.02"
     )
+    # The README's picture of the workspace: legible box labels on an image zoomed by the wheel.
+    page.mouse.wheel(0, -120)
+    page.wait_for_function(
+        f"Number(document.querySelector('#viewer').dataset.zoom) > {zoomed} - 0.005"
+    )
+    page.mouse.move(0, 0)
+    page.screenshot(path=str(artifacts_dir / "workspace-wheel-zoom.png"))
