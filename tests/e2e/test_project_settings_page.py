@@ -240,3 +240,37 @@ def test_an_annotator_is_refused_the_settings_page(page, live_server, project, m
     response = page.goto(f"{live_server.url}/projects/{project.pk}/settings/")
     assert response.status == 403
     assert "lead, model owner or admin" in page.inner_text("#refusal-reason")
+
+
+def test_the_admin_project_form_offers_the_loops_lists_and_refuses_a_bad_value(
+    page, live_server, project, make_user
+):
+    """Issue 18, item 3: the Django admin stored strategy and metric as free text; its project
+    form now offers the loop's strategies and metrics to pick from and refuses, at the field,
+    what the API refuses (here a report floor outside [0, 1]), storing nothing."""
+    make_user("root", is_staff=True, is_superuser=True)
+    log_in(page, live_server, "root")
+    page.goto(f"{live_server.url}/admin/annotations/project/{project.pk}/change/")
+    strategy = page.locator("select[name=acquisition_strategy]")
+    metric = page.locator("select[name=promotion_metric]")
+    assert strategy.count() == 1 and metric.count() == 1  # picked from a list, not typed
+    offered = strategy.locator("option").evaluate_all("(os) => os.map((o) => o.value)")
+    assert {"fifo", "random", "uncertainty-findings"} <= set(offered)
+    assert "reports.finding_f1_micro" in metric.locator("option").evaluate_all(
+        "(os) => os.map((o) => o.value)"
+    )
+    strategy.select_option("fifo")
+    page.fill("textarea[name=model_config]", '{"report_metric_floor": 5}')
+    page.click("input[name=_save]")
+    page.wait_for_selector(".errornote")
+    error = page.inner_text(".field-model_config .errorlist")
+    assert "report_metric_floor" in error
+    project.refresh_from_db()
+    assert project.acquisition_strategy != "fifo" and project.model_config == {}
+
+    page.fill("textarea[name=model_config]", '{"report_metric_floor": 0.4}')
+    page.click("input[name=_save]")
+    page.wait_for_selector(".messagelist .success")
+    project.refresh_from_db()
+    assert project.acquisition_strategy == "fifo"
+    assert project.model_config == {"report_metric_floor": 0.4}

@@ -12,7 +12,7 @@ import pydicom
 import pytest
 
 from annotations.models import AuditEvent, Instance
-from annotations.services import ingest
+from annotations.services import ingest, quarantine
 from tests.support.browser import log_in
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -208,3 +208,40 @@ def test_a_decision_on_images_another_lead_decided_meanwhile_changes_nothing_and
     assert page.input_value("#comment") == "No text"
     assert Instance.objects.get(pk=held[1].pk).quarantined  # all or none: nothing released
     assert Instance.objects.get(pk=held[0].pk).quarantine_rejected_at is not None
+
+
+def test_an_annotator_is_never_handed_a_case_whose_images_are_all_held_or_rejected(
+    page, live_server, project, member, synthetic_dir: Path, frontend_built
+):
+    """Held or rejected images are hidden from annotators, so a case of them alone would open on
+    an empty viewer: the workspace says nothing is left until a lead releases an image."""
+    files = sorted(synthetic_dir.glob("*.dcm"))
+    held = ingest.ingest_dicom_bytes(project=project, data=_held_copy(files[0])).instance
+    rejected = ingest.ingest_dicom_bytes(project=project, data=_held_copy(files[1])).instance
+    lead = member("lena", "lead")
+    quarantine.decide_held_images(
+        project=project,
+        instance_ids=[rejected.pk],
+        decision=quarantine.Decision.REJECT,
+        comment="face",
+        actor=lead,
+    )
+    member("ann", "annotator")
+    log_in(page, live_server, "ann")
+    page.goto(f"{live_server.url}/projects/{project.pk}/label/")
+    page.wait_for_selector("#queue-empty", timeout=30_000)
+    assert "no more cases for you" in page.inner_text("#queue-empty")
+
+    quarantine.decide_held_images(
+        project=project,
+        instance_ids=[held.pk],
+        decision=quarantine.Decision.RELEASE,
+        comment="clean",
+        actor=lead,
+    )
+    page.reload()
+    case = held.series.study.case.pk
+    page.wait_for_function(
+        f"document.querySelector('.case-info')?.textContent.includes('Case {case}')",
+        timeout=30_000,
+    )
