@@ -54,19 +54,27 @@ def test_lead_changes_the_queue_and_the_schema_and_is_warned_of_a_cold_start(
     page.fill("#f-lease_seconds", "1200")
     page.fill("#f-double_read_fraction", "0.25")
     page.fill("#f-adjudication_box_f1", "0.6")
+    page.fill("#f-adjudication_report_rouge", "0.35")
+    page.fill("#f-validation_fraction", "0.2")
     page.click("#queue-form button[type=submit]")
     _wait_status(page, "#queue-form", "Saved")
     assert page.get_attribute("#f-lease_seconds", "aria-invalid") is None
     project.refresh_from_db()
     assert (project.lease_seconds, project.double_read_fraction) == (1200, 0.25)
-    assert project.adjudication_box_f1 == 0.6
+    assert (project.adjudication_box_f1, project.adjudication_report_rouge) == (0.6, 0.35)
+    assert project.validation_fraction == 0.2
     event = AuditEvent.objects.filter(action="project.update", actor_username="lena").latest("pk")
     assert event.detail["values"]["lease_seconds"] == [900, 1200]
 
     # Schema: a new colour changes no class (no warning); a new finding class does.
     first = page.locator("#schema-form tr.finding").first
     first.locator("input.name").fill("Pulmonary nodule")
+    first.locator("input.color").fill("#00aa88")
     assert page.locator("#cold-start-warning").is_hidden()
+    page.click("#add-section")
+    section = page.locator("#schema-form tr.section").last
+    section.locator("input.key").fill("comparison")
+    section.locator("input.title").fill("Comparison")
     page.click("#add-finding")
     new = page.locator("#schema-form tr.finding").last
     new.locator("input.key").fill("atelectasis")
@@ -88,6 +96,11 @@ def test_lead_changes_the_queue_and_the_schema_and_is_warned_of_a_cold_start(
     project.refresh_from_db()
     assert project.finding_keys[-1] == "atelectasis"
     assert project.label_schema["findings"][0]["name"] == "Pulmonary nodule"
+    assert project.label_schema["findings"][0]["color"] == "#00aa88"
+    assert project.label_schema["report_sections"][-1] == {
+        "key": "comparison",
+        "title": "Comparison",
+    }
     assert page.locator("#cold-start-warning").is_hidden()  # saved: nothing pending
     event = AuditEvent.objects.filter(action="project.update", actor_username="lena").latest("pk")
     assert event.detail["finding_keys_changed"] is True
