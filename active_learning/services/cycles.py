@@ -42,7 +42,8 @@ from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from active_learning.ml.interface import CheckpointError, read_manifest
+from active_learning.ml.checkpoints import read_manifest
+from active_learning.ml.interface import CheckpointError
 from active_learning.models import LoopSettings, ModelVersion, RetrainingCycle, Suggestion
 from active_learning.services import pretraining, promotion, versions
 from active_learning.services.case_inputs import labelled_source, training_annotations
@@ -222,7 +223,7 @@ def _line(text: str) -> str:
     return f"{timezone.now():%Y-%m-%d %H:%M:%S} {text}"
 
 
-def report(
+def record_progress(
     cycle: RetrainingCycle,
     *,
     stage: str | None = None,
@@ -277,7 +278,7 @@ def report(
 @contextmanager
 def stage(cycle: RetrainingCycle, name: str, owner: str | None = None) -> Iterator[None]:
     """Run one stage: announce it, time it (``stage_seconds``)."""
-    report(cycle, stage=name, progress=BANDS[name][0], log=f"{name}...", owner=owner)
+    record_progress(cycle, stage=name, progress=BANDS[name][0], log=f"{name}...", owner=owner)
     started = time.perf_counter()
     yield
     seconds = round(time.perf_counter() - started, 2)
@@ -352,7 +353,9 @@ def run_training(cycle_id: int, *, owner: str) -> bool:
             return False
         cycle.label_snapshot = snapshot
         RetrainingCycle.objects.filter(pk=cycle.pk).update(label_snapshot=snapshot)
-        report(cycle, log=f"label snapshot frozen: {len(snapshot)} annotations", owner=owner)
+        record_progress(
+            cycle, log=f"label snapshot frozen: {len(snapshot)} annotations", owner=owner
+        )
     ids = [pk for pk, _ in cycle.label_snapshot]
     serving = versions.promoted_version(project)
     loop = loop_settings(project)
@@ -363,7 +366,7 @@ def run_training(cycle_id: int, *, owner: str) -> bool:
     backbone, point = None, None
     if warm is None:  # a cold start: LoopSettings.cold_start says from what
         backbone, point, why = _cold_start(project, config, loop)
-        report(cycle, log=f"cold start: {why}", owner=owner)
+        record_progress(cycle, log=f"cold start: {why}", owner=owner)
         if point is not None:
             start = versions.WarmStart(
                 None, f"no earlier version: from the stored starting point {point.name}"
@@ -399,7 +402,7 @@ def run_training(cycle_id: int, *, owner: str) -> bool:
             metrics["starting_point"] = {"name": point.name, "sha256": point.card["sha256"]}
     with stage(cycle, "registering", owner):
         version = _register(cycle, project, model, metrics, start, owner)
-    report(
+    record_progress(
         cycle,
         log=f"registered version {version.number} (started from {start.reason})",
         owner=owner,
@@ -459,7 +462,7 @@ def _warm_start(
     start = versions.choose_warm_start(project=project, serving=serving, mode=loop.warm_start)
     parent = start.version
     if parent is None:
-        report(cycle, log="no earlier version to build on", owner=owner)
+        record_progress(cycle, log="no earlier version to build on", owner=owner)
         return start
     manifest = read_manifest(parent.weights_path)
     if manifest["checksum"] != parent.weights_sha256:
@@ -468,14 +471,16 @@ def _warm_start(
             "the ones registered"
         )
     if manifest.get("finding_classes") != project.finding_keys:
-        report(
+        record_progress(
             cycle, log=f"label schema changed since version {parent.number}: cold start",
             owner=owner,
         )  # fmt: skip
         return versions.WarmStart(
             None, f"label schema changed since version {parent.number}: from scratch"
         )
-    report(cycle, log=f"warm start from version {parent.number} ({start.reason})", owner=owner)
+    record_progress(
+        cycle, log=f"warm start from version {parent.number} ({start.reason})", owner=owner
+    )
     return start
 
 
@@ -494,7 +499,7 @@ def _training_progress(cycle: RetrainingCycle, owner: str, total_steps: int) -> 
         if now - last_time[0] < 1.0 and not new_epoch and step < total_steps:
             return
         last_time[0], last_epoch[0] = now, epoch
-        report(
+        record_progress(
             cycle,
             progress=low + (high - low) * min(step / total_steps, 1.0),
             log=f"{message}, loss {loss:.3f}" if new_epoch else None,
@@ -554,7 +559,7 @@ def _register(
     model.save(directory)
     try:
         with transaction.atomic():
-            report(cycle, owner=owner)  # still ours, not cancelled: then register
+            record_progress(cycle, owner=owner)  # still ours, not cancelled: then register
             version = versions.register_version(
                 project=project,
                 number=number,
@@ -597,16 +602,16 @@ def _decide_promotion(
     if decision.promote and project.auto_promote:
         versions.promote(version)
         promoted = True
-        report(cycle, log=f"promoted version {version.number}: {why}", owner=owner)
+        record_progress(cycle, log=f"promoted version {version.number}: {why}", owner=owner)
     elif decision.promote:
-        report(
+        record_progress(
             cycle,
             log=f"version {version.number} passes the promotion guard ({why}); automatic "
             "promotion is off: waiting for a model owner",
             owner=owner,
         )
     else:
-        report(
+        record_progress(
             cycle,
             log=f"version {version.number} not promoted: {why}; waiting for a model owner",
             owner=owner,
@@ -659,11 +664,11 @@ def _queue_scoring(cycle: RetrainingCycle, owner: str | None) -> None:
             locked.save(update_fields=["chunks", "outcome"])
         cycle.chunks, cycle.outcome = locked.chunks, locked.outcome
     if not cycle.chunks:
-        report(cycle, stage="scoring", log="nothing to score", owner=owner)
+        record_progress(cycle, stage="scoring", log="nothing to score", owner=owner)
         tasks.rank_cycle.delay_on_commit(cycle.pk)
         return
     done = {str(i): len(cycle.chunks[i]) for i in cycle.chunks_done}
-    report(
+    record_progress(
         cycle,
         stage="scoring",
         progress=_scoring_percent(sum(done.values()), sum(map(len, cycle.chunks))),

@@ -33,7 +33,7 @@ def _owner_api(member, api_for):
 
 def test_a_queued_cycle_that_reports_a_stage_of_work_reads_running(loop_project, member, api_for):
     cycle = cycles.trigger_cycle(project=loop_project)
-    cycles.report(cycle, stage="training", progress=2.0)
+    cycles.record_progress(cycle, stage="training", progress=2.0)
     body = _owner_api(member, api_for).get(f"/api/cycles/{cycle.pk}/").json()
     assert body["stage"] == "training"
     assert body["status"] == "running"
@@ -43,14 +43,14 @@ def test_a_queued_cycle_that_reports_a_stage_of_work_reads_running(loop_project,
 
 def test_training_reports_steps_done_of_the_total(loop_project, monkeypatch):
     seen: list[dict] = []
-    real_report = cycles.report
+    real_report = cycles.record_progress
 
     def recording(cycle, **kwargs):
         real_report(cycle, **kwargs)
         if kwargs.get("within"):
             seen.append(RetrainingCycle.objects.get(pk=cycle.pk).stage_progress)
 
-    monkeypatch.setattr(cycles, "report", recording)
+    monkeypatch.setattr(cycles, "record_progress", recording)
     cycle = cycles.trigger_cycle(project=loop_project)
     assert cycles.run_training(cycle.pk, owner=OWNER)
     steps = [s for s in seen if s.get("unit") == "steps"]

@@ -160,7 +160,7 @@ def test_cancelled_cycle_registers_nothing(loop_project, member, api_for):
 
 def test_cancel_during_training_stops_at_the_next_heartbeat(loop_project, monkeypatch):
     cycle = cycles.trigger_cycle(project=loop_project)
-    real_report = cycles.report
+    real_report = cycles.record_progress
 
     def cancel_on_first_progress(target, **kwargs):
         # Training reports "block N, step M" (steps, not epochs, since train_steps).
@@ -168,7 +168,7 @@ def test_cancel_during_training_stops_at_the_next_heartbeat(loop_project, monkey
             cycles.cancel_cycle(cycle=target, cancelled_by=None)
         return real_report(target, **kwargs)
 
-    monkeypatch.setattr(cycles, "report", cancel_on_first_progress)
+    monkeypatch.setattr(cycles, "record_progress", cancel_on_first_progress)
     with pytest.raises(cycles.CycleStopped):
         cycles.run_training(cycle.pk, owner=OWNER)
     cycle.refresh_from_db()
