@@ -163,21 +163,13 @@ class Corrections:
         }
 
 
-def word_edit_distance(draft: str, final: str) -> float:
-    """Word-level Levenshtein distance from the draft to the final text, over the final
-    text's length (0: unchanged; 1: rewritten): the measure the Models page charts per
-    version (``active_learning.services.model_dashboard``)."""
-    from active_learning.services.model_dashboard import word_edit_distance as distance
-
-    return distance(draft, final)
-
-
 def submit_truth(case, annotator, entry: dict, stats: Corrections) -> None:
     """Submit ``entry``'s ground truth for ``case`` as ``annotator``, first tallying how it
     differs from the serving version's suggestion for the case."""
     from active_learning.models import Suggestion
     from active_learning.services import case_inputs
     from annotations.services import annotate
+    from medloop.metrics.text import word_edit_distance
 
     suggestion = Suggestion.objects.filter(case=case, model_version__status="promoted").first()
     true_boxes = [dict(b) for b in entry["boxes"]]

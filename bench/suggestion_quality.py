@@ -12,6 +12,8 @@ then scores a held-out test set, disjoint from both, with what an annotator woul
   ``false_boxes_per_normal_image``: shown boxes at IoU 0.5 against the truth;
 - ``map50`` and FROC (sensitivity at 0.5/1/2/4 false positives per image) from every candidate,
   never from the shown boxes alone;
+- ``report_edit_distance``: word edit distance from each draft to the true report over its
+  length (0: kept as drafted);
 - ``degenerate_drafts``: report drafts refused by ``active_learning.ml.draft_guard``, and how
   many drafts would be shown (the version's report metric passes its floor and the draft is not
   degenerate);
@@ -71,6 +73,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from active_learning.ml import evaluate as ev
     from active_learning.ml.builtin import BuiltinConfig, BuiltinModel
     from active_learning.ml.interface import UncertaintyOptions
+    from medloop.metrics.text import word_edit_distance
 
     size, n_train, n_val, n_test, steps, batch = PRESETS[args.preset]
     size = args.size or size
@@ -118,6 +121,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     labels: dict[str, list[int]] = {c: [] for c in classes}
     probabilities: dict[str, list[float]] = {c: [] for c in classes}
     degenerate, drafts_shown = 0, 0
+    edits: list[float] = []
     for case, prediction in zip(test, predictions, strict=True):
         images.append(case.case_id)
         truth += [ev.GroundTruthBox(case.case_id, b.finding, b.x, b.y, b.width, b.height)
@@ -135,6 +139,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 labels[c].append(int(bool(case.findings[c])))
                 probabilities[c].append(prediction.findings[c])
         draft = " ".join(v for v in prediction.report.values() if v)
+        final = " ".join(case.report[k] for k in prediction.report if case.report.get(k))
+        if final:
+            edits.append(word_edit_distance(draft, final))
         refused = _degenerate(draft)
         degenerate += refused is not None
         drafts_shown += refused is None and bool(points["report"]["reliable"])
@@ -171,6 +178,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "report_reliable": points["report"]["reliable"],
         "degenerate_drafts": degenerate,
         "drafts_shown": drafts_shown,
+        # Word edit distance from each draft to the case's true report, over the report's length
+        # (the measure the Models page charts): what an annotator would still have to change.
+        "report_edit_distance": float(np.mean(edits)) if edits else None,
         "test_cases": len(test),
         "normal_test_cases": seen["normal_images"],
         "validation_cases": len(validation),

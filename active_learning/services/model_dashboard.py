@@ -34,12 +34,12 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce, Floor, Least, RowNumber
 
-from active_learning.ml.evaluate import edit_distance
 from active_learning.models import ModelVersion, Suggestion
 from active_learning.services.cycles import primary_metric
 from active_learning.services.loop_settings import loop_settings
 from annotations.dashboards.throughput import STANDING_STATUSES, SuggestionUse, suggestion_use_by
 from annotations.models import Annotation, Box, Case, Project
+from medloop.metrics.text import word_edit_distance
 
 # The validation metrics drawn against labels, besides the project's promotion metric (dotted
 # keys into ModelVersion.metrics["validation"], as written by active_learning.ml.evaluate).
@@ -54,24 +54,6 @@ REPORT_SAMPLE = 100
 
 
 # --- report edits -----------------------------------------------------------------------------
-
-
-def word_edit_distance(draft: str, final: str) -> float:
-    """Word-level Levenshtein distance from the draft to the final text, over the final
-    text's length in words (0: unchanged; 1: as many edits as the final text has words).
-
-    Words are whitespace-separated and compared exactly. The words both texts start and end
-    with are set aside first: an exact shortcut (edits never need them) that keeps the
-    quadratic part to the region the annotator changed."""
-    a, b = draft.split(), final.split()
-    start = 0
-    while start < min(len(a), len(b)) and a[start] == b[start]:
-        start += 1
-    end = 0
-    while end < min(len(a), len(b)) - start and a[-1 - end] == b[-1 - end]:
-        end += 1
-    distance = edit_distance(a[start : len(a) - end], b[start : len(b) - end])
-    return distance / max(len(b), 1)
 
 
 def report_text(report: Mapping[str, Any], sections: Sequence[str]) -> str:

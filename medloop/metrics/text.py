@@ -10,7 +10,14 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-__all__ = ["edit_distance", "lcs_length", "rouge_l_f1", "tokenize_report", "word_tokens"]
+__all__ = [
+    "edit_distance",
+    "lcs_length",
+    "rouge_l_f1",
+    "tokenize_report",
+    "word_edit_distance",
+    "word_tokens",
+]
 
 # The typographic apostrophe (U+2019) is intended: reports pasted from word processors use it.
 _TOKEN = re.compile(r"\d+(?:\.\d+)?|[^\W\d_]+(?:['’-][^\W\d_]+)*|[^\w\s]|_")  # noqa: RUF001
@@ -64,3 +71,21 @@ def edit_distance(a: Sequence[str], b: Sequence[str]) -> int:
             )
         previous = current
     return previous[-1]
+
+
+def word_edit_distance(draft: str, final: str) -> float:
+    """Word-level Levenshtein distance from the draft to the final text, over the final
+    text's length in words (0: unchanged; 1: as many edits as the final text has words).
+
+    Words are whitespace-separated and compared exactly. The words both texts start and end
+    with are set aside first: an exact shortcut (edits never need them) that keeps the
+    quadratic part to the region the annotator changed."""
+    a, b = draft.split(), final.split()
+    start = 0
+    while start < min(len(a), len(b)) and a[start] == b[start]:
+        start += 1
+    end = 0
+    while end < min(len(a), len(b)) - start and a[-1 - end] == b[-1 - end]:
+        end += 1
+    distance = edit_distance(a[start : len(a) - end], b[start : len(b) - end])
+    return distance / max(len(b), 1)

@@ -20,6 +20,7 @@ from active_learning.services.case_inputs import first_instance
 from annotations.dashboards.throughput import SuggestionUse
 from annotations.models import Annotation, Box, Case
 from annotations.services import annotate, queue
+from medloop.metrics.text import word_edit_distance
 
 pytestmark = [pytest.mark.django_db, pytest.mark.both_backends]
 
@@ -326,7 +327,7 @@ def test_word_edit_distance_is_levenshtein_over_the_final_length():
     ]
     for draft, final in examples:
         expected = edit_distance(draft.split(), final.split()) / max(len(final.split()), 1)
-        assert model_dashboard.word_edit_distance(draft, final) == expected, (draft, final)
+        assert word_edit_distance(draft, final) == expected, (draft, final)
 
 
 def test_dashboard_api_returns_every_chart(project, scenario, member, api_for):

@@ -18,6 +18,7 @@ REQUIRED = {
     "map50",
     "froc",
     "degenerate_drafts",
+    "report_edit_distance",
     "seeds",
     "steps",
     "seconds",
@@ -39,6 +40,7 @@ def test_the_quick_bench_prints_its_figures_as_json_on_the_last_line():
     assert figures["steps"] == 3 and figures["test_cases"] == 8
     assert figures["seeds"] == {"model": 0, "data": 14}
     assert 0 <= figures["degenerate_drafts"] <= figures["test_cases"]
+    assert figures["report_edit_distance"] > 0.5  # after 3 steps the drafts are far from it
     assert set(figures["recall_shown_per_class"]) == {
         "nodule", "mass", "consolidation", "effusion", "pneumothorax", "cardiomegaly"
     }  # fmt: skip
