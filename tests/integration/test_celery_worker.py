@@ -47,8 +47,19 @@ def test_worker_on_file_system_broker_frees_expired_leases(
 ):
     case = _expire_a_lease(project, member, cases)
     worker = start_worker("filesystem://")
-    folder = tmp_path / "var" / "broker" / "queue"
-    _send("filesystem://", {"data_folder_in": str(folder), "data_folder_out": str(folder)})
+    broker = tmp_path / "var" / "broker"  # the worker's folders (MEDLOOP_VAR_DIR=tmp_path/var)
+    # Every folder named, the control one too: kombu's default is ./control, which would write
+    # a default.exchange file into the directory the tests run from.
+    for name in ("queue", "control"):
+        (broker / name).mkdir(parents=True, exist_ok=True)
+    _send(
+        "filesystem://",
+        {
+            "data_folder_in": str(broker / "queue"),
+            "data_folder_out": str(broker / "queue"),
+            "control_folder": str(broker / "control"),
+        },
+    )
     wait_for(
         lambda: Case.objects.get(pk=case.pk).leased_to_id is None,
         timeout=30,

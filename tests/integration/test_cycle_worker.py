@@ -15,7 +15,7 @@ import redis
 from django.conf import settings
 from django.db import connection
 
-from active_learning.ml.interface import read_manifest
+from active_learning.ml.checkpoints import read_manifest
 from active_learning.models import ModelVersion, RetrainingCycle, Suggestion
 from active_learning.services import versions
 from annotations.models import Case
@@ -126,12 +126,21 @@ def test_labels_reaching_the_threshold_start_a_cycle(
         training_epochs=1,
         auto_retrain_threshold=3,
     )
-    start_worker(on_redis, queues=QUEUES, pool="prefork")
+    worker = start_worker(on_redis, queues=QUEUES, pool="prefork")
     reader = member("reader", "annotator")
     submit_ground_truth(
         project=project, cases=cases, synthetic_dir=synthetic_dir, annotator=reader, count=2
     )
-    time.sleep(3)  # the worker has had the two submissions' messages: no cycle yet
+
+    def checks_done() -> int:
+        log = Path(worker.log_path).read_text()
+        return sum(
+            "Task active_learning.maybe_retrain[" in line and "succeeded" in line
+            for line in log.splitlines()
+        )
+
+    # The worker has answered both submissions' messages, and started nothing below the threshold.
+    wait_for(lambda: checks_done() >= 2, timeout=60, what="the worker to check both submissions")
     assert not RetrainingCycle.objects.filter(project=project).exists()
     submit_ground_truth(
         project=project, cases=cases, synthetic_dir=synthetic_dir, annotator=reader, count=1
