@@ -84,9 +84,11 @@ class LabelledCase(CaseInput):
 
 @dataclass
 class PredictedBox:
-    """A suggested box: ``score`` in [0, 1]; ``localization_instability`` = 1 - mean IoU of the
-    boxes matched to it across test-time flips and rescales (0 stable, 1 not found again);
-    ``class_entropy`` in nats, of the box's class score (or, with MC dropout, its BALD)."""
+    """A suggested box: ``score`` in [0, 1], the box's confidence (for the built-in model the
+    detector's score fused with the case's finding probability); ``localization_instability`` =
+    1 - mean IoU of the boxes matched to it across test-time flips and rescales (0 stable, 1 not
+    found again); ``class_entropy`` in nats, of the box's class score (or, with MC dropout, its
+    BALD); ``detector_score``: the detector's own score, where it differs from ``score``."""
 
     finding: str
     x: float
@@ -96,6 +98,7 @@ class PredictedBox:
     score: float
     localization_instability: float = 0.0
     class_entropy: float = 0.0
+    detector_score: float | None = None
 
 
 @dataclass

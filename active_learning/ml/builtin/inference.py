@@ -87,6 +87,24 @@ class Detections:
     boxes: list[np.ndarray]  # per case (N, 4) x1 y1 x2 y2 in model pixels
     labels: list[np.ndarray]
     scores: list[np.ndarray]
+    # The detector's own scores when ``scores`` hold the fused box confidences (see
+    # :func:`fuse_box_scores`); None while they are one and the same.
+    detector_scores: list[np.ndarray] | None = None
+
+
+def fuse_box_scores(
+    scores: np.ndarray, labels: np.ndarray, probabilities: np.ndarray, weight: float
+) -> np.ndarray:
+    """Box confidence from two views of the case: ``score ** (1 - weight) * p ** weight``, with
+    ``p`` the case's calibrated probability of the box's finding (the multimodal head: image,
+    clinical text and labs). A box is confident only when the detector and the case-level model
+    agree: a lesion-like patch on a case whose text and labs say nothing of that finding ranks
+    below the same patch on a case that does. ``weight`` 0 keeps the detector's scores."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if weight <= 0 or scores.size == 0:
+        return scores
+    p = np.clip(np.asarray(probabilities, dtype=np.float64)[np.asarray(labels, dtype=int)], 0, 1)
+    return scores ** (1.0 - weight) * p**weight
 
 
 def _detect(network: MultimodalNetwork, images: torch.Tensor) -> Detections:
@@ -226,6 +244,7 @@ def predict_batch(
         fused = network.fuse(image_vector, text_vector, batch.labs)
         logits = network.finding_head(fused)
         probabilities = torch.sigmoid(logits / temperature)
+        detections = _fused(detections, probabilities.cpu().numpy(), config.box_finding_weight)
         finding_samples = None
         if options.mc_samples > 0:
             finding_samples = _mc_findings(
@@ -288,6 +307,18 @@ def predict_batch(
     return predictions
 
 
+def _fused(detections: Detections, probabilities: np.ndarray, weight: float) -> Detections:
+    """``detections`` with :func:`fuse_box_scores` confidences (the operating points, the
+    decoder's box memory and the acquisition signal all read these)."""
+    if weight <= 0:
+        return detections
+    fused = [
+        fuse_box_scores(s, labels, probabilities[i], weight)
+        for i, (s, labels) in enumerate(zip(detections.scores, detections.labels, strict=True))
+    ]
+    return Detections(detections.boxes, detections.labels, fused, detections.scores)
+
+
 def _mc_findings(network, image_vector, text_vector, labs, temperature, samples) -> np.ndarray:
     """``(K, B, C)`` calibrated probabilities with dropout active in the fusion and head only
     (the image and text features are computed once: the cheap MC dropout)."""
@@ -340,6 +371,7 @@ def _assemble(
     boxes_xyxy = detections.boxes[i]
     labels = detections.labels[i]
     scores = detections.scores[i]
+    raw = detections.detector_scores[i] if detections.detector_scores is not None else scores
     instability = u.localization_instability(boxes_xyxy, labels, views[i])
     entropy = u.binary_entropy(scores) if len(scores) else np.zeros(0)
     candidates = [
@@ -352,6 +384,7 @@ def _assemble(
             score=float(score),
             localization_instability=float(instability[j]),
             class_entropy=float(entropy[j]),
+            detector_score=float(raw[j]),
         )
         for j, (box, label, score) in enumerate(zip(boxes_xyxy, labels, scores, strict=True))
     ]

@@ -139,3 +139,24 @@ def test_drafts_that_state_the_wrong_findings_are_not_shown_whatever_their_word_
     assert not silent["reliable"] and "no validation report states a finding" in silent["reason"]
     both = op.report_operating_point(0.1, finding_f1=0.2, **kwargs)
     assert not both["reliable"] and both["reason"].startswith("rouge 0.10 is below")
+
+
+def test_box_confidence_needs_the_detector_and_the_case_level_model_to_agree():
+    import numpy as np
+
+    from active_learning.ml.builtin.config import BuiltinConfig
+    from active_learning.ml.builtin.inference import fuse_box_scores
+
+    scores, labels = np.array([0.4, 0.4, 0.9]), np.array([0, 1, 1])
+    probabilities = np.array([0.9, 0.1])  # finding 0 likely on this case, finding 1 unlikely
+    fused = fuse_box_scores(scores, labels, probabilities, 0.3)
+    assert fused == pytest.approx([0.4**0.7 * 0.9**0.3, 0.4**0.7 * 0.1**0.3, 0.9**0.7 * 0.1**0.3])
+    # The same detector score ranks higher where the text, labs and image say "finding 0".
+    assert fused[0] > fused[1]
+    assert fuse_box_scores(scores, labels, probabilities, 0.0) == pytest.approx(scores)
+    # A version saved before the fusion keeps the detector's scores its thresholds were fit on.
+    saved = BuiltinConfig().to_dict()
+    del saved["box_finding_weight"]
+    assert BuiltinConfig.from_dict(saved).box_finding_weight == 0.0
+    with pytest.raises(ValueError, match="box_finding_weight"):
+        BuiltinConfig.from_dict({**saved, "box_finding_weight": 1.5})
