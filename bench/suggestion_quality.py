@@ -12,6 +12,9 @@ then scores a held-out test set, disjoint from both, with what an annotator woul
   ``false_boxes_per_normal_image``: shown boxes at IoU 0.5 against the truth;
 - ``map50`` and FROC (sensitivity at 0.5/1/2/4 false positives per image) from every candidate,
   never from the shown boxes alone;
+- ``kept_share``, ``kept_or_edited_share``: the shown boxes a simulated annotator (VinDr-CXR
+  reader variation, ``active_learning.ml.simulated_annotator``, seeded per case) keeps (its box
+  of the same finding at IoU >= 0.5) or edits, as the label-efficiency bench tallies them;
 - ``report_edit_distance``: word edit distance from each draft to the true report over its
   length (0: kept as drafted);
 - ``degenerate_drafts``: report drafts refused by ``active_learning.ml.draft_guard``, and how
@@ -70,9 +73,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
+    from loop_support import ServedTally, tally_served
+
     from active_learning.ml import evaluate as ev
     from active_learning.ml.builtin import BuiltinConfig, BuiltinModel
     from active_learning.ml.interface import UncertaintyOptions
+    from active_learning.ml.simulated_annotator import SimulatedAnnotator, load_reader_variation
     from medloop.metrics.text import word_edit_distance
 
     size, n_train, n_val, n_test, steps, batch = PRESETS[args.preset]
@@ -122,7 +128,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     probabilities: dict[str, list[float]] = {c: [] for c in classes}
     degenerate, drafts_shown = 0, 0
     edits: list[float] = []
-    for case, prediction in zip(test, predictions, strict=True):
+    tally, variation = ServedTally(), load_reader_variation()
+    for index, (case, prediction) in enumerate(zip(test, predictions, strict=True)):
+        reader = SimulatedAnnotator(seed=args.seed * 1_000_003 + index, variation=variation)
+        rows, columns = case.image.shape[:2]
+        annotated = reader.annotate(list(case.boxes), rows=rows, columns=columns)
+        tally_served(tally, sorted(prediction.boxes, key=lambda b: -b.score), annotated)
         images.append(case.case_id)
         truth += [ev.GroundTruthBox(case.case_id, b.finding, b.x, b.y, b.width, b.height)
                   for b in case.boxes]  # fmt: skip
@@ -181,6 +192,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         # Word edit distance from each draft to the case's true report, over the report's length
         # (the measure the Models page charts): what an annotator would still have to change.
         "report_edit_distance": float(np.mean(edits)) if edits else None,
+        "kept_share": tally.row()["kept_share"],
+        "kept_or_edited_share": tally.row()["kept_or_edited_share"],
         "test_cases": len(test),
         "normal_test_cases": seen["normal_images"],
         "validation_cases": len(validation),
@@ -233,6 +246,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  recall {name:<14} {value}   AP50 {results['ap50_per_class'][name]}")
     print(f"mAP@0.5 (all candidates)      {results['map50']}")
     print(f"FROC                          {results['froc']}")
+    print(
+        f"kept / kept or edited         {results['kept_share']} / "
+        f"{results['kept_or_edited_share']} (simulated annotator, VinDr reader variation)"
+    )
     print(
         f"degenerate drafts             {results['degenerate_drafts']} of {results['test_cases']}"
     )

@@ -19,6 +19,8 @@ REQUIRED = {
     "froc",
     "degenerate_drafts",
     "report_edit_distance",
+    "kept_share",
+    "kept_or_edited_share",
     "seeds",
     "steps",
     "seconds",
