@@ -14,6 +14,7 @@ from annotations.api import (
     projects,
     quarantine_views,
     queue,
+    series_views,
 )
 
 urlpatterns = [
@@ -104,6 +105,11 @@ urlpatterns = [
     path("cases/<id:case_pk>/", cases.CaseDetailView.as_view(), name="case-detail"),
     path("cases/<id:case_pk>/lease/", queue.CaseLeaseView.as_view(), name="case-lease"),
     path("cases/<id:case_pk>/skip/", queue.CaseSkipView.as_view(), name="case-skip"),
+    path(
+        "cases/<id:case_pk>/series/<id:series_pk>/stack/",
+        series_views.SeriesStackView.as_view(),
+        name="series-stack",
+    ),
     path(
         "cases/<id:case_pk>/annotation/",
         annotation_views.MyAnnotationView.as_view(),
