@@ -10,7 +10,7 @@ import secrets
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 
 from annotations.pseudonym_keys import derive_project_key, new_salt
 
@@ -103,6 +103,20 @@ class Project(models.Model):
     # pseudonyms stay stable; empty for every newer project.
     legacy_pseudonym_secret = models.CharField(
         max_length=64, blank=True, default="", editable=False
+    )
+    # Ethics review (issue 17): without a current EthicsApproval such a project is read-only for
+    # everyone but admins (annotations.services.ethics). New projects take the setting
+    # MEDLOOP_REQUIRE_ETHICS_APPROVAL; projects older than the rule were migrated with False.
+    requires_ethics_approval = models.BooleanField(
+        default=True,
+        help_text="Ingest, annotation and training need a current ethics approval.",
+    )
+    # Inclusion rules checked at ingest from the original header (annotations.dicom.eligibility),
+    # e.g. {"min_age_years": 18}; empty: every study is eligible.
+    eligibility_rules = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Inclusion rules, e.g. {"min_age_years": 18, "if_unknown": "hold"}.',
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -202,6 +216,9 @@ class Study(models.Model):
     accession_pseudonym = models.CharField(max_length=64, blank=True)
     study_date = models.DateField(null=True, blank=True)
     description = models.CharField(max_length=200, blank=True)
+    # The patient's age at this study as a band ("18-29", "90+"; "" unknown): the age itself and
+    # the birth date are read at ingest for the eligibility rules and never kept.
+    age_band = models.CharField(max_length=8, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -288,6 +305,12 @@ class Case(models.Model):
     is_validation = models.BooleanField(
         default=False, help_text="Held out at ingest; never trained on."
     )
+    # Held out at ingest by the project's eligibility rules (issue 17): never served to
+    # annotators, listed for a lead, who includes it (held_out cleared) or excludes it for good
+    # (held_out_excluded_at set; it stays held out and leaves the review list).
+    held_out = models.BooleanField(default=False)
+    held_out_reason = models.CharField(max_length=300, blank=True)
+    held_out_excluded_at = models.DateTimeField(null=True, blank=True)
     # Written by the active-learning loop; higher is served first. Equal priority: FIFO.
     priority = models.FloatField(default=0.0)
     leased_to = models.ForeignKey(
@@ -603,3 +626,40 @@ class AuditEvent(models.Model):
 
     def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
         raise PermissionError("Audit events are append-only.")
+
+
+class EthicsApproval(models.Model):
+    """An ethics committee's approval of the project's study: who approved what, when, until
+    when, and the approval letter stored with the project. An approval is *current* from its
+    approval date to its expiry date (both inclusive) unless it was revoked."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="ethics_approvals")
+    committee = models.CharField(max_length=200)
+    reference = models.CharField(max_length=100, help_text="The committee's reference number.")
+    approved_on = models.DateField()
+    expires_on = models.DateField()
+    scope = models.TextField(help_text="What the approval covers (data, purposes, population).")
+    # The approval document, stored under MEDLOOP_STORAGE_DIR (relative path), with its hash.
+    document_path = models.CharField(max_length=500, blank=True)
+    document_name = models.CharField(max_length=200, blank=True)
+    document_content_type = models.CharField(max_length=100, blank=True)
+    document_sha256 = models.CharField(max_length=64, blank=True)
+    document_size = models.PositiveBigIntegerField(default=0)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    recorded_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_reason = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["project_id", "-expires_on", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(expires_on__gte=F("approved_on")),
+                name="ethics_approval_expires_after_approval",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.committee} {self.reference} ({self.approved_on} to {self.expires_on})"

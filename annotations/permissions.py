@@ -44,6 +44,11 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("adjudication", "resolve"): frozenset({R, L, D}),
     # Reviewers already see every submission and its annotator; the counts help them plan.
     ("dashboard", "view_review"): frozenset({R, L, D}),
+    # Ethics approvals (issue 17): every member sees whether the project is read-only and why;
+    # leads and admins record approvals; only admins decide whether the project needs one.
+    ("ethics", "view"): ALL_ROLES,
+    ("ethics", "change"): frozenset({L, D}),
+    ("ethics", "require"): frozenset({D}),
 }
 
 
@@ -100,6 +105,8 @@ def can_view_case(user: User | AnonymousUser, case: Case) -> bool:
     if allowed(user, case.project_id, "case", "view_any"):
         return True
     if not allowed(user, case.project_id, "case", "view_own"):
+        return False
+    if case.held_out:  # held out by the eligibility rules: never served to annotators
         return False
     if case.leased_to_id == user.pk and (
         case.lease_expires_at is None or case.lease_expires_at > timezone.now()

@@ -51,6 +51,12 @@ def held_images(project_id: int) -> QuerySet[Instance]:
     )
 
 
+def held_out_cases(project_id: int) -> QuerySet[Case]:
+    """Cases of the project held out at ingest by its eligibility rules and not yet decided:
+    an included case is no longer held out, an excluded one stays held out for good."""
+    return Case.objects.filter(project_id=project_id, held_out=True, held_out_excluded_at=None)
+
+
 def projects_with_counts(user: User | AnonymousUser) -> QuerySet[Project]:
     """``projects_for(user)`` with ``open_cases``, ``complete_cases`` and ``held_images`` (see
     ``held_images``), each counted once however many roles the user holds."""

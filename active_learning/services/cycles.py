@@ -49,7 +49,7 @@ from active_learning.services import pretraining, promotion, versions
 from active_learning.services.case_inputs import labelled_source, training_annotations
 from active_learning.services.loop_settings import loop_settings
 from annotations.models import Case, Project
-from annotations.services import audit
+from annotations.services import audit, ethics
 from annotations.services.errors import Conflict
 from medloop.celery import send_after_commit
 
@@ -95,8 +95,10 @@ def trigger_cycle(
     trigger: str = RetrainingCycle.Trigger.MANUAL,
 ) -> RetrainingCycle:
     """Queue a retraining cycle for ``project``. The database refuses a second active cycle
-    (:class:`CycleAlreadyActive`, 409). The first task is queued only once the cycle row is
+    (:class:`CycleAlreadyActive`, 409), and so does a project without a current ethics
+    approval (EthicsApprovalRequired, 403). The first task is queued only once the cycle row is
     committed."""
+    ethics.require_current_approval(project=project, actor=triggered_by, activity="training")
     try:
         with transaction.atomic():
             cycle = RetrainingCycle.objects.create(
@@ -143,6 +145,8 @@ def labels_since_last_cycle(project: Project) -> int:
 def maybe_trigger_automatic(project: Project) -> RetrainingCycle | None:
     """Start a cycle when the newly submitted labels reach the project's threshold (0: never)."""
     if project.auto_retrain_threshold == 0 or active_cycle(project) is not None:
+        return None
+    if ethics.status_of(project).read_only:  # no training without a current ethics approval
         return None
     if labels_since_last_cycle(project) < project.auto_retrain_threshold:
         return None
@@ -346,6 +350,13 @@ def run_training(cycle_id: int, *, owner: str) -> bool:
         _queue_scoring(cycle, owner)
         return True
     project = cycle.project
+    try:  # the approval may have lapsed while the cycle waited in the queue
+        ethics.require_current_approval(
+            project=project, actor=cycle.triggered_by, activity="training"
+        )
+    except ethics.EthicsApprovalRequired as exc:
+        fail(cycle.pk, exc.message)
+        return False
     if not cycle.label_snapshot:
         snapshot = [list(p) for p in training_annotations(project).values_list("pk", "version")]
         if not snapshot:

@@ -51,7 +51,7 @@ from active_learning.ml.pretraining import (
 from active_learning.models import BackboneEmbedding, PretrainedBackbone
 from active_learning.services.case_inputs import CaseNotReadable, instance_pixels
 from annotations.models import Instance, Project
-from annotations.services import audit
+from annotations.services import audit, ethics
 from medloop.celery import send_after_commit
 
 logger = logging.getLogger(__name__)
@@ -138,7 +138,10 @@ def pretraining_due(project: Project, images: list[tuple[int, int]] | None = Non
 
 def maybe_queue_pretraining(project: Project) -> bool:
     """Queue ``active_learning.pretrain_backbone`` (after commit) when pretraining is due and
-    none runs for the project. Returns whether it was queued."""
+    none runs for the project (and the project's ethics approval, where it needs one, is
+    current). Returns whether it was queued."""
+    if ethics.status_of(project).read_only:
+        return False
     if PretrainedBackbone.objects.filter(project=project, status=Status.RUNNING).exists():
         return False
     if not pretraining_due(project).due:
@@ -238,6 +241,9 @@ def run_pretraining(project_id: int, *, owner: str) -> PretrainedBackbone | None
     (not due, same images as the last one, another delivery running it)."""
     project = Project.objects.filter(pk=project_id).first()
     if project is None:
+        return None
+    if ethics.status_of(project).read_only:
+        logger.info("project %s: no pretraining: no current ethics approval", project.pk)
         return None
     images = pool_images(project)
     due = pretraining_due(project, images)

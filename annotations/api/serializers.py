@@ -47,9 +47,12 @@ class ProjectSerializer(serializers.ModelSerializer):
             "promotion_metric",
             "training_epochs",
             "model_config",
+            "eligibility_rules",
+            "requires_ethics_approval",
             "created_at",
             "my_roles",
         ]
+        read_only_fields = ["requires_ethics_approval"]
 
     def get_my_roles(self, project: Project) -> list[str]:
         from annotations.permissions import roles_in
@@ -295,6 +298,9 @@ class ProjectInputSerializer(serializers.Serializer):
     promotion_metric = serializers.CharField(max_length=40, required=False)
     training_epochs = serializers.IntegerField(min_value=1, max_value=200, required=False)
     model_config = serializers.JSONField(required=False)
+    eligibility_rules = serializers.JSONField(
+        required=False, help_text='inclusion rules, e.g. {"min_age_years": 18}'
+    )
 
 
 class MembershipInputSerializer(serializers.Serializer):

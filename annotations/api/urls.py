@@ -6,7 +6,9 @@ from annotations.api import (
     audit_views,
     cases,
     dashboard_views,
+    ethics_views,
     export_views,
+    held_out_views,
     image_views,
     import_views,
     ingest_views,
@@ -178,5 +180,35 @@ urlpatterns = [
     ),
     path(
         "projects/<id:project_pk>/pacs-pull/", pacs_views.PacsPullView.as_view(), name="pacs-pull"
+    ),
+    path(
+        "projects/<id:project_pk>/held-out-cases/",
+        held_out_views.HeldOutCaseListView.as_view(),
+        name="held-out-case-list",
+    ),
+    path(
+        "projects/<id:project_pk>/held-out-cases/decisions/",
+        held_out_views.HeldOutDecisionView.as_view(),
+        name="held-out-decision",
+    ),
+    path(
+        "projects/<id:project_pk>/ethics/",
+        ethics_views.EthicsStatusView.as_view(),
+        name="project-ethics",
+    ),
+    path(
+        "projects/<id:project_pk>/ethics/approvals/",
+        ethics_views.EthicsApprovalListView.as_view(),
+        name="ethics-approval-list",
+    ),
+    path(
+        "ethics-approvals/<id:approval_pk>/revoke/",
+        ethics_views.EthicsApprovalRevokeView.as_view(),
+        name="ethics-approval-revoke",
+    ),
+    path(
+        "ethics-approvals/<id:approval_pk>/document/",
+        ethics_views.EthicsDocumentView.as_view(),
+        name="ethics-approval-document",
     ),
 ]

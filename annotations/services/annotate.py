@@ -14,7 +14,14 @@ from django.db.models import F
 from django.utils import timezone
 
 from annotations.models import Annotation, AnnotationRevision, Box, Case, Instance
-from annotations.services import audit, double_reading, loop_signals, queue, shown_suggestions
+from annotations.services import (
+    audit,
+    double_reading,
+    ethics,
+    loop_signals,
+    queue,
+    shown_suggestions,
+)
 from annotations.services.errors import (
     Conflict,
     InvalidInput,
@@ -166,11 +173,15 @@ def _compare_and_bump(annotation: Annotation, expected_version: int | None, **fi
 
 
 def _check_editable(annotation: Annotation, actor: User) -> None:
-    """Only the owner changes or submits an annotation, and only while draft or returned."""
+    """Only the owner changes or submits an annotation, only while draft or returned, and only
+    while the project's ethics approval is current."""
     if annotation.annotator_id != actor.pk:
         raise NotAllowed("Only the annotator who owns this annotation can change or submit it.")
     if annotation.status not in (Annotation.Status.DRAFT, Annotation.Status.RETURNED):
         raise Conflict(f"This annotation is {annotation.status}; it can no longer be changed.")
+    ethics.require_current_approval(
+        project=annotation.case.project, actor=actor, activity="annotation"
+    )
 
 
 def validated_changes(
@@ -329,6 +340,9 @@ def review(
     expected_version: int | None,
 ) -> Annotation:
     """Accept a submitted annotation, or return it to its annotator with a comment."""
+    ethics.require_current_approval(
+        project=annotation.case.project, actor=reviewer, activity="annotation"
+    )
     if annotation.annotator_id == reviewer.pk:
         raise NotAllowed("Reviewers cannot review their own annotations.")
     if annotation.status != Annotation.Status.SUBMITTED:

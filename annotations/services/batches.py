@@ -20,7 +20,7 @@ from django.utils import timezone
 from pydicom.fileset import FileSet
 
 from annotations.models import IngestBatch, Project
-from annotations.services import ingest, loop_signals, source_names
+from annotations.services import ethics, ingest, loop_signals, source_names
 from annotations.services.errors import InvalidInput
 
 ZIP_MAGIC = b"PK\x03\x04"
@@ -57,6 +57,9 @@ class SourceFile:
 
 
 def start_batch(*, project: Project, source: str, actor: User | None) -> IngestBatch:
+    """A new batch; refused whole (EthicsApprovalRequired) when the project has no current
+    ethics approval."""
+    ethics.require_current_approval(project=project, actor=actor, activity="ingest")
     return IngestBatch.objects.create(project=project, source=source, created_by=actor)
 
 
@@ -92,6 +95,9 @@ def add_to_batch(batch: IngestBatch, item: SourceFile, *, actor: User | None) ->
         )
         if instance.quarantined:
             line["held_reason"] = instance.quarantine_reason
+        case = instance.series.study.case
+        if case.held_out:
+            line["held_out_reason"] = case.held_out_reason
         if result.created:
             batch.stored += 1
             batch.quarantined += int(instance.quarantined)

@@ -27,7 +27,7 @@ from django.utils.dateparse import parse_datetime
 from annotations.dicom.deidentify import pseudonym
 from annotations.dicom.text_scrub import scrub_clinical_text
 from annotations.models import Case, IngestBatch, Project
-from annotations.services import audit, clinical
+from annotations.services import audit, clinical, ethics
 from annotations.services.errors import InvalidInput
 
 MAX_ROWS = 200_000
@@ -168,7 +168,9 @@ def _cases_for(project: Project, group: _Group) -> list[Case]:
 def import_clinical_context(
     *, project: Project, data: bytes, file_name: str, actor: User | None = None
 ) -> IngestBatch:
-    """Import a CSV/JSON file of clinical context; return the batch with its report."""
+    """Import a CSV/JSON file of clinical context; return the batch with its report.
+    Refused (EthicsApprovalRequired) when the project has no current ethics approval."""
+    ethics.require_current_approval(project=project, actor=actor, activity="ingest")
     report: list[dict[str, Any]] = []
     groups = _groups_from_rows(parse_rows(data, file_name), report)
     batch = IngestBatch.objects.create(

@@ -7,16 +7,18 @@ import json
 import secrets
 import tempfile
 from dataclasses import dataclass
+from datetime import timedelta
 from itertools import chain
 from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser
+from django.utils import timezone
 
 from active_learning.ml import synthetic
 from annotations.models import IngestBatch, Project, Role
-from annotations.services import batches, projects
+from annotations.services import batches, ethics, projects
 from annotations.services.clinical_import import import_clinical_context
 
 DEMO_PROJECT = "Chest X-ray demo"
@@ -65,6 +67,33 @@ def ensure_demo_users() -> dict[str, str]:
     return stored
 
 
+DEMO_COMMITTEE = "MedLoop demo ethics committee"
+DEMO_APPROVAL_LETTER = (
+    "Synthetic approval letter of the MedLoop demo.\n"
+    "The demo project holds synthetic chest radiographs only; no patient data.\n"
+)
+
+
+def ensure_demo_approval(project: Project) -> None:
+    """The demo project needs an ethics approval like any other: it gets a current one (a
+    synthetic letter, valid for a year) whenever it has none, so the demo never turns
+    read-only."""
+    if ethics.current_approval(project) is not None:
+        return
+    today = timezone.localdate()
+    ethics.record_approval(
+        project=project,
+        committee=DEMO_COMMITTEE,
+        reference=f"DEMO-{today:%Y%m%d}",
+        approved_on=today - timedelta(days=1),
+        expires_on=today + timedelta(days=365),
+        scope="Synthetic chest radiographs with clinical context (demo; no patient data).",
+        actor=None,
+        document=DEMO_APPROVAL_LETTER.encode(),
+        document_name="demo-approval-letter.txt",
+    )
+
+
 def seed_demo(*, count: int = 40, seed: int = 7, size: int = 512) -> DemoSummary:
     """Idempotently create the demo users, project and ``count`` synthetic cases."""
     credentials = ensure_demo_users()
@@ -78,7 +107,10 @@ def seed_demo(*, count: int = 40, seed: int = 7, size: int = 512) -> DemoSummary
             description="Synthetic chest radiographs with clinical context and lab values.",
             double_read_fraction=0.1,
             auto_retrain_threshold=20,
+            # The study enrols adults: a younger patient's study would be held out.
+            eligibility_rules={"min_age_years": 18},
         )
+    ensure_demo_approval(project)
     for username, (roles, _) in DEMO_USERS.items():
         for role in roles:
             projects.add_member(

@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from annotations import agreement
 from annotations.models import Annotation, AnnotationRevision, Box, Case, DoubleRead, Project
-from annotations.services import annotate, audit, loop_signals
+from annotations.services import annotate, audit, ethics, loop_signals
 from annotations.services.errors import Conflict, InvalidInput, NotAllowed
 
 READ_STATUSES = (Annotation.Status.SUBMITTED, Annotation.Status.ACCEPTED)
@@ -154,6 +154,7 @@ def adjudicate(
     required). The label is an accepted annotation by the adjudicator, flagged
     ``is_adjudication``, with a revision; the case then trains and exports with it."""
     case = double_read.case
+    ethics.require_current_approval(project=case.project, actor=adjudicator, activity="annotation")
     readers = {double_read.read_a.annotator_id, double_read.read_b.annotator_id}
     if adjudicator.pk in readers:
         raise NotAllowed("A reader of this case cannot adjudicate it; ask another reviewer.")

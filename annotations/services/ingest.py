@@ -19,10 +19,10 @@ from django.db import IntegrityError, transaction
 from pydicom.errors import InvalidDicomError
 
 from annotations.atomic_files import write_atomically
-from annotations.dicom import completeness, pixels
+from annotations.dicom import completeness, eligibility, pixels
 from annotations.dicom.deidentify import deidentify, keyed_digest, quarantine_reason
 from annotations.models import Case, Instance, Patient, Project, Series, Study
-from annotations.services import audit
+from annotations.services import audit, ethics
 from annotations.services.errors import InvalidInput
 
 
@@ -127,7 +127,9 @@ def ingest_dicom_bytes(
     before de-identification).
 
     Raises InvalidInput naming what is wrong: over the size limit (TooLarge), not DICOM, no
-    pixel data, missing UIDs, pixel data that cannot be decoded."""
+    pixel data, missing UIDs, pixel data that cannot be decoded; EthicsApprovalRequired when
+    the project has no current ethics approval (annotations.services.ethics)."""
+    ethics.require_current_approval(project=project, actor=actor, activity="ingest")
     try:
         return _ingest(project=project, data=data, name=source_name or "file", actor=actor)
     except InvalidInput as exc:
@@ -168,7 +170,12 @@ def _ingest(*, project: Project, data: bytes, name: str, actor: User | None) -> 
         except pixels.UnsupportedPixelData as exc:
             raise InvalidInput(f"{name}: {exc}") from exc
         quarantine = quarantine_reason(dataset) or ""
+        # Eligibility is read from the original header (birth date, age, sex); only the age
+        # band survives it. With rules, the stored file keeps no age either.
+        verdict = eligibility.evaluate(project.eligibility_rules, dataset)
         _, patient_pseudonym = deidentify(dataset, secret=project.pseudonym_secret)
+        if project.eligibility_rules and "PatientAge" in dataset:
+            del dataset.PatientAge
     except InvalidInput:
         raise
     except Exception as exc:  # malformed content found while reading elements lazily
@@ -204,6 +211,7 @@ def _ingest(*, project: Project, data: bytes, name: str, actor: User | None) -> 
                     sha256=sha256,
                     size=size,
                     quarantine=quarantine,
+                    verdict=verdict,
                 )
             break
         except IntegrityError:
@@ -212,12 +220,15 @@ def _ingest(*, project: Project, data: bytes, name: str, actor: User | None) -> 
             if attempt == 2:
                 raise
     if created:
+        detail: dict[str, object] = {"sha256": sha256, "bytes": size}
+        if verdict.held_out_reason:
+            detail["held_out_reason"] = verdict.held_out_reason
         audit.record(
             action="instance.ingest",
             actor=actor,
             target=instance,
             project_id=project.pk,
-            detail={"sha256": sha256, "bytes": size},
+            detail=detail,
         )
     return IngestResult(instance=instance, created=created)
 
@@ -243,6 +254,7 @@ def _register(
     sha256: str,
     size: int,
     quarantine: str,
+    verdict: eligibility.Verdict,
 ) -> tuple[Instance, bool]:
     # Plain look-ups and inserts, not get_or_create: no savepoint per row. A unique-constraint
     # race surfaces as IntegrityError and the caller retries the whole transaction.
@@ -263,6 +275,7 @@ def _register(
             accession_pseudonym=_text(dataset, "AccessionNumber", 64),
             study_date=_parse_date(dataset.get("StudyDate")),
             description=_text(dataset, "StudyDescription", 200),
+            age_band=verdict.age_band,
         )
         secret = project.pseudonym_secret
         Case.objects.create(
@@ -272,6 +285,9 @@ def _register(
             required_reads=2
             if _fraction(secret, "double-read", study_uid) < project.double_read_fraction
             else 1,
+            # An ineligible study (or one whose eligibility is unknown) is held out for a lead.
+            held_out=bool(verdict.held_out_reason),
+            held_out_reason=verdict.held_out_reason[:300],
         )
     series_uid = str(dataset.SeriesInstanceUID)
     series = Series.objects.filter(study=study, series_instance_uid=series_uid).first()

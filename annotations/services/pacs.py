@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from annotations.dicom.dicomweb import PacsClient, RemoteInstance
 from annotations.models import Case, IngestBatch, Instance, Project
-from annotations.services import ingest, loop_signals
+from annotations.services import ethics, ingest, loop_signals
 from annotations.services.errors import DomainError, InvalidInput
 
 logger = logging.getLogger(__name__)
@@ -144,6 +144,7 @@ def pull_studies(
     URL and HTTP status) before anything is written. Then each instance is retrieved and
     ingested; per-instance failures are recorded as refused items and the rest goes on.
     Returns the finished IngestBatch (source "dicomweb")."""
+    ethics.require_current_approval(project=project, actor=actor, activity="ingest")
     if not study_instance_uids and not query:
         raise InvalidInput("Give study_instance_uids or a query to pull.")
     if limit < 1:

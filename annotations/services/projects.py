@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from annotations.dicom import eligibility
 from annotations.models import Membership, Project, Role
 from annotations.services import audit, loop_signals
 from annotations.services.errors import NotAllowed
@@ -86,6 +88,14 @@ def validate_label_schema(schema: Any) -> dict[str, Any]:
     return {"findings": clean_findings, "report_sections": clean_sections}
 
 
+def _check_eligibility_rules(rules: Any) -> dict[str, Any]:
+    """Inclusion rules checked at ingest (annotations.dicom.eligibility), normalised."""
+    try:
+        return eligibility.validate_rules(rules)
+    except eligibility.RulesInvalid as exc:
+        raise ValidationError(str(exc)) from exc
+
+
 def _check_fractions(double_read_fraction: float, validation_fraction: float) -> None:
     if not 0.0 <= double_read_fraction <= 1.0:
         raise ValidationError("double_read_fraction must be between 0 and 1.")
@@ -105,10 +115,17 @@ def create_project(
     double_read_fraction: float = 0.0,
     validation_fraction: float = 0.1,
     lease_seconds: int = 900,
+    requires_ethics_approval: bool | None = None,
+    eligibility_rules: dict[str, Any] | None = None,
     **loop_settings: Any,
 ) -> Project:
     """Create a project; its creator becomes its admin and lead. ``loop_settings``: any of
-    acquisition_strategy, auto_promote, promotion_metric, training_epochs, model_config."""
+    acquisition_strategy, auto_promote, promotion_metric, training_epochs, model_config.
+    ``requires_ethics_approval`` (None: the setting MEDLOOP_REQUIRE_ETHICS_APPROVAL): ingest,
+    annotation and training wait for a current ethics approval (annotations.services.ethics)."""
+    rules = _check_eligibility_rules(eligibility_rules or {})
+    if requires_ethics_approval is None:
+        requires_ethics_approval = bool(settings.MEDLOOP_REQUIRE_ETHICS_APPROVAL)
     schema = validate_label_schema(label_schema or DEFAULT_CHEST_SCHEMA)
     _check_fractions(double_read_fraction, validation_fraction)
     unknown = set(loop_settings) - set(LOOP_SETTINGS)
@@ -124,6 +141,8 @@ def create_project(
         double_read_fraction=double_read_fraction,
         validation_fraction=validation_fraction,
         lease_seconds=lease_seconds,
+        requires_ethics_approval=requires_ethics_approval,
+        eligibility_rules=rules,
         **loop_settings,
     )
     if created_by is not None:
@@ -151,6 +170,7 @@ UPDATABLE_SETTINGS = (
     "adjudication_report_rouge",
     "validation_fraction",
     "lease_seconds",
+    "eligibility_rules",
     *LOOP_SETTINGS,
 )
 
@@ -250,6 +270,8 @@ def check_changes(*, project: Project, changes: dict[str, Any]) -> dict[str, Any
     changes = dict(changes)
     if "label_schema" in changes:
         changes["label_schema"] = validate_label_schema(changes["label_schema"])
+    if "eligibility_rules" in changes:
+        changes["eligibility_rules"] = _check_eligibility_rules(changes["eligibility_rules"])
     _check_loop_settings(changes)
     for threshold in ("adjudication_box_f1", "adjudication_report_rouge"):
         value = changes.get(threshold, 0.0)
@@ -271,6 +293,7 @@ def finding_keys_change(project: Project, label_schema: dict[str, Any]) -> bool:
 # Settings whose old and new values the audit trail records (the rest: their names only).
 _AUDITED_VALUES = (
     "name",
+    "eligibility_rules",
     "auto_retrain_threshold",
     "double_read_fraction",
     "adjudication_box_f1",

@@ -78,6 +78,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "frontend.context_processors.ethics_notice",
             ],
         },
     },
@@ -353,6 +354,12 @@ AXES_IPWARE_META_PRECEDENCE_ORDER = (
 MEDLOOP_REQUIRE_2FA_FOR = env_list("MEDLOOP_REQUIRE_2FA_FOR", "")
 OTP_TOTP_ISSUER = env("MEDLOOP_OTP_ISSUER", "MedLoop")
 # The audit trail is kept at least this long (prune_audit_events refuses less): six years.
+# Ethics review (issue 17): a new project needs a current ethics approval before ingest,
+# annotation and training (annotations.services.ethics); leads are warned this many days before
+# the approval expires.
+MEDLOOP_REQUIRE_ETHICS_APPROVAL = env_bool("MEDLOOP_REQUIRE_ETHICS_APPROVAL", True)
+MEDLOOP_ETHICS_WARNING_DAYS = env_int("MEDLOOP_ETHICS_WARNING_DAYS", 30)
+MEDLOOP_MAX_ETHICS_DOCUMENT_BYTES = env_int("MEDLOOP_MAX_ETHICS_DOCUMENT_BYTES", 20 * 1024 * 1024)
 MEDLOOP_AUDIT_RETENTION_DAYS = env_int("MEDLOOP_AUDIT_RETENTION_DAYS", 6 * 366)
 
 LOGGING = {

@@ -44,3 +44,6 @@ CELERY_BEAT_SCHEDULE = {}
 MODELS_DIR = STORAGE_DIR / "models"
 # The tests' Orthanc runs on loopback (tests/support/orthanc.py); tests of the refusal clear it.
 MEDLOOP_PACS_ALLOWED_NETWORKS = ["127.0.0.0/8", "::1/128"]
+# Projects made by the fixtures need no ethics approval (issue 17); the tests of the rule create
+# their projects with requires_ethics_approval=True.
+MEDLOOP_REQUIRE_ETHICS_APPROVAL = False

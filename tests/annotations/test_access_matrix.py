@@ -17,7 +17,7 @@ from rest_framework.test import APIClient
 
 from active_learning.models import RetrainingCycle
 from annotations.models import Case, DoubleRead, IngestBatch, Membership
-from annotations.services import annotate, projects, queue
+from annotations.services import annotate, ethics, projects, queue
 from tests.annotations.test_double_reading import _disagreeing_reads
 
 pytestmark = pytest.mark.django_db
@@ -38,6 +38,7 @@ class Ids:
     b: int  # an ingest batch
     y: int  # a retraining cycle (failed)
     m: int  # a spare membership, deleted during the run
+    e: int  # an ethics approval with its document
 
 
 # (route name, method, path template, body, expected status per role in ROLES order)
@@ -128,6 +129,23 @@ TABLE: list[tuple[str, str, str, object, tuple[int, ...]]] = [
     ("instance-clear-quarantine", "post", "/api/instances/{i}/clear-quarantine/", None,
      (403, 403, 200, 403, 200, 404, 401)),
     ("pacs-pull", "post", "/api/projects/{p}/pacs-pull/", {}, (403, 403, 400, 403, 400, 404, 401)),
+    ("held-out-case-list", "get", "/api/projects/{p}/held-out-cases/", None,
+     (403, 403, 200, 403, 200, 404, 401)),
+    # No case is held out: a decision is refused (400), after the role check.
+    ("held-out-decision", "post", "/api/projects/{p}/held-out-cases/decisions/",
+     {"cases": [1], "decision": "include", "comment": "adult"},
+     (403, 403, 400, 403, 400, 404, 401)),
+    # Ethics approvals: every member sees the status; leads and admins record and revoke (an
+    # empty body: 400 after the role check); only admins switch the rule.
+    ("project-ethics", "get", "/api/projects/{p}/ethics/", None, (200,) * 5 + (404, 401)),
+    ("project-ethics", "patch", "/api/projects/{p}/ethics/", {"requires_ethics_approval": False},
+     (403, 403, 403, 403, 200, 404, 401)),
+    ("ethics-approval-list", "post", "/api/projects/{p}/ethics/approvals/", {},
+     (403, 403, 400, 403, 400, 404, 401)),
+    ("ethics-approval-revoke", "post", "/api/ethics-approvals/{e}/revoke/", {},
+     (403, 403, 400, 403, 400, 404, 401)),
+    ("ethics-approval-document", "get", "/api/ethics-approvals/{e}/document/", None,
+     (200,) * 5 + (404, 401)),
     ("case-suggestions", "get", "/api/cases/{c}/suggestions/", None,
      (200, 200, 200, 200, 200, 404, 401)),
     ("case-served-suggestion", "get", "/api/cases/{c}/suggestion/", None,
@@ -237,6 +255,17 @@ def scenario(project, cases, member, make_user) -> tuple[Ids, dict[str, APIClien
         b=IngestBatch.objects.create(project=project, source="command").pk,
         y=RetrainingCycle.objects.create(project=project, status="failed").pk,
         m=Membership.objects.get(project=project, user=spare).pk,
+        e=ethics.record_approval(
+            project=project,
+            committee="Ethics committee",
+            reference="EC-1",
+            approved_on="2026-01-01",
+            expires_on="2099-12-31",
+            scope="retrospective chest radiographs",
+            actor=None,
+            document=b"approved",
+            document_name="letter.txt",
+        ).pk,
     )
     return ids, clients
 

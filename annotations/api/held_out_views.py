@@ -1,0 +1,90 @@
+"""Held-out cases for leads (issue 17, section 4): the cases the eligibility rules held out at
+ingest, why, and one decision (include or exclude, with a comment) for many at once."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotations import selectors
+from annotations.api.common import project_for, user_of
+from annotations.models import Case
+from annotations.services import audit, held_out
+
+LIST_LIMIT = 500
+
+
+class HeldOutCaseSerializer(serializers.ModelSerializer):
+    age_band = serializers.CharField(source="study.age_band")
+    patient = serializers.CharField(source="study.patient.pseudonym")
+    held_since = serializers.DateTimeField(source="created_at")
+
+    class Meta:
+        model = Case
+        fields = ["id", "held_out_reason", "age_band", "patient", "held_since"]
+
+
+class HeldOutDecisionInputSerializer(serializers.Serializer):
+    cases = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1),
+        allow_empty=False,
+        max_length=held_out.MAX_CASES_PER_DECISION,
+    )
+    decision = serializers.ChoiceField(choices=[d.value for d in held_out.Decision])
+    comment = serializers.CharField(max_length=1000, help_text="why; kept in the audit trail")
+
+
+class HeldOutDecisionResultSerializer(serializers.Serializer):
+    decision = serializers.CharField()
+    cases = serializers.ListField(child=serializers.IntegerField())
+    still_held_out = serializers.IntegerField()
+
+
+class HeldOutCaseListView(APIView):
+    @extend_schema(
+        responses=HeldOutCaseSerializer(many=True),
+        description=(
+            f"Cases held out by the eligibility rules and awaiting a lead's review (at most "
+            f"{LIST_LIMIT}, oldest first), with the reason and the age band; X-Total-Count "
+            "says how many in all."
+        ),
+    )
+    def get(self, request: Request, project_pk: int) -> Response:
+        project = project_for(request, project_pk, "quarantine", "review")
+        held = selectors.held_out_cases(project.pk)
+        listed = held.select_related("study__patient").order_by("created_at", "id")
+        audit.record(
+            action="held_out.view", actor=user_of(request), project_id=project.pk, request=request
+        )
+        response = Response(HeldOutCaseSerializer(listed[:LIST_LIMIT], many=True).data)
+        response["X-Total-Count"] = str(held.count())
+        return response
+
+
+class HeldOutDecisionView(APIView):
+    @extend_schema(
+        request=HeldOutDecisionInputSerializer, responses=HeldOutDecisionResultSerializer
+    )
+    def post(self, request: Request, project_pk: int) -> Response:
+        """Include (annotators may be handed them) or exclude (held out for good) cases."""
+        project = project_for(request, project_pk, "quarantine", "review")
+        body = HeldOutDecisionInputSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        decided = held_out.decide_held_out_cases(
+            project=project,
+            case_ids=body.validated_data["cases"],
+            decision=held_out.Decision(body.validated_data["decision"]),
+            comment=body.validated_data["comment"],
+            actor=user_of(request),
+            request=request,
+        )
+        return Response(
+            {
+                "decision": body.validated_data["decision"],
+                "cases": [c.pk for c in decided],
+                "still_held_out": selectors.held_out_cases(project.pk).count(),
+            }
+        )
