@@ -26,11 +26,13 @@ import torch
 from monai.apps.detection.networks.retinanet_detector import RetinaNetDetector
 from monai.apps.detection.networks.retinanet_network import RetinaNet
 from monai.apps.detection.utils.anchor_utils import AnchorGeneratorWithAnchorShape
+from monai.apps.detection.utils.box_selector import BoxSelector
+from monai.data.box_utils import clip_boxes_to_image
 from monai.networks.blocks.backbone_fpn_utils import BackboneWithFPN
 from monai.networks.blocks.feature_pyramid_network import LastLevelMaxPool
 from monai.networks.nets import resnet
 from torch import nn
-from torchvision.ops import generalized_box_iou_loss, sigmoid_focal_loss
+from torchvision.ops import batched_nms, generalized_box_iou_loss, sigmoid_focal_loss
 from transformers import BertConfig, BertModel, GPT2Config, GPT2LMHeadModel
 
 from active_learning.ml.builtin.anchors import fit_anchor_shapes
@@ -63,6 +65,36 @@ class GIoULoss(nn.Module):
         if boxes.numel() == 0:
             return boxes.sum() * 0.0
         return generalized_box_iou_loss(boxes.float(), targets.float(), reduction="mean")
+
+
+class FastBoxSelector(BoxSelector):
+    """MONAI's box selection (per level: score threshold, top-k; per image: class-wise NMS, the
+    best ``detections_per_img``) with torchvision's compiled ``batched_nms`` in place of MONAI's
+    loop in Python, which took about 80 ms of a 2D image's postprocessing on 2 CPU cores."""
+
+    def select_boxes_per_image(
+        self,
+        boxes_list: list[torch.Tensor],
+        logits_list: list[torch.Tensor],
+        spatial_size: list[int] | tuple[int],
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if len(boxes_list) != len(logits_list) or len(spatial_size) != 2:
+            return super().select_boxes_per_image(boxes_list, logits_list, spatial_size)
+        boxes, scores, labels = [], [], []
+        for level_boxes, level_logits in zip(boxes_list, logits_list, strict=True):
+            index, level_scores, level_labels = self.select_top_score_idx_per_level(level_logits)
+            kept_boxes, keep = clip_boxes_to_image(
+                level_boxes[index], spatial_size, remove_empty=True
+            )
+            boxes.append(torch.as_tensor(kept_boxes))
+            scores.append(level_scores[keep])
+            labels.append(level_labels[keep])
+        all_boxes, all_scores = torch.cat(boxes), torch.cat(scores)
+        all_labels = torch.cat(labels)
+        keep = batched_nms(all_boxes.float(), all_scores.float(), all_labels, self.nms_thresh)
+        keep = keep[: self.detections_per_img]
+        box_dtype, score_dtype = boxes_list[0].dtype, logits_list[0].dtype
+        return all_boxes[keep].to(box_dtype), all_scores[keep].to(score_dtype), all_labels[keep]
 
 
 def anchor_shapes(config: BuiltinConfig) -> tuple[tuple[int, int], ...]:
@@ -127,6 +159,14 @@ def build_detector(config: BuiltinConfig) -> RetinaNetDetector:
         topk_candidates_per_level=300,
         nms_thresh=0.3,
         detections_per_img=config.detections_per_image,
+    )
+    selector = detector.box_selector
+    detector.box_selector = FastBoxSelector(
+        apply_sigmoid=selector.apply_sigmoid,
+        score_thresh=selector.score_thresh,
+        topk_candidates_per_level=selector.topk_candidates_per_level,
+        nms_thresh=selector.nms_thresh,
+        detections_per_img=selector.detections_per_img,
     )
     return detector
 

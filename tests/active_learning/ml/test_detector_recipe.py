@@ -23,7 +23,7 @@ from active_learning.ml.builtin.augment import (
 )
 from active_learning.ml.builtin.inference import shown_mask, view_sizes
 from active_learning.ml.builtin.model import warmup_cosine
-from active_learning.ml.builtin.network import FocalLossPerPositive, GIoULoss
+from active_learning.ml.builtin.network import FastBoxSelector, FocalLossPerPositive, GIoULoss
 from active_learning.ml.checkpoints import load_model
 from active_learning.ml.datasets import synthetic_source
 from active_learning.ml.interface import Box, LabelledCase, UncertaintyOptions
@@ -189,3 +189,22 @@ def test_fitted_operating_points_are_saved_and_applied_by_predict(tmp_path: Path
         assert len(stored["uncertainty"]["candidates"]) == len(prediction.candidates)
         assert len(stored["boxes"]) == len(expected)
     assert loaded.evaluate(cases)["operating_points"] == points
+
+
+def test_the_fast_box_selection_keeps_what_monais_keeps():
+    from monai.apps.detection.utils.box_selector import BoxSelector
+
+    generator = torch.Generator().manual_seed(3)
+    settings = dict(score_thresh=0.05, topk_candidates_per_level=50, nms_thresh=0.3,
+                    detections_per_img=24)  # fmt: skip
+    boxes, logits = [], []
+    for count in (400, 100, 25):  # three levels of anchors, six classes, overlapping boxes
+        corner = torch.rand(count, 2, generator=generator) * 200
+        size = 4 + torch.rand(count, 2, generator=generator) * 40
+        boxes.append(torch.cat([corner, corner + size], dim=1))
+        logits.append(torch.randn(count, 6, generator=generator) * 2 - 1)
+    expected = BoxSelector(**settings).select_boxes_per_image(boxes, logits, (224, 224))
+    got = FastBoxSelector(**settings).select_boxes_per_image(boxes, logits, (224, 224))
+    assert len(expected[0]) == 24  # enough overlap and scores for NMS and the cap to matter
+    assert torch.allclose(got[0], expected[0]) and torch.allclose(got[1], expected[1])
+    assert torch.equal(got[2], expected[2])
