@@ -280,3 +280,84 @@ class BackboneEmbedding(models.Model):
 
     def __str__(self) -> str:
         return f"Embedding of case {self.case_id} by backbone {self.backbone_id}"
+
+
+class TestSetPlan(models.Model):
+    """A project's locked test set (issue 16): the share of cases held out at ingest by a
+    stratified draw, apart from the validation set; never trained on, never used for promotion or
+    operating thresholds (``active_learning.services.test_sets``)."""
+
+    __test__ = False  # not a pytest test class despite its name
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="test_set_plan")
+    fraction = models.FloatField(help_text="Share of the non-validation cases held out.")
+    # Reference standard: double reading with adjudication, set on held-out cases not yet read.
+    double_read = models.BooleanField(default=True)
+    # A subgroup with fewer test cases than this is flagged in reports (never hidden).
+    min_subgroup_cases = models.PositiveIntegerField(default=30)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(fraction__gt=0) & Q(fraction__lte=0.5),
+                name="test_set_plan_fraction_0_0_5",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Test set plan of {self.project}"
+
+
+class TestSetDraw(models.Model):
+    """The draw's decision for one case, made once: held out in the test set or not, and the
+    stratum it was drawn in (``sex|age band|findings``)."""
+
+    __test__ = False  # not a pytest test class despite its name
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="test_set_draws")
+    case = models.OneToOneField(Case, on_delete=models.CASCADE, related_name="test_set_draw")
+    held_out = models.BooleanField()
+    stratum = models.CharField(max_length=200)
+    drawn_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "held_out"], name="test_set_draw_held_out")]
+
+    def __str__(self) -> str:
+        return f"Case {self.case_id} {'in' if self.held_out else 'not in'} the test set"
+
+
+class LockedTestSet(models.Model):
+    """One locked version of a project's test set: its members and their reference labels
+    frozen in ``content`` under ``content_hash`` (SHA-256 of its canonical JSON). A later change
+    of membership or labels makes a new version; a version is never edited."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="locked_test_sets")
+    version = models.PositiveIntegerField()
+    content_hash = models.CharField(max_length=64)
+    # {"cases": [{"case_id", "study_uid", "label": null | {"annotation_id", "annotator_id",
+    #   "adjudicated", "findings", "boxes", "report"}}]}
+    content = models.JSONField()
+    case_count = models.PositiveIntegerField()
+    labelled_count = models.PositiveIntegerField()
+    previous = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    reason = models.CharField(max_length=200)
+    locked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    locked_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["project_id", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "version"], name="locked_test_set_version"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project} test set v{self.version} ({self.content_hash[:12]})"

@@ -94,14 +94,17 @@ def maybe_retrain(project_id: int) -> int | None:
 
 @shared_task(name="active_learning.rerank_project", acks_late=True, ignore_result=True)
 def rerank_project(project_id: int) -> int:
-    """Re-rank a project's queue now (strategy changed, new cases ingested); queue a backbone
-    pretraining if the grown pool makes one due."""
+    """Re-rank a project's queue now (strategy changed, new cases ingested); draw new cases for
+    the locked test set; queue a backbone pretraining if the grown pool makes one due."""
+    from active_learning.services import test_sets
     from active_learning.services.pretraining import maybe_queue_pretraining
     from active_learning.services.ranking import rerank_project as rerank
 
     project = Project.objects.filter(pk=project_id).first()
     if project is None:
         return 0
+    # New cases are drawn for the locked test set before anything learns from them.
+    test_sets.draw(project)
     # New cases may have brought the pool to the pretraining threshold (or doubled it).
     maybe_queue_pretraining(project)
     return rerank(project)

@@ -15,6 +15,7 @@ import pydicom
 from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
 
 from active_learning.ml.interface import Box, CaseInput, CaseSource, LabelledCase, LabValue
+from active_learning.models import TestSetPlan
 from annotations.dicom.pixels import decode_frame
 from annotations.models import Annotation, Case, DoubleRead, Instance, LabResult, Project
 from annotations.services.ingest import storage_path
@@ -97,9 +98,8 @@ def labelled_case(annotation: Annotation) -> LabelledCase:
     )
 
 
-def training_annotations(project: Project, *, validation: bool = False) -> QuerySet[Annotation]:
-    """The annotations a cycle learns from (``validation=False``) or evaluates on (the
-    project's fixed validation cases): per case an adjudicator's final label, else the most
+def case_labels(cases: QuerySet[Case]) -> QuerySet[Annotation]:
+    """The label of each of ``cases`` that has one: an adjudicator's final label, else the most
     recently updated one that counts. Double-read cases awaiting adjudication are left out: their
     two reads disagree and neither is the label yet."""
     latest = (
@@ -108,15 +108,24 @@ def training_annotations(project: Project, *, validation: bool = False) -> Query
         .values("pk")[:1]
     )
     return (
-        Annotation.objects.filter(
-            case__project=project,
-            case__is_validation=validation,
-            status__in=TRAINING_STATUSES,
-            pk=Subquery(latest),
-        )
+        Annotation.objects.filter(case__in=cases, status__in=TRAINING_STATUSES, pk=Subquery(latest))
         .exclude(case__double_read__status=DoubleRead.Status.PENDING)
         .order_by("case_id")
     )
+
+
+def training_annotations(project: Project, *, validation: bool = False) -> QuerySet[Annotation]:
+    """The annotations a cycle learns from (``validation=False``) or evaluates on and sets
+    operating thresholds with (the project's fixed validation cases), one per case
+    (:func:`case_labels`). Cases held out in the locked test set are in neither: a model is
+    never trained, promoted or thresholded on them (``active_learning.services.test_sets``)."""
+    cases = Case.objects.filter(project=project, is_validation=validation).exclude(
+        test_set_draw__held_out=True
+    )
+    if not validation and TestSetPlan.objects.filter(project=project).exists():
+        # A case ingested since the last draw may yet be held out: it waits for the draw.
+        cases = cases.filter(test_set_draw__held_out=False)
+    return case_labels(cases)
 
 
 def labelled_source(annotation_ids: Sequence[int]) -> CaseSource:
