@@ -26,6 +26,7 @@ CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 FIELD_OF_VIEW_MM = 350.0
 SLICE_THICKNESS_MM = 2.5
 RESCALE_INTERCEPT = -1024
+LUNG_HU = -850.0
 # LIDC-IDRI: most nodules 3-10 mm, some up to 30 mm.
 NODULE_MEDIAN_MM, NODULE_SIGMA, NODULE_MIN_MM, NODULE_MAX_MM = 6.0, 0.5, 3.0, 30.0
 
@@ -94,7 +95,7 @@ def generate_series(
                     0.24 * size * lung_scale,
                     0.15 * size * lung_scale,
                 )
-                hu[k][lung] = -850.0
+                hu[k][lung] = LUNG_HU
         heart_scale = np.clip(1.4 * np.sin(np.pi * min(1.0, 1.4 * t)), 0.0, 1.0)
         if heart_scale > 0.1 and t < 0.7:
             heart = _ellipse(yy, xx, c + 0.02 * size, c + 0.04 * size, 0.14 * size * heart_scale,
@@ -113,7 +114,7 @@ def generate_series(
     origin = (-FIELD_OF_VIEW_MM / 2, -FIELD_OF_VIEW_MM / 2, -slices * slice_spacing_mm / 2)
     zz = np.arange(slices) * slice_spacing_mm + origin[2]
     found: list[Nodule] = []
-    lung_voxels = np.argwhere(hu <= -800)
+    lung_voxels = np.argwhere(hu == LUNG_HU)  # before noise: lung, never the air around
     for _ in range(nodules if len(lung_voxels) else 0):
         diameter = float(
             np.clip(
@@ -225,3 +226,27 @@ def write_series(datasets: list[Dataset], out_dir: Path | str) -> list[Path]:
         ds.save_as(path, enforce_file_format=True)
         paths.append(path)
     return paths
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m active_learning.ml.synthetic_ct OUT_DIR [--slices 60] [--size 512]``: write
+    one synthetic chest CT series to ingest with ``manage.py import_dicom OUT_DIR``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("out_dir", type=Path)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--slices", type=int, default=60)
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--nodules", type=int, default=2)
+    args = parser.parse_args(argv)
+    series = generate_series(args.seed, args.slices, args.size, nodules=args.nodules)
+    paths = write_series(slice_datasets(series), args.out_dir)
+    print(f"{len(paths)} slices of {args.size}x{args.size} in {args.out_dir}")
+    for nodule in series.nodules:
+        x, y, z = nodule.center_mm
+        print(f"nodule {nodule.diameter_mm:.1f} mm at ({x:.1f}, {y:.1f}, {z:.1f}) mm")
+
+
+if __name__ == "__main__":
+    main()

@@ -35,6 +35,8 @@ export const apiUrls = {
   caseLease: (caseId: Id) => `/api/cases/${seg(caseId)}/lease/`,
   caseSkip: (caseId: Id) => `/api/cases/${seg(caseId)}/skip/`,
   caseExplanation: (caseId: Id, search = "") => `/api/cases/${seg(caseId)}/explanation/${search}`,
+  seriesStack: (caseId: Id, seriesId: Id) =>
+    `/api/cases/${seg(caseId)}/series/${seg(seriesId)}/stack/`,
 
   // Review.
   reviewQueue: (projectId: Id, search = "") => `${project(projectId)}/review-queue/${search}`,

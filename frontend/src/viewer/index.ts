@@ -5,9 +5,12 @@ export type {
   DrawnBox,
   HeatmapOverlay,
   RenderedInfo,
+  ShownImage,
   ViewerBox,
   ViewerHandle,
   ViewerImage,
+  ViewerSlice,
+  ViewerStack,
   ViewerTool,
   WindowPreset,
 } from "./types";

@@ -29,15 +29,27 @@ export class ThumbnailStrip {
       button.setAttribute("aria-selected", "false");
       button.dataset.instanceId = String(image.instanceId);
       const name = image.label ?? `Image ${index + 1}`;
-      const frames = image.frames > 1 ? ` · ${image.frames} frames` : "";
+      const slices = image.stack?.slices ?? [];
+      let frames = image.frames > 1 ? ` · ${image.frames} frames` : "";
+      // A series is one thumbnail: its middle slice, and how many slices it holds.
+      let shownId = image.instanceId;
+      if (image.stack) {
+        button.dataset.seriesId = String(image.stack.seriesId);
+        frames = ` · ${slices.length} slices`;
+        shownId = slices[Math.floor(slices.length / 2)]?.instanceId ?? image.instanceId;
+        if (image.stack.problems.length) {
+          button.classList.add("is-irregular");
+          frames += " · irregular series";
+        }
+      }
       button.title = `${name}${frames}`;
       const img = document.createElement("img");
-      img.src = thumbnailUrl(image.instanceId);
+      img.src = thumbnailUrl(shownId);
       img.alt = `${name}${frames}`;
       img.loading = "lazy";
       img.decoding = "async";
       const caption = document.createElement("span");
-      caption.textContent = name;
+      caption.textContent = image.stack ? `${name} (${slices.length})` : name;
       button.append(img, caption);
       button.addEventListener("click", () => this.onPick(image.instanceId));
       this.container!.append(button);

@@ -2,6 +2,7 @@
  * the image is (0, 0), x to the right (columns), y down (rows); frames are 1-based. */
 
 export type ViewerImage = {
+  /** The image, or for a stack its first slice (the id a thumbnail click shows). */
   instanceId: number;
   /** MedLoop's de-identified Part 10 endpoint, e.g. "/api/instances/12/file/" (same origin). */
   url: string;
@@ -9,6 +10,23 @@ export type ViewerImage = {
   rows: number;
   columns: number;
   label?: string;
+  modality?: string;
+  /** A CT or MR series shown as one stack: its single-frame slices in order along the slice
+   * normal (the server's order, GET /api/cases/<case>/series/<series>/stack/). One thumbnail;
+   * the wheel and the arrow keys move through the slices. */
+  stack?: ViewerStack;
+};
+
+export type ViewerSlice = { instanceId: number; url: string; rows: number; columns: number };
+
+export type ViewerStack = {
+  seriesId: number;
+  slices: ViewerSlice[];
+  /** mm between neighbouring slices (null: one slice, or irregular). */
+  sliceSpacing: number | null;
+  /** What makes the series irregular (missing slices, mixed orientations, ...), shown over
+   * the image; empty for a regular series. */
+  problems: string[];
 };
 
 export type ViewerBox = {
@@ -50,12 +68,17 @@ export type ViewerTool = "windowLevel" | "pan" | "zoom" | "rectangle";
 
 export type RenderedInfo = { instanceId: number; frame: number; ms: number };
 
+/** What is shown: the instance (for a stack, the slice's own instance) and its frame; for a
+ * stack also the slice's 1-based place and the number of slices. */
+export type ShownImage = { instanceId: number; frame: number; slice?: number; slices?: number };
+
 export interface ViewerHandle {
   /** The case's images as thumbnails; shows the first. */
   setImages(images: ViewerImage[]): Promise<void>;
   showImage(instanceId: number, frame?: number): Promise<void>;
-  currentImage(): { instanceId: number; frame: number } | null;
-  /** Moves through the frames of a multi-frame image (the mouse wheel does the same). */
+  currentImage(): ShownImage | null;
+  /** Moves through the frames of a multi-frame image, or the slices of a stack (the mouse
+   * wheel, the arrow keys and Page Up/Down do the same). */
   nextFrame(delta: number): void;
   setWindow(center: number, width: number): void;
   getWindow(): { center: number; width: number };

@@ -1,6 +1,9 @@
 /** createViewer: one Cornerstone3D stack viewport for a case's images, with window/level,
- * presets, zoom/pan, frame scrolling, thumbnails and boxes (RectangleROI annotations). Each
- * instance is one stack (its frames); switching instance starts from the file's own window. */
+ * presets, zoom/pan, frame and slice scrolling, thumbnails and boxes (RectangleROI
+ * annotations). A radiograph is one stack (its frames); a CT or MR series is one stack of its
+ * single-frame slices in the server's order along the slice normal, with a slice indicator and
+ * its problems (a gap, mixed orientations) written over the image. Switching image or series
+ * starts from the file's own window. */
 
 import {
   Enums,
@@ -16,13 +19,14 @@ import {
   cancelActiveManipulations,
   Enums as ToolsEnums,
   ToolGroupManager,
+  utilities as toolsUtilities,
 } from "@cornerstonejs/tools";
 import type { Types as ToolsTypes } from "@cornerstonejs/tools";
 
 import { BOX_TOOL, DEFAULT_TOOL, FIXED_BINDINGS, PRIMARY_BUTTON, PRIMARY_TOOLS } from "./bindings";
 import { BoxLayer } from "./boxes";
 import { HeatmapLayer } from "./heatmap";
-import { frameImageIds } from "./imageIds";
+import { frameImageIds, stackImageIds } from "./imageIds";
 import { findPreset, isDefaultPreset } from "./presets";
 import { ensureCornerstone } from "./setup";
 import { ThumbnailStrip } from "./thumbnails";
@@ -31,6 +35,7 @@ import type {
   DrawnBox,
   HeatmapOverlay,
   RenderedInfo,
+  ShownImage,
   ViewerHandle,
   ViewerImage,
   ViewerTool,
@@ -80,7 +85,16 @@ export async function createViewer(
   const status = document.createElement("div");
   status.className = "ml-status";
   status.setAttribute("role", "status");
-  element.append(host, overlay, status);
+  // A stack's place ("Slice 12 / 60") and what makes its series irregular.
+  const sliceIndicator = document.createElement("div");
+  sliceIndicator.className = "ml-slice-indicator";
+  sliceIndicator.setAttribute("aria-live", "polite");
+  sliceIndicator.hidden = true;
+  const stackWarning = document.createElement("div");
+  stackWarning.className = "ml-stack-warning";
+  stackWarning.setAttribute("role", "alert");
+  stackWarning.hidden = true;
+  element.append(host, overlay, sliceIndicator, stackWarning, status);
 
   const engine = new RenderingEngine(engineId);
   engine.enableElement({
@@ -116,8 +130,10 @@ export async function createViewer(
 
   let images: ViewerImage[] = [];
   const known = new Map<number, ViewerImage>();
+  // A stack's slices: slice instance -> its place in the stack (0-based).
+  const sliceIndex = new Map<number, number>();
   let current: Current | null = null;
-  let stackOf: number | null = null;
+  let stackOf: string | null = null;
   let pending: Pending | null = null;
   let requested = 0;
   let fileWindow: { lower: number; upper: number } | null = null;
@@ -128,7 +144,13 @@ export async function createViewer(
   const renderedListeners: ((info: RenderedInfo) => void)[] = [];
 
   function remember(list: ViewerImage[]): void {
-    for (const image of list) known.set(image.instanceId, image);
+    for (const image of list) {
+      known.set(image.instanceId, image);
+      image.stack?.slices.forEach((slice, index) => {
+        known.set(slice.instanceId, image);
+        sliceIndex.set(slice.instanceId, index);
+      });
+    }
   }
 
   function currentImage(): ViewerImage | undefined {
@@ -138,10 +160,72 @@ export async function createViewer(
   function size(): { columns: number; rows: number } {
     const image = viewport.getCornerstoneImage?.();
     const info = currentImage();
+    const slice = info?.stack && current ? info.stack.slices[sliceIndex.get(current.instanceId) ?? 0] : undefined;
     return {
-      columns: image?.columns ?? info?.columns ?? 0,
-      rows: image?.rows ?? info?.rows ?? 0,
+      columns: image?.columns ?? slice?.columns ?? info?.columns ?? 0,
+      rows: image?.rows ?? slice?.rows ?? info?.rows ?? 0,
     };
+  }
+
+  /** What ``showImage(instanceId, frame)`` shows: the Cornerstone stack, the index in it, and
+   * the instance and frame that then are current. */
+  function resolve(instanceId: number, frame: number) {
+    const image = known.get(instanceId);
+    if (!image) throw new Error(`Image ${instanceId} is not part of this case.`);
+    if (image.stack && image.stack.slices.length) {
+      const index = sliceIndex.get(instanceId) ?? 0;
+      return {
+        image,
+        key: `series:${image.stack.seriesId}`,
+        ids: stackImageIds(image.stack),
+        index,
+        shown: { instanceId: image.stack.slices[index].instanceId, frame: 1 },
+      };
+    }
+    const frames = Math.max(1, image.frames || 1);
+    const target = Math.min(frames, Math.max(1, Math.round(frame)));
+    return {
+      image,
+      key: `instance:${instanceId}`,
+      ids: frameImageIds(image),
+      index: target - 1,
+      shown: { instanceId, frame: target },
+    };
+  }
+
+  function pixelSpacingText(imageId: string | undefined): string | null {
+    if (!imageId) return null;
+    const plane = metaData.get("imagePlaneModule", imageId) as
+      | { rowPixelSpacing?: number | null; columnPixelSpacing?: number | null }
+      | undefined;
+    const row = plane?.rowPixelSpacing, column = plane?.columnPixelSpacing;
+    if (!row || !column) return null;
+    return `${column.toFixed(2)} × ${row.toFixed(2)} mm`;
+  }
+
+  function updateStackInfo(): void {
+    const image = currentImage();
+    const stack = image?.stack;
+    if (!stack || !current) {
+      sliceIndicator.hidden = stackWarning.hidden = true;
+      sliceIndicator.textContent = stackWarning.textContent = "";
+      delete element.dataset.slice;
+      delete element.dataset.slices;
+      return;
+    }
+    const index = (sliceIndex.get(current.instanceId) ?? 0) + 1;
+    const parts = [`Slice ${index} / ${stack.slices.length}`];
+    if (stack.sliceSpacing) parts.push(`${stack.sliceSpacing.toFixed(2)} mm apart`);
+    const spacing = pixelSpacingText(viewport.getCurrentImageId());
+    if (spacing) parts.push(`pixels ${spacing}`);
+    sliceIndicator.textContent = parts.join(" · ");
+    sliceIndicator.hidden = false;
+    element.dataset.slice = String(index);
+    element.dataset.slices = String(stack.slices.length);
+    stackWarning.textContent = stack.problems.length
+      ? `Irregular series: ${stack.problems.join(" ")}`
+      : "";
+    stackWarning.hidden = !stack.problems.length;
   }
 
   function setStatus(text: string, error = false): void {
@@ -165,21 +249,20 @@ export async function createViewer(
   }
 
   async function showImage(instanceId: number, frame = 1): Promise<void> {
-    const image = known.get(instanceId);
-    if (!image) throw new Error(`Image ${instanceId} is not part of this case.`);
-    const frames = Math.max(1, image.frames || 1);
-    const target = Math.min(frames, Math.max(1, Math.round(frame)));
-    const ids = frameImageIds(image);
+    const { image, key, ids, index, shown } = resolve(instanceId, frame);
     const request = ++requested;
-    pending = { instanceId, frame: target, imageId: ids[target - 1], start: performance.now() };
+    pending = { ...shown, imageId: ids[index], start: performance.now() };
     const slow = window.setTimeout(() => request === requested && setStatus("Loading…"), 150);
     try {
-      if (stackOf !== instanceId) {
-        await viewport.setStack(ids, target - 1);
-        stackOf = instanceId;
+      if (stackOf !== key) {
+        toolsUtilities.stackPrefetch.disable(host as HTMLDivElement);
+        await viewport.setStack(ids, index);
+        stackOf = key;
         fileWindow = { ...(viewport.getProperties().voiRange ?? { lower: 0, upper: 1 }) };
-      } else if (viewport.getCurrentImageIdIndex() !== target - 1) {
-        await viewport.setImageIdIndex(target - 1);
+        // A series' slices load ahead of the scroll (Cornerstone's stack prefetch).
+        if (image.stack) toolsUtilities.stackPrefetch.enable(host as HTMLDivElement);
+      } else if (viewport.getCurrentImageIdIndex() !== index) {
+        await viewport.setImageIdIndex(index);
       } else {
         viewport.render();
       }
@@ -194,9 +277,11 @@ export async function createViewer(
     }
     if (request !== requested) return; // a later request has taken over
     setStatus("");
-    current = { instanceId, frame: target };
+    current = { ...shown };
+    element.dataset.instanceId = String(current.instanceId);
     boxes.sync(current, viewport.getCurrentImageId());
-    strip.markCurrent(instanceId);
+    strip.markCurrent(image.instanceId);
+    updateStackInfo();
     viewport.render();
   }
 
@@ -204,6 +289,13 @@ export async function createViewer(
     const base = pending ?? current;
     if (!base) return;
     const image = known.get(base.instanceId);
+    const slices = image?.stack?.slices;
+    if (slices?.length) {
+      const at = sliceIndex.get(base.instanceId) ?? 0;
+      const next = Math.min(slices.length - 1, Math.max(0, at + Math.trunc(delta)));
+      if (next !== at) showImage(slices[next].instanceId).catch(() => undefined);
+      return;
+    }
     if (!image || image.frames <= 1) return;
     const frame = Math.min(image.frames, Math.max(1, base.frame + Math.trunc(delta)));
     if (frame === base.frame) return;
@@ -329,11 +421,12 @@ export async function createViewer(
     const [x1, y1] = currentPoints.canvas;
     if (Math.hypot(x1 - x0, y1 - y0) <= CLICK_SLOP_PX) cancelActiveManipulations(host as HTMLDivElement);
   };
-  // The wheel zooms (ZoomTool's wheel binding); on a multi-frame image it scrolls frames
-  // instead, unless Ctrl is held. Heard in the capture phase, before Cornerstone's own listener.
+  // The wheel zooms (ZoomTool's wheel binding); on a multi-frame image or a series' stack it
+  // scrolls frames or slices instead, unless Ctrl is held. Heard in the capture phase, before
+  // Cornerstone's own listener, so that boxes and the indicator follow each slice.
   const onWheel = (event: WheelEvent) => {
     const image = currentImage();
-    if (!image || image.frames <= 1 || event.ctrlKey) return;
+    if (!image || (image.frames <= 1 && !image.stack) || event.ctrlKey) return;
     event.preventDefault();
     event.stopImmediatePropagation();
     nextFrame(Math.sign(event.deltaY));
@@ -368,10 +461,17 @@ export async function createViewer(
         strip.markCurrent(null);
         boxes.sync(null, undefined);
         updateOverlay();
+        updateStackInfo();
       }
     },
     showImage,
-    currentImage: () => (current ? { ...current } : null),
+    currentImage: (): ShownImage | null => {
+      if (!current) return null;
+      const stack = known.get(current.instanceId)?.stack;
+      if (!stack) return { ...current };
+      const slice = (sliceIndex.get(current.instanceId) ?? 0) + 1;
+      return { ...current, slice, slices: stack.slices.length };
+    },
     nextFrame,
     setWindow,
     getWindow,
@@ -412,13 +512,18 @@ export async function createViewer(
     onRendered: (cb) => void renderedListeners.push(cb),
     async prefetch(list) {
       remember(list);
-      // The first frame of each image: a multi-frame file arrives whole with it, the rest
-      // decode on demand.
+      // The first frame of each image (a multi-frame file arrives whole with it, the rest
+      // decode on demand), and the first slice of each series.
       await Promise.all(
-        list.map((image) => imageLoader.loadAndCacheImage(frameImageIds(image)[0])),
+        list.map((image) =>
+          imageLoader.loadAndCacheImage(
+            image.stack?.slices.length ? stackImageIds(image.stack)[0] : frameImageIds(image)[0],
+          ),
+        ),
       );
     },
     destroy() {
+      toolsUtilities.stackPrefetch.disable(host as HTMLDivElement);
       resizeObserver.disconnect();
       host.removeEventListener(Enums.Events.IMAGE_RENDERED, onImageRendered);
       eventTarget.removeEventListener(ToolsEnums.Events.ANNOTATION_COMPLETED, onAnnotationCompleted);

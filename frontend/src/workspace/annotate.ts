@@ -1,7 +1,7 @@
 /** Annotate mode: the queue flow (lease next case, prefetch the one after, submit, skip), the
  * viewer in sync with the box list, findings, report, autosave and stale-draft handling. */
 
-import { createViewer, DEFAULT_PRESETS, type ViewerBox, type ViewerHandle } from "../viewer";
+import { createViewer, DEFAULT_PRESETS, type ViewerBox, type ViewerHandle, type ViewerImage } from "../viewer";
 import { Activity } from "./activity";
 import { Api, ApiError } from "../shared/api";
 import { apiUrls, query } from "../shared/urls";
@@ -11,7 +11,7 @@ import { CommandRegistry } from "./commands";
 import { helpBody, openDialog, promptText } from "./dialogs";
 import { h } from "../shared/dom";
 import { Explanations } from "./explain";
-import { imagesOf } from "./images";
+import { loadImages } from "./images";
 import { annotateBindings } from "./keymap";
 import { buildLayout, type Layout } from "./layout";
 import { renderBoxes } from "./panels/boxes";
@@ -36,7 +36,13 @@ import { noPendingText } from "./suggestions";
 import { SUGGESTION_PREFIX, WorkState } from "./work";
 
 /** A leased case, the suggestion the server lets the workspace show, and what it held back. */
-type Bundle = { case: LeasedCase; suggestion: Suggestion | null; served: ServedSuggestion | null };
+type Bundle = {
+  case: LeasedCase;
+  suggestion: Suggestion | null;
+  served: ServedSuggestion | null;
+  /** The case's images as the viewer shows them (a CT/MR series as one stack). */
+  images: ViewerImage[];
+};
 
 const LEASE_RENEW_MS = 4 * 60 * 1000;
 
@@ -104,6 +110,7 @@ export class AnnotateWorkspace {
         case: { ...c, annotation: { ...annotation.data, etag: annotation.etag ?? annotation.data.etag } },
         suggestion: served.data?.suggestion ?? null,
         served: served.data ?? null,
+        images: await loadImages(this.api, c),
       };
     } catch {
       return null; // not resumable (released, submitted, gone): take the queue's next case
@@ -123,8 +130,16 @@ export class AnnotateWorkspace {
     if (known && response.data.id === known.case.id) return known;
     // The server cuts the suggestion to what its version's validation evidence supports (and
     // records what it served on this annotator's annotation).
-    const served = await this.api.get<ServedSuggestion>(apiUrls.caseSuggestion(response.data.id));
-    return { case: response.data, suggestion: served.data?.suggestion ?? null, served: served.data ?? null };
+    const [served, images] = await Promise.all([
+      this.api.get<ServedSuggestion>(apiUrls.caseSuggestion(response.data.id)),
+      loadImages(this.api, response.data),
+    ]);
+    return {
+      case: response.data,
+      suggestion: served.data?.suggestion ?? null,
+      served: served.data ?? null,
+      images,
+    };
   }
 
   /** Open the prefetched case if there is one, else lease one; `t0` starts the render timer.
@@ -164,7 +179,7 @@ export class AnnotateWorkspace {
         const bundle = await this.lease([currentId]);
         if (!bundle || this.current?.case.id !== currentId) return;
         this.next = bundle;
-        await this.viewer.prefetch(imagesOf(bundle.case));
+        await this.viewer.prefetch(bundle.images);
       } catch (err) {
         // Prefetch is an optimisation: say so, but keep working.
         const message = err instanceof ApiError ? err.message : String(err);
@@ -210,7 +225,7 @@ export class AnnotateWorkspace {
     );
     this.layout.left.replaceChildren(renderContext(c));
     this.renderRight();
-    await this.viewer.setImages(imagesOf(c));
+    await this.viewer.setImages(bundle.images);
     this.syncViewerBoxes();
     void this.prefetchNext();
   }
@@ -720,9 +735,14 @@ export class AnnotateWorkspace {
 
   private stepImage(delta: number): void {
     if (!this.current) return;
-    const images = imagesOf(this.current.case);
+    const images = this.current.images;
     const shown = this.viewer.currentImage();
-    const at = images.findIndex((i) => i.instanceId === shown?.instanceId);
+    // A slice of a stack belongs to its series' image.
+    const at = images.findIndex(
+      (i) =>
+        i.instanceId === shown?.instanceId ||
+        i.stack?.slices.some((slice) => slice.instanceId === shown?.instanceId),
+    );
     const target = images[(at + delta + images.length) % images.length];
     if (target) void this.viewer.showImage(target.instanceId, 1);
   }

@@ -8,7 +8,7 @@ import { Banners } from "./banner";
 import { CommandRegistry, type KeyBinding } from "./commands";
 import { helpBody, openDialog } from "./dialogs";
 import { h } from "../shared/dom";
-import { imagesOf } from "./images";
+import { loadImages } from "./images";
 import { presetKeys } from "./keymap";
 import { buildLayout, type Layout } from "./layout";
 import { renderBoxes } from "./panels/boxes";
@@ -170,7 +170,7 @@ export class ReviewWorkspace {
       this.contextEl.replaceChildren(renderContext(caseResponse.data));
       this.renderQueue();
       this.renderRight(shown);
-      await this.viewer.setImages(imagesOf(caseResponse.data));
+      await this.viewer.setImages(await loadImages(this.api, caseResponse.data));
       this.syncBoxes();
     } catch (err) {
       this.showError(err);
