@@ -361,3 +361,47 @@ class LockedTestSet(models.Model):
 
     def __str__(self) -> str:
         return f"{self.project} test set v{self.version} ({self.content_hash[:12]})"
+
+
+class ValidationReport(models.Model):
+    """A model version's figures on a locked test set version, with bootstrap intervals,
+    subgroups, failures and the provenance it can be regenerated from
+    (``active_learning.services.validation_reports``)."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="validation_reports"
+    )
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.CASCADE, related_name="validation_reports"
+    )
+    test_set = models.ForeignKey(LockedTestSet, on_delete=models.PROTECT, related_name="reports")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
+    progress = models.FloatField(default=0.0)
+    stage = models.CharField(max_length=40, blank=True)
+    resamples = models.PositiveIntegerField(default=2000)
+    seed = models.PositiveBigIntegerField(default=0)
+    confidence = models.FloatField(default=0.95)
+    result = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(resamples__gte=1000), name="validation_report_resamples_min_1000"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Validation report {self.pk} of {self.model_version}"

@@ -153,3 +153,11 @@ def schedule_pretraining() -> list[int]:
     from active_learning.services import pretraining
 
     return [p.pk for p in Project.objects.all() if pretraining.maybe_queue_pretraining(p)]
+
+
+@shared_task(name="active_learning.validation_report", acks_late=True, ignore_result=True)
+def validation_report(report_id: int) -> None:
+    """Compute a queued validation report (progress on its row); a finished one is skipped."""
+    from active_learning.services import validation_reports
+
+    validation_reports.run_report(report_id)

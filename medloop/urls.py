@@ -11,6 +11,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("annotations.api.urls")),
     path("api/", include("active_learning.api.urls")),
+    path("api/", include("active_learning.api.verification_urls")),
     path("api/auth/token/", TokenView.as_view(), name="api-token"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # Swagger UI from the drf-spectacular-sidecar package (no CDN), its set-up script a separate

@@ -1,0 +1,162 @@
+"""The locked test set and validation reports (issue 16):
+
+- ``GET /api/projects/{id}/test-set/`` (model owners, leads, admins): the plan, the members,
+  the latest lock and whether labels changed since; ``PUT`` (leads, admins): the plan
+  (``fraction``, ``double_read``, ``min_subgroup_cases``), drawing the undecided cases;
+  ``POST .../test-set/lock/`` (leads, admins): lock it now.
+- ``POST /api/projects/{id}/model-versions/{n}/validation-reports/`` (model owners, admins):
+  lock the test set and queue a report (202); ``GET /api/projects/{id}/validation-reports/``
+  lists them; ``GET /api/validation-reports/{id}/`` (model owners, leads, admins) is the report
+  (status and progress while it runs, then its JSON); ``.../pdf/`` the PDF.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpResponse
+from drf_spectacular.utils import OpenApiTypes, extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from active_learning.models import ModelVersion, ValidationReport
+from active_learning.services import report_documents, test_sets, validation_reports
+from annotations.api.common import project_for, user_of
+from annotations.services.errors import Conflict
+
+
+class TestSetPlanInputSerializer(serializers.Serializer):
+    fraction = serializers.JSONField(help_text="Share of non-validation cases held out, (0, 0.5].")
+    double_read = serializers.JSONField(required=False, help_text="Reference standard: two reads.")
+    min_subgroup_cases = serializers.JSONField(
+        required=False, help_text="Subgroups under this many cases are flagged in reports."
+    )
+
+
+class ReportInputSerializer(serializers.Serializer):
+    resamples = serializers.JSONField(required=False, help_text="1000 to 20000 (default 2000).")
+    seed = serializers.JSONField(required=False, help_text="Bootstrap seed (default 0).")
+    confidence = serializers.JSONField(required=False, help_text="Default 0.95.")
+
+
+class ValidationReportSerializer(serializers.ModelSerializer):
+    version = serializers.IntegerField(source="model_version.number")
+    test_set_version = serializers.IntegerField(source="test_set.version")
+    test_set_hash = serializers.CharField(source="test_set.content_hash")
+
+    class Meta:
+        model = ValidationReport
+        fields = [
+            "id",
+            "project",
+            "version",
+            "test_set_version",
+            "test_set_hash",
+            "status",
+            "stage",
+            "progress",
+            "resamples",
+            "seed",
+            "confidence",
+            "error",
+            "created_at",
+            "finished_at",
+        ]
+
+
+class ValidationReportDetailSerializer(ValidationReportSerializer):
+    class Meta(ValidationReportSerializer.Meta):
+        fields = [*ValidationReportSerializer.Meta.fields, "result"]
+
+
+class TestSetView(APIView):
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request, project_pk: int) -> Response:
+        """The test set plan, its members and its latest lock."""
+        project = project_for(request, project_pk, "model", "view")
+        return Response(test_sets.status(project))
+
+    @extend_schema(request=TestSetPlanInputSerializer, responses=OpenApiTypes.OBJECT)
+    def put(self, request: Request, project_pk: int) -> Response:
+        """Set the plan and draw the cases not yet decided."""
+        project = project_for(request, project_pk, "project", "change")
+        data = TestSetPlanInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields: dict[str, Any] = dict(data.validated_data)
+        test_sets.set_plan(project=project, actor=user_of(request), **fields)
+        return Response(test_sets.status(project))
+
+
+class TestSetLockView(APIView):
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
+    def post(self, request: Request, project_pk: int) -> Response:
+        """Lock the test set as it is now (the latest version when nothing changed)."""
+        project = project_for(request, project_pk, "project", "change")
+        locked, created = test_sets.lock(project=project, actor=user_of(request))
+        body = {"version": locked.version, "content_hash": locked.content_hash, "created": created}
+        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class VersionReportsView(APIView):
+    @extend_schema(request=ReportInputSerializer, responses={202: ValidationReportSerializer})
+    def post(self, request: Request, project_pk: int, number: int) -> Response:
+        """Lock the test set and queue a validation report of this version."""
+        project = project_for(request, project_pk, "model", "change")
+        version = ModelVersion.objects.filter(project=project, number=number).first()
+        if version is None:
+            raise NotFound(f"This project has no model version {number}.")
+        data = ReportInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        report = validation_reports.request_report(
+            version=version, actor=user_of(request), **data.validated_data
+        )
+        return Response(ValidationReportSerializer(report).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ProjectReportsView(APIView):
+    @extend_schema(responses=ValidationReportSerializer(many=True))
+    def get(self, request: Request, project_pk: int) -> Response:
+        """The project's validation reports, newest first."""
+        project = project_for(request, project_pk, "model", "view")
+        reports = ValidationReport.objects.filter(project=project).select_related(
+            "model_version", "test_set"
+        )
+        return Response(ValidationReportSerializer(reports, many=True).data)
+
+
+def report_for(request: Request, report_pk: int) -> ValidationReport:
+    """The report, if the caller may see its project's models (404 otherwise)."""
+    report = (
+        ValidationReport.objects.select_related("model_version", "test_set", "project")
+        .filter(pk=report_pk)
+        .first()
+    )
+    if report is None:
+        raise NotFound("No such validation report.")
+    project_for(request, report.project_id, "model", "view")
+    return report
+
+
+class ReportDetailView(APIView):
+    @extend_schema(responses=ValidationReportDetailSerializer)
+    def get(self, request: Request, report_pk: int) -> Response:
+        """The report: status and progress while it runs, then its figures and provenance."""
+        return Response(ValidationReportDetailSerializer(report_for(request, report_pk)).data)
+
+
+class ReportPdfView(APIView):
+    @extend_schema(responses={(200, "application/pdf"): OpenApiTypes.BINARY})
+    def get(self, request: Request, report_pk: int) -> HttpResponse:
+        """The finished report as a PDF."""
+        report = report_for(request, report_pk)
+        if report.status != ValidationReport.Status.SUCCEEDED:
+            raise Conflict(
+                f"Report {report.pk} is {report.status}; its PDF exists once it is done."
+            )
+        response = HttpResponse(report_documents.pdf(report), content_type="application/pdf")
+        name = f"validation-report-{report.pk}-v{report.model_version.number}.pdf"
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response

@@ -1,0 +1,122 @@
+"""Validation reports on the locked test set: figures with intervals, subgroups with counts and
+the small flag, provenance that regenerates the same report, the JSON API and the PDF's text."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.test import override_settings
+from pypdf import PdfReader
+
+from active_learning.models import ModelVersion, ValidationReport
+from active_learning.services import report_documents, test_sets, validation_reports, versions
+from annotations.models import AuditEvent
+from annotations.services.errors import InvalidInput
+from tests.support.labels import TINY_MODEL
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def models_dir(tmp_path):
+    with override_settings(MODELS_DIR=tmp_path / "models"):
+        versions.clear_cache()
+        yield tmp_path / "models"
+        versions.clear_cache()
+
+
+def _pdf_text(data: bytes) -> str:
+    return "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(data)).pages)
+
+
+def test_a_report_on_the_locked_test_set_regenerates_identically_and_prints(
+    loop_project, member, api_for
+):
+    lead = member("boss2", "lead")
+    test_sets.set_plan(
+        project=loop_project, fraction=0.5, actor=lead, double_read=False, min_subgroup_cases=2
+    )
+    version = versions.train_version(project=loop_project, epochs=1, config_overrides=TINY_MODEL)
+    owner = member("owner2", "model_owner")
+    owner_api, annotator_api = api_for(owner), api_for(member("someone", "annotator"))
+    url = f"/api/projects/{loop_project.pk}/model-versions/{version.number}/validation-reports/"
+
+    # Bad input is refused naming the field; an annotator may not ask.
+    bad = owner_api.post(url, {"resamples": 10}, format="json")
+    assert bad.status_code == 400 and "resamples" in bad.json()["message"]
+    bad = owner_api.post(url, {"seed": "zero"}, format="json")
+    assert bad.status_code == 400 and "seed" in bad.json()["message"]
+    assert annotator_api.post(url, {}, format="json").status_code == 403
+    missing = owner_api.post(url.replace(f"/{version.number}/", "/99/"), {}, format="json")
+    assert missing.status_code == 404
+
+    queued = owner_api.post(url, {"resamples": 1000, "seed": 7}, format="json")
+    assert queued.status_code == 202, queued.content
+    body = queued.json()
+    assert body["status"] == "queued" and body["test_set_version"] == 1
+    report = ValidationReport.objects.get(pk=body["id"])
+    early = owner_api.get(f"/api/validation-reports/{report.pk}/pdf/")
+    assert early.status_code == 409  # no PDF before the report is done
+
+    report = validation_reports.run_report(report.pk)  # what the worker's task does
+    assert report is not None and report.status == "succeeded" and report.progress == 100.0
+    result = report.result
+    locked = test_sets.latest_lock(loop_project)
+    assert locked is not None
+    assert result["cases"] == locked.labelled_count > 0
+    provenance = result["provenance"]
+    assert provenance["test_set"]["content_hash"] == locked.content_hash
+    assert provenance["model"]["weights_sha256"] == version.weights_sha256
+    assert sum(provenance["labels_per_annotator"].values()) == result["cases"]
+    # Every figure carries its interval over 1,000 resamples (undefined ones say so).
+    figures = result["figures"]
+    assert figures and all(f["resamples"] == 1000 for f in figures.values())
+    defined = {k: f for k, f in figures.items() if f["low"] is not None}
+    assert defined and all(f["low"] <= f["value"] <= f["high"] for f in defined.values())
+    # Subgroups: counts add up per attribute; those under 2 cases are flagged, not hidden.
+    for attribute, groups in result["subgroups"].items():
+        assert sum(g["cases"] for g in groups.values()) == result["cases"], attribute
+        for group in groups.values():
+            assert group["small"] == (group["cases"] < 2)
+    assert set(result["subgroups"]) == {"sex", "age_band", "view_position", "manufacturer", "site"}
+    assert AuditEvent.objects.filter(action="validation_report.read_cases").exists()
+
+    # The same provenance gives the same report.
+    assert validation_reports.regenerate(report) == result
+
+    # JSON over the API for model owners and leads; not for annotators.
+    got = api_for(lead).get(f"/api/validation-reports/{report.pk}/")
+    assert got.status_code == 200 and got.json()["result"] == result
+    assert annotator_api.get(f"/api/validation-reports/{report.pk}/").status_code == 403
+    listed = owner_api.get(f"/api/projects/{loop_project.pk}/validation-reports/").json()
+    assert [r["id"] for r in listed] == [report.pk]
+
+    # The PDF holds the figures and the provenance.
+    response = owner_api.get(f"/api/validation-reports/{report.pk}/pdf/")
+    assert response.status_code == 200 and response["Content-Type"] == "application/pdf"
+    text = _pdf_text(response.content)
+    assert locked.content_hash in text.replace("\n", "")
+    name, figure = sorted(defined.items())[0]
+    assert name in text
+    assert report_documents.interval_text(figure) in text
+
+
+def test_a_report_is_refused_without_a_plan_labels_or_with_bad_settings(project, cases, member):
+    # A registered version (its files are not read before the report runs).
+    version = ModelVersion.objects.create(
+        project=project, number=1, weights_path="/nowhere", weights_sha256="0" * 64
+    )
+    with pytest.raises(InvalidInput, match="no test set plan"):
+        validation_reports.request_report(version=version, actor=None)
+    test_sets.set_plan(project=project, fraction=0.5, actor=member("boss", "lead"))
+    with pytest.raises(InvalidInput, match="no labelled case yet"):
+        validation_reports.request_report(version=version, actor=None)
+    for fields, message in (
+        ({"confidence": 1.5}, "confidence must lie"),
+        ({"resamples": 999}, "resamples must be a whole number from 1000"),
+        ({"seed": -1}, "seed"),
+    ):
+        with pytest.raises(InvalidInput, match=message):
+            validation_reports.request_report(version=version, actor=None, **fields)
+    assert not ValidationReport.objects.exists()
