@@ -42,15 +42,20 @@ def _read_geometry(instance: Instance) -> dict[str, Any]:
         dataset = pydicom.dcmread(
             storage_path(instance.file_path), stop_before_pixels=True, specific_tags=GEOMETRY_TAGS
         )
-    except (OSError, pydicom.errors.InvalidDicomError):
+    except Exception:  # a missing or damaged file: the stack says the slice has no geometry
         return {"unreadable": True}
-    thickness = (
-        _numbers([dataset.get("SliceThickness")], 1) if "SliceThickness" in dataset else None
-    )
+
+    def value(keyword: str) -> Any:
+        try:
+            return dataset.get(keyword)
+        except Exception:  # a value pydicom cannot convert counts as absent
+            return None
+
+    thickness = _numbers([value("SliceThickness")], 1) if "SliceThickness" in dataset else None
     return {
-        "position": _numbers(dataset.get("ImagePositionPatient"), 3),
-        "orientation": _numbers(dataset.get("ImageOrientationPatient"), 6),
-        "pixel_spacing": _numbers(dataset.get("PixelSpacing"), 2),
+        "position": _numbers(value("ImagePositionPatient"), 3),
+        "orientation": _numbers(value("ImageOrientationPatient"), 6),
+        "pixel_spacing": _numbers(value("PixelSpacing"), 2),
         "slice_thickness": thickness[0] if thickness else None,
     }
 
@@ -79,6 +84,7 @@ def slice_headers(instances: list[Instance]) -> list[SliceHeader]:
                 orientation=tuple(orientation) if orientation else None,  # type: ignore[arg-type]
                 pixel_spacing=tuple(spacing) if spacing else None,  # type: ignore[arg-type]
                 slice_thickness=geometry.get("slice_thickness"),
+                unreadable=bool(geometry.get("unreadable")),
             )
         )
     # An unreadable file is not cached: the next read tries again.

@@ -45,6 +45,8 @@ class SliceHeader:
     orientation: tuple[float, float, float, float, float, float] | None = None
     pixel_spacing: tuple[float, float] | None = None
     slice_thickness: float | None = None
+    # The stored file could not be read (missing, damaged): no geometry is known.
+    unreadable: bool = False
 
 
 @dataclass(frozen=True)
@@ -200,24 +202,37 @@ def order_slices(headers: Sequence[SliceHeader]) -> SeriesStack:
             **geometry,
         )
 
-    unplaced = [h for h in headers if h.position is None or h.orientation is None]
+    unreadable = [h for h in headers if h.unreadable]
+    unplaced = [
+        h for h in headers if not h.unreadable and (h.position is None or h.orientation is None)
+    ]
+    if unreadable:
+        problems.append(
+            f"The stored file of {len(unreadable)} slice(s) could not be read (instance(s) "
+            f"{_ids(unreadable)}): shown in InstanceNumber order; ask an administrator."
+        )
     if unplaced:
         problems.append(
             f"{len(unplaced)} slice(s) lack ImagePositionPatient or ImageOrientationPatient "
             f"(instance(s) {_ids(unplaced)}): shown in InstanceNumber order, which may be wrong."
         )
+    if unreadable or unplaced:
         return stack(_by_instance_number(headers), "instance_number")
 
     orientations = np.array([h.orientation for h in headers], float)
-    reference = orientations[0]
+    # The orientation most slices share is the series'; the others are the odd ones.
+    usual = Counter(tuple(float(v) for v in np.round(o, 3)) for o in orientations).most_common(1)[
+        0
+    ][0]
+    reference = np.array(usual, float)
     mixed = np.abs(orientations - reference).max(axis=1) > ORIENTATION_TOLERANCE
     if mixed.any():
         others = [h for h, m in zip(headers, mixed, strict=True) if m]
         kinds = sorted({_describe_orientation(h.orientation or ()) for h in others})
         problems.append(
             f"Mixed orientations: {len(others)} slice(s) (instance(s) {_ids(others)}) are "
-            f"{'; '.join(kinds)} while instance {headers[0].instance_id} is "
-            f"{_describe_orientation(reference)}: not one stack of parallel slices, shown in "
+            f"{'; '.join(kinds)} while the other {len(headers) - len(others)} are "
+            f"{_describe_orientation(usual)}: not one stack of parallel slices, shown in "
             "InstanceNumber order."
         )
         return stack(_by_instance_number(headers), "instance_number")

@@ -151,3 +151,16 @@ def test_stack_access_follows_the_case_rules(project, member, api_for, lead, tmp
     # A stranger learns nothing.
     stranger = api_for(member("eve"))
     assert stranger.get(f"/api/cases/{case.pk}/series/{series.pk}/stack/").status_code == 404
+
+
+def test_a_slice_whose_stored_file_is_gone_is_named_not_a_500(project, lead, tmp_path):
+    case, series = _ingest(project, _ct(seed=3), tmp_path)
+    gone = Instance.objects.get(series=series, instance_number=5)
+    ingest.storage_path(gone.file_path).unlink()
+
+    body = _stack(lead, case, series)
+
+    assert body["regular"] is False and body["sorted_by"] == "instance_number"
+    [problem] = body["problems"]
+    assert problem.startswith("The stored file of 1 slice(s) could not be read")
+    assert f"instance(s) {gone.pk})" in problem

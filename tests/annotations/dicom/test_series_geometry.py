@@ -108,7 +108,14 @@ def test_mixed_orientations_give_a_clear_message_not_a_volume():
     [problem] = stack.problems
     assert "Mixed orientations" in problem
     assert "instance(s) 103" in problem
-    assert "coronal" in problem and "axial" in problem
+    assert "are coronal (1, 0, 0, 0, 0, -1) while the other 7 are axial" in problem
+
+
+def test_the_odd_orientation_is_the_rare_one_even_when_it_comes_first():
+    headers = axial_series(6)
+    headers[0] = _with(headers[0], orientation=CORONAL)
+    [problem] = order_slices(headers).problems
+    assert "instance(s) 100) are coronal" in problem and "other 5 are axial" in problem
 
 
 def test_a_slice_of_another_size_is_named():
