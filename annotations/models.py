@@ -118,6 +118,11 @@ class Project(models.Model):
         blank=True,
         help_text='Inclusion rules, e.g. {"min_age_years": 18, "if_unknown": "hold"}.',
     )
+    # Consent (issue 17): whether cases of patients whose consent is unknown may be labelled.
+    label_unknown_consent = models.BooleanField(
+        default=True,
+        help_text="Cases of patients whose consent is unknown may be handed out and labelled.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -190,12 +195,34 @@ class Membership(models.Model):
         return f"{self.user} as {self.role} in {self.project}"
 
 
+class Consent(models.TextChoices):
+    CONSENTED = "consented", "Consented"
+    WITHDRAWN = "withdrawn", "Withdrawn"
+    UNKNOWN = "unknown", "Unknown"
+
+
+class ConsentSource(models.TextChoices):
+    FHIR = "fhir", "FHIR Consent resource"
+    CSV = "csv", "CSV import"
+    LEAD = "lead", "Entered by a lead"
+
+
 class Patient(models.Model):
     """A patient known only by a per-project pseudonym (HMAC of the source identifier)."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="patients")
     pseudonym = models.CharField(max_length=64)
     sex = models.CharField(max_length=1, blank=True)
+    # Consent to the study's use of their data (annotations.services.consent): a withdrawal
+    # takes the patient's cases out of every queue, export and future label snapshot at once,
+    # and their files and clinical text are purged after MEDLOOP_WITHDRAWAL_RETENTION_DAYS.
+    consent_status = models.CharField(
+        max_length=12, choices=Consent.choices, default=Consent.UNKNOWN
+    )
+    consent_date = models.DateField(null=True, blank=True)
+    consent_source = models.CharField(max_length=8, choices=ConsentSource.choices, blank=True)
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+    purged_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -49,6 +49,10 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("ethics", "view"): ALL_ROLES,
     ("ethics", "change"): frozenset({L, D}),
     ("ethics", "require"): frozenset({D}),
+    # Consent (issue 17): leads and admins record consent and withdrawals, still see a withdrawn
+    # patient's cases and give the data protection officer the patient's data-use report.
+    ("consent", "change"): frozenset({L, D}),
+    ("data_use", "view"): frozenset({L, D}),
 }
 
 

@@ -6,6 +6,7 @@ from rest_framework import serializers
 
 from active_learning import selectors
 from active_learning.models import ModelVersion, RetrainingCycle, Suggestion
+from active_learning.services import withdrawals
 
 
 class SuggestionSerializer(serializers.ModelSerializer):
@@ -73,8 +74,27 @@ class ModelVersionSerializer(serializers.ModelSerializer):
         "metric on the same validation labels, the paired-bootstrap interval)"
     )
 
+    withdrawn_labels = serializers.SerializerMethodField(
+        help_text="training labels of patients who withdrew consent since (0: none); a version "
+        "with any is 'trained on withdrawn data': start a cycle to retrain without them"
+    )
+    trained_on_withdrawn_data = serializers.SerializerMethodField()
+
     def get_evidence(self, version: ModelVersion) -> dict[str, Any]:
         return selectors.version_evidence(version, version.project.promotion_metric)
+
+    def _withdrawn(self, version: ModelVersion) -> dict[int, int]:
+        # Computed once per project for a list of versions.
+        cache: dict[int, dict[int, int]] = self.root.__dict__.setdefault("_withdrawn", {})
+        if version.project_id not in cache:
+            cache[version.project_id] = withdrawals.withdrawn_labels_per_version(version.project)
+        return cache[version.project_id]
+
+    def get_withdrawn_labels(self, version: ModelVersion) -> int:
+        return self._withdrawn(version).get(version.pk, 0)
+
+    def get_trained_on_withdrawn_data(self, version: ModelVersion) -> bool:
+        return self._withdrawn(version).get(version.pk, 0) > 0
 
     class Meta:
         model = ModelVersion
@@ -92,6 +112,8 @@ class ModelVersionSerializer(serializers.ModelSerializer):
             "parent_reason",
             "promotion_check",
             "evidence",
+            "withdrawn_labels",
+            "trained_on_withdrawn_data",
             "created_at",
             "promoted_at",
         ]

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from active_learning.api import loop_settings, model_dashboard, views
+from active_learning.api import data_use_views, loop_settings, model_dashboard, views
 
 urlpatterns = [
     path(
@@ -56,4 +56,9 @@ urlpatterns = [
         name="loop-settings",
     ),
     path("strategies/", views.StrategyListView.as_view(), name="strategy-list"),
+    path(
+        "projects/<id:project_pk>/data-use-report/",
+        data_use_views.DataUseReportView.as_view(),
+        name="data-use-report",
+    ),
 ]

@@ -46,9 +46,10 @@ from active_learning.ml.checkpoints import read_manifest
 from active_learning.ml.interface import CheckpointError
 from active_learning.models import LoopSettings, ModelVersion, RetrainingCycle, Suggestion
 from active_learning.services import pretraining, promotion, versions
-from active_learning.services.case_inputs import labelled_source, training_annotations
+from active_learning.services.case_inputs import labelled_source
 from active_learning.services.loop_settings import loop_settings
-from annotations.models import Case, Project
+from active_learning.services.withdrawals import training_annotations
+from annotations.models import Case, Consent, Project
 from annotations.services import audit, ethics
 from annotations.services.errors import Conflict
 from medloop.celery import send_after_commit
@@ -654,6 +655,7 @@ def cases_to_score(project: Project, version: ModelVersion) -> list[int]:
     return list(
         Case.objects.filter(project=project, state=Case.State.OPEN)
         .exclude(pk__in=scored)
+        .exclude(study__patient__consent_status=Consent.WITHDRAWN)
         .order_by("pk")
         .values_list("pk", flat=True)
     )

@@ -23,7 +23,8 @@ from django.utils import timezone
 from active_learning.ml.checkpoints import load_model, read_manifest
 from active_learning.ml.interface import CheckpointError, ProgressCallback, SuggestionModel
 from active_learning.models import ModelVersion
-from active_learning.services.case_inputs import labelled_source, training_annotations
+from active_learning.services.case_inputs import labelled_source
+from active_learning.services.withdrawals import training_annotations
 from annotations.models import Project
 from annotations.services import audit
 from annotations.services.errors import Conflict, InvalidInput

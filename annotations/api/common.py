@@ -10,7 +10,7 @@ from rest_framework.request import Request
 
 from annotations import permissions, selectors
 from annotations.models import Annotation, Case, Project
-from annotations.services import audit
+from annotations.services import audit, consent
 
 _ETAG = re.compile(r'^(?:W/)?"annotation-(\d{1,18})-v(\d{1,9})"$')
 
@@ -53,6 +53,9 @@ def case_for(
         case = Case.objects.select_related("project").filter(pk=case_pk).first()
     if case is None or not permissions.is_member(request.user, case.project_id):
         raise NotFound("No such case, or you are not a member of its project.")
+    if not permissions.allowed(request.user, case.project_id, "consent", "change"):
+        # An open workspace learns on its next request that the patient withdrew (410).
+        consent.check_case_open(case)
     if not permissions.can_view_case(request.user, case):
         raise PermissionDenied("Annotators see only the cases they hold or have annotated.")
     if audit_action is not None:

@@ -21,6 +21,7 @@ from annotations.models import IngestBatch
 from annotations.services import batches
 from annotations.services.clinical_import import import_clinical_context
 from annotations.services.errors import InvalidInput
+from annotations.services.fhir_import import import_fhir
 from annotations.services.ingest import TooLarge
 from medloop.pagination import CappedLimitOffsetPagination as LimitOffsetPagination
 
@@ -125,6 +126,30 @@ class ClinicalImportView(APIView):
         project = project_for(request, project_pk, "ingest", "upload")
         uploaded = _files(request, "file")[0]
         batch = import_clinical_context(
+            project=project,
+            data=uploaded.read(),
+            file_name=_scrubbed_upload_name(uploaded.name),
+            actor=user_of(request),
+        )
+        return Response(IngestBatchSerializer(batch).data, status=status.HTTP_201_CREATED)
+
+
+class FhirImportView(APIView):
+    parser_classes = [MultiPartParser]
+    accepts_large_uploads = True
+
+    @extend_schema(
+        request={"multipart/form-data": ClinicalImportInputSerializer},
+        responses={201: IngestBatchSerializer},
+        description="Import a FHIR R4 Bundle (JSON) or bulk-data NDJSON: Patient, ImagingStudy, "
+        "Observation, Condition, DiagnosticReport, DocumentReference and Consent; each "
+        "resource is validated by fhir.resources and reported by position.",
+    )
+    def post(self, request: Request, project_pk: int) -> Response:
+        _refuse_oversized(request)
+        project = project_for(request, project_pk, "ingest", "upload")
+        uploaded = _files(request, "file")[0]
+        batch = import_fhir(
             project=project,
             data=uploaded.read(),
             file_name=_scrubbed_upload_name(uploaded.name),

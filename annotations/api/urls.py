@@ -5,6 +5,7 @@ from annotations.api import (
     annotation_views,
     audit_views,
     cases,
+    consent_views,
     dashboard_views,
     ethics_views,
     export_views,
@@ -139,6 +140,11 @@ urlpatterns = [
         name="clinical-import",
     ),
     path(
+        "projects/<id:project_pk>/fhir-imports/",
+        ingest_views.FhirImportView.as_view(),
+        name="fhir-import",
+    ),
+    path(
         "projects/<id:project_pk>/ingest-batches/",
         ingest_views.IngestBatchListView.as_view(),
         name="ingest-batch-list",
@@ -180,6 +186,11 @@ urlpatterns = [
     ),
     path(
         "projects/<id:project_pk>/pacs-pull/", pacs_views.PacsPullView.as_view(), name="pacs-pull"
+    ),
+    path(
+        "projects/<id:project_pk>/consent/",
+        consent_views.ConsentView.as_view(),
+        name="patient-consent",
     ),
     path(
         "projects/<id:project_pk>/held-out-cases/",

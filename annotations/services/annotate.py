@@ -16,6 +16,7 @@ from django.utils import timezone
 from annotations.models import Annotation, AnnotationRevision, Box, Case, Instance
 from annotations.services import (
     audit,
+    consent,
     double_reading,
     ethics,
     loop_signals,
@@ -182,6 +183,7 @@ def _check_editable(annotation: Annotation, actor: User) -> None:
     ethics.require_current_approval(
         project=annotation.case.project, actor=actor, activity="annotation"
     )
+    consent.check_case_open(annotation.case)
 
 
 def validated_changes(

@@ -22,7 +22,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from annotations.models import Annotation, Box, Case, CaseSkip, Instance, Project
-from annotations.services import audit, ethics
+from annotations.services import audit, consent, ethics
 from annotations.services.errors import Conflict, InvalidInput
 
 # Reads that count towards a case's required reads (a returned one still belongs to its reader).
@@ -59,7 +59,7 @@ def cases_needing_read_by(*, project: Project, annotator: User) -> QuerySet[Case
     )
     return (
         Case.objects.filter(project=project, state=Case.State.OPEN)
-        .filter(_has_image_to_read(), held_out=False)
+        .filter(_has_image_to_read(), consent.servable(), held_out=False)
         .exclude(
             Exists(
                 Annotation.objects.filter(
@@ -87,7 +87,7 @@ def unfinished_work_of(*, project: Project, annotator: User) -> QuerySet[Case]:
     ).values("case_id")
     return (
         Case.objects.filter(pk__in=unfinished, state=Case.State.OPEN)
-        .filter(_has_image_to_read(), held_out=False)
+        .filter(_has_image_to_read(), consent.servable(), held_out=False)
         .exclude(Exists(CaseSkip.objects.filter(case=OuterRef("pk"), annotator=annotator)))
         .order_by("-priority", "id")
     )
@@ -104,7 +104,7 @@ def returned_work_waiting(
     ).values("case_id")
     return (
         Case.objects.filter(pk__in=returned, state=Case.State.OPEN)
-        .filter(_has_image_to_read(), held_out=False)
+        .filter(_has_image_to_read(), consent.servable(), held_out=False)
         .filter(_lease_free_for(annotator, now or timezone.now()))
         .exclude(Exists(CaseSkip.objects.filter(case=OuterRef("pk"), annotator=annotator)))
         .order_by("-priority", "id")
@@ -202,6 +202,7 @@ def renew_lease(*, case: Case, annotator: User, now: datetime | None = None) -> 
     else took it). Raises Conflict when someone else holds it, when the annotator skipped it,
     or when they already hold MAX_LEASES_PER_ANNOTATOR other cases."""
     ethics.require_current_approval(project=case.project, actor=annotator, activity="annotation")
+    consent.check_case_open(case)
     now = now or timezone.now()
     expires = now + timedelta(seconds=case.project.lease_seconds)
     if CaseSkip.objects.filter(case=case, annotator=annotator).exists():

@@ -243,6 +243,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "active_learning.resume_stalled_cycles",
         "schedule": 60.0,
     },
+    "purge-withdrawn-patients": {
+        "task": "annotations.purge_withdrawn_patients",
+        "schedule": 3600.0,
+    },
     "pretrain-backbones-when-due": {
         "task": "active_learning.schedule_pretraining",
         "schedule": 600.0,
@@ -360,6 +364,9 @@ OTP_TOTP_ISSUER = env("MEDLOOP_OTP_ISSUER", "MedLoop")
 MEDLOOP_REQUIRE_ETHICS_APPROVAL = env_bool("MEDLOOP_REQUIRE_ETHICS_APPROVAL", True)
 MEDLOOP_ETHICS_WARNING_DAYS = env_int("MEDLOOP_ETHICS_WARNING_DAYS", 30)
 MEDLOOP_MAX_ETHICS_DOCUMENT_BYTES = env_int("MEDLOOP_MAX_ETHICS_DOCUMENT_BYTES", 20 * 1024 * 1024)
+# A withdrawn patient's stored files and clinical text are deleted this many days after the
+# withdrawal (0: at once) by the beat task annotations.purge_withdrawn_patients.
+MEDLOOP_WITHDRAWAL_RETENTION_DAYS = env_int("MEDLOOP_WITHDRAWAL_RETENTION_DAYS", 30)
 MEDLOOP_AUDIT_RETENTION_DAYS = env_int("MEDLOOP_AUDIT_RETENTION_DAYS", 6 * 366)
 
 LOGGING = {

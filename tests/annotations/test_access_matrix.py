@@ -109,6 +109,8 @@ TABLE: list[tuple[str, str, str, object, tuple[int, ...]]] = [
     ("upload", "post", "/api/projects/{p}/uploads/", None, (403, 403, 400, 403, 400, 404, 401)),
     ("clinical-import", "post", "/api/projects/{p}/clinical-imports/", None,
      (403, 403, 400, 403, 400, 404, 401)),
+    ("fhir-import", "post", "/api/projects/{p}/fhir-imports/", None,
+     (403, 403, 400, 403, 400, 404, 401)),
     ("ingest-batch-list", "get", "/api/projects/{p}/ingest-batches/", None,
      (403, 403, 200, 403, 200, 404, 401)),
     ("ingest-batch-detail", "get", "/api/ingest-batches/{b}/", None,
@@ -129,6 +131,11 @@ TABLE: list[tuple[str, str, str, object, tuple[int, ...]]] = [
     ("instance-clear-quarantine", "post", "/api/instances/{i}/clear-quarantine/", None,
      (403, 403, 200, 403, 200, 404, 401)),
     ("pacs-pull", "post", "/api/projects/{p}/pacs-pull/", {}, (403, 403, 400, 403, 400, 404, 401)),
+    # Consent and the data-use report: leads and admins; naming no patient is a 400.
+    ("patient-consent", "post", "/api/projects/{p}/consent/", {"status": "consented"},
+     (403, 403, 400, 403, 400, 404, 401)),
+    ("data-use-report", "post", "/api/projects/{p}/data-use-report/", {},
+     (403, 403, 400, 403, 400, 404, 401)),
     ("held-out-case-list", "get", "/api/projects/{p}/held-out-cases/", None,
      (403, 403, 200, 403, 200, 404, 401)),
     # No case is held out: a decision is refused (400), after the role check.

@@ -14,7 +14,14 @@ from typing import Any
 from django.db import models
 from django.db.models import OuterRef, Subquery
 
-from annotations.models import Annotation, AnnotationRevision, Case, DoubleRead, Project
+from annotations.models import (
+    Annotation,
+    AnnotationRevision,
+    Case,
+    Consent,
+    DoubleRead,
+    Project,
+)
 from annotations.services.errors import DomainError
 
 EXPORTED_STATUSES = (Annotation.Status.ACCEPTED, Annotation.Status.SUBMITTED)
@@ -87,6 +94,8 @@ def final_annotations(project: Project) -> models.QuerySet[Annotation]:
             case__project=project, status__in=EXPORTED_STATUSES, pk=Subquery(ranked)
         )
         .exclude(case__double_read__status=DoubleRead.Status.PENDING)
+        # A patient who withdrew consent is in no export (annotations.services.consent).
+        .exclude(case__study__patient__consent_status=Consent.WITHDRAWN)
         .order_by("case_id")
     )
 
@@ -153,6 +162,8 @@ def _labels_at(
             if annotation is None or not frozen:
                 missing.append((pk, version))
                 continue
+            if annotation.case.study.patient.consent_status == Consent.WITHDRAWN:
+                continue  # withdrawn: in no export, a version's snapshot included
             revision = frozen[-1]
             if from_snapshot:
                 status = "submitted" if revision.version == version else "accepted"

@@ -1,0 +1,77 @@
+"""The loop's side of a patient's withdrawal of consent (issue 17, section 2): labels of
+withdrawn patients are in no future label snapshot, and the model versions trained on them are
+flagged "trained on withdrawn data" (computed from their snapshots, so the flag is never stale;
+the withdrawal itself records one ``model_version.trained_on_withdrawn_data`` audit event per
+version it touched, in its own transaction). Retraining without them is one click: a new
+cycle's snapshot leaves them out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+
+from active_learning.models import ModelVersion
+from active_learning.services import case_inputs
+from annotations.models import Annotation, Consent, Patient, Project
+from annotations.services import audit
+
+
+def training_annotations(project: Project, *, validation: bool = False) -> QuerySet[Annotation]:
+    """:func:`case_inputs.training_annotations` without the labels of patients who withdrew."""
+    return case_inputs.training_annotations(project, validation=validation).exclude(
+        case__study__patient__consent_status=Consent.WITHDRAWN
+    )
+
+
+def _snapshot_ids(version: ModelVersion) -> set[int]:
+    ids = set()
+    for item in version.label_snapshot if isinstance(version.label_snapshot, list) else []:
+        if isinstance(item, list | tuple) and item and isinstance(item[0], int):
+            ids.add(item[0])
+    return ids
+
+
+def withdrawn_labels_per_version(project: Project) -> dict[int, int]:
+    """{model version id: how many of its training labels belong to withdrawn patients}, only
+    the versions with at least one."""
+    withdrawn = set(
+        Annotation.objects.filter(
+            case__project=project, case__study__patient__consent_status=Consent.WITHDRAWN
+        ).values_list("pk", flat=True)
+    )
+    if not withdrawn:
+        return {}
+    counts = {}
+    for version in ModelVersion.objects.filter(project=project).only("pk", "label_snapshot"):
+        used = len(_snapshot_ids(version) & withdrawn)
+        if used:
+            counts[version.pk] = used
+    return counts
+
+
+def versions_using(patient: Patient) -> list[ModelVersion]:
+    """The model versions whose label snapshot holds a label of ``patient``'s cases."""
+    ids = set(Annotation.objects.filter(case__study__patient=patient).values_list("pk", flat=True))
+    if not ids:
+        return []
+    return [
+        version
+        for version in ModelVersion.objects.filter(project_id=patient.project_id).order_by("number")
+        if _snapshot_ids(version) & ids
+    ]
+
+
+def flag_versions_on_withdrawal(
+    sender: Any, *, patient: Patient, actor: Any = None, **_: Any
+) -> None:
+    """Receiver of ``annotations.services.consent.patient_withdrawn`` (inside the withdrawal's
+    transaction): one audit event per version trained on the patient's labels."""
+    for version in versions_using(patient):
+        audit.record(
+            action="model_version.trained_on_withdrawn_data",
+            actor=actor,
+            target=version,
+            project_id=patient.project_id,
+            detail={"pseudonym": patient.pseudonym, "model_version": version.number},
+        )

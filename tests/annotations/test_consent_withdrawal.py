@@ -1,0 +1,193 @@
+"""Consent and withdrawal (issue 17, section 2): a withdrawal in the middle of an annotation
+takes the case out of the queue, the exports and the next label snapshot at once; the model
+version trained on the patient's labels is flagged; the purge deletes the files; the data-use
+report lists who viewed the patient's data."""
+
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+
+import pytest
+from django.test import override_settings
+from django.utils import timezone
+from pypdf import PdfReader
+
+from active_learning.ml import synthetic
+from active_learning.models import ModelVersion
+from active_learning.services import withdrawals
+from annotations.models import AuditEvent, Case, Consent, Patient
+from annotations.services import annotate, consent, exports, projects, queue
+from annotations.services.exports.labels import current_labels
+from annotations.services.ingest import storage_path
+from tests.support.labels import submit_ground_truth
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def scene(project, cases, member, synthetic_dir):
+    """Case ``withdrawing`` needs two reads: the first reader submitted it (a label a model
+    version was trained on), the second reader is annotating it when the patient withdraws."""
+    first, second = member("first", "annotator"), member("second", "annotator")
+    lead = member("lena", "lead")
+    withdrawing = cases[0]
+    Case.objects.filter(pk=withdrawing.pk).update(required_reads=2, priority=1.0)
+    submit_ground_truth(
+        project=project, cases=cases, synthetic_dir=synthetic_dir, annotator=first, count=2
+    )
+    snapshot = [
+        list(pair)
+        for pair in withdrawals.training_annotations(project).values_list("pk", "version")
+    ]
+    version = ModelVersion.objects.create(
+        project=project, number=1, label_snapshot=snapshot, label_count=len(snapshot)
+    )
+    leased = queue.lease_next_case(project=project, annotator=second)
+    assert leased.pk == withdrawing.pk
+    draft = annotate.start_annotation(case=leased, annotator=second)
+    source_id = synthetic.load_manifest(synthetic_dir)[0]["patient_id"]
+    return {
+        "case": withdrawing,
+        "draft": draft,
+        "version": version,
+        "second": second,
+        "lead": lead,
+        "source_id": source_id,
+    }
+
+
+def test_a_withdrawal_mid_annotation_takes_effect_everywhere_at_once(
+    project, cases, scene, api_for, settings
+):
+    case, draft, second = scene["case"], scene["draft"], scene["second"]
+    workspace = api_for(second)
+    assert workspace.get(f"/api/cases/{case.pk}/").status_code == 200  # viewed: audited
+    assert any(label.case.pk == case.pk for label in current_labels(project).labels)
+
+    answer = api_for(scene["lead"]).post(
+        f"/api/projects/{project.pk}/consent/",
+        {"patient_id": scene["source_id"], "status": "withdrawn", "date": "2026-12-01"},
+        format="json",
+    )
+    assert answer.status_code == 200, answer.json()
+    assert answer.json()["cases"] == [case.pk] and answer.json()["leases_released"] == 1
+    patient = Patient.objects.get(studies__case=case)
+    assert patient.consent_status == Consent.WITHDRAWN and patient.consent_source == "lead"
+
+    # The open workspace learns it on its next request.
+    saved = workspace.put(
+        f"/api/cases/{case.pk}/annotation/",
+        {"findings": {"nodule": "present"}},
+        format="json",
+        HTTP_IF_MATCH=draft.etag,
+    )
+    assert saved.status_code == 410
+    assert saved.json()["error"] == "consent_withdrawn"
+    assert "withdrew consent" in saved.json()["message"]
+    assert workspace.get(f"/api/cases/{case.pk}/").status_code == 410
+    # Out of the queue, for everyone, with the lease released.
+    case.refresh_from_db()
+    assert case.leased_to_id is None
+    other = api_for(projects_member(project, "third"))
+    handed = other.post(f"/api/projects/{project.pk}/next-case/")
+    assert handed.status_code in (200, 204)
+    assert handed.status_code == 204 or handed.json()["id"] != case.pk
+    # Out of the exports, and of the next snapshot; the version it trained is flagged.
+    assert all(label.case.pk != case.pk for label in current_labels(project).labels)
+    out = io.BytesIO()
+    written = exports.export_labels(project=project, format_name="coco", out=out, version=1)
+    assert all(label.case.pk != case.pk for label in written.labels)
+    assert not withdrawals.training_annotations(project).filter(case=case).exists()
+    listed = api_for(scene["lead"]).get(f"/api/projects/{project.pk}/model-versions/").json()
+    rows = listed["results"] if isinstance(listed, dict) else listed
+    flagged = {row["number"]: row["trained_on_withdrawn_data"] for row in rows}
+    assert flagged == {1: True}
+    assert AuditEvent.objects.filter(
+        action="model_version.trained_on_withdrawn_data", object_id=str(scene["version"].pk)
+    ).exists()
+    withdrawal_event = AuditEvent.objects.get(action="patient.withdraw")
+    assert withdrawal_event.detail["pseudonym"] == patient.pseudonym
+    assert scene["source_id"] not in str(withdrawal_event.detail)
+
+    # The purge, after the retention, deletes the files and the clinical text.
+    files = [storage_path(i.file_path) for i in case.study.series.first().instances.all()]
+    assert all(f.exists() for f in files)
+    settings.MEDLOOP_WITHDRAWAL_RETENTION_DAYS = 7
+    assert consent.purge_due() == []  # within the retention
+    assert consent.purge_due(now=timezone.now() + timedelta(days=8)) == [patient.pk]
+    assert not any(f.exists() for f in files)
+    case.refresh_from_db()
+    assert case.indication == "" and case.history == "" and not case.lab_results.exists()
+    patient.refresh_from_db()
+    assert patient.purged_at is not None
+    purge_event = AuditEvent.objects.get(action="patient.purge")
+    assert purge_event.detail == {"pseudonym": patient.pseudonym, "files_deleted": len(files)}
+
+
+def projects_member(project, username):
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.create_user(username=username, password="x")
+    projects.add_member(project=project, user=user, role="annotator", added_by=None)
+    return user
+
+
+def test_the_data_use_report_lists_a_viewer_from_the_audit_trail(project, scene, api_for):
+    case = scene["case"]
+    assert api_for(scene["second"]).get(f"/api/cases/{case.pk}/").status_code == 200
+    consent.withdraw(patient=Patient.objects.get(studies__case=case), source="lead")
+    report = api_for(scene["lead"]).post(
+        f"/api/projects/{project.pk}/data-use-report/",
+        {"patient_id": scene["source_id"]},
+        format="json",
+    )
+    assert report.status_code == 200, report.json()
+    body = report.json()
+    viewers = {(row["user"], row["action"]) for row in body["viewed_by"]}
+    assert ("second", "case.view") in viewers
+    assert body["patient"]["withdrawn"] is True and body["patient"]["purged"] is False
+    assert [c["case"] for c in body["cases"]] == [case.pk]
+    assert body["cases"][0]["images"][0]["file_held"] is True
+    assert [v["model_version"] for v in body["model_versions"]] == [1]
+    # The identifier was hashed, never stored: the audit event names the pseudonym only.
+    event = AuditEvent.objects.get(action="patient.data_use_report")
+    assert scene["source_id"] not in str(event.detail)
+    # The same report as PDF names the viewer too.
+    document = api_for(scene["lead"]).post(
+        f"/api/projects/{project.pk}/data-use-report/",
+        {"pseudonym": body["patient"]["pseudonym"], "format": "pdf"},
+        format="json",
+    )
+    assert document.status_code == 200 and document["Content-Type"] == "application/pdf"
+    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(document.content)).pages)
+    assert "second" in text and "case.view" in text and body["patient"]["pseudonym"] in text
+
+
+@override_settings(MEDLOOP_WITHDRAWAL_RETENTION_DAYS=0)
+def test_retention_zero_purges_at_the_next_run(project, scene):
+    patient = Patient.objects.get(studies__case=scene["case"])
+    consent.withdraw(patient=patient, source="fhir")
+    assert consent.purge_due() == [patient.pk]
+    assert consent.purge_due() == []  # idempotent
+
+
+def test_unknown_consent_is_labelled_only_where_the_project_allows(project, cases, member):
+    annotator = member("ann", "annotator")
+    assert queue.lease_next_case(project=project, annotator=annotator) is not None
+    type(project).objects.filter(pk=project.pk).update(label_unknown_consent=False)
+    project.refresh_from_db()
+    other = member("ann2", "annotator")
+    assert queue.lease_next_case(project=project, annotator=other) is None
+    patient = Patient.objects.get(studies__case=cases[5])
+    consent.set_consent(patient=patient, status="consented", source="csv", actor=None)
+    assert queue.lease_next_case(project=project, annotator=other).pk == cases[5].pk
+    event = AuditEvent.objects.filter(action="patient.consent").latest("id")
+    assert event.detail["status"] == "consented" and event.detail["source"] == "csv"
+
+
+def test_a_withdrawal_is_final(project, cases):
+    patient = Patient.objects.get(studies__case=cases[1])
+    consent.withdraw(patient=patient, source="lead")
+    with pytest.raises(Exception, match="withdrawal is final"):
+        consent.set_consent(patient=patient, status="consented", source="lead")
