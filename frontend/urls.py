@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from frontend import settings_views, two_factor_views, views
+from frontend import settings_views, two_factor_views, verification_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -20,6 +20,16 @@ urlpatterns = [
         "projects/<id:project_pk>/settings/",
         settings_views.project_settings,
         name="project-settings",
+    ),
+    path(
+        "projects/<id:project_pk>/verification/",
+        verification_views.verification,
+        name="project-verification",
+    ),
+    path(
+        "projects/<id:project_pk>/verification/reports/<id:report_pk>/",
+        verification_views.validation_report,
+        name="project-validation-report",
     ),
     path("audit/", views.audit_trail, name="audit-trail"),
 ]

@@ -31,4 +31,14 @@ urlpatterns = [
         views.ReportPdfView.as_view(),
         name="validation-report-pdf",
     ),
+    path(
+        "validation-reports/<id:report_pk>/model-card/",
+        views.ModelCardView.as_view(),
+        name="validation-report-model-card",
+    ),
+    path(
+        "validation-reports/<id:report_pk>/compare/<id:other_pk>/",
+        views.ReportComparisonView.as_view(),
+        name="validation-report-compare",
+    ),
 ]

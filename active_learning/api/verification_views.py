@@ -7,7 +7,9 @@
 - ``POST /api/projects/{id}/model-versions/{n}/validation-reports/`` (model owners, admins):
   lock the test set and queue a report (202); ``GET /api/projects/{id}/validation-reports/``
   lists them; ``GET /api/validation-reports/{id}/`` (model owners, leads, admins) is the report
-  (status and progress while it runs, then its JSON); ``.../pdf/`` the PDF.
+  (status and progress while it runs, then its JSON); ``.../pdf/`` the PDF;
+  ``.../model-card/`` the version's model card (Markdown); ``.../compare/{other}/`` the paired
+  comparison with another report on the same locked test set (differences and DeLong).
 """
 
 from __future__ import annotations
@@ -23,7 +25,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from active_learning.models import ModelVersion, ValidationReport
-from active_learning.services import report_documents, test_sets, validation_reports
+from active_learning.services import (
+    model_cards,
+    report_documents,
+    test_sets,
+    validation_reports,
+)
 from annotations.api.common import project_for, user_of
 from annotations.services.errors import Conflict
 
@@ -158,5 +165,29 @@ class ReportPdfView(APIView):
             )
         response = HttpResponse(report_documents.pdf(report), content_type="application/pdf")
         name = f"validation-report-{report.pk}-v{report.model_version.number}.pdf"
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response
+
+
+class ReportComparisonView(APIView):
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request, report_pk: int, other_pk: int) -> Response:
+        """This report's version against the other report's on the same locked test set:
+        paired bootstrap differences of every figure and DeLong's test per finding."""
+        report, other = report_for(request, report_pk), report_for(request, other_pk)
+        return Response(validation_reports.compare(report, other))
+
+
+class ModelCardView(APIView):
+    @extend_schema(responses={(200, "text/markdown"): OpenApiTypes.STR})
+    def get(self, request: Request, report_pk: int) -> HttpResponse:
+        """The version's model card in Markdown, generated from this finished report."""
+        report = report_for(request, report_pk)
+        if report.status != ValidationReport.Status.SUCCEEDED:
+            raise Conflict(f"Report {report.pk} is {report.status}; a card needs it done.")
+        response = HttpResponse(
+            model_cards.model_card(report), content_type="text/markdown; charset=utf-8"
+        )
+        name = f"model-card-v{report.model_version.number}-report-{report.pk}.md"
         response["Content-Disposition"] = f'attachment; filename="{name}"'
         return response

@@ -41,6 +41,8 @@ from active_learning.ml.verification.figures import (
     CALIBRATION_BINS,
     VersionOutcomes,
     bootstrap_figures,
+    delong_per_finding,
+    paired_differences,
     subgroup_figures,
 )
 from active_learning.ml.verification.resampling import MIN_RESAMPLES
@@ -313,6 +315,93 @@ def compute(
         },
         "failures": _failures(outcomes, case_ids, thresholds),
         "provenance": _provenance(version, locked, labelled, **stats),
+        "outcomes": outcomes_to_json(outcomes, case_ids),
+    }
+
+
+def outcomes_to_json(outcomes: pb.CaseOutcomes, case_ids: list[int]) -> dict[str, Any]:
+    """The per-case outcomes a report rests on (what a comparison of two versions resamples)."""
+
+    def floats(array: np.ndarray) -> list[Any]:
+        return [[None if np.isnan(v) else float(v) for v in row] for row in array]
+
+    return {
+        "case_ids": case_ids,
+        "classes": list(outcomes.classes),
+        "detection_case": outcomes.detection_case.tolist(),
+        "detection_class": outcomes.detection_class.tolist(),
+        "detection_score": outcomes.detection_score.tolist(),
+        "detection_tp": outcomes.detection_tp.tolist(),
+        "truth_counts": outcomes.truth_counts.tolist(),
+        "finding_labels": floats(outcomes.finding_labels),
+        "finding_probabilities": floats(outcomes.finding_probabilities),
+        "report_counts": outcomes.report_counts.tolist(),
+    }
+
+
+def outcomes_from_json(data: dict[str, Any]) -> pb.CaseOutcomes:
+    n, c = len(data["case_ids"]), len(data["classes"])
+
+    def floats(rows: list[list[Any]]) -> np.ndarray:
+        return np.array(
+            [[np.nan if v is None else v for v in row] for row in rows], dtype=np.float64
+        ).reshape(n, c)
+
+    return pb.CaseOutcomes(
+        classes=tuple(data["classes"]),
+        n_cases=n,
+        detection_case=np.asarray(data["detection_case"], dtype=np.int64),
+        detection_class=np.asarray(data["detection_class"], dtype=np.int64),
+        detection_score=np.asarray(data["detection_score"], dtype=np.float64),
+        detection_tp=np.asarray(data["detection_tp"], dtype=bool),
+        truth_counts=np.asarray(data["truth_counts"], dtype=np.int64).reshape(n, c),
+        finding_labels=floats(data["finding_labels"]),
+        finding_probabilities=floats(data["finding_probabilities"]),
+        report_counts=np.asarray(data["report_counts"], dtype=np.int64).reshape(n, 3),
+    )
+
+
+def compare(a: ValidationReport, b: ValidationReport) -> dict[str, Any]:
+    """Version ``a`` against version ``b`` on the same locked test set: every figure's paired
+    bootstrap difference ``a - b`` (both scored on the same resamples; ``a``'s resamples, seed
+    and confidence) and DeLong's test per finding. Refused unless both reports are done on the
+    same test set version and cases."""
+    for report in (a, b):
+        if report.status != ValidationReport.Status.SUCCEEDED:
+            raise InvalidInput(f"report {report.pk} is {report.status}, not finished.")
+    if a.project_id != b.project_id or a.test_set_id != b.test_set_id:
+        raise InvalidInput(
+            f"reports {a.pk} and {b.pk} were made on different test sets "
+            f"({a.test_set.content_hash[:12]} and {b.test_set.content_hash[:12]}): "
+            "request both on the current one."
+        )
+    data_a, data_b = a.result["outcomes"], b.result["outcomes"]
+    if data_a["case_ids"] != data_b["case_ids"] or data_a["classes"] != data_b["classes"]:
+        raise InvalidInput(f"reports {a.pk} and {b.pk} do not cover the same cases and findings.")
+    version_a = VersionOutcomes(
+        outcomes_from_json(data_a),
+        thresholds={k: v["threshold"] for k, v in a.result["thresholds"].items()},
+    )
+    version_b = VersionOutcomes(
+        outcomes_from_json(data_b),
+        thresholds={k: v["threshold"] for k, v in b.result["thresholds"].items()},
+    )
+    differences = paired_differences(
+        version_a, version_b, resamples=a.resamples, seed=a.seed, confidence=a.confidence
+    )
+    return {
+        "a": {"report": a.pk, "version": a.model_version.number},
+        "b": {"report": b.pk, "version": b.model_version.number},
+        "test_set": {"version": a.test_set.version, "content_hash": a.test_set.content_hash},
+        "cases": len(data_a["case_ids"]),
+        "statistics": {
+            "method": "paired case-level percentile bootstrap",
+            "resamples": a.resamples,
+            "seed": a.seed,
+            "confidence": a.confidence,
+        },
+        "differences": {name: d.as_dict() for name, d in differences.items()},
+        "delong": delong_per_finding(version_a, version_b, confidence=a.confidence),
     }
 
 

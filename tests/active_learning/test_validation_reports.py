@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 
 import pytest
-from django.test import override_settings
+from django.test import Client, override_settings
 from pypdf import PdfReader
 
 from active_learning.models import ModelVersion, ValidationReport
@@ -100,6 +100,50 @@ def test_a_report_on_the_locked_test_set_regenerates_identically_and_prints(
     name, figure = sorted(defined.items())[0]
     assert name in text
     assert report_documents.interval_text(figure) in text
+
+    # The model card: the sections, the test set's hash, the checklist items left to the team.
+    card = owner_api.get(f"/api/validation-reports/{report.pk}/model-card/")
+    assert card.status_code == 200 and card["Content-Type"].startswith("text/markdown")
+    markdown = card.content.decode()
+    for section in ("## Intended use", "## Training data", "## Evaluation data", "## Metrics",
+                    "## Subgroups", "## Caveats", "## Reporting checklists"):  # fmt: skip
+        assert section in markdown
+    assert locked.content_hash in markdown and "| TRIPOD+AI | 12f |" in markdown
+    assert "_To be written by the study team._" in markdown
+
+    # The pages: the project's verification page asks for a report; the report's page shows it.
+    pages = Client()
+    pages.force_login(owner)
+    page = pages.get(f"/projects/{loop_project.pk}/verification/")
+    assert page.status_code == 200 and locked.content_hash in page.content.decode()
+    refused = pages.post(f"/projects/{loop_project.pk}/verification/", {"version": "99"})
+    assert refused.status_code == 400 and "Choose one of" in refused.content.decode()
+    shown = pages.get(f"/projects/{loop_project.pk}/verification/reports/{report.pk}/")
+    assert shown.status_code == 200 and name in shown.content.decode()
+    outsider = Client()
+    outsider.force_login(member("reader2", "annotator"))
+    assert outsider.get(f"/projects/{loop_project.pk}/verification/").status_code == 403
+
+    # A second version on the same locked test set, compared with the first: paired
+    # differences of every figure and DeLong per finding.
+    second = versions.train_version(project=loop_project, epochs=2, config_overrides=TINY_MODEL)
+    asked = pages.post(f"/projects/{loop_project.pk}/verification/", {"version": second.number})
+    assert asked.status_code == 302
+    other = ValidationReport.objects.exclude(pk=report.pk).get()
+    assert other.test_set_id == report.test_set_id  # nothing changed: the same lock
+    other = validation_reports.run_report(other.pk)
+    assert other is not None and other.status == "succeeded"
+    compared = owner_api.get(f"/api/validation-reports/{other.pk}/compare/{report.pk}/")
+    assert compared.status_code == 200, compared.content
+    comparison = compared.json()
+    assert comparison["a"]["version"] == second.number and comparison["b"]["version"] == 1
+    for figure_name, difference in comparison["differences"].items():
+        a, b = other.result["figures"][figure_name], report.result["figures"][figure_name]
+        if a["value"] is not None and b["value"] is not None:
+            assert difference["difference"]["value"] == pytest.approx(a["value"] - b["value"])
+    assert set(comparison["delong"]) == set(result["classes"])
+    same = owner_api.get(f"/api/validation-reports/{report.pk}/compare/{report.pk}/").json()
+    assert all(d["difference"]["value"] in (0.0, None) for d in same["differences"].values())
 
 
 def test_a_report_is_refused_without_a_plan_labels_or_with_bad_settings(project, cases, member):
