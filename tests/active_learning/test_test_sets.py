@@ -168,3 +168,26 @@ def test_locking_freezes_labels_and_a_changed_label_makes_a_new_audited_version(
 def test_locking_without_a_plan_is_refused(project):
     with pytest.raises(InvalidInput, match="no test set plan"):
         test_sets.lock(project=project, actor=None)
+
+
+def test_the_test_set_api_sets_the_plan_locks_and_refuses_bad_input(
+    project, cases, member, api_for
+):
+    lead, owner = api_for(member("boss", "lead")), api_for(member("owner9", "model_owner"))
+    annotator = api_for(member("reader", "annotator"))
+    url = f"/api/projects/{project.pk}/test-set/"
+    assert owner.get(url).json()["plan"] is None
+    bad = lead.put(url, {"fraction": 0.9}, format="json")
+    assert bad.status_code == 400 and "fraction" in bad.json()["message"]
+    assert lead.put(url, {}, format="json").status_code == 400  # fraction is required
+    assert owner.put(url, {"fraction": 0.2}, format="json").status_code == 403  # leads set it
+    assert annotator.get(url).status_code == 403
+    done = lead.put(url, {"fraction": 0.5, "min_subgroup_cases": 5}, format="json")
+    assert done.status_code == 200, done.content
+    body = done.json()
+    assert body["plan"]["min_subgroup_cases"] == 5 and body["cases"] > 0 and body["locked"] is None
+    first = lead.post(f"{url}lock/")
+    assert first.status_code == 201 and first.json()["version"] == 1
+    again = lead.post(f"{url}lock/")
+    assert again.status_code == 200 and again.json()["content_hash"] == first.json()["content_hash"]
+    assert owner.get(url).json()["changed_since_lock"] is False
