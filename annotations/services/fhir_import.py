@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+import requests
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
@@ -47,7 +48,7 @@ from annotations.models import (
     Project,
 )
 from annotations.services import audit, consent, ethics
-from annotations.services.errors import InvalidInput
+from annotations.services.errors import DomainError, InvalidInput
 
 LOINC = "http://loinc.org"
 MAX_RESOURCES = 200_000
@@ -372,3 +373,78 @@ HANDLERS = {
     "DocumentReference": _document_reference,
     "Consent": _consent,
 }
+
+
+# --- pulling from a FHIR server ---------------------------------------------------------------
+
+MAX_PAGES = 1000
+PULL_TIMEOUT_SECONDS = 30
+
+
+class FhirServerUnavailable(DomainError):
+    """The FHIR server could not be reached or answered with an error (HTTP 502)."""
+
+    status_code = 502
+    code = "fhir_server_unavailable"
+
+
+def _page(session: requests.Session, url: str) -> dict[str, Any]:
+    try:
+        answer = session.get(
+            url, headers={"Accept": "application/fhir+json"}, timeout=PULL_TIMEOUT_SECONDS
+        )
+    except requests.RequestException as exc:
+        raise FhirServerUnavailable(
+            f"FHIR server at {url}: cannot be reached ({type(exc).__name__}).", url=url
+        ) from exc
+    if answer.status_code != 200:
+        raise FhirServerUnavailable(
+            f"FHIR server at {url}: HTTP {answer.status_code}.",
+            url=url,
+            http_status=answer.status_code,
+        )
+    try:
+        body = answer.json()
+    except ValueError as exc:
+        raise FhirServerUnavailable(f"FHIR server at {url}: the answer is not JSON.") from exc
+    if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
+        raise FhirServerUnavailable(f"FHIR server at {url}: the answer is not a Bundle.")
+    return body
+
+
+def pull_fhir(
+    *, project: Project, search_url: str, actor: User | None = None, max_pages: int = MAX_PAGES
+) -> IngestBatch:
+    """Run a FHIR search (``search_url``, e.g. ``https://ehr/fhir/Observation?patient=...`` or
+    a ``Patient/$everything``) and follow its ``next`` links, then import every entry as one
+    Bundle (:func:`import_fhir`). Every page is fetched before anything is written, so an
+    unreachable server (FhirServerUnavailable, 502) or one that fails midway leaves nothing
+    behind. The server must pass the same address check as a DICOMweb PACS
+    (MEDLOOP_PACS_ALLOWED_NETWORKS)."""
+    from django.conf import settings
+
+    from annotations.dicom.dicomweb import PacsUnavailable, check_target
+
+    ethics.require_current_approval(project=project, actor=actor, activity="ingest")
+    entries: list[Any] = []
+    url: str | None = search_url
+    pages = 0
+    with requests.Session() as session:
+        while url and pages < max_pages:
+            try:
+                check_target(url, settings.MEDLOOP_PACS_ALLOWED_NETWORKS)
+            except PacsUnavailable as exc:
+                raise FhirServerUnavailable(f"FHIR server at {url}: {exc.message}") from exc
+            body = _page(session, url)
+            pages += 1
+            entries.extend(body.get("entry") or [])
+            url = next(
+                (
+                    str(link.get("url"))
+                    for link in body.get("link") or []
+                    if isinstance(link, dict) and link.get("relation") == "next"
+                ),
+                None,
+            )
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": entries}
+    return import_fhir(project=project, data=json.dumps(bundle).encode(), actor=actor)

@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from annotations.management.arguments import project_from_argument
 from annotations.services.errors import DomainError
-from annotations.services.fhir_import import import_fhir
+from annotations.services.fhir_import import import_fhir, pull_fhir
 
 
 class Command(BaseCommand):
@@ -18,13 +18,21 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("project", help="project id or name")
-        parser.add_argument("path", type=Path)
+        parser.add_argument(
+            "path",
+            help="a Bundle or NDJSON file, or a FHIR search URL (http/https: its pages "
+            "are followed by their next links)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         project = project_from_argument(options["project"])
-        path: Path = options["path"]
+        source: str = options["path"]
+        path = Path(source)
         try:
-            batch = import_fhir(project=project, data=path.read_bytes(), file_name=path.name)
+            if source.startswith(("http://", "https://")):
+                batch = pull_fhir(project=project, search_url=source)
+            else:
+                batch = import_fhir(project=project, data=path.read_bytes(), file_name=path.name)
         except OSError as exc:
             raise CommandError(f"{path}: {exc.strerror}") from exc
         except DomainError as exc:
