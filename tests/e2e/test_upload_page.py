@@ -53,3 +53,28 @@ def test_annotator_is_refused_the_import_page(page, live_server, project, member
     assert page.locator("text=Import").count() == 0
     response = page.goto(f"{live_server.url}/projects/{project.pk}/upload/")
     assert response.status == 403
+
+
+def test_lead_imports_a_fhir_bundle_and_sees_each_resource_by_position(
+    page, live_server, project, cases, member, synthetic_dir: Path, tmp_path: Path
+):
+    import json
+
+    from annotations.models import LabResult
+    from tests.annotations.ingest.test_fhir_import import _bundle
+
+    member("lena", "lead")
+    log_in(page, live_server, "lena")
+    page.click("text=Import")
+    item = synthetic.load_manifest(synthetic_dir)[4]
+    bundle = tmp_path / "extract.json"
+    bundle.write_text(json.dumps(_bundle(item)))
+    page.set_input_files("#fhir-file", str(bundle))
+    page.click("#fhir-form button")
+    page.wait_for_selector("#report tbody tr")
+    rows = page.locator("#report tbody tr")
+    assert rows.count() == 7
+    refused = page.text_content("#report tr.refused")
+    assert "entry 3 (Observation)" in refused and "valueQuantity" in refused
+    assert "6 stored" in page.text_content("#status")
+    assert LabResult.objects.filter(case=cases[4], code="2276-4").exists()
