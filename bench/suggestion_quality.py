@@ -93,6 +93,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         input_size=size, train_steps=steps, batch_size=batch, seed=args.seed,
         warmup_steps=min(50, steps // 5),
     )  # fmt: skip
+    if args.detector_lr_scale is not None:
+        config.pretrained_detector_lr_scale = args.detector_lr_scale
     model = BuiltinModel(config)
     start = args.start or STARTS[args.preset]
     start = None if args.init or start == "none" else start
@@ -226,6 +228,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, help="override the preset's steps")
     parser.add_argument("--size", type=int, help="override the preset's input size")
     parser.add_argument("--train-cases", type=int, help="override the preset's training cases")
+    parser.add_argument(
+        "--detector-lr-scale",
+        type=float,
+        help="the detector's rate as a fraction of the others' when it starts from learnt "
+        "weights (default: the model's pretrained_detector_lr_scale)",
+    )
     parser.add_argument("--init", type=Path, help="fine-tune from this saved built-in version")
     parser.add_argument(
         "--start",

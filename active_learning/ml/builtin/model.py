@@ -165,6 +165,7 @@ class BuiltinModel(SuggestionModel):
         (:mod:`active_learning.ml.builtin.starting_point`) whose weights the detector of a freshly
         built network starts from (same conditions; exclusive with ``backbone_init``)."""
         started = time.perf_counter()
+        pretrained_detector = warm_start is not None or self.network is not None
         if backbone_init is not None and starting_point is not None:
             raise ValueError("start from a pretrained backbone or a starting point, not both")
         if warm_start is not None:
@@ -187,6 +188,7 @@ class BuiltinModel(SuggestionModel):
             self._build_from_data(cases)
             if point is not None:
                 stored.apply(self._require_trained(), self.config, point)
+                pretrained_detector = True
                 self.config.extra["starting_point"] = {
                     "name": point.name,
                     "sha256": point.card["sha256"],
@@ -211,8 +213,15 @@ class BuiltinModel(SuggestionModel):
         else:
             total = config.train_steps
         warmup = min(config.warmup_steps, total // 5)
+        detector = {id(p) for p in network.detector.parameters()}
+        scale = config.pretrained_detector_lr_scale if pretrained_detector else 1.0
+        groups: list[dict[str, Any]] = [
+            {"params": [p for p in network.parameters() if id(p) in detector],
+             "lr": config.learning_rate * scale},
+            {"params": [p for p in network.parameters() if id(p) not in detector]},
+        ]  # fmt: skip
         optimizer = torch.optim.AdamW(
-            network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+            groups, lr=config.learning_rate, weight_decay=config.weight_decay
         )
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer,

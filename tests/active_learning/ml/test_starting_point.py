@@ -100,3 +100,27 @@ def test_the_shipped_point_loads_and_a_model_starts_from_it() -> None:
             synthetic_source(3, 0, 4, 256), max_steps=0, starting_point=sp.DEFAULT,
             backbone_init="somewhere",
         )  # fmt: skip
+
+
+def test_a_detector_that_starts_from_learnt_weights_moves_at_its_reduced_rate() -> None:
+    def moved(scale: float) -> tuple[float, float]:
+        """Largest change of a detector weight and of a report-decoder weight in 2 steps."""
+        config = BuiltinConfig(train_steps=2, warmup_steps=0, batch_size=2, seed=1)
+        config.pretrained_detector_lr_scale = scale
+        model = BuiltinModel(config)
+        point = sp.load(sp.DEFAULT)
+        model.train(synthetic_source(3, 0, 4, 256), max_steps=2, starting_point=sp.DEFAULT)
+        key = "network.classification_head.cls_logits.weight"
+        detector = (model.network.detector.state_dict()[key] - point.state[key]).abs().max()
+        before = BuiltinModel(BuiltinConfig(train_steps=0, seed=1))
+        before.train(synthetic_source(3, 0, 4, 256), max_steps=0, starting_point=sp.DEFAULT)
+        name = "transformer.h.0.mlp.c_fc.weight"
+        decoder = (
+            model.network.decoder.state_dict()[name] - before.network.decoder.state_dict()[name]
+        )
+        return float(detector), float(decoder.abs().max())
+
+    full, reduced = moved(1.0), moved(0.01)
+    # The other parts learn at the full rate either way; the detector at a hundredth of it.
+    assert reduced[1] == pytest.approx(full[1], rel=0.05)
+    assert reduced[0] < 0.05 * full[0]
