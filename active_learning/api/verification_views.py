@@ -47,6 +47,11 @@ class ReportInputSerializer(serializers.Serializer):
     resamples = serializers.JSONField(required=False, help_text="1000 to 20000 (default 2000).")
     seed = serializers.JSONField(required=False, help_text="Bootstrap seed (default 0).")
     confidence = serializers.JSONField(required=False, help_text="Default 0.95.")
+    source_project = serializers.IntegerField(
+        required=False,
+        help_text="External validation: another project whose locked test set is used "
+        "(you must see that project's models).",
+    )
 
 
 class ValidationReportSerializer(serializers.ModelSerializer):
@@ -117,8 +122,11 @@ class VersionReportsView(APIView):
             raise NotFound(f"This project has no model version {number}.")
         data = ReportInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        fields = dict(data.validated_data)
+        source_pk = fields.pop("source_project", None)
+        source = None if source_pk is None else project_for(request, source_pk, "model", "view")
         report = validation_reports.request_report(
-            version=version, actor=user_of(request), **data.validated_data
+            version=version, actor=user_of(request), source=source, **fields
         )
         return Response(ValidationReportSerializer(report).data, status=status.HTTP_202_ACCEPTED)
 

@@ -128,6 +128,13 @@ def pdf(report: ValidationReport) -> bytes:
             else f"Project {report.project.name}.",
             styles["Normal"],
         ),
+        Paragraph(
+            "External validation on the locked test set of project "
+            f"{(result.get('source_project') or {}).get('name')}, never trained on."
+            if result.get("external")
+            else "Internal validation on the project's locked test set.",
+            styles["Normal"],
+        ),
         Spacer(1, 4 * mm),
         Paragraph("Provenance", styles["Heading2"]),
         _table(provenance_rows(result), ["Item", "Value"], [40, 140]),

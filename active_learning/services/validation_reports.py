@@ -49,7 +49,7 @@ from active_learning.ml.verification.resampling import MIN_RESAMPLES
 from active_learning.ml.verification.weighted import reliability_diagram
 from active_learning.models import LockedTestSet, ModelVersion, TestSetPlan, ValidationReport
 from active_learning.services import case_inputs, serving, test_sets, versions
-from annotations.models import Case
+from annotations.models import Case, Project
 from annotations.services import audit
 from annotations.services.errors import InvalidInput
 from annotations.services.ingest import storage_path
@@ -75,8 +75,11 @@ def request_report(
     resamples: Any = 2000,
     seed: Any = 0,
     confidence: Any = 0.95,
+    source: Project | None = None,
 ) -> ValidationReport:
-    """Lock the test set as it is now and queue a report of ``version`` on it."""
+    """Lock the test set as it is now and queue a report of ``version`` on it. With ``source``
+    (another project), the report is an **external** validation on that project's locked test
+    set: its labelled cases, never trained on by this version's project."""
     resamples = _whole(resamples, "resamples", MIN_RESAMPLES, MAX_RESAMPLES)
     seed = _whole(seed, "seed", 0, 2**32 - 1)
     if isinstance(confidence, bool) or not isinstance(confidence, int | float):
@@ -86,8 +89,10 @@ def request_report(
     if not version.weights_path:
         raise InvalidInput(f"version {version.number} has no weights to evaluate.")
     project = version.project
+    if source is not None and source.pk == project.pk:
+        source = None
     with transaction.atomic():
-        locked, _ = test_sets.lock(project=project, actor=actor)
+        locked, _ = test_sets.lock(project=source or project, actor=actor)
         if locked.labelled_count == 0:
             raise InvalidInput(
                 f"the locked test set (version {locked.version}) has no labelled case yet."
@@ -110,6 +115,7 @@ def request_report(
                 "version": version.number,
                 "test_set_version": locked.version,
                 "test_set_hash": locked.content_hash,
+                "external_source": source.pk if source else None,
                 "resamples": resamples,
                 "seed": seed,
             },
@@ -256,7 +262,8 @@ def compute(
 ) -> dict[str, Any]:
     """The report of ``version`` on ``locked`` (module docstring); deterministic in its inputs."""
     step = progress or (lambda stage, percent: None)
-    plan = TestSetPlan.objects.filter(project=version.project).first()
+    # The test set's own project sets the subgroup floor (another project's, for external ones).
+    plan = TestSetPlan.objects.filter(project_id=locked.project_id).first()
     min_cases = plan.min_subgroup_cases if plan else 30
     model = versions.load_version(version)  # checksum verified against the database
     classes = list(model.finding_classes)
@@ -297,8 +304,8 @@ def compute(
     )
     step("subgroups", 95.0)
     return {
-        "external": False,
-        "source_project": version.project_id,
+        "external": locked.project_id != version.project_id,
+        "source_project": {"id": locked.project_id, "name": locked.project.name},
         "cases": len(case_ids),
         "classes": classes,
         "thresholds": thresholds,

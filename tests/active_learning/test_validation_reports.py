@@ -164,3 +164,42 @@ def test_a_report_is_refused_without_a_plan_labels_or_with_bad_settings(project,
         with pytest.raises(InvalidInput, match=message):
             validation_reports.request_report(version=version, actor=None, **fields)
     assert not ValidationReport.objects.exists()
+
+
+def test_external_validation_uses_another_projects_locked_test_set(
+    loop_project, member, api_for, synthetic_dir
+):
+    from annotations.services import projects
+    from tests.conftest import ingest_synthetic
+    from tests.support.labels import submit_ground_truth
+
+    version = versions.train_version(project=loop_project, epochs=1, config_overrides=TINY_MODEL)
+    owner = member("owner3", "model_owner")
+    # A second site's project with the same findings; its cases are labelled there.
+    site_b = projects.create_project(
+        name="Site B", created_by=owner, validation_fraction=0.0,
+        label_schema=loop_project.label_schema,
+    )  # fmt: skip
+    for role in ("lead", "model_owner"):
+        projects.add_member(project=site_b, user=owner, role=role, added_by=None)
+    reader = member("reader3", "annotator")
+    projects.add_member(project=site_b, user=reader, role="annotator", added_by=None)
+    cases_b = ingest_synthetic(site_b, synthetic_dir)
+    test_sets.set_plan(project=site_b, fraction=0.5, actor=owner, double_read=False)
+    submit_ground_truth(project=site_b, cases=cases_b, synthetic_dir=synthetic_dir,
+                        annotator=reader, count=len(cases_b))  # fmt: skip
+
+    url = f"/api/projects/{loop_project.pk}/model-versions/{version.number}/validation-reports/"
+    owner_api = api_for(owner)
+    outsider = api_for(member("owner4", "model_owner"))  # not a member of site B
+    assert outsider.post(url, {"source_project": site_b.pk}, format="json").status_code == 404
+    queued = owner_api.post(url, {"source_project": site_b.pk, "resamples": 1000}, format="json")
+    assert queued.status_code == 202, queued.content
+    report = validation_reports.run_report(queued.json()["id"])
+    assert report is not None and report.status == "succeeded", report and report.error
+    assert report.project_id == loop_project.pk and report.test_set.project_id == site_b.pk
+    assert report.result["external"] is True
+    assert report.result["source_project"] == {"id": site_b.pk, "name": "Site B"}
+    assert report.result["cases"] == report.test_set.labelled_count > 0
+    text = _pdf_text(owner_api.get(f"/api/validation-reports/{report.pk}/pdf/").content)
+    assert "External validation" in text and "Site B" in text
