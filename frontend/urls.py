@@ -31,5 +31,6 @@ urlpatterns = [
         verification_views.validation_report,
         name="project-validation-report",
     ),
+    path("projects/<id:project_pk>/ethics/", views.ethics_page, name="project-ethics-page"),
     path("audit/", views.audit_trail, name="audit-trail"),
 ]

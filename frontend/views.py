@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
+
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import render
+from django.utils import timezone
 
 from annotations import permissions, selectors
 from annotations.models import Project
+from annotations.services import ethics
 from frontend.templatetags.vite import FrontendNotBuilt
 
 
@@ -250,3 +254,34 @@ def audit_trail(request: HttpRequest) -> HttpResponse:
             "admins find theirs from the project's row on the home page."
         )
     return _audit_page(request, None)
+
+
+@login_required
+def ethics_page(request: HttpRequest, project_pk: int) -> HttpResponse:
+    """The project's ethics approvals (leads and admins record one with its document) and the
+    cases its eligibility rules held out (leads and admins include or exclude them)."""
+    project = _member_project(
+        request, project_pk, "ethics", "view", "This page is for the project's members."
+    )
+    state = ethics.status_of(project)
+    can_review = permissions.allowed(request.user, project.pk, "quarantine", "review")
+    held_out = (
+        list(
+            selectors.held_out_cases(project.pk)
+            .select_related("study")
+            .order_by("created_at", "id")[:500]
+        )
+        if can_review
+        else []
+    )
+    context = {
+        "project": project,
+        "approvals": list(ethics.approvals_of(project)),
+        "current": state.current,
+        "today": timezone.localdate(),
+        "can_change": permissions.allowed(request.user, project.pk, "ethics", "change"),
+        "can_review": can_review,
+        "held_out": held_out,
+        "rules_json": json.dumps(project.eligibility_rules or {}),
+    }
+    return render(request, "frontend/ethics.html", context)

@@ -190,6 +190,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "DoubleReadStatusEnum": "annotations.models.DoubleRead.Status",
         "AnnotationStatusEnum": "annotations.models.Annotation.Status",
+        "ConsentStatusEnum": "annotations.models.Consent",
     },
 }
 

@@ -199,6 +199,7 @@ TABLE: list[tuple[str, str, str, object, tuple[int, ...]]] = [
     ("project-quarantine", "get", "/projects/{p}/quarantine/", None,
      (403, 403, 200, 403, 200, 404, 302)),
     ("project-audit", "get", "/projects/{p}/audit/", None, (403, 403, 200, 403, 200, 404, 302)),
+    ("project-ethics-page", "get", "/projects/{p}/ethics/", None, (200,) * 5 + (404, 302)),
     ("project-settings", "get", "/projects/{p}/settings/", None,
      (403, 403, 200, 200, 200, 404, 302)),
     # Every project's trail: staff only (none of these users is staff).
@@ -208,7 +209,7 @@ TABLE: list[tuple[str, str, str, object, tuple[int, ...]]] = [
 PAGES = {
     "home", "login", "logout", "two-factor", "project-upload", "project-label", "project-review",
     "project-models", "project-dashboard", "project-adjudication", "project-quarantine",
-    "project-audit", "project-settings", "audit-trail",
+    "project-audit", "project-settings", "audit-trail", "project-ethics-page",
 }  # fmt: skip
 
 
