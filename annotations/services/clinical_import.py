@@ -9,6 +9,8 @@ CSV: one row per lab result (or a row with no lab columns for text only), column
 ``accession_number`` or ``patient_id``, ``indication``, ``history`` and ``labs`` (objects with
 ``code``, ``name``, ``value``, ``unit``, ``reference_low``, ``reference_high``, ``observed_at``).
 Free text is scrubbed of direct identifiers before it is stored (annotations.dicom.text_scrub).
+Both may carry the patient's ``consent`` (consented, withdrawn, unknown) and ``consent_date``:
+recorded with source ``csv`` (annotations.services.consent; a withdrawal takes effect at once).
 """
 
 from __future__ import annotations
@@ -18,16 +20,17 @@ import io
 import json
 import math
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from typing import Any
 
 from django.contrib.auth.models import User
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from annotations.dicom.deidentify import pseudonym
+from annotations.dicom.deidentify import date_shift_days, pseudonym
 from annotations.dicom.text_scrub import scrub_clinical_text
-from annotations.models import Case, IngestBatch, Project
-from annotations.services import audit, clinical, ethics
+from annotations.models import Case, Consent, ConsentSource, IngestBatch, Project
+from annotations.services import audit, clinical, consent, ethics
 from annotations.services.errors import InvalidInput
 
 MAX_ROWS = 200_000
@@ -41,6 +44,9 @@ class _Group:
     indication: str = ""
     history: str = ""
     labs: list[clinical.LabInput] = field(default_factory=list)
+    # Consent (issue 17): "consented", "withdrawn" or "unknown", and its date (ISO 8601).
+    consent: str = ""
+    consent_date: date | None = None
 
 
 def _number(value: Any, column: str) -> float | None:
@@ -120,6 +126,7 @@ def _groups_from_rows(
             if labs is not None and not isinstance(labs, list):
                 raise InvalidInput("labs must be a list")
             parsed = [_lab(lab) for lab in labs or [] if isinstance(lab, dict)]
+            consent_status, consent_day = _consent(raw)
         except InvalidInput as exc:
             report.append({"source": where, "status": "refused", "reason": exc.message})
             continue
@@ -128,7 +135,22 @@ def _groups_from_rows(
         group.indication = group.indication or str(raw.get("indication") or "")
         group.history = group.history or str(raw.get("history") or "")
         group.labs.extend(parsed)
+        group.consent = group.consent or consent_status
+        group.consent_date = group.consent_date or consent_day
     return list(groups.values())
+
+
+def _consent(raw: dict[str, Any]) -> tuple[str, date | None]:
+    """The row's optional ``consent`` (consented, withdrawn, unknown) and ``consent_date``."""
+    status = str(raw.get("consent") or "").strip().lower()
+    if status and status not in Consent.values:
+        raise InvalidInput(f"consent {status!r} is not one of {sorted(Consent.values)}")
+    text = str(raw.get("consent_date") or "").strip()
+    try:
+        day = date.fromisoformat(text) if text else None
+    except ValueError as exc:
+        raise InvalidInput(f"consent_date {text!r} is not a date (YYYY-MM-DD)") from exc
+    return status, day
 
 
 def parse_rows(data: bytes, file_name: str) -> list[tuple[str, dict[str, Any]]]:
@@ -165,6 +187,26 @@ def _cases_for(project: Project, group: _Group) -> list[Case]:
     return list(Case.objects.filter(project=project, study__patient__pseudonym=token))
 
 
+def _record_consent(project: Project, group: _Group, cases: list[Case], actor: User | None) -> None:
+    """The group's consent for each patient of ``cases`` (source csv; the date shifted by the
+    patient's DICOM offset, as every date is)."""
+    if not group.consent:
+        return
+    for patient in {case.study.patient for case in cases}:
+        day = group.consent_date
+        if day is not None:
+            day -= timedelta(days=date_shift_days(project.pseudonym_secret, patient.pseudonym))
+        if patient.consent_status == Consent.WITHDRAWN:
+            continue  # a withdrawal is final
+        consent.set_consent(
+            patient=patient,
+            status=group.consent,
+            source=ConsentSource.CSV,
+            consent_date=day,
+            actor=actor,
+        )
+
+
 def import_clinical_context(
     *, project: Project, data: bytes, file_name: str, actor: User | None = None
 ) -> IngestBatch:
@@ -188,6 +230,7 @@ def import_clinical_context(
                 }
             )
             continue
+        _record_consent(project, group, cases, actor)
         for case in cases:
             patient_key = case.study.patient.pseudonym
             secret = project.pseudonym_secret

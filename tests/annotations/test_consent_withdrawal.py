@@ -6,7 +6,7 @@ report lists who viewed the patient's data."""
 from __future__ import annotations
 
 import io
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 from django.test import override_settings
@@ -191,3 +191,22 @@ def test_a_withdrawal_is_final(project, cases):
     consent.withdraw(patient=patient, source="lead")
     with pytest.raises(Exception, match="withdrawal is final"):
         consent.set_consent(patient=patient, status="consented", source="lead")
+
+
+def test_a_clinical_csv_records_consent_and_withdrawal(project, cases, synthetic_dir):
+    from annotations.services.clinical_import import import_clinical_context
+
+    manifest = synthetic.load_manifest(synthetic_dir)
+    csv = (
+        "patient_id,consent,consent_date\n"
+        f"{manifest[2]['patient_id']},consented,2024-01-10\n"
+        f"{manifest[3]['patient_id']},withdrawn,2024-02-01\n"
+        f"{manifest[4]['patient_id']},maybe,\n"
+    )
+    batch = import_clinical_context(project=project, data=csv.encode(), file_name="c.csv")
+    assert [line["status"] for line in batch.items].count("refused") == 1
+    consented = Patient.objects.get(studies__case=cases[2])
+    withdrawn = Patient.objects.get(studies__case=cases[3])
+    assert (consented.consent_status, consented.consent_source) == ("consented", "csv")
+    assert consented.consent_date < date(2024, 1, 10)  # shifted like the patient's images
+    assert withdrawn.consent_status == "withdrawn" and withdrawn.withdrawn_at is not None
