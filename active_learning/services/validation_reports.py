@@ -10,7 +10,8 @@ same result from the same provenance.
 What a report holds (``result``):
 - ``figures``: every figure of :mod:`active_learning.ml.verification.figures` (per finding at
   the version's operating threshold, per box class AP@0.5 and FROC, calibration, report
-  finding F1) with its case-level percentile bootstrap interval;
+  finding F1, the drafts' ROUGE-L and CIDEr-D) with its case-level percentile bootstrap
+  interval;
 - ``subgroups``: the same per sex, age band (18-39, 40-59, 60-79, 80+), view position,
   manufacturer and site, with counts; a subgroup under the plan's ``min_subgroup_cases`` is
   flagged ``small``, never hidden;
@@ -33,6 +34,8 @@ import pydicom
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import transaction
 from django.utils import timezone
+from pycocoevalcap.cider.cider import Cider
+from pycocoevalcap.rouge.rouge import Rouge
 
 from active_learning.ml import paired_bootstrap as pb
 from active_learning.ml.interface import Box, LabelledCase, UncertaintyOptions
@@ -54,6 +57,7 @@ from annotations.services import audit
 from annotations.services.errors import InvalidInput
 from annotations.services.ingest import storage_path
 from medloop.celery import send_after_commit
+from medloop.metrics.text import tokenize_report
 
 Actor = User | AnonymousUser
 FORMAT_VERSION = 1
@@ -289,8 +293,11 @@ def compute(
         step("predicting", 60.0 * min(start + PREDICT_CHUNK, len(labelled)) / len(labelled))
     outcomes = pb.case_outcomes(predictions, labels, classes)
     thresholds = _thresholds(version, classes)
+    report_scores = _report_scores(predictions, labels)
     version_outcomes = VersionOutcomes(
-        outcomes, thresholds={k: v["threshold"] for k, v in thresholds.items()}
+        outcomes,
+        thresholds={k: v["threshold"] for k, v in thresholds.items()},
+        report_scores=report_scores,
     )
     stats: dict[str, Any] = {"resamples": resamples, "seed": seed, "confidence": confidence}
     figures = bootstrap_figures(version_outcomes, **stats)
@@ -322,8 +329,40 @@ def compute(
         },
         "failures": _failures(outcomes, case_ids, thresholds),
         "provenance": _provenance(version, locked, labelled, **stats),
-        "outcomes": outcomes_to_json(outcomes, case_ids),
+        "outcomes": {
+            **outcomes_to_json(outcomes, case_ids),
+            "report_scores": {
+                name: [None if np.isnan(v) else float(v) for v in values]
+                for name, values in report_scores.items()
+            },
+        },
     }
+
+
+def _report_scores(predictions: list[Any], labels: list[LabelledCase]) -> dict[str, np.ndarray]:
+    """Per case the draft's ROUGE-L (pycocoevalcap's LCS F-measure, beta 1.2) and CIDEr-D
+    against the reference report, on :func:`tokenize_report` tokens; NaN for a case without a
+    reference report. CIDEr-D's document frequencies come from all the test set's reports and
+    stay fixed across resamples (its interval is that of the mean per-case score)."""
+    n = len(labels)
+    with_report = [
+        i for i, case in enumerate(labels) if any(str(v).strip() for v in case.report.values())
+    ]
+    scores = {"rouge_l_f_beta1.2": np.full(n, np.nan), "cider_d": np.full(n, np.nan)}
+    if not with_report:
+        return {}
+
+    def text(report: dict[str, str]) -> str:
+        return " ".join(tokenize_report(" ".join(str(v) for v in report.values() if v)))
+
+    refs = {k: [text(labels[i].report)] for k, i in enumerate(with_report)}
+    cands = {k: [text(predictions[i].report)] for k, i in enumerate(with_report)}
+    _, rouge = Rouge().compute_score(refs, cands)
+    _, cider = Cider().compute_score(refs, cands)
+    index = np.asarray(with_report)
+    scores["rouge_l_f_beta1.2"][index] = np.asarray(rouge, dtype=np.float64)
+    scores["cider_d"][index] = np.asarray(cider, dtype=np.float64)
+    return scores
 
 
 def outcomes_to_json(outcomes: pb.CaseOutcomes, case_ids: list[int]) -> dict[str, Any]:
@@ -385,13 +424,16 @@ def compare(a: ValidationReport, b: ValidationReport) -> dict[str, Any]:
     data_a, data_b = a.result["outcomes"], b.result["outcomes"]
     if data_a["case_ids"] != data_b["case_ids"] or data_a["classes"] != data_b["classes"]:
         raise InvalidInput(f"reports {a.pk} and {b.pk} do not cover the same cases and findings.")
-    version_a = VersionOutcomes(
-        outcomes_from_json(data_a),
-        thresholds={k: v["threshold"] for k, v in a.result["thresholds"].items()},
-    )
-    version_b = VersionOutcomes(
-        outcomes_from_json(data_b),
-        thresholds={k: v["threshold"] for k, v in b.result["thresholds"].items()},
+    version_a, version_b = (
+        VersionOutcomes(
+            outcomes_from_json(data),
+            thresholds={k: v["threshold"] for k, v in report.result["thresholds"].items()},
+            report_scores={
+                name: np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+                for name, values in data.get("report_scores", {}).items()
+            },
+        )
+        for data, report in ((data_a, a), (data_b, b))
     )
     differences = paired_differences(
         version_a, version_b, resamples=a.resamples, seed=a.seed, confidence=a.confidence

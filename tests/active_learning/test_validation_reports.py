@@ -74,6 +74,7 @@ def test_a_report_on_the_locked_test_set_regenerates_identically_and_prints(
     assert figures and all(f["resamples"] == 1000 for f in figures.values())
     defined = {k: f for k, f in figures.items() if f["low"] is not None}
     assert defined and all(f["low"] <= f["value"] <= f["high"] for f in defined.values())
+    assert {"reports.rouge_l_f_beta1.2", "reports.cider_d"} <= set(figures)  # drafts scored
     # Subgroups: counts add up per attribute; those under 2 cases are flagged, not hidden.
     for attribute, groups in result["subgroups"].items():
         assert sum(g["cases"] for g in groups.values()) == result["cases"], attribute

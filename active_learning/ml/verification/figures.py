@@ -11,7 +11,8 @@ threshold of each finding. Figure names:
   ``findings.auroc_macro`` (mean over the findings defined on the resample);
 - ``boxes.<key>.ap_50`` and ``boxes.<key>.froc_<rate>_fp`` (lesion sensitivity at 0.5, 1, 2
   and 4 false positives per image), ``boxes.map_50``;
-- ``reports.finding_f1_micro``.
+- ``reports.finding_f1_micro``, and ``reports.<name>`` for each per-case report score given
+  (their mean over the cases with a report).
 
 One resample is one row of case weights (:mod:`~active_learning.ml.verification.resampling`);
 all figures of all resamples are computed together, a chunk of rows at a time to bound memory.
@@ -50,6 +51,9 @@ class VersionOutcomes:
     outcomes: CaseOutcomes
     thresholds: Mapping[str, float] = field(default_factory=dict)
     images_per_case: NDArray[np.float64] | None = None
+    #: Per-case report scores by name, ``(n,)`` each, NaN for a case without a report; the
+    #: figure ``reports.<name>`` is their mean over the (weighted) cases that have one.
+    report_scores: Mapping[str, NDArray[np.float64]] = field(default_factory=dict)
 
     @property
     def n_cases(self) -> int:
@@ -124,6 +128,10 @@ def figure_rows(version: VersionOutcomes, weights: NDArray[np.float64]) -> dict[
     out["boxes.map_50"] = _row_mean(box_aps, rows)
     tp, fp, fn = (weights @ o.report_counts.astype(np.float64)).T
     out["reports.finding_f1_micro"] = weighted._ratio(2 * tp, 2 * tp + fp + fn)
+    for name, values in version.report_scores.items():
+        scored = np.isfinite(values)
+        w = weights[:, scored]
+        out[f"reports.{name}"] = weighted._ratio(w @ values[scored], w.sum(axis=1))
     return out
 
 
@@ -249,6 +257,7 @@ def subset(version: VersionOutcomes, cases: NDArray[np.int64]) -> VersionOutcome
         ),
         thresholds=version.thresholds,
         images_per_case=None if version.images_per_case is None else version.images()[cases],
+        report_scores={name: values[cases] for name, values in version.report_scores.items()},
     )
 
 

@@ -291,3 +291,15 @@ def test_thousand_cases_two_thousand_resamples_within_a_minute() -> None:
     assert elapsed < 60, elapsed
     assert all(f.resamples == 2000 for f in figures.values())
     assert len(figures) == 8 * (7 + 5) + 3
+
+
+def test_report_scores_are_weighted_means_over_cases_with_a_report() -> None:
+    rng = np.random.default_rng(11)
+    outcomes = _random_outcomes(rng, 6)
+    scores = np.array([0.2, np.nan, 0.4, 0.6, np.nan, 1.0])
+    version = VersionOutcomes(outcomes, report_scores={"rouge": scores})
+    weights = np.array([[1, 1, 1, 1, 1, 1.0], [2, 0, 0, 1, 3, 0], [0, 5, 0, 0, 1, 0]])
+    values = figure_rows(version, weights)["reports.rouge"]
+    np.testing.assert_allclose(values, [0.55, (0.4 + 0.6) / 3, np.nan])
+    part = figure_rows(subset(version, np.array([3, 5])), np.ones((1, 2)))["reports.rouge"]
+    assert part[0] == pytest.approx(0.8)
