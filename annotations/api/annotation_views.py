@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import PermissionDenied
@@ -12,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotations import permissions, selectors
+from annotations.api import representations
 from annotations.api.common import annotation_for, case_for, expected_version, project_for, user_of
 from annotations.api.serializers import (
     AnnotationInputSerializer,
@@ -22,6 +25,8 @@ from annotations.api.serializers import (
 from annotations.models import Annotation
 from annotations.services import annotate, audit, queue
 from medloop.pagination import CappedLimitOffsetPagination as LimitOffsetPagination
+
+logger = logging.getLogger(__name__)
 
 IF_MATCH = OpenApiParameter(
     "If-Match",
@@ -100,23 +105,46 @@ class SubmitAnnotationView(APIView):
         "says which returned cases of yours wait (they come before the case you prefetched).",
     )
     def post(self, request: Request, case_pk: int) -> Response:
-        case = case_for(request, case_pk, audit_action="case.annotate", with_context=False)
-        if not permissions.allowed(request.user, case.project_id, "annotation", "annotate"):
-            raise PermissionDenied("Only annotators of this project annotate cases.")
-        annotation = annotate.start_annotation(case=case, annotator=user_of(request))
-        data = AnnotationInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        annotation = annotate.submit(
-            annotation=annotation,
-            actor=user_of(request),
-            expected_version=expected_version(request, annotation),
-            **_content(data.validated_data),
-        )
-        waiting = queue.returned_work_waiting(
+        case = None
+        try:
+            # One transaction: the access (case.annotate), the submission and their audit
+            # events, written together before the one commit.
+            with transaction.atomic(), audit.batched():
+                case = case_for(request, case_pk, audit_action="case.annotate", with_context=False)
+                if not permissions.allowed(request.user, case.project_id, "annotation", "annotate"):
+                    raise PermissionDenied("Only annotators of this project annotate cases.")
+                annotation = annotate.start_annotation(
+                    case=case, annotator=user_of(request), with_suggestion=True
+                )
+                data = AnnotationInputSerializer(data=request.data)
+                data.is_valid(raise_exception=True)
+                annotation = annotate.submit(
+                    annotation=annotation,
+                    actor=user_of(request),
+                    expected_version=expected_version(request, annotation),
+                    **_content(data.validated_data),
+                )
+        except Exception:
+            if case is not None:
+                # The submission was refused and rolled back, and the access it made to the case
+                # with it: that access is still put on the trail, on its own.
+                try:
+                    audit.record(
+                        action="case.annotate",
+                        actor=request.user,
+                        target=case,
+                        project_id=case.project_id,
+                        request=request,
+                    )
+                except Exception:  # the database itself failed: the request fails with it
+                    logger.exception("could not audit the access to case %s", case.pk)
+            raise
+        assert case is not None
+        returned = queue.returned_work_waiting_ids(
             project_id=case.project_id, annotator=user_of(request)
         )
-        context = {"returned_waiting": list(waiting.values_list("pk", flat=True)[:10])}
-        response = Response(SubmittedAnnotationSerializer(annotation, context=context).data)
+        # SubmittedAnnotationSerializer's answer, built without its per-field machinery.
+        response = Response(representations.submitted(annotation, returned))
         response["ETag"] = annotation.etag
         return response
 

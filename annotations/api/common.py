@@ -28,7 +28,7 @@ def project_for(request: Request, project_pk: int, resource: str, action: str) -
 
     Non-members get 404 (a project's existence is not disclosed); members without the role
     get 403 naming what they lack."""
-    project = Project.objects.filter(pk=project_pk).first()
+    project = permissions.project_with_roles(request.user, project_pk)
     if project is None or not permissions.is_member(request.user, project.pk):
         raise NotFound("No such project, or you are not a member of it.")
     if not permissions.allowed(request.user, project.pk, resource, action):

@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotations import permissions
+from annotations.api import representations
 from annotations.api.common import case_for, project_for, user_of
 from annotations.api.serializers import (
     CaseDetailSerializer,
@@ -18,7 +19,7 @@ from annotations.api.serializers import (
     SkipInputSerializer,
 )
 from annotations.models import Case
-from annotations.services import annotate, queue
+from annotations.services import annotate, audit, queue
 from annotations.services.errors import InvalidInput
 
 
@@ -49,8 +50,9 @@ class NextCaseView(APIView):
         if any(not p.isdecimal() or len(p) > 18 for p in parts) or len(parts) > 10:
             raise InvalidInput("exclude must be up to 10 case ids separated by commas.")
         exclude = [int(p) for p in parts]
-        # One transaction (one commit) for the lease, the working copy and their audit events.
-        with transaction.atomic():
+        # One transaction (one commit) for the lease, the working copy and their audit events
+        # (written together, in one INSERT, before the commit).
+        with transaction.atomic(), audit.batched():
             leased = queue.lease_next_case(
                 project=project, annotator=user_of(request), exclude=exclude
             )
@@ -58,8 +60,11 @@ class NextCaseView(APIView):
                 return Response(status=status.HTTP_204_NO_CONTENT)
             # lease_next_case audited this access as "case.lease".
             case = case_for(request, leased.pk, audit_action=None)
-            annotation = annotate.start_annotation(case=case, annotator=user_of(request))
-        return Response(NextCaseSerializer(case, context={"annotation": annotation}).data)
+            annotation = annotate.start_annotation(
+                case=case, annotator=user_of(request), with_suggestion=True
+            )
+        # NextCaseSerializer's answer, built without its per-field machinery.
+        return Response(representations.next_case(case, annotation))
 
 
 class CaseLeaseView(APIView):

@@ -49,20 +49,32 @@ class BoxInput:
     suggestion_box_id: str = ""
 
 
-def start_annotation(*, case: Case, annotator: User) -> Annotation:
-    """The annotator's working copy for ``case``, created empty on first use."""
-    annotation = Annotation.objects.filter(case=case, annotator=annotator).first()
+def start_annotation(*, case: Case, annotator: User, with_suggestion: bool = False) -> Annotation:
+    """The annotator's working copy for ``case``, created empty on first use.
+
+    ``with_suggestion``: the caller reads the annotation's boxes and the model's suggestion it
+    was shown right away (an API answer, a submission): the suggestion is read in the same query
+    as the annotation, and a working copy created here is known to have neither (no query)."""
+    existing = Annotation.objects.filter(case=case, annotator=annotator)
+    if with_suggestion:
+        existing = existing.select_related("shown_suggestion")
+    annotation = existing.first()
     if annotation is not None:
         annotation.case = case
         annotation.annotator = annotator
         return annotation
     try:
         with transaction.atomic():
-            annotation, created = Annotation.objects.get_or_create(case=case, annotator=annotator)
+            annotation = Annotation.objects.create(case=case, annotator=annotator)
+        created = True
     except IntegrityError:  # two tabs raced to create it: the other one won, use it
         annotation, created = Annotation.objects.get(case=case, annotator=annotator), False
     annotation.case = case
     annotation.annotator = annotator
+    if created and with_suggestion:
+        # Nothing hangs off a new working copy yet: no boxes, no suggestion shown.
+        cache_boxes(annotation, [])
+        annotation._state.fields_cache["shown_suggestion"] = None
     if created:
         audit.record(
             action="annotation.create",
@@ -71,6 +83,16 @@ def start_annotation(*, case: Case, annotator: User) -> Annotation:
             project_id=case.project_id,
         )
     return annotation
+
+
+def cache_boxes(annotation: Annotation, boxes: list[Box]) -> None:
+    """Let ``annotation.boxes.all()`` answer ``boxes`` (what the database now holds for it)
+    without a query, as ``prefetch_related`` would."""
+    queryset = Box.objects.filter(annotation=annotation)
+    queryset._result_cache = list(boxes)
+    queryset._prefetch_done = True  # type: ignore[attr-defined]
+    cache = annotation.__dict__.setdefault("_prefetched_objects_cache", {})
+    cache["boxes"] = queryset
 
 
 def _validate_findings(case: Case, findings: dict[str, Any]) -> dict[str, str]:
@@ -210,10 +232,11 @@ def validated_changes(
 def _replace_boxes(annotation: Annotation, new_boxes: list[Box] | None) -> None:
     if new_boxes is None:
         return
-    annotation.boxes.all().delete()
+    Box.objects.filter(annotation=annotation).delete()
     for box in new_boxes:
         box.annotation = annotation
     Box.objects.bulk_create(new_boxes)
+    cache_boxes(annotation, new_boxes)
 
 
 def save_draft(
@@ -291,46 +314,69 @@ def submit(
     _check_editable(annotation, actor)
     case = annotation.case
     changes, new_boxes = validated_changes(case, findings, report, boxes, rejected_suggestion_boxes)
-    with transaction.atomic():
-        # Lock the case: two reads of a double-read case submitted at once must see each other.
-        Case.objects.select_for_update().filter(pk=case.pk).first()
-        if (
-            Case.objects.filter(pk=case.pk, lease_expires_at__gt=timezone.now())
-            .exclude(leased_to=actor)
-            .exists()
-        ):
-            raise Conflict("This case is leased to another annotator; it cannot be submitted.")
-        _compare_and_bump(
-            annotation,
-            expected_version,
-            status=Annotation.Status.SUBMITTED,
-            submitted_at=timezone.now(),
-            **changes,
-        )
-        _replace_boxes(annotation, new_boxes)
-        # How far the submitted work is from what the model showed (for reviewers and for
-        # acceptance per model version).
-        shown_suggestions.summarise(annotation)
-        AnnotationRevision.objects.create(
-            annotation=annotation,
-            version=annotation.version,
-            content=snapshot(annotation),
-            submitted_by=actor,
-        )
-        Case.objects.filter(pk=case.pk, leased_to=actor).update(
-            leased_to=None, lease_expires_at=None
-        )
-        queue.refresh_case_state(case)
-        double_reading.record_reads(case)
-        audit.record(
-            action="annotation.submit",
-            actor=actor,
-            target=annotation,
-            project_id=case.project_id,
-            detail={"version": annotation.version},
-        )
-        loop_signals.labels_submitted(case.project_id, case.project.auto_retrain_threshold)
+    # Inside the caller's transaction when there is one (the submit view's), without a savepoint
+    # of its own: the refusals (leased to another, If-Match missing or stale) come before
+    # anything is written and are raised once the block has ended, so a caller that handles
+    # them keeps a usable transaction.
+    refusal: Conflict | PreconditionRequired | PreconditionFailed | None = None
+    with transaction.atomic(savepoint=False):
+        try:
+            # Lock the case: two reads of a double-read case submitted at once must see each
+            # other. Its lease is read under the lock.
+            lease = (
+                Case.objects.select_for_update()
+                .filter(pk=case.pk)
+                .values_list("leased_to_id", "lease_expires_at")
+                .first()
+            )
+            if (
+                lease is not None
+                and lease[1] is not None
+                and lease[1] > timezone.now()
+                and lease[0] != actor.pk
+            ):
+                raise Conflict("This case is leased to another annotator; it cannot be submitted.")
+            _compare_and_bump(
+                annotation,
+                expected_version,
+                status=Annotation.Status.SUBMITTED,
+                submitted_at=timezone.now(),
+                **changes,
+            )
+        except (Conflict, PreconditionRequired, PreconditionFailed) as refused:
+            refusal = refused
+        else:
+            _submit_after_bump(annotation, actor, case, new_boxes)
+    if refusal is not None:
+        raise refusal
     return annotation
+
+
+def _submit_after_bump(
+    annotation: Annotation, actor: User, case: Case, new_boxes: list[Box] | None
+) -> None:
+    """The rest of ``submit``, in its transaction, once the new version is written."""
+    _replace_boxes(annotation, new_boxes)
+    # How far the submitted work is from what the model showed (for reviewers and for
+    # acceptance per model version).
+    shown_suggestions.summarise(annotation)
+    AnnotationRevision.objects.create(
+        annotation=annotation,
+        version=annotation.version,
+        content=snapshot(annotation),
+        submitted_by=actor,
+    )
+    Case.objects.filter(pk=case.pk, leased_to=actor).update(leased_to=None, lease_expires_at=None)
+    queue.refresh_case_state(case)
+    double_reading.record_reads(case)
+    audit.record(
+        action="annotation.submit",
+        actor=actor,
+        target=annotation,
+        project_id=case.project_id,
+        detail={"version": annotation.version},
+    )
+    loop_signals.labels_submitted(case.project_id, case.project.auto_retrain_threshold)
 
 
 def review(

@@ -1,7 +1,14 @@
-"""Recording the audit trail. Every read or write of case data goes through ``record``."""
+"""Recording the audit trail. Every read or write of case data goes through ``record``.
+
+Inside ``batched()`` the events of a request are kept and written by one INSERT when the block
+ends, inside the caller's transaction: an event is written with the work it records or not at
+all, never on a commit of its own."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
@@ -9,6 +16,29 @@ from django.db import models
 from django.http import HttpRequest
 
 from annotations.models import AuditEvent
+
+_pending = threading.local()
+
+
+@contextmanager
+def batched() -> Iterator[None]:
+    """Keep the events recorded in the block and write them in one INSERT as it ends; use it
+    inside the transaction that does the work (``with transaction.atomic(), audit.batched():``).
+    An exception discards them: the transaction that would have held them rolls back."""
+    outer = getattr(_pending, "events", None)
+    if outer is not None:  # already batching: the outermost block writes
+        yield
+        return
+    events: list[AuditEvent] = []
+    _pending.events = events
+    try:
+        yield
+    except BaseException:
+        _pending.events = None
+        raise
+    _pending.events = None
+    if events:
+        AuditEvent.objects.bulk_create(events)
 
 
 def client_address(request: HttpRequest | None) -> tuple[str | None, str]:
@@ -34,7 +64,7 @@ def record(
     ``request`` supplies the client address; ``detail`` is free JSON (never identifiers)."""
     user = actor if actor is not None and actor.is_authenticated else None
     ip, agent = client_address(request)
-    return AuditEvent.objects.create(
+    event = AuditEvent(
         actor=user,
         actor_username=user.get_username() if user is not None else "",
         action=action,
@@ -45,3 +75,9 @@ def record(
         user_agent=agent,
         detail=detail or {},
     )
+    pending = getattr(_pending, "events", None)
+    if pending is not None:
+        pending.append(event)
+    else:
+        event.save(force_insert=True)
+    return event

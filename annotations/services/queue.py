@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import connection, transaction
@@ -24,6 +25,7 @@ from django.utils import timezone
 from annotations.models import Annotation, Box, Case, CaseSkip, Instance, Project
 from annotations.services import audit, consent, ethics
 from annotations.services.errors import Conflict, InvalidInput
+from medloop.compiled_queries import CompiledQuery
 
 # Reads that count towards a case's required reads (a returned one still belongs to its reader).
 COUNTED_READ_STATUSES = (
@@ -124,6 +126,46 @@ def _lease_free_for(annotator: User, now: datetime) -> Q:
     return Q(leased_to__isnull=True) | Q(lease_expires_at__lte=now) | Q(leased_to=annotator)
 
 
+def _first_free(
+    cases: QuerySet[Case], annotator: User, now: datetime, exclude: Collection[int]
+) -> QuerySet[Case]:
+    """``cases`` the annotator may lease now, except ``exclude``, locked for the caller (rows
+    another transaction holds are skipped; SQLite serialises instead, see above)."""
+    candidates = cases.filter(_lease_free_for(annotator, now)).exclude(pk__in=exclude)
+    if connection.features.has_select_for_update_skip_locked:
+        candidates = candidates.select_for_update(skip_locked=True, of=("self",))
+    return candidates
+
+
+def _next_needing_read(
+    *, project_id: int, annotator_id: int, now: datetime, exclude: list[int]
+) -> QuerySet[Case]:
+    annotator = User(pk=annotator_id)
+    cases = cases_needing_read_by(project=Project(pk=project_id), annotator=annotator)
+    return _first_free(cases, annotator, now, exclude)[:1]
+
+
+# The hand-out's look-up, compiled once (medloop.compiled_queries): building and compiling it
+# cost more Python time than the database takes to answer it.
+_NEXT_NEEDING_READ = CompiledQuery(_next_needing_read)
+
+
+def _returned_waiting_ids(*, project_id: int, annotator_id: int, now: datetime) -> QuerySet[Any]:
+    cases = returned_work_waiting(project_id=project_id, annotator=User(pk=annotator_id), now=now)
+    return cases.values_list("pk", flat=True)[:10]
+
+
+_RETURNED_WAITING_IDS = CompiledQuery(_returned_waiting_ids)
+
+
+def returned_work_waiting_ids(*, project_id: int, annotator: User) -> list[int]:
+    """The first ten of ``returned_work_waiting`` (ids), as the submit answer lists them."""
+    rows = _RETURNED_WAITING_IDS.rows(
+        project_id=project_id, annotator_id=annotator.pk, now=timezone.now()
+    )
+    return [row[0] for row in rows]
+
+
 def lease_next_case(
     *,
     project: Project,
@@ -141,22 +183,44 @@ def lease_next_case(
     ethics.require_current_approval(project=project, actor=annotator, activity="annotation")
     now = now or timezone.now()
     expires = now + timedelta(seconds=project.lease_seconds)
-    with transaction.atomic():
-        holding = Case.objects.filter(
-            project=project,
-            state=Case.State.OPEN,
-            leased_to=annotator,
-            lease_expires_at__gt=now,
+    # Inside the caller's transaction when there is one (the next-case view's), without a
+    # savepoint of its own: the refusal below is raised once the block has ended, before it
+    # wrote anything, so a caller that handles it keeps a usable transaction.
+    full = False
+    with transaction.atomic(savepoint=False):
+        # What the annotator has open here: the cases they hold (at most
+        # MAX_LEASES_PER_ANNOTATOR) and the states of their drafts and returned reads. Each
+        # later look-up is made only when these say it can find something.
+        holding = list(
+            Case.objects.filter(
+                project=project,
+                state=Case.State.OPEN,
+                leased_to=annotator,
+                lease_expires_at__gt=now,
+            ).order_by("id")
+        )
+        held_ids = {case.pk for case in holding}
+        open_work = set(
+            Annotation.objects.filter(
+                annotator=annotator,
+                status__in=(Annotation.Status.DRAFT, Annotation.Status.RETURNED),
+                case__project=project,
+            )
+            .order_by()
+            .values_list("status", flat=True)
+            .distinct()
         )
         # Work a reviewer returned comes first, before the cases already held (the one
         # prefetched after the current case), as long as the lease limit leaves room for it.
-        returned = (
-            _returned_work_of(project=project, annotator=annotator, now=now)
-            .exclude(pk__in=exclude)
-            .first()
-        )
-        already_held = returned is not None and holding.filter(pk=returned.pk).exists()
-        if returned is not None and (already_held or holding.count() < MAX_LEASES_PER_ANNOTATOR):
+        returned = None
+        if Annotation.Status.RETURNED in open_work:
+            returned = (
+                _returned_work_of(project=project, annotator=annotator, now=now)
+                .exclude(pk__in=exclude)
+                .first()
+            )
+        already_held = returned is not None and returned.pk in held_ids
+        if returned is not None and (already_held or len(holding) < MAX_LEASES_PER_ANNOTATOR):
             Case.objects.filter(pk=returned.pk).update(
                 leased_to=annotator, lease_expires_at=expires
             )
@@ -167,33 +231,40 @@ def lease_next_case(
                     action="case.lease", actor=annotator, target=returned, project_id=project.pk
                 )
             return returned
-        held = holding.exclude(pk__in=exclude).order_by("id").first()
-        if held is None and holding.count() >= MAX_LEASES_PER_ANNOTATOR:
-            raise Conflict(
-                f"You already hold {MAX_LEASES_PER_ANNOTATOR} cases; submit, skip or release one."
-            )
-        if held is not None:
+        held = next((case for case in holding if case.pk not in exclude), None)
+        full = held is None and len(holding) >= MAX_LEASES_PER_ANNOTATOR
+        if full:
+            case = None
+        elif held is not None:
             Case.objects.filter(pk=held.pk).update(lease_expires_at=expires)
             held.lease_expires_at = expires
             return held
-        case = None
-        for queryset in (unfinished_work_of, cases_needing_read_by):
-            candidates = (
-                queryset(project=project, annotator=annotator)
-                .filter(_lease_free_for(annotator, now))
-                .exclude(pk__in=exclude)
+        else:
+            case = None
+        if not full and open_work:
+            case = _first_free(
+                unfinished_work_of(project=project, annotator=annotator), annotator, now, exclude
+            ).first()
+        if not full and case is None:
+            case = next(
+                _NEXT_NEEDING_READ.objects(
+                    Case,
+                    project_id=project.pk,
+                    annotator_id=annotator.pk,
+                    now=now,
+                    exclude=sorted(set(exclude)),
+                ),
+                None,
             )
-            if connection.features.has_select_for_update_skip_locked:
-                candidates = candidates.select_for_update(skip_locked=True, of=("self",))
-            case = candidates.first()
-            if case is not None:
-                break
-        if case is None:
-            return None
-        Case.objects.filter(pk=case.pk).update(leased_to=annotator, lease_expires_at=expires)
-        case.leased_to = annotator  # type: ignore[assignment]
-        case.lease_expires_at = expires
-        audit.record(action="case.lease", actor=annotator, target=case, project_id=project.pk)
+        if case is not None:
+            Case.objects.filter(pk=case.pk).update(leased_to=annotator, lease_expires_at=expires)
+            case.leased_to = annotator  # type: ignore[assignment]
+            case.lease_expires_at = expires
+            audit.record(action="case.lease", actor=annotator, target=case, project_id=project.pk)
+    if full:
+        raise Conflict(
+            f"You already hold {MAX_LEASES_PER_ANNOTATOR} cases; submit, skip or release one."
+        )
     return case
 
 

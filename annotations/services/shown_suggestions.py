@@ -115,7 +115,10 @@ def _confidence(record: ShownSuggestion) -> float | None:
 def summarise(annotation: Annotation) -> ShownSuggestion | None:
     """Fill the record's comparison with ``annotation`` as it is now (called in the submitting
     transaction); None when nothing was recorded for it."""
-    record = ShownSuggestion.objects.filter(annotation=annotation).first()
+    if "shown_suggestion" in annotation._state.fields_cache:  # read with the annotation
+        record = annotation._state.fields_cache["shown_suggestion"]
+    else:
+        record = ShownSuggestion.objects.filter(annotation=annotation).first()
     if record is None:
         return None
     record.boxes_kept_fraction = _kept_fraction(record.boxes, annotation)

@@ -2,27 +2,69 @@
 ``MEDLOOP_TOKEN_MAX_AGE_DAYS`` (a leaked token does not work for ever), and when its user must
 use a second factor but the token was not issued with a verified code: a token issued before the
 requirement started (a role granted, MEDLOOP_REQUIRE_2FA_FOR changed, an authenticator app set
-up) is no way around it. ``POST /api/auth/token/`` issues a new one."""
+up) is no way around it. ``POST /api/auth/token/`` issues a new one.
+
+Every request reads the token, its user and what the second-factor rule needs (a confirmed
+authenticator app, the token's grant, a role that requires a code) in one query: nothing is
+cached between requests, so a revoked token, a deactivated user or a new requirement applies to
+the very next request."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.models import User
+from django.db.models import Exists, OuterRef
+from django.utils.translation import gettext_lazy as _
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.authtoken.models import Token
 
-from medloop import two_factor
-from medloop.accounts.tokens import issued_with_second_factor, token_expired
+from annotations.models import Membership
+from medloop.accounts.models import TokenGrant
+from medloop.accounts.tokens import token_expired
+
+
+def token_with_facts(key: str) -> Token | None:
+    """The token with its user, annotated with ``has_device`` (a confirmed authenticator app),
+    ``with_second_factor`` (issued with a verified code) and ``role_needs_code`` (holds a role
+    MEDLOOP_REQUIRE_2FA_FOR names; False when it names none): one query."""
+    roles = list(settings.MEDLOOP_REQUIRE_2FA_FOR)
+    facts = {
+        "has_device": Exists(TOTPDevice.objects.filter(user=OuterRef("user"), confirmed=True)),
+        "with_second_factor": Exists(
+            TokenGrant.objects.filter(token=OuterRef("pk"), second_factor=True)
+        ),
+    }
+    if roles:
+        facts["role_needs_code"] = Exists(
+            Membership.objects.filter(user=OuterRef("user"), role__in=roles)
+        )
+    token = Token.objects.select_related("user").annotate(**facts).filter(key=key).first()
+    if token is not None and not roles:
+        token.role_needs_code = False  # type: ignore[attr-defined]
+    return token
 
 
 class ExpiringTokenAuthentication(TokenAuthentication):
     def authenticate_credentials(self, key: str) -> tuple[User, Token]:
-        user, token = super().authenticate_credentials(key)
+        token = token_with_facts(key)
+        if token is None:
+            raise exceptions.AuthenticationFailed(_("Invalid token."))
+        user = token.user
+        if not user.is_active:
+            raise exceptions.AuthenticationFailed(_("User inactive or deleted."))
         if token_expired(token):
             raise exceptions.AuthenticationFailed(
                 "This API token has expired; ask POST /api/auth/token/ for a new one."
             )
-        if two_factor.needs_second_factor(user) and not issued_with_second_factor(token):
+        # medloop.two_factor.needs_second_factor, from the facts read with the token.
+        needs_code = (
+            token.has_device  # type: ignore[attr-defined]
+            or bool(settings.MEDLOOP_REQUIRE_2FA_FOR and user.is_superuser)
+            or token.role_needs_code  # type: ignore[attr-defined]
+        )
+        if needs_code and not token.with_second_factor:  # type: ignore[attr-defined]
             raise exceptions.AuthenticationFailed(
                 "This account needs a second factor and this API token was issued without "
                 "one; ask POST /api/auth/token/ with otp_token for a new one."

@@ -52,7 +52,9 @@ MIDDLEWARE = [
     "medloop.security.RequestBodyLimitMiddleware",
     # Cache-Control: no-store on /api/ responses (clinical data, reports, audit).
     "medloop.cache_control.ApiNoStoreMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # Django's SessionMiddleware, saving an unchanged session at most once a minute
+    # (medloop.sessions; the idle logoff still holds, to within that minute, never later).
+    "medloop.sessions.IdleSessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -88,7 +90,12 @@ TEMPLATES = [
 def database_from_url(url: str) -> dict[str, Any]:
     """Build a Django DATABASES entry from a URL, with the options each backend needs for a
     safe case queue (see annotations.services.queue)."""
-    config: dict[str, Any] = dict(dj_database_url.parse(url, conn_max_age=0))
+    # Persistent connections (per server thread) on both: a new connection per request costs
+    # more than the hand-out itself (SQLite: open, WAL and synchronous pragmas; PostgreSQL: a
+    # backend process and authentication).
+    config: dict[str, Any] = dict(
+        dj_database_url.parse(url, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60))
+    )
     if config["ENGINE"] == "django.db.backends.sqlite3":
         # IMMEDIATE: every transaction takes SQLite's write lock before its first read, so two
         # annotators can never both read the same case as free (SQLite has no row locks).
@@ -98,7 +105,8 @@ def database_from_url(url: str) -> dict[str, Any]:
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
     else:
-        config["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 60)
+        # A connection kept across requests is checked before a request uses it, so the first
+        # request after a database restart is served, not failed (tests/integration/test_outages).
         config["CONN_HEALTH_CHECKS"] = True
     return config
 
@@ -309,6 +317,9 @@ SESSION_COOKIE_AGE = env_int("MEDLOOP_SESSION_IDLE_SECONDS", 900)
 # API tokens (scripts, the bench) expire after this many days (0: never).
 MEDLOOP_TOKEN_MAX_AGE_DAYS = env_int("MEDLOOP_TOKEN_MAX_AGE_DAYS", 30)
 SESSION_SAVE_EVERY_REQUEST = True
+# ... but an unchanged session saved less than this many seconds ago is not written again: its
+# idle expiry then falls up to this much earlier than SESSION_COOKIE_AGE after the last request.
+MEDLOOP_SESSION_REFRESH_SECONDS = env_int("MEDLOOP_SESSION_REFRESH_SECONDS", 60)
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
