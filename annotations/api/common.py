@@ -50,7 +50,8 @@ def case_for(
     if with_context:
         case = selectors.case_with_context(case_pk)
     else:
-        case = Case.objects.select_related("project").filter(pk=case_pk).first()
+        # The patient comes along for the consent check below (one query, not two).
+        case = Case.objects.select_related("project", "study__patient").filter(pk=case_pk).first()
     if case is None or not permissions.is_member(request.user, case.project_id):
         raise NotFound("No such case, or you are not a member of its project.")
     if not permissions.allowed(request.user, case.project_id, "consent", "change"):

@@ -61,8 +61,14 @@ def withdrawn_cases() -> Q:
 
 def check_case_open(case: Case) -> None:
     """Raise ConsentWithdrawn when ``case``'s patient withdrew consent."""
-    status = Patient.objects.filter(studies__case=case).values_list("consent_status", flat=True)
-    if next(iter(status), None) == Consent.WITHDRAWN:
+    study = case._state.fields_cache.get("study")
+    if study is not None and "patient" in study._state.fields_cache:
+        # Read with the case in this request (select_related): no second look-up.
+        status: str | None = study.patient.consent_status
+    else:
+        rows = Patient.objects.filter(studies__case=case).values_list("consent_status", flat=True)
+        status = next(iter(rows), None)
+    if status == Consent.WITHDRAWN:
         raise ConsentWithdrawn(
             f"The patient of case {case.pk} withdrew consent: the case has left every queue and "
             "its labels are no longer used. Nothing more can be saved; ask for the next case.",
