@@ -1,4 +1,14 @@
+from typing import Any
+
 from django.apps import AppConfig
+
+
+def _flag_versions_on_withdrawal(sender: Any, **kwargs: Any) -> None:
+    # Imported at the call: every process (web, worker, beat, listener) starts without the
+    # loop's services loaded for it.
+    from active_learning.services.withdrawals import flag_versions_on_withdrawal
+
+    flag_versions_on_withdrawal(sender, **kwargs)
 
 
 class ActiveLearningConfig(AppConfig):
@@ -8,7 +18,6 @@ class ActiveLearningConfig(AppConfig):
 
     def ready(self) -> None:
         # A patient's withdrawal flags the versions trained on their labels, in its transaction.
-        from active_learning.services.withdrawals import flag_versions_on_withdrawal
         from annotations.services.consent import patient_withdrawn
 
-        patient_withdrawn.connect(flag_versions_on_withdrawal, dispatch_uid="flag-withdrawn")
+        patient_withdrawn.connect(_flag_versions_on_withdrawal, dispatch_uid="flag-withdrawn")
