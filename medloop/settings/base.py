@@ -199,6 +199,7 @@ SPECTACULAR_SETTINGS = {
         "DoubleReadStatusEnum": "annotations.models.DoubleRead.Status",
         "AnnotationStatusEnum": "annotations.models.Annotation.Status",
         "ConsentStatusEnum": "annotations.models.Consent",
+        "ValidationReportStatusEnum": "active_learning.models.ValidationReport.Status",
     },
 }
 

@@ -15,7 +15,12 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
-from active_learning.models import RetrainingCycle
+from active_learning.models import (
+    LockedTestSet,
+    ModelVersion,
+    RetrainingCycle,
+    ValidationReport,
+)
 from annotations.models import Case, DoubleRead, IngestBatch, Membership
 from annotations.services import annotate, ethics, projects, queue
 from tests.annotations.test_double_reading import _disagreeing_reads
@@ -39,6 +44,8 @@ class Ids:
     y: int  # a retraining cycle (failed)
     m: int  # a spare membership, deleted during the run
     e: int  # an ethics approval with its document
+    z: int  # the series of case c's image
+    v: int  # a queued validation report of version 99 on locked test set 1
 
 
 # (route name, method, path template, body, expected status per role in ROLES order)
@@ -168,6 +175,28 @@ TABLE: list[tuple[str, str, str, object, tuple[int, ...]]] = [
     ("cycle-list", "get", "/api/projects/{p}/cycles/", None, (403, 403, 200, 200, 200, 404, 401)),
     ("cycle-detail", "get", "/api/cycles/{y}/", None, (403, 403, 200, 200, 200, 404, 401)),
     ("cycle-cancel", "post", "/api/cycles/{y}/cancel/", None, (403, 403, 403, 409, 409, 404, 401)),
+    ("series-stack", "get", "/api/cases/{c}/series/{z}/stack/", None,
+     (200, 200, 200, 200, 200, 404, 401)),
+    ("test-set", "get", "/api/projects/{p}/test-set/", None, (403, 403, 200, 200, 200, 404, 401)),
+    ("test-set", "put", "/api/projects/{p}/test-set/", {"fraction": 7},
+     (403, 403, 400, 403, 400, 404, 401)),
+    ("version-validation-reports", "post",
+     "/api/projects/{p}/model-versions/99/validation-reports/", {"resamples": 5},
+     (403, 403, 403, 400, 400, 404, 401)),
+    ("project-validation-reports", "get", "/api/projects/{p}/validation-reports/", None,
+     (403, 403, 200, 200, 200, 404, 401)),
+    ("validation-report", "get", "/api/validation-reports/{v}/", None,
+     (403, 403, 200, 200, 200, 404, 401)),
+    # The report is still queued: no PDF, no model card; a report is not compared with itself.
+    ("validation-report-pdf", "get", "/api/validation-reports/{v}/pdf/", None,
+     (403, 403, 409, 409, 409, 404, 401)),
+    ("validation-report-model-card", "get", "/api/validation-reports/{v}/model-card/", None,
+     (403, 403, 409, 409, 409, 404, 401)),
+    ("validation-report-compare", "get", "/api/validation-reports/{v}/compare/{v}/", None,
+     (403, 403, 400, 400, 400, 404, 401)),
+    # No plan, so nothing to lock.
+    ("test-set-lock", "post", "/api/projects/{p}/test-set/lock/", None,
+     (403, 403, 400, 403, 400, 404, 401)),
     ("model-dashboard", "get", "/api/projects/{p}/model-dashboard/", None,
      (403, 403, 200, 200, 200, 404, 401)),
     ("rerank", "post", "/api/projects/{p}/rerank/", None, (403, 403, 403, 202, 202, 404, 401)),
@@ -200,6 +229,10 @@ TABLE: list[tuple[str, str, str, object, tuple[int, ...]]] = [
      (403, 403, 200, 403, 200, 404, 302)),
     ("project-audit", "get", "/projects/{p}/audit/", None, (403, 403, 200, 403, 200, 404, 302)),
     ("project-ethics-page", "get", "/projects/{p}/ethics/", None, (200,) * 5 + (404, 302)),
+    ("project-verification", "get", "/projects/{p}/verification/", None,
+     (403, 403, 200, 200, 200, 404, 302)),
+    ("project-validation-report", "get", "/projects/{p}/verification/reports/{v}/", None,
+     (403, 403, 200, 200, 200, 404, 302)),
     ("project-settings", "get", "/projects/{p}/settings/", None,
      (403, 403, 200, 200, 200, 404, 302)),
     # Every project's trail: staff only (none of these users is staff).
@@ -210,6 +243,7 @@ PAGES = {
     "home", "login", "logout", "two-factor", "project-upload", "project-label", "project-review",
     "project-models", "project-dashboard", "project-adjudication", "project-quarantine",
     "project-audit", "project-settings", "audit-trail", "project-ethics-page",
+    "project-verification", "project-validation-report",
 }  # fmt: skip
 
 
@@ -274,8 +308,21 @@ def scenario(project, cases, member, make_user) -> tuple[Ids, dict[str, APIClien
             document=b"approved",
             document_name="letter.txt",
         ).pk,
+        z=leased.study.series.first().pk,
+        v=_queued_report(project).pk,
     )
     return ids, clients
+
+
+def _queued_report(project) -> ValidationReport:
+    test_set = LockedTestSet.objects.create(
+        project=project, version=1, content_hash="0" * 64, content={}, case_count=0,
+        labelled_count=0, reason="access test",
+    )  # fmt: skip
+    version = ModelVersion.objects.create(project=project, number=99)
+    return ValidationReport.objects.create(
+        project=project, model_version=version, test_set=test_set
+    )
 
 
 def _call(client: APIClient, method: str, path: str, body: object):
