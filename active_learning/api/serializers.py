@@ -84,8 +84,12 @@ class ModelVersionSerializer(serializers.ModelSerializer):
         return selectors.version_evidence(version, version.project.promotion_metric)
 
     def _withdrawn(self, version: ModelVersion) -> dict[int, int]:
-        # Computed once per project for a list of versions.
-        cache: dict[int, dict[int, int]] = self.root.__dict__.setdefault("_withdrawn", {})
+        # Computed once per project for a list of versions. The cache's key must not be the
+        # method's name: for one version the serializer is its own root, and an instance
+        # attribute named ``_withdrawn`` would shadow this method (500 on promote).
+        cache: dict[int, dict[int, int]] = self.root.__dict__.setdefault(
+            "_withdrawn_per_project", {}
+        )
         if version.project_id not in cache:
             cache[version.project_id] = withdrawals.withdrawn_labels_per_version(version.project)
         return cache[version.project_id]
