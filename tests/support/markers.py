@@ -4,6 +4,7 @@ dictionary, for the de-identification tests (unit and every-way-in)."""
 from __future__ import annotations
 
 import io
+import re
 import warnings
 
 import pydicom
@@ -101,11 +102,23 @@ def encoded(dataset: Dataset) -> bytes:
 
 
 def leaks(data: bytes, marker: str) -> list[str]:
-    """Where the marker (any case) or the marker date appears in ``data``."""
+    """Where the marker (any case) or the marker date (DICOM or ISO form) appears in ``data``.
+
+    The date counts only where it starts a value: not inside a longer number, so that a
+    random UID (``2.25.`` and 39 digits) that happens to hold the eight digits is no leak."""
     found = []
     lowered = data.lower()
-    for needle in (marker.lower().encode(), marker[:16].lower().encode(), MARKER_DATE.encode()):
-        at = lowered.find(needle)
-        if at >= 0:
+    needles = (
+        re.escape(marker.lower().encode()),
+        re.escape(marker[:16].lower().encode()),
+        rb"(?<![0-9.])" + re.escape(MARKER_DATE.encode()),
+        # The same date as a database or JSON date (``1917-04-23``).
+        rb"(?<![0-9.])"
+        + re.escape(f"{MARKER_DATE[:4]}-{MARKER_DATE[4:6]}-{MARKER_DATE[6:]}".encode()),
+    )
+    for needle in needles:
+        match = re.search(needle, lowered)
+        if match is not None:
+            at = match.start()
             found.append(f"{needle!r} at byte {at}: {data[max(at - 40, 0) : at + 40]!r}")
     return found
