@@ -405,3 +405,34 @@ class ValidationReport(models.Model):
 
     def __str__(self) -> str:
         return f"Validation report {self.pk} of {self.model_version}"
+
+
+class VersionComparison(models.Model):
+    """Two validation reports on the same locked test set compared case by case (paired
+    bootstrap differences of every figure, DeLong per finding), computed by the
+    ``active_learning.version_comparison`` task with progress
+    (``active_learning.services.comparisons``)."""
+
+    Status = ValidationReport.Status  # the same life: queued, running, then succeeded or failed
+
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="version_comparisons"
+    )
+    report_a = models.ForeignKey(ValidationReport, on_delete=models.CASCADE, related_name="+")
+    report_b = models.ForeignKey(ValidationReport, on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
+    progress = models.FloatField(default=0.0)
+    stage = models.CharField(max_length=40, blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Comparison {self.pk}: report {self.report_a_id} against {self.report_b_id}"

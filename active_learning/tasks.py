@@ -161,3 +161,12 @@ def validation_report(report_id: int) -> None:
     from active_learning.services import validation_reports
 
     validation_reports.run_report(report_id)
+
+
+@shared_task(name="active_learning.version_comparison", acks_late=True, ignore_result=True)
+def version_comparison(comparison_id: int) -> None:
+    """Compute a queued comparison of two versions (progress on its row); a finished one is
+    skipped."""
+    from active_learning.services import comparisons
+
+    comparisons.run_comparison(comparison_id)

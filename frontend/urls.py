@@ -31,6 +31,16 @@ urlpatterns = [
         verification_views.validation_report,
         name="project-validation-report",
     ),
+    path(
+        "projects/<id:project_pk>/verification/reports/<id:report_pk>/compare/<id:other_pk>/",
+        verification_views.start_comparison,
+        name="project-start-comparison",
+    ),
+    path(
+        "projects/<id:project_pk>/verification/comparisons/<id:comparison_pk>/",
+        verification_views.version_comparison,
+        name="project-version-comparison",
+    ),
     path("projects/<id:project_pk>/ethics/", views.ethics_page, name="project-ethics-page"),
     path("audit/", views.audit_trail, name="audit-trail"),
 ]

@@ -60,7 +60,8 @@ class ServedSuggestionSerializer(serializers.Serializer):
     # A plain string in the schema: a choice set named "state" would collide with the case's.
     state = serializers.CharField(
         help_text='"shown": the version has reliable parts (what passes them is here); '
-        '"learning": nothing reliable yet, or no version; "none": not scored yet'
+        '"learning": nothing reliable yet, or no version; "none": not scored yet; '
+        '"blinded": a locked test set case, read without the model'
     )
     message = serializers.CharField()
     suggestion = ShownSuggestionBodySerializer(allow_null=True)

@@ -41,4 +41,9 @@ urlpatterns = [
         views.ReportComparisonView.as_view(),
         name="validation-report-compare",
     ),
+    path(
+        "version-comparisons/<id:comparison_pk>/",
+        views.VersionComparisonView.as_view(),
+        name="version-comparison",
+    ),
 ]

@@ -8,8 +8,12 @@
   lock the test set and queue a report (202); ``GET /api/projects/{id}/validation-reports/``
   lists them; ``GET /api/validation-reports/{id}/`` (model owners, leads, admins) is the report
   (status and progress while it runs, then its JSON); ``.../pdf/`` the PDF;
-  ``.../model-card/`` the version's model card (Markdown); ``.../compare/{other}/`` the paired
-  comparison with another report on the same locked test set (differences and DeLong).
+  ``.../model-card/`` the version's model card (Markdown).
+- ``POST /api/validation-reports/{id}/compare/{other}/`` (model owners, admins): queue the
+  paired comparison with another report on the same locked test set (202; 200 with the one
+  already made or under way); ``GET`` there (model owners, leads, admins) is the pair's latest
+  comparison; ``GET /api/version-comparisons/{id}/`` polls one: status and progress while it
+  runs, then its JSON (paired differences and DeLong).
 """
 
 from __future__ import annotations
@@ -24,8 +28,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from active_learning.models import ModelVersion, ValidationReport
+from active_learning.models import ModelVersion, ValidationReport, VersionComparison
 from active_learning.services import (
+    comparisons,
     model_cards,
     report_documents,
     test_sets,
@@ -82,6 +87,29 @@ class ValidationReportSerializer(serializers.ModelSerializer):
 class ValidationReportDetailSerializer(ValidationReportSerializer):
     class Meta(ValidationReportSerializer.Meta):
         fields = [*ValidationReportSerializer.Meta.fields, "result"]
+
+
+class VersionComparisonSerializer(serializers.ModelSerializer):
+    version_a = serializers.IntegerField(source="report_a.model_version.number")
+    version_b = serializers.IntegerField(source="report_b.model_version.number")
+
+    class Meta:
+        model = VersionComparison
+        fields = [
+            "id",
+            "project",
+            "report_a",
+            "report_b",
+            "version_a",
+            "version_b",
+            "status",
+            "stage",
+            "progress",
+            "error",
+            "created_at",
+            "finished_at",
+            "result",
+        ]
 
 
 class TestSetView(APIView):
@@ -178,12 +206,47 @@ class ReportPdfView(APIView):
 
 
 class ReportComparisonView(APIView):
-    @extend_schema(responses=OpenApiTypes.OBJECT)
-    def get(self, request: Request, report_pk: int, other_pk: int) -> Response:
-        """This report's version against the other report's on the same locked test set:
-        paired bootstrap differences of every figure and DeLong's test per finding."""
+    @extend_schema(request=None, responses={202: VersionComparisonSerializer})
+    def post(self, request: Request, report_pk: int, other_pk: int) -> Response:
+        """Queue this report's version against the other report's on the same locked test set:
+        paired bootstrap differences of every figure and DeLong's test per finding. 200 with
+        the comparison already made or under way for the pair."""
         report, other = report_for(request, report_pk), report_for(request, other_pk)
-        return Response(validation_reports.compare(report, other))
+        project_for(request, report.project_id, "model", "change")
+        comparison, created = comparisons.request_comparison(
+            a=report, b=other, actor=user_of(request)
+        )
+        code = status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK
+        return Response(VersionComparisonSerializer(comparison).data, status=code)
+
+    @extend_schema(responses=VersionComparisonSerializer)
+    def get(self, request: Request, report_pk: int, other_pk: int) -> Response:
+        """The pair's latest comparison (404 before one is asked for)."""
+        report, other = report_for(request, report_pk), report_for(request, other_pk)
+        comparison = comparisons.latest(report, other)
+        if comparison is None:
+            raise NotFound(
+                f"Report {report.pk} has not been compared with report {other.pk}: POST here "
+                "to start the comparison."
+            )
+        return Response(VersionComparisonSerializer(comparison).data)
+
+
+class VersionComparisonView(APIView):
+    @extend_schema(responses=VersionComparisonSerializer)
+    def get(self, request: Request, comparison_pk: int) -> Response:
+        """A comparison: status and progress while it runs, then its differences and DeLong."""
+        comparison = (
+            VersionComparison.objects.select_related(
+                "report_a__model_version", "report_b__model_version"
+            )
+            .filter(pk=comparison_pk)
+            .first()
+        )
+        if comparison is None:
+            raise NotFound("No such comparison.")
+        project_for(request, comparison.project_id, "model", "view")
+        return Response(VersionComparisonSerializer(comparison).data)
 
 
 class ModelCardView(APIView):

@@ -22,7 +22,7 @@ from active_learning.api.serializers import (
 )
 from active_learning.ml.interface import CheckpointError, ModelInputError
 from active_learning.models import ModelVersion, RetrainingCycle, Suggestion
-from active_learning.services import cycles, serving, versions
+from active_learning.services import cycles, serving, test_sets, versions
 from active_learning.services.case_inputs import CaseNotReadable
 from active_learning.services.explanations import explanation_overlay
 from active_learning.services.versions import promoted_version
@@ -35,8 +35,12 @@ from medloop.celery import send_after_commit
 class CaseSuggestionsView(APIView):
     @extend_schema(responses=SuggestionSerializer(many=True))
     def get(self, request: Request, case_pk: int) -> Response:
+        """The stored suggestions of every version for the case; none for a case of the locked
+        test set (its readers label it without the model: ``serving.BLINDED_MESSAGE``)."""
         case = case_for(request, case_pk, audit_action="case.view_suggestions")
         items = Suggestion.objects.filter(case=case).select_related("model_version")
+        if test_sets.in_test_set(case):
+            items = items.none()
         return Response(SuggestionSerializer(items, many=True).data)
 
 
@@ -168,6 +172,8 @@ class CaseExplanationView(APIView):
     )
     def get(self, request: Request, case_pk: int) -> HttpResponse:
         case = case_for(request, case_pk, audit_action="case.view_explanation")
+        if test_sets.in_test_set(case):
+            raise Conflict(serving.BLINDED_MESSAGE)
         finding = request.query_params.get("finding", "")
         if finding not in case.project.finding_keys:
             raise InvalidInput(

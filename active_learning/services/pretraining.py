@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from active_learning.ml.builtin.config import BuiltinConfig
@@ -48,7 +48,7 @@ from active_learning.ml.pretraining import (
     pretrain,
     save_backbone,
 )
-from active_learning.models import BackboneEmbedding, PretrainedBackbone
+from active_learning.models import BackboneEmbedding, PretrainedBackbone, TestSetPlan
 from active_learning.services.case_inputs import CaseNotReadable, instance_pixels
 from annotations.models import Instance, Project
 from annotations.services import audit, ethics
@@ -70,17 +70,22 @@ def backbone_directory(project: Project, number: int) -> Path:
 
 def pool_images(project: Project) -> list[tuple[int, int]]:
     """``(case id, instance id)`` of the image a model reads for each case of ``project``
-    outside the validation hold-out, sorted by case id."""
-    return _first_instances(
-        series__study__case__project=project, series__study__case__is_validation=False
-    )
+    outside the validation hold-out and the locked test set, sorted by case id. A test set
+    case's image is never seen, not even unlabelled: a backbone that had learnt its pixels
+    would make the test set's figures no longer those of unseen cases (issue 16). While the
+    project has a test set plan, a case the draw has not decided yet waits for it."""
+    pool = Q(series__study__case__project=project, series__study__case__is_validation=False)
+    pool &= ~Q(series__study__case__test_set_draw__held_out=True)
+    if TestSetPlan.objects.filter(project=project).exists():
+        pool &= Q(series__study__case__test_set_draw__held_out=False)
+    return _first_instances(pool)
 
 
-def _first_instances(**case_filter: Any) -> list[tuple[int, int]]:
+def _first_instances(*conditions: Q, **case_filter: Any) -> list[tuple[int, int]]:
     """``(case id, instance id)`` of each matching case's first instance that is not
     quarantined, in the order of :func:`~active_learning.services.case_inputs.first_instance`."""
     rows = (
-        Instance.objects.filter(quarantined=False, **case_filter)
+        Instance.objects.filter(*conditions, quarantined=False, **case_filter)
         .order_by(
             "series__study__case__id", "series__series_number", "series_id", "instance_number", "id"
         )
@@ -255,7 +260,7 @@ def run_pretraining(project_id: int, *, owner: str) -> PretrainedBackbone | None
         return None
     directory = backbone_directory(project, row.number)
     try:
-        config = BuiltinConfig(finding_classes=tuple(project.finding_keys), **project.model_config)
+        config = BuiltinConfig(finding_classes=tuple(project.finding_keys), **overrides)
         run_config = pretrain_config(config)
         result = pretrain(
             _pixels([instance_id for _, instance_id in images]),

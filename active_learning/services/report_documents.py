@@ -43,6 +43,33 @@ def figure_rows(result: dict[str, Any]) -> list[list[str]]:
     ]
 
 
+def difference_rows(comparison: dict[str, Any]) -> list[list[str]]:
+    """A comparison's figures: name, the two versions' values, ``a - b`` with its interval and
+    the share of resamples where ``a`` is not better."""
+    return [
+        [
+            name,
+            number(d["value_a"]),
+            number(d["value_b"]),
+            interval_text(d["difference"]),
+            number(d["p_not_better"]),
+        ]
+        for name, d in sorted(comparison.get("differences", {}).items())
+    ]
+
+
+def delong_rows(comparison: dict[str, Any]) -> list[list[str]]:
+    """DeLong per finding: the AUROC difference with its interval and the p value."""
+    rows = []
+    for finding, test in sorted(comparison.get("delong", {}).items()):
+        if test is None:
+            rows.append([finding, "n/a (needs positives and negatives)", "n/a"])
+            continue
+        interval = {"value": test["difference"], "low": test["low"], "high": test["high"]}
+        rows.append([finding, interval_text(interval), number(test["p_value"])])
+    return rows
+
+
 def subgroup_rows(result: dict[str, Any]) -> list[list[str]]:
     """Attribute, value, cases, small flag and the headline figures of each subgroup."""
     rows = []

@@ -27,6 +27,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
 from active_learning.ml.draft_guard import draft_text, is_degenerate
 from active_learning.models import ModelVersion, Suggestion
+from active_learning.services.test_sets import in_test_set
 from active_learning.services.versions import promoted_version
 from annotations.models import Annotation, Case
 from annotations.services import shown_suggestions
@@ -48,7 +49,8 @@ class ServedSuggestion:
 
     ``state``: "shown" (the version has reliable parts; what passes them is here, which may be
     nothing for a clean case), "learning" (nothing of the version is reliable yet, or there is
-    no version at all), "none" (a version serves, but has not scored this case)."""
+    no version at all), "none" (a version serves, but has not scored this case), "blinded"
+    (the case is in the locked test set: its readers see no model output)."""
 
     state: str
     message: str
@@ -60,6 +62,13 @@ class ServedSuggestion:
     report_draft: dict[str, str] = field(default_factory=dict)
     report_links: list[dict[str, Any]] = field(default_factory=list)
     withheld: list[Withheld] = field(default_factory=list)
+
+
+#: What a reader of a locked test set case is told instead of a suggestion.
+BLINDED_MESSAGE = (
+    "No model suggestions for this case: it belongs to the locked test set, whose labels are "
+    "the reference standard the model is measured against, so it is read without the model."
+)
 
 
 def suggestion_to_serve(case: Case) -> Suggestion | None:
@@ -174,7 +183,11 @@ def _report(
 
 
 def serve(case: Case) -> ServedSuggestion:
-    """What the workspace shows of ``case``'s suggestion (:class:`ServedSuggestion`)."""
+    """What the workspace shows of ``case``'s suggestion (:class:`ServedSuggestion`). A case of
+    the locked test set is "blinded": nothing of any version, so that its reference labels are
+    made without the model's influence."""
+    if in_test_set(case):
+        return ServedSuggestion("blinded", BLINDED_MESSAGE)
     suggestion = suggestion_to_serve(case)
     if suggestion is None:
         if not ModelVersion.objects.filter(project=case.project_id).exists():

@@ -200,6 +200,13 @@ def draw(project: Project) -> DrawResult:
     return DrawResult(decided=len(rows), held_out=len(held_cases))
 
 
+def in_test_set(case: Case) -> bool:
+    """Whether ``case`` is held out in its project's test set: its readers label it as the
+    reference standard, so no model output is shown to them (a suggestion would bias the label
+    the model is then measured against)."""
+    return TestSetDraw.objects.filter(case_id=case.pk, held_out=True).exists()
+
+
 def held_out_cases(project: Project) -> list[Case]:
     """The project's test set members, by case id."""
     return list(

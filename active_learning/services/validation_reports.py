@@ -34,18 +34,16 @@ import pydicom
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import transaction
 from django.utils import timezone
-from pycocoevalcap.cider.cider import Cider
 from pycocoevalcap.rouge.rouge import Rouge
 
 from active_learning.ml import paired_bootstrap as pb
 from active_learning.ml.interface import Box, LabelledCase, UncertaintyOptions
 from active_learning.ml.verification import subgroups as subgroup_values
+from active_learning.ml.verification import text as text_figures
 from active_learning.ml.verification.figures import (
     CALIBRATION_BINS,
     VersionOutcomes,
     bootstrap_figures,
-    delong_per_finding,
-    paired_differences,
     subgroup_figures,
 )
 from active_learning.ml.verification.resampling import MIN_RESAMPLES
@@ -60,7 +58,7 @@ from medloop.celery import send_after_commit
 from medloop.metrics.text import tokenize_report
 
 Actor = User | AnonymousUser
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 PREDICT_CHUNK = 16
 FAILURES_PER_KIND = 5
 MAX_RESAMPLES = 20_000
@@ -293,11 +291,13 @@ def compute(
         step("predicting", 60.0 * min(start + PREDICT_CHUNK, len(labelled)) / len(labelled))
     outcomes = pb.case_outcomes(predictions, labels, classes)
     thresholds = _thresholds(version, classes)
-    report_scores = _report_scores(predictions, labels)
+    texts = report_texts(predictions, labels)
+    report_scores, corpus = report_figures_input(texts)
     version_outcomes = VersionOutcomes(
         outcomes,
         thresholds={k: v["threshold"] for k, v in thresholds.items()},
         report_scores=report_scores,
+        report_corpus=corpus,
     )
     stats: dict[str, Any] = {"resamples": resamples, "seed": seed, "confidence": confidence}
     figures = bootstrap_figures(version_outcomes, **stats)
@@ -331,38 +331,45 @@ def compute(
         "provenance": _provenance(version, locked, labelled, **stats),
         "outcomes": {
             **outcomes_to_json(outcomes, case_ids),
-            "report_scores": {
-                name: [None if np.isnan(v) else float(v) for v in values]
-                for name, values in report_scores.items()
-            },
+            "report_texts": texts,
         },
     }
 
 
-def _report_scores(predictions: list[Any], labels: list[LabelledCase]) -> dict[str, np.ndarray]:
-    """Per case the draft's ROUGE-L (pycocoevalcap's LCS F-measure, beta 1.2) and CIDEr-D
-    against the reference report, on :func:`tokenize_report` tokens; NaN for a case without a
-    reference report. CIDEr-D's document frequencies come from all the test set's reports and
-    stay fixed across resamples (its interval is that of the mean per-case score)."""
-    n = len(labels)
-    with_report = [
-        i for i, case in enumerate(labels) if any(str(v).strip() for v in case.report.values())
-    ]
-    scores = {"rouge_l_f_beta1.2": np.full(n, np.nan), "cider_d": np.full(n, np.nan)}
-    if not with_report:
-        return {}
+def report_texts(predictions: list[Any], labels: list[LabelledCase]) -> dict[str, list[str | None]]:
+    """Per case the reference report and the draft as space-joined :func:`tokenize_report`
+    tokens; ``None`` for a case without a reference report (it is left out of the text
+    figures). Kept in a report's outcomes, so a comparison scores the same texts."""
 
-    def text(report: dict[str, str]) -> str:
+    def joined(report: dict[str, str]) -> str:
         return " ".join(tokenize_report(" ".join(str(v) for v in report.values() if v)))
 
-    refs = {k: [text(labels[i].report)] for k, i in enumerate(with_report)}
-    cands = {k: [text(predictions[i].report)] for k, i in enumerate(with_report)}
-    _, rouge = Rouge().compute_score(refs, cands)
-    _, cider = Cider().compute_score(refs, cands)
-    index = np.asarray(with_report)
-    scores["rouge_l_f_beta1.2"][index] = np.asarray(rouge, dtype=np.float64)
-    scores["cider_d"][index] = np.asarray(cider, dtype=np.float64)
-    return scores
+    references: list[str | None] = []
+    drafts: list[str | None] = []
+    for prediction, case in zip(predictions, labels, strict=True):
+        has_report = any(str(v).strip() for v in case.report.values())
+        references.append(joined(case.report) if has_report else None)
+        drafts.append(joined(prediction.report) if has_report else None)
+    return {"references": references, "drafts": drafts}
+
+
+def report_figures_input(
+    texts: dict[str, list[str | None]],
+) -> tuple[dict[str, np.ndarray], text_figures.ReportCorpus | None]:
+    """From :func:`report_texts`: per case the draft's ROUGE-L (pycocoevalcap's LCS F-measure,
+    beta 1.2; NaN without a reference report), whose corpus figure is the mean over the cases,
+    and the corpus statistics BLEU-4 and CIDEr-D are recomputed from on every resample (CIDEr-D's
+    document frequencies included: :mod:`active_learning.ml.verification.text`)."""
+    references, drafts = texts["references"], texts["drafts"]
+    with_report = [i for i, reference in enumerate(references) if reference is not None]
+    if not with_report:
+        return {}, None
+    rouge = np.full(len(references), np.nan)
+    refs = {k: [references[i]] for k, i in enumerate(with_report)}
+    cands = {k: [drafts[i] or ""] for k, i in enumerate(with_report)}
+    _, per_case = Rouge().compute_score(refs, cands)
+    rouge[np.asarray(with_report)] = np.asarray(per_case, dtype=np.float64)
+    return {"rouge_l_f_beta1.2": rouge}, text_figures.report_corpus(references, drafts)
 
 
 def outcomes_to_json(outcomes: pb.CaseOutcomes, case_ids: list[int]) -> dict[str, Any]:
@@ -405,53 +412,6 @@ def outcomes_from_json(data: dict[str, Any]) -> pb.CaseOutcomes:
         finding_probabilities=floats(data["finding_probabilities"]),
         report_counts=np.asarray(data["report_counts"], dtype=np.int64).reshape(n, 3),
     )
-
-
-def compare(a: ValidationReport, b: ValidationReport) -> dict[str, Any]:
-    """Version ``a`` against version ``b`` on the same locked test set: every figure's paired
-    bootstrap difference ``a - b`` (both scored on the same resamples; ``a``'s resamples, seed
-    and confidence) and DeLong's test per finding. Refused unless both reports are done on the
-    same test set version and cases."""
-    for report in (a, b):
-        if report.status != ValidationReport.Status.SUCCEEDED:
-            raise InvalidInput(f"report {report.pk} is {report.status}, not finished.")
-    if a.project_id != b.project_id or a.test_set_id != b.test_set_id:
-        raise InvalidInput(
-            f"reports {a.pk} and {b.pk} were made on different test sets "
-            f"({a.test_set.content_hash[:12]} and {b.test_set.content_hash[:12]}): "
-            "request both on the current one."
-        )
-    data_a, data_b = a.result["outcomes"], b.result["outcomes"]
-    if data_a["case_ids"] != data_b["case_ids"] or data_a["classes"] != data_b["classes"]:
-        raise InvalidInput(f"reports {a.pk} and {b.pk} do not cover the same cases and findings.")
-    version_a, version_b = (
-        VersionOutcomes(
-            outcomes_from_json(data),
-            thresholds={k: v["threshold"] for k, v in report.result["thresholds"].items()},
-            report_scores={
-                name: np.array([np.nan if v is None else v for v in values], dtype=np.float64)
-                for name, values in data.get("report_scores", {}).items()
-            },
-        )
-        for data, report in ((data_a, a), (data_b, b))
-    )
-    differences = paired_differences(
-        version_a, version_b, resamples=a.resamples, seed=a.seed, confidence=a.confidence
-    )
-    return {
-        "a": {"report": a.pk, "version": a.model_version.number},
-        "b": {"report": b.pk, "version": b.model_version.number},
-        "test_set": {"version": a.test_set.version, "content_hash": a.test_set.content_hash},
-        "cases": len(data_a["case_ids"]),
-        "statistics": {
-            "method": "paired case-level percentile bootstrap",
-            "resamples": a.resamples,
-            "seed": a.seed,
-            "confidence": a.confidence,
-        },
-        "differences": {name: d.as_dict() for name, d in differences.items()},
-        "delong": delong_per_finding(version_a, version_b, confidence=a.confidence),
-    }
 
 
 def run_report(report_id: int) -> ValidationReport | None:

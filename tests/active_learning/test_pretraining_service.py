@@ -217,3 +217,26 @@ def test_the_loop_setting_picks_what_a_cold_start_begins_from(loop_project, cold
     metrics = cycle.model_version.metrics
     assert ("starting_point" in metrics) == (cold_start == "stored")
     assert ("pretrained_backbone" in metrics) == (cold_start == "backbone")
+
+
+def test_locked_test_set_cases_are_never_pretrained_on(project, cases, member):
+    """Issue 16: a backbone never sees a test set case's pixels (nor an undecided case's while
+    the project has a plan), though the test set cases are still embedded for the queue."""
+    from active_learning.models import TestSetDraw
+    from active_learning.services import test_sets
+
+    test_sets.set_plan(project=project, fraction=0.5, actor=member("boss", "lead"))
+    held = set(TestSetDraw.objects.filter(held_out=True).values_list("case_id", flat=True))
+    assert 0 < len(held) < len(cases)
+    pool_cases = {case_id for case_id, _ in pretraining.pool_images(project)}
+    assert pool_cases and not pool_cases & held
+    # Six images reach the threshold: pretrain on the pool and check what it saw.
+    with override_settings(MEDLOOP_PRETRAIN_MIN_IMAGES=len(pool_cases)):
+        assert _pretrain(project) == 1
+    row = PretrainedBackbone.objects.get()
+    held_instances = {
+        i for case_id, i in pretraining._first_instances(series__study__case__id__in=held)
+    }
+    assert row.image_count == len(pool_cases) and not held_instances & set(row.instance_ids)
+    embedded = set(BackboneEmbedding.objects.filter(backbone=row).values_list("case_id", flat=True))
+    assert held <= embedded

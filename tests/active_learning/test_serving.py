@@ -236,3 +236,32 @@ def test_only_failed_versions_still_learning(project, cases):
     served = serving.serve(cases[0])
     assert served.state == "learning"
     assert "no version has been trained successfully yet" in served.message
+
+
+def test_readers_of_a_locked_test_set_case_get_no_model_output(project, member, cases, api_for):
+    """Issue 16: a test set case's label is the reference standard, so its readers are blinded:
+    the workspace's served suggestion, the raw suggestions and the explanation all hold nothing
+    of the model, and nothing is recorded as shown; the other cases still get theirs."""
+    from active_learning.models import TestSetDraw
+
+    ann = member("ann", "annotator")
+    case = queue.lease_next_case(project=project, annotator=ann)
+    other = next(c for c in cases if c.pk != case.pk)
+    annotate.start_annotation(case=case, annotator=ann)
+    version = _version(project, 1, _points())
+    _suggest(version, case)
+    _suggest(version, other)
+    TestSetDraw.objects.create(project=project, case=case, held_out=True, stratum="F|40-59|?")
+    TestSetDraw.objects.create(project=project, case=other, held_out=False, stratum="F|40-59|?")
+
+    client = api_for(ann)
+    body = client.get(f"/api/cases/{case.pk}/suggestion/").json()
+    assert body["state"] == "blinded" and body["suggestion"] is None
+    assert "locked test set" in body["message"]
+    assert client.get(f"/api/cases/{case.pk}/suggestions/").json() == []
+    explanation = client.get(f"/api/cases/{case.pk}/explanation/?finding=nodule")
+    assert explanation.status_code == 409 and "locked test set" in explanation.json()["message"]
+    assert not ShownSuggestion.objects.exists()
+
+    assert serving.serve(other).state == "shown"
+    assert len(api_for(member("lead", "lead")).get(f"/api/cases/{other.pk}/suggestions/").json())

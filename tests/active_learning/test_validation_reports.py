@@ -10,7 +10,13 @@ from django.test import Client, override_settings
 from pypdf import PdfReader
 
 from active_learning.models import ModelVersion, ValidationReport
-from active_learning.services import report_documents, test_sets, validation_reports, versions
+from active_learning.services import (
+    comparisons,
+    report_documents,
+    test_sets,
+    validation_reports,
+    versions,
+)
 from annotations.models import AuditEvent
 from annotations.services.errors import InvalidInput
 from tests.support.labels import TINY_MODEL
@@ -74,7 +80,8 @@ def test_a_report_on_the_locked_test_set_regenerates_identically_and_prints(
     assert figures and all(f["resamples"] == 1000 for f in figures.values())
     defined = {k: f for k, f in figures.items() if f["low"] is not None}
     assert defined and all(f["low"] <= f["value"] <= f["high"] for f in defined.values())
-    assert {"reports.rouge_l_f_beta1.2", "reports.cider_d"} <= set(figures)  # drafts scored
+    drafts = {"reports.rouge_l_f_beta1.2", "reports.cider_d", "reports.bleu_4"}
+    assert drafts <= set(figures)  # drafts scored
     # Subgroups: counts add up per attribute; those under 2 cases are flagged, not hidden.
     for attribute, groups in result["subgroups"].items():
         assert sum(g["cases"] for g in groups.values()) == result["cases"], attribute
@@ -134,17 +141,52 @@ def test_a_report_on_the_locked_test_set_regenerates_identically_and_prints(
     assert other.test_set_id == report.test_set_id  # nothing changed: the same lock
     other = validation_reports.run_report(other.pk)
     assert other is not None and other.status == "succeeded"
-    compared = owner_api.get(f"/api/validation-reports/{other.pk}/compare/{report.pk}/")
-    assert compared.status_code == 200, compared.content
-    comparison = compared.json()
+    pair = f"/api/validation-reports/{other.pk}/compare/{report.pk}/"
+    assert owner_api.get(pair).status_code == 404  # not asked for yet
+    assert api_for(lead).post(pair).status_code == 403  # a lead reads, a model owner asks
+    started = owner_api.post(pair)
+    assert started.status_code == 202, started.content
+    assert started.json()["status"] == "queued" and started.json()["result"] == {}
+    comparison_url = f"/api/version-comparisons/{started.json()['id']}/"
+    assert owner_api.post(pair).json()["id"] == started.json()["id"]  # under way: the same one
+    done = comparisons.run_comparison(started.json()["id"])  # what the worker's task does
+    assert done is not None and done.status == "succeeded" and done.progress == 100.0
+    polled = api_for(lead).get(comparison_url)
+    assert polled.status_code == 200 and polled.json()["status"] == "succeeded"
+    assert owner_api.get(pair).json()["id"] == started.json()["id"]
+    comparison = polled.json()["result"]
     assert comparison["a"]["version"] == second.number and comparison["b"]["version"] == 1
+    assert {"reports.bleu_4", "reports.cider_d"} <= set(comparison["differences"])
     for figure_name, difference in comparison["differences"].items():
         a, b = other.result["figures"][figure_name], report.result["figures"][figure_name]
         if a["value"] is not None and b["value"] is not None:
             assert difference["difference"]["value"] == pytest.approx(a["value"] - b["value"])
     assert set(comparison["delong"]) == set(result["classes"])
-    same = owner_api.get(f"/api/validation-reports/{report.pk}/compare/{report.pk}/").json()
-    assert all(d["difference"]["value"] in (0.0, None) for d in same["differences"].values())
+    assert annotator_api.get(comparison_url).status_code == 403
+    assert AuditEvent.objects.filter(action="version_comparison.request").count() == 1
+    # The Models page's way in: verification page, report page, the comparison's page.
+    assert (
+        f"/projects/{loop_project.pk}/verification/"
+        in pages.get(f"/projects/{loop_project.pk}/models/").content.decode()
+    )
+    report_page = pages.get(f"/projects/{loop_project.pk}/verification/reports/{other.pk}/")
+    page_url = f"/projects/{loop_project.pk}/verification/comparisons/{done.pk}/"
+    assert page_url in report_page.content.decode()
+    shown = pages.get(page_url).content.decode()
+    assert "DeLong" in shown and "reports.bleu_4" in shown
+    # A report against itself: every difference is zero.
+    same_started = owner_api.post(f"/api/validation-reports/{report.pk}/compare/{report.pk}/")
+    same = comparisons.run_comparison(same_started.json()["id"])
+    assert same is not None
+    differences = same.result["differences"]
+    assert all(d["difference"]["value"] in (0.0, None) for d in differences.values())
+    # The page's button starts a comparison and shows its progress.
+    page_started = pages.post(
+        f"/projects/{loop_project.pk}/verification/reports/{report.pk}/compare/{other.pk}/"
+    )
+    assert page_started.status_code == 302
+    waiting = pages.get(page_started["Location"]).content.decode()
+    assert 'id="comparison-progress"' in waiting and "queued" in waiting
 
 
 def test_a_report_is_refused_without_a_plan_labels_or_with_bad_settings(project, cases, member):

@@ -12,7 +12,9 @@ threshold of each finding. Figure names:
 - ``boxes.<key>.ap_50`` and ``boxes.<key>.froc_<rate>_fp`` (lesion sensitivity at 0.5, 1, 2
   and 4 false positives per image), ``boxes.map_50``;
 - ``reports.finding_f1_micro``, and ``reports.<name>`` for each per-case report score given
-  (their mean over the cases with a report).
+  (their mean over the cases with a report); with the drafts' corpus
+  (:mod:`~active_learning.ml.verification.text`), ``reports.bleu_4`` and ``reports.cider_d``,
+  corpus figures recomputed on each resample's corpus (CIDEr-D's document frequencies too).
 
 One resample is one row of case weights (:mod:`~active_learning.ml.verification.resampling`);
 all figures of all resamples are computed together, a chunk of rows at a time to bound memory.
@@ -20,7 +22,7 @@ all figures of all resamples are computed together, a chunk of rows at a time to
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +31,7 @@ from numpy.typing import NDArray
 
 from active_learning.ml.metrics.boxes import FROC_RATES
 from active_learning.ml.paired_bootstrap import CaseOutcomes
-from active_learning.ml.verification import weighted
+from active_learning.ml.verification import text, weighted
 from active_learning.ml.verification.delong import delong_test
 from active_learning.ml.verification.resampling import (
     Interval,
@@ -54,6 +56,8 @@ class VersionOutcomes:
     #: Per-case report scores by name, ``(n,)`` each, NaN for a case without a report; the
     #: figure ``reports.<name>`` is their mean over the (weighted) cases that have one.
     report_scores: Mapping[str, NDArray[np.float64]] = field(default_factory=dict)
+    #: The drafts against the reference reports, for the corpus figures BLEU-4 and CIDEr-D.
+    report_corpus: text.ReportCorpus | None = None
 
     @property
     def n_cases(self) -> int:
@@ -132,13 +136,20 @@ def figure_rows(version: VersionOutcomes, weights: NDArray[np.float64]) -> dict[
         scored = np.isfinite(values)
         w = weights[:, scored]
         out[f"reports.{name}"] = weighted._ratio(w @ values[scored], w.sum(axis=1))
+    if version.report_corpus is not None:
+        out["reports.bleu_4"] = text.bleu_4(version.report_corpus, weights)
+        out["reports.cider_d"] = text.cider_d(version.report_corpus, weights)
     return out
 
 
 def _replicates(
-    versions: Sequence[VersionOutcomes], resamples: int, seed: int
+    versions: Sequence[VersionOutcomes],
+    resamples: int,
+    seed: int,
+    progress: Callable[[float], None] | None = None,
 ) -> list[dict[str, NDArray[np.float64]]]:
-    """Each version's figures on the same ``resamples`` (seeded), computed in chunks."""
+    """Each version's figures on the same ``resamples`` (seeded), computed in chunks;
+    ``progress`` is told the share of resamples done after each chunk."""
     n = versions[0].n_cases
     counts = resample_counts(n, resamples, seed)
     chunks: list[list[dict[str, NDArray[np.float64]]]] = [[] for _ in versions]
@@ -146,6 +157,8 @@ def _replicates(
         block = counts[start : start + CHUNK_ROWS]
         for i, version in enumerate(versions):
             chunks[i].append(figure_rows(version, block))
+        if progress is not None:
+            progress(min(start + CHUNK_ROWS, resamples) / resamples)
     return [
         {name: np.concatenate([c[name] for c in per_version]) for name in per_version[0]}
         for per_version in chunks
@@ -192,14 +205,16 @@ def paired_differences(
     resamples: int = 2000,
     seed: int = 0,
     confidence: float = 0.95,
+    progress: Callable[[float], None] | None = None,
 ) -> dict[str, PairedDifference]:
     """Each figure both versions have, ``a - b`` on all cases and on each of the same
-    ``resamples`` (the pairing: both versions are scored on every resample)."""
+    ``resamples`` (the pairing: both versions are scored on every resample); ``progress`` is
+    told the share of resamples done as they are computed."""
     if a.n_cases != b.n_cases:
         raise ValueError(f"paired figures need the same cases: {a.n_cases} vs {b.n_cases}")
     ones = np.ones((1, a.n_cases))
     point_a, point_b = figure_rows(a, ones), figure_rows(b, ones)
-    rep_a, rep_b = _replicates([a, b], resamples, seed)
+    rep_a, rep_b = _replicates([a, b], resamples, seed, progress)
     out: dict[str, PairedDifference] = {}
     for name in point_a.keys() & point_b.keys():
         va, vb = float(point_a[name][0]), float(point_b[name][0])
@@ -258,6 +273,9 @@ def subset(version: VersionOutcomes, cases: NDArray[np.int64]) -> VersionOutcome
         thresholds=version.thresholds,
         images_per_case=None if version.images_per_case is None else version.images()[cases],
         report_scores={name: values[cases] for name, values in version.report_scores.items()},
+        report_corpus=(
+            None if version.report_corpus is None else version.report_corpus.subset(cases)
+        ),
     )
 
 

@@ -11,6 +11,7 @@ export function noPendingText(served: ServedSuggestion | null, boxesSuggested: n
   if (!served) return "No suggestions for this case.";
   if (served.state === "learning") return "The model is still learning: no suggestions yet.";
   if (served.state === "none") return "No model suggestion for this case yet.";
+  if (served.state === "blinded") return "No model suggestions: this case is in the locked test set.";
   return "The model suggests no boxes for this case.";
 }
 

@@ -117,8 +117,9 @@ export type Withheld = { kinds: string[]; finding: string | null; message: strin
 /** GET /api/cases/{id}/suggestion/: what the workspace may show, and what it may not. */
 export type ServedSuggestion = {
   /** "shown": the version has reliable parts; "learning": nothing reliable yet (or no version);
-   * "none": a version serves but has not scored this case. */
-  state: "shown" | "learning" | "none";
+   * "none": a version serves but has not scored this case; "blinded": the case is in the locked
+   * test set, read without the model so that its label stays an independent reference. */
+  state: "shown" | "learning" | "none" | "blinded";
   message: string;
   suggestion: Suggestion | null;
   withheld: Withheld[];

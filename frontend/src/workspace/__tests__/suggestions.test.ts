@@ -24,6 +24,10 @@ describe("noPendingText", () => {
     expect(noPendingText(served("none"), 0)).toBe("No model suggestion for this case yet.");
     expect(noPendingText(null, 0)).toBe("No suggestions for this case.");
   });
+
+  it("says a locked test set case is read without the model", () => {
+    expect(noPendingText(served("blinded"), 0)).toBe("No model suggestions: this case is in the locked test set.");
+  });
 });
 
 describe("modelStatusLines", () => {
