@@ -4,6 +4,7 @@ import { init as initCore } from "@cornerstonejs/core";
 import dicomImageLoader from "@cornerstonejs/dicom-image-loader";
 import {
   addTool,
+  CrosshairsTool,
   init as initTools,
   PanTool,
   RectangleROITool,
@@ -22,7 +23,7 @@ export function ensureCornerstone(): Promise<void> {
       maxWebWorkers: Math.max(1, Math.min(4, Math.floor(cores / 2))),
     });
     initTools();
-    for (const tool of [WindowLevelTool, PanTool, ZoomTool, RectangleROITool]) {
+    for (const tool of [WindowLevelTool, PanTool, ZoomTool, RectangleROITool, CrosshairsTool]) {
       addTool(tool);
     }
   });

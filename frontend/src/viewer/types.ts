@@ -76,6 +76,12 @@ export interface ViewerHandle {
   /** The case's images as thumbnails; shows the first. */
   setImages(images: ViewerImage[]): Promise<void>;
   showImage(instanceId: number, frame?: number): Promise<void>;
+  /** Axial, coronal and sagittal views of the shown series' volume, linked by crosshairs
+   * (true), or back to the stack (false). Resolves to null when done, or to the reason the
+   * series stays a stack (not a series, or irregular: its problems), also shown in the status. */
+  showPlanes(on: boolean): Promise<string | null>;
+  /** Each plane's slice (1-based) and slice count while the planes are shown, else null. */
+  planes(): Record<"axial" | "coronal" | "sagittal", { slice: number; slices: number }> | null;
   currentImage(): ShownImage | null;
   /** Moves through the frames of a multi-frame image, or the slices of a stack (the mouse
    * wheel, the arrow keys and Page Up/Down do the same). */

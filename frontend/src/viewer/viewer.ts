@@ -27,6 +27,7 @@ import { BOX_TOOL, DEFAULT_TOOL, FIXED_BINDINGS, PRIMARY_BUTTON, PRIMARY_TOOLS }
 import { BoxLayer } from "./boxes";
 import { HeatmapLayer } from "./heatmap";
 import { frameImageIds, stackImageIds } from "./imageIds";
+import { createPlanes, planesRefusal, type PlanesHandle } from "./planes";
 import { findPreset, isDefaultPreset } from "./presets";
 import { ensureCornerstone } from "./setup";
 import { ThumbnailStrip } from "./thumbnails";
@@ -94,7 +95,11 @@ export async function createViewer(
   stackWarning.className = "ml-stack-warning";
   stackWarning.setAttribute("role", "alert");
   stackWarning.hidden = true;
-  element.append(host, overlay, sliceIndicator, stackWarning, status);
+  // Axial, coronal and sagittal views of a regular series, over the stack when shown.
+  const planesBox = document.createElement("div");
+  planesBox.className = "ml-planes";
+  planesBox.hidden = true;
+  element.append(host, planesBox, overlay, sliceIndicator, stackWarning, status);
 
   const engine = new RenderingEngine(engineId);
   engine.enableElement({
@@ -137,6 +142,7 @@ export async function createViewer(
   let pending: Pending | null = null;
   let requested = 0;
   let fileWindow: { lower: number; upper: number } | null = null;
+  let planes: PlanesHandle | null = null;
 
   const drawnListeners: ((box: DrawnBox) => void)[] = [];
   const changedListeners: ((id: string, geometry: BoxGeometry) => void)[] = [];
@@ -255,6 +261,7 @@ export async function createViewer(
     const slow = window.setTimeout(() => request === requested && setStatus("Loading…"), 150);
     try {
       if (stackOf !== key) {
+        closePlanes();
         toolsUtilities.stackPrefetch.disable(host as HTMLDivElement);
         await viewport.setStack(ids, index);
         stackOf = key;
@@ -303,9 +310,48 @@ export async function createViewer(
   }
 
   function setWindow(center: number, width: number): void {
-    const range = utilities.windowLevel.toLowHighRange(Math.max(1, width), center);
-    viewport.setProperties({ voiRange: range });
+    setRange(utilities.windowLevel.toLowHighRange(Math.max(1, width), center));
+  }
+
+  /** The window of the stack and, when shown, of the three planes. */
+  function setRange(range: Types.VOIRange): void {
+    viewport.setProperties({ voiRange: { ...range } });
+    planes?.setVoiRange(range);
     viewport.render();
+  }
+
+  function closePlanes(): void {
+    planes?.destroy();
+    planes = null;
+    planesBox.hidden = true;
+    element.dataset.layout = "stack";
+  }
+
+  async function showPlanes(on: boolean): Promise<string | null> {
+    if (!on) {
+      closePlanes();
+      return null;
+    }
+    if (planes) return null;
+    const stack = currentImage()?.stack;
+    const refusal = planesRefusal(stack);
+    if (refusal || !stack) {
+      setStatus(refusal ?? "", true);
+      return refusal;
+    }
+    setStatus("Loading the volume…");
+    planesBox.hidden = false;
+    element.dataset.layout = "planes";
+    try {
+      planes = await createPlanes(planesBox, stack, viewport.getProperties().voiRange);
+    } catch (error) {
+      closePlanes();
+      const text = `Could not show the three planes: ${describe(error)}`;
+      setStatus(text, true);
+      return text;
+    }
+    setStatus("");
+    return null;
   }
 
   function getWindow(): { center: number; width: number } {
@@ -322,8 +368,7 @@ export async function createViewer(
     const preset = findPreset(name);
     if (!preset) throw new Error(`Unknown window preset ${name}.`);
     if (isDefaultPreset(preset)) {
-      if (fileWindow) viewport.setProperties({ voiRange: { ...fileWindow } });
-      viewport.render();
+      if (fileWindow) setRange(fileWindow);
       return;
     }
     const imageId = viewport.getCurrentImageId();
@@ -454,6 +499,7 @@ export async function createViewer(
       strip.render(images);
       boxes.setBoxes([]);
       await heatmap.set(null);
+      closePlanes();
       stackOf = null;
       current = null;
       if (images.length) await showImage(images[0].instanceId, 1);
@@ -465,6 +511,8 @@ export async function createViewer(
       }
     },
     showImage,
+    showPlanes,
+    planes: () => planes?.slices() ?? null,
     currentImage: (): ShownImage | null => {
       if (!current) return null;
       const stack = known.get(current.instanceId)?.stack;
@@ -523,6 +571,7 @@ export async function createViewer(
       );
     },
     destroy() {
+      closePlanes();
       toolsUtilities.stackPrefetch.disable(host as HTMLDivElement);
       resizeObserver.disconnect();
       host.removeEventListener(Enums.Events.IMAGE_RENDERED, onImageRendered);

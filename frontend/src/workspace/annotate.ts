@@ -21,7 +21,7 @@ import { renderModelStatus } from "./panels/model";
 import { renderReport, type ReportPanel } from "./panels/report";
 import { showCompare } from "./compare";
 import { Timings } from "./timings";
-import { buildViewerToolbar } from "./toolbar";
+import { buildViewerToolbar, togglePlanes } from "./toolbar";
 import type {
   Annotation,
   CaseDetail,
@@ -705,6 +705,10 @@ export class AnnotateWorkspace {
     }
     c.register("view.invert", { label: "Invert", run: () => v().invert() });
     c.register("view.reset", { label: "Reset view", run: () => v().reset() });
+    c.register("view.planes", {
+      label: "Three planes (axial, coronal, sagittal) / back to the stack",
+      run: () => void togglePlanes(v(), this.layout.toolbar),
+    });
     c.register("view.zoomIn", { label: "Zoom in", run: () => v().zoomBy(1.25) });
     c.register("view.zoomOut", { label: "Zoom out", run: () => v().zoomBy(0.8) });
     c.register("frame.next", { label: "Next frame", run: () => v().nextFrame(1) });

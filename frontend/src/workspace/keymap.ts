@@ -31,6 +31,7 @@ export function annotateBindings(findings: FindingClass[], presets: WindowPreset
     { keys: ["g"], command: "explain.heatmap", group: "Window" },
     { keys: ["i"], command: "view.invert", group: "Window" },
     { keys: ["r"], command: "view.reset", group: "Window" },
+    { keys: ["m"], command: "view.planes", group: "Window" },
     { keys: ["+", "="], command: "view.zoomIn", group: "Window" },
     { keys: ["-"], command: "view.zoomOut", group: "Window" },
     { keys: ["ArrowDown", "PageDown"], command: "frame.next", group: "Images" },

@@ -15,7 +15,7 @@ import { renderBoxes } from "./panels/boxes";
 import { renderContext } from "./panels/context";
 import { renderFindings } from "./panels/findings";
 import { renderReport } from "./panels/report";
-import { buildViewerToolbar } from "./toolbar";
+import { buildViewerToolbar, togglePlanes } from "./toolbar";
 import { REVIEW_FILTERS, REVIEW_ORDERINGS, percent, reviewQueueQuery } from "./review_query";
 import type { Annotation, CaseDetail, ShownSuggestion, WorkspaceConfig } from "./types";
 import { WorkState } from "./work";
@@ -290,6 +290,10 @@ export class ReviewWorkspace {
     }
     c.register("view.invert", { label: "Invert", run: () => this.viewer.invert() });
     c.register("view.reset", { label: "Reset view", run: () => this.viewer.reset() });
+    c.register("view.planes", {
+      label: "Three planes (axial, coronal, sagittal) / back to the stack",
+      run: () => void togglePlanes(this.viewer, this.layout.toolbar),
+    });
     c.register("frame.next", { label: "Next frame", run: () => this.viewer.nextFrame(1) });
     c.register("frame.previous", { label: "Previous frame", run: () => this.viewer.nextFrame(-1) });
     c.register("review.accept", { label: "Accept", run: () => void this.decide("accept", this.commentText()) });
@@ -297,6 +301,7 @@ export class ReviewWorkspace {
     bindings.push(
       { keys: ["i"], command: "view.invert", group: "Window" },
       { keys: ["r"], command: "view.reset", group: "Window" },
+      { keys: ["m"], command: "view.planes", group: "Window" },
       { keys: ["ArrowDown"], command: "frame.next", group: "Images" },
       { keys: ["ArrowUp"], command: "frame.previous", group: "Images" },
       { keys: ["Ctrl+Enter"], command: "review.accept", group: "Decision", inText: true },

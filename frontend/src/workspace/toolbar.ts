@@ -1,6 +1,6 @@
 /** The viewer toolbar: tools, window presets, view actions, active finding class, save state. */
 
-import type { WindowPreset } from "../viewer";
+import type { ViewerHandle, WindowPreset } from "../viewer";
 import { h } from "../shared/dom";
 import { presetKeys } from "./keymap";
 import type { FindingClass } from "./types";
@@ -53,6 +53,15 @@ export function buildViewerToolbar(
       ),
       h("button", { type: "button", class: "secondary", title: "Invert (i)", text: "Invert", onclick: () => run("view.invert") }),
       h("button", { type: "button", class: "secondary", title: "Reset (r)", text: "Reset", onclick: () => run("view.reset") }),
+      h("button", {
+        type: "button",
+        class: "secondary",
+        id: "planes-button",
+        "aria-pressed": "false",
+        title: "Axial, coronal and sagittal views of a CT or MR series, linked by crosshairs (m)",
+        text: "3 planes",
+        onclick: () => run("view.planes"),
+      }),
     ),
     onActiveFinding
       ? h(
@@ -72,4 +81,13 @@ export function buildViewerToolbar(
     ...extra,
   ];
   return { toolbar, saveState };
+}
+
+/** The "3 planes" button's command: the shown series as three linked planes, or back to its
+ * stack. An image that is not a regular series stays as it is (the viewer says why). */
+export async function togglePlanes(viewer: ViewerHandle, toolbar: HTMLElement): Promise<void> {
+  const on = viewer.planes() === null;
+  const refused = await viewer.showPlanes(on);
+  const shown = on && refused === null;
+  toolbar.querySelector("#planes-button")?.setAttribute("aria-pressed", shown ? "true" : "false");
 }
