@@ -176,6 +176,9 @@ class Role(models.TextChoices):
     LEAD = "lead", "Project lead"
     MODEL_OWNER = "model_owner", "Model owner"
     ADMIN = "admin", "Project admin"
+    # Data protection officer (issue 17): patients' consent and data-use reports, nothing else
+    # of the patients' data (no cases, images, labels or models).
+    DPO = "dpo", "Data protection officer"
 
 
 class Membership(models.Model):

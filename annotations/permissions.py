@@ -12,7 +12,11 @@ from django.utils import timezone
 from annotations.models import Annotation, Case, CaseSkip, Membership, Project, Role
 
 A, R, L, M, D = Role.ANNOTATOR, Role.REVIEWER, Role.LEAD, Role.MODEL_OWNER, Role.ADMIN
+P = Role.DPO
 ALL_ROLES = frozenset(Role.values)
+# The roles that work with the patients' data (cases, images, labels, models): all but the
+# data protection officer, who sees consent and data-use reports only.
+WORKING_ROLES = frozenset({A, R, L, M, D})
 
 POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("project", "view"): ALL_ROLES,
@@ -31,7 +35,7 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("annotation", "annotate"): frozenset({A}),
     ("annotation", "view_any"): frozenset({R, L, M, D}),
     ("annotation", "review"): frozenset({R, L, D}),
-    ("suggestion", "view"): ALL_ROLES,
+    ("suggestion", "view"): WORKING_ROLES,
     ("model", "view"): frozenset({M, L, D}),
     ("model", "change"): frozenset({M, D}),
     ("audit", "view"): frozenset({L, D}),
@@ -49,10 +53,13 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("ethics", "view"): ALL_ROLES,
     ("ethics", "change"): frozenset({L, D}),
     ("ethics", "require"): frozenset({D}),
-    # Consent (issue 17): leads and admins record consent and withdrawals, still see a withdrawn
-    # patient's cases and give the data protection officer the patient's data-use report.
+    # Consent (issue 17): leads and admins record consent and withdrawals and still see a
+    # withdrawn patient's cases; the data protection officer (with them) sees every patient's
+    # consent status and asks for a patient's data-use report, and sees nothing else of the
+    # patients' data: no case, image, label, suggestion or model.
+    ("consent", "view"): frozenset({L, D, P}),
     ("consent", "change"): frozenset({L, D}),
-    ("data_use", "view"): frozenset({L, D}),
+    ("data_use", "view"): frozenset({L, D, P}),
 }
 
 

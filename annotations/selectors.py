@@ -15,6 +15,7 @@ from annotations.models import (
     AuditEvent,
     Case,
     Instance,
+    Patient,
     Project,
     Series,
     ShownSuggestion,
@@ -55,6 +56,15 @@ def held_out_cases(project_id: int) -> QuerySet[Case]:
     """Cases of the project held out at ingest by its eligibility rules and not yet decided:
     an included case is no longer held out, an excluded one stays held out for good."""
     return Case.objects.filter(project_id=project_id, held_out=True, held_out_excluded_at=None)
+
+
+def patient_consents(project: Project, *, status: str = "") -> QuerySet[Patient]:
+    """The project's patients by pseudonym with their consent, each with its number of cases
+    (``case_count``), optionally only those whose consent is ``status``."""
+    patients = Patient.objects.filter(project=project)
+    if status:
+        patients = patients.filter(consent_status=status)
+    return patients.annotate(case_count=Count("studies__case")).order_by("pseudonym")
 
 
 def projects_with_counts(user: User | AnonymousUser) -> QuerySet[Project]:

@@ -54,6 +54,12 @@ def case_for(
         case = Case.objects.select_related("project", "study__patient").filter(pk=case_pk).first()
     if case is None or not permissions.is_member(request.user, case.project_id):
         raise NotFound("No such case, or you are not a member of its project.")
+    if not (
+        permissions.allowed(request.user, case.project_id, "case", "view_any")
+        or permissions.allowed(request.user, case.project_id, "case", "view_own")
+    ):
+        # A role that never sees cases (the data protection officer) learns nothing of this one.
+        raise PermissionDenied("Your roles in this project do not include seeing its cases.")
     if not permissions.allowed(request.user, case.project_id, "consent", "change"):
         # An open workspace learns on its next request that the patient withdrew (410).
         consent.check_case_open(case)

@@ -3,17 +3,18 @@ naming the patient by pseudonym or by the source identifier (hashed, never store
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from annotations import selectors
 from annotations.api.common import project_for, user_of
 from annotations.models import Consent, ConsentSource
-from annotations.services import consent
-from annotations.services.errors import DomainError
+from annotations.services import audit, consent
+from annotations.services.errors import DomainError, InvalidInput
 
 
 class PatientNotFound(DomainError):
@@ -43,8 +44,44 @@ class ConsentResultSerializer(serializers.Serializer):
     leases_released = serializers.IntegerField()
 
 
+class PatientConsentSerializer(serializers.Serializer):
+    pseudonym = serializers.CharField()
+    consent_status = serializers.ChoiceField(choices=Consent.choices)
+    consent_date = serializers.DateField(allow_null=True)
+    consent_source = serializers.CharField()
+    withdrawn_at = serializers.DateTimeField(allow_null=True)
+    purged_at = serializers.DateTimeField(allow_null=True)
+    case_count = serializers.IntegerField(help_text="the patient's cases still held")
+
+
 class ConsentView(APIView):
     parser_classes = [JSONParser]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "status", str, enum=Consent.values, description="only patients with this consent"
+            )
+        ],
+        responses=PatientConsentSerializer(many=True),
+    )
+    def get(self, request: Request, project_pk: int) -> Response:
+        """Every patient's consent status, by pseudonym (leads, admins and the data protection
+        officer). Audited as ``patient.consent_list``."""
+        project = project_for(request, project_pk, "consent", "view")
+        status = request.query_params.get("status", "")
+        if status and status not in Consent.values:
+            raise InvalidInput(f"status must be one of {sorted(Consent.values)}, got {status!r}.")
+        patients = selectors.patient_consents(project, status=status)
+        audit.record(
+            action="patient.consent_list",
+            actor=user_of(request),
+            target=project,
+            project_id=project.pk,
+            request=request,
+            detail={"status": status or None},
+        )
+        return Response(PatientConsentSerializer(patients, many=True).data)
 
     @extend_schema(request=ConsentInputSerializer, responses=ConsentResultSerializer)
     def post(self, request: Request, project_pk: int) -> Response:

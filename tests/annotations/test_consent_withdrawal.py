@@ -210,3 +210,50 @@ def test_a_clinical_csv_records_consent_and_withdrawal(project, cases, synthetic
     assert (consented.consent_status, consented.consent_source) == ("consented", "csv")
     assert consented.consent_date < date(2024, 1, 10)  # shifted like the patient's images
     assert withdrawn.consent_status == "withdrawn" and withdrawn.withdrawn_at is not None
+
+
+def test_the_data_protection_officer_sees_consent_and_reports_and_nothing_else(
+    project, scene, api_for, member
+):
+    """The officer lists every patient's consent and asks for a patient's report (JSON and
+    PDF), but may not open the case, its images or labels, label, export or train."""
+    case = scene["case"]
+    officer = api_for(member("olga", "dpo"))
+    consent.withdraw(patient=Patient.objects.get(studies__case=case), source="lead")
+    listed = officer.get(f"/api/projects/{project.pk}/consent/?status=withdrawn")
+    assert listed.status_code == 200, listed.json()
+    patient = Patient.objects.get(studies__case=case)
+    assert [
+        (row["pseudonym"], row["consent_status"], row["case_count"]) for row in listed.json()
+    ] == [(patient.pseudonym, "withdrawn", 1)]
+    assert officer.get(f"/api/projects/{project.pk}/consent/?status=maybe").status_code == 400
+    report = officer.post(
+        f"/api/projects/{project.pk}/data-use-report/",
+        {"patient_id": scene["source_id"]},
+        format="json",
+    )
+    assert report.status_code == 200 and report.json()["patient"]["withdrawn"] is True
+    document = officer.post(
+        f"/api/projects/{project.pk}/data-use-report/",
+        {"pseudonym": patient.pseudonym, "format": "pdf"},
+        format="json",
+    )
+    assert document.status_code == 200 and document["Content-Type"] == "application/pdf"
+    image = case.study.series.first().instances.first()
+    refused = [
+        officer.get(f"/api/cases/{case.pk}/"),
+        officer.get(f"/api/instances/{image.pk}/file/"),
+        officer.get(f"/api/instances/{image.pk}/thumbnail.png"),
+        officer.get(f"/api/cases/{case.pk}/suggestions/"),
+        officer.get(f"/api/projects/{project.pk}/cases/"),
+        officer.post(f"/api/projects/{project.pk}/next-case/"),
+        officer.get(f"/api/projects/{project.pk}/exports/coco/"),
+        officer.post(f"/api/projects/{project.pk}/cycles/"),
+        officer.post(
+            f"/api/projects/{project.pk}/consent/",
+            {"pseudonym": patient.pseudonym, "status": "consented"},
+            format="json",
+        ),
+    ]
+    assert [answer.status_code for answer in refused] == [403] * len(refused)
+    assert AuditEvent.objects.filter(action="patient.consent_list").exists()
