@@ -43,6 +43,18 @@ export function figure(version: ModelVersion, path: string): Figure {
   return { value, missing: value === null ? "not measured" : "" };
 }
 
+/** The "trained on withdrawn data" flag of a version: null when none of its training labels
+ * belongs to a patient who withdrew consent, else the badge's text and its explanation. */
+export function withdrawnFlag(version: ModelVersion): { text: string; title: string } | null {
+  const count = version.withdrawn_labels ?? 0;
+  if (!version.trained_on_withdrawn_data && count <= 0) return null;
+  const labels = count === 1 ? "1 training label" : `${count} training labels`;
+  return {
+    text: "trained on withdrawn data",
+    title: `${labels} of patients who withdrew consent. A new cycle's label snapshot leaves them out.`,
+  };
+}
+
 export function validationLabels(version: ModelVersion): number | null {
   const count = version.evidence?.validation_labels;
   return Number.isInteger(count) ? (count as number) : null;

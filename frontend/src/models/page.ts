@@ -20,6 +20,7 @@ import {
   shownStatus,
   validationLabels,
   when,
+  withdrawnFlag,
   withinText,
 } from "./format";
 import type { Cycle, ModelVersion, ModelsConfig, Project, Strategy } from "./types";
@@ -121,6 +122,9 @@ export class ModelsPage {
       retrain.disabled = active;
       retrain.title = active ? "A retraining cycle is running" : "Train a new version now";
     }
+    for (const again of document.querySelectorAll<HTMLButtonElement>("[data-testid=retrain-without-withdrawn]")) {
+      again.disabled = active;
+    }
     byId("cycle-empty").hidden = Boolean(cycle);
     byId("cycle-body").hidden = !cycle;
     byId("cycle-status").hidden = !cycle;
@@ -209,12 +213,33 @@ export class ModelsPage {
         promote.addEventListener("click", () => this.confirmChange("promote", version, promote));
         actions.append(promote);
       }
+      const statusCell = h("td", {}, status);
+      const withdrawn = withdrawnFlag(version);
+      if (withdrawn) {
+        const flag = badge("withdrawn", withdrawn.text);
+        flag.title = withdrawn.title;
+        flag.dataset.testid = "withdrawn-flag";
+        statusCell.append(" ", flag);
+        if (this.config.canChange) {
+          // One click: a new cycle, whose label snapshot leaves the withdrawn patients out.
+          const again = h("button", {
+            text: "Retrain without them",
+            class: "small",
+            type: "button",
+            "data-testid": "retrain-without-withdrawn",
+          });
+          again.disabled = isActive(this.cycle);
+          again.title = again.disabled ? "A retraining cycle is running" : withdrawn.title;
+          again.addEventListener("click", () => void this.retrain(again));
+          actions.append(again);
+        }
+      }
       const labels = validationLabels(version);
       const row = h(
         "tr",
         { "data-version": version.number },
         h("td", { text: `v${version.number}` }),
-        h("td", {}, status),
+        statusCell,
         h("td", { text: String(version.label_count), class: "num", "data-testid": "label-count" }),
         h("td", { text: version.strategy || "—" }),
         h("td", {
@@ -370,8 +395,8 @@ export class ModelsPage {
     }
   }
 
-  private async retrain(): Promise<void> {
-    byId<HTMLButtonElement>("retrain").disabled = true;
+  private async retrain(button?: HTMLButtonElement): Promise<void> {
+    for (const node of [optional<HTMLButtonElement>("retrain"), button]) if (node) node.disabled = true;
     this.clearError();
     const ticket = ++this.asked;
     try {

@@ -64,6 +64,9 @@ export type ModelVersion = {
   model_kind: string;
   code_version: string;
   weights_sha256: string | null;
+  /** Training labels of patients who withdrew consent since (issue 17); absent on old answers. */
+  withdrawn_labels?: number;
+  trained_on_withdrawn_data?: boolean;
 };
 
 export type StageProgress = { stage?: string; unit?: "steps" | "cases"; done?: number; total?: number };

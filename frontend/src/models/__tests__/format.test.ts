@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { decisionLines, duration, etaText, figure, pairedText, shownStatus, withinText } from "../format";
+import { decisionLines, duration, etaText, figure, pairedText, shownStatus, withdrawnFlag, withinText } from "../format";
 import type { Cycle, ModelVersion } from "../types";
 
 const cycle = (over: Partial<Cycle> = {}): Cycle => ({
@@ -89,5 +89,36 @@ describe("Models page words", () => {
       "no paired comparison: too few labels",
     ]);
     expect(pairedText(version(1), v2)).toContain("When v2 was trained, both were measured on the same 12 validation labels");
+  });
+});
+
+describe("trained on withdrawn data", () => {
+  const base = (over: Partial<ModelVersion> = {}): ModelVersion => ({
+    id: 1,
+    number: 1,
+    status: "promoted",
+    label_count: 8,
+    strategy: "hybrid",
+    metrics: null,
+    created_at: "2026-12-05T10:00:00Z",
+    promoted_at: null,
+    model_kind: "builtin",
+    code_version: "1",
+    weights_sha256: "ab",
+    ...over,
+  });
+
+  it("flags a version with labels of withdrawn patients and says how many", () => {
+    const flag = withdrawnFlag(base({ withdrawn_labels: 3, trained_on_withdrawn_data: true }));
+    expect(flag?.text).toBe("trained on withdrawn data");
+    expect(flag?.title).toContain("3 training labels of patients who withdrew consent");
+    expect(withdrawnFlag(base({ withdrawn_labels: 1, trained_on_withdrawn_data: true }))?.title).toContain(
+      "1 training label of",
+    );
+  });
+
+  it("shows nothing for a clean version or an answer without the field", () => {
+    expect(withdrawnFlag(base({ withdrawn_labels: 0, trained_on_withdrawn_data: false }))).toBeNull();
+    expect(withdrawnFlag(base())).toBeNull();
   });
 });
