@@ -51,11 +51,16 @@ def report(
         .select_related("annotator")
         .order_by("pk")
     )
-    annotation_ids = {a.pk for a in annotations}
+    # After the purge the rows are gone; their ids stay in the purge's audit event.
+    purged = consent.purged_ids(project.pk, patient.pk)
+    annotation_ids = {a.pk for a in annotations} | purged["annotations"]
     targets = (
-        [("annotations.Case", str(c.pk)) for c in cases]
-        + [("annotations.Instance", str(i.pk)) for i in instances]
-        + [("annotations.Annotation", str(a.pk)) for a in annotations]
+        [("annotations.Case", str(pk)) for pk in {c.pk for c in cases} | purged["cases"]]
+        + [
+            ("annotations.Instance", str(pk))
+            for pk in {i.pk for i in instances} | purged["instances"]
+        ]
+        + [("annotations.Annotation", str(pk)) for pk in annotation_ids]
     )
     viewers = []
     for object_type in {t for t, _ in targets}:
@@ -142,6 +147,11 @@ def report(
             }
             for case in cases
         ],
+        "deleted_by_purge": {
+            "cases": sorted(purged["cases"]),
+            "images": sorted(purged["instances"]),
+            "labels": sorted(purged["annotations"]),
+        },
         "viewed_by": viewers,
         "label_snapshots": snapshots,
         "model_versions": versions,

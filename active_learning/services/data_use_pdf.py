@@ -76,6 +76,11 @@ def pdf(report: dict[str, Any]) -> bytes:
                 for case in report["cases"]
             ],
         ),
+        Paragraph("Deleted by the purge", styles["Heading2"]),
+        _table(
+            ["cases", "images", "labels"],
+            [[str(len(report["deleted_by_purge"][key])) for key in ("cases", "images", "labels")]],
+        ),
         Paragraph("Who viewed them", styles["Heading2"]),
         _table(
             ["when", "user", "action", "object", "address"],

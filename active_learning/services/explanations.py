@@ -44,6 +44,18 @@ def _cache_path(version: ModelVersion, case: Case, finding: str) -> Path:
     )
 
 
+def delete_overlays(case_ids: list[int]) -> int:
+    """Delete the overlays every version drew for ``case_ids`` (a purged patient's cases);
+    returns how many files went."""
+    root = Path(settings.MODELS_DIR) / "explanations"
+    deleted = 0
+    for case_id in case_ids:
+        for path in root.glob(f"version-*/case-{int(case_id)}-*.png"):
+            path.unlink(missing_ok=True)
+            deleted += 1
+    return deleted
+
+
 @dataclass(frozen=True)
 class Explanation:
     """An overlay PNG, the instance it lies over (the image the model read), and whether it is

@@ -3,7 +3,9 @@ withdrawn patients are in no future label snapshot, and the model versions train
 flagged "trained on withdrawn data" (computed from their snapshots, so the flag is never stale;
 the withdrawal itself records one ``model_version.trained_on_withdrawn_data`` audit event per
 version it touched, in its own transaction). Retraining without them is one click: a new
-cycle's snapshot leaves them out."""
+cycle's snapshot leaves them out. After the purge the labels' rows are gone; their ids stay in
+the purge's audit event, so the flag stays. The purge also deletes the explanation overlays the
+versions drew for the patient's cases."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from django.db.models import QuerySet
 from active_learning.models import ModelVersion
 from active_learning.services import case_inputs
 from annotations.models import Annotation, Consent, Patient, Project
-from annotations.services import audit
+from annotations.services import audit, consent
 
 
 def training_annotations(project: Project, *, validation: bool = False) -> QuerySet[Annotation]:
@@ -34,12 +36,13 @@ def _snapshot_ids(version: ModelVersion) -> set[int]:
 
 def withdrawn_labels_per_version(project: Project) -> dict[int, int]:
     """{model version id: how many of its training labels belong to withdrawn patients}, only
-    the versions with at least one."""
+    the versions with at least one (purged labels counted from the purges' audit events)."""
     withdrawn = set(
         Annotation.objects.filter(
             case__project=project, case__study__patient__consent_status=Consent.WITHDRAWN
         ).values_list("pk", flat=True)
     )
+    withdrawn |= consent.purged_ids(project.pk)["annotations"]
     if not withdrawn:
         return {}
     counts = {}
@@ -53,6 +56,7 @@ def withdrawn_labels_per_version(project: Project) -> dict[int, int]:
 def versions_using(patient: Patient) -> list[ModelVersion]:
     """The model versions whose label snapshot holds a label of ``patient``'s cases."""
     ids = set(Annotation.objects.filter(case__study__patient=patient).values_list("pk", flat=True))
+    ids |= consent.purged_ids(patient.project_id, patient.pk)["annotations"]
     if not ids:
         return []
     return [
@@ -60,6 +64,14 @@ def versions_using(patient: Patient) -> list[ModelVersion]:
         for version in ModelVersion.objects.filter(project_id=patient.project_id).order_by("number")
         if _snapshot_ids(version) & ids
     ]
+
+
+def delete_explanations_on_purge(sender: Any, *, case_ids: list[int], **_: Any) -> int:
+    """Receiver of ``annotations.services.consent.patient_purging``: the explanation overlays
+    of the purged patient's cases go with them."""
+    from active_learning.services.explanations import delete_overlays
+
+    return delete_overlays(case_ids)
 
 
 def flag_versions_on_withdrawal(

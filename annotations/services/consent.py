@@ -10,7 +10,18 @@ on their next request, exports and every future label snapshot leave the labels 
 loop is told (``patient_withdrawn``, a signal the active-learning app receives in the same
 transaction to flag the model versions trained on those labels). Files and clinical text are
 deleted after ``MEDLOOP_WITHDRAWAL_RETENTION_DAYS`` (0: at the next run) by the beat task
-``annotations.purge_withdrawn_patients``; audit events name the patient by pseudonym only."""
+``annotations.purge_withdrawn_patients``; audit events name the patient by pseudonym only.
+
+The purge leaves nothing of the patient but the withdrawal record (the Patient row: pseudonym,
+consent, withdrawal and purge dates) and the pseudonymous audit trail. It deletes the stored
+images, the cached renderings and thumbnails, the cached slice headers, and the rows of the
+patient's studies with all that hangs off them: series, images, cases, clinical text, lab
+results, labels and their revisions, boxes, shown and stored suggestions, image features and
+embeddings, skips, double reads and test-set draws. Ingest reports keep their counts but lose the
+lines of the patient's files. The loop is told first (``patient_purging``) to delete what it
+derived on disk (explanation overlays). The ids of what was deleted (plain numbers) stay in the
+``patient.purge`` event, so that the data-use report still names who viewed the patient's data
+and which snapshots and versions used their labels."""
 
 from __future__ import annotations
 
@@ -22,6 +33,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q
 from django.dispatch import Signal
@@ -29,7 +41,18 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from annotations.dicom.deidentify import pseudonym as keyed_pseudonym
-from annotations.models import Case, Consent, ConsentSource, Instance, LabResult, Patient, Project
+from annotations.models import (
+    Annotation,
+    AuditEvent,
+    Case,
+    Consent,
+    ConsentSource,
+    IngestBatch,
+    Instance,
+    Patient,
+    Project,
+    Study,
+)
 from annotations.services import audit
 from annotations.services.errors import DomainError, InvalidInput
 from medloop.celery import send_after_commit
@@ -38,6 +61,9 @@ logger = logging.getLogger(__name__)
 
 # Sent inside the withdrawal's transaction: patient, case_ids, actor.
 patient_withdrawn = Signal()
+# Sent inside the purge's transaction, before the rows go: patient, case_ids, instance_ids,
+# annotation_ids. Receivers delete what they derived from them.
+patient_purging = Signal()
 
 
 class ConsentWithdrawn(DomainError):
@@ -191,10 +217,28 @@ def retention_days() -> int:
     return int(settings.MEDLOOP_WITHDRAWAL_RETENTION_DAYS)
 
 
+@dataclass(frozen=True)
+class Purged:
+    """What a purge deleted: files, and the ids (plain numbers) of the rows."""
+
+    files_deleted: int
+    case_ids: list[int]
+    instance_ids: list[int]
+    annotation_ids: list[int]
+
+    def detail(self) -> dict[str, object]:
+        return {
+            "files_deleted": self.files_deleted,
+            "cases": self.case_ids,
+            "instances": self.instance_ids,
+            "annotations": self.annotation_ids,
+        }
+
+
 def purge_due(*, now: datetime | None = None) -> list[int]:
-    """Delete the stored files and clinical text of every patient withdrawn at least the
-    retention ago and not yet purged; return their ids. Idempotent (a file already gone is
-    no error); each purge is audited by pseudonym only."""
+    """Delete everything held of each patient withdrawn at least the retention ago and not yet
+    purged (see the module docstring); return their ids. Idempotent (a file already gone is no
+    error); each purge is audited by pseudonym and the ids of what it deleted."""
     now = now or timezone.now()
     cutoff = now - timedelta(days=retention_days())
     due = Patient.objects.filter(
@@ -206,34 +250,82 @@ def purge_due(*, now: datetime | None = None) -> list[int]:
             locked = Patient.objects.select_for_update().filter(pk=patient.pk, purged_at=None)
             if not locked.exists():
                 continue
-            files = _purge_patient(patient)
-            Patient.objects.filter(pk=patient.pk).update(purged_at=now)
+            done = _purge_patient(patient)
+            Patient.objects.filter(pk=patient.pk).update(purged_at=now, sex="")
             audit.record(
                 action="patient.purge",
                 target=patient,
                 project_id=patient.project_id,
-                detail={"pseudonym": patient.pseudonym, "files_deleted": files},
+                detail={"pseudonym": patient.pseudonym, **done.detail()},
             )
         purged.append(patient.pk)
     return purged
 
 
-def _purge_patient(patient: Patient) -> int:
+def purged_ids(project_id: int, patient_id: int | None = None) -> dict[str, set[int]]:
+    """The ids of the cases, images and labels the purges deleted in the project (of one
+    patient when ``patient_id``), read from their ``patient.purge`` audit events."""
+    events = AuditEvent.objects.filter(action="patient.purge", project_id=project_id)
+    if patient_id is not None:
+        events = events.filter(object_type="annotations.Patient", object_id=str(patient_id))
+    found: dict[str, set[int]] = {"cases": set(), "instances": set(), "annotations": set()}
+    for detail in events.values_list("detail", flat=True):
+        for key, ids in found.items():
+            ids.update(int(pk) for pk in (detail or {}).get(key, []))
+    return found
+
+
+def _purge_patient(patient: Patient) -> Purged:
+    from annotations.series_stacks import CACHE_PREFIX
     from annotations.services.ingest import storage_path
 
+    images = list(
+        Instance.objects.filter(series__study__patient=patient)
+        .order_by("pk")
+        .values_list("pk", "file_path", "sha256")
+    )
+    case_ids = list(
+        Case.objects.filter(study__patient=patient).order_by("pk").values_list("pk", flat=True)
+    )
+    annotation_ids = list(
+        Annotation.objects.filter(case_id__in=case_ids).order_by("pk").values_list("pk", flat=True)
+    )
+    instance_ids = [pk for pk, _path, _sha in images]
+    patient_purging.send(
+        sender=Patient,
+        patient=patient,
+        case_ids=case_ids,
+        instance_ids=instance_ids,
+        annotation_ids=annotation_ids,
+    )
     deleted = 0
-    for path in Instance.objects.filter(series__study__patient=patient).values_list(
-        "file_path", flat=True
-    ):
+    for _pk, path, _sha in images:
         file = storage_path(path)
         if file.exists():
             file.unlink()
             deleted += 1
-    cases = Case.objects.filter(study__patient=patient)
-    LabResult.objects.filter(case__in=cases).delete()
-    cases.update(indication="", history="")
-    if deleted:
-        # Rendered PNGs are cached by a hash of their parameters, not by image: the cache is
-        # derived data, emptied whole so that no rendering of the patient's images survives.
+    if images:
+        # Rendered PNGs (views and thumbnails) are cached by a hash of their parameters, not by
+        # image: the cache is derived data, emptied whole so that no rendering survives.
         shutil.rmtree(Path(settings.STORAGE_DIR) / "renders", ignore_errors=True)
-    return deleted
+        cache.delete_many([CACHE_PREFIX + sha for _pk, _path, sha in images])
+    _forget_in_ingest_reports(patient.project_id, set(case_ids), set(instance_ids))
+    # The studies, and with them series, images, cases and all that hangs off a case.
+    Study.objects.filter(patient=patient).delete()
+    return Purged(deleted, case_ids, instance_ids, annotation_ids)
+
+
+def _forget_in_ingest_reports(project_id: int, case_ids: set[int], instance_ids: set[int]) -> None:
+    """Ingest reports keep their counts; the lines of the patient's files lose their source
+    name, reason and ids."""
+    for batch in IngestBatch.objects.filter(project_id=project_id).only("pk", "items"):
+        items = batch.items if isinstance(batch.items, list) else []
+        changed = False
+        for index, item in enumerate(items):
+            if isinstance(item, dict) and (
+                item.get("case_id") in case_ids or item.get("instance_id") in instance_ids
+            ):
+                items[index] = {"status": item.get("status", ""), "purged": True}
+                changed = True
+        if changed:
+            IngestBatch.objects.filter(pk=batch.pk).update(items=items)

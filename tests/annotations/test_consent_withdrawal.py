@@ -117,12 +117,12 @@ def test_a_withdrawal_mid_annotation_takes_effect_everywhere_at_once(
     assert consent.purge_due() == []  # within the retention
     assert consent.purge_due(now=timezone.now() + timedelta(days=8)) == [patient.pk]
     assert not any(f.exists() for f in files)
-    case.refresh_from_db()
-    assert case.indication == "" and case.history == "" and not case.lab_results.exists()
+    assert not Case.objects.filter(pk=case.pk).exists()  # and its clinical text, labs, labels
     patient.refresh_from_db()
     assert patient.purged_at is not None
     purge_event = AuditEvent.objects.get(action="patient.purge")
-    assert purge_event.detail == {"pseudonym": patient.pseudonym, "files_deleted": len(files)}
+    assert purge_event.detail["pseudonym"] == patient.pseudonym
+    assert purge_event.detail["files_deleted"] == len(files)
 
 
 def projects_member(project, username):
@@ -257,3 +257,121 @@ def test_the_data_protection_officer_sees_consent_and_reports_and_nothing_else(
     ]
     assert [answer.status_code for answer in refused] == [403] * len(refused)
     assert AuditEvent.objects.filter(action="patient.consent_list").exists()
+
+
+def test_after_the_purge_nothing_of_the_patient_remains_but_the_withdrawal_and_the_trail(
+    project, scene, api_for, settings, tmp_path
+):
+    """Every stored copy of the patient's data, on disk, in the cache and in the database, is
+    gone after the purge; the Patient row (the withdrawal record) and the audit trail, which
+    names the patient by pseudonym only, remain, and the data-use report still tells who viewed
+    the data and which versions learnt from it."""
+    from django.apps import apps
+    from django.core.cache import cache
+    from django.core.management import call_command
+
+    from active_learning.models import ImageFeatures, Suggestion
+    from active_learning.services import explanations
+    from annotations.models import Annotation, Instance, Series, Study
+    from annotations.series_stacks import CACHE_PREFIX
+
+    settings.MODELS_DIR = tmp_path / "models"
+    marker = "PURGEMARKER7731"
+    case, draft, second, version = scene["case"], scene["draft"], scene["second"], scene["version"]
+    reader = api_for(second)
+    # The reader's report draft and the clinical text hold the marker.
+    annotate.save_draft(
+        annotation=draft,
+        actor=second,
+        expected_version=draft.version,
+        report={section: f"{marker} seen" for section in project.report_section_keys},
+        findings={"nodule": "present"},
+    )
+    Case.objects.filter(pk=case.pk).update(indication=f"cough {marker}", history=marker)
+    # What reading leaves behind: renderings, thumbnails, the slice headers, suggestions with
+    # their embedding, image features and an explanation overlay.
+    series = case.study.series.first()
+    images = list(series.instances.all())
+    assert reader.get(f"/api/cases/{case.pk}/").status_code == 200
+    assert reader.get(f"/api/instances/{images[0].pk}/thumbnail.png").status_code == 200
+    assert reader.get(f"/api/instances/{images[0].pk}/render.png").status_code == 200
+    assert reader.get(f"/api/cases/{case.pk}/series/{series.pk}/stack/").status_code == 200
+    assert cache.get(CACHE_PREFIX + images[0].sha256) is not None
+    Suggestion.objects.create(
+        case=case,
+        model_version=version,
+        report_draft={"impression": marker},
+        finding_probabilities={"nodule": 0.7},
+        embedding=[0.1, 0.2],
+    )
+    ImageFeatures.objects.create(case=case, vector=[0.3, 0.4])
+    overlay = explanations._cache_path(version, case, "nodule")
+    overlay.parent.mkdir(parents=True, exist_ok=True)
+    overlay.write_bytes(b"png")
+    renders = settings.STORAGE_DIR / "renders"
+    assert any(p.is_file() for p in renders.rglob("*"))
+    study = case.study
+    uids = [study.study_instance_uid, series.series_instance_uid] + [
+        i.sop_instance_uid for i in images
+    ]
+    files = [storage_path(i.file_path) for i in images]
+    ids = {
+        Case: {case.pk},
+        Study: {study.pk},
+        Series: {series.pk},
+        Instance: {i.pk for i in images},
+        Annotation: set(Annotation.objects.filter(case=case).values_list("pk", flat=True)),
+    }
+    patient = Patient.objects.get(studies__case=case)
+
+    settings.MEDLOOP_WITHDRAWAL_RETENTION_DAYS = 0
+    consent.withdraw(patient=patient, source="lead")
+    assert consent.purge_due() == [patient.pk]
+
+    # Files: the images, every rendering and thumbnail, the overlay.
+    assert not any(f.exists() for f in files)
+    assert not any(p.is_file() for p in renders.rglob("*"))
+    assert not overlay.exists()
+    assert cache.get(CACHE_PREFIX + images[0].sha256) is None
+    # Rows: nothing refers to the patient's studies, series, images, cases or labels.
+    for model in apps.get_models():
+        for field in model._meta.get_fields():
+            if field.is_relation and field.concrete and field.related_model in ids:
+                left = model._default_manager.filter(
+                    **{f"{field.attname}__in": ids[field.related_model]}
+                )
+                assert not left.exists(), f"{model.__name__}.{field.name} still refers to them"
+    for model, pks in ids.items():
+        assert not model.objects.filter(pk__in=pks).exists(), model.__name__
+    # Every row of the database, as dumpdata writes it: no marker, no UID of the patient's.
+    dump = io.StringIO()
+    call_command("dumpdata", exclude=["annotations.auditevent"], stdout=dump)
+    for needle in [marker, *uids]:
+        assert needle not in dump.getvalue(), needle
+    for batch in type(project).objects.get(pk=project.pk).ingest_batches.all():
+        assert not [line for line in batch.items if line.get("case_id") == case.pk]
+    # The withdrawal record and the pseudonymous trail remain.
+    patient.refresh_from_db()
+    assert patient.consent_status == "withdrawn" and patient.purged_at is not None
+    assert patient.sex == ""
+    trail = AuditEvent.objects.filter(project_id=project.pk)
+    assert trail.filter(action="case.view", object_id=str(case.pk)).exists()
+    assert not [e for e in trail if marker in str(e.detail) or scene["source_id"] in str(e.detail)]
+    purge = trail.get(action="patient.purge")
+    assert purge.detail["pseudonym"] == patient.pseudonym
+    assert purge.detail["cases"] == [case.pk] and purge.detail["files_deleted"] == len(files)
+    # The version stays flagged, and the report still names the viewer and the version.
+    assert withdrawals.withdrawn_labels_per_version(project) == {
+        version.pk: len(ids[Annotation] & {pk for pk, _ in version.label_snapshot})
+    }
+    body = api_for(scene["lead"]).post(
+        f"/api/projects/{project.pk}/data-use-report/",
+        {"pseudonym": patient.pseudonym},
+        format="json",
+    )
+    assert body.status_code == 200, body.json()
+    report = body.json()
+    assert report["patient"]["purged"] is True and report["cases"] == []
+    assert report["deleted_by_purge"]["cases"] == [case.pk]
+    assert ("second", "case.view") in {(r["user"], r["action"]) for r in report["viewed_by"]}
+    assert [v["model_version"] for v in report["model_versions"]] == [1]
