@@ -58,10 +58,23 @@ class ModelVersion(models.Model):
         return f"{self.project} v{self.number}"
 
 
+# The settings of what the loop does and when (strategy, retraining, training, promotion); a
+# project's JSON shows them too (active_learning.apps).
+RUN_FIELDS = (
+    "acquisition_strategy",
+    "auto_promote",
+    "auto_retrain_threshold",
+    "model_config",
+    "promotion_metric",
+    "training_epochs",
+)
+
+
 class LoopSettings(models.Model):
-    """How a project's loop decides: the promotion guard and where a cycle's training starts.
-    One row per project, created with the defaults the first time a setting is changed
-    (``active_learning.services.loop_settings``)."""
+    """How a project's loop runs: its strategy, when it retrains, how long it trains and with
+    which model settings, how a version is promoted (metric, guard) and where a cycle's training
+    starts. One row per project, created with the defaults the first time a setting is changed;
+    read and changed through ``active_learning.services.loop_settings``."""
 
     class WarmStart(models.TextChoices):
         LATEST = "latest", "Latest trained version (when it saw every label the serving one saw)"
@@ -74,6 +87,27 @@ class LoopSettings(models.Model):
         SCRATCH = "scratch", "From scratch"
 
     project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="loop_settings")
+    # How the loop orders the queue (active_learning.strategies).
+    acquisition_strategy = models.CharField(
+        max_length=40,
+        default="hybrid",
+        help_text="How the loop orders the queue (active_learning.strategies).",
+    )
+    auto_retrain_threshold = models.PositiveIntegerField(
+        default=50,
+        help_text="Newly submitted annotations that trigger a retraining cycle (0: off).",
+    )
+    # Retraining cycles: promote a better version by itself, or wait for a model owner.
+    auto_promote = models.BooleanField(
+        default=True,
+        help_text="Promote a new version when its validation metric improves on the serving one.",
+    )
+    # A name of active_learning.services.metric_schema.PROMOTION_METRICS.
+    promotion_metric = models.CharField(max_length=40, default="combined")
+    training_epochs = models.PositiveSmallIntegerField(default=5)
+    # Overrides of the built-in model's configuration (active_learning.ml.builtin.BuiltinConfig),
+    # among them the thresholds a version shows and drafts reports by.
+    model_config = models.JSONField(default=dict, blank=True)
     # Automatic promotion needs at least this many labelled validation cases; below it a
     # version waits for a model owner, the numbers shown.
     min_validation_labels = models.PositiveIntegerField(default=20)

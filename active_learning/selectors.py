@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from active_learning.models import ModelVersion, RetrainingCycle
 from active_learning.services.cycles import BANDS
-from active_learning.services.model_dashboard import validation_metric
+from active_learning.services.metric_schema import metric_value
 
 # The figures the versions table and the confirmation show, with their names on the page.
 FIGURES = {
@@ -26,7 +26,6 @@ FIGURES = {
     "reports.finding_f1_micro": "report finding F1",
     "combined": "combined",
 }
-COMBINED_PARTS = ("boxes.map_50", "findings.auroc_macro", "reports.finding_f1_micro")
 
 
 def _labels_text(count: int) -> str:
@@ -65,7 +64,7 @@ def version_figures(version: ModelVersion, metric: str) -> dict[str, Any]:
     positives = version.metrics.get("validation_positives") or {}
     figures = {}
     for key in dict.fromkeys([*FIGURES, metric]):
-        value = validation_metric(validation, key) if isinstance(validation, dict) else None
+        value = metric_value(validation, key) if isinstance(validation, dict) else None
         missing = "" if value is not None else _why_missing(key, validation, labels, positives)
         figures[key] = {"value": value, "missing": missing}
     return {

@@ -32,7 +32,7 @@ from annotations.models import (
     Series,
     Study,
 )
-from annotations.services import audit, loop_signals, projects
+from annotations.services import audit, projects
 
 # How to reach the project of an object, per model (for the audit event's project).
 _PROJECT_PATHS = ("project_id", "case.project_id", "study.project_id", "series.study.project_id")
@@ -148,12 +148,9 @@ class MembershipInline(admin.TabularInline):
 
 class ProjectAdminForm(forms.ModelForm):
     """The project form of the admin checks what the API checks (``projects.check_changes``):
-    the strategy and the promotion metric are picked from the loop's lists, the label schema,
-    the fractions, the thresholds and the model's settings are validated, and a fault is shown
-    at the field it names."""
+    the label schema, the fractions and the thresholds are validated, and a fault is shown at
+    the field it names. The loop's settings have their own form (``active_learning.admin``)."""
 
-    acquisition_strategy = forms.TypedChoiceField(choices=projects.strategy_choices)
-    promotion_metric = forms.TypedChoiceField(choices=projects.promotion_metric_choices)
     # Django's default until 6.0, said explicitly (a PACS on a hospital network is often http).
     dicomweb_url = forms.URLField(max_length=500, required=False, assume_scheme="http")
 
@@ -193,19 +190,12 @@ class ProjectAdmin(AuditedAdmin):
     list_display = [
         "name",
         "modality",
-        "acquisition_strategy",
-        "auto_retrain_threshold",
         "double_read_fraction",
         "validation_fraction",
         "created_at",
     ]
     search_fields = ["name"]
     inlines = [MembershipInline]
-
-    def save_model(self, request: HttpRequest, obj: Project, form: Any, change: bool) -> None:
-        super().save_model(request, obj, form, change)
-        if change and "acquisition_strategy" in form.changed_data:
-            loop_signals.reorder_queue(obj.pk)  # as a change through the API does
 
 
 @admin.register(Membership)

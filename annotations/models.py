@@ -49,10 +49,6 @@ class Project(models.Model):
     modality = models.CharField(max_length=8, choices=Modality.choices, default=Modality.DX)
     # {"findings": [{"key", "name", "color", "hotkey"}], "report_sections": [{"key", "title"}]}
     label_schema = models.JSONField(default=dict)
-    auto_retrain_threshold = models.PositiveIntegerField(
-        default=50,
-        help_text="Newly submitted annotations that trigger a retraining cycle (0: off).",
-    )
     double_read_fraction = models.FloatField(
         default=0.0, help_text="Share of cases read independently by two annotators."
     )
@@ -70,20 +66,6 @@ class Project(models.Model):
     lease_seconds = models.PositiveIntegerField(
         default=900, help_text="How long a handed-out case stays reserved without activity."
     )
-    acquisition_strategy = models.CharField(
-        max_length=40,
-        default="hybrid",
-        help_text="How the loop orders the queue (active_learning.strategies).",
-    )
-    # Retraining cycles: promote a better version by itself, or wait for a model owner.
-    auto_promote = models.BooleanField(
-        default=True,
-        help_text="Promote a new version when its validation metric improves on the serving one.",
-    )
-    promotion_metric = models.CharField(max_length=40, default="combined")
-    training_epochs = models.PositiveSmallIntegerField(default=5)
-    # Overrides of the built-in model's configuration (active_learning.ml.builtin.BuiltinConfig).
-    model_config = models.JSONField(default=dict, blank=True)
     # Called AE title under which the C-STORE listener files incoming images into this project.
     dicom_ae_title = models.CharField(max_length=16, null=True, blank=True, unique=True)
     # Calling AE titles (the senders) whose associations the listener accepts for this project;

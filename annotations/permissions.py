@@ -20,11 +20,11 @@ WORKING_ROLES = frozenset({A, R, L, M, D})
 
 POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("project", "view"): ALL_ROLES,
-    # A project's name, label schema and queue settings (PROJECT_FIELDS maps each field).
+    # A project's name, label schema and queue settings.
     ("project", "change"): frozenset({L, D}),
     # The settings page: leads (schema, queue, members) and model owners (the loop).
     ("settings", "view"): frozenset({L, M, D}),
-    # The loop's settings: the project's loop fields (LOOP_FIELDS) and the promotion guard's.
+    # The loop's settings (active_learning.LoopSettings).
     ("loop", "change"): frozenset({M, D}),
     ("membership", "view"): frozenset({L, D}),
     ("membership", "change"): frozenset({L, D}),
@@ -61,25 +61,6 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("consent", "change"): frozenset({L, D}),
     ("data_use", "view"): frozenset({L, D, P}),
 }
-
-
-# The project fields of the loop: changing them is ("loop", "change"); every other field of a
-# project is ("project", "change").
-LOOP_FIELDS = frozenset(
-    {
-        "acquisition_strategy",
-        "auto_retrain_threshold",
-        "auto_promote",
-        "promotion_metric",
-        "training_epochs",
-        "model_config",
-    }
-)
-
-
-def project_field_policy(field: str) -> tuple[str, str]:
-    """The (resource, action) whose roles may change the project field ``field``."""
-    return ("loop", "change") if field in LOOP_FIELDS else ("project", "change")
 
 
 def roles_in(user: User | AnonymousUser, project_id: int) -> frozenset[str]:

@@ -41,7 +41,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     from active_learning.ml.builtin import BuiltinConfig, BuiltinModel
-    from active_learning.services import case_inputs, cycles, versions
+    from active_learning.services import case_inputs, cycles, loop_settings, versions
     from annotations.models import Case
 
     total = args.labels + args.validation + args.unlabelled
@@ -51,11 +51,13 @@ def main() -> None:
         pool=total,
         size=args.size,
         seed=5,
-        settings={
-            "model_config": {"train_steps": args.steps},
-            "acquisition_strategy": "hybrid",
-            "auto_retrain_threshold": 0,
-        },
+        settings={},
+    )
+    loop_settings.update_loop_settings(
+        project=project,
+        model_config={"train_steps": args.steps},
+        acquisition_strategy="hybrid",
+        auto_retrain_threshold=0,
     )
     print(f"{total} cases generated and ingested in {time.perf_counter() - started:.0f} s")
     ids = sorted(truth)

@@ -77,7 +77,7 @@ from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 from annotations.models import Project
 from annotations.services import projects
-from annotations.services.demo import DEMO_PROJECT
+from medloop.platform.demo import DEMO_PROJECT
 User = get_user_model()
 project = Project.objects.get(name=DEMO_PROJECT)
 tokens = []

@@ -7,8 +7,6 @@ writes through the API, which enforces the same policy (``annotations.permission
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
@@ -17,20 +15,12 @@ from django.middleware.csrf import get_token
 from django.shortcuts import render
 
 from active_learning.models import LoopSettings, ModelVersion
-from active_learning.services.cycles import PROMOTION_METRICS
+from active_learning.services import loop_settings
+from active_learning.services.metric_schema import PROMOTION_METRICS
 from annotations import permissions
 from annotations.models import Project, Role
 from annotations.services import projects
 from frontend.templatetags.vite import FrontendNotBuilt
-
-
-def _model_defaults() -> dict[str, Any]:
-    """The built-in model's defaults of the settings the page edits (a project's
-    ``model_config`` holds only its overrides)."""
-    from active_learning.ml.builtin.config import BuiltinConfig
-
-    defaults = BuiltinConfig().to_dict()
-    return {key: defaults[key] for key in projects.MODEL_CONFIG_RANGES}
 
 
 @login_required
@@ -69,7 +59,7 @@ def project_settings(request: HttpRequest, project_pk: int) -> HttpResponse:
         "promotionMetrics": list(PROMOTION_METRICS),
         "warmStarts": [list(choice) for choice in LoopSettings.WarmStart.choices],
         "coldStarts": [list(choice) for choice in LoopSettings.ColdStart.choices],
-        "modelDefaults": _model_defaults(),
+        "modelDefaults": loop_settings.model_defaults(),
         # The newest version a cycle could build on: changing the finding classes forces the
         # next cycle to start cold instead (active_learning.services.cycles._warm_start).
         "latestVersion": latest.number if latest else None,

@@ -1,12 +1,10 @@
 """``GET/PATCH /api/projects/{id}/loop-settings/``: the settings of a project's loop, in one
-place: the promotion guard's and warm start's (``LoopSettings``) and the project's loop fields
-(strategy, retrain threshold, training, promotion metric, auto-promote, model settings).
-Model owners, leads and admins read them; model owners and admins change them, all of a
-request's values together or none (``active_learning.services.loop_settings``)."""
+place (``LoopSettings``): strategy, retrain threshold, training, promotion metric,
+auto-promote, model settings, the promotion guard and where training starts. Model owners,
+leads and admins read them; model owners and admins change them, all of a request's values
+together or none (``active_learning.services.loop_settings``)."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
@@ -17,8 +15,7 @@ from rest_framework.views import APIView
 from active_learning.models import LoopSettings
 from active_learning.services import loop_settings
 from annotations.api.common import project_for, user_of
-from annotations.api.serializers import ProjectInputSerializer
-from annotations.models import Project
+from annotations.services.errors import InvalidInput
 
 
 class LoopSettingsSerializer(serializers.ModelSerializer):
@@ -27,52 +24,21 @@ class LoopSettingsSerializer(serializers.ModelSerializer):
         fields = list(loop_settings.EDITABLE)
 
 
-class LoopProjectFieldsSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = Project
-        fields = list(loop_settings.PROJECT_FIELDS)
-
-
-class LoopInputSerializer(LoopSettingsSerializer):
-    """The guard's settings as stored, and the project's loop fields as the project's own
-    endpoint reads them (types and ranges; the service checks names and model settings)."""
-
-    def get_fields(self) -> dict[str, Any]:
-        fields = super().get_fields()
-        project_fields = ProjectInputSerializer().get_fields()
-        for name in loop_settings.PROJECT_FIELDS:
-            fields[name] = project_fields[name]
-        return fields
-
-
-def _render(settings: LoopSettings, project: Project) -> dict[str, Any]:
-    return {
-        **LoopSettingsSerializer(settings).data,
-        **LoopProjectFieldsSerializer(project).data,
-    }
-
-
 class LoopSettingsView(APIView):
-    @extend_schema(responses=LoopInputSerializer)
+    @extend_schema(responses=LoopSettingsSerializer)
     def get(self, request: Request, project_pk: int) -> Response:
-        """The settings in force (the guard's defaults until one is changed)."""
+        """The settings in force (the defaults until one is changed)."""
         project = project_for(request, project_pk, "model", "view")
-        return Response(_render(loop_settings.loop_settings(project), project))
+        return Response(LoopSettingsSerializer(loop_settings.loop_settings(project)).data)
 
-    @extend_schema(request=LoopInputSerializer(partial=True), responses=LoopInputSerializer)
+    @extend_schema(request=LoopSettingsSerializer(partial=True), responses=LoopSettingsSerializer)
     def patch(self, request: Request, project_pk: int) -> Response:
         """Change some settings in one transaction; a bad value is a 400 naming it, and then
         nothing changed."""
         project = project_for(request, project_pk, "loop", "change")
-        changes = dict(request.data) if isinstance(request.data, dict) else {}
-        typed = {
-            name: value for name, value in changes.items() if name in loop_settings.PROJECT_FIELDS
-        }
-        data = ProjectInputSerializer(data=typed, partial=True)
-        data.is_valid(raise_exception=True)
-        changes.update({name: data.validated_data[name] for name in typed})
+        if not isinstance(request.data, dict):
+            raise InvalidInput("The body must be a JSON object of loop settings.")
         updated = loop_settings.update_loop_settings(
-            project=project, changed_by=user_of(request), **changes
+            project=project, changed_by=user_of(request), **request.data
         )
-        project.refresh_from_db()
-        return Response(_render(updated, project))
+        return Response(LoopSettingsSerializer(updated).data)

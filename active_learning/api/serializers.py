@@ -7,6 +7,7 @@ from rest_framework import serializers
 from active_learning import selectors
 from active_learning.models import ModelVersion, RetrainingCycle, Suggestion
 from active_learning.services import withdrawals
+from active_learning.services.loop_settings import loop_settings
 
 
 class SuggestionSerializer(serializers.ModelSerializer):
@@ -82,7 +83,8 @@ class ModelVersionSerializer(serializers.ModelSerializer):
     trained_on_withdrawn_data = serializers.SerializerMethodField()
 
     def get_evidence(self, version: ModelVersion) -> dict[str, Any]:
-        return selectors.version_evidence(version, version.project.promotion_metric)
+        metric = loop_settings(version.project).promotion_metric
+        return selectors.version_evidence(version, metric)
 
     def _withdrawn(self, version: ModelVersion) -> dict[int, int]:
         # Computed once per project for a list of versions. The cache's key must not be the

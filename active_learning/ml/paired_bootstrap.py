@@ -23,7 +23,7 @@ Every metric is recomputed exactly from per-case outcomes (:class:`CaseOutcomes`
   report (:func:`~active_learning.ml.report_findings.findings_stated`), true/false positives
   and false negatives pooled over classes and cases.
 - ``combined``: the mean of the three above that are defined on the resample (as
-  ``active_learning.services.cycles.primary_metric`` defines it).
+  ``active_learning.services.metric_schema.metric_value`` defines it).
 - hand-given per-case values (:func:`outcomes_from_values`): their weighted mean.
 
 Pure numpy; never imports Django.

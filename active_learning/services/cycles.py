@@ -27,7 +27,6 @@ live claim and stops; a delivery whose claimant died (SIGKILL) takes over. ``res
 from __future__ import annotations
 
 import logging
-import math
 import os
 import shutil
 import socket
@@ -48,6 +47,7 @@ from active_learning.models import LoopSettings, ModelVersion, RetrainingCycle, 
 from active_learning.services import pretraining, promotion, versions
 from active_learning.services.case_inputs import labelled_source
 from active_learning.services.loop_settings import loop_settings
+from active_learning.services.metric_schema import metric_value
 from active_learning.services.withdrawals import training_annotations
 from annotations.models import Case, Consent, Project
 from annotations.services import audit, ethics
@@ -106,7 +106,7 @@ def trigger_cycle(
                 project=project,
                 trigger=trigger,
                 triggered_by=triggered_by,
-                strategy=project.acquisition_strategy,
+                strategy=loop_settings(project).acquisition_strategy,
                 stage="queued",
                 log=[_line(f"queued ({trigger})")],
             )
@@ -145,11 +145,12 @@ def labels_since_last_cycle(project: Project) -> int:
 
 def maybe_trigger_automatic(project: Project) -> RetrainingCycle | None:
     """Start a cycle when the newly submitted labels reach the project's threshold (0: never)."""
-    if project.auto_retrain_threshold == 0 or active_cycle(project) is not None:
+    threshold = loop_settings(project).auto_retrain_threshold
+    if threshold == 0 or active_cycle(project) is not None:
         return None
     if ethics.status_of(project).read_only:  # no training without a current ethics approval
         return None
-    if labels_since_last_cycle(project) < project.auto_retrain_threshold:
+    if labels_since_last_cycle(project) < threshold:
         return None
     try:
         return trigger_cycle(project=project, trigger=RetrainingCycle.Trigger.AUTOMATIC)
@@ -308,37 +309,6 @@ def fail(cycle_id: int, error: str) -> None:
 # --- stage 1: train, evaluate, register, promote ----------------------------------------------
 
 
-def primary_metric(metrics: dict[str, Any], name: str) -> float | None:
-    """The project's promotion metric from an evaluation: a dotted key (``boxes.map_50``,
-    ``findings.auroc_macro``, ``reports.finding_f1_micro``...) or ``combined``, the mean of
-    box mAP@0.5, finding AUROC (macro) and report finding F1 where they are defined."""
-    if name == "combined":
-        parts = [
-            primary_metric(metrics, key)
-            for key in ("boxes.map_50", "findings.auroc_macro", "reports.finding_f1_micro")
-        ]
-        defined = [p for p in parts if p is not None]
-        return sum(defined) / len(defined) if defined else None
-    # A group, then a metric whose own name may hold dots ("reports.rouge_l_f_beta1.2").
-    group, _, key = name.partition(".")
-    section = metrics.get(group)
-    value: Any = section.get(key) if isinstance(section, dict) else None
-    if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-        return None  # pycocotools reports -1 for "no ground truth"
-    return float(value)
-
-
-PROMOTION_METRICS = (
-    "combined",
-    "boxes.map_50",
-    "boxes.map_50_95",
-    "findings.auroc_macro",
-    "reports.bleu_4",
-    "reports.rouge_l_f_beta1.2",
-    "reports.finding_f1_micro",
-)
-
-
 def run_training(cycle_id: int, *, owner: str) -> bool:
     """Stage 1 of the cycle (see the module docstring). Returns True when it queued scoring;
     False when this delivery had nothing to do (cycle finished, or held by a live delivery)."""
@@ -373,7 +343,7 @@ def run_training(cycle_id: int, *, owner: str) -> bool:
     loop = loop_settings(project)
     start = _warm_start(cycle, serving, project, loop, owner)
     warm = start.version.weights_path if start.version is not None else None
-    config = BuiltinConfig(finding_classes=tuple(project.finding_keys), **project.model_config)
+    config = BuiltinConfig(finding_classes=tuple(project.finding_keys), **loop.model_config)
     model = BuiltinModel(config)
     backbone, point = None, None
     if warm is None:  # a cold start: LoopSettings.cold_start says from what
@@ -530,23 +500,23 @@ def _evaluate(
     bootstrap of the promotion metric)."""
     validation = list(training_annotations(project, validation=True).values_list("pk", flat=True))
     metrics: dict[str, Any] = {"validation_labels": len(validation)}
-    compared: dict[str, Any] = {"metric": project.promotion_metric, "validation": len(validation)}
+    compared: dict[str, Any] = {"metric": loop.promotion_metric, "validation": len(validation)}
     if not validation:
-        return metrics, compared, promotion.Evidence(project.promotion_metric, 0)
+        return metrics, compared, promotion.Evidence(loop.promotion_metric, 0)
     source = labelled_source(validation)
     metrics["validation"] = model.evaluate(source())
-    compared["candidate"] = primary_metric(metrics["validation"], project.promotion_metric)
+    compared["candidate"] = metric_value(metrics["validation"], loop.promotion_metric)
     served_model = versions.load_version(serving) if serving is not None else None
     if serving is not None and served_model is not None:
         served = served_model.evaluate(source())
-        compared["serving"] = primary_metric(served, project.promotion_metric)
+        compared["serving"] = metric_value(served, loop.promotion_metric)
         compared["serving_version"] = serving.number
-    metrics["primary"] = {"name": project.promotion_metric, "value": compared["candidate"]}
+    metrics["primary"] = {"name": loop.promotion_metric, "value": compared["candidate"]}
     evidence = promotion.gather_evidence(
         cases=source(),
         candidate=model,
         serving=served_model,
-        metric=project.promotion_metric,
+        metric=loop.promotion_metric,
         loop=loop,
     )
     metrics["validation_positives"] = evidence.positives
@@ -611,7 +581,7 @@ def _decide_promotion(
     )
     why = decision.reason
     promoted = False
-    if decision.promote and project.auto_promote:
+    if decision.promote and loop.auto_promote:
         versions.promote(version)
         promoted = True
         record_progress(cycle, log=f"promoted version {version.number}: {why}", owner=owner)
@@ -629,7 +599,7 @@ def _decide_promotion(
             owner=owner,
         )
     check = promotion.promotion_check(
-        evidence=evidence, decision=decision, loop=loop, auto_promote=project.auto_promote
+        evidence=evidence, decision=decision, loop=loop, auto_promote=loop.auto_promote
     )
     ModelVersion.objects.filter(pk=version.pk).update(promotion_check=check)
     version.promotion_check = check

@@ -1,8 +1,9 @@
-"""The loop's per-project settings: the promotion guard's and warm start's
-(:class:`~active_learning.models.LoopSettings`) and the project's own loop fields (strategy,
-retrain threshold, metric, auto-promote, training, model settings). Read with their defaults,
-changed with checks, all together or nothing. A project without a row uses the defaults; the
-row is created the first time a setting changes."""
+"""The loop's per-project settings (:class:`~active_learning.models.LoopSettings`): the
+strategy, when a cycle starts, how long it trains and with which model settings, how a version
+is promoted (metric, auto-promote, the guard) and where training starts. Read with their
+defaults, changed with checks, all together or nothing. A project without a row uses the
+defaults; the row is created the first time a setting changes. Every reader of these settings
+goes through :func:`loop_settings`."""
 
 from __future__ import annotations
 
@@ -11,13 +12,15 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.db import transaction
 
-from active_learning.models import LoopSettings
+from active_learning import strategies
+from active_learning.models import RUN_FIELDS, LoopSettings
+from active_learning.services.metric_schema import PROMOTION_METRICS
 from annotations.models import Project
-from annotations.permissions import LOOP_FIELDS
-from annotations.services import audit, projects
+from annotations.services import audit, loop_signals
 from annotations.services.errors import InvalidInput
 
-EDITABLE = (
+# The promotion guard's and the starting point's settings.
+GUARD_FIELDS = (
     "min_validation_labels",
     "bootstrap_resamples",
     "bootstrap_confidence",
@@ -25,9 +28,29 @@ EDITABLE = (
     "warm_start",
     "cold_start",
 )
-# The project's fields that belong to the loop (changed by the same roles, checked by
-# :func:`annotations.services.projects.check_changes`).
-PROJECT_FIELDS = tuple(sorted(LOOP_FIELDS))
+EDITABLE = (*GUARD_FIELDS, *RUN_FIELDS)
+
+# The built-in model's settings the settings page edits, with their ranges (low, high, low
+# excluded): what a version may show (precision targets and the evidence a class needs), when
+# it drafts reports (the two floors) and how long a cycle trains.
+MODEL_CONFIG_RANGES: dict[str, tuple[float, float | None, bool]] = {
+    "box_precision_target": (0, 1, True),
+    "finding_precision_target": (0, 1, True),
+    "min_class_ap": (0, 1, False),
+    "report_metric_floor": (0, 1, False),
+    "report_finding_f1_floor": (0, 1, False),
+    "min_validation_positives": (0, None, False),
+    "min_finding_positives": (0, None, False),
+    "train_steps": (0, 1_000_000, False),
+}
+# Whole numbers with their ranges (inclusive; None: no upper end).
+_WHOLE_NUMBERS: dict[str, tuple[int, int | None]] = {
+    "min_validation_labels": (0, None),
+    "bootstrap_resamples": (1000, None),
+    "bootstrap_seed": (0, None),
+    "auto_retrain_threshold": (0, 1_000_000),
+    "training_epochs": (1, 200),
+}
 
 
 def loop_settings(project: Project) -> LoopSettings:
@@ -36,61 +59,143 @@ def loop_settings(project: Project) -> LoopSettings:
     return found if found is not None else LoopSettings(project=project)
 
 
-def _check(changes: dict[str, Any]) -> None:
-    unknown = set(changes) - set(EDITABLE) - set(PROJECT_FIELDS)
+def model_defaults() -> dict[str, Any]:
+    """The built-in model's defaults of the settings the settings page edits (a project's
+    ``model_config`` holds only its overrides)."""
+    from active_learning.ml.builtin.config import BuiltinConfig  # loads torch: at the call
+
+    defaults = BuiltinConfig().to_dict()
+    return {key: defaults[key] for key in MODEL_CONFIG_RANGES}
+
+
+def project_part(project: Project) -> dict[str, Any]:
+    """The settings a project's JSON carries (``annotations.api.project_parts``), by their
+    names there."""
+    found = loop_settings(project)
+    return {name: getattr(found, name) for name in RUN_FIELDS}
+
+
+def strategy_choices() -> list[tuple[str, str]]:
+    """The acquisition strategies a project may name, as (name, description)."""
+    return strategies.available()
+
+
+def promotion_metric_choices() -> list[tuple[str, str]]:
+    """The promotion metrics a project may name, as (name, name)."""
+    return [(name, name) for name in PROMOTION_METRICS]
+
+
+def _range_text(key: str) -> str:
+    low, high, open_low = MODEL_CONFIG_RANGES[key]
+    left = "(" if open_low else "["
+    return f"{left}{low:g}, {high:g}]" if high is not None else f"{left}{low:g}, ...)"
+
+
+def _out_of_range(key: str, value: float) -> bool:
+    low, high, open_low = MODEL_CONFIG_RANGES[key]
+    return value < low or (open_low and value == low) or (high is not None and value > high)
+
+
+def _check_model_config(config: Any) -> None:
+    from active_learning.ml.builtin.config import BuiltinConfig  # loads torch: at the call
+
+    if not isinstance(config, dict):
+        raise InvalidInput("model_config must be an object of built-in model settings.")
+    if "finding_classes" in config:
+        raise InvalidInput("model_config cannot set finding_classes: they follow the schema.")
+    try:
+        defaults = BuiltinConfig().to_dict()
+        for key, value in config.items():
+            expected = defaults.get(key)
+            numeric = isinstance(expected, int | float) and not isinstance(expected, bool)
+            if numeric and (isinstance(value, bool) or not isinstance(value, int | float)):
+                raise ValueError(f"{key} must be a number, got {value!r}")
+            if isinstance(expected, list | str | bool) and not isinstance(value, type(expected)):
+                raise ValueError(f"{key} must be a {type(expected).__name__}, got {value!r}")
+            if type(expected) is int and not isinstance(value, int):
+                raise ValueError(f"{key} must be a whole number, got {value!r}")
+            if key in MODEL_CONFIG_RANGES and _out_of_range(key, value):
+                raise ValueError(f"{key} must lie in {_range_text(key)}, got {value!r}")
+        BuiltinConfig.from_dict(config)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"model_config: {exc}") from exc
+
+
+def check_changes(changes: dict[str, Any]) -> None:
+    """Raise :class:`InvalidInput` (a 400) naming the first setting at fault: an unknown name,
+    a value of the wrong type or out of range, a strategy, metric or model setting the loop
+    does not know. The API, the settings page and the Django admin run these checks."""
+    unknown = set(changes) - set(EDITABLE)
     if unknown:
-        known = ", ".join((*EDITABLE, *PROJECT_FIELDS))
-        raise InvalidInput(f"unknown loop settings: {', '.join(sorted(unknown))}; known: {known}")
-    for name in ("min_validation_labels", "bootstrap_resamples", "bootstrap_seed"):
-        if name in changes and (
-            not isinstance(changes[name], int) or isinstance(changes[name], bool)
-        ):
-            raise InvalidInput(f"{name} must be a whole number, got {changes[name]!r}")
-        if name in changes and changes[name] < 0:
-            raise InvalidInput(f"{name} must not be negative, got {changes[name]}")
-    if "bootstrap_resamples" in changes and changes["bootstrap_resamples"] < 1000:
-        raise InvalidInput("bootstrap_resamples must be at least 1000")
+        raise InvalidInput(
+            f"unknown loop settings: {', '.join(sorted(unknown))}; known: {', '.join(EDITABLE)}"
+        )
+    for name, (low, high) in _WHOLE_NUMBERS.items():
+        if name not in changes:
+            continue
+        value = changes[name]
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise InvalidInput(f"{name} must be a whole number, got {value!r}")
+        if value < low or (high is not None and value > high):
+            span = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise InvalidInput(f"{name} must be {span}, got {value}")
     if "bootstrap_confidence" in changes:
         value = changes["bootstrap_confidence"]
         if not isinstance(value, int | float) or isinstance(value, bool) or not 0.5 < value < 1:
             raise InvalidInput(f"bootstrap_confidence must lie in (0.5, 1), got {value!r}")
-    if "warm_start" in changes and changes["warm_start"] not in LoopSettings.WarmStart.values:
-        raise InvalidInput(
-            f"warm_start must be one of {', '.join(LoopSettings.WarmStart.values)}, "
-            f"got {changes['warm_start']!r}"
-        )
-    if "cold_start" in changes and changes["cold_start"] not in LoopSettings.ColdStart.values:
-        raise InvalidInput(
-            f"cold_start must be one of {', '.join(LoopSettings.ColdStart.values)}, "
-            f"got {changes['cold_start']!r}"
-        )
+    if "auto_promote" in changes and not isinstance(changes["auto_promote"], bool):
+        raise InvalidInput(f"auto_promote must be true or false, got {changes['auto_promote']!r}")
+    for name, choices in (
+        ("warm_start", LoopSettings.WarmStart.values),
+        ("cold_start", LoopSettings.ColdStart.values),
+        ("promotion_metric", list(PROMOTION_METRICS)),
+    ):
+        if name in changes and changes[name] not in choices:
+            raise InvalidInput(f"{name} must be one of {', '.join(choices)}, got {changes[name]!r}")
+    for name in ("acquisition_strategy", "promotion_metric"):
+        if name in changes and not isinstance(changes[name], str):
+            raise InvalidInput(f"{name} must be a name, got {changes[name]!r}")
+    if "acquisition_strategy" in changes:
+        try:
+            strategies.get(changes["acquisition_strategy"])
+        except strategies.UnknownStrategy as exc:
+            raise InvalidInput(f"acquisition_strategy: {exc}") from exc
+    if "model_config" in changes:
+        _check_model_config(changes["model_config"])
 
 
 @transaction.atomic
 def update_loop_settings(
     *, project: Project, changed_by: User | None = None, **changes: Any
 ) -> LoopSettings:
-    """Change the project's loop settings: the guard's (:data:`EDITABLE`) and the project's
-    loop fields (:data:`PROJECT_FIELDS`) in one transaction. Every value is checked before
-    anything is stored, so a bad one (:class:`InvalidInput` or ``ValidationError``, a 400)
-    leaves all of them as they were. Each part is audited (``loop.settings`` and
-    ``project.update``)."""
-    _check(changes)
-    guard = {name: value for name, value in changes.items() if name in EDITABLE}
-    fields = {name: value for name, value in changes.items() if name in PROJECT_FIELDS}
-    projects.check_changes(project=project, changes=fields)
+    """Change the project's loop settings (:data:`EDITABLE`) in one transaction. Every value
+    is checked before anything is stored (:func:`check_changes`), so a bad one leaves all of
+    them as they were. The audit event ``loop.settings`` names the fields, the old and new
+    values of the scalar ones that changed and the keys of new model settings; a new strategy
+    re-ranks the queue once the change is committed."""
+    check_changes(changes)
     settings, _ = LoopSettings.objects.select_for_update().get_or_create(project=project)
-    if fields:
-        projects.update_project(project=project, changed_by=changed_by, **fields)
-    if guard:
-        for name, value in guard.items():
-            setattr(settings, name, value)
-        settings.save()
-        audit.record(
-            action="loop.settings",
-            actor=changed_by,
-            target=project,
-            project_id=project.pk,
-            detail={name: guard[name] for name in sorted(guard)},
-        )
+    values = {
+        name: [getattr(settings, name), value]
+        for name, value in changes.items()
+        if getattr(settings, name) != value
+    }
+    for name, value in changes.items():
+        setattr(settings, name, value)
+    settings.save()
+    detail: dict[str, Any] = {"fields": sorted(changes)}
+    # Old and new values of the scalar settings that changed; the model settings by name.
+    if values.pop("model_config", None) is not None:
+        detail["model_config"] = sorted(changes["model_config"])
+    if values:
+        detail["values"] = values
+    audit.record(
+        action="loop.settings",
+        actor=changed_by,
+        target=project,
+        project_id=project.pk,
+        detail=detail,
+    )
+    if "acquisition_strategy" in values:
+        loop_signals.reorder_queue(project.pk)
     return settings

@@ -35,8 +35,8 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, Floor, Least, RowNumber
 
 from active_learning.models import ModelVersion, Suggestion
-from active_learning.services.cycles import primary_metric
 from active_learning.services.loop_settings import loop_settings
+from active_learning.services.metric_schema import metric_value, score
 from annotations.dashboards.throughput import STANDING_STATUSES, SuggestionUse, suggestion_use_by
 from annotations.models import Annotation, Box, Case, Project
 from medloop.metrics.text import word_edit_distance
@@ -185,28 +185,9 @@ class ModelDashboard:
 # --- reads ------------------------------------------------------------------------------------
 
 
-def _score(value: Any) -> float | None:
-    """A metric as a number, None where it is missing or not a score (pycocotools writes -1
-    for a class without ground truth; NaN where a metric is undefined)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    if not math.isfinite(value) or value < 0:
-        return None
-    return float(value)
-
-
-def validation_metric(validation: Mapping[str, Any], key: str) -> float | None:
-    """A metric of an evaluation by ``section.name`` (``reports.rouge_l_f_beta1.2``: the name
-    may hold a dot), or ``combined`` (:func:`~active_learning.services.cycles.primary_metric`)."""
-    if key == "combined":
-        return primary_metric(dict(validation), key)
-    section, _, name = key.partition(".")
-    values = validation.get(section)
-    return _score(values.get(name)) if isinstance(values, Mapping) else None
-
-
 def learning_curve(project: Project) -> list[CurvePoint]:
     """Every version but the failed ones, by training labels (then number)."""
+    metric = loop_settings(project).promotion_metric
     versions = (
         ModelVersion.objects.filter(project=project)
         .exclude(status=ModelVersion.Status.FAILED)
@@ -222,8 +203,8 @@ def learning_curve(project: Project) -> list[CurvePoint]:
                 serving=version.status == ModelVersion.Status.PROMOTED,
                 labels=version.label_count,
                 validation_labels=version.metrics.get("validation_labels"),
-                primary=validation_metric(validation, project.promotion_metric),
-                metrics={key: validation_metric(validation, key) for key in CURVE_METRICS},
+                primary=metric_value(validation, metric),
+                metrics={key: metric_value(validation, key) for key in CURVE_METRICS},
             )
         )
     return points
@@ -254,9 +235,9 @@ def per_class_metrics(project: Project) -> list[VersionClassMetrics]:
                     ClassMetrics(
                         finding=key,
                         name=names.get(key, key),
-                        ap_50=_score(ap.get(key)),
-                        auroc=_score(auroc.get(key)),
-                        f1=_score(f1.get(key)),
+                        ap_50=score(ap.get(key)),
+                        auroc=score(auroc.get(key)),
+                        f1=score(f1.get(key)),
                     )
                     for key in keys
                 ],
@@ -268,11 +249,12 @@ def per_class_metrics(project: Project) -> list[VersionClassMetrics]:
 def acquisition_scores(project: Project, serving: ModelVersion | None) -> AcquisitionScores:
     """The histogram of :class:`AcquisitionScores` in three queries (open cases; the scores'
     count and range; the count per bin)."""
+    strategy = loop_settings(project).acquisition_strategy
     open_cases = Case.objects.filter(project=project, state=Case.State.OPEN).count()
     if serving is None:
         return AcquisitionScores(
             version=None,
-            strategy=project.acquisition_strategy,
+            strategy=strategy,
             open_cases=open_cases,
             scored=0,
             unscored=open_cases,
@@ -312,7 +294,7 @@ def acquisition_scores(project: Project, serving: ModelVersion | None) -> Acquis
         ]
     return AcquisitionScores(
         version=serving.number,
-        strategy=project.acquisition_strategy,
+        strategy=strategy,
         open_cases=open_cases,
         scored=summary["n"],
         unscored=open_cases - summary["n"],
@@ -457,7 +439,7 @@ def model_dashboard(*, project: Project) -> ModelDashboard:
     ).first()
     loop = loop_settings(project)
     return ModelDashboard(
-        promotion_metric=project.promotion_metric,
+        promotion_metric=loop.promotion_metric,
         serving=serving.number if serving else None,
         learning_curve=learning_curve(project),
         per_class=per_class_metrics(project),

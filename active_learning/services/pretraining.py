@@ -50,6 +50,7 @@ from active_learning.ml.pretraining import (
 )
 from active_learning.models import BackboneEmbedding, PretrainedBackbone, TestSetPlan
 from active_learning.services.case_inputs import CaseNotReadable, instance_pixels
+from active_learning.services.loop_settings import loop_settings
 from annotations.models import Instance, Project
 from annotations.services import audit, ethics
 from medloop.celery import send_after_commit
@@ -260,6 +261,7 @@ def run_pretraining(project_id: int, *, owner: str) -> PretrainedBackbone | None
         return None
     directory = backbone_directory(project, row.number)
     try:
+        overrides = loop_settings(project).model_config
         config = BuiltinConfig(finding_classes=tuple(project.finding_keys), **overrides)
         run_config = pretrain_config(config)
         result = pretrain(

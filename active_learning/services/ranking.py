@@ -29,6 +29,7 @@ from active_learning.services.case_inputs import (
     instance_pixels,
     training_annotations,
 )
+from active_learning.services.loop_settings import loop_settings
 from active_learning.services.pretraining import cold_start_embeddings
 from active_learning.services.versions import promoted_version
 from annotations.models import Box, Case, Project
@@ -209,7 +210,8 @@ def candidates_for(
 def rerank_project(project: Project, *, strategy: str | None = None) -> int:
     """Order the project's open cases with ``strategy`` (default: the project's) and write
     their priorities. Returns the number of cases ranked."""
-    name = strategy or project.acquisition_strategy
+    loop = loop_settings(project)
+    name = strategy or loop.acquisition_strategy
     chosen = strategies.get(name)
     version = promoted_version(project)
     if version is None and chosen.needs_scores:
@@ -227,7 +229,7 @@ def rerank_project(project: Project, *, strategy: str | None = None) -> int:
     else:
         candidates, labelled = [strategies.Candidate(i, {}, None) for i in open_ids], None
     context = strategies.RankingContext(
-        batch_size=project.auto_retrain_threshold or DEFAULT_BATCH,
+        batch_size=loop.auto_retrain_threshold or DEFAULT_BATCH,
         labelled_embeddings=labelled,
         seed=project.pk * 1000 + (version.number if version else 0),
         labelled_positives=labelled_positives(project) if version is not None else {},

@@ -10,7 +10,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotations import permissions, selectors
+from annotations import selectors
+from annotations.api import project_parts
 from annotations.api.common import project_for, user_of
 from annotations.api.serializers import (
     MembershipGrantSerializer,
@@ -21,28 +22,16 @@ from annotations.api.serializers import (
 )
 from annotations.models import Membership
 from annotations.services import projects
-from annotations.services.errors import Conflict
+from annotations.services.errors import Conflict, InvalidInput
 
 
-def _check_may_change(request: Request, project_pk: int) -> None:
-    """Each field is changed by the roles its part of the settings names
-    (``permissions.project_field_policy``): leads the schema and the queue, model owners the
-    loop, admins both. A request naming a field the caller may not change is refused whole."""
+def _refuse_other_parts(request: Request, project_pk: int | None) -> None:
+    """A field another app owns (``project_parts``: the loop's settings) is shown with the
+    project but changed at its own endpoint: naming one here is a 400 that says where."""
     body = request.data if isinstance(request.data, dict) else {}
-    known = [str(name) for name in ProjectInputSerializer().fields]
-    fields = [name for name in known if name in body] or ["description"]
-    refused: dict[tuple[str, str], list[str]] = {}
-    for field in fields:
-        policy = permissions.project_field_policy(field)
-        if not permissions.allowed(request.user, project_pk, *policy):
-            refused.setdefault(policy, []).append(field)
-    if refused:
-        parts = [
-            f"changing {', '.join(names)} needs one of the roles "
-            f"{', '.join(sorted(str(role) for role in permissions.POLICY[policy]))}"
-            for policy, names in refused.items()
-        ]
-        raise PermissionDenied(f"In project {project_pk}, " + "; ".join(parts) + ".")
+    why = project_parts.misplaced_fields(body, project_pk)
+    if why:
+        raise InvalidInput(why)
 
 
 class ProjectListView(APIView):
@@ -55,6 +44,7 @@ class ProjectListView(APIView):
     def post(self, request: Request) -> Response:
         if not request.user.is_staff:
             raise PermissionDenied("Only staff users can create projects.")
+        _refuse_other_parts(request, None)
         data = ProjectInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
@@ -75,8 +65,8 @@ class ProjectDetailView(APIView):
 
     @extend_schema(request=ProjectInputSerializer(partial=True), responses=ProjectSerializer)
     def patch(self, request: Request, project_pk: int) -> Response:
-        project = project_for(request, project_pk, "project", "view")
-        _check_may_change(request, project.pk)
+        project = project_for(request, project_pk, "project", "change")
+        _refuse_other_parts(request, project.pk)
         data = ProjectInputSerializer(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
         changes = {k: v for k, v in data.validated_data.items() if k in request.data}

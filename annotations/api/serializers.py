@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from annotations.api import project_parts
 from annotations.models import (
     Annotation,
     AuditEvent,
@@ -26,6 +28,9 @@ from annotations.models import (
 
 
 class ProjectSerializer(serializers.ModelSerializer):
+    """A project, with the parts other apps add to it (``project_parts``: the loop's
+    settings)."""
+
     my_roles = serializers.SerializerMethodField()
 
     class Meta:
@@ -36,17 +41,11 @@ class ProjectSerializer(serializers.ModelSerializer):
             "description",
             "modality",
             "label_schema",
-            "auto_retrain_threshold",
             "double_read_fraction",
             "adjudication_box_f1",
             "adjudication_report_rouge",
             "validation_fraction",
             "lease_seconds",
-            "acquisition_strategy",
-            "auto_promote",
-            "promotion_metric",
-            "training_epochs",
-            "model_config",
             "eligibility_rules",
             "requires_ethics_approval",
             "created_at",
@@ -59,6 +58,9 @@ class ProjectSerializer(serializers.ModelSerializer):
 
         request = self.context.get("request")
         return sorted(roles_in(request.user, project.pk)) if request else []
+
+    def to_representation(self, instance: Project) -> dict[str, Any]:
+        return {**super().to_representation(instance), **project_parts.read_parts(instance)}
 
 
 class MembershipSerializer(serializers.ModelSerializer):
@@ -285,19 +287,11 @@ class ProjectInputSerializer(serializers.Serializer):
     description = serializers.CharField(required=False, allow_blank=True, default="")
     modality = serializers.ChoiceField(choices=Modality.choices, default=Modality.DX)
     label_schema = serializers.JSONField(required=False)
-    auto_retrain_threshold = serializers.IntegerField(
-        min_value=0, max_value=1_000_000, required=False
-    )
     double_read_fraction = serializers.FloatField(min_value=0, max_value=1, required=False)
     adjudication_box_f1 = serializers.FloatField(min_value=0, max_value=1, required=False)
     adjudication_report_rouge = serializers.FloatField(min_value=0, max_value=1, required=False)
     validation_fraction = serializers.FloatField(min_value=0, max_value=0.9, required=False)
     lease_seconds = serializers.IntegerField(min_value=30, max_value=86_400, required=False)
-    acquisition_strategy = serializers.CharField(max_length=40, required=False)
-    auto_promote = serializers.BooleanField(required=False)
-    promotion_metric = serializers.CharField(max_length=40, required=False)
-    training_epochs = serializers.IntegerField(min_value=1, max_value=200, required=False)
-    model_config = serializers.JSONField(required=False)
     eligibility_rules = serializers.JSONField(
         required=False, help_text='inclusion rules, e.g. {"min_age_years": 18}'
     )

@@ -376,7 +376,7 @@ def _submit_after_bump(
         project_id=case.project_id,
         detail={"version": annotation.version},
     )
-    loop_signals.labels_submitted(case.project_id, case.project.auto_retrain_threshold)
+    loop_signals.labels_submitted(case.project_id)
 
 
 def review(

@@ -234,7 +234,7 @@ def adjudicate(
             project_id=case.project_id,
             detail={"double_read": locked.pk, "annotation": annotation.pk, "adopted": use},
         )
-        loop_signals.labels_submitted(case.project_id, case.project.auto_retrain_threshold)
+        loop_signals.labels_submitted(case.project_id)
     double_read.refresh_from_db()
     return annotation
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 from medloop.celery import send_after_commit
 
 
-def labels_submitted(project_id: int, auto_retrain_threshold: int) -> None:
-    """After commit: let the loop check whether the new labels reach the retrain threshold."""
-    if auto_retrain_threshold > 0:
-        send_after_commit("active_learning.maybe_retrain", project_id)
+def labels_submitted(project_id: int) -> None:
+    """After commit: let the loop check whether the new labels reach its retrain threshold
+    (the threshold, 0 for never, is the loop's own setting)."""
+    send_after_commit("active_learning.maybe_retrain", project_id)
 
 
 def reorder_queue(project_id: int) -> None:

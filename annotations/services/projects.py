@@ -12,7 +12,7 @@ from django.db import transaction
 
 from annotations.dicom import eligibility
 from annotations.models import Membership, Project, Role
-from annotations.services import audit, loop_signals
+from annotations.services import audit
 from annotations.services.errors import NotAllowed
 
 DEFAULT_CHEST_SCHEMA: dict[str, Any] = {
@@ -111,39 +111,31 @@ def create_project(
     modality: str = "DX",
     description: str = "",
     label_schema: dict[str, Any] | None = None,
-    auto_retrain_threshold: int = 50,
     double_read_fraction: float = 0.0,
     validation_fraction: float = 0.1,
     lease_seconds: int = 900,
     requires_ethics_approval: bool | None = None,
     eligibility_rules: dict[str, Any] | None = None,
-    **loop_settings: Any,
 ) -> Project:
-    """Create a project; its creator becomes its admin and lead. ``loop_settings``: any of
-    acquisition_strategy, auto_promote, promotion_metric, training_epochs, model_config.
-    ``requires_ethics_approval`` (None: the setting MEDLOOP_REQUIRE_ETHICS_APPROVAL): ingest,
-    annotation and training wait for a current ethics approval (annotations.services.ethics)."""
+    """Create a project; its creator becomes its admin and lead (the loop's settings are the
+    loop's own: ``active_learning.services.loop_settings``). ``requires_ethics_approval``
+    (None: the setting MEDLOOP_REQUIRE_ETHICS_APPROVAL): ingest, annotation and training wait
+    for a current ethics approval (annotations.services.ethics)."""
     rules = _check_eligibility_rules(eligibility_rules or {})
     if requires_ethics_approval is None:
         requires_ethics_approval = bool(settings.MEDLOOP_REQUIRE_ETHICS_APPROVAL)
     schema = validate_label_schema(label_schema or DEFAULT_CHEST_SCHEMA)
     _check_fractions(double_read_fraction, validation_fraction)
-    unknown = set(loop_settings) - set(LOOP_SETTINGS)
-    if unknown:
-        raise ValidationError(f"Unknown project settings: {sorted(unknown)}.")
-    _check_loop_settings(loop_settings)
     project = Project.objects.create(
         name=name,
         description=description,
         modality=modality,
         label_schema=schema,
-        auto_retrain_threshold=auto_retrain_threshold,
         double_read_fraction=double_read_fraction,
         validation_fraction=validation_fraction,
         lease_seconds=lease_seconds,
         requires_ethics_approval=requires_ethics_approval,
         eligibility_rules=rules,
-        **loop_settings,
     )
     if created_by is not None:
         for role in (Role.ADMIN, Role.LEAD):
@@ -152,112 +144,17 @@ def create_project(
     return project
 
 
-# The active-learning loop's settings, named one by one (they are still fields of Project).
-LOOP_SETTINGS = (
-    "acquisition_strategy",
-    "auto_promote",
-    "promotion_metric",
-    "training_epochs",
-    "model_config",
-)
 UPDATABLE_SETTINGS = (
     "name",
     "description",
     "label_schema",
-    "auto_retrain_threshold",
     "double_read_fraction",
     "adjudication_box_f1",
     "adjudication_report_rouge",
     "validation_fraction",
     "lease_seconds",
     "eligibility_rules",
-    *LOOP_SETTINGS,
 )
-
-
-# The built-in model's settings the settings page edits, with their ranges (low, high, low
-# excluded): what a version may show (precision targets and the evidence a class needs), when
-# it drafts reports (the two floors) and how long a cycle trains.
-MODEL_CONFIG_RANGES: dict[str, tuple[float, float | None, bool]] = {
-    "box_precision_target": (0, 1, True),
-    "finding_precision_target": (0, 1, True),
-    "min_class_ap": (0, 1, False),
-    "report_metric_floor": (0, 1, False),
-    "report_finding_f1_floor": (0, 1, False),
-    "min_validation_positives": (0, None, False),
-    "min_finding_positives": (0, None, False),
-    "train_steps": (0, 1_000_000, False),
-}
-
-
-def _range_text(key: str) -> str:
-    low, high, open_low = MODEL_CONFIG_RANGES[key]
-    left = "(" if open_low else "["
-    return f"{left}{low:g}, {high:g}]" if high is not None else f"{left}{low:g}, ...)"
-
-
-def strategy_choices() -> list[tuple[str, str]]:
-    """The acquisition strategies a project may name, as (name, description)."""
-    from active_learning import strategies
-
-    return strategies.available()
-
-
-def promotion_metric_choices() -> list[tuple[str, str]]:
-    """The promotion metrics a project may name, as (name, name)."""
-    from active_learning.services.cycles import PROMOTION_METRICS
-
-    return [(name, name) for name in PROMOTION_METRICS]
-
-
-def _out_of_range(key: str, value: float) -> bool:
-    low, high, open_low = MODEL_CONFIG_RANGES[key]
-    return value < low or (open_low and value == low) or (high is not None and value > high)
-
-
-def _check_loop_settings(changes: dict[str, Any]) -> None:
-    """The active-learning settings name things the loop knows (strategy, metric, model)."""
-    from active_learning import strategies
-    from active_learning.services.cycles import PROMOTION_METRICS
-
-    if "acquisition_strategy" in changes:
-        try:
-            strategies.get(changes["acquisition_strategy"])
-        except strategies.UnknownStrategy as exc:
-            raise ValidationError(f"acquisition_strategy: {exc}") from exc
-    if "promotion_metric" in changes and changes["promotion_metric"] not in PROMOTION_METRICS:
-        raise ValidationError(
-            f"promotion_metric must be one of {', '.join(PROMOTION_METRICS)}; "
-            f"got {changes['promotion_metric']!r}."
-        )
-    if "model_config" in changes:
-        from active_learning.ml.builtin.config import BuiltinConfig
-
-        config = changes["model_config"]
-        if not isinstance(config, dict):
-            raise ValidationError("model_config must be an object of built-in model settings.")
-        if "finding_classes" in config:
-            raise ValidationError(
-                "model_config cannot set finding_classes: they follow the schema."
-            )
-        try:
-            defaults = BuiltinConfig().to_dict()
-            for key, value in config.items():
-                expected = defaults.get(key)
-                numeric = isinstance(expected, int | float) and not isinstance(expected, bool)
-                if numeric and (isinstance(value, bool) or not isinstance(value, int | float)):
-                    raise ValueError(f"{key} must be a number, got {value!r}")
-                if isinstance(expected, list | str | bool) and not isinstance(
-                    value, type(expected)
-                ):
-                    raise ValueError(f"{key} must be a {type(expected).__name__}, got {value!r}")
-                if type(expected) is int and not isinstance(value, int):
-                    raise ValueError(f"{key} must be a whole number, got {value!r}")
-                if key in MODEL_CONFIG_RANGES and _out_of_range(key, value):
-                    raise ValueError(f"{key} must lie in {_range_text(key)}, got {value!r}")
-            BuiltinConfig.from_dict(config)
-        except (TypeError, ValueError) as exc:
-            raise ValidationError(f"model_config: {exc}") from exc
 
 
 def check_changes(*, project: Project, changes: dict[str, Any]) -> dict[str, Any]:
@@ -272,7 +169,6 @@ def check_changes(*, project: Project, changes: dict[str, Any]) -> dict[str, Any
         changes["label_schema"] = validate_label_schema(changes["label_schema"])
     if "eligibility_rules" in changes:
         changes["eligibility_rules"] = _check_eligibility_rules(changes["eligibility_rules"])
-    _check_loop_settings(changes)
     for threshold in ("adjudication_box_f1", "adjudication_report_rouge"):
         value = changes.get(threshold, 0.0)
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
@@ -294,16 +190,11 @@ def finding_keys_change(project: Project, label_schema: dict[str, Any]) -> bool:
 _AUDITED_VALUES = (
     "name",
     "eligibility_rules",
-    "auto_retrain_threshold",
     "double_read_fraction",
     "adjudication_box_f1",
     "adjudication_report_rouge",
     "validation_fraction",
     "lease_seconds",
-    "acquisition_strategy",
-    "auto_promote",
-    "promotion_metric",
-    "training_epochs",
 )
 
 
@@ -333,8 +224,6 @@ def update_project(*, project: Project, changed_by: User | None, **changes: Any)
         project_id=project.pk,
         detail=detail,
     )
-    if "acquisition_strategy" in changes:
-        loop_signals.reorder_queue(project.pk)
     return project
 
 

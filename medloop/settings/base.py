@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "active_learning",
     "frontend",
     "medloop.accounts",
+    "medloop.platform",
 ]
 
 MIDDLEWARE = [

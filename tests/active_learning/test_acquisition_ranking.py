@@ -8,9 +8,8 @@ from __future__ import annotations
 import pytest
 
 from active_learning.models import ModelVersion, Suggestion
-from active_learning.services import ranking, versions
+from active_learning.services import loop_settings, ranking, versions
 from annotations.models import Case
-from annotations.services import projects
 from tests.support.labels import submit_ground_truth
 
 pytestmark = pytest.mark.django_db
@@ -61,7 +60,7 @@ def test_class_balanced_ranking_brings_the_rare_finding_into_the_batch(
     project, cases, member, synthetic_dir
 ):
     lead = member("boss", "lead")
-    projects.update_project(
+    loop_settings.update_loop_settings(
         project=project,
         changed_by=lead,
         acquisition_strategy="class-balanced",

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from active_learning.models import RetrainingCycle
 from active_learning.services import cycles, suggestions, versions
+from active_learning.services.loop_settings import loop_settings
 
 pytestmark = pytest.mark.django_db
 
@@ -56,7 +57,7 @@ def test_training_reports_steps_done_of_the_total(loop_project, monkeypatch):
     steps = [s for s in seen if s.get("unit") == "steps"]
     assert steps, "training reported no steps"
     total = steps[0]["total"]
-    assert total == loop_project.model_config.get("train_steps", total) and total > 0
+    assert total == loop_settings(loop_project).model_config.get("train_steps", total) and total > 0
     assert all(s["stage"] == "training" and s["started_at"] for s in steps)
     # Steps only grow, and the last one is always reported (the bar reaches the band's end).
     assert [s["done"] for s in steps] == sorted(s["done"] for s in steps)

@@ -13,9 +13,10 @@ from django.utils import timezone
 
 from active_learning.ml.builtin.model import WEIGHTS_FILE
 from active_learning.models import ImageFeatures, ModelVersion, RetrainingCycle, Suggestion
-from active_learning.services import cycles, ranking, versions
+from active_learning.services import cycles, loop_settings, ranking, versions
+from active_learning.services.metric_schema import PROMOTION_METRICS, metric_value
 from annotations.models import AuditEvent, Case
-from annotations.services import projects, queue
+from annotations.services import queue
 from tests.support.labels import submit_ground_truth
 
 pytestmark = pytest.mark.django_db
@@ -80,8 +81,7 @@ def test_a_cycle_trains_registers_promotes_scores_and_reranks(loop_project, case
 
 def test_a_second_cycle_warm_starts_and_waits_for_the_owner(loop_project, member, api_for):
     first = run_whole_cycle(cycles.trigger_cycle(project=loop_project))
-    loop_project.auto_promote = False
-    loop_project.save()
+    loop_settings.update_loop_settings(project=loop_project, auto_promote=False)
     second = run_whole_cycle(cycles.trigger_cycle(project=loop_project))
     assert second.status == RetrainingCycle.Status.SUCCEEDED, second.error
     assert "warm start from version 1" in " ".join(second.log)
@@ -219,8 +219,8 @@ def test_a_failed_cycle_keeps_the_promoted_version(loop_project):
 
 
 def test_automatic_trigger_at_the_threshold(project, cases, member, synthetic_dir):
-    projects.update_project(
-        project=project, changed_by=member("boss", "lead"), auto_retrain_threshold=3
+    loop_settings.update_loop_settings(
+        project=project, changed_by=member("otto", "model_owner"), auto_retrain_threshold=3
     )
     reader = member("reader", "annotator")
     submit_ground_truth(
@@ -241,8 +241,8 @@ def test_automatic_trigger_at_the_threshold(project, cases, member, synthetic_di
 
 
 def test_before_any_model_the_queue_follows_image_diversity(project, cases, member):
-    projects.update_project(
-        project=project, changed_by=member("boss", "lead"), acquisition_strategy="hybrid"
+    loop_settings.update_loop_settings(
+        project=project, changed_by=member("otto", "model_owner"), acquisition_strategy="hybrid"
     )
     ranked = ranking.rerank_project(project)
     assert ranked == 12
@@ -254,13 +254,13 @@ def test_before_any_model_the_queue_follows_image_diversity(project, cases, memb
 
 
 def test_project_settings_of_the_loop_are_checked(project, member, api_for):
-    # The loop's fields are the model owner's (and admin's): a lead is refused, naming them.
+    # The loop's settings are the model owner's (and admin's): a lead is refused.
+    url = f"/api/projects/{project.pk}/loop-settings/"
     refused = api_for(member("boss", "lead")).patch(
-        f"/api/projects/{project.pk}/", {"acquisition_strategy": "fifo"}, format="json"
+        url, {"acquisition_strategy": "fifo"}, format="json"
     )
-    assert refused.status_code == 403 and "acquisition_strategy" in refused.json()["message"]
+    assert refused.status_code == 403
     owner = api_for(member("otto", "model_owner"))
-    url = f"/api/projects/{project.pk}/"
     bad = owner.patch(url, {"acquisition_strategy": "smartest"}, format="json")
     assert bad.status_code == 400
     assert "hybrid" in bad.json()["message"] and "smartest" in bad.json()["message"]
@@ -287,9 +287,10 @@ def test_every_promotion_metric_reads_its_value_including_dotted_names():
         "findings": {"auroc_macro": 0.8},
         "reports": {"bleu_4": 0.2, "rouge_l_f_beta1.2": 0.35, "finding_f1_micro": 0.6},
     }
-    values = {name: cycles.primary_metric(metrics, name) for name in cycles.PROMOTION_METRICS}
+    values = {name: metric_value(metrics, name) for name in PROMOTION_METRICS}
     assert values["reports.rouge_l_f_beta1.2"] == 0.35
     assert values["boxes.map_50_95"] is None  # pycocotools' -1: no ground truth
     assert values["combined"] == pytest.approx((0.4 + 0.8 + 0.6) / 3)
-    assert cycles.primary_metric(metrics, "reports.missing") is None
-    assert cycles.primary_metric({"reports": 3}, "reports.bleu_4") is None
+    assert metric_value(metrics, "reports.missing") is None
+    assert metric_value({"reports": 3}, "reports.bleu_4") is None
+    assert metric_value({"reports": {"bleu_4": True}}, "reports.bleu_4") is None

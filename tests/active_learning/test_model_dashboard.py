@@ -17,6 +17,7 @@ from active_learning.ml.evaluate import edit_distance
 from active_learning.models import ModelVersion, Suggestion
 from active_learning.services import model_dashboard
 from active_learning.services.case_inputs import first_instance
+from active_learning.services.loop_settings import loop_settings, update_loop_settings
 from annotations.dashboards.throughput import SuggestionUse
 from annotations.models import Annotation, Box, Case
 from annotations.services import annotate, queue
@@ -223,8 +224,7 @@ def test_learning_curve_puts_each_version_at_its_training_labels(project, scenar
 
 
 def test_learning_curve_follows_the_projects_promotion_metric(project, scenario):
-    project.promotion_metric = "findings.auroc_macro"
-    project.save(update_fields=["promotion_metric"])
+    update_loop_settings(project=project, promotion_metric="findings.auroc_macro")
     assert [p.primary for p in model_dashboard.learning_curve(project)] == [0.6, 0.8, 0.9]
 
 
@@ -256,7 +256,7 @@ def test_acquisition_scores_of_the_open_cases_by_the_serving_version(project, sc
     scores = model_dashboard.acquisition_scores(project, scenario.versions[2])
     # Open: c5 (a draft) to c11. v2 scored c5-c9; c10's suggestion has no score, c11 none.
     # v2's score of the complete c1 and v1's 0.55 of c6 are not counted.
-    assert (scores.version, scores.strategy) == (2, project.acquisition_strategy)
+    assert (scores.version, scores.strategy) == (2, loop_settings(project).acquisition_strategy)
     assert (scores.open_cases, scores.scored, scores.unscored) == (7, 5, 2)
     assert [(b.low, b.high) for b in scores.bins[:2]] == [(0.0, 0.1), (0.1, 0.2)]
     assert scores.bins[-1].high == 1.0
@@ -424,7 +424,7 @@ def test_dashboard_api_answers_as_the_model_versions_list_does(
         "per_class": [],
         "acquisition": {
             "version": None,
-            "strategy": project.acquisition_strategy,
+            "strategy": loop_settings(project).acquisition_strategy,
             "open_cases": 12,
             "scored": 0,
             "unscored": 12,

@@ -21,9 +21,8 @@ from active_learning.models import (
     PretrainedBackbone,
     RetrainingCycle,
 )
-from active_learning.services import cycles, pretraining, ranking, versions
+from active_learning.services import cycles, loop_settings, pretraining, ranking, versions
 from annotations.models import AuditEvent, Case
-from annotations.services import projects
 from tests.conftest import ingest_synthetic
 
 pytestmark = pytest.mark.django_db
@@ -132,8 +131,8 @@ def test_a_live_pretraining_blocks_a_second_one_and_a_dead_one_is_taken_over(pro
 def test_before_any_model_the_queue_is_ranked_by_typiclust_on_backbone_embeddings(
     project, cases, member
 ):
-    projects.update_project(
-        project=project, changed_by=member("boss", "lead"), acquisition_strategy="hybrid"
+    loop_settings.update_loop_settings(
+        project=project, changed_by=member("otto", "model_owner"), acquisition_strategy="hybrid"
     )
     assert _pretrain(project) == 1
     assert ranking.rerank_project(project) == 12
@@ -206,9 +205,8 @@ def test_the_loop_setting_picks_what_a_cold_start_begins_from(loop_project, cold
     from active_learning.services.loop_settings import update_loop_settings
 
     assert _pretrain(loop_project) == 1
-    loop_project.model_config = {**loop_project.model_config, "input_size": 256}
-    loop_project.save()
-    update_loop_settings(project=loop_project, cold_start=cold_start)
+    model_config = {**loop_settings.loop_settings(loop_project).model_config, "input_size": 256}
+    update_loop_settings(project=loop_project, cold_start=cold_start, model_config=model_config)
     cycle = cycles.trigger_cycle(project=loop_project)
     cycles.run_training(cycle.pk, owner="test-host:1:task-a")
     cycle.refresh_from_db()

@@ -8,7 +8,7 @@ from django.test import override_settings
 
 from active_learning.models import ModelVersion
 from active_learning.services import cycles, versions
-from active_learning.services.loop_settings import loop_settings
+from active_learning.services.loop_settings import loop_settings, update_loop_settings
 
 pytestmark = pytest.mark.django_db
 
@@ -77,8 +77,7 @@ def test_the_decision_comes_with_both_versions_figures_on_the_same_labels(
     loop_project, member, api_for
 ):
     _run(cycles.trigger_cycle(project=loop_project))
-    loop_project.auto_promote = False
-    loop_project.save()
+    update_loop_settings(project=loop_project, auto_promote=False)
     second = _run(cycles.trigger_cycle(project=loop_project))
     evidence = _evidence(api_for(member("owner1", "model_owner")), loop_project)
 
@@ -88,7 +87,7 @@ def test_the_decision_comes_with_both_versions_figures_on_the_same_labels(
 
     decision = evidence[2]["decision"]
     assert decision["checked"] and not decision["verdict"].startswith("promoted")
-    assert decision["metric"] == loop_project.promotion_metric
+    assert decision["metric"] == loop_settings(loop_project).promotion_metric
     assert decision["validation_labels"] == 3
     assert decision["min_validation_labels"] == loop_settings(loop_project).min_validation_labels
     # The inputs the reason speaks of: both versions measured by the cycle on its labels.

@@ -5,13 +5,7 @@ and the retention command still prunes. Checked on a fresh SQLite database migra
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.sqlite_script import run_on_sqlite
 
 SCRIPT = r"""
 import json
@@ -70,24 +64,7 @@ print(json.dumps(out))
 
 
 def test_sqlite_audit_table_is_append_only_by_trigger(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
-    env.update(
-        DJANGO_SETTINGS_MODULE="medloop.settings.local",
-        DATABASE_URL=f"sqlite:///{tmp_path / 'audit.sqlite3'}",
-        MEDLOOP_VAR_DIR=str(tmp_path / "var"),
-        CELERY_BROKER_URL="memory://",
-        MEDLOOP_AUDIT_RETENTION_DAYS="30",
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", SCRIPT],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    out = json.loads(result.stdout.strip().splitlines()[-1])
+    out = run_on_sqlite(SCRIPT, tmp_path, MEDLOOP_AUDIT_RETENTION_DAYS="30")
     assert out["vendor"] == "sqlite"
     for key in ("update_action", "update_name", "null_actor_and_more"):
         assert "append-only: UPDATE refused" in out[key], key

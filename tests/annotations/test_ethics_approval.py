@@ -260,7 +260,7 @@ def test_only_admins_switch_the_rule_off(project, member, api_for):
 
 
 def test_the_demo_project_has_a_current_approval(settings, tmp_path):
-    from annotations.services import demo
+    from medloop.platform import demo
 
     settings.VAR_DIR = tmp_path
     settings.MEDLOOP_REQUIRE_ETHICS_APPROVAL = True

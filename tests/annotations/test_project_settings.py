@@ -10,6 +10,8 @@ import json
 
 import pytest
 
+from active_learning.models import LoopSettings
+from active_learning.services.loop_settings import EDITABLE, loop_settings, update_loop_settings
 from annotations.models import AuditEvent, Project
 from annotations.services import projects
 
@@ -28,35 +30,28 @@ def clients(member, api_for):
 
 def test_each_part_of_the_settings_is_changed_by_its_roles_only(project, clients):
     url = f"/api/projects/{project.pk}/"
+    loop_url = f"/api/projects/{project.pk}/loop-settings/"
     queue, loop = {"lease_seconds": 600}, {"acquisition_strategy": "fifo"}
     assert clients["lead"].patch(url, queue, format="json").status_code == 200
-    refused = clients["lead"].patch(url, loop, format="json")
-    assert refused.status_code == 403
-    assert "acquisition_strategy" in refused.json()["message"]
-    assert "model_owner" in refused.json()["message"]
-    refused = clients["owner"].patch(url, queue, format="json")
-    assert refused.status_code == 403 and "lease_seconds" in refused.json()["message"]
-    assert clients["owner"].patch(url, loop, format="json").status_code == 200
-    assert clients["annotator"].patch(url, loop, format="json").status_code == 403
-    # A request mixing parts is refused whole when one part is not the caller's.
-    mixed = clients["lead"].patch(
+    assert clients["owner"].patch(url, queue, format="json").status_code == 403
+    assert clients["lead"].patch(loop_url, loop, format="json").status_code == 403
+    assert clients["annotator"].patch(loop_url, loop, format="json").status_code == 403
+    assert clients["owner"].patch(loop_url, loop, format="json").status_code == 200
+    # The project's JSON shows the loop's settings, which its own endpoint does not change: a
+    # request naming one is refused whole, and says where the setting is changed.
+    assert clients["lead"].get(url).json()["acquisition_strategy"] == "fifo"
+    mixed = clients["admin"].patch(
         url, {"lease_seconds": 1200, "auto_promote": False}, format="json"
     )
-    assert mixed.status_code == 403 and "auto_promote" in mixed.json()["message"]
+    assert mixed.status_code == 400
+    assert "auto_promote" in mixed.json()["message"] and loop_url in mixed.json()["message"]
     project.refresh_from_db()
-    assert (project.lease_seconds, project.auto_promote) == (600, True)
+    assert project.lease_seconds == 600 and loop_settings(project).auto_promote is True
     both = clients["admin"].patch(
-        url, {"lease_seconds": 1200, "auto_promote": False}, format="json"
+        loop_url, {"cold_start": "scratch", "auto_promote": False}, format="json"
     )
-    assert both.status_code == 200
-    loop_url = f"/api/projects/{project.pk}/loop-settings/"
-    assert (
-        clients["lead"].patch(loop_url, {"cold_start": "scratch"}, format="json").status_code == 403
-    )
-    assert (
-        clients["owner"].patch(loop_url, {"cold_start": "scratch"}, format="json").status_code
-        == 200
-    )
+    assert both.status_code == 200 and both.json()["auto_promote"] is False
+    assert clients["lead"].get(url).json()["auto_promote"] is False
 
 
 @pytest.mark.parametrize(
@@ -78,10 +73,11 @@ def test_each_part_of_the_settings_is_changed_by_its_roles_only(project, clients
     ],
 )
 def test_bad_loop_values_are_a_400_naming_the_field(project, clients, body, named):
-    response = clients["owner"].patch(f"/api/projects/{project.pk}/", body, format="json")
+    url = f"/api/projects/{project.pk}/loop-settings/"
+    response = clients["owner"].patch(url, body, format="json")
     assert response.status_code == 400, response.content
     assert named in response.json()["message"]
-    assert Project.objects.get(pk=project.pk).model_config == {}
+    assert loop_settings(project).model_config == {}
 
 
 @pytest.mark.parametrize(
@@ -168,40 +164,48 @@ def test_the_settings_page_tells_leads_and_owners_what_they_may_change(client, p
 # --- the Django admin -------------------------------------------------------------------------
 
 
-def _admin_form(project: Project, **changes: object) -> dict[str, object]:
+def _project_form(project: Project, **changes: object) -> dict[str, object]:
     data: dict[str, object] = {
         field: getattr(project, field)
         for field in (
             "name",
             "description",
             "modality",
-            "auto_retrain_threshold",
             "double_read_fraction",
             "adjudication_box_f1",
             "adjudication_report_rouge",
             "validation_fraction",
             "lease_seconds",
-            "acquisition_strategy",
-            "promotion_metric",
-            "training_epochs",
         )
     }
     data.update(
         label_schema=json.dumps(project.label_schema),
-        model_config=json.dumps(project.model_config),
+        eligibility_rules="{}",
         dicom_calling_ae_titles="[]",
         dicomweb_url="",
         dicom_ae_title="",
         **{"memberships-TOTAL_FORMS": 0, "memberships-INITIAL_FORMS": 0},
     )
-    if project.auto_promote:
-        data["auto_promote"] = "on"
     data.update(changes)
     return data
 
 
-def test_the_admin_picks_strategy_and_metric_from_the_loops_lists(admin_client, project):
-    page = admin_client.get(f"/admin/annotations/project/{project.pk}/change/")
+def _loop_form(loop: LoopSettings, **changes: object) -> dict[str, object]:
+    data: dict[str, object] = {"project": loop.project_id, "model_config": "{}"}
+    data.update({name: getattr(loop, name) for name in EDITABLE if name != "model_config"})
+    if not loop.auto_promote:
+        data.pop("auto_promote")  # an unticked box is not sent
+    data.update(changes)
+    return data
+
+
+@pytest.fixture
+def loop(project) -> LoopSettings:
+    return update_loop_settings(project=project)
+
+
+def test_the_admin_picks_strategy_and_metric_from_the_loops_lists(admin_client, loop):
+    page = admin_client.get(f"/admin/active_learning/loopsettings/{loop.pk}/change/")
     assert page.status_code == 200
     html = page.content.decode()
     assert '<select name="acquisition_strategy"' in html
@@ -216,60 +220,81 @@ def test_the_admin_picks_strategy_and_metric_from_the_loops_lists(admin_client, 
         ({"acquisition_strategy": "smartest"}, "acquisition_strategy", "valid choice"),
         ({"promotion_metric": "accuracy"}, "promotion_metric", "valid choice"),
         (
-            {"label_schema": json.dumps({"findings": [], "report_sections": []})},
-            "label_schema",
-            "non-empty",
-        ),
-        (
             {"model_config": json.dumps({"report_metric_floor": 5})},
             "model_config",
             "report_metric_floor",
         ),
         ({"model_config": json.dumps({"wings": 2})}, "model_config", "wings"),
-        ({"double_read_fraction": 1.5}, "double_read_fraction", "between 0 and 1"),
+        ({"bootstrap_confidence": 0.2}, "bootstrap_confidence", "(0.5, 1)"),
     ],
 )
 def test_the_admin_refuses_what_the_api_refuses_at_the_field(
-    admin_client, project, changes, field, message
+    admin_client, loop, changes, field, message
 ):
-    before = Project.objects.get(pk=project.pk)
     response = admin_client.post(
-        f"/admin/annotations/project/{project.pk}/change/", _admin_form(project, **changes)
+        f"/admin/active_learning/loopsettings/{loop.pk}/change/", _loop_form(loop, **changes)
     )
     assert response.status_code == 200  # the form again, with its errors
     errors = response.context["adminform"].form.errors
     assert field in errors, errors
     assert message in " ".join(errors[field])
-    after = Project.objects.get(pk=project.pk)
+    after = LoopSettings.objects.get(pk=loop.pk)
     assert (after.acquisition_strategy, after.promotion_metric, after.model_config) == (
-        before.acquisition_strategy,
-        before.promotion_metric,
-        before.model_config,
+        loop.acquisition_strategy,
+        loop.promotion_metric,
+        loop.model_config,
     )
 
 
-def test_the_admin_saves_valid_settings_normalised_and_audited(admin_client, project):
+def test_the_admin_project_form_refuses_what_the_api_refuses_at_the_field(admin_client, project):
+    for changes, field, message in [
+        (
+            {"label_schema": json.dumps({"findings": [], "report_sections": []})},
+            "label_schema",
+            "non-empty",
+        ),
+        ({"double_read_fraction": 1.5}, "double_read_fraction", "between 0 and 1"),
+    ]:
+        response = admin_client.post(
+            f"/admin/annotations/project/{project.pk}/change/", _project_form(project, **changes)
+        )
+        assert response.status_code == 200
+        errors = response.context["adminform"].form.errors
+        assert message in " ".join(errors[field]), errors
+    assert Project.objects.get(pk=project.pk).label_schema == project.label_schema
+
+
+def test_the_admin_saves_valid_settings_normalised_and_audited(admin_client, project, loop):
     schema = {"findings": [{"key": "nodule"}], "report_sections": [{"key": "findings"}]}
     response = admin_client.post(
         f"/admin/annotations/project/{project.pk}/change/",
-        _admin_form(
-            project,
+        _project_form(project, label_schema=json.dumps(schema)),
+    )
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    response = admin_client.post(
+        f"/admin/active_learning/loopsettings/{loop.pk}/change/",
+        _loop_form(
+            loop,
             acquisition_strategy="uncertainty-findings",
             promotion_metric="findings.auroc_macro",
-            label_schema=json.dumps(schema),
             model_config=json.dumps({"report_metric_floor": 0.4}),
         ),
     )
     assert response.status_code == 302, response.context["adminform"].form.errors
     project.refresh_from_db()
-    assert project.acquisition_strategy == "uncertainty-findings"
-    assert project.promotion_metric == "findings.auroc_macro"
     # Normalised as the API does: the name and colour filled in.
     assert project.label_schema["findings"] == [
         {"key": "nodule", "name": "Nodule", "color": "#ffffff", "hotkey": ""}
     ]
-    assert project.model_config == {"report_metric_floor": 0.4}
-    assert AuditEvent.objects.filter(action="admin.change", object_id=str(project.pk)).exists()
+    loop.refresh_from_db()
+    assert loop.acquisition_strategy == "uncertainty-findings"
+    assert loop.promotion_metric == "findings.auroc_macro"
+    assert loop.model_config == {"report_metric_floor": 0.4}
+    changes = AuditEvent.objects.filter(action="admin.change", project_id=project.pk)
+    assert {event.detail["model"] for event in changes} == {
+        "annotations.Project",
+        "active_learning.LoopSettings",
+    }
 
 
 def test_check_changes_is_what_update_project_applies(project):
@@ -288,14 +313,14 @@ def test_check_changes_is_what_update_project_applies(project):
     "bad",
     [
         {"bootstrap_resamples": 10},  # the guard refuses it
-        {"model_config": {"report_metric_floor": 5}},  # the project's checks refuse it
-        {"training_epochs": 0},  # the input serializer refuses it
+        {"model_config": {"report_metric_floor": 5}},  # the model's checks refuse it
+        {"training_epochs": 0},  # out of range
         {"magic": 1},  # unknown
     ],
 )
 def test_the_loop_is_saved_in_one_request_and_a_bad_value_changes_nothing(project, clients, bad):
-    """The settings page saves the loop's project fields and the guard's settings together:
-    a value refused in either part leaves both parts as they were (no half-write)."""
+    """The settings page saves the loop's settings together: a value refused leaves all of
+    them as they were (no half-write)."""
     url = f"/api/projects/{project.pk}/loop-settings/"
     before = clients["owner"].get(url).json()
     edit = {
@@ -312,19 +337,20 @@ def test_the_loop_is_saved_in_one_request_and_a_bad_value_changes_nothing(projec
     assert refused.status_code == 400, refused.content
     assert next(iter(bad)) in refused.json()["message"]
     assert clients["owner"].get(url).json() == before
-    project.refresh_from_db()
-    assert (project.acquisition_strategy, project.auto_retrain_threshold) != ("fifo", 7)
-    assert project.auto_promote is True and project.model_config == {}
+    stored = loop_settings(project)
+    assert (stored.acquisition_strategy, stored.auto_retrain_threshold) != ("fifo", 7)
+    assert stored.auto_promote is True and stored.model_config == {}
     assert AuditEvent.objects.count() == events
 
     saved = clients["owner"].patch(url, edit, format="json")
     assert saved.status_code == 200, saved.content
     body = saved.json()
     assert {name: body[name] for name in edit} == edit
-    project.refresh_from_db()
-    assert (project.acquisition_strategy, project.auto_retrain_threshold) == ("fifo", 7)
-    actions = set(AuditEvent.objects.filter(actor_username="otto").values_list("action", flat=True))
-    assert {"project.update", "loop.settings"} <= actions
-    # The same roles as the project's loop fields: a lead may not change them here either.
+    stored = loop_settings(project)
+    assert (stored.acquisition_strategy, stored.auto_retrain_threshold) == ("fifo", 7)
+    event = AuditEvent.objects.filter(actor_username="otto", action="loop.settings").latest("pk")
+    assert event.detail["values"]["auto_retrain_threshold"] == [50, 7]
+    assert event.detail["model_config"] == ["train_steps"]
+    # Model owners and admins change them; a lead may not.
     refused = clients["lead"].patch(url, {"acquisition_strategy": "random"}, format="json")
     assert refused.status_code == 403

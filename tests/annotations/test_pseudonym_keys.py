@@ -10,9 +10,6 @@ import hashlib
 import hmac
 import io
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pydicom
@@ -26,9 +23,9 @@ from annotations.dicom.deidentify import deidentify
 from annotations.models import Patient, Project
 from annotations.pseudonym_keys import derive_project_key
 from annotations.services import ingest, projects
+from tests.support.sqlite_script import run_on_sqlite
 
 pytestmark = pytest.mark.django_db
-ROOT = Path(__file__).resolve().parents[2]
 CT_SMALL = Path(get_testdata_file("CT_small.dcm"))  # type: ignore[arg-type]
 MASTER = "a-master-pseudonym-key-for-tests-" + "Zq8" * 10
 
@@ -115,24 +112,7 @@ print(json.dumps(rows))
 
 
 def test_migration_keeps_existing_projects_secrets_and_gives_each_a_salt(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
-    env.update(
-        DJANGO_SETTINGS_MODULE="medloop.settings.local",
-        DATABASE_URL=f"sqlite:///{tmp_path / 'keys.sqlite3'}",
-        MEDLOOP_VAR_DIR=str(tmp_path / "var"),
-        CELERY_BROKER_URL="memory://",
-        MEDLOOP_PSEUDONYM_KEY=MASTER,
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", MIGRATION_SCRIPT],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    rows = json.loads(result.stdout.strip().splitlines()[-1])
+    rows = run_on_sqlite(MIGRATION_SCRIPT, tmp_path, MEDLOOP_PSEUDONYM_KEY=MASTER)
     assert [(r["name"], r["secret"], r["legacy"]) for r in rows] == [
         ("one", "11" * 32, True),
         ("two", "22" * 32, True),

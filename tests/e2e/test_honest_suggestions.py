@@ -14,6 +14,7 @@ from active_learning.ml import synthetic
 from active_learning.ml.interface import CasePrediction, PredictedBox
 from active_learning.models import ModelVersion, Suggestion
 from active_learning.services import case_inputs, serving, suggestions, versions
+from active_learning.services.loop_settings import update_loop_settings
 from annotations.models import Annotation, Case, ShownSuggestion
 from annotations.services import annotate, queue
 from tests.e2e.test_workspace import _case_id_shown, _image_point, _wait_rendered
@@ -245,9 +246,11 @@ def test_a_really_trained_version_shows_boxes_that_sit_on_lesions(
     data = tmp_path / "cases"
     synthetic.generate_dataset(seed=11, count=60, out_dir=data, size=256)
     cases = ingest_synthetic(project, data)
-    project.model_config = {"train_steps": 40, "vocab_size": 500, "report_max_tokens": 100}
-    project.auto_promote = True
-    project.save()
+    update_loop_settings(
+        project=project,
+        model_config={"train_steps": 40, "vocab_size": 500, "report_max_tokens": 100},
+        auto_promote=True,
+    )
     submit_ground_truth(project=project, cases=cases, synthetic_dir=data,
                         annotator=member("reader", "annotator"), count=52)  # fmt: skip
     labelled = [c.pk for c in cases if c.annotations.exists()]

@@ -12,6 +12,7 @@ import pytest
 from django.utils import timezone
 
 from active_learning.models import ModelVersion, RetrainingCycle
+from active_learning.services.loop_settings import update_loop_settings
 from tests.support.browser import log_in
 
 MINUS = "\u2212"  # the page writes differences with a true minus sign
@@ -38,8 +39,7 @@ BOOTSTRAP = {
 def _versions(project) -> None:
     """v1 served first, trained when one validation label existed (AUROC undefined on it);
     v2, checked against v1 on twelve validation labels, not promoted: the issue's case."""
-    project.promotion_metric = "combined"
-    project.save(update_fields=["promotion_metric"])
+    update_loop_settings(project=project, promotion_metric="combined")
     v1 = ModelVersion.objects.create(
         project=project,
         number=1,

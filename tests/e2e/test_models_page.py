@@ -15,7 +15,7 @@ from django.test import override_settings
 
 from active_learning.models import ModelVersion, RetrainingCycle
 from active_learning.services import cycles, versions
-from annotations.services import projects
+from active_learning.services.loop_settings import update_loop_settings
 from tests.support.browser import log_in
 
 MINUS = "\u2212"  # the page writes differences with a true minus sign
@@ -116,7 +116,7 @@ def test_model_owner_retrains_then_promotes_and_rolls_back(
 
     # A second cycle with auto-promote off leaves a candidate for the model owner.
     lead = get_user_model().objects.get(username="boss")
-    projects.update_project(project=loop_project, changed_by=lead, auto_promote=False)
+    update_loop_settings(project=loop_project, changed_by=lead, auto_promote=False)
     page.click("#retrain")
     page.wait_for_selector("#cycle-status[data-status=queued]")
     second = _new_cycle(loop_project, after=first)

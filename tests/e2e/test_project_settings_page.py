@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from active_learning.models import LoopSettings, ModelVersion
+from active_learning.services.loop_settings import loop_settings, update_loop_settings
 from annotations.models import AuditEvent, Membership, Project
 from tests.support.browser import log_in
 
@@ -125,8 +126,7 @@ def test_model_owner_changes_the_loop_and_sees_the_rest_read_only(
     page.click("#loop-form button[type=submit]")
     assert "report_metric_floor" in _wait_error(page, "#loop-form")
     assert page.get_attribute("#f-model_config-report_metric_floor", "aria-invalid") == "true"
-    project.refresh_from_db()
-    assert project.model_config == {}
+    assert loop_settings(project).model_config == {}
 
     page.fill("#f-model_config-report_metric_floor", "0.4")
     page.select_option("#f-acquisition_strategy", "fifo")
@@ -140,17 +140,16 @@ def test_model_owner_changes_the_loop_and_sees_the_rest_read_only(
     page.click("#loop-form button[type=submit]")
     _wait_status(page, "#loop-form", "Saved")
     page.screenshot(path=str(artifacts_dir / "project-settings-loop.png"), full_page=True)
-    project.refresh_from_db()
-    assert project.acquisition_strategy == "fifo"
-    assert project.auto_retrain_threshold == 20
-    assert project.promotion_metric == "findings.auroc_macro"
-    assert project.auto_promote is False
-    assert project.model_config == {
+    loop = loop_settings(project)
+    assert loop.acquisition_strategy == "fifo"
+    assert loop.auto_retrain_threshold == 20
+    assert loop.promotion_metric == "findings.auroc_macro"
+    assert loop.auto_promote is False
+    assert loop.model_config == {
         "report_metric_floor": 0.4,
         "train_steps": 500,
         "box_precision_target": 0.8,
     }
-    loop = LoopSettings.objects.get(project=project)
     assert (loop.min_validation_labels, loop.cold_start) == (30, "scratch")
     assert AuditEvent.objects.filter(action="loop.settings", actor_username="otto").exists()
 
@@ -177,7 +176,8 @@ def test_a_refused_guard_value_leaves_the_other_loop_settings_unchanged(
     guard's value, the strategy and retrain threshold typed beside it are not stored either."""
     member("otto", "model_owner")
     _open_settings(page, live_server, project, "otto")
-    before = (project.acquisition_strategy, project.auto_retrain_threshold)
+    loop = loop_settings(project)
+    before = (loop.acquisition_strategy, loop.auto_retrain_threshold)
     writes: list[str] = []
     page.on("request", lambda r: writes.append(r.url) if r.method == "PATCH" else None)
     page.select_option("#f-acquisition_strategy", "fifo")
@@ -189,15 +189,15 @@ def test_a_refused_guard_value_leaves_the_other_loop_settings_unchanged(
     assert [url.split(live_server.url)[-1] for url in writes] == [
         f"/api/projects/{project.pk}/loop-settings/"
     ]
-    project.refresh_from_db()
-    assert (project.acquisition_strategy, project.auto_retrain_threshold) == before
+    loop = loop_settings(project)
+    assert (loop.acquisition_strategy, loop.auto_retrain_threshold) == before
     assert not LoopSettings.objects.filter(project=project, bootstrap_resamples=10).exists()
 
     page.fill("#f-loop-bootstrap_resamples", "2000")
     page.click("#loop-form button[type=submit]")
     _wait_status(page, "#loop-form", "Saved")
-    project.refresh_from_db()
-    assert (project.acquisition_strategy, project.auto_retrain_threshold) == ("fifo", 17)
+    loop = loop_settings(project)
+    assert (loop.acquisition_strategy, loop.auto_retrain_threshold) == ("fifo", 17)
     assert LoopSettings.objects.get(project=project).bootstrap_resamples == 2000
     page.reload()
     page.wait_for_selector("#settings[data-state=ready]")
@@ -255,15 +255,17 @@ def test_an_annotator_is_refused_the_settings_page(page, live_server, project, m
     assert "lead, model owner or admin" in page.inner_text("#refusal-reason")
 
 
-def test_the_admin_project_form_offers_the_loops_lists_and_refuses_a_bad_value(
+def test_the_admin_loop_settings_form_offers_the_loops_lists_and_refuses_a_bad_value(
     page, live_server, project, make_user
 ):
-    """Issue 18, item 3: the Django admin stored strategy and metric as free text; its project
-    form now offers the loop's strategies and metrics to pick from and refuses, at the field,
-    what the API refuses (here a report floor outside [0, 1]), storing nothing."""
+    """Issue 18, item 3: the Django admin stored strategy and metric as free text; the loop
+    settings' form (the loop's own since issue 19) offers the loop's strategies and metrics to
+    pick from and refuses, at the field, what the API refuses (here a report floor outside
+    [0, 1]), storing nothing."""
     make_user("root", is_staff=True, is_superuser=True)
+    loop = update_loop_settings(project=project)
     log_in(page, live_server, "root")
-    page.goto(f"{live_server.url}/admin/annotations/project/{project.pk}/change/")
+    page.goto(f"{live_server.url}/admin/active_learning/loopsettings/{loop.pk}/change/")
     strategy = page.locator("select[name=acquisition_strategy]")
     metric = page.locator("select[name=promotion_metric]")
     assert strategy.count() == 1 and metric.count() == 1  # picked from a list, not typed
@@ -278,12 +280,12 @@ def test_the_admin_project_form_offers_the_loops_lists_and_refuses_a_bad_value(
     page.wait_for_selector(".errornote")
     error = page.inner_text(".field-model_config .errorlist")
     assert "report_metric_floor" in error
-    project.refresh_from_db()
-    assert project.acquisition_strategy != "fifo" and project.model_config == {}
+    loop.refresh_from_db()
+    assert loop.acquisition_strategy != "fifo" and loop.model_config == {}
 
     page.fill("textarea[name=model_config]", '{"report_metric_floor": 0.4}')
     page.click("input[name=_save]")
     page.wait_for_selector(".messagelist .success")
-    project.refresh_from_db()
-    assert project.acquisition_strategy == "fifo"
-    assert project.model_config == {"report_metric_floor": 0.4}
+    loop.refresh_from_db()
+    assert loop.acquisition_strategy == "fifo"
+    assert loop.model_config == {"report_metric_floor": 0.4}

@@ -17,9 +17,8 @@ from django.db import connection
 
 from active_learning.ml.checkpoints import read_manifest
 from active_learning.models import ModelVersion, RetrainingCycle, Suggestion
-from active_learning.services import versions
+from active_learning.services import loop_settings, versions
 from annotations.models import Case
-from annotations.services import projects
 from medloop.celery import app
 from tests.conftest import api_client_for
 from tests.integration.conftest import wait_for
@@ -119,9 +118,9 @@ def test_a_cycle_runs_through_the_worker(loop_project, member, on_redis, start_w
 def test_labels_reaching_the_threshold_start_a_cycle(
     project, cases, member, synthetic_dir, on_redis, start_worker
 ):
-    projects.update_project(
+    loop_settings.update_loop_settings(
         project=project,
-        changed_by=member("boss", "lead"),
+        changed_by=member("boss", "model_owner"),
         model_config=TINY_MODEL,
         training_epochs=1,
         auto_retrain_threshold=3,
@@ -188,10 +187,10 @@ def _serving_first_version(project) -> ModelVersion:
 def _train_long(project, member) -> None:
     """Training long enough to be killed, cancelled or redelivered while it runs (cycles count
     training in optimisation steps)."""
-    projects.update_project(
+    loop_settings.update_loop_settings(
         project=project,
-        changed_by=member("boss2", "lead"),
-        model_config={**project.model_config, "train_steps": 400},
+        changed_by=member("boss2", "model_owner"),
+        model_config={**loop_settings.loop_settings(project).model_config, "train_steps": 400},
     )
 
 

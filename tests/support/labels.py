@@ -10,7 +10,7 @@ from django.contrib.auth.models import AbstractUser
 from active_learning.ml import synthetic
 from active_learning.services import case_inputs
 from annotations.models import Case, Project
-from annotations.services import annotate, projects, queue
+from annotations.services import annotate, queue
 
 # A model small enough to train in seconds on the CPU (128-pixel synthetic cases).
 # train_steps: cycles count optimisation steps now; 4 is what one epoch of these few labels gave.
@@ -77,7 +77,12 @@ def make_loop_project(
     (``settings`` override), its first three cases held out for validation (and accepted as
     enough for automatic promotion), and nine cases
     submitted with their ground truth (the three validation cases, then six training labels)."""
-    projects.update_project(
+    Case.objects.filter(pk__in=[c.pk for c in cases[:3]]).update(is_validation=True)
+    # Its owner accepts its three validation labels as enough for automatic promotion (the
+    # default is 20; tests of the promotion guard raise it again).
+    from active_learning.services.loop_settings import update_loop_settings
+
+    update_loop_settings(
         project=project,
         changed_by=lead,
         **{
@@ -85,15 +90,10 @@ def make_loop_project(
             "training_epochs": 1,
             "acquisition_strategy": "hybrid",
             "auto_retrain_threshold": 0,
+            "min_validation_labels": 3,
             **settings,
         },
     )
-    Case.objects.filter(pk__in=[c.pk for c in cases[:3]]).update(is_validation=True)
-    # Its owner accepts its three validation labels as enough for automatic promotion (the
-    # default is 20; tests of the promotion guard raise it again).
-    from active_learning.services.loop_settings import update_loop_settings
-
-    update_loop_settings(project=project, changed_by=lead, min_validation_labels=3)
     # The validation cases come first in the queue (first in, first out).
     submit_ground_truth(
         project=project, cases=cases, synthetic_dir=synthetic_dir, annotator=annotator, count=9

@@ -7,7 +7,7 @@ of a model version's label snapshot read the same thing the same way."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,16 +107,26 @@ def current_labels(project: Project) -> LabelSet:
     return LabelSet(labels=labels)
 
 
+# Reads a model version's label snapshot ([annotation id, version] pairs), None when the project
+# has no version ``number``. The loop owns model versions and registers the reader when it
+# starts (active_learning.apps), so that exports import nothing of the loop.
+SnapshotReader = Callable[[Project, int], Any]
+_snapshot_readers: list[SnapshotReader] = []
+
+
+def register_snapshot_reader(reader: SnapshotReader) -> None:
+    """Make ``reader`` the source of model versions' label snapshots (replacing any earlier)."""
+    _snapshot_readers[:] = [reader]
+
+
 def snapshot_labels(project: Project, number: int) -> LabelSet:
     """The labels model version ``number`` was trained on (its ``label_snapshot`` of
     [annotation id, version] pairs), each as submitted at that version, whatever happened to
     the annotation since. Raises UnknownModelVersion when the project has no such version."""
-    from active_learning.models import ModelVersion
-
-    version = ModelVersion.objects.filter(project=project, number=number).first()
-    if version is None:
+    snapshot = _snapshot_readers[0](project, number) if _snapshot_readers else None
+    if snapshot is None:
         raise UnknownModelVersion(f"Project {project.pk} has no model version {number}.")
-    pairs = _snapshot_pairs(version.label_snapshot)
+    pairs = _snapshot_pairs(snapshot)
     labels, missing = _labels_at(project, pairs, from_snapshot=True)
     return LabelSet(labels=labels, model_version=number, missing=tuple(missing))
 

@@ -15,9 +15,9 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from annotations.services.demo import DEMO_USERS, seed_demo
 from medloop import embedded_broker
 from medloop.env import env_int
+from medloop.platform.demo import DEMO_USERS, seed_demo
 from medloop.supervisor import ChildSpec, GaveUp, Supervisor
 
 

@@ -17,6 +17,7 @@ from django.contrib.auth.models import AbstractUser
 from django.utils import timezone
 
 from active_learning.ml import synthetic
+from active_learning.services import loop_settings
 from annotations.models import IngestBatch, Project, Role
 from annotations.services import batches, ethics, projects
 from annotations.services.clinical_import import import_clinical_context
@@ -106,10 +107,10 @@ def seed_demo(*, count: int = 40, seed: int = 7, size: int = 512) -> DemoSummary
             modality="DX",
             description="Synthetic chest radiographs with clinical context and lab values.",
             double_read_fraction=0.1,
-            auto_retrain_threshold=20,
             # The study enrols adults: a younger patient's study would be held out.
             eligibility_rules={"min_age_years": 18},
         )
+        loop_settings.update_loop_settings(project=project, auto_retrain_threshold=20)
     ensure_demo_approval(project)
     for username, (roles, _) in DEMO_USERS.items():
         for role in roles:

@@ -3,7 +3,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from annotations.services.demo import seed_demo
+from medloop.platform.demo import seed_demo
 
 
 class Command(BaseCommand):
