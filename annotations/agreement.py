@@ -27,7 +27,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from sklearn.metrics import cohen_kappa_score
 
-from medloop.metrics.boxes import iou_matrix_xywh, optimal_match_count
+from medloop.metrics.boxes import iou_matrix_xywh, iou_matrix_xyzwhd, optimal_match_count
 from medloop.metrics.text import edit_distance, rouge_l_f1, tokenize_report
 from medloop.public_data import (
     TORCHXRAYVISION_INSTALL_HINT,
@@ -43,6 +43,7 @@ __all__ = [
     "VINDR_INSTALL_HINT",
     "VINDR_NO_FINDING",
     "Box",
+    "Box3D",
     "BoxAgreement",
     "BoxCounts",
     "ClassAgreement",
@@ -62,6 +63,10 @@ __all__ = [
 
 Box = tuple[str, float, float, float, float]
 """One box: ``(finding, x, y, width, height)``, pixels, origin at the image's top-left corner."""
+
+Box3D = tuple[str, float, float, float, float, float, float]
+"""One 3D box in a volume: ``(finding, x, y, z, width, height, depth)``, voxels (z along the
+slices); :func:`box_f1` matches such boxes by 3D IoU."""
 
 Read = bool | str | None
 """One reader's call on one finding: ``True`` / ``"present"``, ``False`` / ``"absent"``; ``None``
@@ -115,27 +120,39 @@ class BoxAgreement(BoxCounts):
     per_class: Mapping[str, BoxCounts] = field(default_factory=dict)
 
 
-def _as_array(boxes: Sequence[Box]) -> NDArray[np.float64]:
-    array = np.array([box[1:5] for box in boxes], dtype=np.float64).reshape(-1, 4)
-    if (array[:, 2:] < 0).any():
-        raise ValueError("box width and height must not be negative")
+def _as_array(boxes: Sequence[Box | Box3D], numbers: int = 4) -> NDArray[np.float64]:
+    """The boxes' numbers, ``(n, 4)`` for 2D boxes or ``(n, 6)`` for 3D ones."""
+    sizes = {len(box) - 1 for box in boxes}
+    if len(sizes) > 1:
+        raise ValueError("2D and 3D boxes cannot be matched with one another")
+    numbers = sizes.pop() if sizes else numbers
+    array = np.array([box[1:] for box in boxes], dtype=np.float64).reshape(-1, numbers)
+    if (array[:, numbers // 2 :] < 0).any():
+        raise ValueError("box width, height and depth must not be negative")
     return array
 
 
 def _match_count(a: NDArray[np.float64], b: NDArray[np.float64], threshold: float) -> int:
-    """Most one-to-one pairs with IoU >= threshold; among those, the largest summed IoU."""
-    return optimal_match_count(iou_matrix_xywh(a, b), threshold)
+    """Most one-to-one pairs with IoU >= threshold; among those, the largest summed IoU (3D IoU
+    for 3D boxes)."""
+    if a.shape[1] != b.shape[1] and a.size and b.size:
+        raise ValueError("2D and 3D boxes cannot be matched with one another")
+    three_d = max(a.shape[1], b.shape[1]) == 6
+    if three_d:
+        a, b = a.reshape(-1, 6), b.reshape(-1, 6)
+    return optimal_match_count((iou_matrix_xyzwhd if three_d else iou_matrix_xywh)(a, b), threshold)
 
 
 def box_f1(
-    boxes_a: Sequence[Box],
-    boxes_b: Sequence[Box],
+    boxes_a: Sequence[Box | Box3D],
+    boxes_b: Sequence[Box | Box3D],
     iou_threshold: float = 0.5,
     by_class: bool = True,
 ) -> BoxAgreement:
     """Agreement of two readers' boxes on the same image, reader A as the reference.
 
-    In: two sequences of :data:`Box` ``(finding, x, y, width, height)`` in pixels. Boxes are
+    In: two sequences of :data:`Box` ``(finding, x, y, width, height)`` in pixels, or of
+    :data:`Box3D` ``(finding, x, y, z, width, height, depth)`` in voxels (3D IoU). Boxes are
     matched one-to-one within each finding class (across classes when ``by_class`` is False) by an
     optimal assignment (``scipy.optimize.linear_sum_assignment``) that maximises the number of
     pairs with IoU >= ``iou_threshold``, then their summed IoU. Out: :class:`BoxAgreement` with
@@ -146,7 +163,7 @@ def box_f1(
     if not by_class:
         matched = _match_count(_as_array(boxes_a), _as_array(boxes_b), iou_threshold)
         return BoxAgreement(matched, len(boxes_a), len(boxes_b))
-    grouped: dict[str, tuple[list[Box], list[Box]]] = {}
+    grouped: dict[str, tuple[list[Box | Box3D], list[Box | Box3D]]] = {}
     for side, boxes in enumerate((boxes_a, boxes_b)):
         for box in boxes:
             grouped.setdefault(box[0], ([], []))[side].append(box)

@@ -462,13 +462,29 @@ class Box(models.Model):
     finding = models.CharField(max_length=64)
     origin = models.CharField(max_length=20, choices=Origin.choices, default=Origin.DRAWN)
     suggestion_box_id = models.CharField(max_length=64, blank=True)
+    # A 3D box (a CT or MR series): drawn on ``instance``, one slice of ``series``, and extended
+    # over slices slice_first..slice_last (1-based, inclusive, in position order along the
+    # slice normal); x, y, width, height are its pixels on every slice. patient_mm: the same box
+    # in patient coordinates (LPS, mm) from the series' geometry: {"min", "max", "center",
+    # "size"}, each [x, y, z]. All empty for a 2D box.
+    series = models.ForeignKey(
+        Series, null=True, blank=True, on_delete=models.CASCADE, related_name="boxes"
+    )
+    slice_first = models.PositiveIntegerField(null=True, blank=True)
+    slice_last = models.PositiveIntegerField(null=True, blank=True)
+    patient_mm = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]
         constraints = [
             models.CheckConstraint(
                 condition=Q(width__gt=0) & Q(height__gt=0), name="box_positive_size"
-            )
+            ),
+            models.CheckConstraint(
+                condition=Q(series__isnull=True, slice_first__isnull=True, slice_last__isnull=True)
+                | Q(series__isnull=False, slice_first__gte=1, slice_last__gte=F("slice_first")),
+                name="box_slice_range_in_order",
+            ),
         ]
 
     def __str__(self) -> str:

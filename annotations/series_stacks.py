@@ -94,9 +94,18 @@ def slice_headers(instances: list[Instance]) -> list[SliceHeader]:
     return headers
 
 
+def stack_and_headers(series_id: int) -> tuple[SeriesStack, dict[int, SliceHeader]]:
+    """The series' visible (not quarantined) instances as an ordered stack of slices, and each
+    slice's geometry by instance id."""
+    instances = list(
+        Instance.objects.filter(series_id=series_id, quarantined=False).order_by(
+            "instance_number", "id"
+        )
+    )
+    headers = slice_headers(instances)
+    return order_slices(headers), {header.instance_id: header for header in headers}
+
+
 def stack_of(series: Series) -> SeriesStack:
     """The series' visible (not quarantined) instances as an ordered stack of slices."""
-    instances = list(
-        Instance.objects.filter(series=series, quarantined=False).order_by("instance_number", "id")
-    )
-    return order_slices(slice_headers(instances))
+    return stack_and_headers(series.pk)[0]

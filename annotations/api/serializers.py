@@ -169,6 +169,7 @@ class CaseDetailSerializer(CaseSummarySerializer):
 
 class BoxSerializer(serializers.ModelSerializer):
     instance_id = serializers.IntegerField()
+    series_id = serializers.IntegerField(read_only=True, allow_null=True)
 
     class Meta:
         model = Box
@@ -183,7 +184,12 @@ class BoxSerializer(serializers.ModelSerializer):
             "finding",
             "origin",
             "suggestion_box_id",
+            "series_id",
+            "slice_first",
+            "slice_last",
+            "patient_mm",
         ]
+        read_only_fields = ["series_id", "slice_first", "slice_last", "patient_mm"]
 
 
 class ShownSuggestionSerializer(serializers.ModelSerializer):
@@ -333,6 +339,14 @@ class BoxInputSerializer(serializers.Serializer):
     origin = serializers.ChoiceField(choices=Box.Origin.choices, default=Box.Origin.DRAWN)
     suggestion_box_id = serializers.CharField(
         max_length=64, required=False, allow_blank=True, default=""
+    )
+    slices = serializers.ListField(
+        child=serializers.IntegerField(min_value=1),
+        min_length=2,
+        max_length=2,
+        required=False,
+        help_text="A 3D box on a CT or MR series: [first, last] slices it covers (1-based, in"
+        " position order, inclusive); the image is the slice it was drawn on.",
     )
 
 

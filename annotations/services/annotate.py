@@ -22,6 +22,7 @@ from annotations.services import (
     loop_signals,
     queue,
     shown_suggestions,
+    volume_boxes,
 )
 from annotations.services.errors import (
     Conflict,
@@ -47,6 +48,8 @@ class BoxInput:
     frame: int = 1
     origin: str = Box.Origin.DRAWN
     suggestion_box_id: str = ""
+    # A 3D box: [first, last] slices of the instance's series (1-based, position order).
+    slices: tuple[int, int] | list[int] | None = None
 
 
 def start_annotation(*, case: Case, annotator: User, with_suggestion: bool = False) -> Annotation:
@@ -133,6 +136,7 @@ def _validate_boxes(case: Case, boxes: list[BoxInput]) -> list[Box]:
     }
     allowed = set(case.project.finding_keys)
     built = []
+    volumes: dict[int, volume_boxes.SeriesVolume] = {}
     for n, box in enumerate(boxes):
         where = f"boxes[{n}]"
         instance = instances.get(box.instance_id)
@@ -157,19 +161,22 @@ def _validate_boxes(case: Case, boxes: list[BoxInput]) -> list[Box]:
             )
         if box.origin not in Box.Origin.values:
             raise InvalidInput(f"{where}: origin must be one of {Box.Origin.values}.")
-        built.append(
-            Box(
-                instance=instance,
-                frame=box.frame,
-                x=box.x,
-                y=box.y,
-                width=box.width,
-                height=box.height,
-                finding=box.finding,
-                origin=box.origin,
-                suggestion_box_id=box.suggestion_box_id,
-            )
+        row = Box(
+            instance=instance,
+            frame=box.frame,
+            x=box.x,
+            y=box.y,
+            width=box.width,
+            height=box.height,
+            finding=box.finding,
+            origin=box.origin,
+            suggestion_box_id=box.suggestion_box_id,
         )
+        if box.slices is not None:
+            volume_boxes.place_volume_box(
+                row, instance=instance, slices=box.slices, where=where, volumes=volumes
+            )
+        built.append(row)
     return built
 
 
@@ -291,6 +298,7 @@ def snapshot(annotation: Annotation) -> dict[str, Any]:
                 "finding": b.finding,
                 "origin": b.origin,
                 "suggestion_box_id": b.suggestion_box_id,
+                **volume_boxes.snapshot_fields(b),
             }
             for b in annotation.boxes.all()
         ],

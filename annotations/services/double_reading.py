@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from annotations import agreement
 from annotations.models import Annotation, AnnotationRevision, Box, Case, DoubleRead, Project
-from annotations.services import annotate, audit, ethics, loop_signals
+from annotations.services import annotate, audit, ethics, loop_signals, volume_boxes
 from annotations.services.errors import Conflict, InvalidInput, NotAllowed
 
 READ_STATUSES = (Annotation.Status.SUBMITTED, Annotation.Status.ACCEPTED)
@@ -47,10 +47,20 @@ def reads_of(case: Case) -> QuerySet[Annotation]:
     )
 
 
-def _boxes_by_image(annotation: Annotation) -> dict[tuple[int, int], list[agreement.Box]]:
-    images: dict[tuple[int, int], list[agreement.Box]] = defaultdict(list)
+def _boxes_by_image(
+    annotation: Annotation,
+) -> dict[tuple[str, int, int], list[agreement.Box | agreement.Box3D]]:
+    """The read's boxes by image and frame; 3D boxes by series, in voxels (z: the slices from
+    the first, 0-based, depth: how many), so that they are matched by 3D IoU."""
+    images: dict[tuple[str, int, int], list[agreement.Box | agreement.Box3D]] = defaultdict(list)
     for box in annotation.boxes.all():
-        images[(box.instance_id, box.frame)].append(
+        if box.series_id is not None and box.slice_first is not None and box.slice_last:
+            depth = box.slice_last - box.slice_first + 1
+            images[("series", box.series_id, 0)].append(
+                (box.finding, box.x, box.y, box.slice_first - 1, box.width, box.height, depth)
+            )
+            continue
+        images[("image", box.instance_id, box.frame)].append(
             (box.finding, box.x, box.y, box.width, box.height)
         )
     return images
@@ -170,7 +180,16 @@ def adjudicate(
             )
         findings, report = dict(chosen.findings), dict(chosen.report)
         boxes = [
-            annotate.BoxInput(b.instance_id, b.x, b.y, b.width, b.height, b.finding, b.frame)
+            annotate.BoxInput(
+                b.instance_id,
+                b.x,
+                b.y,
+                b.width,
+                b.height,
+                b.finding,
+                b.frame,
+                slices=volume_boxes.slice_range(b),
+            )
             for b in chosen.boxes.all()
         ]
     missing = [

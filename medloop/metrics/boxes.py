@@ -2,7 +2,9 @@
 
 numpy and scipy only. Two box layouts occur: ``(x1, y1, x2, y2)`` corners (detector output) and
 ``(x, y, width, height)`` (what annotators draw and what COCO stores); :func:`corners` converts
-the second to the first, and every IoU here is computed by :func:`iou_matrix` on corners.
+the second to the first, and every IoU here is computed by :func:`iou_matrix` on corners. 3D
+boxes (a lesion over a range of CT slices) are the same in three axes: ``(x1, y1, z1, x2, y2,
+z2)`` corners, ``(x, y, z, width, height, depth)`` and :func:`iou_matrix_3d`.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ __all__ = [
     "greedy_matches",
     "iou",
     "iou_matrix",
+    "iou_matrix_3d",
     "iou_matrix_xywh",
+    "iou_matrix_xyzwhd",
     "optimal_match_count",
 ]
 
@@ -26,30 +30,46 @@ __all__ = [
 IOU_TOLERANCE = 1e-9
 
 
-def corners(xywh: ArrayLike) -> NDArray[np.float64]:
-    """``(n, 4)`` boxes ``(x, y, width, height)`` as ``(x1, y1, x2, y2)``."""
-    boxes = np.asarray(xywh, dtype=np.float64).reshape(-1, 4)
-    return np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=1)
+def corners(xywh: ArrayLike, dims: int = 2) -> NDArray[np.float64]:
+    """``(n, 4)`` boxes ``(x, y, width, height)`` as ``(x1, y1, x2, y2)``; with ``dims=3``,
+    ``(n, 6)`` boxes ``(x, y, z, width, height, depth)`` as ``(x1, y1, z1, x2, y2, z2)``."""
+    boxes = np.asarray(xywh, dtype=np.float64).reshape(-1, 2 * dims)
+    return np.concatenate([boxes[:, :dims], boxes[:, :dims] + boxes[:, dims:]], axis=1)
+
+
+def _corner_iou(a: ArrayLike, b: ArrayLike, dims: int) -> NDArray[np.float64]:
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 2 * dims)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 2 * dims)
+    low = np.maximum(a[:, None, :dims], b[None, :, :dims])
+    high = np.minimum(a[:, None, dims:], b[None, :, dims:])
+    intersection = np.clip(high - low, 0.0, None).prod(axis=-1)
+    size_a = (a[:, dims:] - a[:, :dims]).prod(axis=1)
+    size_b = (b[:, dims:] - b[:, :dims]).prod(axis=1)
+    union = size_a[:, None] + size_b[None, :] - intersection
+    return np.divide(intersection, union, out=np.zeros_like(union), where=union > 0)
 
 
 def iou_matrix(a: ArrayLike, b: ArrayLike) -> NDArray[np.float64]:
     """IoU of every box of ``a`` ``(n, 4)`` with every box of ``b`` ``(m, 4)``, both as corners
     ``(x1, y1, x2, y2)``: float64 ``(n, m)`` in [0, 1]; 0 where the union has no area."""
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    low = np.maximum(a[:, None, :2], b[None, :, :2])
-    high = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    overlap = np.clip(high - low, 0.0, None)
-    intersection = overlap[..., 0] * overlap[..., 1]
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - intersection
-    return np.divide(intersection, union, out=np.zeros_like(union), where=union > 0)
+    return _corner_iou(a, b, 2)
+
+
+def iou_matrix_3d(a: ArrayLike, b: ArrayLike) -> NDArray[np.float64]:
+    """3D IoU (intersection volume over union volume) of every box of ``a`` ``(n, 6)`` with
+    every box of ``b`` ``(m, 6)``, both as corners ``(x1, y1, z1, x2, y2, z2)``: float64
+    ``(n, m)`` in [0, 1]; 0 where the union has no volume."""
+    return _corner_iou(a, b, 3)
 
 
 def iou_matrix_xywh(a: ArrayLike, b: ArrayLike) -> NDArray[np.float64]:
     """:func:`iou_matrix` of boxes given as ``(x, y, width, height)``."""
     return iou_matrix(corners(a), corners(b))
+
+
+def iou_matrix_xyzwhd(a: ArrayLike, b: ArrayLike) -> NDArray[np.float64]:
+    """:func:`iou_matrix_3d` of boxes given as ``(x, y, z, width, height, depth)``."""
+    return iou_matrix_3d(corners(a, 3), corners(b, 3))
 
 
 def iou(a: Mapping[str, float], b: Mapping[str, float]) -> float:
