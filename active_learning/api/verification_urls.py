@@ -17,6 +17,11 @@ urlpatterns = [
         name="version-validation-reports",
     ),
     path(
+        "projects/<id:project_pk>/model-versions/<id:number>/export/",
+        views.VersionExportView.as_view(),
+        name="model-version-export",
+    ),
+    path(
         "projects/<id:project_pk>/validation-reports/",
         views.ProjectReportsView.as_view(),
         name="project-validation-reports",

@@ -28,6 +28,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from active_learning.ml.interface import CheckpointError
 from active_learning.models import ModelVersion, ValidationReport, VersionComparison
 from active_learning.services import (
     comparisons,
@@ -37,6 +38,7 @@ from active_learning.services import (
     validation_reports,
 )
 from annotations.api.common import project_for, user_of
+from annotations.services import audit
 from annotations.services.errors import Conflict
 
 
@@ -247,6 +249,34 @@ class VersionComparisonView(APIView):
             raise NotFound("No such comparison.")
         project_for(request, comparison.project_id, "model", "view")
         return Response(VersionComparisonSerializer(comparison).data)
+
+
+class VersionExportView(APIView):
+    @extend_schema(responses={(200, "application/zip"): OpenApiTypes.BINARY})
+    def get(self, request: Request, project_pk: int, number: int) -> HttpResponse:
+        """The version's weights, manifest and configuration with its model card, as a zip."""
+        project = project_for(request, project_pk, "model", "change")
+        version = ModelVersion.objects.filter(project=project, number=number).first()
+        if version is None:
+            raise NotFound(f"This project has no model version {number}.")
+        if not version.weights_path:
+            raise Conflict(f"Model version {number} has no weights to export.")
+        try:
+            archive = model_cards.export_bytes(version)
+        except CheckpointError as exc:
+            raise Conflict(f"Model version {number} cannot be exported: {exc}") from exc
+        audit.record(
+            action="model_version.export",
+            actor=user_of(request),
+            target=version,
+            project_id=project.pk,
+            request=request,
+            detail={"number": number, "weights_sha256": version.weights_sha256},
+        )
+        response = HttpResponse(archive, content_type="application/zip")
+        name = f"model-version-{number}-project-{project.pk}.zip"
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response
 
 
 class ModelCardView(APIView):

@@ -49,7 +49,7 @@ from active_learning.ml.verification.figures import (
 from active_learning.ml.verification.resampling import MIN_RESAMPLES
 from active_learning.ml.verification.weighted import reliability_diagram
 from active_learning.models import LockedTestSet, ModelVersion, TestSetPlan, ValidationReport
-from active_learning.services import case_inputs, serving, test_sets, versions
+from active_learning.services import case_inputs, model_cards, serving, test_sets, versions
 from annotations.models import Case, Project
 from annotations.services import audit
 from annotations.services.errors import InvalidInput
@@ -149,7 +149,8 @@ def _labelled_case(entry: dict[str, Any], case: Case) -> LabelledCase:
 
 def _attributes(case: Case) -> dict[str, str | None]:
     """The subgroup values of a case: sex from the patient record, the rest from the
-    de-identified header of its first image; site is not kept by de-identification."""
+    de-identified header of its first image (the site as the keyed code de-identification
+    writes in Clinical Trial Site ID: ``annotations.dicom.deidentify.site_code``)."""
     values: dict[str, str | None] = {name: None for name in subgroup_values.ATTRIBUTES}
     values["sex"] = subgroup_values.sex(case.study.patient.sex)
     try:
@@ -160,6 +161,7 @@ def _attributes(case: Case) -> dict[str, str | None]:
     values["age_band"] = subgroup_values.age_band(header.get("PatientAge"))
     values["view_position"] = str(header.get("ViewPosition") or "").strip() or None
     values["manufacturer"] = str(header.get("Manufacturer") or "").strip() or None
+    values["site"] = str(header.get("ClinicalTrialSiteID") or "").strip() or None
     return values
 
 
@@ -460,6 +462,8 @@ def run_report(report_id: int) -> ValidationReport | None:
             detail={"cases": [f["case_id"] for f in report.test_set.content["cases"]][:1000]},
         )
     report.refresh_from_db()
+    # The card beside the weights now tells what this report measured.
+    model_cards.write_card(report.model_version)
     return report
 
 

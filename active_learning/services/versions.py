@@ -23,6 +23,7 @@ from django.utils import timezone
 from active_learning.ml.checkpoints import load_model, read_manifest
 from active_learning.ml.interface import CheckpointError, ProgressCallback, SuggestionModel
 from active_learning.models import ModelVersion
+from active_learning.services import model_cards
 from active_learning.services.case_inputs import labelled_source
 from active_learning.services.withdrawals import training_annotations
 from annotations.models import Project
@@ -56,7 +57,7 @@ def register_version(
     """A candidate :class:`ModelVersion` for the saved version in ``directory``; ``parent`` is
     the version training started from (None: from scratch), ``parent_reason`` why that one."""
     manifest = read_manifest(directory)
-    return ModelVersion.objects.create(
+    version = ModelVersion.objects.create(
         project=project,
         number=number,
         model_kind=manifest["kind"],
@@ -70,6 +71,9 @@ def register_version(
         parent=parent,
         parent_reason=parent_reason[:300],
     )
+    # The model card travels with the weights from the start (issue 16).
+    model_cards.write_card(version)
+    return version
 
 
 @functools.cache

@@ -333,6 +333,25 @@ def pseudonym(secret: str, kind: str, value: str, length: int = 16) -> str:
     return keyed_digest(secret, kind, value).hex()[:length].upper()
 
 
+_SITE_CODE = re.compile(r"S-[0-9A-F]{8}")
+
+
+def site_code(dataset: Dataset, secret: str) -> str:
+    """A coarse, non-identifying code of the institution that made ``dataset``, for subgroup
+    analysis by site: ``S-`` and eight hex digits of the HMAC of its Institution Name
+    (0008,0080), upper-cased with everything but letters and digits dropped so that spellings
+    differing in case, spaces or punctuation share a code. Without a name, a Clinical Trial
+    Site ID (0012,0030) already of that form (a file MedLoop de-identified before) is kept;
+    otherwise ``""``. The name is never kept, and without the project's secret the code can be
+    neither traced back to it nor checked against a list of hospital names."""
+    name = str(dataset.get("InstitutionName", "") or "")
+    canonical = re.sub(r"[^0-9A-Z]", "", name.upper())
+    if canonical:
+        return "S-" + pseudonym(secret, "site", canonical, length=8)
+    earlier = str(dataset.get("ClinicalTrialSiteID", "") or "").strip()
+    return earlier if _SITE_CODE.fullmatch(earlier) else ""
+
+
 def replacement_uid(secret: str, uid: str) -> str:
     """A keyed 2.25 UID (an integer below 2**128, as PS3.5 B.2 allows) for ``uid``."""
     return "2.25." + str(int.from_bytes(keyed_digest(secret, "uid", uid)[:16], "big"))
@@ -655,10 +674,12 @@ def deidentify(dataset: Dataset, *, secret: str) -> tuple[Dataset, str]:
     ``secret`` is the project's HMAC key. The source Patient ID (or, without one, the Patient
     Name and birth date) keys the pseudonym and the date offset. Patient Name and Patient ID
     become the pseudonym, Accession Number a keyed hash of itself (so clinical rows keyed by
-    the source accession number can still be matched). Only the attributes of ``KEPT`` whose
+    the source accession number can still be matched), the Institution Name a keyed site code
+    in Clinical Trial Site ID (:func:`site_code`). Only the attributes of ``KEPT`` whose
     values pass their rules survive; the preamble is zeroed and the file meta rebuilt."""
     patient_key = patient_key_of(dataset)
     patient = pseudonym(secret, "patient", patient_key)
+    site = site_code(dataset, secret)
     # Keyed on the pseudonym, which the clinical-text import knows too: text and images move
     # by the same offset.
     shift = date_shift_days(secret, patient)
@@ -677,6 +698,10 @@ def deidentify(dataset: Dataset, *, secret: str) -> tuple[Dataset, str]:
     _replace_uids(dataset, secret)
     _rebuild_file_meta(dataset, secret)
     _set_markers(dataset)
+    if site:
+        # The site as a keyed code in the Clinical Trial Subject module's Site ID (LO), the
+        # attribute PS3.3 gives a de-identified study's site: subgroups by site need no name.
+        dataset.ClinicalTrialSiteID = site
     # The 128 bytes before "DICM" are free for any use and are often an application's text.
     dataset.preamble = PREAMBLE
     return dataset, patient

@@ -4,14 +4,20 @@ the small flag, provenance that regenerates the same report, the JSON API and th
 from __future__ import annotations
 
 import io
+import json
+import re
+import zipfile
+from pathlib import Path
 
 import pytest
 from django.test import Client, override_settings
 from pypdf import PdfReader
 
+from active_learning.ml.checkpoints import read_manifest
 from active_learning.models import ModelVersion, ValidationReport
 from active_learning.services import (
     comparisons,
+    model_cards,
     report_documents,
     test_sets,
     validation_reports,
@@ -44,6 +50,9 @@ def test_a_report_on_the_locked_test_set_regenerates_identically_and_prints(
         project=loop_project, fraction=0.5, actor=lead, double_read=False, min_subgroup_cases=2
     )
     version = versions.train_version(project=loop_project, epochs=1, config_overrides=TINY_MODEL)
+    # The card is written beside the weights when the version is registered.
+    card_file = Path(version.weights_path) / model_cards.CARD_FILE
+    assert "No validation report on the locked test set yet" in card_file.read_text()
     owner = member("owner2", "model_owner")
     owner_api, annotator_api = api_for(owner), api_for(member("someone", "annotator"))
     url = f"/api/projects/{loop_project.pk}/model-versions/{version.number}/validation-reports/"
@@ -88,6 +97,10 @@ def test_a_report_on_the_locked_test_set_regenerates_identically_and_prints(
         for group in groups.values():
             assert group["small"] == (group["cases"] < 2)
     assert set(result["subgroups"]) == {"sex", "age_band", "view_position", "manufacturer", "site"}
+    # The site is the keyed code de-identification keeps, never unknown for named institutions.
+    assert result["subgroups"]["site"] and all(
+        re.fullmatch(r"S-[0-9A-F]{8}", site) for site in result["subgroups"]["site"]
+    )
     assert AuditEvent.objects.filter(action="validation_report.read_cases").exists()
 
     # The same provenance gives the same report.
@@ -118,6 +131,19 @@ def test_a_report_on_the_locked_test_set_regenerates_identically_and_prints(
         assert section in markdown
     assert locked.content_hash in markdown and "| TRIPOD+AI | 12f |" in markdown
     assert "_To be written by the study team._" in markdown
+    # ... and written again beside the weights, and exported with them; the checksum holds.
+    assert card_file.read_text() == markdown
+    export_url = f"/api/projects/{loop_project.pk}/model-versions/{version.number}/export/"
+    exported = owner_api.get(export_url)
+    assert exported.status_code == 200 and exported["Content-Type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(exported.content)) as archive:
+        names = {name.split("/", 1)[1]: name for name in archive.namelist()}
+        assert archive.read(names[model_cards.CARD_FILE]).decode() == markdown
+        manifest = json.loads(archive.read(names["manifest.json"]))
+        assert set(manifest["files"]) | {"manifest.json", model_cards.CARD_FILE} == set(names)
+    assert read_manifest(version.weights_path)["checksum"] == version.weights_sha256
+    assert api_for(lead).get(export_url).status_code == 403
+    assert AuditEvent.objects.filter(action="model_version.export").count() == 1
 
     # The pages: the project's verification page asks for a report; the report's page shows it.
     pages = Client()
