@@ -16,6 +16,7 @@ from django.db import models
 from django.http import HttpRequest
 
 from annotations.models import AuditEvent
+from medloop import request_client
 
 _pending = threading.local()
 
@@ -42,12 +43,11 @@ def batched() -> Iterator[None]:
 
 
 def client_address(request: HttpRequest | None) -> tuple[str | None, str]:
-    """Return (ip, user agent) of a request; (None, "") without one (commands, tasks)."""
+    """Return (ip, user agent) of ``request``; without one, of the request being served
+    (``medloop.request_client``), and (None, "") outside a request (commands, tasks)."""
     if request is None:
-        return None, ""
-    ip = request.META.get("REMOTE_ADDR") or None
-    agent = request.META.get("HTTP_USER_AGENT", "")[:300]
-    return ip, agent
+        return request_client.current_client()
+    return request_client.client_of(request)
 
 
 def record(
@@ -61,7 +61,9 @@ def record(
 ) -> AuditEvent:
     """Append one audit event: ``actor`` did ``action`` to ``target`` (in ``project_id``).
 
-    ``request`` supplies the client address; ``detail`` is free JSON (never identifiers)."""
+    The client's address and user agent come from ``request``, else from the request being
+    served (every event of a web request has them); ``detail`` is free JSON (never
+    identifiers)."""
     user = actor if actor is not None and actor.is_authenticated else None
     ip, agent = client_address(request)
     event = AuditEvent(

@@ -48,6 +48,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # The client's address and user agent, for every audit event of the request.
+    "medloop.request_client.RequestClientMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "medloop.security.ContentSecurityPolicyMiddleware",
     "medloop.security.RequestBodyLimitMiddleware",
