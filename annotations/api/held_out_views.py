@@ -10,9 +10,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotations import selectors
-from annotations.api.common import project_for, user_of
+from annotations.api import batch_review
 from annotations.models import Case
-from annotations.services import audit, held_out
+from annotations.services import held_out
+from annotations.services.batch_review import MAX_COMMENT_LENGTH
 
 LIST_LIMIT = 500
 
@@ -34,7 +35,9 @@ class HeldOutDecisionInputSerializer(serializers.Serializer):
         max_length=held_out.MAX_CASES_PER_DECISION,
     )
     decision = serializers.ChoiceField(choices=[d.value for d in held_out.Decision])
-    comment = serializers.CharField(max_length=1000, help_text="why; kept in the audit trail")
+    comment = serializers.CharField(
+        max_length=MAX_COMMENT_LENGTH, help_text="why; kept in the audit trail"
+    )
 
 
 class HeldOutDecisionResultSerializer(serializers.Serializer):
@@ -53,15 +56,15 @@ class HeldOutCaseListView(APIView):
         ),
     )
     def get(self, request: Request, project_pk: int) -> Response:
-        project = project_for(request, project_pk, "quarantine", "review")
-        held = selectors.held_out_cases(project.pk)
-        listed = held.select_related("study__patient").order_by("created_at", "id")
-        audit.record(
-            action="held_out.view", actor=user_of(request), project_id=project.pk, request=request
+        return batch_review.awaiting_list(
+            request,
+            project_pk,
+            awaiting=selectors.held_out_cases,
+            related="study__patient",
+            serializer=HeldOutCaseSerializer,
+            audit_action="held_out.view",
+            limit=LIST_LIMIT,
         )
-        response = Response(HeldOutCaseSerializer(listed[:LIST_LIMIT], many=True).data)
-        response["X-Total-Count"] = str(held.count())
-        return response
 
 
 class HeldOutDecisionView(APIView):
@@ -70,21 +73,10 @@ class HeldOutDecisionView(APIView):
     )
     def post(self, request: Request, project_pk: int) -> Response:
         """Include (annotators may be handed them) or exclude (held out for good) cases."""
-        project = project_for(request, project_pk, "quarantine", "review")
-        body = HeldOutDecisionInputSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        decided = held_out.decide_held_out_cases(
-            project=project,
-            case_ids=body.validated_data["cases"],
-            decision=held_out.Decision(body.validated_data["decision"]),
-            comment=body.validated_data["comment"],
-            actor=user_of(request),
-            request=request,
-        )
-        return Response(
-            {
-                "decision": body.validated_data["decision"],
-                "cases": [c.pk for c in decided],
-                "still_held_out": selectors.held_out_cases(project.pk).count(),
-            }
+        return batch_review.decision(
+            request,
+            project_pk,
+            body=HeldOutDecisionInputSerializer,
+            review=held_out.REVIEW,
+            remaining_key="still_held_out",
         )

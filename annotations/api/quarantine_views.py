@@ -10,9 +10,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotations import selectors
-from annotations.api.common import project_for, user_of
+from annotations.api import batch_review
 from annotations.api.serializers import InstanceSerializer
-from annotations.services import audit, quarantine
+from annotations.services import quarantine
+from annotations.services.batch_review import MAX_COMMENT_LENGTH
 
 LIST_LIMIT = 500
 
@@ -44,7 +45,7 @@ class DecisionInputSerializer(serializers.Serializer):
     )
     decision = serializers.ChoiceField(choices=[d.value for d in quarantine.Decision])
     comment = serializers.CharField(
-        max_length=quarantine.MAX_COMMENT_LENGTH, help_text="why; kept in the audit trail"
+        max_length=MAX_COMMENT_LENGTH, help_text="why; kept in the audit trail"
     )
 
 
@@ -64,15 +65,15 @@ class QuarantineListView(APIView):
         ),
     )
     def get(self, request: Request, project_pk: int) -> Response:
-        project = project_for(request, project_pk, "quarantine", "review")
-        held = selectors.held_images(project.pk)
-        listed = held.select_related("series__study__case").order_by("created_at", "id")
-        audit.record(
-            action="quarantine.view", actor=user_of(request), project_id=project.pk, request=request
+        return batch_review.awaiting_list(
+            request,
+            project_pk,
+            awaiting=selectors.held_images,
+            related="series__study__case",
+            serializer=HeldImageSerializer,
+            audit_action="quarantine.view",
+            limit=LIST_LIMIT,
         )
-        response = Response(HeldImageSerializer(listed[:LIST_LIMIT], many=True).data)
-        response["X-Total-Count"] = str(held.count())
-        return response
 
 
 class QuarantineDecisionView(APIView):
@@ -86,21 +87,10 @@ class QuarantineDecisionView(APIView):
         ),
     )
     def post(self, request: Request, project_pk: int) -> Response:
-        project = project_for(request, project_pk, "quarantine", "review")
-        body = DecisionInputSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        decided = quarantine.decide_held_images(
-            project=project,
-            instance_ids=body.validated_data["instances"],
-            decision=quarantine.Decision(body.validated_data["decision"]),
-            comment=body.validated_data["comment"],
-            actor=user_of(request),
-            request=request,
-        )
-        return Response(
-            {
-                "decision": body.validated_data["decision"],
-                "instances": [i.pk for i in decided],
-                "still_held": selectors.held_images(project.pk).count(),
-            }
+        return batch_review.decision(
+            request,
+            project_pk,
+            body=DecisionInputSerializer,
+            review=quarantine.REVIEW,
+            remaining_key="still_held",
         )

@@ -8,17 +8,13 @@ from collections.abc import Sequence
 from enum import StrEnum
 
 from django.contrib.auth.models import User
-from django.db import transaction
 from django.http import HttpRequest
-from django.utils import timezone
 
 from annotations import selectors
 from annotations.models import Instance, Project
-from annotations.services import audit
-from annotations.services.errors import InvalidInput
+from annotations.services.batch_review import BatchReview
 
 MAX_IMAGES_PER_DECISION = 500
-MAX_COMMENT_LENGTH = 1000
 
 
 class Decision(StrEnum):
@@ -26,10 +22,25 @@ class Decision(StrEnum):
     REJECT = "reject"
 
 
-AUDIT_ACTIONS = {
-    Decision.RELEASE: "instance.clear_quarantine",
-    Decision.REJECT: "instance.reject_quarantine",
-}
+REVIEW: BatchReview[Instance] = BatchReview(
+    field="instances",
+    items="images",
+    one="held image",
+    verbs="release or reject",
+    not_awaiting="already released or rejected, or not held",
+    awaiting=selectors.held_images,
+    reason=lambda instance: instance.quarantine_reason,
+    decisions={
+        Decision.RELEASE: ("instance.clear_quarantine", lambda now: {"quarantined": False}),
+        Decision.REJECT: (
+            "instance.reject_quarantine",
+            lambda now: {"quarantine_rejected_at": now},
+        ),
+    },
+    max_items=MAX_IMAGES_PER_DECISION,
+    count_key="images_in_decision",
+    stamp_time=True,
+)
 
 
 def decide_held_images(
@@ -47,53 +58,7 @@ def decide_held_images(
     (``selectors.held_images``); otherwise ``InvalidInput`` names the ids that are not, and
     nothing changes. Each image gets its own audit event with the decision, the reason it was
     held and ``comment``. Returns the decided images, in id order."""
-    comment = comment.strip()
-    if not comment:
-        raise InvalidInput("comment: say why you release or reject these images.")
-    if len(comment) > MAX_COMMENT_LENGTH:
-        raise InvalidInput(f"comment: at most {MAX_COMMENT_LENGTH} characters.")
-    wanted = sorted(set(instance_ids))
-    if not wanted:
-        raise InvalidInput("instances: name at least one held image.")
-    if len(wanted) > MAX_IMAGES_PER_DECISION:
-        raise InvalidInput(f"instances: at most {MAX_IMAGES_PER_DECISION} images at once.")
-    now = timezone.now()
-    with transaction.atomic():
-        held = list(
-            selectors.held_images(project.pk)
-            .filter(pk__in=wanted)
-            .select_for_update(of=("self",))
-            .order_by("pk")
-        )
-        missing = sorted(set(wanted) - {i.pk for i in held})
-        if missing:
-            raise InvalidInput(
-                f"instances: {missing} are not images of project {project.pk} awaiting review "
-                "(already released or rejected, or not held).",
-                instances=missing,
-            )
-        rows = Instance.objects.filter(pk__in=wanted)
-        if decision is Decision.RELEASE:
-            rows.update(quarantined=False)
-        else:
-            rows.update(quarantine_rejected_at=now)
-        for instance in held:
-            if decision is Decision.RELEASE:
-                instance.quarantined = False
-            else:
-                instance.quarantine_rejected_at = now
-            audit.record(
-                action=AUDIT_ACTIONS[decision],
-                actor=actor,
-                target=instance,
-                project_id=project.pk,
-                request=request,
-                detail={
-                    "decision": decision.value,
-                    "reason": instance.quarantine_reason,
-                    "comment": comment,
-                    "decided_at": now.isoformat(),
-                    "images_in_decision": len(held),
-                },
-            )
-    return held
+    return REVIEW.decide(
+        project=project, ids=instance_ids, decision=decision, comment=comment, actor=actor,
+        request=request,
+    )  # fmt: skip
