@@ -22,8 +22,10 @@ import json
 import time
 
 import numpy as np
+from pycocoevalcap.rouge.rouge import Rouge
 
 from active_learning.ml.paired_bootstrap import CaseOutcomes
+from active_learning.ml.verification import text
 from active_learning.ml.verification.figures import (
     VersionOutcomes,
     bootstrap_figures,
@@ -41,7 +43,29 @@ SUBGROUPS = {
 }
 
 
-def simulate(rng: np.random.Generator, labels: np.ndarray, sharpness: float) -> VersionOutcomes:
+SIDES = ("left", "right", "bilateral")
+FILLER = ("no acute change", "lungs otherwise clear", "heart size normal", "comparison made")
+
+
+def reports(rng: np.random.Generator, states: np.ndarray) -> list[str]:
+    """One tokenised report per case: a sentence per finding present (with a side) and a few
+    negatives and fillers, so drafts share common n-grams and differ in rare ones."""
+    out = []
+    for row in states:
+        words: list[str] = []
+        for k, present in enumerate(row):
+            if present:
+                words += [str(rng.choice(SIDES)), f"finding_{k}", "seen", "."]
+            elif rng.random() < 0.3:
+                words += ["no", f"finding_{k}", "."]
+        words += [*str(rng.choice(FILLER)).split(), "."]
+        out.append(" ".join(words))
+    return out
+
+
+def simulate(
+    rng: np.random.Generator, labels: np.ndarray, sharpness: float, references: list[str]
+) -> VersionOutcomes:
     n, c = labels.shape
     probabilities = 1 / (1 + np.exp(-(sharpness * (2 * labels - 1) + rng.normal(size=(n, c)))))
     truth_counts = rng.poisson(0.6, (n, c))
@@ -63,7 +87,15 @@ def simulate(rng: np.random.Generator, labels: np.ndarray, sharpness: float) -> 
         finding_probabilities=probabilities,
         report_counts=rng.integers(0, 3, (n, 3)),
     )
-    return VersionOutcomes(outcomes, thresholds={k: 0.5 for k in outcomes.classes})
+    drafts = reports(rng, probabilities >= 0.5)
+    refs = {i: [r] for i, r in enumerate(references)}
+    _, rouge = Rouge().compute_score(refs, {i: [d] for i, d in enumerate(drafts)})
+    return VersionOutcomes(
+        outcomes,
+        thresholds={k: 0.5 for k in outcomes.classes},
+        report_scores={"rouge_l_f_beta1.2": np.asarray(rouge, dtype=np.float64)},
+        report_corpus=text.report_corpus(references, drafts),
+    )
 
 
 def main() -> None:
@@ -75,7 +107,10 @@ def main() -> None:
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     labels = rng.integers(0, 2, (args.cases, args.findings))
-    newer, parent = simulate(rng, labels, 1.5), simulate(rng, labels, 1.0)
+    started = (time.perf_counter(), time.process_time())
+    references = reports(rng, labels == 1)
+    newer = simulate(rng, labels, 1.5, references)
+    parent = simulate(rng, labels, 1.0, references)
     attributes = {name: list(rng.choice(values, args.cases)) for name, values in SUBGROUPS.items()}
     timings: dict[str, float] = {}
     cpu: dict[str, float] = {}
@@ -84,6 +119,8 @@ def main() -> None:
     def timed(part: str, started: tuple[float, float]) -> None:
         timings[part] = time.perf_counter() - started[0]
         cpu[part] = time.process_time() - started[1]
+
+    timed("report_texts", started)  # ROUGE-L per case and the corpus statistics, once
 
     started = (time.perf_counter(), time.process_time())
     figures = bootstrap_figures(newer, **common)
@@ -115,8 +152,9 @@ def main() -> None:
     print(f"{'part':<12} {'wall s':>8} {'cpu s':>8}")
     for part, seconds in timings.items():
         print(f"{part:<12} {seconds:8.2f} {cpu[part]:8.2f}")
-    auroc = figures["findings.finding_0.auroc"]
-    print(f"finding_0 AUROC {auroc.value:.3f} (95% CI {auroc.low:.3f}-{auroc.high:.3f})")
+    for name in ("findings.finding_0.auroc", "reports.bleu_4", "reports.cider_d"):
+        f = figures[name]
+        print(f"{name} {f.value:.3f} (95% CI {f.low:.3f}-{f.high:.3f})")
     print(json.dumps(result))
 
 

@@ -212,7 +212,7 @@ def model_card(report: ValidationReport) -> str:
     p = result["provenance"]
     model, test_set, lineage = p["model"], p["test_set"], p["lineage"]
     figures = result["figures"]
-    per_finding = sorted(n for n in figures if n.startswith(("findings.", "boxes.")))
+    per_finding = sorted(n for n in figures if n.startswith(("findings.", "boxes.", "reports.")))
     small = [
         f"{attribute} = {value} ({group['cases']} cases)"
         for attribute, groups in result["subgroups"].items()
