@@ -50,7 +50,12 @@ export class BoxLayer {
   private owned = new Set<string>();
   private selectedId: string | null = null;
 
-  constructor(private readonly viewport: StackViewport) {}
+  /** ``shows(box, current)``: whether a box belongs on the image on display (its own frame,
+   * or for a 3D box any slice of its range). */
+  constructor(
+    private readonly viewport: StackViewport,
+    private readonly shows: (box: ViewerBox, current: { instanceId: number; frame: number }) => boolean,
+  ) {}
 
   setBoxes(boxes: ViewerBox[]): void {
     this.boxes = new Map(boxes.map((box) => [box.id, { ...box }]));
@@ -85,7 +90,7 @@ export class BoxLayer {
     selection.deselectAnnotation();
     if (!current || !imageId) return;
     for (const box of this.boxes.values()) {
-      if (box.instanceId !== current.instanceId || box.frame !== current.frame) continue;
+      if (!this.shows(box, current)) continue;
       const points = boxToWorldPoints(this.viewport, box);
       if (!points) continue;
       const annotation = RectangleROITool.createAnnotationForViewport(this.viewport, {
@@ -133,7 +138,7 @@ export class BoxLayer {
     const slack = nearbyImage ? Math.abs(nearbyImage[0] - image[0]) : 0;
     let best: ViewerBox | null = null;
     for (const box of this.boxes.values()) {
-      if (box.instanceId !== current.instanceId || box.frame !== current.frame) continue;
+      if (!this.shows(box, current)) continue;
       const inside =
         image[0] >= box.x - slack &&
         image[0] <= box.x + box.width + slack &&

@@ -42,6 +42,9 @@ export type ViewerBox = {
   kind: "drawn" | "suggestion";
   /** Shown beside the box, e.g. "Nodule 0.82". */
   label?: string;
+  /** A 3D box: shown on every slice from first to last (1-based, in the stack's order) of
+   * the stack its instance belongs to. */
+  slices?: [number, number];
   selected?: boolean;
 };
 

@@ -127,7 +127,14 @@ export async function createViewer(
     group.setToolActive(tool, { bindings: [modifierKey ? { mouseButton, modifierKey } : { mouseButton }] });
   }
 
-  const boxes = new BoxLayer(viewport);
+  const boxes = new BoxLayer(viewport, (box, shown) => {
+    if (!box.slices) return box.instanceId === shown.instanceId && box.frame === shown.frame;
+    // A 3D box: on every slice of its range in its own series' stack.
+    const stack = known.get(box.instanceId)?.stack;
+    if (!stack || known.get(shown.instanceId)?.stack !== stack) return false;
+    const at = (sliceIndex.get(shown.instanceId) ?? -1) + 1;
+    return at >= box.slices[0] && at <= box.slices[1];
+  });
   const heatmap = new HeatmapLayer(host, viewport);
   const strip = new ThumbnailStrip(thumbnails, (id) => {
     showImage(id).catch(() => undefined); // shown in the status line

@@ -493,8 +493,9 @@ export class AnnotateWorkspace {
         finding: b.finding,
         color: colors.get(b.finding)?.color ?? "#ffffff",
         kind: "drawn" as const,
-        label: colors.get(b.finding)?.name ?? b.finding,
+        label: (colors.get(b.finding)?.name ?? b.finding) + (b.slices ? ` · slices ${b.slices[0]}–${b.slices[1]}` : ""),
         selected: this.work!.selectedId === b.id,
+        ...(b.slices ? { slices: b.slices } : {}),
       })),
       ...this.work.pendingSuggestions().map((s) => ({
         id: SUGGESTION_PREFIX + s.id,
@@ -667,6 +668,10 @@ export class AnnotateWorkspace {
     const c = this.commands;
     const v = () => this.viewer;
     c.register("box.next", { label: "Next box or suggestion", run: () => this.stepSelection(1) });
+    c.register("box.extend", {
+      label: "Extend the selected box over the slices up to this one (a 3D box)",
+      run: () => this.extendSelectedBox(),
+    });
     c.register("box.previous", { label: "Previous box or suggestion", run: () => this.stepSelection(-1) });
     c.register("box.deselect", { label: "Deselect", run: () => this.select(null) });
     c.register("suggestion.accept", {
@@ -735,6 +740,21 @@ export class AnnotateWorkspace {
     for (const button of this.layout.toolbar.querySelectorAll<HTMLElement>("[data-tool]")) {
       button.setAttribute("aria-pressed", button.dataset.tool === tool ? "true" : "false");
     }
+  }
+
+  /** A box drawn on a slice of a series becomes a 3D box reaching the slice on display. */
+  private extendSelectedBox(): void {
+    const box = this.work?.boxes.find((b) => b.id === this.work?.selectedId);
+    const shown = this.viewer.currentImage();
+    const stack = this.current?.images.find((i) => i.stack?.slices.some((s) => s.instanceId === box?.instanceId))?.stack;
+    if (!box || !shown?.slice || !stack) {
+      this.banners.show("extend", "info", "Select a box drawn on a CT or MR series, then scroll to the slice it should reach.");
+      return;
+    }
+    if (!stack.slices.some((s) => s.instanceId === shown.instanceId)) return;
+    const drawnOn = stack.slices.findIndex((s) => s.instanceId === box.instanceId) + 1;
+    this.work!.extendBox(box.id, drawnOn, shown.slice);
+    this.boxesChanged();
   }
 
   private stepImage(delta: number): void {

@@ -20,6 +20,7 @@ export function annotateBindings(findings: FindingClass[], presets: WindowPreset
     { keys: ["x"], command: "suggestion.reject", group: "Boxes" },
     { keys: ["Delete", "Backspace"], command: "box.delete", group: "Boxes" },
     { keys: ["Escape"], command: "box.deselect", group: "Boxes" },
+    { keys: ["]"], command: "box.extend", group: "Boxes" },
     ...findings
       .filter((f) => f.hotkey)
       .map((f) => ({ keys: [f.hotkey!], command: `finding.${f.key}`, group: "Finding class" })),

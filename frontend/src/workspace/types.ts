@@ -44,6 +44,13 @@ export type StoredBox = {
   finding: string;
   origin: BoxOrigin;
   suggestion_box_id: string;
+  /** A 3D box (CT or MR series): [first, last] slices it covers, 1-based in position order,
+   * as PUT takes it; the server answers slice_first / slice_last and patient_mm (its
+   * coordinates in mm, from the series' geometry). */
+  slices?: [number, number];
+  slice_first?: number | null;
+  slice_last?: number | null;
+  patient_mm?: { min: number[]; max: number[]; center: number[]; size: number[] } | null;
 };
 
 export type Annotation = {

@@ -22,6 +22,8 @@ export type WorkBox = {
   finding: string;
   origin: BoxOrigin;
   suggestionBoxId: string;
+  /** A 3D box: the slices it covers, 1-based in its series' position order. */
+  slices?: [number, number];
 };
 
 export type Geometry = { x: number; y: number; width: number; height: number };
@@ -60,6 +62,7 @@ export class WorkState {
       finding: b.finding,
       origin: b.origin,
       suggestionBoxId: b.suggestion_box_id ?? "",
+      ...(b.slice_first && b.slice_last ? { slices: [b.slice_first, b.slice_last] as [number, number] } : {}),
     }));
     this.findings = { ...annotation.findings };
     this.report = { ...annotation.report };
@@ -150,6 +153,16 @@ export class WorkState {
     if (box.origin === "suggested_accepted") box.origin = "suggested_edited";
   }
 
+  /** Extends a box drawn on slice ``drawnOn`` of a series over its range up to ``slice``
+   * (both 1-based): the range always holds the slice it was drawn on. */
+  extendBox(id: string, drawnOn: number, slice: number): WorkBox | null {
+    const box = this.boxes.find((b) => b.id === id);
+    if (!box) return null;
+    const [first, last] = box.slices ?? [drawnOn, drawnOn];
+    box.slices = [Math.min(first, slice), Math.max(last, slice)];
+    return box;
+  }
+
   setFinding(id: string, finding: string): void {
     const box = this.boxes.find((b) => b.id === id);
     if (!box || box.finding === finding) return;
@@ -179,6 +192,7 @@ export class WorkState {
         finding: b.finding,
         origin: b.origin,
         suggestion_box_id: b.suggestionBoxId,
+        ...(b.slices ? { slices: [...b.slices] as [number, number] } : {}),
       })),
       rejected_suggestion_boxes: [...this.rejected].sort(),
     };

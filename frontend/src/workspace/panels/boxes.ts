@@ -54,6 +54,7 @@ export function renderBoxes(
         swatch(cls?.color ?? "#888"),
         ` #${i + 1} `,
         h("span", { class: "origin", text: ORIGIN_LABEL[box.origin] ?? box.origin }),
+        box.slices ? h("span", { class: "origin", text: ` · slices ${box.slices[0]}–${box.slices[1]}` }) : "",
       ),
       readOnly
         ? h("span", { class: "finding-name", text: cls?.name ?? box.finding })
