@@ -15,7 +15,7 @@ from typing import Any
 from django.utils import timezone
 
 from active_learning.models import ModelVersion, RetrainingCycle
-from active_learning.services.cycles import BANDS
+from active_learning.services.cycle_claims import BANDS
 from active_learning.services.metric_schema import metric_value
 
 # The figures the versions table and the confirmation show, with their names on the page.

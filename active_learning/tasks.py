@@ -11,7 +11,7 @@ import traceback
 from celery import shared_task
 from django.db import OperationalError
 
-from active_learning.services import cycles
+from active_learning.services import cycle_claims, cycles
 from annotations.models import Project
 from medloop.celery import app as _celery_app  # noqa: F401 (configures the app these tasks use)
 
@@ -23,12 +23,12 @@ TRANSIENT = (OperationalError,)
 
 
 def _fail_unless_transient(cycle_id: int, exc: BaseException) -> None:
-    if isinstance(exc, cycles.CycleStopped):
+    if isinstance(exc, cycle_claims.CycleStopped):
         logger.info("cycle %s stopped: %s", cycle_id, exc)
         return
     if isinstance(exc, TRANSIENT):
         raise exc
-    cycles.fail(cycle_id, f"{type(exc).__name__}: {exc}")
+    cycle_claims.fail(cycle_id, f"{type(exc).__name__}: {exc}")
     logger.error("cycle %s:\n%s", cycle_id, traceback.format_exc())
 
 
@@ -45,7 +45,7 @@ def _fail_unless_transient(cycle_id: int, exc: BaseException) -> None:
 def train_cycle(self, cycle_id: int) -> None:
     """Snapshot, train, evaluate, register and promote; then queue the scoring chunks."""
     try:
-        cycles.run_training(cycle_id, owner=cycles.delivery_owner(self.request.id or "local"))
+        cycles.run_training(cycle_id, owner=cycle_claims.delivery_owner(self.request.id or "local"))
     except Exception as exc:
         _fail_unless_transient(cycle_id, exc)
 

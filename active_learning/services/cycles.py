@@ -20,19 +20,19 @@ skipped, a version is registered once) and a cycle survives restarts of web serv
 Two safeguards against running twice: the database allows one active cycle per project, and the
 training stage is *claimed* by one delivery (host, pid, task id, heartbeat): a second delivery of
 the same message (the Redis broker redelivers a task that outlives its visibility timeout) sees a
-live claim and stops; a delivery whose claimant died (SIGKILL) takes over. ``resume_stalled``
-(run by beat) re-queues the stage of a cycle whose claimant has stopped sending heartbeats.
+live claim and stops; a delivery whose claimant died (SIGKILL) takes over
+(:mod:`active_learning.services.cycle_claims`). ``resume_stalled`` (run by beat) re-queues the
+stage of a cycle whose claimant has stopped sending heartbeats. Every next stage is queued one
+way, by name once the transaction commits (``medloop.celery.send_after_commit``): a broker that
+is away is logged, and the stalled cycle is resumed by beat.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import socket
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -46,6 +46,17 @@ from active_learning.ml.interface import CheckpointError
 from active_learning.models import LoopSettings, ModelVersion, RetrainingCycle, Suggestion
 from active_learning.services import pretraining, promotion, versions
 from active_learning.services.case_inputs import labelled_source
+from active_learning.services.cycle_claims import (
+    ACTIVE,
+    BANDS,
+    LOG_LINES,
+    CycleStopped,
+    claim,
+    fail,
+    log_line,
+    record_progress,
+    stage,
+)
 from active_learning.services.loop_settings import loop_settings
 from active_learning.services.metric_schema import metric_value
 from active_learning.services.withdrawals import training_annotations
@@ -57,16 +68,6 @@ from medloop.celery import send_after_commit
 logger = logging.getLogger(__name__)
 
 Status = RetrainingCycle.Status
-ACTIVE = [Status.QUEUED, Status.RUNNING]
-LOG_LINES = 50
-# Progress bands of the stages (percent of the whole cycle at each stage's start and end).
-BANDS = {
-    "training": (2.0, 60.0),
-    "evaluating": (60.0, 68.0),
-    "registering": (68.0, 70.0),
-    "scoring": (70.0, 97.0),
-    "ranking": (97.0, 100.0),
-}
 
 
 class CycleAlreadyActive(Conflict):
@@ -80,10 +81,6 @@ class CycleAlreadyActive(Conflict):
             "A retraining cycle is already running for this project" + which,
             active_cycle=cycle.pk if cycle else None,
         )
-
-
-class CycleStopped(Exception):
-    """The cycle was cancelled (or taken over) while this task worked on it."""
 
 
 # --- starting, cancelling ---------------------------------------------------------------------
@@ -108,7 +105,7 @@ def trigger_cycle(
                 triggered_by=triggered_by,
                 strategy=loop_settings(project).acquisition_strategy,
                 stage="queued",
-                log=[_line(f"queued ({trigger})")],
+                log=[log_line(f"queued ({trigger})")],
             )
     except IntegrityError:
         raise CycleAlreadyActive(active_cycle(project)) from None
@@ -167,143 +164,12 @@ def cancel_cycle(*, cycle: RetrainingCycle, cancelled_by: User | None) -> Retrai
             raise Conflict(f"Cycle {cycle.pk} is {locked.status}; only an active one can stop.")
         locked.status = Status.CANCELLED
         locked.finished_at = timezone.now()
-        locked.log = [*locked.log, _line("cancelled")][-LOG_LINES:]
+        locked.log = [*locked.log, log_line("cancelled")][-LOG_LINES:]
         locked.save(update_fields=["status", "finished_at", "log"])
     audit.record(
         action="cycle.cancel", actor=cancelled_by, target=locked, project_id=cycle.project_id
     )
     return locked
-
-
-# --- claims and progress ----------------------------------------------------------------------
-
-
-def delivery_owner(task_id: str) -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{task_id}"
-
-
-def _claim_alive(owner: str, heartbeat_at: Any) -> bool:
-    host, _, rest = owner.partition(":")
-    pid_text = rest.split(":", 1)[0]
-    stale = timezone.now() - timedelta(seconds=settings.MEDLOOP_CYCLE_STALE_SECONDS)
-    if heartbeat_at is None or heartbeat_at < stale:
-        return False
-    if host == socket.gethostname() and pid_text.isdigit():
-        try:
-            os.kill(int(pid_text), 0)  # signal 0: does the process exist?
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-    return True
-
-
-def claim(cycle_id: int, owner: str) -> RetrainingCycle | None:
-    """Make ``owner`` the one delivery working on the cycle; None when the cycle is not active
-    or another live delivery holds it."""
-    with transaction.atomic():
-        cycle = RetrainingCycle.objects.select_for_update().filter(pk=cycle_id).first()
-        if cycle is None or cycle.status not in ACTIVE:
-            return None
-        if cycle.claimed_by and cycle.claimed_by != owner:
-            if _claim_alive(cycle.claimed_by, cycle.heartbeat_at):
-                logger.warning(
-                    "cycle %s is held by %s; %s stops", cycle_id, cycle.claimed_by, owner
-                )
-                return None
-            cycle.log = [*cycle.log, _line(f"taking over from {cycle.claimed_by}")][-LOG_LINES:]
-            taken = [*cycle.outcome.get("taken_over_from", []), cycle.claimed_by]
-            cycle.outcome = {**cycle.outcome, "taken_over_from": taken}
-        cycle.claimed_by = owner
-        cycle.heartbeat_at = timezone.now()
-        if cycle.status == Status.QUEUED:
-            cycle.status = Status.RUNNING
-            cycle.started_at = timezone.now()
-        cycle.save(
-            update_fields=["claimed_by", "heartbeat_at", "status", "started_at", "log", "outcome"]
-        )
-        return cycle
-
-
-def _line(text: str) -> str:
-    return f"{timezone.now():%Y-%m-%d %H:%M:%S} {text}"
-
-
-def record_progress(
-    cycle: RetrainingCycle,
-    *,
-    stage: str | None = None,
-    progress: float | None = None,
-    log: str | None = None,
-    owner: str | None = None,
-    within: dict[str, Any] | None = None,
-) -> None:
-    """Write stage, percent and a log line, refresh the heartbeat, and raise
-    :class:`CycleStopped` when the cycle was cancelled or claimed by another delivery.
-
-    A new ``stage`` starts a new ``stage_progress`` (its name and start time); ``within`` is
-    merged into it (``unit``, ``done``, ``total``: progress inside the stage). A cycle still
-    ``queued`` that reports a stage of work is running: its status says so, never "queued"
-    next to "training"."""
-    with transaction.atomic():
-        current = (
-            RetrainingCycle.objects.select_for_update()
-            .filter(pk=cycle.pk)
-            .values("status", "claimed_by", "log", "stage_progress", "started_at")
-            .first()
-        )
-        if current is None or current["status"] not in ACTIVE:
-            raise CycleStopped(f"cycle {cycle.pk} is {current and current['status']}")
-        if owner is not None and current["claimed_by"] != owner:
-            raise CycleStopped(f"cycle {cycle.pk} was taken over by {current['claimed_by']}")
-        now = timezone.now()
-        changes: dict[str, Any] = {"heartbeat_at": now}
-        if stage is not None:
-            changes["stage"] = cycle.stage = stage
-            if stage != "queued" and current["status"] == Status.QUEUED:
-                changes["status"] = cycle.status = Status.RUNNING
-                if current["started_at"] is None:
-                    changes["started_at"] = cycle.started_at = now
-        if stage is not None or within is not None:
-            base = (
-                {"stage": stage, "started_at": now.isoformat()}
-                if stage is not None
-                else current["stage_progress"]
-            )
-            changes["stage_progress"] = cycle.stage_progress = {**base, **(within or {})}
-        if progress is not None:
-            changes["progress"] = cycle.progress = round(min(max(progress, 0.0), 100.0), 1)
-        if log is not None:
-            cycle.log = [*current["log"], _line(log)][-LOG_LINES:]
-            changes["log"] = cycle.log
-        RetrainingCycle.objects.filter(pk=cycle.pk).update(**changes)
-    if log:
-        logger.info("cycle %s: %s", cycle.pk, log)
-
-
-@contextmanager
-def stage(cycle: RetrainingCycle, name: str, owner: str | None = None) -> Iterator[None]:
-    """Run one stage: announce it, time it (``stage_seconds``)."""
-    record_progress(cycle, stage=name, progress=BANDS[name][0], log=f"{name}...", owner=owner)
-    started = time.perf_counter()
-    yield
-    seconds = round(time.perf_counter() - started, 2)
-    cycle.stage_seconds = {**cycle.stage_seconds, name: seconds}
-    RetrainingCycle.objects.filter(pk=cycle.pk).update(stage_seconds=cycle.stage_seconds)
-
-
-def fail(cycle_id: int, error: str) -> None:
-    """Mark the cycle failed; the promoted version is left as it is."""
-    with transaction.atomic():
-        cycle = RetrainingCycle.objects.select_for_update().filter(pk=cycle_id).first()
-        if cycle is None or cycle.status not in ACTIVE:
-            return
-        cycle.status = Status.FAILED
-        cycle.error = error[:4000]
-        cycle.finished_at = timezone.now()
-        cycle.log = [*cycle.log, _line(f"failed: {error[:300]}")][-LOG_LINES:]
-        cycle.save(update_fields=["status", "error", "finished_at", "log"])
-    logger.error("cycle %s failed: %s", cycle_id, error)
 
 
 # --- stage 1: train, evaluate, register, promote ----------------------------------------------
@@ -632,8 +498,6 @@ def cases_to_score(project: Project, version: ModelVersion) -> list[int]:
 
 
 def _queue_scoring(cycle: RetrainingCycle, owner: str | None) -> None:
-    from active_learning import tasks
-
     serving = versions.promoted_version(cycle.project)
     with transaction.atomic():
         locked = RetrainingCycle.objects.select_for_update().get(pk=cycle.pk)
@@ -648,7 +512,7 @@ def _queue_scoring(cycle: RetrainingCycle, owner: str | None) -> None:
         cycle.chunks, cycle.outcome = locked.chunks, locked.outcome
     if not cycle.chunks:
         record_progress(cycle, stage="scoring", log="nothing to score", owner=owner)
-        tasks.rank_cycle.delay_on_commit(cycle.pk)
+        send_after_commit("active_learning.rank_cycle", cycle.pk)
         return
     done = {str(i): len(cycle.chunks[i]) for i in cycle.chunks_done}
     record_progress(
@@ -668,7 +532,7 @@ def _queue_scoring(cycle: RetrainingCycle, owner: str | None) -> None:
     RetrainingCycle.objects.filter(pk=cycle.pk).update(claimed_by="")
     for index in range(len(cycle.chunks)):
         if index not in cycle.chunks_done:
-            tasks.score_chunk.delay_on_commit(cycle.pk, index)
+            send_after_commit("active_learning.score_chunk", cycle.pk, index)
 
 
 def _scoring_percent(done: int, total: int) -> float:
@@ -714,7 +578,6 @@ def _scoring_progress(cycle_id: int, index: int) -> Callable[[int], None]:
 def run_scoring_chunk(cycle_id: int, index: int) -> None:
     """Score one chunk with the serving version (idempotent), the cases done reported after
     each batch; the last chunk queues ranking."""
-    from active_learning import tasks
     from active_learning.services.suggestions import score_cases
 
     cycle = RetrainingCycle.objects.select_related("project").filter(pk=cycle_id).first()
@@ -747,7 +610,7 @@ def run_scoring_chunk(cycle_id: int, index: int) -> None:
         skipped = f", {len(result.skipped)} skipped" if result.skipped else ""
         locked.log = [
             *locked.log,
-            _line(f"chunk {done}/{total}: {result.stored} cases scored{skipped}"),
+            log_line(f"chunk {done}/{total}: {result.stored} cases scored{skipped}"),
         ][-LOG_LINES:]
         locked.save(
             update_fields=[
@@ -756,7 +619,7 @@ def run_scoring_chunk(cycle_id: int, index: int) -> None:
             ]
         )  # fmt: skip
         if done == total:
-            tasks.rank_cycle.delay_on_commit(cycle_id)
+            send_after_commit("active_learning.rank_cycle", cycle_id)
 
 
 def refresh_serving(project: Project) -> int:
@@ -796,7 +659,7 @@ def run_ranking(cycle_id: int) -> None:
         locked.progress = 100.0
         locked.finished_at = timezone.now()
         locked.outcome = {**locked.outcome, "ranked_cases": ranked}
-        locked.log = [*locked.log, _line(f"queue re-ranked ({ranked} open cases); done")][
+        locked.log = [*locked.log, log_line(f"queue re-ranked ({ranked} open cases); done")][
             -LOG_LINES:
         ]
         locked.save(update_fields=["status", "stage", "progress", "finished_at", "outcome", "log"])
@@ -809,7 +672,6 @@ def resume_stalled() -> list[int]:
     """Re-queue the current stage of active cycles whose claimant stopped sending heartbeats
     (a worker that died where the broker cannot redeliver, e.g. the file-system broker); after
     ``MEDLOOP_CYCLE_MAX_ATTEMPTS`` resumptions the cycle fails. Returns the cycles touched."""
-    from active_learning import tasks
 
     stale = timezone.now() - timedelta(seconds=settings.MEDLOOP_CYCLE_STALE_SECONDS)
     touched = []
@@ -826,15 +688,17 @@ def resume_stalled() -> list[int]:
         RetrainingCycle.objects.filter(pk=cycle.pk).update(
             outcome={**cycle.outcome, "resumed": attempts},
             heartbeat_at=timezone.now(),
-            log=[*cycle.log, _line(f"no heartbeat since {last:%H:%M:%S}: resuming")][-LOG_LINES:],
+            log=[*cycle.log, log_line(f"no heartbeat since {last:%H:%M:%S}: resuming")][
+                -LOG_LINES:
+            ],
         )
         if cycle.model_version_id is None or not cycle.chunks:
-            tasks.train_cycle.delay(cycle.pk)
+            send_after_commit("active_learning.train_cycle", cycle.pk)
         elif len(cycle.chunks_done) < len(cycle.chunks):
             for index in range(len(cycle.chunks)):
                 if index not in cycle.chunks_done:
-                    tasks.score_chunk.delay(cycle.pk, index)
+                    send_after_commit("active_learning.score_chunk", cycle.pk, index)
         else:
-            tasks.rank_cycle.delay(cycle.pk)
+            send_after_commit("active_learning.rank_cycle", cycle.pk)
         touched.append(cycle.pk)
     return touched

@@ -226,8 +226,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
 else:
     # Redis redelivers a task not acknowledged within the visibility timeout, even one still
     # running (late acks): a training task that runs longer holds a claim in the database, so a
-    # second delivery stops (active_learning.services.cycles.claim). The sweep that redelivers
-    # runs every interval x throttle seconds (kombu's defaults: 10 x 10).
+    # second delivery stops (active_learning.services.cycle_claims.claim). The sweep that
+    # redelivers runs every interval x throttle seconds (kombu's defaults: 10 x 10).
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600),
         "unacked_restore_interval": env_int("CELERY_UNACKED_RESTORE_INTERVAL", 10),

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from active_learning.models import RetrainingCycle
 from active_learning.services import cycles, suggestions, versions
+from active_learning.services.cycle_claims import CycleStopped
 from active_learning.services.loop_settings import loop_settings
 
 pytestmark = pytest.mark.django_db
@@ -115,7 +116,7 @@ def test_cancelling_stops_scoring_at_the_next_batch(loop_project, monkeypatch):
         return real(**{**kwargs, "batch_size": 1, "progress": progress})
 
     monkeypatch.setattr(suggestions, "score_cases", cancel_after_first_case)
-    with pytest.raises(cycles.CycleStopped):
+    with pytest.raises(CycleStopped):
         cycles.run_scoring_chunk(cycle.pk, 0)
     cycle.refresh_from_db()
     assert cycle.status == "cancelled" and cycle.chunks_done == []

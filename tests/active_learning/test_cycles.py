@@ -6,6 +6,7 @@ cancellation, failure, automatic trigger, registry (promote, roll back) and thei
 from __future__ import annotations
 
 import os
+import socket
 
 import pytest
 from django.test import override_settings
@@ -14,6 +15,7 @@ from django.utils import timezone
 from active_learning.ml.builtin.model import WEIGHTS_FILE
 from active_learning.models import ImageFeatures, ModelVersion, RetrainingCycle, Suggestion
 from active_learning.services import cycles, loop_settings, ranking, versions
+from active_learning.services.cycle_claims import CycleStopped, claim
 from active_learning.services.metric_schema import PROMOTION_METRICS, metric_value
 from annotations.models import AuditEvent, Case
 from annotations.services import queue
@@ -169,7 +171,7 @@ def test_cancel_during_training_stops_at_the_next_heartbeat(loop_project, monkey
         return real_report(target, **kwargs)
 
     monkeypatch.setattr(cycles, "record_progress", cancel_on_first_progress)
-    with pytest.raises(cycles.CycleStopped):
+    with pytest.raises(CycleStopped):
         cycles.run_training(cycle.pk, owner=OWNER)
     cycle.refresh_from_db()
     assert cycle.status == RetrainingCycle.Status.CANCELLED
@@ -178,8 +180,8 @@ def test_cancel_during_training_stops_at_the_next_heartbeat(loop_project, monkey
 
 def test_a_second_delivery_stops_while_the_first_is_alive(loop_project):
     cycle = cycles.trigger_cycle(project=loop_project)
-    alive = f"{cycles.socket.gethostname()}:{os.getpid()}:task-a"
-    assert cycles.claim(cycle.pk, alive) is not None
+    alive = f"{socket.gethostname()}:{os.getpid()}:task-a"
+    assert claim(cycle.pk, alive) is not None
     assert cycles.run_training(cycle.pk, owner="other-host:2:task-b") is False
     assert not ModelVersion.objects.filter(project=loop_project).exists()
 
@@ -187,11 +189,11 @@ def test_a_second_delivery_stops_while_the_first_is_alive(loop_project):
 def test_a_delivery_takes_over_from_a_dead_one(loop_project):
     cycle = cycles.trigger_cycle(project=loop_project)
     dead_pid = 2**22 + 7  # above the kernel's pid limit: no such process
-    cycles.claim(cycle.pk, f"{cycles.socket.gethostname()}:{dead_pid}:task-a")
-    cycle = run_whole_cycle(cycle, owner=f"{cycles.socket.gethostname()}:{os.getpid()}:task-b")
+    claim(cycle.pk, f"{socket.gethostname()}:{dead_pid}:task-a")
+    cycle = run_whole_cycle(cycle, owner=f"{socket.gethostname()}:{os.getpid()}:task-b")
     assert cycle.status == RetrainingCycle.Status.SUCCEEDED
     assert "taking over" in " ".join(cycle.log)
-    assert cycle.outcome["taken_over_from"] == [f"{cycles.socket.gethostname()}:{dead_pid}:task-a"]
+    assert cycle.outcome["taken_over_from"] == [f"{socket.gethostname()}:{dead_pid}:task-a"]
 
 
 def test_redelivered_stages_do_not_repeat_work(loop_project):

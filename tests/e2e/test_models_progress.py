@@ -1,7 +1,7 @@
 """Retraining progress on the Models page never looks hung (issue 18, item 6): steps within
 training, cases within scoring (not only chunks), the time left, and never "queued" next to
 a stage of work. The cycle's progress is written by the services a worker calls
-(``cycles.record_progress`` as training reports its steps, the scoring callback after each
+(``cycle_claims.record_progress`` as training reports its steps, the scoring callback after each
 batch); the page polls the API."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 from django.utils import timezone
 
 from active_learning.models import RetrainingCycle
-from active_learning.services import cycles
+from active_learning.services import cycle_claims, cycles
 from tests.support.browser import log_in
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -58,8 +58,8 @@ def test_training_and_scoring_progress_and_time_left(
     assert page.text_content("#cycle-stage") == ""
 
     # The worker reports the training stage: the page never says "queued" beside it.
-    cycles.record_progress(
-        cycle, stage="training", progress=cycles.BANDS["training"][0], log="training..."
+    cycle_claims.record_progress(
+        cycle, stage="training", progress=cycle_claims.BANDS["training"][0], log="training..."
     )
     _wait_text(page, "#cycle-stage", "training")
     assert page.get_attribute("#cycle-status", "data-status") == "running"
@@ -67,7 +67,7 @@ def test_training_and_scoring_progress_and_time_left(
     page.wait_for_selector(f"#cycles tr[data-cycle='{cycle.pk}'] .badge[data-status=running]")
 
     # Steps within training, and the time left from their pace plus the later stages.
-    cycles.record_progress(
+    cycle_claims.record_progress(
         cycle, progress=31.0, within={"unit": "steps", "done": 100, "total": 200}
     )
     _backdate_stage(cycle, 50)
@@ -84,7 +84,7 @@ def test_training_and_scoring_progress_and_time_left(
     # Scoring: cases within a chunk move the bar before the chunk is done.
     RetrainingCycle.objects.filter(pk=cycle.pk).update(chunks=[[1, 2, 3, 4], [5, 6]])
     cycle.refresh_from_db()
-    cycles.record_progress(
+    cycle_claims.record_progress(
         cycle,
         stage="scoring",
         progress=70.0,
@@ -109,7 +109,7 @@ def test_time_left_says_what_it_leaves_out_without_an_earlier_cycle(
 ):
     member("mona", "model_owner")
     cycle = cycles.trigger_cycle(project=project)
-    cycles.record_progress(
+    cycle_claims.record_progress(
         cycle, stage="training", within={"unit": "steps", "done": 40, "total": 80}
     )
     _backdate_stage(cycle, 20)
