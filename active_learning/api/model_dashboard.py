@@ -1,7 +1,7 @@
 """``GET /api/projects/{id}/model-dashboard/``: the numbers behind the Models page's charts
 (learning curve, per-class metrics, acquisition scores of the open cases, usefulness of each
 version's suggestions). Reads only; the numbers come from
-``active_learning.services.model_dashboard``."""
+``active_learning.selectors.model_dashboard``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from active_learning.services import model_dashboard
+from active_learning.selectors import model_dashboard
 from annotations.api.common import project_for
 from annotations.api.dashboard_views import DashboardSuggestionUseSerializer
 

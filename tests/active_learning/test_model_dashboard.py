@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from active_learning.ml.evaluate import edit_distance
 from active_learning.models import ModelVersion, Suggestion
-from active_learning.services import model_dashboard
+from active_learning.selectors import model_dashboard
 from active_learning.services.case_inputs import first_instance
 from active_learning.services.loop_settings import loop_settings, update_loop_settings
 from annotations.dashboards.throughput import SuggestionUse

@@ -1,5 +1,6 @@
-"""Reads of the loop for the Models page: what each version's figures and promotion decision
-rest on, and how long an active retraining cycle has left.
+"""The loop's reads (HackSoft's selectors, as ``annotations.selectors``): here what each
+version's figures and promotion decision rest on and how long an active retraining cycle has
+left; the Models page's charts in :mod:`active_learning.selectors.model_dashboard`.
 
 A figure the page shows as "—" always comes with why (no validation labels, no box among them,
 no finding with both a present and an absent label...). A version's promotion decision comes
