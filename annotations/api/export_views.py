@@ -43,7 +43,8 @@ class ExportView(APIView):
                 str,
                 OpenApiParameter.PATH,
                 enum=sorted(exports.FORMATS),
-                description="coco (JSON), findings-csv, reports-jsonl, sr-zip (DICOM SR, TID 1500)",
+                description="coco (JSON, 2D boxes), findings-csv, reports-jsonl, sr-zip (DICOM SR,"
+                " TID 1500; 3D boxes as SCOORD3D), monai-detection (JSON, 3D boxes in mm)",
             ),
             OpenApiParameter(
                 "version", int, required=False, description="A model version's number."

@@ -317,6 +317,7 @@ def test_unknown_format_or_version_is_refused(project, cases):
         ("findings-csv", "text/csv; charset=utf-8", "csv"),
         ("reports-jsonl", "application/x-ndjson", "jsonl"),
         ("sr-zip", "application/zip", "zip"),
+        ("monai-detection", "application/json", "json"),
     ],
 )
 def test_api_export_answers_with_content_type_file_name_and_an_audit_event(

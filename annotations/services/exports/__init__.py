@@ -15,7 +15,7 @@ from django.http import HttpRequest
 from annotations.models import Project
 from annotations.services import audit
 from annotations.services.errors import InvalidInput
-from annotations.services.exports import structured_reports, tables
+from annotations.services.exports import monai_detection, structured_reports, tables
 from annotations.services.exports.labels import (
     LabelSet,
     UnknownModelVersion,
@@ -50,6 +50,9 @@ FORMATS: dict[str, ExportFormat] = {
         ExportFormat("findings-csv", "text/csv; charset=utf-8", "csv", tables.write_findings_csv),
         ExportFormat("reports-jsonl", "application/x-ndjson", "jsonl", tables.write_reports_jsonl),
         ExportFormat("sr-zip", "application/zip", "zip", structured_reports.write_sr_zip),
+        ExportFormat(
+            "monai-detection", "application/json", "json", monai_detection.write_monai_detection
+        ),
     )
 }
 

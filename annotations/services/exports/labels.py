@@ -47,6 +47,11 @@ class LabelBox:
     height: float
     finding: str
     origin: str
+    # A 3D box: its series, slices (first, last; 1-based in position order) and its
+    # coordinates in mm ({"min", "max", "center", "size"}, LPS); None for a 2D box.
+    series_id: int | None = None
+    slices: tuple[int, int] | None = None
+    patient_mm: dict[str, list[float]] | None = None
 
 
 @dataclass(frozen=True)
@@ -216,6 +221,19 @@ def _boxes(raw: Any) -> Iterable[LabelBox]:
                 height=float(box["height"]),
                 finding=str(box["finding"]),
                 origin=str(box.get("origin", "")),
+                **_volume_fields(box),
             )
         except (KeyError, TypeError, ValueError):  # never written by annotate.snapshot
             continue
+
+
+def _volume_fields(box: dict[str, Any]) -> dict[str, Any]:
+    """A 3D box's series, slice range and patient coordinates as a revision stores them."""
+    slices = box.get("slices")
+    if not (isinstance(slices, list) and len(slices) == 2 and box.get("patient_mm")):
+        return {}
+    return {
+        "series_id": int(box["series_id"]),
+        "slices": (int(slices[0]), int(slices[1])),
+        "patient_mm": box["patient_mm"],
+    }

@@ -6,8 +6,11 @@ Content of each report:
 - Imaging Measurements: per box a TID 1410 Planar ROI group whose region is a closed
   rectangular SCOORD POLYLINE on the de-identified source image (frame given for multi-frame
   images), with the box's finding as finding type and as a qualitative evaluation ("Finding" =
-  the finding); then one TID 1501 group holding the case-level findings as qualitative
-  evaluations (finding = Present / Absent / Uncertain).
+  the finding); a 3D box (a CT or MR series' slice range) is instead a TID 1411 Volumetric ROI
+  group whose region is a SCOORD3D volume surface in the series' frame of reference: the six
+  faces of the box in patient coordinates (mm), each a closed POLYGON; then one TID 1501 group
+  holding the case-level findings as qualitative evaluations (finding = Present / Absent /
+  Uncertain).
 - The report text, one TEXT item per section, in TID 1500's document-level "Qualitative
   Evaluations" container (row 12, which holds CODE and TEXT items). highdicom's
   ``MeasurementReport`` has no argument for that container, so it is appended to the root
@@ -27,7 +30,7 @@ from __future__ import annotations
 import io
 import warnings
 import zipfile
-from typing import IO
+from typing import IO, Any
 
 import highdicom as hd
 import numpy as np
@@ -113,6 +116,19 @@ def _uid(project: Project, label: FinalLabel, part: str) -> str:
     )
 
 
+def _roi_identity(project: Project, label: FinalLabel, n: int, box: LabelBox) -> dict[str, Any]:
+    """What a box's ROI group says of it: its tracking identifier and its finding (as finding
+    type and as a qualitative evaluation, Present)."""
+    finding = finding_code(project, box.finding)
+    return {
+        "tracking_identifier": hd.sr.TrackingIdentifier(
+            uid=_uid(project, label, f"box-{n}"), identifier=f"box {n} {box.finding}"[:64]
+        ),
+        "finding_type": finding,
+        "qualitative_evaluations": [hd.sr.QualitativeEvaluation(finding, codes.SCT.Present)],
+    }
+
+
 def _box_group(
     project: Project, label: FinalLabel, n: int, box: LabelBox, header: Dataset
 ) -> hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations:
@@ -123,11 +139,8 @@ def _box_group(
         [[left, top], [right, top], [right, bottom], [left, bottom], [left, top]],
         dtype=np.float32,
     )
-    finding = finding_code(project, box.finding)
     return hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
-        tracking_identifier=hd.sr.TrackingIdentifier(
-            uid=_uid(project, label, f"box-{n}"), identifier=f"box {n} {box.finding}"[:64]
-        ),
+        **_roi_identity(project, label, n, box),
         referenced_region=hd.sr.ImageRegion(
             graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
             graphic_data=corners,
@@ -135,8 +148,34 @@ def _box_group(
                 header, referenced_frame_numbers=frames
             ),
         ),
-        finding_type=finding,
-        qualitative_evaluations=[hd.sr.QualitativeEvaluation(finding, codes.SCT.Present)],
+    )
+
+
+def _volume_box_group(
+    project: Project, label: FinalLabel, n: int, box: LabelBox, header: Dataset
+) -> hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations:
+    """TID 1411: the 3D box as the six faces of its extent in patient coordinates (SCOORD3D
+    POLYGONs in the series' frame of reference), the slice it was drawn on as source image."""
+    assert box.patient_mm is not None
+    low, high = np.asarray(box.patient_mm["min"]), np.asarray(box.patient_mm["max"])
+    faces = []
+    for axis in range(3):
+        u, v = [a for a in range(3) if a != axis]
+        for end in (low[axis], high[axis]):
+            square = [(low[u], low[v]), (high[u], low[v]), (high[u], high[v]), (low[u], high[v])]
+            face = np.zeros((5, 3), dtype=np.float64)
+            face[:, axis] = end
+            face[:4, [u, v]] = square
+            face[4] = face[0]  # closed
+            faces.append(face)
+    return hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
+        **_roi_identity(project, label, n, box),
+        referenced_volume_surface=hd.sr.VolumeSurface(
+            graphic_type=hd.sr.GraphicTypeValues3D.POLYGON,
+            graphic_data=faces,
+            frame_of_reference_uid=header.FrameOfReferenceUID,
+            source_images=[hd.sr.SourceImageForSegmentation.from_source_image(header)],
+        ),
     )
 
 
@@ -187,9 +226,14 @@ def case_report(project: Project, label: FinalLabel) -> hd.sr.Comprehensive3DSR:
     first = next(iter(headers.values()))
     groups: list[
         hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations
+        | hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations
         | hd.sr.MeasurementsAndQualitativeEvaluations
     ] = [
-        _box_group(project, label, n, box, headers[box.instance_id])
+        (
+            _volume_box_group
+            if box.patient_mm and "FrameOfReferenceUID" in headers[box.instance_id]
+            else _box_group
+        )(project, label, n, box, headers[box.instance_id])
         for n, box in enumerate(label.boxes, start=1)
         if box.instance_id in headers
     ]

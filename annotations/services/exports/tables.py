@@ -96,6 +96,10 @@ def coco_dataset(project: Project, label_set: LabelSet) -> dict[str, Any]:
     return {
         "info": {
             "description": f"MedLoop project {project.pk} ({project.name}): final labels",
+            # COCO boxes are 2D: a 3D box appears as its rectangle on the slice it was drawn
+            # on. Its slice range and patient coordinates are in the monai-detection export.
+            "boxes": "2D only: a 3D box is given as its rectangle on the slice it was drawn on;"
+            " the monai-detection and sr-zip exports hold 3D boxes",
             "model_version": label_set.model_version,
             "cases": len(labels),
             "missing_labels": [list(pair) for pair in label_set.missing],
