@@ -12,20 +12,25 @@ Where each resource goes:
   ingest.
 - Observation (laboratory): LabResult rows (LOINC code, value, unit, reference range, time).
 - Condition, DiagnosticReport: history; DocumentReference (text/plain attachments): indication.
-  Free text is scrubbed as CSV text is (annotations.dicom.text_scrub).
+  Free text is scrubbed as CSV text is (annotations.dicom.text_scrub), and so are a lab's name,
+  unit and text value; before that, the names, identifiers, telecom and address values the
+  import's Patient resource gave (kept in memory for the import only, never stored) are removed
+  wherever they appear in the patient's text, titled or not.
 - Consent: the patient's consent status (source ``fhir``): active and permitting is consented,
   a denying provision, rejected or inactive is a withdrawal (annotations.services.consent).
 
 Dates move back by the patient's DICOM offset (``date_shift_days`` keyed on the pseudonym), so
 a patient's labs and images keep their distances in time. Each resource is written in its own
 transaction, so a refused one leaves nothing half-written and never loses the rest; an invalid
-one is reported by position with the validator's message. Re-import is idempotent (labs are
+one is reported by position with the validator's message (where and what, never the value
+it refused, which may be identifying). Re-import is idempotent (labs are
 matched by code and time, text lines are not appended twice)."""
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -61,6 +66,16 @@ class _Context:
     # FHIR references ("Patient/p1", "urn:uuid:...") -> our patient
     patients: dict[str, Patient] = field(default_factory=dict)
     report: list[dict[str, Any]] = field(default_factory=list)
+    # Patient id -> what its Patient resource says identifies it (in memory only).
+    identifying: dict[int, set[str]] = field(default_factory=dict)
+
+    def scrub(self, patient: Patient, text: str) -> str:
+        """``text`` without the patient's own names and identifiers, then scrubbed as CSV
+        text is (dates shifted by the patient's offset)."""
+        for value in sorted(self.identifying.get(patient.pk, ()), key=len, reverse=True):
+            text = re.sub(re.escape(value), "[NAME]", text, flags=re.IGNORECASE)
+        secret = self.project.pseudonym_secret
+        return scrub_clinical_text(text.strip(), secret=secret, patient_key=patient.pseudonym)
 
 
 def resources_of(data: bytes) -> list[tuple[int, Any, str]]:
@@ -112,7 +127,17 @@ def _validate(raw: Any) -> Any:
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        raise ValueError(str(exc).replace("\n", " ")[:600]) from exc
+        raise ValueError(_validation_message(exc)) from exc
+
+
+def _validation_message(exc: ValidationError) -> str:
+    """The validator's findings, where and what, without the values it refused."""
+    errors = exc.errors(include_input=False, include_url=False, include_context=False)
+    found = "; ".join(
+        f"{'.'.join(str(part) for part in error['loc']) or 'resource'}: {error['msg']}"
+        for error in errors
+    )
+    return f"{exc.error_count()} validation error(s) for {exc.title}: {found}"[:600]
 
 
 def import_fhir(
@@ -214,11 +239,26 @@ def _patient(context: _Context, resource: Any, full_url: str) -> dict[str, Any]:
         token = pseudonym(secret, "patient", value)
         patient = Patient.objects.filter(project=context.project, pseudonym=token).first()
         if patient is not None:
+            context.identifying.setdefault(patient.pk, set()).update(_identifying(resource))
             for key in (f"Patient/{resource.id}", full_url):
                 if key and key != "Patient/None":
                     context.patients[key] = patient
             return {"status": "imported", "patient": patient.pseudonym}
     return {"status": "unmatched", "reason": "no patient of this project has these identifiers"}
+
+
+def _identifying(resource: Any) -> set[str]:
+    """The strings of a Patient resource that name or identify the patient: names (each part
+    and whole), identifier values, telecom values and address parts (3 characters or more)."""
+    values: list[Any] = [i.value for i in resource.identifier or []]
+    for name in resource.name or []:
+        values += [name.text, name.family, *(name.given or []), *(name.prefix or [])]
+        values += [name.suffix and " ".join(name.suffix)]
+    values += [t.value for t in resource.telecom or []]
+    for address in resource.address or []:
+        values += [address.text, address.city, address.district, address.postalCode]
+        values += list(address.line or [])
+    return {str(v).strip() for v in values if v and len(str(v).strip()) >= 3}
 
 
 def _imaging_study(context: _Context, resource: Any, full_url: str) -> dict[str, Any]:
@@ -250,12 +290,15 @@ def _observation(context: _Context, resource: Any, full_url: str) -> dict[str, A
         (c for c in (resource.code.coding or []) if c.system == LOINC),
         (resource.code.coding or [None])[0],
     )
-    code = str(getattr(coding, "code", "") or "")[:32]
-    name = str(getattr(coding, "display", "") or resource.code.text or code)[:120]
+    # Codes, names, units and text values are text like any other: scrubbed.
+    code = context.scrub(patient, str(getattr(coding, "code", "") or ""))[:32]
+    name = str(getattr(coding, "display", "") or resource.code.text or code)
+    name = context.scrub(patient, name)[:120]
     quantity = resource.valueQuantity
     value = float(quantity.value) if quantity is not None and quantity.value is not None else None
-    unit = str((quantity.unit or quantity.code or "") if quantity is not None else "")[:32]
-    value_text = str(resource.valueString or "")[:120]
+    unit = str((quantity.unit or quantity.code or "") if quantity is not None else "")
+    unit = context.scrub(patient, unit)[:32]
+    value_text = context.scrub(patient, str(resource.valueString or ""))[:120]
     low = high = None
     for reference in resource.referenceRange or []:
         low = (
@@ -302,8 +345,7 @@ def _text_resource(context: _Context, patient: Patient, text: str, field_name: s
     cases = _cases(patient)
     if not cases:
         raise InvalidInput("the patient has no case")
-    secret = context.project.pseudonym_secret
-    clean = scrub_clinical_text(text.strip(), secret=secret, patient_key=patient.pseudonym)
+    clean = context.scrub(patient, text)
     for case in cases:
         _append_text(case, field_name, clean[:2000])
     return {"status": "imported", "case_id": cases[0].pk, "field": field_name}

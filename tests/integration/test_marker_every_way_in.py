@@ -6,16 +6,13 @@ any database row, not in API responses, not in exports, not in logs."""
 from __future__ import annotations
 
 import io
-import logging
 import socket
 import subprocess
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
-from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from pydicom.uid import generate_uid
@@ -23,8 +20,8 @@ from pydicom.uid import generate_uid
 from annotations.dicom.scp import ListenerConfig, start_listener
 from annotations.models import Case, Instance, Project
 from annotations.services import annotate, pacs, queue
-from annotations.services.exports import FORMATS
 from tests.integration.conftest import wait_for
+from tests.support.leak_scan import marker_leaks
 from tests.support.markers import encoded, leaks, marked_dataset
 from tests.support.orthanc import missing_tools, orthanc_on_loopback
 from tests.support.tools import dcmtk, missing_dcmtk, require
@@ -33,7 +30,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 MARKER = "ZqLeakMarker4711"
 WAYS = ("upload", "zip", "command", "cstore", "dicomweb")
-EXPORTS = tuple(FORMATS)
 
 
 def _file_for(way: str) -> bytes:
@@ -51,21 +47,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def captured_logs() -> Iterator[io.StringIO]:
-    """Every log record of every logger, at DEBUG, as text."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setLevel(logging.DEBUG)
-    root = logging.getLogger()
-    old_level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    yield stream
-    root.removeHandler(handler)
-    root.setLevel(old_level)
 
 
 def _ingest_every_way(project: Project, lead_api, tmp_path: Path) -> None:
@@ -177,38 +158,18 @@ def test_a_marker_sent_every_way_in_appears_nowhere(
         problems["POST next-case"] = leaks(next_case.content, MARKER)
     _label_every_case(project, lead)
 
-    for path in Path(settings.STORAGE_DIR).rglob("*"):
-        if path.is_file():
-            found = leaks(path.read_bytes(), MARKER)
-            if found:
-                problems[f"file {path}"] = found
-
-    dump = io.StringIO()
-    call_command("dumpdata", stdout=dump)
-    if leaks(dump.getvalue().encode(), MARKER):
-        problems["database rows"] = leaks(dump.getvalue().encode(), MARKER)
-
-    urls = [
-        f"/api/projects/{project.pk}/",
-        f"/api/projects/{project.pk}/cases/",
-        f"/api/projects/{project.pk}/ingest-batches/",
-        f"/api/projects/{project.pk}/quarantine/",
-        f"/api/projects/{project.pk}/audit-events/",
-        f"/api/projects/{project.pk}/dashboard/queue/",
-        *(f"/api/projects/{project.pk}/exports/{name}/" for name in EXPORTS),
-        *(f"/api/cases/{case.pk}/" for case in cases),
-        *(f"/api/instances/{instance.pk}/file/" for instance in instances),
-    ]
-    batches = api.get(f"/api/projects/{project.pk}/ingest-batches/").json()
-    for batch in batches.get("results", batches) if isinstance(batches, dict) else batches:
-        urls.append(f"/api/ingest-batches/{batch['id']}/")
-    for url in urls:
-        response = api.get(url)
-        assert response.status_code == 200, (url, response.status_code)
-        body = b"".join(response.streaming_content) if response.streaming else response.content
-        if leaks(body, MARKER):
-            problems[f"GET {url}"] = leaks(body, MARKER)
-    if leaks(captured_logs.getvalue().encode(), MARKER):
-        problems["logs"] = leaks(captured_logs.getvalue().encode(), MARKER)
-
+    problems.update(
+        marker_leaks(
+            api,
+            project,
+            MARKER,
+            urls=[
+                f"/api/projects/{project.pk}/quarantine/",
+                f"/api/projects/{project.pk}/dashboard/queue/",
+                *(f"/api/cases/{case.pk}/" for case in cases),
+                *(f"/api/instances/{instance.pk}/file/" for instance in instances),
+            ],
+            logs=captured_logs,
+        )
+    )
     assert not problems, problems

@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 from datetime import UTC, date, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import ClassVar
 
 import pydicom
 import pytest
@@ -20,6 +17,7 @@ from django.core.management import call_command
 from active_learning.ml import synthetic
 from annotations.models import Case, IngestBatch, LabResult, Patient
 from annotations.services.fhir_import import import_fhir
+from tests.support.fhir_server import paged_search
 
 pytestmark = pytest.mark.django_db
 MARKER = "ZQXMARKER"
@@ -191,22 +189,6 @@ def test_ndjson_through_the_api_and_the_command(
     assert last.items[0]["status"] == "refused" and "Nope" in last.items[0]["reason"]
 
 
-class _Pages(BaseHTTPRequestHandler):
-    """Serves a FHIR search as two pages (the first links to the second with ``next``)."""
-
-    pages: ClassVar[dict[str, dict]] = {}
-
-    def do_GET(self) -> None:
-        body = self.pages.get(self.path)
-        self.send_response(200 if body is not None else 404)
-        self.send_header("Content-Type", "application/fhir+json")
-        self.end_headers()
-        self.wfile.write(json.dumps(body or {}).encode())
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 def test_a_paged_search_is_followed_and_an_unreachable_server_is_a_clean_error(
     project, cases, synthetic_dir
 ):
@@ -214,29 +196,13 @@ def test_a_paged_search_is_followed_and_an_unreachable_server_is_a_clean_error(
 
     item = synthetic.load_manifest(synthetic_dir)[6]
     entries = _bundle(item, bad_value=False)["entry"]
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Pages)
-    base = f"http://127.0.0.1:{server.server_address[1]}"
-    _Pages.pages = {
-        "/fhir/Patient/p1/$everything": {
-            "resourceType": "Bundle",
-            "type": "searchset",
-            "link": [{"relation": "next", "url": f"{base}/fhir/page2"}],
-            "entry": entries[:3],
-        },
-        "/fhir/page2": {"resourceType": "Bundle", "type": "searchset", "entry": entries[3:]},
-    }
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        batch = pull_fhir(project=project, search_url=f"{base}/fhir/Patient/p1/$everything")
-    finally:
-        server.shutdown()
-        server.server_close()
+    with paged_search(entries, first_page=3) as search_url:
+        batch = pull_fhir(project=project, search_url=search_url)
     assert batch.stored == 7 and batch.refused == 0  # both pages
     assert LabResult.objects.filter(case=cases[6], code="2276-4").exists()
 
     # The server is gone now: a clean error naming the address, nothing written.
     before = IngestBatch.objects.count()
     with pytest.raises(FhirServerUnavailable, match="cannot be reached"):
-        pull_fhir(project=project, search_url=f"{base}/fhir/Patient/p1/$everything")
+        pull_fhir(project=project, search_url=search_url)
     assert IngestBatch.objects.count() == before
