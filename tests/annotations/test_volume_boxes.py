@@ -13,7 +13,7 @@ import pytest
 from active_learning.ml import synthetic_ct
 from annotations import agreement
 from annotations.dicom.box_geometry import VolumeGeometry, patient_box
-from annotations.models import Box, Case, Series
+from annotations.models import Box, Case, DoubleRead, Series
 from annotations.series_stacks import stack_of
 from annotations.services import annotate, double_reading, ingest
 from medloop.metrics.boxes import iou_matrix_xyzwhd
@@ -197,9 +197,11 @@ def test_a_3d_box_on_a_series_that_is_not_a_regular_volume_is_refused(project, a
 def test_double_reads_of_3d_boxes_are_compared_by_3d_iou(project, member, tmp_path):
     """Both readers outline the same 8x6 pixels; Alice over slices 2..11, Bob over 5..12: 7 of
     the 10 and 8 slices shared, 3D IoU 7/11 = 0.64, a match. Carol over 8..12 shares 4 of 10
-    and 5: IoU 4/11 = 0.36, no match, though each slice's outline is the same."""
+    and 5: IoU 4/11 = 0.36, no match, though each slice's outline is the same; their case goes
+    to adjudication, which keeps the adopted read's 3D box."""
     _, case, series = _ingest(project, tmp_path)
     Case.objects.filter(pk=case.pk).update(required_reads=2)
+    case.refresh_from_db()
     order = stack_of(series).instance_ids
 
     def read(name: str, first: int, last: int):
@@ -215,6 +217,18 @@ def test_double_reads_of_3d_boxes_are_compared_by_3d_iou(project, member, tmp_pa
             boxes=[box],
         )
 
-    alice, bob, carol = read("alice", 2, 11), read("bob", 5, 12), read("carol", 8, 12)
-    assert double_reading.compare(project, alice, bob).box.f1 == 1.0
+    alice, carol = read("alice", 2, 11), read("carol", 8, 12)
     assert double_reading.compare(project, alice, carol).box.f1 == 0.0
+    # The two reads disagree: the case waits for adjudication, which may adopt one read; its
+    # 3D box comes over with its range and patient coordinates.
+    row = DoubleRead.objects.get(case=case)
+    assert row.status == DoubleRead.Status.PENDING and row.box_f1 == 0.0
+    final = double_reading.adjudicate(
+        double_read=row, adjudicator=member("rita", "reviewer"), use=alice.pk
+    )
+    (adopted,) = final.boxes.all()
+    kept = alice.boxes.get()
+    assert (adopted.series_id, adopted.slice_first, adopted.slice_last) == (series.pk, 2, 11)
+    assert adopted.patient_mm == kept.patient_mm
+    bob = read("bob", 5, 12)
+    assert double_reading.compare(project, alice, bob).box.f1 == 1.0
