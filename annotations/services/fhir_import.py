@@ -68,14 +68,23 @@ class _Context:
     report: list[dict[str, Any]] = field(default_factory=list)
     # Patient id -> what its Patient resource says identifies it (in memory only).
     identifying: dict[int, set[str]] = field(default_factory=dict)
+    # (patient id, text) -> scrubbed: lab names and units repeat across a bundle.
+    scrubbed: dict[tuple[int, str], str] = field(default_factory=dict)
 
     def scrub(self, patient: Patient, text: str) -> str:
         """``text`` without the patient's own names and identifiers, then scrubbed as CSV
         text is (dates shifted by the patient's offset)."""
-        for value in sorted(self.identifying.get(patient.pk, ()), key=len, reverse=True):
-            text = re.sub(re.escape(value), "[NAME]", text, flags=re.IGNORECASE)
-        secret = self.project.pseudonym_secret
-        return scrub_clinical_text(text.strip(), secret=secret, patient_key=patient.pseudonym)
+        if not text:
+            return text
+        key = (patient.pk, text)
+        if key not in self.scrubbed:
+            clean = text
+            for value in sorted(self.identifying.get(patient.pk, ()), key=len, reverse=True):
+                clean = re.sub(re.escape(value), "[NAME]", clean, flags=re.IGNORECASE)
+            self.scrubbed[key] = scrub_clinical_text(
+                clean.strip(), secret=self.project.pseudonym_secret, patient_key=patient.pseudonym
+            )
+        return self.scrubbed[key]
 
 
 def resources_of(data: bytes) -> list[tuple[int, Any, str]]:
