@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotations import selectors
+from annotations import permissions, selectors
 from annotations.api import project_parts
 from annotations.api.common import project_for, user_of
 from annotations.api.serializers import (
@@ -32,6 +32,20 @@ def _refuse_other_parts(request: Request, project_pk: int | None) -> None:
     why = project_parts.misplaced_fields(body, project_pk)
     if why:
         raise InvalidInput(why)
+
+
+def _check_may_change(request: Request, project_pk: int) -> None:
+    """Leads and admins change a project's own settings; a refusal names the fields asked for
+    and the roles that may change them."""
+    if permissions.allowed(request.user, project_pk, "project", "change"):
+        return
+    body = request.data if isinstance(request.data, dict) else {}
+    known = [str(name) for name in ProjectInputSerializer().fields if name in body]
+    roles = ", ".join(sorted(str(role) for role in permissions.POLICY[("project", "change")]))
+    raise PermissionDenied(
+        f"In project {project_pk}, changing {', '.join(known) or 'the project'} needs one of "
+        f"the roles {roles}."
+    )
 
 
 class ProjectListView(APIView):
@@ -65,7 +79,8 @@ class ProjectDetailView(APIView):
 
     @extend_schema(request=ProjectInputSerializer(partial=True), responses=ProjectSerializer)
     def patch(self, request: Request, project_pk: int) -> Response:
-        project = project_for(request, project_pk, "project", "change")
+        project = project_for(request, project_pk, "project", "view")
+        _check_may_change(request, project.pk)
         _refuse_other_parts(request, project.pk)
         data = ProjectInputSerializer(data=request.data, partial=True)
         data.is_valid(raise_exception=True)

@@ -33,7 +33,9 @@ def test_each_part_of_the_settings_is_changed_by_its_roles_only(project, clients
     loop_url = f"/api/projects/{project.pk}/loop-settings/"
     queue, loop = {"lease_seconds": 600}, {"acquisition_strategy": "fifo"}
     assert clients["lead"].patch(url, queue, format="json").status_code == 200
-    assert clients["owner"].patch(url, queue, format="json").status_code == 403
+    refused = clients["owner"].patch(url, queue, format="json")
+    assert refused.status_code == 403 and "lease_seconds" in refused.json()["message"]
+    assert "lead" in refused.json()["message"]
     assert clients["lead"].patch(loop_url, loop, format="json").status_code == 403
     assert clients["annotator"].patch(loop_url, loop, format="json").status_code == 403
     assert clients["owner"].patch(loop_url, loop, format="json").status_code == 200
