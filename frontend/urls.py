@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from frontend import settings_views, two_factor_views, verification_views, views
+from frontend import data_use_views, settings_views, two_factor_views, verification_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -42,5 +42,10 @@ urlpatterns = [
         name="project-version-comparison",
     ),
     path("projects/<id:project_pk>/ethics/", views.ethics_page, name="project-ethics-page"),
+    path(
+        "projects/<id:project_pk>/data-use/",
+        data_use_views.data_use_page,
+        name="project-data-use",
+    ),
     path("audit/", views.audit_trail, name="audit-trail"),
 ]

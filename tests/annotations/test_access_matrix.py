@@ -256,6 +256,9 @@ TABLE: list[tuple[str, str, str, object, tuple[int, ...]]] = [
      (403, 403, 200, 403, 200, 403, 404, 302)),
     ("project-audit", "get", "/projects/{p}/audit/", None,
      (403, 403, 200, 403, 200, 403, 404, 302)),
+    # The data protection officer's page, with leads and admins.
+    ("project-data-use", "get", "/projects/{p}/data-use/", None,
+     (403, 403, 200, 403, 200, 200, 404, 302)),
     ("project-ethics-page", "get", "/projects/{p}/ethics/", None,
      (200, 200, 200, 200, 200, 200, 404, 302)),
     ("project-verification", "get", "/projects/{p}/verification/", None,
@@ -277,6 +280,7 @@ PAGES = {
     "project-models", "project-dashboard", "project-adjudication", "project-quarantine",
     "project-audit", "project-settings", "audit-trail", "project-ethics-page",
     "project-verification", "project-validation-report", "project-start-comparison",
+    "project-data-use",
     "project-version-comparison",
 }  # fmt: skip
 

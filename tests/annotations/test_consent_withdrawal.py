@@ -375,3 +375,37 @@ def test_after_the_purge_nothing_of_the_patient_remains_but_the_withdrawal_and_t
     assert report["deleted_by_purge"]["cases"] == [case.pk]
     assert ("second", "case.view") in {(r["user"], r["action"]) for r in report["viewed_by"]}
     assert [v["model_version"] for v in report["model_versions"]] == [1]
+
+
+def test_the_data_use_page_lists_consent_and_downloads_a_patients_report(project, scene, member):
+    """The officer's page (a plain form, no script): every patient's consent, and the report
+    of a patient named by the hospital's patient ID as a PDF download; a form naming nobody is
+    a 400 that says so; an annotator is refused."""
+    from django.test import Client
+
+    officer = Client()
+    officer.force_login(member("olga", "dpo"))
+    patient = Patient.objects.get(studies__case=scene["case"])
+    consent.withdraw(patient=patient, source="lead")
+    page = officer.get(f"/projects/{project.pk}/data-use/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert f'data-patient="{patient.pseudonym}"' in html and "withdrawn" in html
+    home = officer.get("/").content.decode()
+    assert f"/projects/{project.pk}/data-use/" in home
+    document = officer.post(
+        f"/projects/{project.pk}/data-use/", {"patient_id": scene["source_id"], "format": "pdf"}
+    )
+    assert document.status_code == 200 and document["Content-Type"] == "application/pdf"
+    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(document.content)).pages)
+    assert patient.pseudonym in text
+    assert scene["source_id"] not in str(list(AuditEvent.objects.values_list("detail", flat=True)))
+    nobody = officer.post(f"/projects/{project.pk}/data-use/", {"format": "json"})
+    assert nobody.status_code == 400 and "Name the patient" in nobody.content.decode()
+    unknown = officer.post(
+        f"/projects/{project.pk}/data-use/", {"pseudonym": "NOSUCH", "format": "json"}
+    )
+    assert unknown.status_code == 400 and "No patient" in unknown.content.decode()
+    reader = Client()
+    reader.force_login(scene["second"])
+    assert reader.get(f"/projects/{project.pk}/data-use/").status_code == 403
