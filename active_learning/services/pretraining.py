@@ -311,7 +311,12 @@ def run_pretraining(project_id: int, *, owner: str) -> PretrainedBackbone | None
         result.steps,
         result.seconds,
     )
-    cold_start_embeddings(project, [case_id for case_id, _ in images])
+    # Every case outside validation is embedded for the cold-start ranking, the test set's
+    # too (read, never learnt from: its readers need it in the queue).
+    ranked = _first_instances(
+        series__study__case__project=project, series__study__case__is_validation=False
+    )
+    cold_start_embeddings(project, [case_id for case_id, _ in ranked])
     # Before a first model the queue is ranked on these embeddings: rank it again now.
     send_after_commit("active_learning.rerank_project", project.pk)
     return row
