@@ -495,10 +495,19 @@ def main(argv: list[str] | None = None) -> None:
     try:
         for seed in range(args.seeds):
             rows += run_seed(seed, args, validation, work)
+            if seed + 1 < args.seeds:  # a run stopped early still leaves the seeds it finished
+                write_results(rows, summarise(rows, args.strategies), args)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     summary = summarise(rows, args.strategies)
     print_summary(summary, args)
+    write_results(rows, summary, args)
+    print(f"\nwritten {args.out / 'label_efficiency.csv'} and .json")
+    print(f"total wall time {time.perf_counter() - started:.0f} s")
+
+
+def write_results(rows: list[dict], summary: dict[str, Any], args: argparse.Namespace) -> None:
+    """The rows (CSV) and the summary with the run's settings (JSON) under ``args.out``."""
     args.out.mkdir(parents=True, exist_ok=True)
     fields = sorted({key for row in rows for key in row})
     with (args.out / "label_efficiency.csv").open("w", newline="") as handle:
@@ -509,8 +518,6 @@ def main(argv: list[str] | None = None) -> None:
     (args.out / "label_efficiency.json").write_text(
         json.dumps({"settings": settings, **summary}, indent=1, default=str)
     )
-    print(f"\nwritten {args.out / 'label_efficiency.csv'} and .json")
-    print(f"total wall time {time.perf_counter() - started:.0f} s")
 
 
 if __name__ == "__main__":
