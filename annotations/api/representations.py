@@ -117,6 +117,10 @@ def box(item: Box) -> dict[str, Any]:
         "finding": item.finding,
         "origin": item.origin,
         "suggestion_box_id": item.suggestion_box_id,
+        "series_id": item.series_id,
+        "slice_first": item.slice_first,
+        "slice_last": item.slice_last,
+        "patient_mm": item.patient_mm,
     }
 
 
