@@ -70,6 +70,29 @@ class _Context:
     identifying: dict[int, set[str]] = field(default_factory=dict)
     # (patient id, text) -> scrubbed: lab names and units repeat across a bundle.
     scrubbed: dict[tuple[int, str], str] = field(default_factory=dict)
+    # Read once per import, not once per resource (a bundle holds thousands of one patient's
+    # Observations): patient id -> its cases; case id -> its lab results' (code, time) keys.
+    # Forgotten when a resource is refused, since its transaction rolled back what they saw.
+    patient_cases: dict[int, list[Case]] = field(default_factory=dict)
+    lab_keys: dict[int, set[tuple[str, datetime | None]]] = field(default_factory=dict)
+
+    def cases(self, patient: Patient) -> list[Case]:
+        if patient.pk not in self.patient_cases:
+            self.patient_cases[patient.pk] = list(
+                Case.objects.filter(study__patient=patient).order_by("pk")
+            )
+        return self.patient_cases[patient.pk]
+
+    def labs_of(self, case: Case) -> set[tuple[str, datetime | None]]:
+        if case.pk not in self.lab_keys:
+            self.lab_keys[case.pk] = set(
+                LabResult.objects.filter(case=case).values_list("code", "observed_at")
+            )
+        return self.lab_keys[case.pk]
+
+    def forget(self) -> None:
+        self.patient_cases.clear()
+        self.lab_keys.clear()
 
     def scrub(self, patient: Patient, text: str) -> str:
         """``text`` without the patient's own names and identifiers, then scrubbed as CSV
@@ -186,8 +209,10 @@ def import_fhir(
                 with transaction.atomic():
                     line.update(handler(context, resource, full_url))
             except InvalidInput as exc:
+                context.forget()
                 line.update(status="refused", reason=f"entry {position}: {exc.message}")
             except (ValueError, TypeError, ArithmeticError) as exc:  # content the model let by
+                context.forget()
                 line.update(status="refused", reason=f"entry {position}: {exc}"[:600])
         context.report.append(line)
     context.report.sort(key=lambda line: line["position"])
@@ -215,10 +240,6 @@ def _patient_for(context: _Context, reference: Any) -> Patient:
     if patient is None:
         raise InvalidInput(f"subject {ref!r} is no Patient of this import matched to a patient")
     return patient
-
-
-def _cases(patient: Patient) -> list[Case]:
-    return list(Case.objects.filter(study__patient=patient).order_by("pk"))
 
 
 def _shift(patient: Patient, value: Any) -> datetime | None:
@@ -319,12 +340,13 @@ def _observation(context: _Context, resource: Any, full_url: str) -> dict[str, A
             else high
         )
     observed = _shift(patient, resource.effectiveDateTime)
-    cases = _cases(patient)
+    cases = context.cases(patient)
     if not cases:
         raise InvalidInput("the patient has no case")
     added = 0
     for case in cases:
-        if LabResult.objects.filter(case=case, code=code, observed_at=observed).exists():
+        held = context.labs_of(case)
+        if (code, observed) in held:
             continue  # re-import: already there
         LabResult.objects.create(
             case=case,
@@ -337,6 +359,7 @@ def _observation(context: _Context, resource: Any, full_url: str) -> dict[str, A
             reference_high=high,
             observed_at=observed,
         )
+        held.add((code, observed))
         added += 1
     return {"status": "imported", "case_id": cases[0].pk, "labs_added": added}
 
@@ -351,7 +374,7 @@ def _append_text(case: Case, field_name: str, text: str) -> bool:
 
 
 def _text_resource(context: _Context, patient: Patient, text: str, field_name: str) -> dict:
-    cases = _cases(patient)
+    cases = context.cases(patient)
     if not cases:
         raise InvalidInput("the patient has no case")
     clean = context.scrub(patient, text)

@@ -6,6 +6,7 @@ stored; re-import is idempotent."""
 from __future__ import annotations
 
 import base64
+import copy
 import json
 from datetime import UTC, date, datetime
 
@@ -206,3 +207,24 @@ def test_a_paged_search_is_followed_and_an_unreachable_server_is_a_clean_error(
     with pytest.raises(FhirServerUnavailable, match="cannot be reached"):
         pull_fhir(project=project, search_url=search_url)
     assert IngestBatch.objects.count() == before
+
+
+def test_a_lab_repeated_in_one_bundle_is_stored_once_around_a_refused_resource(
+    project, cases, synthetic_dir
+):
+    """The import reads each patient's cases and labs once and remembers what it adds; a lab
+    that comes twice in one bundle (a refused resource between them) is still one row."""
+    item = synthetic.load_manifest(synthetic_dir)[2]
+    bundle = _bundle(item, bad_value=False)
+    ferritin = copy.deepcopy(bundle["entry"][3])
+    refused = copy.deepcopy(bundle["entry"][3])
+    refused["resource"]["subject"] = {"reference": "Patient/nobody"}
+    bundle["entry"] += [ferritin, refused, ferritin]
+    batch = import_fhir(project=project, data=json.dumps(bundle).encode())
+    lines = {line["position"]: line for line in batch.items}
+    last = len(bundle["entry"])
+    assert lines[last - 1]["status"] == "refused"
+    assert lines[last - 2]["labs_added"] == 0 and lines[last]["labs_added"] == 0
+    case = Case.objects.get(pk=lines[4]["case_id"])
+    assert LabResult.objects.filter(case=case, code="2276-4").count() == 1
+    assert lines[4]["labs_added"] == 1
