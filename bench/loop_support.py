@@ -98,15 +98,16 @@ def make_project(name: str, *, pool: int, size: int, seed: int, settings: dict[s
     from django.contrib.auth import get_user_model
 
     from active_learning.ml import synthetic
+    from active_learning.services.loop_settings import update_loop_settings
     from annotations.models import IngestBatch
     from annotations.services import batches, clinical, projects
     from annotations.services.clinical_import import import_clinical_context
 
     user_model = get_user_model()
     annotator, _ = user_model.objects.get_or_create(username="simulated-annotator")
-    project = projects.create_project(
-        name=name, created_by=None, validation_fraction=0.0, **settings
-    )
+    project = projects.create_project(name=name, created_by=None, validation_fraction=0.0)
+    if settings:  # the loop's settings live with the loop (LoopSettings), not on the project
+        update_loop_settings(project=project, **settings)
     projects.add_member(project=project, user=annotator, role="annotator", added_by=None)
     with tempfile.TemporaryDirectory(prefix="medloop-pool-") as tmp:
         cases = synthetic.generate_dataset(seed=seed, count=pool, out_dir=Path(tmp), size=size)
