@@ -92,6 +92,23 @@ def start_worker(var: Path, log_name: str = "worker.log") -> subprocess.Popen[by
     return process
 
 
+def record_bench_approval(project: Any) -> None:
+    """A current ethics approval for a bench project where its settings require one (the
+    production default): without it ingest, hand-out and training refuse."""
+    if not project.requires_ethics_approval:
+        return
+    import datetime
+
+    from annotations.services import ethics
+
+    today = datetime.date.today()
+    ethics.record_approval(
+        project=project, committee="Bench committee", reference="BENCH-1",
+        approved_on=today - datetime.timedelta(days=1),
+        expires_on=today + datetime.timedelta(days=365), scope="Benchmark", actor=None,
+    )  # fmt: skip
+
+
 def make_project(name: str, *, pool: int, size: int, seed: int, settings: dict[str, Any]):
     """A project with ``pool`` synthetic cases (ingested as DICOM, clinical context imported)
     and the ground truth per case id."""
@@ -106,6 +123,7 @@ def make_project(name: str, *, pool: int, size: int, seed: int, settings: dict[s
     user_model = get_user_model()
     annotator, _ = user_model.objects.get_or_create(username="simulated-annotator")
     project = projects.create_project(name=name, created_by=None, validation_fraction=0.0)
+    record_bench_approval(project)
     if settings:  # the loop's settings live with the loop (LoopSettings), not on the project
         update_loop_settings(project=project, **settings)
     projects.add_member(project=project, user=annotator, role="annotator", added_by=None)

@@ -148,19 +148,12 @@ def prepare(cases: int, annotators: int) -> None:
     from annotations.models import Case, Instance, Patient, Series, Study
     from annotations.services import ingest, projects
 
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import loop_support
+
     call_command("migrate", interactive=False, verbosity=0)
     project = projects.create_project(name="bench", created_by=None, validation_fraction=0.0)
-    if project.requires_ethics_approval:  # production's default: the hand-out checks it
-        import datetime
-
-        from annotations.services import ethics
-
-        today = datetime.date.today()
-        ethics.record_approval(
-            project=project, committee="Bench committee", reference="BENCH-1",
-            approved_on=today - datetime.timedelta(days=1),
-            expires_on=today + datetime.timedelta(days=365), scope="Benchmark", actor=None,
-        )  # fmt: skip
+    loop_support.record_bench_approval(project)  # production's default: the hand-out checks it
     with tempfile.TemporaryDirectory() as tmp:
         generated = synthetic.generate_dataset(seed=1, count=1, out_dir=Path(tmp), size=256)
         first = ingest.ingest_dicom_path(

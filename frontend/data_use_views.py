@@ -13,16 +13,16 @@ from django.shortcuts import render
 
 from active_learning.services import data_use, data_use_pdf
 from annotations import permissions, selectors
+from annotations.access import project_for
 from annotations.services import audit
 from annotations.services.errors import DomainError
-from frontend.views import _member_project
 
 FORMATS = ("pdf", "json")
 
 
 @login_required
 def data_use_page(request: HttpRequest, project_pk: int) -> HttpResponse:
-    project = _member_project(
+    project = project_for(
         request,
         project_pk,
         "data_use",

@@ -15,8 +15,8 @@ from django.views.decorators.http import require_http_methods
 from active_learning.models import ModelVersion, ValidationReport, VersionComparison
 from active_learning.services import comparisons, report_documents, test_sets, validation_reports
 from annotations import permissions
+from annotations.access import project_for
 from annotations.services.errors import DomainError
-from frontend.views import _member_project
 
 REFUSAL = "Verification needs the model owner, lead or admin role."
 
@@ -25,7 +25,7 @@ REFUSAL = "Verification needs the model owner, lead or admin role."
 @require_http_methods(["GET", "POST"])
 def verification(request: HttpRequest, project_pk: int) -> HttpResponse:
     """The test set, the reports and, for model owners, a form to ask for a report."""
-    project = _member_project(request, project_pk, "model", "view", REFUSAL)
+    project = project_for(request, project_pk, "model", "view", REFUSAL)
     can_change = permissions.allowed(request.user, project.pk, "model", "change")
     error = ""
     if request.method == "POST":
@@ -63,7 +63,7 @@ def verification(request: HttpRequest, project_pk: int) -> HttpResponse:
 @login_required
 def validation_report(request: HttpRequest, project_pk: int, report_pk: int) -> HttpResponse:
     """One report: progress while it runs, then everything it holds."""
-    project = _member_project(request, project_pk, "model", "view", REFUSAL)
+    project = project_for(request, project_pk, "model", "view", REFUSAL)
     report = (
         ValidationReport.objects.select_related("model_version", "test_set")
         .filter(pk=report_pk, project=project)
@@ -100,7 +100,7 @@ def start_comparison(
     request: HttpRequest, project_pk: int, report_pk: int, other_pk: int
 ) -> HttpResponse:
     """A model owner compares this report's version with the other's (the task runs it)."""
-    project = _member_project(request, project_pk, "model", "view", REFUSAL)
+    project = project_for(request, project_pk, "model", "view", REFUSAL)
     if not permissions.allowed(request.user, project.pk, "model", "change"):
         return HttpResponse("Comparing versions needs the model owner role.", status=403)
     reports = ValidationReport.objects.select_related("model_version", "test_set").filter(
@@ -119,7 +119,7 @@ def start_comparison(
 @login_required
 def version_comparison(request: HttpRequest, project_pk: int, comparison_pk: int) -> HttpResponse:
     """One comparison: progress while it runs, then every figure's difference and DeLong."""
-    project = _member_project(request, project_pk, "model", "view", REFUSAL)
+    project = project_for(request, project_pk, "model", "view", REFUSAL)
     comparison = (
         VersionComparison.objects.select_related(
             "report_a__model_version", "report_b__model_version", "report_a__test_set"

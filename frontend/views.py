@@ -6,12 +6,13 @@ import json
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import render
 from django.utils import timezone
 
 from annotations import permissions, selectors
+from annotations.access import project_for
 from annotations.models import Project
 from annotations.services import ethics
 from frontend.templatetags.vite import FrontendNotBuilt
@@ -25,17 +26,6 @@ def home(request: HttpRequest) -> HttpResponse:
         {"project": p, "roles": sorted(permissions.roles_in(request.user, p.pk))} for p in projects
     ]
     return render(request, "frontend/home.html", {"rows": rows})
-
-
-def _member_project(
-    request: HttpRequest, project_pk: int, resource: str, action: str, refusal: str
-) -> Project:
-    project = Project.objects.filter(pk=project_pk).first()
-    if project is None or not permissions.is_member(request.user, project.pk):
-        raise Http404("No such project.")
-    if not permissions.allowed(request.user, project.pk, resource, action):
-        raise PermissionDenied(refusal)
-    return project
 
 
 def _workspace(request: HttpRequest, project: Project, mode: str) -> HttpResponse:
@@ -59,7 +49,7 @@ def _workspace(request: HttpRequest, project: Project, mode: str) -> HttpRespons
 @login_required
 def label(request: HttpRequest, project_pk: int) -> HttpResponse:
     """The annotator workspace: the queue's next case in the viewer, with its context."""
-    project = _member_project(
+    project = project_for(
         request, project_pk, "queue", "lease", "Labeling needs the annotator role in this project."
     )
     return _workspace(request, project, "annotate")
@@ -68,7 +58,7 @@ def label(request: HttpRequest, project_pk: int) -> HttpResponse:
 @login_required
 def review(request: HttpRequest, project_pk: int) -> HttpResponse:
     """Reviewer mode: submitted annotations to accept or return."""
-    project = _member_project(
+    project = project_for(
         request,
         project_pk,
         "annotation",
@@ -81,7 +71,7 @@ def review(request: HttpRequest, project_pk: int) -> HttpResponse:
 @login_required
 def upload(request: HttpRequest, project_pk: int) -> HttpResponse:
     """Upload DICOM files or zips and clinical context; the report is shown per file."""
-    project = _member_project(
+    project = project_for(
         request, project_pk, "ingest", "upload", "Importing needs the lead or admin role."
     )
     return render(request, "frontend/upload.html", {"project": project})
@@ -91,7 +81,7 @@ def upload(request: HttpRequest, project_pk: int) -> HttpResponse:
 def models(request: HttpRequest, project_pk: int) -> HttpResponse:
     """The model owner's page: retraining cycles (live), model versions, promote and roll back.
     The page is a shell; frontend/src/models loads and acts through the API."""
-    project = _member_project(
+    project = project_for(
         request,
         project_pk,
         "model",
@@ -125,7 +115,7 @@ def dashboard(request: HttpRequest, project_pk: int) -> HttpResponse:
     """The project lead's dashboard: number tiles and charts of the queue, the burn-down, the
     review load and the annotators' throughput. The page is a shell; frontend/src/dashboards
     draws it from the dashboard API. ``?days=`` picks the annotators' window (7, 30 or 90)."""
-    project = _member_project(
+    project = project_for(
         request, project_pk, "dashboard", "view", "The dashboard needs the lead or admin role."
     )
     asked = request.GET.get("days", "")
@@ -159,7 +149,7 @@ def dashboard(request: HttpRequest, project_pk: int) -> HttpResponse:
 def adjudication(request: HttpRequest, project_pk: int) -> HttpResponse:
     """Double-read cases whose reads disagree, for a reviewer to make the final label. The page is
     a shell; frontend/src/adjudication draws it from the adjudication API."""
-    project = _member_project(
+    project = project_for(
         request,
         project_pk,
         "adjudication",
@@ -188,7 +178,7 @@ def quarantine(request: HttpRequest, project_pk: int) -> HttpResponse:
     """Images held at import for possibly burned-in identifiers: why each is held, a thumbnail
     (full resolution on demand), and release or reject of many at once with a comment. The page
     is a shell; frontend/src/quarantine draws it from the quarantine API."""
-    project = _member_project(
+    project = project_for(
         request,
         project_pk,
         "quarantine",
@@ -239,7 +229,7 @@ def _audit_page(request: HttpRequest, project: Project | None) -> HttpResponse:
 def project_audit(request: HttpRequest, project_pk: int) -> HttpResponse:
     """A project's audit trail for its leads and admins: the audit API's filters (action, actor,
     dates, object), pages, and the same selection as CSV. A shell; frontend/src/audit draws it."""
-    project = _member_project(
+    project = project_for(
         request, project_pk, "audit", "view", "The audit trail needs the lead or admin role."
     )
     return _audit_page(request, project)
@@ -260,7 +250,7 @@ def audit_trail(request: HttpRequest) -> HttpResponse:
 def ethics_page(request: HttpRequest, project_pk: int) -> HttpResponse:
     """The project's ethics approvals (leads and admins record one with its document) and the
     cases its eligibility rules held out (leads and admins include or exclude them)."""
-    project = _member_project(
+    project = project_for(
         request, project_pk, "ethics", "view", "This page is for the project's members."
     )
     state = ethics.status_of(project)

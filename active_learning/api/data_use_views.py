@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from active_learning.services import data_use, data_use_pdf
-from annotations.api.common import project_for, user_of
+from annotations.access import project_for, user_of
 
 
 class DataUseInputSerializer(serializers.Serializer):

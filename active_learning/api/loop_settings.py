@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 
 from active_learning.models import LoopSettings
 from active_learning.services import loop_settings
-from annotations.api.common import project_for, user_of
+from annotations.access import project_for, user_of
 from annotations.services.errors import InvalidInput
 
 

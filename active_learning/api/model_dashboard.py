@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from active_learning.selectors import model_dashboard
-from annotations.api.common import project_for
+from annotations.access import project_for
 from annotations.api.dashboard_views import DashboardSuggestionUseSerializer
 
 

@@ -37,7 +37,7 @@ from active_learning.services import (
     test_sets,
     validation_reports,
 )
-from annotations.api.common import project_for, user_of
+from annotations.access import project_for, user_of
 from annotations.services import audit
 from annotations.services.errors import Conflict
 

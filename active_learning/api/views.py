@@ -26,7 +26,7 @@ from active_learning.services import cycles, serving, test_sets, versions
 from active_learning.services.case_inputs import CaseNotReadable
 from active_learning.services.explanations import explanation_overlay
 from active_learning.services.versions import promoted_version
-from annotations.api.common import case_for, project_for, user_of
+from annotations.access import case_for, project_for, user_of
 from annotations.services import loop_signals as ranking_signals
 from annotations.services.errors import Conflict, InvalidInput
 from medloop.celery import send_after_commit

@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotations import permissions
-from annotations.api.common import case_for, project_for, user_of
+from annotations.access import case_for, project_for, user_of
 from annotations.api.serializers import (
     AnnotationInputSerializer,
     AnnotationSerializer,

@@ -14,8 +14,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotations import permissions, selectors
+from annotations.access import case_for, project_for, user_of
 from annotations.api import representations
-from annotations.api.common import annotation_for, case_for, expected_version, project_for, user_of
+from annotations.api.common import annotation_for, expected_version
 from annotations.api.serializers import (
     AnnotationInputSerializer,
     AnnotationSerializer,

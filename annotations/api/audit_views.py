@@ -25,7 +25,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotations import selectors
-from annotations.api.common import project_for, user_of
+from annotations.access import project_for, user_of
 from annotations.api.serializers import AuditEventSerializer
 from annotations.models import AuditEvent
 from annotations.services import audit

@@ -11,7 +11,7 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from annotations.api.common import project_for, user_of
+from annotations.access import project_for, user_of
 from annotations.services import audit
 from annotations.services.batch_review import BatchReview
 

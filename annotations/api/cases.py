@@ -8,7 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotations import selectors
-from annotations.api.common import case_for, project_for
+from annotations.access import case_for, project_for
 from annotations.api.serializers import CaseDetailSerializer, CaseSummarySerializer
 from annotations.models import Case
 from annotations.services.errors import InvalidInput

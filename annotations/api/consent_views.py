@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotations import selectors
-from annotations.api.common import project_for, user_of
+from annotations.access import project_for, user_of
 from annotations.models import Consent, ConsentSource
 from annotations.services import audit, consent
 from annotations.services.errors import DomainError, InvalidInput

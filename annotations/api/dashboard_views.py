@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotations import dashboards
-from annotations.api.common import project_for
+from annotations.access import project_for
 
 # --- input -----------------------------------------------------------------------------------
 

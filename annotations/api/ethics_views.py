@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotations import permissions
-from annotations.api.common import project_for, user_of
+from annotations.access import project_for, user_of
 from annotations.models import EthicsApproval, Project
 from annotations.services import audit, ethics
 from annotations.services.errors import InvalidInput

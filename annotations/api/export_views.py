@@ -11,7 +11,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from annotations.api.common import project_for
+from annotations.access import project_for
 from annotations.services import exports
 from annotations.services.errors import InvalidInput
 

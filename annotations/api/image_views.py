@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotations import permissions
-from annotations.api.common import project_for, user_of
+from annotations.access import project_for, user_of
 from annotations.api.serializers import InstanceSerializer
 from annotations.dicom import pixels
 from annotations.models import Instance

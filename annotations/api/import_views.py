@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotations.api.common import project_for, user_of
+from annotations.access import project_for, user_of
 from annotations.services import imports
 from annotations.services.ingest import TooLarge
 

@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotations import permissions
-from annotations.api.common import project_for, user_of
+from annotations.access import project_for, user_of
 from annotations.models import IngestBatch
 from annotations.services import batches
 from annotations.services.clinical_import import import_clinical_context

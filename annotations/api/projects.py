@@ -11,8 +11,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotations import permissions, selectors
+from annotations.access import project_for, user_of
 from annotations.api import project_parts
-from annotations.api.common import project_for, user_of
 from annotations.api.serializers import (
     MembershipGrantSerializer,
     MembershipInputSerializer,

@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotations import series_stacks
-from annotations.api.common import case_for
+from annotations.access import case_for
 from annotations.models import Series
 
 
