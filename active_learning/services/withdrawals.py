@@ -5,7 +5,9 @@ the withdrawal itself records one ``model_version.trained_on_withdrawn_data`` au
 version it touched, in its own transaction). Retraining without them is one click: a new
 cycle's snapshot leaves them out. After the purge the labels' rows are gone; their ids stay in
 the purge's audit event, so the flag stays. The purge also deletes the explanation overlays the
-versions drew for the patient's cases."""
+versions drew for the patient's cases, and takes the patient's cases out of the frozen copies
+verification keeps (locked test sets, validation reports): erasure wins over regenerating an
+old report exactly, and the redacted copies say which cases were taken out."""
 
 from __future__ import annotations
 
@@ -66,12 +68,73 @@ def versions_using(patient: Patient) -> list[ModelVersion]:
     ]
 
 
-def delete_explanations_on_purge(sender: Any, *, case_ids: list[int], **_: Any) -> int:
+def delete_explanations_on_purge(
+    sender: Any, *, patient: Patient, case_ids: list[int], **_: Any
+) -> int:
     """Receiver of ``annotations.services.consent.patient_purging``: the explanation overlays
-    of the purged patient's cases go with them."""
+    of the purged patient's cases go with them, and their entries in the frozen copies of
+    verification are redacted (:func:`redact_verification`)."""
     from active_learning.services.explanations import delete_overlays
 
+    redact_verification(patient.project_id, set(case_ids))
     return delete_overlays(case_ids)
+
+
+def redact_verification(project_id: int, case_ids: set[int]) -> int:
+    """Take ``case_ids`` (cases of project ``project_id``) out of the project's locked test
+    sets' content (their study UID and reference label) and out of the per-case texts
+    (reference report and draft) of every validation report on those test sets.
+    The case ids stay, marked redacted, so counts and the purge's trail still line up; the
+    locked hash still names what a report used then. Returns the rows changed."""
+    from active_learning.models import LockedTestSet, ValidationReport
+
+    if not case_ids:
+        return 0
+    changed = 0
+    for locked in LockedTestSet.objects.filter(project_id=project_id).order_by("pk"):
+        cases = locked.content.get("cases", [])
+        if not any(entry.get("case_id") in case_ids for entry in cases):
+            continue
+        locked.content = {
+            **locked.content,
+            "cases": [
+                {"case_id": e["case_id"], "label": None, "redacted": True}
+                if e.get("case_id") in case_ids
+                else e
+                for e in cases
+            ],
+            "redacted_cases": sorted(
+                set(locked.content.get("redacted_cases", [])) | (case_ids & _ids(cases))
+            ),
+        }
+        locked.save(update_fields=["content"])
+        changed += 1
+    reports = ValidationReport.objects.filter(test_set__project_id=project_id).exclude(result={})
+    for report in reports.order_by("pk"):
+        outcomes = report.result.get("outcomes") or {}
+        ids = outcomes.get("case_ids") or []
+        texts = outcomes.get("report_texts")
+        hit = [i for i, case_id in enumerate(ids) if case_id in case_ids]
+        if not hit or not texts:
+            continue
+        texts = {key: list(values) for key, values in texts.items()}
+        for i in hit:
+            for values in texts.values():
+                values[i] = None
+        report.result = {
+            **report.result,
+            "outcomes": {**outcomes, "report_texts": texts},
+            "redacted_cases": sorted(set(report.result.get("redacted_cases", [])) | {
+                ids[i] for i in hit
+            }),
+        }  # fmt: skip
+        report.save(update_fields=["result"])
+        changed += 1
+    return changed
+
+
+def _ids(cases: list[dict[str, Any]]) -> set[int]:
+    return {entry.get("case_id") for entry in cases}
 
 
 def flag_versions_on_withdrawal(

@@ -10,7 +10,8 @@ from django.test import override_settings
 
 from active_learning.ml import paired_bootstrap as pb
 from active_learning.models import LoopSettings, ModelVersion, RetrainingCycle
-from active_learning.services import cycles, loop_settings, model_dashboard, promotion, versions
+from active_learning.selectors import model_dashboard
+from active_learning.services import cycles, loop_settings, promotion, versions
 from annotations.services.errors import InvalidInput
 from tests.active_learning.test_cycles import run_whole_cycle
 

@@ -323,6 +323,41 @@ def test_after_the_purge_nothing_of_the_patient_remains_but_the_withdrawal_and_t
         Annotation: set(Annotation.objects.filter(case=case).values_list("pk", flat=True)),
     }
     patient = Patient.objects.get(studies__case=case)
+    # Verification's frozen copies: a locked test set holding the case's reference label and a
+    # validation report holding its reference report and draft, beside another case's.
+    from active_learning.models import LockedTestSet, ValidationReport
+
+    other = {"case_id": case.pk + 10_000, "study_uid": "2.25.1", "label": {"report": {"x": "kept"}}}
+    locked = LockedTestSet.objects.create(
+        project=project,
+        version=1,
+        content_hash="0" * 64,
+        content={
+            "cases": [
+                {
+                    "case_id": case.pk,
+                    "study_uid": study.study_instance_uid,
+                    "label": {"report": {"impression": marker}},
+                },
+                other,
+            ]
+        },
+        case_count=2,
+        labelled_count=2,
+        reason="test",
+    )
+    report = ValidationReport.objects.create(
+        project=project,
+        model_version=version,
+        test_set=locked,
+        status="succeeded",
+        result={
+            "outcomes": {
+                "case_ids": [case.pk, other["case_id"]],
+                "report_texts": {"references": [marker, "kept"], "drafts": [marker, "kept"]},
+            }
+        },
+    )
 
     settings.MEDLOOP_WITHDRAWAL_RETENTION_DAYS = 0
     consent.withdraw(patient=patient, source="lead")
@@ -348,6 +383,17 @@ def test_after_the_purge_nothing_of_the_patient_remains_but_the_withdrawal_and_t
     call_command("dumpdata", exclude=["annotations.auditevent"], stdout=dump)
     for needle in [marker, *uids]:
         assert needle not in dump.getvalue(), needle
+    # Verification's copies are redacted, other cases kept, and they say what was taken out.
+    locked.refresh_from_db()
+    report.refresh_from_db()
+    assert locked.content["cases"] == [
+        {"case_id": case.pk, "label": None, "redacted": True},
+        other,
+    ] and locked.content["redacted_cases"] == [case.pk]
+    assert report.result["outcomes"]["report_texts"] == {
+        "references": [None, "kept"],
+        "drafts": [None, "kept"],
+    } and report.result["redacted_cases"] == [case.pk]
     for batch in type(project).objects.get(pk=project.pk).ingest_batches.all():
         assert not [line for line in batch.items if line.get("case_id") == case.pk]
     # The withdrawal record and the pseudonymous trail remain.
