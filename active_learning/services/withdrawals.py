@@ -134,7 +134,7 @@ def redact_verification(project_id: int, case_ids: set[int]) -> int:
 
 
 def _ids(cases: list[dict[str, Any]]) -> set[int]:
-    return {entry.get("case_id") for entry in cases}
+    return {int(entry["case_id"]) for entry in cases if entry.get("case_id") is not None}
 
 
 def flag_versions_on_withdrawal(
