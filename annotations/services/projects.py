@@ -116,6 +116,8 @@ def create_project(
     lease_seconds: int = 900,
     requires_ethics_approval: bool | None = None,
     eligibility_rules: dict[str, Any] | None = None,
+    adjudication_box_f1: float | None = None,
+    adjudication_report_rouge: float | None = None,
 ) -> Project:
     """Create a project; its creator becomes its admin and lead (the loop's settings are the
     loop's own: ``active_learning.services.loop_settings``). ``requires_ethics_approval``
@@ -126,6 +128,15 @@ def create_project(
         requires_ethics_approval = bool(settings.MEDLOOP_REQUIRE_ETHICS_APPROVAL)
     schema = validate_label_schema(label_schema or DEFAULT_CHEST_SCHEMA)
     _check_fractions(double_read_fraction, validation_fraction)
+    thresholds = {
+        name: value
+        for name, value in (
+            ("adjudication_box_f1", adjudication_box_f1),
+            ("adjudication_report_rouge", adjudication_report_rouge),
+        )
+        if value is not None
+    }
+    _check_thresholds(thresholds)
     project = Project.objects.create(
         name=name,
         description=description,
@@ -136,6 +147,7 @@ def create_project(
         lease_seconds=lease_seconds,
         requires_ethics_approval=requires_ethics_approval,
         eligibility_rules=rules,
+        **thresholds,
     )
     if created_by is not None:
         for role in (Role.ADMIN, Role.LEAD):
@@ -169,15 +181,20 @@ def check_changes(*, project: Project, changes: dict[str, Any]) -> dict[str, Any
         changes["label_schema"] = validate_label_schema(changes["label_schema"])
     if "eligibility_rules" in changes:
         changes["eligibility_rules"] = _check_eligibility_rules(changes["eligibility_rules"])
-    for threshold in ("adjudication_box_f1", "adjudication_report_rouge"):
-        value = changes.get(threshold, 0.0)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-            raise ValidationError(f"{threshold} must be a number between 0 and 1, got {value!r}.")
+    _check_thresholds(changes)
     _check_fractions(
         changes.get("double_read_fraction", project.double_read_fraction),
         changes.get("validation_fraction", project.validation_fraction),
     )
     return changes
+
+
+def _check_thresholds(values: dict[str, Any]) -> None:
+    """The double reads' agreement thresholds that ``values`` names are numbers in [0, 1]."""
+    for threshold in ("adjudication_box_f1", "adjudication_report_rouge"):
+        value = values.get(threshold, 0.0)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+            raise ValidationError(f"{threshold} must be a number between 0 and 1, got {value!r}.")
 
 
 def finding_keys_change(project: Project, label_schema: dict[str, Any]) -> bool:

@@ -115,6 +115,17 @@ def test_only_staff_create_projects_and_bad_schema_is_named(clients, make_user, 
     assert good.status_code == 201
     assert sorted(good.json()["my_roles"]) == ["admin", "lead"]
     assert staff.post("/api/projects/", {"name": "X"}, format="json").status_code == 409
+    # The double reads' agreement thresholds can be set at creation (the API fuzz found a 500).
+    made = staff.post(
+        "/api/projects/",
+        {"name": "Y", "adjudication_box_f1": 0.4, "adjudication_report_rouge": 0.6},
+        format="json",
+    )
+    assert made.status_code == 201, made.json()
+    assert (made.json()["adjudication_box_f1"], made.json()["adjudication_report_rouge"]) == (
+        0.4,
+        0.6,
+    )
 
 
 def test_lead_adds_a_member_and_an_unknown_role_is_refused(clients, project, make_user):
