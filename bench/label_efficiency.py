@@ -79,6 +79,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--step", type=int, default=30, help="labels per cycle")
     parser.add_argument("--budget", type=int, help="labels at the end (default 15 %% of pool)")
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument(
+        "--seed-ids",
+        help="run these seeds only (comma-separated, e.g. 2,3): one process per core, each with "
+        "its own --out, then --combine their JSON files",
+    )
+    parser.add_argument(
+        "--combine",
+        nargs="+",
+        type=Path,
+        metavar="JSON",
+        help="print and write the summary of earlier runs' label_efficiency.json files "
+        "(the same settings, different seeds) instead of running",
+    )
     parser.add_argument("--strategies", default="random,uncertainty,hybrid")
     parser.add_argument("--first-steps", type=int, default=1200)
     parser.add_argument("--train-steps", type=int, default=400, help="steps per later cycle")
@@ -105,6 +118,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         for key, value in QUICK.items():
             setattr(args, key, value)
     args.strategies = args.strategies.split(",")
+    args.seed_list = (
+        [int(s) for s in args.seed_ids.split(",")] if args.seed_ids else list(range(args.seeds))
+    )
+    args.seeds = len(args.seed_list)
     if "random" not in args.strategies:
         parser.error("the random arm always runs: it is the baseline")
     if args.budget is None:
@@ -467,8 +484,43 @@ def print_summary(summary: dict[str, Any], args: argparse.Namespace) -> None:
             )
 
 
+def combine(args: argparse.Namespace) -> None:
+    """Summarise the rows of several runs (seeds run in separate processes). Their settings must
+    agree, apart from the seeds and where the results went; a seed must not appear twice."""
+    ignored = {"seeds", "seed_ids", "seed_list", "out", "combine", "threads"}
+    rows: list[dict] = []
+    settings: dict[str, Any] | None = None
+    for path in args.combine:
+        data = json.loads(path.read_text())
+        if "rows" not in data:
+            raise SystemExit(f"{path}: no rows (written by an older version of this script)")
+        mine = {k: v for k, v in data["settings"].items() if k not in ignored}
+        if settings is not None and mine != settings:
+            differing = sorted(k for k in mine.keys() | settings.keys()
+                               if mine.get(k) != settings.get(k))  # fmt: skip
+            raise SystemExit(f"{path}: settings differ from the first file's: {differing}")
+        settings = mine
+        seen = {row["seed"] for row in rows}
+        if seen & {row["seed"] for row in data["rows"]}:
+            raise SystemExit(f"{path}: seed(s) {sorted(seen)} already read from another file")
+        rows += data["rows"]
+    assert settings is not None
+    for key, value in settings.items():
+        setattr(args, key, value)
+    args.seed_list = sorted({row["seed"] for row in rows})
+    args.seeds = len(args.seed_list)
+    summary = summarise(rows, args.strategies)
+    print(f"combined {len(args.combine)} runs: seeds {', '.join(map(str, args.seed_list))}")
+    print_summary(summary, args)
+    write_results(rows, summary, args)
+    print(f"\nwritten {args.out / 'label_efficiency.csv'} and .json")
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.combine:
+        combine(args)
+        return
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
     import loop_support
     import torch
@@ -493,9 +545,9 @@ def main(argv: list[str] | None = None) -> None:
     rows: list[dict] = []
     work = Path(tempfile.mkdtemp(prefix="medloop-label-efficiency-"))
     try:
-        for seed in range(args.seeds):
+        for seed in args.seed_list:
             rows += run_seed(seed, args, validation, work)
-            if seed + 1 < args.seeds:  # a run stopped early still leaves the seeds it finished
+            if seed != args.seed_list[-1]:  # a run stopped early still leaves the seeds it finished
                 write_results(rows, summarise(rows, args.strategies), args)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -514,9 +566,11 @@ def write_results(rows: list[dict], summary: dict[str, Any], args: argparse.Name
         writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows)
-    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    settings = {
+        k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "combine"
+    }
     (args.out / "label_efficiency.json").write_text(
-        json.dumps({"settings": settings, **summary}, indent=1, default=str)
+        json.dumps({"settings": settings, **summary, "rows": rows}, indent=1, default=str)
     )
 
 
