@@ -388,6 +388,8 @@ def run_rounds(
             }
         )
         print(_row_line(rows[-1]), flush=True)
+        if _error_count(rows[-1]):
+            print(f"  errors: {rows[-1]['errors']}", flush=True)
     return rows
 
 
@@ -533,13 +535,27 @@ HEADER = (
 )
 
 
+def _error_count(r: dict[str, Any]) -> int:
+    return sum(v for k, v in r["errors"].items() if k != "queue empty")
+
+
 def _row_line(r: dict[str, Any]) -> str:
-    n_errors = sum(v for k, v in r["errors"].items() if k != "queue empty")
     return (
         f"{r['system']:<13}{r['backend']:<9}{r['clients']:>8}{r['loops_per_s']:>9.1f}"
         f"{r['next_p50_ms']:>9.1f}{r['next_p95_ms']:>9.1f}{r['next_p99_ms']:>9.1f}"
-        f"{n_errors:>8}{r['double_handed']:>8}"
+        f"{_error_count(r):>8}{r['double_handed']:>8}"
     )
+
+
+def _ratio(top: float, bottom: float, width: int, suffix: str, why: list[str]) -> str:
+    """``top / bottom`` right-aligned in ``width`` with ``suffix``; "-" when there is nothing
+    to divide by (a system that answered no loop, no latency), noted once in ``why``."""
+    if bottom > 0 and top == top and bottom == bottom:  # not NaN
+        return f"{top / bottom:>{width - len(suffix)}.1f}{suffix}"
+    note = '"-": no ratio where a system completed no loop (see its errors) or timed no call.'
+    if note not in why:
+        why.append(note)
+    return f"{'-':>{width}}"
 
 
 def _find(rows: list[dict], system: str, backend: str, clients: int) -> dict | None:
@@ -550,7 +566,8 @@ def _find(rows: list[dict], system: str, backend: str, clients: int) -> dict | N
 def comparisons(rows: list[dict], clients: list[int]) -> list[str]:
     """MedLoop against the floor (share of its loops/s) and against Label Studio (ratios),
     for each database and client count both were run on."""
-    lines = []
+    lines: list[str] = []
+    why: list[str] = []
     floor_pairs = [
         (r, f) for r in rows if r["system"] == "medloop"
         if (f := _find(rows, "floor", r["backend"], r["clients"]))
@@ -562,7 +579,8 @@ def comparisons(rows: list[dict], clients: list[int]) -> list[str]:
         for r, f in floor_pairs:
             lines.append(
                 f"{r['backend']:<9}{r['clients']:>8}{r['loops_per_s']:>17.1f}"
-                f"{f['loops_per_s']:>15.1f}{100 * r['loops_per_s'] / f['loops_per_s']:>14.1f}%"
+                f"{f['loops_per_s']:>15.1f}"
+                f"{_ratio(100 * r['loops_per_s'], f['loops_per_s'], 15, '%', why)}"
                 f"{r['next_p95_ms']:>13.1f}{f['next_p95_ms']:>11.1f}"
             )
     ls_pairs = [
@@ -580,19 +598,19 @@ def comparisons(rows: list[dict], clients: list[int]) -> list[str]:
             lines.append(
                 f"{r['system']:<9}{r['clients']:>8}{s['loops_per_s']:>12.1f}"
                 f"{s['next_p95_ms']:>11.1f}{r['loops_per_s']:>9.1f}{r['next_p95_ms']:>9.1f}"
-                f"{r['loops_per_s'] / s['loops_per_s']:>10.1f}x"
-                f"{s['next_p95_ms'] / r['next_p95_ms']:>7.1f}x"
+                f"{_ratio(r['loops_per_s'], s['loops_per_s'], 11, 'x', why)}"
+                f"{_ratio(s['next_p95_ms'], r['next_p95_ms'], 8, 'x', why)}"
             )
     sqlite = [r for r in rows if r["system"] == "medloop" and r["backend"] == "sqlite"]
     ls_sqlite = [(r, s) for r in sqlite if (s := _find(rows, "label-studio", "postgres",
                                                           r["clients"]))]  # fmt: skip
     for r, s in ls_sqlite:
-        ratio = r["loops_per_s"] / s["loops_per_s"]
+        ratio = _ratio(r["loops_per_s"], s["loops_per_s"], 0, "x", why).strip()
         lines.append(
-            f"MedLoop on SQLite, {r['clients']} clients: {ratio:.1f}x Label Studio's loops/s "
+            f"MedLoop on SQLite, {r['clients']} clients: {ratio} Label Studio's loops/s "
             "(Label Studio on PostgreSQL)"
         )
-    return lines
+    return lines + why
 
 
 def main() -> None:
