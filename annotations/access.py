@@ -15,8 +15,17 @@ from rest_framework.request import Request
 from annotations import permissions, selectors
 from annotations.models import Case, Project
 from annotations.services import audit, consent
+from medloop.compiled_queries import CompiledQuery
 
 AnyRequest = HttpRequest | Request
+
+# The case with its project and patient (for the consent check): read on every submit and case
+# call, compiled once (medloop.compiled_queries).
+_CASE_WITH_PATIENT = CompiledQuery(
+    lambda *, case_pk: Case.objects.select_related("project", "study__patient").filter(pk=case_pk)[
+        :1
+    ]
+)
 
 
 def user_of(request: AnyRequest) -> User:
@@ -59,7 +68,7 @@ def case_for(
         case = selectors.case_with_context(case_pk)
     else:
         # The patient comes along for the consent check below (one query, not two).
-        case = Case.objects.select_related("project", "study__patient").filter(pk=case_pk).first()
+        case = next(iter(_CASE_WITH_PATIENT.fetch(case_pk=case_pk)), None)
     if case is None or not permissions.is_member(request.user, case.project_id):
         raise Http404("No such case, or you are not a member of its project.")
     if not (

@@ -7,9 +7,11 @@ needed."""
 from __future__ import annotations
 
 from django.contrib.auth.models import AnonymousUser, User
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from annotations.models import Annotation, Case, CaseSkip, Membership, Project, Role
+from medloop.compiled_queries import CompiledQuery
 
 A, R, L, M, D = Role.ANNOTATOR, Role.REVIEWER, Role.LEAD, Role.MODEL_OWNER, Role.ADMIN
 P = Role.DPO
@@ -63,6 +65,17 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
 }
 
 
+def _memberships(*, user_id: int, project_id: int) -> QuerySet[Membership]:
+    return Membership.objects.filter(user_id=user_id, project_id=project_id)
+
+
+# Asked on nearly every request: compiled once (medloop.compiled_queries).
+_ROLES = CompiledQuery(lambda **ids: _memberships(**ids).values_list("role", flat=True))
+_MEMBERSHIPS_WITH_PROJECT = CompiledQuery(
+    lambda **ids: _memberships(**ids).select_related("project")
+)
+
+
 def roles_in(user: User | AnonymousUser, project_id: int) -> frozenset[str]:
     """The roles ``user`` holds in the project (all roles for a superuser)."""
     if not user.is_authenticated:
@@ -71,11 +84,7 @@ def roles_in(user: User | AnonymousUser, project_id: int) -> frozenset[str]:
         return ALL_ROLES
     cache: dict[int, frozenset[str]] = user.__dict__.setdefault("_medloop_roles", {})
     if project_id not in cache:
-        cache[project_id] = frozenset(
-            Membership.objects.filter(user=user, project_id=project_id).values_list(
-                "role", flat=True
-            )
-        )
+        cache[project_id] = frozenset(_ROLES.fetch(user_id=user.pk, project_id=project_id))
     return cache[project_id]
 
 
@@ -86,8 +95,8 @@ def project_with_roles(user: User | AnonymousUser, project_id: int) -> Project |
         return None
     if getattr(user, "is_superuser", False):
         return Project.objects.filter(pk=project_id).first()
-    memberships = list(
-        Membership.objects.filter(user=user, project_id=project_id).select_related("project")
+    memberships: list[Membership] = _MEMBERSHIPS_WITH_PROJECT.fetch(
+        user_id=user.pk, project_id=project_id
     )
     cache: dict[int, frozenset[str]] = user.__dict__.setdefault("_medloop_roles", {})
     cache[project_id] = frozenset(m.role for m in memberships)

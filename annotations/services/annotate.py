@@ -31,6 +31,7 @@ from annotations.services.errors import (
     PreconditionFailed,
     PreconditionRequired,
 )
+from medloop.compiled_queries import CompiledQuery
 
 FINDING_STATES = ("present", "absent", "uncertain")
 MAX_REPORT_SECTION_CHARS = 20_000
@@ -52,16 +53,29 @@ class BoxInput:
     slices: tuple[int, int] | list[int] | None = None
 
 
+# The working copy with the suggestion it was shown, and a case's visible images: read on every
+# hand-out and submit, compiled once (medloop.compiled_queries).
+_WORKING_COPY_WITH_SUGGESTION = CompiledQuery(
+    lambda *, case_id, annotator_id: Annotation.objects.filter(
+        case_id=case_id, annotator_id=annotator_id
+    ).select_related("shown_suggestion")[:1]
+)
+_VISIBLE_IMAGES = CompiledQuery(
+    lambda *, study_id: Instance.objects.filter(series__study_id=study_id, quarantined=False)
+)
+
+
 def start_annotation(*, case: Case, annotator: User, with_suggestion: bool = False) -> Annotation:
     """The annotator's working copy for ``case``, created empty on first use.
 
     ``with_suggestion``: the caller reads the annotation's boxes and the model's suggestion it
     was shown right away (an API answer, a submission): the suggestion is read in the same query
     as the annotation, and a working copy created here is known to have neither (no query)."""
-    existing = Annotation.objects.filter(case=case, annotator=annotator)
     if with_suggestion:
-        existing = existing.select_related("shown_suggestion")
-    annotation = existing.first()
+        found = _WORKING_COPY_WITH_SUGGESTION.fetch(case_id=case.pk, annotator_id=annotator.pk)
+        annotation = found[0] if found else None
+    else:
+        annotation = Annotation.objects.filter(case=case, annotator=annotator).first()
     if annotation is not None:
         annotation.case = case
         annotation.annotator = annotator
@@ -131,9 +145,7 @@ def _validate_report(case: Case, report: dict[str, Any]) -> dict[str, str]:
 def _validate_boxes(case: Case, boxes: list[BoxInput]) -> list[Box]:
     if len(boxes) > MAX_BOXES:
         raise InvalidInput(f"At most {MAX_BOXES} boxes per annotation.")
-    instances = {
-        i.pk: i for i in Instance.objects.filter(series__study_id=case.study_id, quarantined=False)
-    }
+    instances = {i.pk: i for i in _VISIBLE_IMAGES.fetch(study_id=case.study_id)}
     allowed = set(case.project.finding_keys)
     built = []
     volumes: dict[int, volume_boxes.SeriesVolume] = {}

@@ -28,6 +28,7 @@ from annotations.atomic_files import write_atomically
 from annotations.models import EthicsApproval, Project, Role
 from annotations.services import audit
 from annotations.services.errors import InvalidInput, NotAllowed
+from medloop.compiled_queries import CompiledQuery
 
 # What each guarded activity is called in a refusal.
 ACTIVITIES = {
@@ -86,17 +87,21 @@ def approvals_of(project: Project) -> QuerySet[EthicsApproval]:
     return EthicsApproval.objects.filter(project=project).select_related("recorded_by")
 
 
+def _in_force(*, project_id: int, today: date) -> QuerySet[EthicsApproval]:
+    return EthicsApproval.objects.filter(
+        project_id=project_id, approved_on__lte=today, expires_on__gte=today, revoked_at=None
+    ).order_by("-expires_on", "-id")[:1]
+
+
+# Checked on every hand-out and submit: compiled once (medloop.compiled_queries).
+_IN_FORCE = CompiledQuery(_in_force)
+
+
 def current_approval(project: Project, *, today: date | None = None) -> EthicsApproval | None:
     """The approval in force on ``today`` (approved on or before, expiring on or after, not
     revoked), the one that lasts longest when several are."""
-    today = today or timezone.localdate()
-    return (
-        EthicsApproval.objects.filter(
-            project=project, approved_on__lte=today, expires_on__gte=today, revoked_at=None
-        )
-        .order_by("-expires_on", "-id")
-        .first()
-    )
+    found = _IN_FORCE.fetch(project_id=project.pk, today=today or timezone.localdate())
+    return found[0] if found else None
 
 
 def status_of(project: Project, *, today: date | None = None) -> EthicsStatus:

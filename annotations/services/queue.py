@@ -158,6 +158,33 @@ def _returned_waiting_ids(*, project_id: int, annotator_id: int, now: datetime) 
 _RETURNED_WAITING_IDS = CompiledQuery(_returned_waiting_ids)
 
 
+def _held_by(*, project_id: int, annotator_id: int, now: datetime) -> QuerySet[Case]:
+    return Case.objects.filter(
+        project_id=project_id,
+        state=Case.State.OPEN,
+        leased_to_id=annotator_id,
+        lease_expires_at__gt=now,
+    ).order_by("id")
+
+
+def _open_work_states(*, project_id: int, annotator_id: int) -> QuerySet[Any]:
+    return (
+        Annotation.objects.filter(
+            annotator_id=annotator_id,
+            status__in=(Annotation.Status.DRAFT, Annotation.Status.RETURNED),
+            case__project_id=project_id,
+        )
+        .order_by()
+        .values_list("status", flat=True)
+        .distinct()
+    )
+
+
+# Asked on every hand-out: compiled once.
+_HELD_BY = CompiledQuery(_held_by)
+_OPEN_WORK_STATES = CompiledQuery(_open_work_states)
+
+
 def returned_work_waiting_ids(*, project_id: int, annotator: User) -> list[int]:
     """The first ten of ``returned_work_waiting`` (ids), as the submit answer lists them."""
     rows = _RETURNED_WAITING_IDS.rows(
@@ -191,25 +218,11 @@ def lease_next_case(
         # What the annotator has open here: the cases they hold (at most
         # MAX_LEASES_PER_ANNOTATOR) and the states of their drafts and returned reads. Each
         # later look-up is made only when these say it can find something.
-        holding = list(
-            Case.objects.filter(
-                project=project,
-                state=Case.State.OPEN,
-                leased_to=annotator,
-                lease_expires_at__gt=now,
-            ).order_by("id")
+        holding: list[Case] = _HELD_BY.fetch(
+            project_id=project.pk, annotator_id=annotator.pk, now=now
         )
         held_ids = {case.pk for case in holding}
-        open_work = set(
-            Annotation.objects.filter(
-                annotator=annotator,
-                status__in=(Annotation.Status.DRAFT, Annotation.Status.RETURNED),
-                case__project=project,
-            )
-            .order_by()
-            .values_list("status", flat=True)
-            .distinct()
-        )
+        open_work = set(_OPEN_WORK_STATES.fetch(project_id=project.pk, annotator_id=annotator.pk))
         # Work a reviewer returned comes first, before the cases already held (the one
         # prefetched after the current case), as long as the lease limit leaves room for it.
         returned = None

@@ -220,3 +220,53 @@ def test_a_value_the_query_does_not_pass_as_a_parameter_is_refused():
     compiled = CompiledQuery(lambda *, project_id: Case.objects.filter(pk__gt=0))
     with pytest.raises(ValueError, match="not passed as SQL parameters"):
         compiled.sql_with_params(project_id=1)
+
+
+@pytest.mark.both_backends
+@pytest.mark.django_db
+def test_a_compiled_fetch_gives_the_querysets_objects(
+    project, member, cases, django_assert_num_queries
+):
+    import datetime as dt
+
+    from annotations.models import EthicsApproval, Membership
+    from annotations.services import ethics
+
+    def with_context(*, case_pk: int) -> Any:
+        return (
+            Case.objects.select_related("project", "study__patient")
+            .prefetch_related("lab_results")
+            .filter(pk=case_pk)
+        )
+
+    compiled = CompiledQuery(with_context)
+    for case in cases[:3]:
+        expected = list(with_context(case_pk=case.pk))
+        with django_assert_num_queries(2):  # the case with its joins, then its labs
+            fetched = compiled.fetch(case_pk=case.pk)
+        assert fetched == expected
+        with django_assert_num_queries(0):  # everything came with it
+            assert fetched[0].study.patient.pseudonym == expected[0].study.patient.pseudonym
+            assert fetched[0].project.name == project.name
+            labs = [(r.code, r.value) for r in fetched[0].lab_results.all()]
+        assert labs == [(r.code, r.value) for r in expected[0].lab_results.all()]
+        assert labs
+    reader = member("reader", "annotator", "reviewer")
+    roles = CompiledQuery(
+        lambda *, user_id, project_id: Membership.objects.filter(
+            user_id=user_id, project_id=project_id
+        ).values_list("role", flat=True)
+    )
+    assert sorted(roles.fetch(user_id=reader.pk, project_id=project.pk)) == [
+        "annotator", "reviewer"
+    ]  # fmt: skip
+    assert roles.fetch(user_id=reader.pk, project_id=project.pk + 1) == []
+    # Dates as values (SQLite passes them as text): the approval in force on a given day.
+    today = dt.date(2026, 6, 1)
+    approval = EthicsApproval.objects.create(
+        project=project, committee="REC", reference="R-1", scope="all",
+        approved_on=today - dt.timedelta(days=10), expires_on=today + dt.timedelta(days=10),
+    )  # fmt: skip
+    assert ethics.current_approval(project, today=today) == approval
+    assert ethics.current_approval(project, today=today + dt.timedelta(days=11)) is None
+    assert ethics.current_approval(project, today=today - dt.timedelta(days=11)) is None
