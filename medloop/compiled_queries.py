@@ -82,6 +82,18 @@ class _Plan:
         self.queryset, self.compiler = queryset, compiler
 
 
+def prime_related(instance: Model, name: str, objects: Sequence[Model]) -> None:
+    """Let ``instance.<name>.all()`` (a reverse foreign key) answer ``objects`` without a query,
+    as ``prefetch_related`` would, each object's foreign key set back to ``instance``."""
+    manager = getattr(instance, name)
+    for obj in objects:
+        manager.field.set_cached_value(obj, instance)
+    queryset = manager.model._default_manager.none()
+    queryset._result_cache = list(objects)
+    queryset._prefetch_done = True
+    instance.__dict__.setdefault("_prefetched_objects_cache", {})[name] = queryset
+
+
 class CompiledQuery:
     """``build(**values) -> QuerySet``, compiled once per shape (see the module's note)."""
 

@@ -31,7 +31,7 @@ from annotations.services.errors import (
     PreconditionFailed,
     PreconditionRequired,
 )
-from medloop.compiled_queries import CompiledQuery
+from medloop.compiled_queries import CompiledQuery, prime_related
 
 FINDING_STATES = ("present", "absent", "uncertain")
 MAX_REPORT_SECTION_CHARS = 20_000
@@ -105,11 +105,7 @@ def start_annotation(*, case: Case, annotator: User, with_suggestion: bool = Fal
 def cache_boxes(annotation: Annotation, boxes: list[Box]) -> None:
     """Let ``annotation.boxes.all()`` answer ``boxes`` (what the database now holds for it)
     without a query, as ``prefetch_related`` would."""
-    queryset = Box.objects.filter(annotation=annotation)
-    queryset._result_cache = list(boxes)
-    queryset._prefetch_done = True  # type: ignore[attr-defined]
-    cache = annotation.__dict__.setdefault("_prefetched_objects_cache", {})
-    cache["boxes"] = queryset
+    prime_related(annotation, "boxes", boxes)
 
 
 def _validate_findings(case: Case, findings: dict[str, Any]) -> dict[str, str]:

@@ -270,3 +270,54 @@ def test_a_compiled_fetch_gives_the_querysets_objects(
     assert ethics.current_approval(project, today=today) == approval
     assert ethics.current_approval(project, today=today + dt.timedelta(days=11)) is None
     assert ethics.current_approval(project, today=today - dt.timedelta(days=11)) is None
+
+
+@pytest.mark.both_backends
+@pytest.mark.django_db
+def test_case_with_context_loads_what_prefetching_loads(
+    project, member, cases, django_assert_num_queries
+):
+    from django.db.models import Prefetch
+
+    from annotations.models import Series
+    from annotations.selectors import case_with_context
+
+    case = cases[0]
+    first = Instance.objects.filter(series__study=case.study).first()
+    assert first is not None
+    # A second series, numbered before the first, with two images out of order.
+    extra = Series.objects.create(
+        study=case.study, series_instance_uid="2.25.77", modality="DX", series_number=0
+    )
+    for number in (3, 2):
+        Instance.objects.create(
+            series=extra, sop_instance_uid=f"2.25.77.{number}", instance_number=number,
+            sop_class_uid=first.sop_class_uid, file_path=first.file_path, sha256=first.sha256,
+            size_bytes=first.size_bytes, rows=first.rows, columns=first.columns,
+        )  # fmt: skip
+    reference = (
+        Case.objects.select_related("project", "study__patient", "leased_to")
+        .prefetch_related(
+            "lab_results",
+            Prefetch(
+                "study__series",
+                queryset=Series.objects.order_by("series_number", "id").prefetch_related(
+                    Prefetch(
+                        "instances", queryset=Instance.objects.order_by("instance_number", "id")
+                    )
+                ),
+            ),
+        )
+        .get(pk=case.pk)
+    )
+    with django_assert_num_queries(4):
+        loaded = case_with_context(case.pk)
+    assert loaded is not None
+    with django_assert_num_queries(0):
+        answer = representations.case_detail(loaded)
+        assert loaded.study.series.all()[0].instances.all()[0].series.study.case == loaded
+    assert answer == representations.case_detail(reference)
+    assert answer["series"][0]["series_instance_uid"] == "2.25.77"
+    assert [i["instance_number"] for i in answer["series"][0]["instances"]] == [2, 3]
+    assert answer["lab_results"]
+    assert case_with_context(10**9) is None
