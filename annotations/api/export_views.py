@@ -1,5 +1,6 @@
-"""Exports of a project's labels (COCO, findings CSV, reports JSONL, a zip of DICOM SRs), now or
-as a model version was trained on them, for leads, model owners and admins."""
+"""Exports of a project's labels (COCO, findings CSV, reports JSONL, a zip of DICOM SRs, MONAI
+detection JSON, NIfTI volumes with their boxes), now or as a model version was trained on them,
+for leads, model owners and admins."""
 
 from __future__ import annotations
 
@@ -17,15 +18,17 @@ from annotations.services.errors import InvalidInput
 
 # Exports are written to a temporary file that moves to disk past this size.
 SPOOL_BYTES = 16 * 1024 * 1024
-MAX_VERSION_DIGITS = 9
+MAX_NUMBER_DIGITS = 9
 
 
-def _version(request: Request) -> int | None:
-    raw = request.query_params.get("version")
+def _number(request: Request, name: str, what: str) -> int | None:
+    """Query parameter ``name`` as a whole number, None when absent; a 400 naming ``what`` it
+    must be otherwise."""
+    raw = request.query_params.get(name)
     if raw is None or raw == "":
         return None
-    if not raw.isdecimal() or len(raw) > MAX_VERSION_DIGITS:
-        raise InvalidInput(f"version must be a model version number, got {raw[:20]!r}.")
+    if not raw.isdecimal() or len(raw) > MAX_NUMBER_DIGITS:
+        raise InvalidInput(f"{name} must be {what}, got {raw[:20]!r}.")
     return int(raw)
 
 
@@ -44,10 +47,19 @@ class ExportView(APIView):
                 OpenApiParameter.PATH,
                 enum=sorted(exports.FORMATS),
                 description="coco (JSON, 2D boxes), findings-csv, reports-jsonl, sr-zip (DICOM SR,"
-                " TID 1500; 3D boxes as SCOORD3D), monai-detection (JSON, 3D boxes in mm)",
+                " TID 1500; 3D boxes as SCOORD3D), monai-detection (JSON, 3D boxes in mm),"
+                " nifti-zip (CT/MR projects: each series as NIfTI in RAS on its own grid, its"
+                " 3D boxes as a label volume and a JSON sidecar in the NIfTI's world mm)",
             ),
             OpenApiParameter(
                 "version", int, required=False, description="A model version's number."
+            ),
+            OpenApiParameter(
+                "series",
+                int,
+                required=False,
+                description="nifti-zip only: this series alone (default: every series holding"
+                " a 3D box).",
             ),
         ],
         responses={
@@ -55,14 +67,20 @@ class ExportView(APIView):
             (200, "text/csv"): OpenApiTypes.STR,
             (200, "application/x-ndjson"): OpenApiTypes.STR,
             (200, "application/zip"): OpenApiTypes.BINARY,
-            400: OpenApiResponse(description="Unknown format (the valid ones are named)."),
-            404: OpenApiResponse(description="No such project, or no such model version."),
+            400: OpenApiResponse(
+                description="Unknown format (the valid ones are named), a NIfTI export of a 2D"
+                " project, a series that is not a regular volume, or series with another format."
+            ),
+            404: OpenApiResponse(
+                description="No such project, model version, or series in the project."
+            ),
         },
     )
     def get(self, request: Request, project_pk: int, export_format: str) -> FileResponse:
         project = project_for(request, project_pk, "export", "download")
         fmt = exports.export_format(export_format)
-        version = _version(request)
+        version = _number(request, "version", "a model version number")
+        series_id = _number(request, "series", "a series id")
         # Closed by the response once sent (or here, when the export fails).
         out = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115
         try:
@@ -71,6 +89,7 @@ class ExportView(APIView):
                 format_name=fmt.name,
                 out=out,
                 version=version,
+                series_id=series_id,
                 actor=request.user,
                 request=request,
             )
@@ -78,7 +97,7 @@ class ExportView(APIView):
             out.close()
             raise
         out.seek(0)
-        name = exports.export_file_name(project, fmt, version)
+        name = exports.export_file_name(project, fmt, version, series_id)
         response = FileResponse(out, as_attachment=True, filename=name)
         response["Content-Type"] = fmt.media_type
         response["Cache-Control"] = "no-store"
