@@ -40,6 +40,17 @@ def _go_to_slice(page, number: int) -> None:
     _wait_slice(page, number)
 
 
+def draw_box_at_the_centre(page) -> None:
+    """Drag a box with the rectangle tool around the middle of the slice on display."""
+    page.click("[data-tool=rectangle]")
+    area = page.locator("#viewer .ml-viewport").bounding_box()
+    cx, cy = area["x"] + area["width"] / 2, area["y"] + area["height"] / 2
+    page.mouse.move(cx - 60, cy - 40)
+    page.mouse.down()
+    page.mouse.move(cx + 20, cy + 30, steps=8)
+    page.mouse.up()
+
+
 def test_a_3d_box_drawn_in_the_browser_is_stored_with_its_slice_range_and_patient_mm(
     page, live_server, project, member, frontend_built, tmp_path, artifacts_dir: Path
 ):
@@ -50,14 +61,7 @@ def test_a_3d_box_drawn_in_the_browser_is_stored_with_its_slice_range_and_patien
     page.focus("#viewer .ml-viewport")
     _go_to_slice(page, 5)
 
-    # Draw on slice 5.
-    page.click("[data-tool=rectangle]")
-    area = page.locator("#viewer .ml-viewport").bounding_box()
-    cx, cy = area["x"] + area["width"] / 2, area["y"] + area["height"] / 2
-    page.mouse.move(cx - 60, cy - 40)
-    page.mouse.down()
-    page.mouse.move(cx + 20, cy + 30, steps=8)
-    page.mouse.up()
+    draw_box_at_the_centre(page)  # on slice 5
     drawn = _stored_box(lambda b: b.width > 0)
     assert drawn.instance_id == order[4] and drawn.slice_first is None
 

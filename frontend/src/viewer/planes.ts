@@ -18,6 +18,7 @@ import {
 import { CrosshairsTool, Enums as ToolsEnums, ToolGroupManager } from "@cornerstonejs/tools";
 
 import { stackImageIds } from "./imageIds";
+import { boxCorners, PlaneBoxLayer, type PlaneBox } from "./plane_boxes";
 import type { ViewerStack } from "./types";
 
 export const PLANES = ["axial", "coronal", "sagittal"] as const;
@@ -37,6 +38,9 @@ const COLOUR: Record<Plane, string> = {
 
 export type PlanesHandle = {
   setVoiRange(range: Types.VOIRange): void;
+  /** The boxes of this series (3D boxes over their slices, 2D ones on their slice), each
+   * drawn as the rectangle the view's plane cuts from it, in every view whose plane meets it. */
+  setBoxes(boxes: PlaneBox[]): void;
   /** The slice (1-based) each view shows, and how many it has along its own normal. */
   slices(): Record<Plane, { slice: number; slices: number }>;
   destroy(): void;
@@ -73,7 +77,10 @@ export async function createPlanes(
   await Promise.all(ids.map((id) => imageLoader.loadAndCacheImage(id)));
 
   container.replaceChildren();
-  const views = new Map<Plane, { host: HTMLDivElement; label: HTMLElement; viewportId: string }>();
+  const views = new Map<
+    Plane,
+    { host: HTMLDivElement; label: HTMLElement; viewportId: string; boxes: PlaneBoxLayer }
+  >();
   for (const plane of PLANES) {
     const frame = document.createElement("div");
     frame.className = "ml-plane";
@@ -88,7 +95,8 @@ export async function createPlanes(
     label.setAttribute("aria-live", "polite");
     frame.append(host, label);
     container.append(frame);
-    views.set(plane, { host, label, viewportId: `medloop-plane-${plane}-${n}` });
+    const boxes = new PlaneBoxLayer(frame);
+    views.set(plane, { host, label, viewportId: `medloop-plane-${plane}-${n}`, boxes });
   }
 
   const engine = new RenderingEngine(engineId);
@@ -139,8 +147,25 @@ export async function createPlanes(
   }
 
   const onCamera = () => PLANES.forEach(label);
+  // Each box as a block in patient space, computed once per setBoxes; cut again per render.
+  let blocks: { box: PlaneBox; corners: NonNullable<ReturnType<typeof boxCorners>> }[] = [];
+  const spacing = stack.sliceSpacing ?? 1;
+  const drawBoxes = new Map(
+    PLANES.map((plane) => [plane, () => views.get(plane)!.boxes.draw(viewportOf(plane), blocks)]),
+  );
   for (const plane of PLANES) {
-    views.get(plane)!.host.addEventListener(Enums.Events.CAMERA_MODIFIED, onCamera);
+    const { host } = views.get(plane)!;
+    host.addEventListener(Enums.Events.CAMERA_MODIFIED, onCamera);
+    host.addEventListener(Enums.Events.IMAGE_RENDERED, drawBoxes.get(plane)!);
+  }
+
+  function setBoxes(boxes: PlaneBox[]): void {
+    blocks = boxes.flatMap((box) => {
+      const corners = boxCorners(box, ids, spacing);
+      return corners ? [{ box, corners }] : [];
+    });
+    for (const plane of PLANES) drawBoxes.get(plane)!();
+    container.dataset.boxes = String(blocks.length);
   }
 
   function setVoiRange(range: Types.VOIRange): void {
@@ -156,6 +181,7 @@ export async function createPlanes(
 
   return {
     setVoiRange,
+    setBoxes,
     slices: () =>
       Object.fromEntries(PLANES.map((plane) => [plane, sliceOf(plane)])) as Record<
         Plane,
@@ -163,13 +189,16 @@ export async function createPlanes(
       >,
     destroy() {
       for (const plane of PLANES) {
-        views.get(plane)!.host.removeEventListener(Enums.Events.CAMERA_MODIFIED, onCamera);
+        const { host } = views.get(plane)!;
+        host.removeEventListener(Enums.Events.CAMERA_MODIFIED, onCamera);
+        host.removeEventListener(Enums.Events.IMAGE_RENDERED, drawBoxes.get(plane)!);
       }
       ToolGroupManager.destroyToolGroup(toolGroupId);
       engine.destroy();
       cache.removeVolumeLoadObject(volumeId);
       container.replaceChildren();
       delete container.dataset.ready;
+      delete container.dataset.boxes;
     },
   };
 }

@@ -24,9 +24,10 @@ import {
 import type { Types as ToolsTypes } from "@cornerstonejs/tools";
 
 import { BOX_TOOL, DEFAULT_TOOL, FIXED_BINDINGS, PRIMARY_BUTTON, PRIMARY_TOOLS } from "./bindings";
-import { BoxLayer } from "./boxes";
+import { BoxLayer, boxText } from "./boxes";
 import { HeatmapLayer } from "./heatmap";
 import { frameImageIds, stackImageIds } from "./imageIds";
+import type { PlaneBox } from "./plane_boxes";
 import { createPlanes, planesRefusal, type PlanesHandle } from "./planes";
 import { findPreset, isDefaultPreset } from "./presets";
 import { ensureCornerstone } from "./setup";
@@ -38,7 +39,9 @@ import type {
   RenderedInfo,
   ShownImage,
   ViewerHandle,
+  ViewerBox,
   ViewerImage,
+  ViewerStack,
   ViewerTool,
 } from "./types";
 // Inlined and injected by the viewer itself: the Django tag links only an entry's own CSS, not
@@ -150,6 +153,8 @@ export async function createViewer(
   let requested = 0;
   let fileWindow: { lower: number; upper: number } | null = null;
   let planes: PlanesHandle | null = null;
+  // Every box of the case as last set: the planes draw those of their series.
+  let allBoxes: ViewerBox[] = [];
 
   const drawnListeners: ((box: DrawnBox) => void)[] = [];
   const changedListeners: ((id: string, geometry: BoxGeometry) => void)[] = [];
@@ -327,6 +332,30 @@ export async function createViewer(
     viewport.render();
   }
 
+  /** The boxes on ``stack``'s slices, as the planes draw them: a 3D box over its slices, a
+   * 2D one on its own slice. */
+  function planeBoxes(stack: ViewerStack): PlaneBox[] {
+    return allBoxes.flatMap((box) => {
+      if (known.get(box.instanceId)?.stack !== stack || box.frame !== 1) return [];
+      const at = sliceIndex.get(box.instanceId) ?? 0;
+      const [first, last] = box.slices ? [box.slices[0] - 1, box.slices[1] - 1] : [at, at];
+      return [
+        {
+          id: box.id,
+          x: box.x,
+          y: box.y,
+          width: box.width,
+          height: box.height,
+          first,
+          last,
+          color: box.color,
+          label: boxText(box),
+          dashed: box.kind === "suggestion",
+        },
+      ];
+    });
+  }
+
   function closePlanes(): void {
     planes?.destroy();
     planes = null;
@@ -351,6 +380,7 @@ export async function createViewer(
     element.dataset.layout = "planes";
     try {
       planes = await createPlanes(planesBox, stack, viewport.getProperties().voiRange);
+      planes.setBoxes(planeBoxes(stack));
     } catch (error) {
       closePlanes();
       const text = `Could not show the three planes: ${describe(error)}`;
@@ -505,6 +535,7 @@ export async function createViewer(
       remember(images);
       strip.render(images);
       boxes.setBoxes([]);
+      allBoxes = [];
       await heatmap.set(null);
       closePlanes();
       stackOf = null;
@@ -548,7 +579,10 @@ export async function createViewer(
     },
     setTool,
     setBoxes(list) {
+      allBoxes = list.map((box) => ({ ...box }));
       boxes.setBoxes(list);
+      const stack = currentImage()?.stack;
+      if (planes && stack) planes.setBoxes(planeBoxes(stack));
       boxes.sync(current, viewport.getCurrentImageId());
       viewport.render();
     },

@@ -232,8 +232,10 @@ export class ReviewWorkspace {
         finding: b.finding,
         color: classes.get(b.finding)?.color ?? "#fff",
         kind: "drawn",
-        label: classes.get(b.finding)?.name ?? b.finding,
+        // A 3D box is shown on every slice of its range (and in the three planes), as when drawn.
+        label: (classes.get(b.finding)?.name ?? b.finding) + (b.slices ? ` · slices ${b.slices[0]}–${b.slices[1]}` : ""),
         selected: this.open!.work.selectedId === b.id,
+        ...(b.slices ? { slices: b.slices } : {}),
       })),
     );
   }
