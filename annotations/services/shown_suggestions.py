@@ -85,18 +85,32 @@ def _mean(values: Sequence[float | None]) -> float | None:
 
 def _kept_fraction(shown: Sequence[Mapping[str, Any]], annotation: Annotation) -> float | None:
     """Share of shown boxes matched one-to-one by a submitted box of the same finding on the
-    same image and frame at IoU >= 0.5 (edited boxes count when they still overlap that much)."""
+    same image and frame at IoU >= 0.5 (edited boxes count when they still overlap that much);
+    a 3D suggestion (``series_id`` and ``slices``) by a 3D box of its series at 3D IoU >= 0.5."""
     if not shown:
         return None
-    images: dict[tuple[int, int], tuple[list[Any], list[Any]]] = {}
+    images: dict[tuple[Any, ...], tuple[list[Any], list[Any]]] = {}
     for box in shown:
-        key = (int(box.get("instance_id") or 0), int(box.get("frame") or 1))
-        row = (box["finding"], box["x"], box["y"], box["width"], box["height"])
+        slices = box.get("slices")
+        if box.get("series_id") is not None and slices:
+            first, last = int(slices[0]), int(slices[1])
+            key: tuple[Any, ...] = ("series", int(box["series_id"]))
+            row: tuple[Any, ...] = (box["finding"], box["x"], box["y"], first - 1, box["width"],
+                                    box["height"], last - first + 1)  # fmt: skip
+        else:
+            key = (int(box.get("instance_id") or 0), int(box.get("frame") or 1))
+            row = (box["finding"], box["x"], box["y"], box["width"], box["height"])
         images.setdefault(key, ([], []))[0].append(row)
     for b in annotation.boxes.all():
-        key = (b.instance_id, b.frame)
+        if b.series_id is not None and b.slice_first is not None and b.slice_last is not None:
+            key = ("series", b.series_id)
+            row = (b.finding, b.x, b.y, b.slice_first - 1, b.width, b.height,
+                   b.slice_last - b.slice_first + 1)  # fmt: skip
+        else:
+            key = (b.instance_id, b.frame)
+            row = (b.finding, b.x, b.y, b.width, b.height)
         if key in images:
-            images[key][1].append((b.finding, b.x, b.y, b.width, b.height))
+            images[key][1].append(row)
     kept = sum(box_f1(a, b, iou_threshold=KEPT_IOU).matched for a, b in images.values())
     return kept / len(shown)
 

@@ -126,3 +126,52 @@ def slice_range(box: Box) -> tuple[int, int] | None:
     if box.slice_first is None or box.slice_last is None:
         return None
     return (box.slice_first, box.slice_last)
+
+
+def suggestion_box(
+    *,
+    box_id: str,
+    series_id: int,
+    x: float,
+    y: float,
+    width: float,
+    height: float,
+    slices: tuple[int, int] | list[int],
+    finding: str,
+    score: float,
+    volumes: dict[int, SeriesVolume] | None = None,
+) -> dict[str, object]:
+    """A 3D model suggestion as it is stored in a suggestion's ``boxes`` (the shape the
+    workspace, the shown-suggestion record and review read): the same fields as a 2D suggestion
+    box (``id``, ``instance_id``, ``frame`` 1, pixels ``x, y, width, height``, ``finding``,
+    ``score``) plus a 3D box's ``series_id``, ``slices`` [first, last] (1-based, inclusive, in
+    position order) and ``patient_mm`` (as :class:`~annotations.models.Box` stores them).
+    ``instance_id`` is the slice at the middle of the range, where the workspace shows it
+    first. In: the box in voxels of series ``series_id``; raises InvalidInput as
+    :func:`place_volume_box` does (a series that is no regular volume, a range outside it)."""
+    volumes = {} if volumes is None else volumes
+    volume = volumes.get(series_id)
+    if volume is None:
+        volume = volumes[series_id] = series_volume(series_id)
+    where = f"suggestion box {box_id}"
+    count = len(volume.stack.instance_ids)
+    if count == 0:
+        raise InvalidInput(f"{where}: series {series_id} has no visible slices.")
+    middle = min(count, max(1, (int(slices[0]) + int(slices[-1])) // 2))
+    instance = Instance.objects.get(pk=volume.stack.instance_ids[middle - 1])
+    row = Box(instance=instance, frame=1, x=x, y=y, width=width, height=height, finding=finding)
+    place_volume_box(row, instance=instance, slices=slices, where=where, volumes=volumes)
+    return {
+        "id": box_id,
+        "instance_id": instance.pk,
+        "frame": 1,
+        "x": x,
+        "y": y,
+        "width": width,
+        "height": height,
+        "finding": finding,
+        "score": score,
+        "series_id": series_id,
+        "slices": [row.slice_first, row.slice_last],
+        "patient_mm": row.patient_mm,
+    }

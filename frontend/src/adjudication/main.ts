@@ -9,6 +9,9 @@ import { Api } from "../shared/api";
 import { h } from "../shared/dom";
 import { PageStatus, required } from "../shared/page";
 import { apiUrls, query } from "../shared/urls";
+import type { SeriesStack } from "../workspace/images";
+import type { Series } from "../workspace/types";
+import { describeBox, figures } from "./figures";
 import {
   type BoxChoice,
   type BoxRow,
@@ -17,6 +20,7 @@ import {
   finalBoxes,
   pairBoxes,
   type Read,
+  slicesOf,
   undecided,
 } from "./merge";
 
@@ -39,11 +43,10 @@ type Row = {
   adjudicated_by: string | null;
 };
 
-type Instance = { id: number; rows: number; columns: number; instance_number: number | null };
 type Detail = Row & {
   reads: Read[];
   final: Read | null;
-  case_detail: { indication: string; history: string; series: { instances: Instance[] }[] };
+  case_detail: { indication: string; history: string; series: Series[] };
 };
 
 const CALLS = ["present", "absent", "uncertain"];
@@ -58,6 +61,8 @@ class AdjudicationPage {
   private current: Detail | null = null;
   private boxRows: BoxRow[] = [];
   private boxChoices: Record<string, BoxChoice> = {};
+  /** Each series holding a 3D box: its instance ids in stack order (its slice numbers). */
+  private stacks = new Map<number, number[]>();
   private finalFindings: Record<string, string> = {};
 
   constructor(
@@ -119,6 +124,7 @@ class AdjudicationPage {
       this.current = data;
       const [a, b] = data.reads;
       this.boxRows = pairBoxes(a.boxes, b.boxes);
+      this.stacks = await this.loadStacks(data);
       this.boxChoices = Object.fromEntries(this.boxRows.map((r) => [r.key, defaultBoxChoice(r)]));
       this.finalFindings = defaultFindings(this.findingKeys(), a, b);
       this.renderDetail();
@@ -129,6 +135,18 @@ class AdjudicationPage {
     } catch (err) {
       this.status.fail(err);
     }
+  }
+
+  /** The stack order of every series a read's 3D box lies in (audited reads of the case). */
+  private async loadStacks(data: Detail): Promise<Map<number, number[]>> {
+    const ids = new Set(data.reads.flatMap((r) => r.boxes.filter((b) => slicesOf(b)).map((b) => b.series_id!)));
+    const entries = await Promise.all(
+      [...ids].map(async (id) => {
+        const { data: stack } = await this.api.request<SeriesStack>("GET", apiUrls.seriesStack(data.case, id));
+        return [id, stack.instance_ids] as const;
+      }),
+    );
+    return new Map(entries);
   }
 
   private findingKeys(): string[] {
@@ -172,32 +190,30 @@ class AdjudicationPage {
   }
 
   private images(data: Detail): HTMLElement {
-    const instances = data.case_detail.series.flatMap((s) => s.instances);
     return h(
       "div",
       { class: "images" },
-      instances.map((instance) => {
+      figures(data.case_detail.series, this.boxRows, this.stacks).map(({ instance, caption, boxes }) => {
         const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
         svg.setAttribute("viewBox", `0 0 ${instance.columns} ${instance.rows}`);
         svg.setAttribute("data-instance", String(instance.id));
-        this.boxRows.forEach((row) => {
-          [row.a, row.b].forEach((box, side) => {
-            if (!box || box.instance_id !== instance.id) return;
-            const rect = document.createElementNS("http://www.w3.org/2000/svg", "rect");
-            for (const [k, v] of Object.entries({ x: box.x, y: box.y, width: box.width, height: box.height })) rect.setAttribute(k, String(v));
-            rect.setAttribute("class", `${READER_CLASS[side]} ${this.boxChoices[row.key] === (side ? "b" : "a") ? "kept" : ""}`);
-            rect.setAttribute("data-row", row.key);
-            const title = document.createElementNS("http://www.w3.org/2000/svg", "title");
-            title.textContent = `${side ? "B" : "A"}: ${box.finding}`;
-            rect.append(title);
-            svg.append(rect);
-          });
-        });
+        for (const { row, side, box } of boxes) {
+          const rect = document.createElementNS("http://www.w3.org/2000/svg", "rect");
+          for (const [k, v] of Object.entries({ x: box.x, y: box.y, width: box.width, height: box.height })) rect.setAttribute(k, String(v));
+          rect.setAttribute("class", `${READER_CLASS[side]} ${this.boxChoices[row] === (side ? "b" : "a") ? "kept" : ""}`);
+          rect.setAttribute("data-row", row);
+          const title = document.createElementNS("http://www.w3.org/2000/svg", "title");
+          const range = slicesOf(box);
+          title.textContent = `${side ? "B" : "A"}: ${box.finding}${range ? ` (slices ${range[0]}–${range[1]})` : ""}`;
+          rect.append(title);
+          svg.append(rect);
+        }
         return h(
           "figure",
-          { class: "image", style: { aspectRatio: `${instance.columns} / ${instance.rows}` } },
-          h("img", { src: apiUrls.instanceRender(instance.id), alt: `Image ${instance.instance_number ?? instance.id}` }),
+          { class: "image", style: { aspectRatio: `${instance.columns} / ${instance.rows}` }, "data-caption": caption },
+          h("img", { src: apiUrls.instanceRender(instance.id), alt: caption || `Image ${instance.instance_number ?? instance.id}` }),
           svg,
+          caption ? h("figcaption", { text: caption }) : null,
         );
       }),
     );
@@ -242,11 +258,10 @@ class AdjudicationPage {
   }
 
   private boxTable(pending: boolean): HTMLElement {
-    const describe = (box: BoxRow["a"]) => (box ? `${Math.round(box.width)}×${Math.round(box.height)} at ${Math.round(box.x)},${Math.round(box.y)}` : "—");
     return h(
       "table",
       { class: "numbers boxes", "data-testid": "boxes" },
-      h("caption", { text: "Boxes (pairs at IoU ≥ 0.5)" }),
+      h("caption", { text: "Boxes (pairs at IoU ≥ 0.5; 3D boxes of a series by 3D IoU)" }),
       h("thead", {}, h("tr", {}, ["Finding", "A", "B", "IoU", "Keep"].map((t) => h("th", { scope: "col", text: t })))),
       h(
         "tbody",
@@ -259,8 +274,8 @@ class AdjudicationPage {
             "tr",
             { "data-box-row": row.key, class: row.a && row.b ? "" : "differ" },
             h("th", { scope: "row", text: row.finding }),
-            h("td", { text: describe(row.a) }),
-            h("td", { text: describe(row.b) }),
+            h("td", { text: describeBox(row.a) }),
+            h("td", { text: describeBox(row.b) }),
             h("td", { class: "num", text: row.iou === null ? "—" : row.iou.toFixed(2) }),
             h(
               "td",

@@ -508,8 +508,11 @@ export class AnnotateWorkspace {
         finding: s.finding,
         color: colors.get(s.finding)?.color ?? "#ffffff",
         kind: "suggestion" as const,
-        label: `${colors.get(s.finding)?.name ?? s.finding} ${s.score.toFixed(2)}`,
+        label:
+          `${colors.get(s.finding)?.name ?? s.finding} ${s.score.toFixed(2)}` +
+          (s.slices ? ` · slices ${s.slices[0]}–${s.slices[1]}` : ""),
         selected: this.work!.selectedId === SUGGESTION_PREFIX + s.id,
+        ...(s.slices ? { slices: s.slices } : {}),
       })),
     ];
     this.viewer.setBoxes(boxes);

@@ -98,6 +98,12 @@ export type SuggestionBox = {
   height: number;
   finding: string;
   score: number;
+  /** A 3D suggestion (a CT or MR series), stored as a 3D box is: drawn on ``instance_id``
+   * (the slice at its centre), over slices [first, last] (1-based, position order) of series
+   * ``series_id``, with its patient mm. Accepting it makes a 3D box over the same slices. */
+  slices?: [number, number];
+  series_id?: number;
+  patient_mm?: { min: number[]; max: number[]; center: number[]; size: number[] } | null;
 };
 
 /** A sentence of the model's report draft and what it came from (the findings it states as

@@ -135,6 +135,8 @@ export class WorkState {
       finding: s.finding,
       origin: geometry ? "suggested_edited" : "suggested_accepted",
       suggestionBoxId: s.id,
+      // A 3D suggestion stays 3D: the same slices of its series.
+      ...(s.slices ? { slices: [s.slices[0], s.slices[1]] as [number, number] } : {}),
     };
     this.boxes.push(work);
     this.selectedId = work.id;
@@ -160,6 +162,7 @@ export class WorkState {
     if (!box) return null;
     const [first, last] = box.slices ?? [drawnOn, drawnOn];
     box.slices = [Math.min(first, slice), Math.max(last, slice)];
+    if (box.origin === "suggested_accepted") box.origin = "suggested_edited";
     return box;
   }
 

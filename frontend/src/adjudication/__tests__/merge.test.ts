@@ -67,3 +67,32 @@ describe("proposal", () => {
     expect(finalBoxes(rows, {})[0]).not.toHaveProperty("id");
   });
 });
+
+describe("3D boxes", () => {
+  const volume = (id: number, x: number, slices: [number, number], series = 7, instance = 40): ReadBox => ({
+    ...box(id, "nodule", x, 10, 20, instance),
+    series_id: series,
+    slice_first: slices[0],
+    slice_last: slices[1],
+  });
+
+  it("agree by 3D IoU over their slices (hand-checked), within their series only", () => {
+    // Same 20 x 20 outline: slices 5..14 and 8..17 share 7 of 10 slices: 7 / 13.
+    expect(iou(volume(1, 10, [5, 14]), volume(2, 10, [8, 17]))).toBeCloseTo(7 / 13);
+    // 10..19 shares 5: 5 / 15, no pair at 0.5 even though the outlines are identical.
+    const rows = pairBoxes([volume(1, 10, [5, 14])], [volume(2, 10, [10, 19])]);
+    expect(rows.map((r) => r.key)).toEqual(["a-1", "b-2"]);
+    expect(pairBoxes([volume(1, 10, [5, 14])], [volume(2, 10, [5, 14], 8)]).map((r) => r.key)).toEqual(["a-1", "b-2"]);
+    // A 3D box never pairs with a 2D box on one of its slices.
+    expect(pairBoxes([volume(1, 10, [5, 14])], [box(2, "nodule", 10, 10, 20, 40)]).map((r) => r.key)).toEqual(["a-1", "b-2"]);
+    const paired = pairBoxes([volume(1, 10, [5, 14])], [volume(2, 10, [8, 17], 7, 41)]);
+    expect(paired[0].key).toBe("pair-1-2");
+  });
+
+  it("keeps the chosen reader's slices in the final label", () => {
+    const rows = pairBoxes([volume(1, 10, [5, 14])], [volume(2, 11, [6, 14], 7, 41)]);
+    expect(finalBoxes(rows, { [rows[0].key]: "b" })).toEqual([
+      { instance_id: 41, frame: 1, x: 11, y: 10, width: 20, height: 20, finding: "nodule", slices: [6, 14] },
+    ]);
+  });
+});

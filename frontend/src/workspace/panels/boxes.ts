@@ -103,6 +103,7 @@ export function renderBoxes(
         swatch(cls?.color ?? "#888", true),
         ` ${cls?.name ?? s.finding} `,
         h("span", { class: "score", text: s.score.toFixed(2) }),
+        s.slices ? h("span", { class: "origin", text: ` · slices ${s.slices[0]}–${s.slices[1]}` }) : "",
       ),
       h("button", { type: "button", class: "accept", text: "Accept", title: "Accept (a)", onclick: () => actions.accept(s.id) }),
       h("button", { type: "button", class: "reject secondary", text: "Reject", title: "Reject (x)", onclick: () => actions.reject(s.id) }),
