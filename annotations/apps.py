@@ -7,10 +7,6 @@ class AnnotationsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Logins, failed logins, lockouts and logouts become audit events.
-        from annotations import auth_signals
-
-        auth_signals.connect()
         # Values of incoming files are identifying until de-identified: pydicom must not
         # quote them in logs.
         from annotations.dicom.log_redaction import quiet_pydicom

@@ -20,7 +20,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 HASHERS = {
-    "argon2id": "medloop.hashers.SizedArgon2PasswordHasher",
+    "argon2id": "medloop.accounts.hashers.SizedArgon2PasswordHasher",
     "pbkdf2 (Django default)": "django.contrib.auth.hashers.PBKDF2PasswordHasher",
 }
 PASSWORD = "correct horse battery staple"

@@ -1,13 +1,9 @@
-from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from frontend import data_use_views, settings_views, two_factor_views, verification_views, views
+from frontend import data_use_views, settings_views, verification_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("account/two-factor/", two_factor_views.two_factor_page, name="two-factor"),
     path("projects/<id:project_pk>/upload/", views.upload, name="project-upload"),
     path("projects/<id:project_pk>/label/", views.label, name="project-label"),
     path("projects/<id:project_pk>/review/", views.review, name="project-review"),

@@ -3,16 +3,16 @@ from django.urls import include, path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from medloop.converters import IdConverter
-from medloop.views import TokenView, favicon, health
+from medloop.views import favicon, health
 
 register_converter(IdConverter, "id")
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("", include("medloop.accounts.urls")),
     path("api/", include("annotations.api.urls")),
     path("api/", include("active_learning.api.urls")),
     path("api/", include("active_learning.api.verification_urls")),
-    path("api/auth/token/", TokenView.as_view(), name="api-token"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # Swagger UI from the drf-spectacular-sidecar package (no CDN), its set-up script a separate
     # file (?script=) so the page runs under a CSP without inline scripts.

@@ -22,6 +22,7 @@ from rest_framework.authtoken.models import Token
 
 from annotations.models import Membership
 from medloop.accounts.models import TokenGrant
+from medloop.accounts.second_factor import needs_code
 from medloop.accounts.tokens import token_expired
 
 
@@ -58,13 +59,13 @@ class ExpiringTokenAuthentication(TokenAuthentication):
             raise exceptions.AuthenticationFailed(
                 "This API token has expired; ask POST /api/auth/token/ for a new one."
             )
-        # medloop.two_factor.needs_second_factor, from the facts read with the token.
-        needs_code = (
-            token.has_device  # type: ignore[attr-defined]
-            or bool(settings.MEDLOOP_REQUIRE_2FA_FOR and user.is_superuser)
-            or token.role_needs_code  # type: ignore[attr-defined]
+        # The second-factor rule, from the facts read with the token.
+        needed = needs_code(
+            user,
+            has_device=token.has_device,  # type: ignore[attr-defined]
+            in_required_role=token.role_needs_code,  # type: ignore[attr-defined]
         )
-        if needs_code and not token.with_second_factor:  # type: ignore[attr-defined]
+        if needed and not token.with_second_factor:  # type: ignore[attr-defined]
             raise exceptions.AuthenticationFailed(
                 "This account needs a second factor and this API token was issued without "
                 "one; ask POST /api/auth/token/ with otp_token for a new one."

@@ -12,7 +12,7 @@ from django.db.models.signals import post_save, pre_save
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from annotations.models import Membership
-from medloop import two_factor
+from medloop.accounts import second_factor
 from medloop.accounts.tokens import revoke_tokens
 
 
@@ -27,12 +27,12 @@ def _user_changing(sender: Any, instance: Any, **_: Any) -> None:
 
 
 def _user_saved(sender: Any, instance: Any, created: bool, **_: Any) -> None:
-    if not created and two_factor.needs_second_factor(instance):
+    if not created and second_factor.needs_second_factor(instance):
         revoke_tokens(instance, unless_second_factor=True)
 
 
 def _membership_saved(sender: Any, instance: Membership, **_: Any) -> None:
-    if two_factor.required_by_role(instance.user):
+    if second_factor.required_by_role(instance.user):
         revoke_tokens(instance.user, unless_second_factor=True)
 
 

@@ -62,7 +62,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
-    "medloop.two_factor.RequireTwoFactorMiddleware",
+    "medloop.accounts.middleware.RequireTwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: turns a locked-out login into its lockout response.
@@ -121,7 +121,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Argon2id first (parameters: MEDLOOP_ARGON2_*, sized by bench/login_latency.py); the others
 # still verify older hashes, which are rehashed with Argon2 at the next login.
 PASSWORD_HASHERS = [
-    "medloop.hashers.SizedArgon2PasswordHasher",
+    "medloop.accounts.hashers.SizedArgon2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
     "django.contrib.auth.hashers.ScryptPasswordHasher",
@@ -354,7 +354,7 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 # Failures during a lockout do not push its end further out.
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
-AXES_LOCKOUT_CALLABLE = "medloop.lockout.lockout_response"
+AXES_LOCKOUT_CALLABLE = "medloop.accounts.lockout.lockout_response"
 # DICOMweb pulls: a PACS URL whose host resolves to a loopback or link-local address is refused
 # unless it lies in one of these networks (comma-separated; e.g. 127.0.0.0/8,::1/128 for an
 # Orthanc on the same machine). Default: none.

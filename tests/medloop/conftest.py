@@ -15,12 +15,13 @@ from django.utils import timezone
 def advance_clock(monkeypatch: pytest.MonkeyPatch) -> Callable[[float], None]:
     """``advance_clock(seconds)`` moves Django's clock forward without sleeping: every
     ``timezone.now()`` (django-otp's throttle, the lockout records) and django-axes' own imported
-    ``now`` return the real time plus the total advanced so far."""
+    ``now`` return the time the test started plus the total advanced so far. The clock stands
+    still otherwise, so a slow machine cannot carry a test past a cool-off it checks."""
     offset = timedelta(0)
-    real_now = timezone.now
+    started = timezone.now()
 
     def now():  # type: ignore[no-untyped-def]
-        return real_now() + offset
+        return started + offset
 
     for module in (timezone, axes.attempts, axes.handlers.proxy):
         monkeypatch.setattr(module, "now", now)

@@ -25,7 +25,7 @@ from medloop.settings import base
 pytestmark = pytest.mark.django_db
 PASSWORD = "correct horse battery"
 ROOT = Path(__file__).resolve().parents[2]
-ARGON2 = "medloop.hashers.SizedArgon2PasswordHasher"
+ARGON2 = "medloop.accounts.hashers.SizedArgon2PasswordHasher"
 # Small Argon2 parameters keep these tests fast; the production ones are in base settings.
 QUICK_ARGON2 = {
     "PASSWORD_HASHERS": [ARGON2, "django.contrib.auth.hashers.MD5PasswordHasher"],

@@ -119,10 +119,12 @@ def test_api_tokens_for_accounts_with_a_second_factor_need_its_code(project, mem
     assert no_app.status_code == 403 and no_app.json()["error"] == "two_factor_required"
     device = TOTPDevice.objects.create(user=lead, name="phone", confirmed=True)
     assert client.post(url, body).json()["error"] == "two_factor_required"
-    assert client.post(url, {**body, "otp_token": "123"}).status_code == 403
-    # Within the throttle after a wrong code even the right one is refused; a second later not.
+    wrong = client.post(url, {**body, "otp_token": "123"})
+    assert wrong.status_code == 403 and "did not match" in wrong.json()["message"]
+    # Within the throttle after a wrong code even the right one is refused, saying so; a
+    # second later not.
     refused = client.post(url, {**body, "otp_token": code_for(device)})
-    assert refused.status_code == 403
+    assert refused.status_code == 403 and "Too many wrong" in refused.json()["message"]
     advance_clock(1.1)
     issued = client.post(url, {**body, "otp_token": code_for(device)})
     assert issued.status_code == 200 and issued.json()["token"]
@@ -174,7 +176,7 @@ def test_the_secret_is_new_after_the_password_and_confirmed_with_its_code(client
 
 @LEADS_AND_ADMINS
 def test_the_password_must_be_fresh_when_the_code_confirms_the_app(client, project, member):
-    from frontend.two_factor_views import REAUTH_SECONDS
+    from medloop.accounts.two_factor_views import REAUTH_SECONDS
 
     lead = member("lena", "lead")
     client.force_login(lead)

@@ -14,7 +14,6 @@ from base64 import b32encode
 from typing import Any, cast
 from urllib.parse import urlencode
 
-import django_otp
 from django.contrib.auth import authenticate
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
@@ -25,7 +24,13 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from annotations.services import audit
-from medloop import two_factor
+from medloop.accounts.second_factor import (
+    CodeCheck,
+    check_code,
+    confirmed_device,
+    required_by_role,
+    verify_session,
+)
 
 # How long after re-entering the password the new app may be confirmed.
 REAUTH_SECONDS = 300
@@ -64,7 +69,7 @@ def _password_page(
     context = {
         "setting_up": True,
         "reauth": True,
-        "required": two_factor.required_by_role(user),
+        "required": required_by_role(user),
         "error": error,
         "next": _next_url(request),
     }
@@ -92,53 +97,47 @@ def _setup(request: HttpRequest, user: User) -> HttpResponse:
         return _password_page(request, user, error, status=400 if error else 200)
     error, status = "", 200
     if request.method == "POST":
-        code = request.POST.get("code", "").strip().replace(" ", "")
-        allowed, _ = device.verify_is_allowed()
-        if allowed and code.isdigit() and device.verify_token(code):
+        checked = check_code(device=device, code=request.POST.get("code"), request=request)
+        if checked is CodeCheck.VERIFIED:
             device.confirmed = True
             device.save(update_fields=["confirmed"])
             request.session.pop(_SESSION_KEY, None)
             audit.record(action="auth.2fa_enrolled", actor=user, target=user, request=request)
-            django_otp.login(request, device)
-            audit.record(action="auth.2fa_verified", actor=user, target=user, request=request)
+            verify_session(request, device)
             return HttpResponseRedirect(_next_url(request))
-        audit.record(action="auth.2fa_failed", actor=user, target=user, request=request)
-        error, status = _code_error(allowed), 400
+        error, status = _code_error(checked), 400
     secret = b32encode(device.bin_key).decode()
     context = {
         "setting_up": True,
         "reauth": False,
         "secret": " ".join(secret[i : i + 4] for i in range(0, len(secret), 4)),
         "config_url": device.config_url,
-        "required": two_factor.required_by_role(user),
+        "required": required_by_role(user),
         "error": error,
         "next": _next_url(request),
     }
     return render(request, "frontend/two_factor.html", context, status=status)
 
 
-def _code_error(allowed: bool) -> str:
-    if allowed:
-        return "That code did not match. Check the time on your phone and enter the current code."
-    return "Too many wrong codes: wait a little before the next try."
+def _code_error(checked: CodeCheck) -> str:
+    if checked is CodeCheck.THROTTLED:
+        return "Too many wrong codes: wait a little before the next try."
+    return "That code did not match. Check the time on your phone and enter the current code."
 
 
 @login_required
 def two_factor_page(request: HttpRequest) -> HttpResponse:
     user = cast(User, request.user)  # login_required
-    device = two_factor.confirmed_device(user)
+    device = confirmed_device(user)
     if device is None:
         return _setup(request, user)
     error = ""
     status = 200
     if request.method == "POST":
-        code = request.POST.get("code", "").strip().replace(" ", "")
-        allowed, _ = device.verify_is_allowed()
-        if allowed and code.isdigit() and device.verify_token(code):
-            django_otp.login(request, device)
-            audit.record(action="auth.2fa_verified", actor=user, target=user, request=request)
+        checked = check_code(device=device, code=request.POST.get("code"), request=request)
+        if checked is CodeCheck.VERIFIED:
+            verify_session(request, device)
             return HttpResponseRedirect(_next_url(request))
-        audit.record(action="auth.2fa_failed", actor=user, target=user, request=request)
-        error, status = _code_error(allowed), 400
+        error, status = _code_error(checked), 400
     context = {"setting_up": False, "error": error, "next": _next_url(request)}
     return render(request, "frontend/two_factor.html", context, status=status)

@@ -1,7 +1,7 @@
 """Logins, failed logins, lockouts and logouts go into the audit trail.
 
 Receivers of Django's auth signals (and django-axes' lockout signal), connected in
-``AnnotationsConfig.ready``. A failed login records the username tried, never the password."""
+``AccountsConfig.ready``. A failed login records the username tried, never the password."""
 
 from __future__ import annotations
 
