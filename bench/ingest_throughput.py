@@ -1,9 +1,12 @@
 """Ingest throughput: instances/s and MB/s of MedLoop's ingest (parse, check pixels, quarantine
 rule, de-identification, atomic write, database rows) against a baseline in the same run that
 only reads and writes the same files with pydicom; and, with --cstore, C-STORE of the same
-files (dcmtk's storescu) into MedLoop's listener and into Orthanc, side by side.
+files (dcmtk's storescu) into MedLoop's listener and into Orthanc, side by side. With --ct
+SLICES the files are one synthetic chest CT series of SLICES single-frame slices
+(active_learning.ml.synthetic_ct, --size pixels square) instead of radiographs (issue 21).
 
     python bench/ingest_throughput.py [--count 100] [--size 1024] [--cstore]
+    python bench/ingest_throughput.py --ct 300 --size 512
 
 Goal (issue 3): MedLoop at least half the pydicom baseline.
 """
@@ -92,12 +95,23 @@ def main() -> None:
     parser.add_argument("--database-url", help="default: a fresh SQLite file")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median)")
     parser.add_argument("--cstore", action="store_true", help="also C-STORE vs Orthanc")
+    parser.add_argument(
+        "--ct", type=int, metavar="SLICES", help="one CT series of SLICES slices instead"
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="medloop-ingest-bench-"))
     _setup_django(work / "var", args.database_url)
-    from active_learning.ml import synthetic
+    if args.ct:
+        from active_learning.ml import synthetic_ct
 
-    synthetic.generate_dataset(seed=5, count=args.count, out_dir=work / "in", size=args.size)
+        series = synthetic_ct.generate_series(5, args.ct, args.size)
+        synthetic_ct.write_series(synthetic_ct.slice_datasets(series), work / "in")
+        kind = f"CT slices of one series, {args.size}x{args.size}"
+    else:
+        from active_learning.ml import synthetic
+
+        synthetic.generate_dataset(seed=5, count=args.count, out_dir=work / "in", size=args.size)
+        kind = f"{args.size}x{args.size} DX"
     files = sorted((work / "in").glob("*.dcm"))
     megabytes = sum(p.stat().st_size for p in files) / 1e6
     warm = sorted((work / "in").glob("*.dcm"))[:3]
@@ -115,13 +129,18 @@ def main() -> None:
     rows = [("pydicom read+write", base), ("MedLoop ingest", ours)]
     if args.cstore:
         rows += cstore_rows(files, work)
-    print(f"{len(files)} files, {megabytes:.1f} MB ({args.size}x{args.size} DX)")
+    print(f"{len(files)} files, {megabytes:.1f} MB ({kind}), seed 5, {args.rounds} rounds")
     print(f"{'path':<28}{'seconds':>9}{'inst/s':>9}{'MB/s':>8}{'vs baseline':>13}")
     for name, seconds in rows:
         print(
             f"{name:<28}{seconds:>9.2f}{len(files) / seconds:>9.1f}"
             f"{megabytes / seconds:>8.1f}{base / seconds:>12.2f}x"
         )
+    spread = ", ".join(
+        f"{name} {min(runs):.2f}-{max(runs):.2f} s"
+        for name, runs in (("pydicom", base_runs), ("MedLoop", our_runs))
+    )
+    print(f"spread over the rounds: {spread}")
     print("Goal: MedLoop ingest at least 0.5x the pydicom baseline.")
 
 
