@@ -28,8 +28,9 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 from django.db.models import Model, QuerySet
+from django.db.models.sql import UpdateQuery
 from django.db.models.sql.compiler import SQLCompiler
 
 M = TypeVar("M", bound=Model)
@@ -101,6 +102,10 @@ class CompiledQuery:
         self.build = build
         self.plans: dict[tuple[Any, ...], _Plan] = {}
 
+    def _compiler(self, stand_ins: dict[str, Any]) -> tuple[QuerySet[Any], SQLCompiler]:
+        queryset = self.build(**stand_ins)
+        return queryset, queryset.query.get_compiler(using=queryset.db)
+
     def _plan(self, values: dict[str, Any]) -> _Plan:
         key = (connection.vendor, _shape(values))
         plan = self.plans.get(key)
@@ -117,8 +122,7 @@ class CompiledQuery:
             else:
                 stand_ins[name] = _stand_in(value)
                 where[stand_ins[name]] = (name, None)
-        queryset = self.build(**stand_ins)
-        compiler = queryset.query.get_compiler(using=queryset.db)
+        queryset, compiler = self._compiler(stand_ins)
         sql, params = compiler.as_sql()
         # SQLite passes datetimes and dates as text: a stand-in may come out in that form.
         adapted = {_adapt(k): k for k in where if isinstance(k, dt.date)}
@@ -179,3 +183,26 @@ class CompiledQuery:
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.fetchall()
+
+
+class CompiledUpdate(CompiledQuery):
+    """``build(**values) -> (queryset, fields)``: ``queryset.update(**fields)`` compiled once
+    per shape; the fields' values may be the query's values (ids, strings, datetimes, dates),
+    None, or expressions. ``run`` returns the number of rows updated."""
+
+    def __init__(self, build: Callable[..., tuple[QuerySet[Any], dict[str, Any]]]) -> None:
+        super().__init__(build)  # type: ignore[arg-type]
+
+    def _compiler(self, stand_ins: dict[str, Any]) -> tuple[QuerySet[Any], SQLCompiler]:
+        queryset, fields = self.build(**stand_ins)  # type: ignore[misc]
+        # As QuerySet.update builds its statement.
+        query = queryset.query.chain(UpdateQuery)
+        query.add_update_values(fields)
+        query.annotations = {}
+        return queryset, query.get_compiler(using=queryset.db)
+
+    def run(self, **values: Any) -> int:
+        sql, params = self.sql_with_params(**values)
+        with transaction.mark_for_rollback_on_error(), connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return int(cursor.rowcount)

@@ -382,7 +382,7 @@ def _submit_after_bump(
         content=snapshot(annotation),
         submitted_by=actor,
     )
-    Case.objects.filter(pk=case.pk, leased_to=actor).update(leased_to=None, lease_expires_at=None)
+    queue.free_lease(case=case, annotator=actor)
     queue.refresh_case_state(case)
     double_reading.record_reads(case)
     audit.record(

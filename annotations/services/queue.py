@@ -25,7 +25,7 @@ from django.utils import timezone
 from annotations.models import Annotation, Box, Case, CaseSkip, Instance, Project
 from annotations.services import audit, consent, ethics
 from annotations.services.errors import Conflict, InvalidInput
-from medloop.compiled_queries import CompiledQuery
+from medloop.compiled_queries import CompiledQuery, CompiledUpdate
 
 # Reads that count towards a case's required reads (a returned one still belongs to its reader).
 COUNTED_READ_STATUSES = (
@@ -180,9 +180,34 @@ def _open_work_states(*, project_id: int, annotator_id: int) -> QuerySet[Any]:
     )
 
 
-# Asked on every hand-out: compiled once.
+# Asked or written on every hand-out or submit: compiled once.
 _HELD_BY = CompiledQuery(_held_by)
 _OPEN_WORK_STATES = CompiledQuery(_open_work_states)
+_LEASE = CompiledUpdate(
+    lambda *, case_pk, annotator_id, expires: (
+        Case.objects.filter(pk=case_pk),
+        {"leased_to_id": annotator_id, "lease_expires_at": expires},
+    )
+)
+_FREE_LEASE = CompiledUpdate(
+    lambda *, case_pk, annotator_id: (
+        Case.objects.filter(pk=case_pk, leased_to_id=annotator_id),
+        {"leased_to": None, "lease_expires_at": None},
+    )
+)
+_DONE_READS = CompiledQuery(
+    lambda *, case_pk: Annotation.objects.filter(
+        case_id=case_pk, status__in=DONE_READ_STATUSES
+    ).values_list("pk", flat=True)
+)
+_SET_STATE = CompiledUpdate(
+    lambda *, case_pk, state: (Case.objects.filter(pk=case_pk), {"state": state})
+)
+
+
+def free_lease(*, case: Case, annotator: User) -> None:
+    """End ``annotator``'s lease on ``case`` (nothing when somebody else holds it)."""
+    _FREE_LEASE.run(case_pk=case.pk, annotator_id=annotator.pk)
 
 
 def returned_work_waiting_ids(*, project_id: int, annotator: User) -> list[int]:
@@ -270,7 +295,7 @@ def lease_next_case(
                 None,
             )
         if case is not None:
-            Case.objects.filter(pk=case.pk).update(leased_to=annotator, lease_expires_at=expires)
+            _LEASE.run(case_pk=case.pk, annotator_id=annotator.pk, expires=expires)
             case.leased_to = annotator  # type: ignore[assignment]
             case.lease_expires_at = expires
             audit.record(action="case.lease", actor=annotator, target=case, project_id=project.pk)
@@ -378,8 +403,8 @@ def release_expired_leases(*, now: datetime | None = None) -> int:
 
 def refresh_case_state(case: Case) -> None:
     """Mark a case complete once enough reads are submitted, open again otherwise."""
-    done = case.annotations.filter(status__in=DONE_READ_STATUSES).count()
+    done = len(_DONE_READS.fetch(case_pk=case.pk))
     state = Case.State.COMPLETE if done >= case.required_reads else Case.State.OPEN
     if state != case.state:
-        Case.objects.filter(pk=case.pk).update(state=state)
+        _SET_STATE.run(case_pk=case.pk, state=str(state))
         case.state = state

@@ -321,3 +321,36 @@ def test_case_with_context_loads_what_prefetching_loads(
     assert [i["instance_number"] for i in answer["series"][0]["instances"]] == [2, 3]
     assert answer["lab_results"]
     assert case_with_context(10**9) is None
+
+
+@pytest.mark.both_backends
+@pytest.mark.django_db
+def test_a_compiled_update_runs_the_statement_update_runs(project, member, cases):
+    from medloop.compiled_queries import CompiledUpdate
+
+    reader = member("reader", "annotator")
+
+    def lease(*, case_pk: int, annotator_id: int, expires: Any) -> Any:
+        fields = {"leased_to_id": annotator_id, "lease_expires_at": expires}
+        return Case.objects.filter(pk=case_pk), fields
+
+    compiled = CompiledUpdate(lease)
+    expires = timezone.now()
+    for case in cases[:2]:
+        with CaptureQueriesContext(connection) as ours:
+            assert compiled.run(case_pk=case.pk, annotator_id=reader.pk, expires=expires) == 1
+        with CaptureQueriesContext(connection) as djangos:
+            queryset, fields = lease(case_pk=case.pk, annotator_id=reader.pk, expires=expires)
+            assert queryset.update(**fields) == 1
+        assert ours.captured_queries[0]["sql"] == djangos.captured_queries[0]["sql"]
+        case.refresh_from_db()
+        assert (case.leased_to_id, case.lease_expires_at) == (reader.pk, expires)
+    free = CompiledUpdate(
+        lambda *, case_pk, annotator_id: (
+            Case.objects.filter(pk=case_pk, leased_to_id=annotator_id),
+            {"leased_to": None, "lease_expires_at": None},
+        )
+    )
+    assert free.run(case_pk=cases[0].pk, annotator_id=reader.pk + 1) == 0
+    assert free.run(case_pk=cases[0].pk, annotator_id=reader.pk) == 1
+    assert Case.objects.get(pk=cases[0].pk).leased_to_id is None
