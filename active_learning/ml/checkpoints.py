@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from active_learning.ml.interface import MODEL_KINDS, CheckpointError, SuggestionModel
+from active_learning.ml.interface import CheckpointError, SuggestionModel
 
 __all__ = [
     "FORMAT_VERSION",
@@ -119,11 +119,11 @@ def read_manifest(directory: Path | str) -> dict[str, Any]:
 
 def load_model(directory: Path | str) -> SuggestionModel:
     """Load any registered model kind from a saved version, after verifying its checksums."""
-    # Import the implementations so that they register themselves.
-    from active_learning.ml import builtin, local_checkpoint  # noqa: F401
+    from active_learning.ml.kinds import registered  # the kinds import this module
 
+    kinds = registered()
     manifest = read_manifest(directory)
     kind = manifest.get("kind")
-    if kind not in MODEL_KINDS:
+    if kind not in kinds:
         raise CheckpointError(f"{directory}: unknown model kind {kind!r}")
-    return MODEL_KINDS[kind]._load(Path(directory), manifest)
+    return kinds[kind]._load(Path(directory), manifest)

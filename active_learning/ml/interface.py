@@ -16,7 +16,7 @@ and loading one is :mod:`active_learning.ml.checkpoints` (``write_version``, ``r
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -271,6 +271,22 @@ class SuggestionModel(abc.ABC):
 
     def operating_points(self) -> dict[str, Any] | None:
         """The fitted operating points (see :meth:`fit_operating_points`), None if never fitted."""
+        return None
+
+    @classmethod
+    def from_settings(
+        cls, finding_classes: Sequence[str], settings: Mapping[str, Any]
+    ) -> SuggestionModel:
+        """A new, untrained model of this kind for ``finding_classes``, ``settings`` (a
+        project's model settings) overriding the kind's defaults; TypeError or ValueError names
+        a setting it does not take. A kind that needs more than settings to be built (a
+        hospital's checkpoint files) keeps this default, which refuses."""
+        raise NotImplementedError(f"{cls.kind} models are not built from a project's settings")
+
+    @property
+    def training_steps(self) -> int | None:
+        """The optimisation steps :meth:`train` takes by this model's settings when given
+        neither ``epochs`` nor ``max_steps``; None when the kind trains by epochs."""
         return None
 
 

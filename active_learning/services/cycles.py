@@ -41,8 +41,9 @@ from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from active_learning.ml import kinds
 from active_learning.ml.checkpoints import read_manifest
-from active_learning.ml.interface import CheckpointError
+from active_learning.ml.interface import CheckpointError, SuggestionModel
 from active_learning.models import LoopSettings, ModelVersion, RetrainingCycle, Suggestion
 from active_learning.services import pretraining, promotion, versions
 from active_learning.services.case_inputs import labelled_source
@@ -178,8 +179,6 @@ def cancel_cycle(*, cycle: RetrainingCycle, cancelled_by: User | None) -> Retrai
 def run_training(cycle_id: int, *, owner: str) -> bool:
     """Stage 1 of the cycle (see the module docstring). Returns True when it queued scoring;
     False when this delivery had nothing to do (cycle finished, or held by a live delivery)."""
-    from active_learning.ml.builtin import BuiltinConfig, BuiltinModel
-
     cycle = claim(cycle_id, owner)
     if cycle is None:
         return False
@@ -209,11 +208,13 @@ def run_training(cycle_id: int, *, owner: str) -> bool:
     loop = loop_settings(project)
     start = _warm_start(cycle, serving, project, loop, owner)
     warm = start.version.weights_path if start.version is not None else None
-    config = BuiltinConfig(finding_classes=tuple(project.finding_keys), **loop.model_config)
-    model = BuiltinModel(config)
+    # A cycle goes on with the kind of the version it builds on (a warm start loads that
+    # kind's weights), the default kind from scratch; the registry builds it from the settings.
+    kind = start.version.model_kind if start.version is not None else kinds.DEFAULT_KIND
+    model = kinds.new_model(kind, project.finding_keys, loop.model_config)
     backbone, point = None, None
     if warm is None:  # a cold start: LoopSettings.cold_start says from what
-        backbone, point, why = _cold_start(project, config, loop)
+        backbone, point, why = _cold_start(project, model, loop)
         record_progress(cycle, log=f"cold start: {why}", owner=owner)
         if point is not None:
             start = versions.WarmStart(
@@ -223,16 +224,21 @@ def run_training(cycle_id: int, *, owner: str) -> bool:
             start = versions.WarmStart(
                 None, f"no earlier version: from pretrained backbone {backbone.number}"
             )
-    # Training is counted in optimisation steps (BuiltinConfig.train_steps, warm-up + cosine):
-    # epochs over 10-80 labels gave too few steps to learn from.
+    # Training is counted in optimisation steps (the built-in kind's train_steps, warm-up +
+    # cosine): epochs over 10-80 labels gave too few steps to learn from.
+    steps = model.training_steps
+    cold: dict[str, Any] = {}  # the built-in kind's cold-start weights, when found
+    if backbone is not None:
+        cold["backbone_init"] = backbone.weights_path
+    if point is not None:
+        cold["starting_point"] = point.name
     with stage(cycle, "training", owner):
         model.train(
             labelled_source(ids),
-            max_steps=config.train_steps,
+            max_steps=steps,
             warm_start=warm,
-            progress=_training_progress(cycle, owner, max(config.train_steps, 1)),
-            backbone_init=backbone.weights_path if backbone else None,
-            starting_point=point.name if point else None,
+            progress=_training_progress(cycle, owner, max(steps or 1, 1)),
+            **cold,
         )
     with stage(cycle, "evaluating", owner):
         # What the version may show is chosen on the validation labels before it is evaluated
@@ -260,16 +266,24 @@ def run_training(cycle_id: int, *, owner: str) -> bool:
     return True
 
 
-def _cold_start(project: Project, config: Any, loop: LoopSettings) -> tuple[Any, Any, str]:
+def _cold_start(
+    project: Project, model: SuggestionModel, loop: LoopSettings
+) -> tuple[Any, Any, str]:
     """(pretrained backbone row, stored starting point, why) for a cycle with no version to
     build on, by ``loop.cold_start``: ``stored`` takes the stored detector starting point
     (:mod:`active_learning.ml.builtin.starting_point`) and falls back to the project's
     backbone when it is missing or does not fit the model's settings; ``backbone`` takes the
-    project's self-supervised backbone and falls back to the stored point; ``scratch`` neither."""
+    project's self-supervised backbone and falls back to the stored point; ``scratch`` neither.
+    Both are the built-in kind's weights: another kind starts from scratch."""
+    from active_learning.ml.builtin import BuiltinModel
     from active_learning.ml.builtin import starting_point as stored
 
     if loop.cold_start == LoopSettings.ColdStart.SCRATCH:
         return None, None, "from scratch (loop setting)"
+    if not isinstance(model, BuiltinModel):
+        why = f"no stored starting point or backbone for {model.kind} models: from scratch"
+        return None, None, why
+    config = model.config
 
     def from_stored() -> tuple[Any, str]:
         try:
@@ -359,7 +373,7 @@ def _training_progress(cycle: RetrainingCycle, owner: str, total_steps: int) -> 
 
 
 def _evaluate(
-    project: Project, model: Any, serving: ModelVersion | None, loop: LoopSettings
+    project: Project, model: SuggestionModel, serving: ModelVersion | None, loop: LoopSettings
 ) -> tuple[dict[str, Any], dict[str, Any], promotion.Evidence]:
     """Candidate and serving version on the same validation labels (held out at ingest): each
     one's evaluation, and the promotion guard's evidence (positives per class, the paired
@@ -392,7 +406,7 @@ def _evaluate(
 def _register(
     cycle: RetrainingCycle,
     project: Project,
-    model: Any,
+    model: SuggestionModel,
     metrics: dict[str, Any],
     start: versions.WarmStart,
     owner: str,

@@ -1,12 +1,12 @@
-"""Model versions: train one from a project's labels, register it, load it (checked), promote
-it or roll back. A version's directory is written once and never changed; the database row
-records its checksum, so a file altered on disk is refused when loaded."""
+"""Model versions: register one (a retraining cycle trains it: ``cycles.run_training``), load
+it (checked), promote it or roll back. A version's directory is written once and never
+changed; the database row records its checksum, so a file altered on disk is refused when
+loaded."""
 
 from __future__ import annotations
 
 import functools
 import importlib.metadata
-import shutil
 import subprocess
 import threading
 from collections import OrderedDict
@@ -21,11 +21,9 @@ from django.db.models import Max
 from django.utils import timezone
 
 from active_learning.ml.checkpoints import load_model, read_manifest
-from active_learning.ml.interface import CheckpointError, ProgressCallback, SuggestionModel
+from active_learning.ml.interface import CheckpointError, SuggestionModel
 from active_learning.models import ModelVersion
 from active_learning.services import model_cards
-from active_learning.services.case_inputs import labelled_source
-from active_learning.services.withdrawals import training_annotations
 from annotations.models import Project
 from annotations.services import audit
 from annotations.services.errors import Conflict, InvalidInput
@@ -127,58 +125,6 @@ def load_version(version: ModelVersion) -> SuggestionModel:
 def clear_cache() -> None:
     with _cache_lock:
         _cache.clear()
-
-
-def train_version(
-    *,
-    project: Project,
-    epochs: int = 5,
-    warm_start: ModelVersion | None = None,
-    progress: ProgressCallback | None = None,
-    config_overrides: dict[str, Any] | None = None,
-) -> ModelVersion:
-    """Train the built-in model on the project's labels (a snapshot taken now), evaluate it on
-    the project's validation cases when there are labelled ones, and register it as a
-    candidate. Nothing is registered if training fails; a half-written directory is removed."""
-    from active_learning.ml.builtin import BuiltinConfig, BuiltinModel
-
-    snapshot = list(training_annotations(project).values_list("pk", "version"))
-    if not snapshot:
-        raise ValueError(f"project {project.pk} has no submitted or accepted labels to learn from")
-    keys = project.finding_keys
-    config = BuiltinConfig(finding_classes=tuple(keys), **(config_overrides or {}))
-    model = BuiltinModel(config)
-    model.train(
-        labelled_source([pk for pk, _ in snapshot]),
-        epochs=epochs,
-        warm_start=warm_start.weights_path if warm_start else None,
-        progress=progress,
-    )
-    metrics: dict[str, Any] = {"training_labels": len(snapshot)}
-    validation = list(training_annotations(project, validation=True).values_list("pk", flat=True))
-    # Operating points (what the version may show) are fitted on the validation labels before
-    # evaluating and saving; with none, nothing is reliable and no box is shown.
-    model.fit_operating_points(labelled_source(validation)())
-    if validation:
-        metrics["validation"] = model.evaluate(labelled_source(validation)())
-    number = next_number(project)
-    directory = version_directory(project, number)
-    if directory.exists():  # left by a run that died before registering: never registered
-        shutil.rmtree(directory)
-    model.save(directory)
-    try:
-        return register_version(
-            project=project,
-            number=number,
-            directory=directory,
-            metrics=metrics,
-            label_snapshot=[list(pair) for pair in snapshot],
-            parent=warm_start,
-            parent_reason="warm start chosen by the caller" if warm_start else "from scratch",
-        )
-    except Exception:
-        shutil.rmtree(directory, ignore_errors=True)
-        raise
 
 
 @transaction.atomic

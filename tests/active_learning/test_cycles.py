@@ -20,10 +20,9 @@ from active_learning.services.metric_schema import PROMOTION_METRICS, metric_val
 from annotations.models import AuditEvent, Case
 from annotations.services import queue
 from tests.support.labels import submit_ground_truth
+from tests.support.training import OWNER, run_whole_cycle
 
 pytestmark = pytest.mark.django_db
-
-OWNER = "test-host:1:task-a"
 
 
 @pytest.fixture(autouse=True)
@@ -32,17 +31,6 @@ def models_dir(tmp_path):
         versions.clear_cache()
         yield tmp_path / "models"
         versions.clear_cache()
-
-
-def run_whole_cycle(cycle: RetrainingCycle, owner: str = OWNER) -> RetrainingCycle:
-    """What the worker does: stage 1, every scoring chunk, then the ranking."""
-    cycles.run_training(cycle.pk, owner=owner)
-    cycle.refresh_from_db()
-    for index in range(len(cycle.chunks)):
-        cycles.run_scoring_chunk(cycle.pk, index)
-    cycles.run_ranking(cycle.pk)
-    cycle.refresh_from_db()
-    return cycle
 
 
 def test_a_cycle_trains_registers_promotes_scores_and_reranks(loop_project, cases):

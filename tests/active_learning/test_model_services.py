@@ -12,11 +12,19 @@ from django.test import override_settings
 from PIL import Image
 
 from active_learning.ml.interface import CheckpointError
-from active_learning.models import ModelVersion, Suggestion
-from active_learning.services import case_inputs, explanations, suggestions, versions
+from active_learning.models import ModelVersion, RetrainingCycle, Suggestion
+from active_learning.services import (
+    case_inputs,
+    cycles,
+    explanations,
+    loop_settings,
+    suggestions,
+    versions,
+)
 from active_learning.services.explanations import overlay_png
 from annotations.models import AuditEvent
 from tests.support.labels import TINY_MODEL, submit_ground_truth
+from tests.support.training import OWNER, train_version
 
 pytestmark = pytest.mark.django_db
 
@@ -58,7 +66,7 @@ def test_labelled_source_streams_the_submitted_annotations(project, labelled):
 
 
 def test_train_register_score_and_explain(project, labelled, member, api_for, models_dir):
-    version = versions.train_version(project=project, epochs=2, config_overrides=TINY)
+    version = train_version(project, model_config=TINY, auto_promote=False)
     assert version.number == 1 and version.status == ModelVersion.Status.CANDIDATE
     assert version.label_count == 8 and version.metrics["training_labels"] == 8
     assert (models_dir / f"project-{project.pk}" / "v0001" / "manifest.json").is_file()
@@ -104,7 +112,7 @@ def test_train_register_score_and_explain(project, labelled, member, api_for, mo
 
 
 def test_altered_version_files_are_refused(project, labelled):
-    version = versions.train_version(project=project, epochs=1, config_overrides=TINY)
+    version = train_version(project, model_config=TINY, auto_promote=False)
     versions.clear_cache()
     config = versions.version_directory(project, version.number) / "config.json"
     config.write_text(config.read_text().replace('"temperature"', '"temperature" '))
@@ -113,8 +121,13 @@ def test_altered_version_files_are_refused(project, labelled):
 
 
 def test_training_without_labels_says_so(project, cases):
-    with pytest.raises(ValueError, match="no submitted or accepted labels"):
-        versions.train_version(project=project, epochs=1, config_overrides=TINY)
+    loop_settings.update_loop_settings(project=project, model_config=TINY)
+    cycle = cycles.trigger_cycle(project=project)
+    assert cycles.run_training(cycle.pk, owner=OWNER) is False
+    cycle.refresh_from_db()
+    assert cycle.status == RetrainingCycle.Status.FAILED
+    assert "no submitted or accepted labels to learn from" in cycle.error
+    assert not ModelVersion.objects.filter(project=project).exists()
 
 
 def test_overlay_png_is_transparent_where_there_is_no_heat():

@@ -13,7 +13,7 @@ from active_learning.models import LoopSettings, ModelVersion, RetrainingCycle
 from active_learning.selectors import model_dashboard
 from active_learning.services import cycles, loop_settings, promotion, versions
 from annotations.services.errors import InvalidInput
-from tests.active_learning.test_cycles import run_whole_cycle
+from tests.support.training import run_whole_cycle
 
 pytestmark = pytest.mark.django_db
 

@@ -15,8 +15,8 @@ from active_learning.tasks import rerank_project
 from annotations.models import Annotation, AuditEvent, Case
 from annotations.services import annotate
 from annotations.services.errors import InvalidInput
-from tests.active_learning.test_cycles import run_whole_cycle
 from tests.conftest import ingest_synthetic
+from tests.support.training import run_whole_cycle
 
 pytestmark = pytest.mark.django_db
 

@@ -25,7 +25,7 @@ from active_learning.services import (
 )
 from annotations.models import AuditEvent
 from annotations.services.errors import InvalidInput
-from tests.support.labels import TINY_MODEL
+from tests.support.training import train_version
 
 pytestmark = pytest.mark.django_db
 
@@ -49,7 +49,7 @@ def test_a_report_on_the_locked_test_set_regenerates_identically_and_prints(
     test_sets.set_plan(
         project=loop_project, fraction=0.5, actor=lead, double_read=False, min_subgroup_cases=2
     )
-    version = versions.train_version(project=loop_project, epochs=1, config_overrides=TINY_MODEL)
+    version = train_version(loop_project, auto_promote=False)
     # The card is written beside the weights when the version is registered.
     card_file = Path(version.weights_path) / model_cards.CARD_FILE
     assert "No validation report on the locked test set yet" in card_file.read_text()
@@ -160,7 +160,7 @@ def test_a_report_on_the_locked_test_set_regenerates_identically_and_prints(
 
     # A second version on the same locked test set, compared with the first: paired
     # differences of every figure and DeLong per finding.
-    second = versions.train_version(project=loop_project, epochs=2, config_overrides=TINY_MODEL)
+    second = train_version(loop_project)
     asked = pages.post(f"/projects/{loop_project.pk}/verification/", {"version": second.number})
     assert asked.status_code == 302
     other = ValidationReport.objects.exclude(pk=report.pk).get()
@@ -242,7 +242,7 @@ def test_external_validation_uses_another_projects_locked_test_set(
     from tests.conftest import ingest_synthetic
     from tests.support.labels import submit_ground_truth
 
-    version = versions.train_version(project=loop_project, epochs=1, config_overrides=TINY_MODEL)
+    version = train_version(loop_project, auto_promote=False)
     owner = member("owner3", "model_owner")
     # A second site's project with the same findings; its cases are labelled there.
     site_b = projects.create_project(

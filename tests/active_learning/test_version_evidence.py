@@ -9,6 +9,7 @@ from django.test import override_settings
 from active_learning.models import ModelVersion
 from active_learning.services import cycles, versions
 from active_learning.services.loop_settings import loop_settings, update_loop_settings
+from tests.support.training import run_whole_cycle
 
 pytestmark = pytest.mark.django_db
 
@@ -63,22 +64,12 @@ def test_a_missing_figure_says_why(project, member, api_for):
     assert second["value"] is None and "no labelled validation case" in second["missing"]
 
 
-def _run(cycle):
-    cycles.run_training(cycle.pk, owner="test-host:1:a")
-    cycle.refresh_from_db()
-    for index in range(len(cycle.chunks)):
-        cycles.run_scoring_chunk(cycle.pk, index)
-    cycles.run_ranking(cycle.pk)
-    cycle.refresh_from_db()
-    return cycle
-
-
 def test_the_decision_comes_with_both_versions_figures_on_the_same_labels(
     loop_project, member, api_for
 ):
-    _run(cycles.trigger_cycle(project=loop_project))
+    run_whole_cycle(cycles.trigger_cycle(project=loop_project))
     update_loop_settings(project=loop_project, auto_promote=False)
-    second = _run(cycles.trigger_cycle(project=loop_project))
+    second = run_whole_cycle(cycles.trigger_cycle(project=loop_project))
     evidence = _evidence(api_for(member("owner1", "model_owner")), loop_project)
 
     first = evidence[1]["decision"]

@@ -20,6 +20,7 @@ from annotations.services import annotate, queue
 from tests.e2e.test_workspace import _case_id_shown, _image_point, _wait_rendered
 from tests.support.browser import log_in
 from tests.support.labels import TINY_MODEL, submit_ground_truth
+from tests.support.training import train_version
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -44,7 +45,7 @@ def learning_version(project, cases, member, synthetic_dir):
         count=8,
     )
     versions.clear_cache()
-    version = versions.train_version(project=project, epochs=1, config_overrides=TINY_MODEL)
+    version = train_version(project, model_config=TINY_MODEL, auto_promote=False)
     versions.promote(version)
     unread = [c.pk for c in cases if not c.annotations.exists()]
     assert suggestions.score_cases(version=version, case_ids=unread).stored == 4

@@ -15,8 +15,8 @@ from active_learning.models import RetrainingCycle
 from active_learning.services import cycles, versions, withdrawals
 from annotations.models import Annotation, Patient
 from annotations.services import consent
-from tests.active_learning.test_cycles import run_whole_cycle as _train
 from tests.support.browser import log_in
+from tests.support.training import run_whole_cycle as _train
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

@@ -23,6 +23,7 @@ from medloop.celery import app
 from tests.conftest import api_client_for
 from tests.integration.conftest import wait_for
 from tests.support.labels import TINY_MODEL, submit_ground_truth
+from tests.support.training import train_version
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -180,7 +181,7 @@ def test_concurrent_triggers_start_one_cycle(loop_project, member):
 
 
 def _serving_first_version(project) -> ModelVersion:
-    version = versions.train_version(project=project, epochs=1, config_overrides=TINY_MODEL)
+    version = train_version(project, auto_promote=False)
     return versions.promote(version)
 
 

@@ -215,13 +215,11 @@ def test_backup_restores_into_a_second_database_with_equal_counts_and_checksums(
 
     from active_learning.services import versions
     from tests.integration.conftest import current_database_url
-    from tests.support.labels import TINY_MODEL
+    from tests.support.training import train_version
 
     if connection.vendor != "postgresql":
         pytest.skip("the backup procedure is PostgreSQL's (pg_dump / pg_restore)")
-    versions.promote(
-        versions.train_version(project=loop_project, epochs=1, config_overrides=TINY_MODEL)
-    )
+    versions.promote(train_version(loop_project, auto_promote=False))
     source_url = current_database_url()
     admin_url = source_url.rsplit("/", 1)[0] + "/postgres"
     target_name = f"{connection.settings_dict['NAME']}_restored"

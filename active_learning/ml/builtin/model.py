@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +103,18 @@ class BuiltinModel(SuggestionModel):
         self.temperature = 1.0
         self._operating: dict[str, Any] | None = None
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+    @classmethod
+    def from_settings(
+        cls, finding_classes: Sequence[str], settings: Mapping[str, Any]
+    ) -> BuiltinModel:
+        """:class:`BuiltinConfig`'s defaults, ``settings`` overriding them."""
+        return cls(BuiltinConfig(finding_classes=tuple(finding_classes), **settings))
+
+    @property
+    def training_steps(self) -> int:
+        """``config.train_steps`` (warm-up + cosine), what a cycle trains for."""
+        return int(self.config.train_steps)
 
     # ------------------------------------------------------------------ building
     def _build(self, tokenizer: PreTrainedTokenizerFast, labs: LabVocabulary) -> None:
