@@ -11,7 +11,7 @@ import traceback
 from celery import shared_task
 from django.db import OperationalError
 
-from active_learning.services import cycle_claims, cycles
+from active_learning.services import cycle_claims, cycles, deliveries
 from annotations.models import Project
 from medloop.celery import app as _celery_app  # noqa: F401 (configures the app these tasks use)
 
@@ -45,7 +45,7 @@ def _fail_unless_transient(cycle_id: int, exc: BaseException) -> None:
 def train_cycle(self, cycle_id: int) -> None:
     """Snapshot, train, evaluate, register and promote; then queue the scoring chunks."""
     try:
-        cycles.run_training(cycle_id, owner=cycle_claims.delivery_owner(self.request.id or "local"))
+        cycles.run_training(cycle_id, owner=deliveries.delivery_owner(self.request.id or "local"))
     except Exception as exc:
         _fail_unless_transient(cycle_id, exc)
 
@@ -141,7 +141,7 @@ def pretrain_backbone(self, project_id: int) -> int | None:
     from active_learning.services import pretraining
 
     row = pretraining.run_pretraining(
-        project_id, owner=pretraining.delivery_owner(self.request.id or "local")
+        project_id, owner=deliveries.delivery_owner(self.request.id or "local")
     )
     return row.number if row else None
 

@@ -11,12 +11,9 @@ taken over, so work stops at the next report. The orchestration is in
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -24,6 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from active_learning.models import RetrainingCycle
+from active_learning.services.deliveries import claim_alive
 
 logger = logging.getLogger(__name__)
 
@@ -44,27 +42,6 @@ class CycleStopped(Exception):
     """The cycle was cancelled (or taken over) while this task worked on it."""
 
 
-def delivery_owner(task_id: str) -> str:
-    """Who works on a cycle: this host, this process and the task's delivery."""
-    return f"{socket.gethostname()}:{os.getpid()}:{task_id}"
-
-
-def _claim_alive(owner: str, heartbeat_at: Any) -> bool:
-    host, _, rest = owner.partition(":")
-    pid_text = rest.split(":", 1)[0]
-    stale = timezone.now() - timedelta(seconds=settings.MEDLOOP_CYCLE_STALE_SECONDS)
-    if heartbeat_at is None or heartbeat_at < stale:
-        return False
-    if host == socket.gethostname() and pid_text.isdigit():
-        try:
-            os.kill(int(pid_text), 0)  # signal 0: does the process exist?
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-    return True
-
-
 def claim(cycle_id: int, owner: str) -> RetrainingCycle | None:
     """Make ``owner`` the one delivery working on the cycle; None when the cycle is not active
     or another live delivery holds it."""
@@ -73,7 +50,12 @@ def claim(cycle_id: int, owner: str) -> RetrainingCycle | None:
         if cycle is None or cycle.status not in ACTIVE:
             return None
         if cycle.claimed_by and cycle.claimed_by != owner:
-            if _claim_alive(cycle.claimed_by, cycle.heartbeat_at):
+            alive = claim_alive(
+                cycle.claimed_by,
+                cycle.heartbeat_at,
+                stale_seconds=settings.MEDLOOP_CYCLE_STALE_SECONDS,
+            )
+            if alive:
                 logger.warning(
                     "cycle %s is held by %s; %s stops", cycle_id, cycle.claimed_by, owner
                 )

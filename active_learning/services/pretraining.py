@@ -20,13 +20,10 @@ does nothing; a second delivery while one runs stops at the database's one-runni
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +47,7 @@ from active_learning.ml.pretraining import (
 )
 from active_learning.models import BackboneEmbedding, PretrainedBackbone, TestSetPlan
 from active_learning.services.case_inputs import CaseNotReadable, instance_pixels
+from active_learning.services.deliveries import claim_alive
 from active_learning.services.loop_settings import loop_settings
 from annotations.models import Instance, Project
 from annotations.services import audit, ethics
@@ -156,28 +154,6 @@ def maybe_queue_pretraining(project: Project) -> bool:
     return True
 
 
-def delivery_owner(task_id: str) -> str:
-    """``host:pid:task id`` of the delivery running a pretraining."""
-    return f"{socket.gethostname()}:{os.getpid()}:{task_id}"
-
-
-def _claimant_gone(row: PretrainedBackbone) -> bool:
-    """A running row whose worker is known dead (same host, no such pid) or has run longer
-    than ``MEDLOOP_PRETRAIN_STALE_SECONDS``."""
-    if row.created_at < timezone.now() - timedelta(seconds=settings.MEDLOOP_PRETRAIN_STALE_SECONDS):
-        return True
-    host, _, rest = row.claimed_by.partition(":")
-    pid = rest.split(":", 1)[0]
-    if host == socket.gethostname() and pid.isdigit():
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return False
-    return False
-
-
 def _claim(project: Project, owner: str) -> PretrainedBackbone | None:
     """A new running row for ``owner``; None while another live delivery runs one."""
     for _ in range(2):
@@ -198,7 +174,13 @@ def _claim(project: Project, owner: str) -> PretrainedBackbone | None:
             ).first()
             if running is None:
                 continue  # it finished in between (or a number raced): ask again
-            if not _claimant_gone(running):
+            # A pretraining sends no heartbeat: its start is its last sign of life.
+            alive = claim_alive(
+                running.claimed_by,
+                running.created_at,
+                stale_seconds=settings.MEDLOOP_PRETRAIN_STALE_SECONDS,
+            )
+            if alive:
                 logger.info("project %s: backbone %s is pretraining", project.pk, running.number)
                 return None
             _finish(running, status=Status.FAILED, error=f"{running.claimed_by} stopped")
