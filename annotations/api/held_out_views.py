@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotations import selectors
-from annotations.api import batch_review
+from annotations.api import batch_review_views
 from annotations.models import Case
 from annotations.services import held_out
 from annotations.services.batch_review import MAX_COMMENT_LENGTH
@@ -56,7 +56,7 @@ class HeldOutCaseListView(APIView):
         ),
     )
     def get(self, request: Request, project_pk: int) -> Response:
-        return batch_review.awaiting_list(
+        return batch_review_views.awaiting_list(
             request,
             project_pk,
             awaiting=selectors.held_out_cases,
@@ -73,7 +73,7 @@ class HeldOutDecisionView(APIView):
     )
     def post(self, request: Request, project_pk: int) -> Response:
         """Include (annotators may be handed them) or exclude (held out for good) cases."""
-        return batch_review.decision(
+        return batch_review_views.decision(
             request,
             project_pk,
             body=HeldOutDecisionInputSerializer,

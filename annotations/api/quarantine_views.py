@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotations import selectors
-from annotations.api import batch_review
+from annotations.api import batch_review_views
 from annotations.api.serializers import InstanceSerializer
 from annotations.services import quarantine
 from annotations.services.batch_review import MAX_COMMENT_LENGTH
@@ -65,7 +65,7 @@ class QuarantineListView(APIView):
         ),
     )
     def get(self, request: Request, project_pk: int) -> Response:
-        return batch_review.awaiting_list(
+        return batch_review_views.awaiting_list(
             request,
             project_pk,
             awaiting=selectors.held_images,
@@ -87,7 +87,7 @@ class QuarantineDecisionView(APIView):
         ),
     )
     def post(self, request: Request, project_pk: int) -> Response:
-        return batch_review.decision(
+        return batch_review_views.decision(
             request,
             project_pk,
             body=DecisionInputSerializer,

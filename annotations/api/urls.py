@@ -4,7 +4,7 @@ from annotations.api import (
     adjudication_views,
     annotation_views,
     audit_views,
-    cases,
+    case_views,
     consent_views,
     dashboard_views,
     ethics_views,
@@ -14,27 +14,33 @@ from annotations.api import (
     import_views,
     ingest_views,
     pacs_views,
-    projects,
+    project_views,
     quarantine_views,
-    queue,
+    queue_views,
     series_views,
 )
 
 urlpatterns = [
-    path("projects/", projects.ProjectListView.as_view(), name="project-list"),
-    path("projects/<id:project_pk>/", projects.ProjectDetailView.as_view(), name="project-detail"),
+    path("projects/", project_views.ProjectListView.as_view(), name="project-list"),
+    path(
+        "projects/<id:project_pk>/",
+        project_views.ProjectDetailView.as_view(),
+        name="project-detail",
+    ),
     path(
         "projects/<id:project_pk>/members/",
-        projects.MembershipListView.as_view(),
+        project_views.MembershipListView.as_view(),
         name="membership-list",
     ),
     path(
         "projects/<id:project_pk>/members/<id:membership_pk>/",
-        projects.MembershipDetailView.as_view(),
+        project_views.MembershipDetailView.as_view(),
         name="membership-detail",
     ),
-    path("projects/<id:project_pk>/next-case/", queue.NextCaseView.as_view(), name="next-case"),
-    path("projects/<id:project_pk>/cases/", cases.CaseListView.as_view(), name="case-list"),
+    path(
+        "projects/<id:project_pk>/next-case/", queue_views.NextCaseView.as_view(), name="next-case"
+    ),
+    path("projects/<id:project_pk>/cases/", case_views.CaseListView.as_view(), name="case-list"),
     path(
         "projects/<id:project_pk>/review-queue/",
         annotation_views.ReviewQueueView.as_view(),
@@ -105,9 +111,9 @@ urlpatterns = [
         adjudication_views.AdjudicationResolveView.as_view(),
         name="adjudication-resolve",
     ),
-    path("cases/<id:case_pk>/", cases.CaseDetailView.as_view(), name="case-detail"),
-    path("cases/<id:case_pk>/lease/", queue.CaseLeaseView.as_view(), name="case-lease"),
-    path("cases/<id:case_pk>/skip/", queue.CaseSkipView.as_view(), name="case-skip"),
+    path("cases/<id:case_pk>/", case_views.CaseDetailView.as_view(), name="case-detail"),
+    path("cases/<id:case_pk>/lease/", queue_views.CaseLeaseView.as_view(), name="case-lease"),
+    path("cases/<id:case_pk>/skip/", queue_views.CaseSkipView.as_view(), name="case-skip"),
     path(
         "cases/<id:case_pk>/series/<id:series_pk>/stack/",
         series_views.SeriesStackView.as_view(),

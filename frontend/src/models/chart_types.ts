@@ -1,4 +1,4 @@
-/** The model dashboard endpoint's JSON (active_learning/api/model_dashboard.py). */
+/** The model dashboard endpoint's JSON (active_learning/api/model_dashboard_views.py). */
 
 import type { SuggestionUse } from "../dashboards/types";
 
