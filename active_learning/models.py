@@ -397,10 +397,10 @@ class LockedTestSet(models.Model):
         return f"{self.project} test set v{self.version} ({self.content_hash[:12]})"
 
 
-class ValidationReport(models.Model):
-    """A model version's figures on a locked test set version, with bootstrap intervals,
-    subgroups, failures and the provenance it can be regenerated from
-    (``active_learning.services.validation_reports``)."""
+class BackgroundJob(models.Model):
+    """What every job a Celery task does for a user and a page follows has: its state
+    (queued, running, then succeeded or failed), stage and percent while it runs, its result
+    or error, who asked and when. Written by :mod:`active_learning.services.jobs`."""
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -408,19 +408,9 @@ class ValidationReport(models.Model):
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
 
-    project = models.ForeignKey(
-        Project, on_delete=models.CASCADE, related_name="validation_reports"
-    )
-    model_version = models.ForeignKey(
-        ModelVersion, on_delete=models.CASCADE, related_name="validation_reports"
-    )
-    test_set = models.ForeignKey(LockedTestSet, on_delete=models.PROTECT, related_name="reports")
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
     progress = models.FloatField(default=0.0)
     stage = models.CharField(max_length=40, blank=True)
-    resamples = models.PositiveIntegerField(default=2000)
-    seed = models.PositiveBigIntegerField(default=0)
-    confidence = models.FloatField(default=0.95)
     result = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
     requested_by = models.ForeignKey(
@@ -430,7 +420,27 @@ class ValidationReport(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        abstract = True
         ordering = ["-created_at", "-id"]
+
+
+class ValidationReport(BackgroundJob):
+    """A model version's figures on a locked test set version, with bootstrap intervals,
+    subgroups, failures and the provenance it can be regenerated from
+    (``active_learning.services.validation_reports``)."""
+
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="validation_reports"
+    )
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.CASCADE, related_name="validation_reports"
+    )
+    test_set = models.ForeignKey(LockedTestSet, on_delete=models.PROTECT, related_name="reports")
+    resamples = models.PositiveIntegerField(default=2000)
+    seed = models.PositiveBigIntegerField(default=0)
+    confidence = models.FloatField(default=0.95)
+
+    class Meta(BackgroundJob.Meta):
         constraints = [
             models.CheckConstraint(
                 condition=Q(resamples__gte=1000), name="validation_report_resamples_min_1000"
@@ -441,32 +451,17 @@ class ValidationReport(models.Model):
         return f"Validation report {self.pk} of {self.model_version}"
 
 
-class VersionComparison(models.Model):
+class VersionComparison(BackgroundJob):
     """Two validation reports on the same locked test set compared case by case (paired
     bootstrap differences of every figure, DeLong per finding), computed by the
     ``active_learning.version_comparison`` task with progress
     (``active_learning.services.comparisons``)."""
-
-    Status = ValidationReport.Status  # the same life: queued, running, then succeeded or failed
 
     project = models.ForeignKey(
         Project, on_delete=models.CASCADE, related_name="version_comparisons"
     )
     report_a = models.ForeignKey(ValidationReport, on_delete=models.CASCADE, related_name="+")
     report_b = models.ForeignKey(ValidationReport, on_delete=models.CASCADE, related_name="+")
-    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
-    progress = models.FloatField(default=0.0)
-    stage = models.CharField(max_length=40, blank=True)
-    result = models.JSONField(default=dict, blank=True)
-    error = models.TextField(blank=True)
-    requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
         return f"Comparison {self.pk}: report {self.report_a_id} against {self.report_b_id}"

@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import transaction
-from django.utils import timezone
 
 from active_learning.ml.verification.figures import (
     VersionOutcomes,
@@ -26,6 +25,7 @@ from active_learning.ml.verification.figures import (
     paired_differences,
 )
 from active_learning.models import ValidationReport, VersionComparison
+from active_learning.services import jobs
 from active_learning.services.validation_reports import outcomes_from_json, report_figures_input
 from annotations.services import audit
 from annotations.services.errors import InvalidInput
@@ -160,28 +160,16 @@ def run_comparison(comparison_id: int) -> VersionComparison | None:
     if comparison is None or comparison.status == Status.SUCCEEDED:
         return comparison
 
-    def progress(stage: str, percent: float) -> None:
-        VersionComparison.objects.filter(pk=comparison.pk).update(
-            stage=stage, progress=round(percent, 1), status=Status.RUNNING
-        )
-
+    progress = jobs.progress_writer(comparison)
     progress("starting", 0.0)
     try:
         result = compare(comparison.report_a, comparison.report_b, progress)
     except Exception as exc:
-        VersionComparison.objects.filter(pk=comparison.pk).update(
-            status=Status.FAILED, error=str(exc)[:2000], finished_at=timezone.now()
-        )
+        jobs.fail(comparison, exc)
         if isinstance(exc, InvalidInput):  # a report changed under it: nothing to retry
             comparison.refresh_from_db()
             return comparison
         raise
-    VersionComparison.objects.filter(pk=comparison.pk).update(
-        status=Status.SUCCEEDED,
-        stage="done",
-        progress=100.0,
-        result=result,
-        finished_at=timezone.now(),
-    )
+    jobs.succeed(comparison, result)
     comparison.refresh_from_db()
     return comparison

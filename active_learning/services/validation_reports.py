@@ -33,7 +33,6 @@ import numpy as np
 import pydicom
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import transaction
-from django.utils import timezone
 from pycocoevalcap.rouge.rouge import Rouge
 
 from active_learning.ml import paired_bootstrap as pb
@@ -49,7 +48,7 @@ from active_learning.ml.verification.figures import (
 from active_learning.ml.verification.resampling import MIN_RESAMPLES
 from active_learning.ml.verification.weighted import reliability_diagram
 from active_learning.models import LockedTestSet, ModelVersion, TestSetPlan, ValidationReport
-from active_learning.services import case_inputs, model_cards, serving, test_sets, versions
+from active_learning.services import case_inputs, jobs, model_cards, serving, test_sets, versions
 from annotations.models import Case, Project
 from annotations.services import audit
 from annotations.services.errors import InvalidInput
@@ -426,11 +425,7 @@ def run_report(report_id: int) -> ValidationReport | None:
     if report is None or report.status == ValidationReport.Status.SUCCEEDED:
         return report
 
-    def progress(stage: str, percent: float) -> None:
-        ValidationReport.objects.filter(pk=report.pk).update(
-            stage=stage, progress=round(percent, 1), status=ValidationReport.Status.RUNNING
-        )
-
+    progress = jobs.progress_writer(report)
     progress("starting", 0.0)
     try:
         result = compute(
@@ -442,18 +437,10 @@ def run_report(report_id: int) -> ValidationReport | None:
             progress=progress,
         )
     except Exception as exc:
-        ValidationReport.objects.filter(pk=report.pk).update(
-            status=ValidationReport.Status.FAILED, error=str(exc)[:2000], finished_at=timezone.now()
-        )
+        jobs.fail(report, exc)
         raise
     with transaction.atomic():
-        ValidationReport.objects.filter(pk=report.pk).update(
-            status=ValidationReport.Status.SUCCEEDED,
-            stage="done",
-            progress=100.0,
-            result=result,
-            finished_at=timezone.now(),
-        )
+        jobs.succeed(report, result)
         # Every case the report read, in one event.
         audit.record(
             action="validation_report.read_cases",
