@@ -20,6 +20,7 @@ from annotations.models import (
     Series,
     ShownSuggestion,
 )
+from medloop.metrics.summaries import mean_of_known
 
 
 def projects_for(user: User | AnonymousUser) -> QuerySet[Project]:
@@ -200,10 +201,6 @@ def shown_suggestion_outcomes(project: Project) -> list[dict[str, Any]]:
     for row in rows:
         grouped.setdefault(row[0], []).append(row)
 
-    def mean(values: list[float | None]) -> float | None:
-        kept = [v for v in values if v is not None]
-        return sum(kept) / len(kept) if kept else None
-
     out = []
     for number, items in sorted(grouped.items()):
         shown = [len(boxes or []) for _, boxes, _, _, _ in items]
@@ -215,8 +212,8 @@ def shown_suggestion_outcomes(project: Project) -> list[dict[str, Any]]:
                 "boxes_shown": sum(shown),
                 "boxes_kept": sum(kept),
                 "drafts_shown": sum(1 for item in items if item[3] is not None),
-                "draft_edit_distance": mean([item[3] for item in items]),
-                "change": mean([item[4] for item in items]),
+                "draft_edit_distance": mean_of_known([item[3] for item in items]),
+                "change": mean_of_known([item[4] for item in items]),
             }
         )
     return out

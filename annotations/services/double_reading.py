@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +23,7 @@ from annotations import agreement
 from annotations.models import Annotation, AnnotationRevision, Box, Case, DoubleRead, Project
 from annotations.services import annotate, audit, ethics, loop_signals, volume_boxes
 from annotations.services.errors import Conflict, InvalidInput, NotAllowed
+from medloop.metrics.summaries import mean_of_known
 
 READ_STATUSES = (Annotation.Status.SUBMITTED, Annotation.Status.ACCEPTED)
 IOU_THRESHOLD = 0.5
@@ -259,11 +259,6 @@ def adjudicate(
 
 
 # --------------------------------------------------------------------------- project agreement
-def _mean(values: Iterable[float]) -> float | None:
-    kept = [v for v in values if not math.isnan(v)]
-    return sum(kept) / len(kept) if kept else None
-
-
 def _finite(value: float) -> float | None:
     return None if math.isnan(value) else value
 
@@ -306,6 +301,6 @@ def project_agreement(project: Project) -> dict[str, Any]:
             }
             for key, k in kappas.items()
         },
-        "report_rouge_l": _mean(r.report_rouge_l for r in rows),
-        "report_edit_distance": _mean(r.report_edit_distance for r in rows),
+        "report_rouge_l": mean_of_known(r.report_rouge_l for r in rows),
+        "report_edit_distance": mean_of_known(r.report_edit_distance for r in rows),
     }

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from annotations.agreement import box_f1, report_similarity
 from annotations.models import Annotation, ShownSuggestion
+from medloop.metrics.summaries import mean_of_known
 
 KEPT_IOU = 0.5
 EDITABLE = (Annotation.Status.DRAFT, Annotation.Status.RETURNED)
@@ -78,11 +79,6 @@ def record_shown(
     return record
 
 
-def _mean(values: Sequence[float | None]) -> float | None:
-    kept = [v for v in values if v is not None]
-    return sum(kept) / len(kept) if kept else None
-
-
 def _kept_fraction(shown: Sequence[Mapping[str, Any]], annotation: Annotation) -> float | None:
     """Share of shown boxes matched one-to-one by a submitted box of the same finding on the
     same image and frame at IoU >= 0.5 (edited boxes count when they still overlap that much);
@@ -123,7 +119,7 @@ def _confidence(record: ShownSuggestion) -> float | None:
         p = record.finding_probabilities.get(key)
         if isinstance(p, int | float):
             values.append(float(p) if state == "present" else 1.0 - float(p))
-    return _mean(values)
+    return mean_of_known(values)
 
 
 def summarise(annotation: Annotation) -> ShownSuggestion | None:
@@ -151,7 +147,7 @@ def summarise(annotation: Annotation) -> ShownSuggestion | None:
         record.draft_edit_distance = None
     record.confidence = _confidence(record)
     kept = record.boxes_kept_fraction
-    record.change = _mean(
+    record.change = mean_of_known(
         [
             None if kept is None else 1.0 - kept,
             record.findings_changed_fraction,
