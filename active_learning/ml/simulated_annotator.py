@@ -23,7 +23,7 @@ never misses a lesion). Nodule and mass follow the 3 cm split of
 annotator is one more reader, whose disagreement with the truth is that of one VinDr reader with
 another (so the truth plays reader A: its disagreement with a reader is taken as large as two
 readers' disagreement, an upper bound if the truth were the readers' consensus).
-``python -m active_learning.ml.simulated_annotator`` rewrites the JSON; at run time only the
+``python bench/reader_variation.py`` rewrites the JSON; at run time only the
 JSON is read. Pure Python and numpy: no Django, no torch.
 """
 
@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from active_learning.ml.box_priors import VINDR_FILE, default_data_dir, dumps, vindr_class
+from active_learning.ml.box_priors import VINDR_FILE, vindr_class
 from active_learning.ml.interface import Box
 from medloop.metrics.boxes import iou_matrix as box_iou
 from medloop.public_data import VinDrRow, vindr_rows
@@ -228,17 +228,3 @@ def iou_ks_distance(
             else min(abs(below - level), abs(at_or_below - level))
         )
     return float(max(gaps))
-
-
-def main() -> None:
-    data_dir = default_data_dir()
-    if data_dir is None:
-        raise SystemExit(
-            "pip install --no-deps torchxrayvision==1.5.7 first: its data folder is needed"
-        )
-    VARIATION_PATH.write_text(dumps(build_reader_variation(data_dir)), encoding="utf-8")
-    print(f"wrote {VARIATION_PATH} ({VARIATION_PATH.stat().st_size} bytes)")
-
-
-if __name__ == "__main__":
-    main()
