@@ -81,6 +81,8 @@ class _Plan:
         self.sql, self.slots, self.consts = sql, slots, consts
         # The queryset built with the stand-ins and its compiler after compiling: for fetch.
         self.queryset, self.compiler = queryset, compiler
+        # How fetch converts the columns (the same for every run of one backend's SQL).
+        self.converters: dict[int, Any] | None = None
 
 
 def prime_related(instance: Model, name: str, objects: Sequence[Model]) -> None:
@@ -170,6 +172,12 @@ class CompiledQuery:
         compiler = copy.copy(plan.compiler)
         compiler.connection = connections[queryset.db]
         compiler.as_sql = lambda *args, **kwargs: (sql, params)  # type: ignore[method-assign]
+        if plan.converters is None:
+            plan.converters = compiler.get_converters(
+                [column[0] for column in compiler.select[0 : compiler.col_count]]
+            )
+        converters = plan.converters
+        compiler.get_converters = lambda expressions: converters  # type: ignore[method-assign]
         queryset.query.get_compiler = lambda *args, **kwargs: compiler  # type: ignore[method-assign]
         return list(queryset)
 
