@@ -9,8 +9,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -62,16 +65,73 @@ def _csp_lets_playwright_poll(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
 
 
+class RequestsInFlight:
+    """The live server's WSGI application, wrapped to count the requests it is answering: a
+    request counts from the call until the server closes its response (a streamed body is
+    still being read from the database until then)."""
+
+    def __init__(self, app: Callable[..., Any]) -> None:
+        self.app = app
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def _add(self, change: int) -> None:
+        with self._lock:
+            self.count += change
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        self._add(1)
+        try:
+            body = self.app(environ, start_response)
+        except BaseException:
+            self._add(-1)
+            raise
+        return _CountedBody(body, lambda: self._add(-1))
+
+
+class _CountedBody:
+    def __init__(self, body: Any, done: Callable[[], None]) -> None:
+        self.body, self.done = body, done
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.body)
+
+    def close(self) -> None:
+        try:
+            if hasattr(self.body, "close"):
+                self.body.close()
+        finally:
+            self.done()
+
+
+def requests_in_flight(live_server: Any) -> RequestsInFlight:
+    """The live server's request counter, installed on its first use."""
+    httpd = live_server.thread.httpd
+    app = httpd.get_app()
+    if not isinstance(app, RequestsInFlight):
+        app = RequestsInFlight(app)
+        httpd.set_app(app)
+    return app
+
+
 @pytest.fixture
-def page(browser: object) -> Iterator[object]:
+def page(browser: object, request: pytest.FixtureRequest) -> Iterator[object]:
+    counter = None
+    if "live_server" in request.fixturenames:
+        counter = requests_in_flight(request.getfixturevalue("live_server"))
     context = browser.new_context(viewport={"width": 1366, "height": 768})  # type: ignore[attr-defined]
     page = context.new_page()
     yield page
-    # Leave the app first so that no request of the page (autosave, lease renewal, prefetch)
-    # is still running on the live server while the test database is flushed.
+    # Leave the app and close the browser's connections, then wait until the live server has
+    # answered every request the page had sent (autosave, lease renewal, prefetch), so that
+    # none still runs while the test database is flushed.
     page.goto("about:blank")
-    page.wait_for_timeout(300)
     context.close()
+    if counter is not None:
+        deadline = time.monotonic() + 60
+        while counter.count:
+            assert time.monotonic() < deadline, f"{counter.count} requests still running"
+            time.sleep(0.02)
 
 
 def _sources_changed_since(built: float) -> bool:

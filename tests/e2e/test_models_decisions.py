@@ -19,6 +19,26 @@ MINUS = "\u2212"  # the page writes differences with a true minus sign
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
+
+def _writes_sent(page) -> list[str]:
+    """The requests other than GET the page sends from now on, as "METHOD url"."""
+    sent: list[str] = []
+    page.on(
+        "request",
+        lambda request: (
+            sent.append(f"{request.method} {request.url}") if request.method != "GET" else None
+        ),
+    )
+    return sent
+
+
+def _reload_models_page(page) -> None:
+    """Reload and wait for the page to be ready: a request sent before the reload has been
+    reported by then, and the page shows what the server holds."""
+    page.reload()
+    page.wait_for_selector("#models-page[data-state=ready]")
+
+
 BOOTSTRAP = {
     "metric": "combined",
     "cases": 12,
@@ -156,10 +176,12 @@ def test_each_decision_shows_its_inputs_and_promoting_asks_first(
     assert "no gain beyond noise" in paired
     page.screenshot(path=str(artifacts_dir / "models-confirm-promote.png"))
 
-    # Cancel changes nothing.
+    # Cancel changes nothing: no request that could change anything leaves the page.
+    writes = _writes_sent(page)
     page.click("#confirm-cancel")
     page.wait_for_selector("#confirm", state="hidden")
-    page.wait_for_timeout(500)
+    _reload_models_page(page)
+    assert writes == []
     assert ModelVersion.objects.get(project=project, number=2).status == "candidate"
     assert ModelVersion.objects.get(project=project, number=1).status == "promoted"
     assert page.is_hidden("#alert")
@@ -186,7 +208,9 @@ def test_roll_back_asks_first_with_both_versions(page, live_server, project, mem
     # v2's check was against v1: the interval is the same pair's, seen from v2.
     assert f"Paired bootstrap of v2 {MINUS} v1" in page.text_content("#confirm-paired")
     assert page.text_content("#confirm-ok") == "Roll back to v1"
+    writes = _writes_sent(page)
     page.keyboard.press("Escape")
     page.wait_for_selector("#confirm", state="hidden")
-    page.wait_for_timeout(500)
+    _reload_models_page(page)
+    assert writes == []
     assert ModelVersion.objects.get(project=project, number=2).status == "promoted"

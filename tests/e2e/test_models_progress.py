@@ -26,6 +26,13 @@ def _wait_text(page, selector: str, text: str) -> None:
     )
 
 
+def _bar_settled(page) -> None:
+    """Wait until the progress bar's width has finished easing in (a CSS transition)."""
+    page.wait_for_function(
+        "() => document.querySelector('#cycle-progress .fill').getAnimations().length === 0"
+    )
+
+
 def _backdate_stage(cycle: RetrainingCycle, seconds: int) -> None:
     """The current stage began ``seconds`` ago (its pace is what the time left rests on)."""
     cycle.refresh_from_db()
@@ -78,7 +85,7 @@ def test_training_and_scoring_progress_and_time_left(
     assert eta.startswith("about 1 min 3") and "not yet timed" not in eta, eta
     assert "100/200 steps" in page.get_attribute("#cycle-eta", "title")
     page.wait_for_selector("#cycle-progress[aria-valuenow='31']")
-    page.wait_for_timeout(400)  # the bar's width eases in over 0.25 s
+    _bar_settled(page)
     page.screenshot(path=str(artifacts_dir / "models-training-steps.png"))
 
     # Scoring: cases within a chunk move the bar before the chunk is done.
@@ -100,7 +107,7 @@ def test_training_and_scoring_progress_and_time_left(
         "() => /^about ([6-9]|1[0-2]) s left$/"
         ".test(document.querySelector('#cycle-eta').textContent)"
     )
-    page.wait_for_timeout(400)  # the bar's width eases in over 0.25 s
+    _bar_settled(page)
     page.screenshot(path=str(artifacts_dir / "models-scoring-cases.png"))
 
 

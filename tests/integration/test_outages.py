@@ -199,6 +199,8 @@ def test_database_restart_gives_503_then_recovers(private_postgres, tmp_path):
         before = browser.get(page, timeout=10, allow_redirects=False)
         assert before.status_code == 200, before.text[:300]
         assert api.get(f"{base}/api/projects/", timeout=10).status_code == 200
+        # Healthy before the outage: every 503 below is the stopped database's.
+        assert requests.get(f"{base}/health/", timeout=10).status_code == 200
 
         private_postgres.stop()
         for _ in range(3):  # each request finds the database gone, none gets a 500
