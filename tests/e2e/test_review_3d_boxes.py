@@ -97,7 +97,9 @@ def test_adjudicator_sees_both_readers_3d_boxes_and_keeps_one(
     }
     assert sorted(rows) == ["a:nodule", "b:nodule", "pair:mass"]
     assert rows["pair:mass"].locator("td.num").inner_text() == f"{19 / 21:.2f}"
-    alice_nodule, bob_nodule = a.boxes.get(finding="nodule"), b.boxes.get(finding="nodule")
+    # Read from the database (a submitted annotation's primed box relation answers .all() only).
+    alice_nodule = Box.objects.get(annotation=a, finding="nodule")
+    bob_nodule = Box.objects.get(annotation=b, finding="nodule")
     cells = rows["a:nodule"].locator("td").all()
     assert cells[0].inner_text() == (
         f"series {series.pk} · slices 5\N{EN DASH}9 · {_size_text(alice_nodule)}"
