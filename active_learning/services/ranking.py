@@ -13,6 +13,7 @@ a model give way to TypiClust, on the embeddings of the project's pretrained bac
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -153,10 +154,16 @@ def labelled_positives(project: Project) -> dict[str, int]:
 
 
 def candidates_for(
-    project: Project, version: ModelVersion | None, open_ids: list[int]
+    project: Project,
+    version: ModelVersion | None,
+    open_ids: list[int],
+    *,
+    also_open: Iterable[int] = (),
 ) -> tuple[list[strategies.Candidate], np.ndarray | None]:
-    """The open cases as candidates, and the embeddings of the labelled cases (k-center starts
-    from them): the version's stored scores and embeddings, or image features without one."""
+    """The open cases ``open_ids`` as candidates, and the embeddings of the labelled cases
+    (k-center starts from them): the version's stored scores and embeddings, or image features
+    without one. ``also_open`` are open cases that are not candidates (validation cases): not
+    labelled either."""
     if version is None:
         labelled_ids = list(
             Case.objects.filter(project=project).exclude(state=Case.State.OPEN)
@@ -183,7 +190,7 @@ def candidates_for(
         )
     }
     thresholds = version_thresholds(version)
-    open_set = set(open_ids)
+    open_set = set(open_ids) | set(also_open)
     candidates = []
     for case_id in open_ids:
         row = rows.get(case_id)
@@ -217,15 +224,19 @@ def rerank_project(project: Project, *, strategy: str | None = None) -> int:
     if version is None and chosen.needs_scores:
         # No model yet: typical cases of the image distribution's uncovered clusters (TypiClust).
         chosen = strategies.get("typiclust")
-    open_ids = list(
+    open_cases = list(
         Case.objects.filter(project=project, state=Case.State.OPEN)
         .order_by("pk")
-        .values_list("pk", flat=True)
+        .values_list("pk", "is_validation")
     )
-    if not open_ids:
+    if not open_cases:
         return 0
+    # The strategy ranks the training pool only; validation cases are served in their own
+    # random order at the project's validation share (strategies.interleave_validation).
+    open_ids = [pk for pk, is_validation in open_cases if not is_validation]
+    validation_ids = [pk for pk, is_validation in open_cases if is_validation]
     if chosen.needs_scores or chosen.needs_embeddings:
-        candidates, labelled = candidates_for(project, version, open_ids)
+        candidates, labelled = candidates_for(project, version, open_ids, also_open=validation_ids)
     else:
         candidates, labelled = [strategies.Candidate(i, {}, None) for i in open_ids], None
     context = strategies.RankingContext(
@@ -234,10 +245,20 @@ def rerank_project(project: Project, *, strategy: str | None = None) -> int:
         seed=project.pk * 1000 + (version.number if version else 0),
         labelled_positives=labelled_positives(project) if version is not None else {},
     )
-    order = chosen.rank(candidates, context)
+    done = Counter(
+        Case.objects.filter(project=project).exclude(state=Case.State.OPEN)
+        .values_list("is_validation", flat=True)
+    )  # fmt: skip
+    order = strategies.interleave_validation(
+        chosen.rank(candidates, context) if candidates else [],
+        strategies.validation_order(validation_ids, key=project.pk),
+        share=project.validation_fraction,
+        labelled=sum(done.values()),
+        labelled_validation=done[True],
+    )
     priority = strategies.priorities(order)
     with transaction.atomic():
-        cases = list(Case.objects.filter(pk__in=open_ids).only("pk", "priority"))
+        cases = list(Case.objects.filter(pk__in=order).only("pk", "priority"))
         changed = []
         for case in cases:
             value = priority.get(case.pk, 0.0)

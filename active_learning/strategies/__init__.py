@@ -22,9 +22,11 @@ from active_learning.strategies.base import (
     UnknownStrategy,
     available,
     get,
+    interleave_validation,
     priorities,
     register,
     reset,
+    validation_order,
 )
 
 __all__ = [
@@ -38,10 +40,12 @@ __all__ = [
     "fifo",
     "get",
     "hybrid",
+    "interleave_validation",
     "priorities",
     "random_order",
     "register",
     "reset",
     "typiclust",
     "uncertainty",
+    "validation_order",
 ]

@@ -15,6 +15,7 @@ the order into queue priorities (the queue serves higher priority first).
 from __future__ import annotations
 
 import abc
+import hashlib
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -132,6 +133,52 @@ def priorities(order: Sequence[int]) -> dict[int, float]:
     if len(set(order)) != len(order):
         raise ValueError("a ranking must not list a case twice")
     return {case_id: float(len(order) - index) for index, case_id in enumerate(order)}
+
+
+def validation_order(case_ids: Sequence[int], *, key: int) -> list[int]:
+    """The validation cases in a fixed random order of their own (keyed by ``key``, e.g. the
+    project): never the model's, so the validation labels stay a random sample of the project's
+    cases, whatever the strategy thinks worth labelling."""
+    return sorted(
+        case_ids,
+        key=lambda case_id: hashlib.blake2b(f"{key}:{case_id}".encode(), digest_size=8).digest(),
+    )
+
+
+def interleave_validation(
+    ranked: Sequence[int],
+    validation: Sequence[int],
+    *,
+    share: float,
+    labelled: int = 0,
+    labelled_validation: int = 0,
+) -> list[int]:
+    """The serving order: the strategy's ranking of the training pool (``ranked``) with the
+    validation cases (``validation``, in their own order) slotted in so that validation labels
+    keep ``share`` of all labels from the very first ones on.
+
+    Without it a strategy that ranks every open case serves validation cases only when the
+    model finds them worth labelling: the validation set is then biased towards what the model
+    finds hard, and a new project's first versions have no validation labels at all (no
+    operating points, no promotion). ``labelled`` / ``labelled_validation`` are the labels so
+    far: a project behind its share catches up first. Each position takes a validation case
+    while taking it keeps validation labels at or below ``share``; leftovers go last.
+    """
+    if not 0.0 <= share < 1.0:
+        raise ValueError("share must be at least 0 and below 1")
+    order: list[int] = []
+    pool, held = list(ranked), list(validation)
+    taken = taken_validation = 0
+    while pool or held:
+        total = labelled + taken + 1
+        wants_validation = labelled_validation + taken_validation + 1 <= share * total + 1e-9
+        if held and (wants_validation or not pool):
+            order.append(held.pop(0))
+            taken_validation += 1
+        else:
+            order.append(pool.pop(0))
+        taken += 1
+    return order
 
 
 # --- registry ---------------------------------------------------------------------------------

@@ -104,3 +104,37 @@ def test_class_balanced_ranking_brings_the_rare_finding_into_the_batch(
     top = [c.pk for c in Case.objects.filter(pk__in=[c.pk for c in open_cases])
            .order_by("-priority")[:4]]  # fmt: skip
     assert rare.pk in top
+
+
+def test_validation_cases_are_served_at_their_share_whatever_the_model_thinks(project, cases):
+    open_cases = list(Case.objects.filter(project=project, state=Case.State.OPEN).order_by("pk"))
+    assert len(open_cases) >= 6
+    held = open_cases[:2]
+    Case.objects.filter(pk__in=[c.pk for c in held]).update(is_validation=True)
+    project.validation_fraction = 0.25
+    project.save(update_fields=["validation_fraction"])
+    version = ModelVersion.objects.create(
+        project=project, number=1, status=ModelVersion.Status.PROMOTED,
+        metrics={"validation": {"operating_points": OPERATING}},
+    )  # fmt: skip
+    for index, case in enumerate(open_cases):
+        Suggestion.objects.create(
+            case=case,
+            model_version=version,
+            finding_probabilities={key: 0.3 for key in project.finding_keys},
+            # The model finds the validation cases the most worth labelling.
+            acquisition_score=0.99 if case in held else 0.1 + index / 100,
+            uncertainty={"candidates": [_candidate("nodule", 0.4)]},
+        )
+
+    ranking.rerank_project(project, strategy="uncertainty")
+    served = list(
+        Case.objects.filter(pk__in=[c.pk for c in open_cases])
+        .order_by("-priority").values_list("pk", flat=True)
+    )  # fmt: skip
+    # Not first for being uncertain: the 4th and the 8th of the queue (a quarter of the labels).
+    positions = sorted(served.index(c.pk) for c in held)
+    assert positions == [3, 7] if len(served) >= 8 else positions[0] == 3
+    # The training cases keep the strategy's order: most uncertain (highest score) first.
+    training = [pk for pk in served if pk not in {c.pk for c in held}]
+    assert training == sorted(training, reverse=True)
