@@ -28,7 +28,7 @@ class UnknownModelKind(KeyError):
 
 def registered() -> dict[str, type[SuggestionModel]]:
     """Every registered kind by name (importing the kinds' modules registers them)."""
-    from active_learning.ml import builtin, local_checkpoint  # noqa: F401
+    from active_learning.ml import builtin, ct_detector, local_checkpoint  # noqa: F401
 
     return dict(MODEL_KINDS)
 

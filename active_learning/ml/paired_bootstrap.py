@@ -40,7 +40,7 @@ from numpy.typing import NDArray
 
 from active_learning.ml.interface import CasePrediction, LabelledCase
 from active_learning.ml.report_findings import findings_stated
-from medloop.metrics.boxes import iou_matrix
+from medloop.metrics.boxes import iou_matrix, iou_matrix_xyzwhd
 
 IOU_THRESHOLD = 0.5
 #: Promotion metrics the bootstrap recomputes (dotted names as in ``ModelVersion.metrics``).
@@ -97,11 +97,23 @@ def _xyxy(boxes: Sequence[Any]) -> NDArray[np.float64]:
     return np.array([[b.x, b.y, b.x + b.width, b.y + b.height] for b in boxes], dtype=np.float64)
 
 
+def _overlaps(predicted: Sequence[Any], truth: Sequence[Any]) -> NDArray[np.float64]:
+    """IoU of every predicted box with every truth box; by volume for 3D boxes (a CT
+    detector's, with ``z`` and ``depth`` in slices)."""
+    if any(getattr(b, "depth", None) is not None for b in [*predicted, *truth]):
+
+        def extent(b: Any) -> list[float]:
+            return [b.x, b.y, b.z, b.width, b.height, b.depth]
+
+        return iou_matrix_xyzwhd([extent(b) for b in predicted], [extent(b) for b in truth])
+    return iou_matrix(_xyxy(predicted), _xyxy(truth))
+
+
 def _match(truth: Sequence[Any], predicted: Sequence[Any]) -> NDArray[np.bool_]:
     """True positives among ``predicted`` (same-class, greedy by descending score, each truth
     box used once, the unused truth box of highest IoU >= 0.5 taken)."""
     order = sorted(range(len(predicted)), key=lambda i: -float(predicted[i].score))
-    iou = iou_matrix(_xyxy(predicted), _xyxy(truth))
+    iou = _overlaps(predicted, truth)
     tp = np.zeros(len(predicted), dtype=bool)
     used: set[int] = set()
     for i in order:

@@ -15,12 +15,15 @@ drop a slice, tilt one) and ``write_series`` writes Part 10 files to ingest."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, ExplicitVRLittleEndian, generate_uid
+
+from active_learning.ml.volumes import Box3D, LabelledVolume
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 FIELD_OF_VIEW_MM = 350.0
@@ -69,11 +72,20 @@ def generate_series(
     *,
     slice_spacing_mm: float = SLICE_THICKNESS_MM,
     nodules: int = 2,
+    field_of_view_mm: float = FIELD_OF_VIEW_MM,
+    nodule_diameters_mm: Sequence[float] | None = None,
 ) -> SyntheticSeries:
     """A chest CT volume of ``slices`` axial slices of ``size`` x ``size`` pixels covering a
-    350 mm field of view, with ``nodules`` nodules (see the module docstring)."""
-    rng = np.random.default_rng([seed, slices, size, nodules])
-    pixel = FIELD_OF_VIEW_MM / size
+    ``field_of_view_mm`` field of view (350 mm: an adult chest; a smaller one gives the small
+    volumes the 3D detector's tests and bench train on at 1.5-2 mm pixels), with ``nodules``
+    nodules (see the module docstring), or one of each diameter in ``nodule_diameters_mm``."""
+    if nodule_diameters_mm is not None:
+        nodules = len(nodule_diameters_mm)
+    seeds = [seed, slices, size, nodules]
+    if field_of_view_mm != FIELD_OF_VIEW_MM:  # the default's volumes stay what they were
+        seeds.append(round(field_of_view_mm * 1000))
+    rng = np.random.default_rng(seeds)
+    pixel = field_of_view_mm / size
     yy, xx = np.mgrid[0:size, 0:size].astype(float)
     c = size / 2
     hu = np.full((slices, size, size), -1000.0)
@@ -111,16 +123,18 @@ def generate_series(
             )
             hu[k][ring & (np.abs(yy - c) > 0.1 * size)] = 300.0
 
-    origin = (-FIELD_OF_VIEW_MM / 2, -FIELD_OF_VIEW_MM / 2, -slices * slice_spacing_mm / 2)
+    origin = (-field_of_view_mm / 2, -field_of_view_mm / 2, -slices * slice_spacing_mm / 2)
     zz = np.arange(slices) * slice_spacing_mm + origin[2]
     found: list[Nodule] = []
     lung_voxels = np.argwhere(hu == LUNG_HU)  # before noise: lung, never the air around
-    for _ in range(nodules if len(lung_voxels) else 0):
+    for n in range(nodules if len(lung_voxels) else 0):
         diameter = float(
             np.clip(
                 rng.lognormal(np.log(NODULE_MEDIAN_MM), NODULE_SIGMA), NODULE_MIN_MM, NODULE_MAX_MM
             )
         )
+        if nodule_diameters_mm is not None:
+            diameter = float(nodule_diameters_mm[n])
         k, row, col = lung_voxels[rng.integers(len(lung_voxels))]
         center = (origin[0] + col * pixel, origin[1] + row * pixel, float(zz[k]))
         radius = diameter / 2
@@ -151,6 +165,45 @@ def generate_series(
         series_instance_uid=uid("series"),
         seed=seed,
     )
+
+
+def nodule_boxes(series: SyntheticSeries, finding: str = "nodule") -> list[Box3D]:
+    """Each nodule's bounding box in the series' voxels (:mod:`active_learning.ml.volumes`:
+    columns, rows, slices 0-based, slice 0 the first in position order): the sphere's extent
+    along each axis, from its centre and diameter."""
+    ox, oy, oz = series.origin_mm
+    pixel, spacing = series.pixel_spacing_mm, series.slice_spacing_mm
+    boxes = []
+    for nodule in series.nodules:
+        x, y, z = nodule.center_mm
+        radius = nodule.diameter_mm / 2
+        # Pixel (c, r) is centred at (c + 0.5, r + 0.5) in box coordinates, slice k at k + 0.5.
+        boxes.append(
+            Box3D(
+                finding,
+                x=(x - ox - radius) / pixel + 0.5,
+                y=(y - oy - radius) / pixel + 0.5,
+                width=nodule.diameter_mm / pixel,
+                height=nodule.diameter_mm / pixel,
+                z=(z - oz - radius) / spacing + 0.5,
+                depth=nodule.diameter_mm / spacing,
+            )
+        )
+    return boxes
+
+
+def labelled_volume(series: SyntheticSeries, case_id: str = "") -> LabelledVolume:
+    """The series as a labelled volume (HU, its spacing, its nodules' boxes), as
+    ``active_learning.services.case_inputs`` builds one from the ingested slices."""
+    return LabelledVolume(
+        case_id=case_id or series.series_instance_uid,
+        image=series.hu,
+        voxel_spacing_mm=(series.slice_spacing_mm, series.pixel_spacing_mm,
+                          series.pixel_spacing_mm),
+        boxes=tuple(nodule_boxes(series)),
+        findings={"nodule": bool(series.nodules)},
+        series_id=series.series_instance_uid,
+    )  # fmt: skip
 
 
 def slice_datasets(series: SyntheticSeries) -> list[Dataset]:

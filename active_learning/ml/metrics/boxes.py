@@ -4,10 +4,12 @@
   (101-point interpolated precision, area range "all", at most ``max_detections`` boxes per image
   and class), plus AP per class. Computed from every candidate a model outputs, never from the
   boxes cut at a display threshold (that would truncate the precision-recall curve).
-- :func:`froc`: lesion sensitivity at 0.5, 1, 2 and 4 false positives per image, from all
-  candidates; :func:`shown_box_metrics`: precision, recall per class and false boxes per normal
-  image of the boxes actually shown; both on :func:`match_candidates` (COCO's greedy rule, IoU
-  from ``pycocotools.mask.iou``).
+- :func:`froc`: lesion sensitivity at 0.5, 1, 2 and 4 false positives per image (for CT
+  volumes LUNA16's rates, :data:`LUNA16_FROC_RATES`: 1/8 to 8 per scan), from all candidates;
+  :func:`shown_box_metrics`: precision, recall per class and false boxes per normal image of the
+  boxes actually shown; both on :func:`match_candidates` (COCO's greedy rule, IoU from
+  ``pycocotools.mask.iou``; for 3D boxes, those with ``z`` and ``depth`` in slices, the 3D IoU of
+  :func:`medloop.metrics.boxes.iou_matrix_xyzwhd`).
 """
 
 from __future__ import annotations
@@ -26,9 +28,11 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from active_learning.ml.metrics import macro_mean as _macro
+from medloop.metrics.boxes import iou_matrix_xyzwhd
 
 __all__ = [
     "FROC_RATES",
+    "LUNA16_FROC_RATES",
     "BoxLike",
     "GroundTruthBox",
     "MatchResult",
@@ -75,10 +79,33 @@ def image_key(case_id: object, instance_uid: str, frame: int = 0) -> str:
 
 
 _XYWH = ("x", "y", "width", "height")
+_XYZWHD = ("x", "y", "z", "width", "height", "depth")
 
 
 def _get(box: BoxLike, name: str) -> Any:
     return box[name] if isinstance(box, Mapping) else getattr(box, name)
+
+
+def _is_3d(box: BoxLike) -> bool:
+    """A box with a depth (a lesion over a range of CT slices): ``z`` and ``depth`` set."""
+    if isinstance(box, Mapping):
+        return box.get("depth") is not None
+    return getattr(box, "depth", None) is not None
+
+
+def _extent(box: BoxLike) -> list[float]:
+    """``(x, y, width, height)``, or ``(x, y, z, width, height, depth)`` for a 3D box."""
+    return [float(_get(box, k)) for k in (_XYZWHD if _is_3d(box) else _XYWH)]
+
+
+def _overlaps(extent: list[float], truth: list[list[float]]) -> NDArray[np.float64]:
+    """IoU of one box with each truth box: 2D by ``pycocotools.mask.iou``, 3D by volume. A 2D
+    box is never compared with a 3D one."""
+    if any(len(t) != len(extent) for t in truth):
+        raise ValueError("boxes of one image mix 2D and 3D boxes")
+    if len(extent) == 6:
+        return iou_matrix_xyzwhd([extent], truth)[0]
+    return np.asarray(coco_mask.iou([extent], truth, [0] * len(truth)), dtype=np.float64)[0]
 
 
 def _coco_box(box: BoxLike, classes: Sequence[str]) -> tuple[str, int, list[float]]:
@@ -191,34 +218,34 @@ def match_candidates(
 ) -> MatchResult:
     """COCO's matching rule: per image and class, candidates in decreasing score order each take
     the unmatched truth box of highest IoU if it is at least ``iou_threshold``. ``images`` adds
-    images that hold neither truth nor candidates (normal images with nothing predicted)."""
+    images that hold neither truth nor candidates (normal images with nothing predicted). Boxes
+    with ``z`` and ``depth`` (a volume's: ``image_id`` names the volume) match by 3D IoU."""
     truth_by: dict[tuple[str, str], list[list[float]]] = {}
     positives: dict[str, int] = {}
     all_images: dict[str, None] = dict.fromkeys(images)
     with_truth: set[str] = set()
     for box in ground_truth:
         key = (str(_get(box, "image_id")), str(_get(box, "finding")))
-        truth_by.setdefault(key, []).append([float(_get(box, k)) for k in _XYWH])
+        truth_by.setdefault(key, []).append(_extent(box))
         positives[key[1]] = positives.get(key[1], 0) + 1
         all_images[key[0]] = None
         with_truth.add(key[0])
     rows = [
-        (str(_get(b, "image_id")), str(_get(b, "finding")), float(_get(b, "score")),
-         [float(_get(b, k)) for k in _XYWH])
+        (str(_get(b, "image_id")), str(_get(b, "finding")), float(_get(b, "score")), _extent(b))
         for b in candidates
-    ]  # fmt: skip
+    ]
     rows.sort(key=lambda row: -row[2])
     used: dict[tuple[str, str], np.ndarray] = {}
     matched: list[tuple[str, float, bool]] = []
     image_ids: list[str] = []
-    for image_id, finding, score, xywh in rows:
+    for image_id, finding, score, extent in rows:
         all_images[image_id] = None
         key = (image_id, finding)
         hit = False
         truth = truth_by.get(key)
         if truth:
             taken = used.setdefault(key, np.zeros(len(truth), dtype=bool))
-            iou = np.asarray(coco_mask.iou([xywh], truth, [0] * len(truth)), dtype=np.float64)[0]
+            iou = _overlaps(extent, truth)
             iou[taken] = -1.0
             best = int(np.argmax(iou))
             if iou[best] >= iou_threshold:
@@ -235,6 +262,8 @@ def match_candidates(
 
 
 FROC_RATES = (0.5, 1.0, 2.0, 4.0)
+#: LUNA16's FROC: sensitivity at 1/8, 1/4, 1/2, 1, 2, 4 and 8 false positives per scan.
+LUNA16_FROC_RATES = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 
 
 def froc(
@@ -250,7 +279,8 @@ def froc(
     positives per image stay ``<= r``, lowering the score threshold over all candidates.
     ``images`` must name every evaluated image (those with nothing on them too), since false
     positives are counted per image. ``froc_mean`` is the mean over the rates (``None`` without
-    truth boxes)."""
+    truth boxes). For CT volumes: 3D boxes (:func:`match_candidates`), ``images`` the scans and
+    ``rates`` :data:`LUNA16_FROC_RATES` (LUNA16's figure is ``froc_mean`` over those rates)."""
     result = match_candidates(ground_truth, candidates, iou_threshold=iou_threshold, images=images)
     total = sum(result.positives.values())
     n_images = max(len(result.images), 1)
