@@ -108,6 +108,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "start does by default (synthetic-cxr-256: 256 px only); 'none': from scratch",
     )
     parser.add_argument("--box-stability", action="store_true", help="test-time views in scoring")
+    parser.add_argument(
+        "--model-config",
+        type=json.loads,
+        default={},
+        metavar="JSON",
+        help="BuiltinConfig fields for recipe experiments, as a JSON object, e.g. "
+        "'{\"pretrained_detector_lr_scale\": 0.1}'",
+    )
     parser.add_argument("--report-tokens", type=int, default=64, help="report decoder length")
     # One thread by default: on a shared 2-core machine two OpenMP threads spin against the
     # other processes and a training step took 20x longer than with one.
@@ -147,6 +155,10 @@ def model_config(args: argparse.Namespace, seed: int) -> Any:
         "train_steps": args.first_steps,
     }
     known = {f.name for f in fields(BuiltinConfig)}
+    unknown = sorted(set(args.model_config) - known)
+    if unknown:
+        raise SystemExit(f"--model-config: no such BuiltinConfig field(s): {', '.join(unknown)}")
+    wanted.update(args.model_config)
     return BuiltinConfig(**{k: v for k, v in wanted.items() if k in known})
 
 
