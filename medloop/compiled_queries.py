@@ -91,7 +91,9 @@ def prime_related(instance: Model, name: str, objects: Sequence[Model]) -> None:
     manager = getattr(instance, name)
     for obj in objects:
         manager.field.set_cached_value(obj, instance)
-    queryset = manager.model._default_manager.none()
+    # The relation's own rows, as the manager selects them: a filter or get chained on the
+    # relation asks the database, as after prefetch_related.
+    queryset = manager.model._default_manager.filter(**{manager.field.name: instance})
     queryset._result_cache = list(objects)
     queryset._prefetch_done = True
     instance.__dict__.setdefault("_prefetched_objects_cache", {})[name] = queryset

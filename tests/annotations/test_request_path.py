@@ -320,6 +320,9 @@ def test_case_with_context_loads_what_prefetching_loads(
     assert answer["series"][0]["series_instance_uid"] == "2.25.77"
     assert [i["instance_number"] for i in answer["series"][0]["instances"]] == [2, 3]
     assert answer["lab_results"]
+    # A query chained on a primed relation asks the database, as after prefetch_related.
+    assert loaded.study.series.filter(series_number=0).get() == extra
+    assert loaded.lab_results.filter(pk__in=[r.pk for r in reference.lab_results.all()]).count()
     assert case_with_context(10**9) is None
 
 
