@@ -4,9 +4,9 @@ Per series a zip holds three files that open aligned:
 
 - ``series-<id>.nii.gz``: the volume on its acquisition grid (no resampling): voxel (i, j, k)
   is column i, row j of the k-th slice along the slice normal, holding the modality value
-  after the DICOM rescale (Hounsfield units on CT; int16 when they fit). The affine (sform and qform, code
-  "scanner") is built from ImagePositionPatient, ImageOrientationPatient, PixelSpacing and the
-  step between slice positions, turned from DICOM's LPS to NIfTI's RAS
+  after the DICOM rescale (Hounsfield units on CT; int16 when they fit). The affine (sform and
+  qform, code "scanner") is built from ImagePositionPatient, ImageOrientationPatient,
+  PixelSpacing and the step between slice positions, turned from DICOM's LPS to NIfTI's RAS
   (:mod:`annotations.dicom.volume_affine`).
 - ``series-<id>_boxes.nii.gz``: a label volume on the same grid and affine (intent "label"):
   the voxels whose centres lie in box n hold n (1-based, the order of the sidecar). Viewers
