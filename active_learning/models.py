@@ -125,6 +125,14 @@ class LoopSettings(models.Model):
     cold_start = models.CharField(
         max_length=12, choices=ColdStart.choices, default=ColdStart.STORED
     )
+    # The model kind a cycle trains (active_learning.ml.kinds); empty: by the project's modality
+    # (active_learning.services.loop_settings.model_kind: CT gets the 3D CT detector).
+    model_kind = models.CharField(
+        max_length=40,
+        blank=True,
+        default="",
+        help_text="Model kind a cycle trains; empty: by the project's modality (CT: 3D detector).",
+    )
 
     class Meta:
         constraints = [

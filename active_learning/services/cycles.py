@@ -46,7 +46,7 @@ from active_learning.ml.checkpoints import read_manifest
 from active_learning.ml.interface import CheckpointError, SuggestionModel
 from active_learning.models import LoopSettings, ModelVersion, RetrainingCycle, Suggestion
 from active_learning.services import pretraining, promotion, versions
-from active_learning.services.case_inputs import labelled_source
+from active_learning.services.case_inputs import labelled_source, reads_volumes
 from active_learning.services.cycle_claims import (
     ACTIVE,
     BANDS,
@@ -58,7 +58,7 @@ from active_learning.services.cycle_claims import (
     record_progress,
     stage,
 )
-from active_learning.services.loop_settings import loop_settings
+from active_learning.services.loop_settings import loop_settings, model_kind
 from active_learning.services.metric_schema import metric_value
 from active_learning.services.withdrawals import training_annotations
 from annotations.models import Case, Consent, Project
@@ -209,9 +209,22 @@ def run_training(cycle_id: int, *, owner: str) -> bool:
     start = _warm_start(cycle, serving, project, loop, owner)
     warm = start.version.weights_path if start.version is not None else None
     # A cycle goes on with the kind of the version it builds on (a warm start loads that
-    # kind's weights), the default kind from scratch; the registry builds it from the settings.
-    kind = start.version.model_kind if start.version is not None else kinds.DEFAULT_KIND
+    # kind's weights) unless the project names another kind (LoopSettings.model_kind); from
+    # scratch it trains the project's kind, by its modality when none is named (a CT project:
+    # the 3D CT detector). The registry builds it from the settings.
+    if start.version is not None and loop.model_kind in ("", start.version.model_kind):
+        kind = start.version.model_kind
+    else:
+        kind = model_kind(project)
+        if start.version is not None:
+            start = versions.WarmStart(
+                None,
+                f"from scratch: the project trains {kind} models, version "
+                f"{start.version.number} is a {start.version.model_kind} model",
+            )
+            warm = None
     model = kinds.new_model(kind, project.finding_keys, loop.model_config)
+    volumes = reads_volumes(model)  # the 3D detector reads each case's series as a volume
     backbone, point = None, None
     if warm is None:  # a cold start: LoopSettings.cold_start says from what
         backbone, point, why = _cold_start(project, model, loop)
@@ -234,7 +247,7 @@ def run_training(cycle_id: int, *, owner: str) -> bool:
         cold["starting_point"] = point.name
     with stage(cycle, "training", owner):
         model.train(
-            labelled_source(ids),
+            labelled_source(ids, volumes=volumes),
             max_steps=steps,
             warm_start=warm,
             progress=_training_progress(cycle, owner, max(steps or 1, 1)),
@@ -244,7 +257,7 @@ def run_training(cycle_id: int, *, owner: str) -> bool:
         # What the version may show is chosen on the validation labels before it is evaluated
         # and saved (the points travel in its checkpoint); with none, nothing is reliable.
         validation_ids = training_annotations(project, validation=True).values_list("pk", flat=True)
-        model.fit_operating_points(labelled_source(list(validation_ids))())
+        model.fit_operating_points(labelled_source(list(validation_ids), volumes=volumes)())
         metrics, compared, evidence = _evaluate(project, model, serving, loop)
         if backbone is not None:
             metrics["pretrained_backbone"] = {
@@ -383,10 +396,12 @@ def _evaluate(
     compared: dict[str, Any] = {"metric": loop.promotion_metric, "validation": len(validation)}
     if not validation:
         return metrics, compared, promotion.Evidence(loop.promotion_metric, 0)
-    source = labelled_source(validation)
+    source = labelled_source(validation, volumes=reads_volumes(model))
     metrics["validation"] = model.evaluate(source())
     compared["candidate"] = metric_value(metrics["validation"], loop.promotion_metric)
     served_model = versions.load_version(serving) if serving is not None else None
+    if served_model is not None and reads_volumes(served_model) != reads_volumes(model):
+        served_model = None  # it reads other inputs (images, not volumes): no case-wise compare
     if serving is not None and served_model is not None:
         served = served_model.evaluate(source())
         compared["serving"] = metric_value(served, loop.promotion_metric)

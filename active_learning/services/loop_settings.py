@@ -28,7 +28,14 @@ GUARD_FIELDS = (
     "warm_start",
     "cold_start",
 )
-EDITABLE = (*GUARD_FIELDS, *RUN_FIELDS)
+# Which model kind a cycle trains (active_learning.ml.kinds); empty: by the project's modality.
+KIND_FIELDS = ("model_kind",)
+EDITABLE = (*GUARD_FIELDS, *RUN_FIELDS, *KIND_FIELDS)
+# The kind a project trains when LoopSettings.model_kind is empty, by Project.modality: CT
+# volumes get the 3D detector (active_learning.ml.ct_detector), every other modality the
+# built-in 2D model.
+KIND_BY_MODALITY = {"CT": "ct_retinanet3d"}
+DEFAULT_MODEL_KIND = "builtin"
 
 # The built-in model's settings the settings page edits, with their ranges (low, high, low
 # excluded): what a version may show (precision targets and the evidence a class needs), when
@@ -57,6 +64,37 @@ def loop_settings(project: Project) -> LoopSettings:
     """The project's settings; an unsaved row with the defaults when none was ever changed."""
     found = LoopSettings.objects.filter(project=project).first()
     return found if found is not None else LoopSettings(project=project)
+
+
+def model_kind(project: Project) -> str:
+    """The model kind ``project`` trains: ``LoopSettings.model_kind`` when set, else the kind
+    for the project's modality (:data:`KIND_BY_MODALITY`; a CT project gets the 3D CT
+    detector), else the built-in model."""
+    chosen = loop_settings(project).model_kind
+    return chosen or KIND_BY_MODALITY.get(project.modality, DEFAULT_MODEL_KIND)
+
+
+def _check_model_kind(kind: Any) -> None:
+    from active_learning.ml.kinds import registered  # loads torch: at the call
+
+    if not isinstance(kind, str):
+        raise InvalidInput(f"model_kind must be a name, got {kind!r}")
+    trainable = sorted(name for name, cls in registered().items() if _built_from_settings(cls))
+    if kind and kind not in trainable:
+        raise InvalidInput(
+            f"model_kind must be empty (by the project's modality) or one of "
+            f"{', '.join(trainable)}, got {kind!r}"
+        )
+
+
+def _built_from_settings(cls: type) -> bool:
+    """Whether a kind builds from a project's settings (it overrides ``from_settings``; a kind
+    that needs a hospital's checkpoint files does not)."""
+    from active_learning.ml.interface import SuggestionModel
+
+    return any(
+        "from_settings" in vars(klass) for klass in cls.__mro__ if klass is not SuggestionModel
+    )
 
 
 def model_defaults() -> dict[str, Any]:
@@ -162,6 +200,8 @@ def check_changes(changes: dict[str, Any]) -> None:
             raise InvalidInput(f"acquisition_strategy: {exc}") from exc
     if "model_config" in changes:
         _check_model_config(changes["model_config"])
+    if "model_kind" in changes:
+        _check_model_kind(changes["model_kind"])
 
 
 @transaction.atomic

@@ -1,6 +1,12 @@
 """Scoring: run a model version over cases and store its suggestions (boxes, findings, report
 draft, uncertainty, acquisition score). Idempotent: scoring a case again with the same version
-replaces that version's suggestion for it."""
+replaces that version's suggestion for it.
+
+A model that reads volumes (the 3D CT detector) scores the case's first regular series; its
+boxes are stored as 3D boxes, as annotators' are: the series, the slice range [first, last]
+(1-based, position order), the pixels on each slice, patient mm
+(``annotations.services.volume_boxes.suggestion_box``), plus the voxel box (``z``, ``depth`` in
+slices, 0-based) and its uncertainty."""
 
 from __future__ import annotations
 
@@ -13,9 +19,17 @@ from django.db import transaction
 
 from active_learning.ml.interface import ModelInputError, UncertaintyOptions, batched
 from active_learning.models import ModelVersion, Suggestion
-from active_learning.services.case_inputs import CaseNotReadable, case_input, first_instance
+from active_learning.services.case_inputs import (
+    CaseNotReadable,
+    case_input,
+    first_instance,
+    reads_volumes,
+    volume_input,
+)
 from active_learning.services.versions import load_version
 from annotations.models import Case
+from annotations.services import volume_boxes
+from annotations.services.errors import InvalidInput
 
 
 @dataclass
@@ -38,13 +52,16 @@ def score_cases(
     skipped with its reason, never failing the batch. ``progress`` is called after each batch
     of ``batch_size`` with the cases handled so far (stored or skipped)."""
     model = load_version(version)
+    volumes = reads_volumes(model)
+    read = volume_input if volumes else case_input
+    series_volumes: dict[int, volume_boxes.SeriesVolume] = {}
     result = ScoringResult()
     cases = Case.objects.filter(project=version.project_id, pk__in=case_ids).order_by("pk")
     for chunk in batched(cases.iterator(chunk_size=100), batch_size):
         inputs, readable = [], []
         for case in chunk:
             try:
-                inputs.append(case_input(case))
+                inputs.append(read(case))
                 readable.append(case)
             except (CaseNotReadable, OSError, ValueError) as exc:
                 result.skipped[case.pk] = str(exc)
@@ -68,13 +85,28 @@ def score_cases(
             complete = len(given) == len(predictions)
             computed = np.stack(given) if complete else model.embed(inputs)
             vectors = np.round(computed, 5).tolist()
-        with transaction.atomic():
-            for case, prediction, vector in zip(readable, predictions, vectors, strict=True):
+        rows = []
+        for case, item, prediction, vector in zip(
+            readable, inputs, predictions, vectors, strict=True
+        ):
+            data = prediction.as_suggestion()
+            if volumes:
+                series_id = int(getattr(item, "series_id", 0))
+                try:
+                    data["boxes"] = [
+                        _volume_box(box, series_id, series_volumes) for box in data["boxes"]
+                    ]
+                except InvalidInput as exc:  # the series changed since it was read
+                    result.skipped[case.pk] = str(exc)
+                    continue
+            else:
                 instance = first_instance(case)
-                data = prediction.as_suggestion()
                 for box in data["boxes"]:
                     box["instance_id"] = instance.pk
                     box["frame"] = 1
+            rows.append((case, prediction, vector, data))
+        with transaction.atomic():
+            for case, prediction, vector, data in rows:
                 Suggestion.objects.update_or_create(
                     case=case,
                     model_version=version,
@@ -88,3 +120,32 @@ def score_cases(
         if progress is not None:
             progress(result.stored + len(result.skipped))
     return result
+
+
+def _volume_box(
+    box: dict[str, Any], series_id: int, cache: dict[int, volume_boxes.SeriesVolume]
+) -> dict[str, Any]:
+    """A 3D suggestion box (voxels, ``z``/``depth`` in slices from 0) as stored: the slices it
+    covers most of, 1-based, and what :func:`volume_boxes.suggestion_box` adds (series, the
+    middle slice to show it on, patient mm), keeping the voxel box and its uncertainty."""
+    volume = cache.get(series_id) or volume_boxes.series_volume(series_id)
+    cache[series_id] = volume
+    count = len(volume.stack.instance_ids)
+    z, depth = float(box["z"]), float(box["depth"])
+    first = min(max(1, round(z) + 1), count)
+    last = min(max(first, round(z + depth)), count)
+    stored = volume_boxes.suggestion_box(
+        box_id=str(box["id"]),
+        series_id=series_id,
+        x=float(box["x"]),
+        y=float(box["y"]),
+        width=float(box["width"]),
+        height=float(box["height"]),
+        slices=[first, last],
+        finding=str(box["finding"]),
+        score=float(box["score"]),
+        volumes=cache,
+    )
+    kept = ("z", "depth", "uncertainty", "localization_instability", "class_entropy")
+    extra: dict[str, Any] = {k: box[k] for k in (*kept, "detector_score") if k in box}
+    return {**stored, **extra}
