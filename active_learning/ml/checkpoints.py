@@ -25,6 +25,8 @@ from active_learning.ml.interface import CheckpointError, SuggestionModel
 __all__ = [
     "FORMAT_VERSION",
     "MANIFEST",
+    "json_lists",
+    "json_tuples",
     "load_model",
     "read_manifest",
     "version_checksum",
@@ -33,6 +35,16 @@ __all__ = [
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+
+
+def json_lists(value: Any) -> Any:
+    """A config value as JSON writes it: tuples (nested too) as lists."""
+    return [json_lists(v) for v in value] if isinstance(value, tuple | list) else value
+
+
+def json_tuples(value: Any) -> Any:
+    """A config value read back from JSON: lists (nested too) as the tuples the config holds."""
+    return tuple(json_tuples(v) for v in value) if isinstance(value, list) else value
 
 
 def _sha256(path: Path) -> str:

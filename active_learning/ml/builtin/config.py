@@ -6,11 +6,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from active_learning.ml.checkpoints import json_lists, json_tuples
+
 MODALITIES = ("image", "text", "labs")
-
-
-def _lists(value: Any) -> Any:
-    return [_lists(v) for v in value] if isinstance(value, tuple | list) else value
 
 
 @dataclass
@@ -126,7 +124,7 @@ class BuiltinConfig:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        return {key: _lists(value) for key, value in data.items()}
+        return {key: json_lists(value) for key, value in data.items()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BuiltinConfig:
@@ -134,9 +132,7 @@ class BuiltinConfig:
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown built-in model settings: {', '.join(sorted(unknown))}")
-        values: dict[str, Any] = {
-            key: _tuples(value) if isinstance(value, list) else value for key, value in data.items()
-        }
+        values: dict[str, Any] = {key: json_tuples(value) for key, value in data.items()}
         # Versions saved before box scores were fused kept the detector's scores (and their
         # operating points were fitted on those).
         values.setdefault("box_finding_weight", 0.0)
@@ -160,8 +156,3 @@ class BuiltinConfig:
         if config.box_loss not in ("giou", "smooth_l1"):
             raise ValueError("box_loss must be 'giou' or 'smooth_l1'")
         return config
-
-
-def _tuples(value: list[Any]) -> tuple[Any, ...]:
-    """JSON lists back to (nested) tuples: ``[[8, 6], [12, 9]]`` -> ``((8, 6), (12, 9))``."""
-    return tuple(_tuples(v) if isinstance(v, list) else v for v in value)

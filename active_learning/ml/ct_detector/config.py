@@ -9,13 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-
-def _lists(value: Any) -> Any:
-    return [_lists(v) for v in value] if isinstance(value, tuple | list) else value
-
-
-def _tuples(value: Any) -> Any:
-    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+from active_learning.ml.checkpoints import json_lists, json_tuples
 
 
 @dataclass
@@ -88,7 +82,7 @@ class CTDetectorConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {key: _lists(value) for key, value in asdict(self).items()}
+        return {key: json_lists(value) for key, value in asdict(self).items()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CTDetectorConfig:
@@ -98,7 +92,7 @@ class CTDetectorConfig:
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown CT detector settings: {', '.join(sorted(unknown))}")
-        config = cls(**{key: _tuples(value) for key, value in data.items()})
+        config = cls(**{key: json_tuples(value) for key, value in data.items()})
         stride = 2 ** (max(config.returned_layers) + 1)
         for name in ("patch_size", "inference_roi"):
             size = getattr(config, name)
