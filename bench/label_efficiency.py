@@ -281,7 +281,8 @@ def run_seed(seed: int, args: argparse.Namespace, validation: list[Any], work: P
     import numpy as np
 
     from active_learning.ml.builtin.model import BuiltinModel
-    from active_learning.ml.interface import UncertaintyOptions, load_model
+    from active_learning.ml.checkpoints import load_model
+    from active_learning.ml.interface import UncertaintyOptions
 
     started = time.perf_counter()
     pool = loop_support.synthetic_pool(

@@ -309,24 +309,3 @@ def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
             batch = []
     if batch:
         yield batch
-
-
-# The checkpoint functions lived here before active_learning.ml.checkpoints; old imports still work.
-_MOVED_TO_CHECKPOINTS = frozenset(
-    {
-        "FORMAT_VERSION",
-        "MANIFEST",
-        "load_model",
-        "read_manifest",
-        "version_checksum",
-        "write_version",
-    }
-)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED_TO_CHECKPOINTS:
-        from active_learning.ml import checkpoints
-
-        return getattr(checkpoints, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
