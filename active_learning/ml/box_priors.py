@@ -143,7 +143,7 @@ def _summarise(boxes: np.ndarray) -> dict[str, Any]:
     """Quantiles, normal-score correlation and copula samples of an (n, 4) array of cx, cy, w, h."""
     normal = NormalDist()
     n = len(boxes)
-    ranks = boxes.argsort(axis=0).argsort(axis=0)
+    ranks = boxes.argsort(axis=0, kind="stable").argsort(axis=0, kind="stable")
     scores = np.vectorize(normal.inv_cdf)((ranks + 0.5) / n)
     corr = np.corrcoef(scores, rowvar=False)
     quantiles = np.quantile(boxes, QUANTILE_LEVELS, axis=0)

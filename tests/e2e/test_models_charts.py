@@ -183,7 +183,11 @@ def test_model_owner_sees_the_four_charts_with_the_numbers_and_they_follow_a_cyc
         status="succeeded", stage="done", progress=100, model_version=v5, finished_at=timezone.now()
     )
     page.wait_for_selector("#cycle-status[data-status=succeeded]")
-    page.wait_for_selector("#model-charts[data-state=ready][data-loads='2']")
+    # Loaded again (at least once more: the page may also reload while it sees the cycle move).
+    page.wait_for_function(
+        "() => { const c = document.querySelector('#model-charts');"
+        " return c.dataset.state === 'ready' && Number(c.dataset.loads) >= 2; }"
+    )
     charts = page.evaluate(CHART_DATA)
     assert [p["x"] for p in charts["learning-curve"]["datasets"][0]["data"]] == [4, 8, 12, 16]
     assert page.text_content("#panel-per-class h2") == "Per-class metrics · v1"
