@@ -50,8 +50,9 @@ class CTDetectorConfig:
     detections_per_volume: int = 32
     # Only used before operating points are fitted.
     suggestion_score_threshold: float = 0.25
-    # Operating points, fitted on the validation labels as for the built-in model
-    # (active_learning.ml.builtin.operating_points: 3D IoU 0.5 matches here).
+    # Operating points, fitted on the validation labels by the built-in model's rule with
+    # candidates matched by 3D IoU at froc_iou; min_class_ap is the floor of AP at that IoU
+    # (active_learning.ml.ct_detector.operating_points).
     box_precision_target: float = 0.7
     min_validation_positives: int = 5
     min_class_ap: float = 0.1

@@ -18,8 +18,9 @@ with a slice range (:class:`~active_learning.ml.volumes.PredictedBox3D`).
   pass (1 - the best same-class 3D IoU of the candidate in it); the likely-miss term is the best
   candidate score of a class nothing is shown for (the detector's case-level evidence: there is
   no findings head).
-- Operating points: :mod:`active_learning.ml.builtin.operating_points` on 3D boxes (matching by
-  3D IoU 0.5 there); AP by MONAI's detection COCO metric; FROC at LUNA16's rates.
+- Operating points: the built-in model's rule on 3D boxes, matched by 3D IoU at ``froc_iou``
+  (0.1, :mod:`active_learning.ml.ct_detector.operating_points`); AP by MONAI's detection COCO
+  metric; FROC at LUNA16's rates.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from active_learning.ml.builtin.model import shuffled, warmup_cosine
 from active_learning.ml.checkpoints import write_version
 from active_learning.ml.ct_detector.config import CTDetectorConfig
 from active_learning.ml.ct_detector.network import BOX_KEY, LABEL_KEY, SCORE_KEY, build_detector
+from active_learning.ml.ct_detector.operating_points import fit_box_operating_points_3d
 from active_learning.ml.ct_detector.preprocess import (
     PatchSampler,
     PreparedVolume,
@@ -425,11 +427,12 @@ class CTDetector(SuggestionModel):
         return self._operating
 
     def fit_operating_points(self, cases: Iterable[LabelledCase]) -> dict[str, Any]:
-        """Per class, the lowest score whose precision (3D IoU 0.5) reaches
-        ``box_precision_target`` on the validation volumes; a class with fewer than
-        ``min_validation_positives`` boxes or AP@0.5 under ``min_class_ap`` shows nothing
-        (:mod:`active_learning.ml.builtin.operating_points`). No findings are prefilled and
-        no report is drafted: the CT detector has neither head."""
+        """Per class, the lowest score whose precision reaches ``box_precision_target`` on the
+        validation volumes, candidates matched to truth by 3D IoU at ``froc_iou`` (0.1, as
+        LUNA16's evaluation); a class with fewer than ``min_validation_positives`` boxes or AP
+        at that IoU under ``min_class_ap`` shows nothing
+        (:func:`~active_learning.ml.ct_detector.operating_points.fit_box_operating_points_3d`).
+        No findings are prefilled and no report is drafted: the CT detector has neither head."""
         self._require_trained()
         config, classes = self.config, list(self.finding_classes)
         self._operating = None  # predict with the raw candidates, nothing cut yet
@@ -437,14 +440,17 @@ class CTDetector(SuggestionModel):
         if not images:
             self._operating = op.unfitted(classes, "no validation labels yet")
             return self._operating
-        ap = average_precision_3d(truth, candidates, classes, images=images, iou_thresholds=[0.5])
+        at = list(dict.fromkeys([config.froc_iou, 0.5]))
+        ap = average_precision_3d(truth, candidates, classes, images=images, iou_thresholds=at)
         no_head = op.unfitted(classes, "the CT detector has no findings or report head")
         self._operating = {
-            "boxes": op.fit_box_operating_points(
+            "boxes": fit_box_operating_points_3d(
                 truth,
                 candidates,
                 classes,
+                ap_per_class=ap[f"ap_{round(config.froc_iou * 100):d}_per_class"],
                 ap50_per_class=ap["ap_50_per_class"],
+                iou_threshold=config.froc_iou,
                 target=config.box_precision_target,
                 min_positives=config.min_validation_positives,
                 min_ap=config.min_class_ap,
