@@ -30,8 +30,11 @@ class LoopSettingsAdminForm(forms.ModelForm):
         cleaned = self.cleaned_data
         checked = [f for f in loop_settings.EDITABLE if f in cleaned and not self.has_error(f)]
         changes = {f: cleaned[f] for f in checked if f in self.changed_data}
+        project = cleaned.get("project")
+        if project is None:  # the project field shows its own error
+            return cleaned
         try:
-            loop_settings.check_changes(changes)
+            loop_settings.check_changes(changes, project=project)
         except InvalidInput as exc:
             field = next(
                 (f for f in sorted(checked, key=len, reverse=True) if exc.message.startswith(f)),

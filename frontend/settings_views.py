@@ -42,6 +42,7 @@ def project_settings(request: HttpRequest, project_pk: int) -> HttpResponse:
     )
     latest = versions.order_by("-number").first()
     grantable = [value for value in Role.values if value != Role.ADMIN]
+    kind = loop_settings.model_kind(project)
     if projects.may_manage_admin_role(project, user):
         grantable.append(Role.ADMIN)
     config = {
@@ -59,7 +60,10 @@ def project_settings(request: HttpRequest, project_pk: int) -> HttpResponse:
         "promotionMetrics": list(PROMOTION_METRICS),
         "warmStarts": [list(choice) for choice in LoopSettings.WarmStart.choices],
         "coldStarts": [list(choice) for choice in LoopSettings.ColdStart.choices],
-        "modelDefaults": loop_settings.model_defaults(),
+        # The defaults of the kind the project trains (the built-in model's or the CT
+        # detector's): a project's model_config holds only its overrides.
+        "modelDefaults": loop_settings.model_defaults(kind),
+        "modelKind": kind,
         # The newest version a cycle could build on: changing the finding classes forces the
         # next cycle to start cold instead (active_learning.services.cycles._warm_start).
         "latestVersion": latest.number if latest else None,

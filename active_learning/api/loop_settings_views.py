@@ -6,6 +6,8 @@ together or none (``active_learning.services.loop_settings``)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -19,9 +21,25 @@ from annotations.services.errors import InvalidInput
 
 
 class LoopSettingsSerializer(serializers.ModelSerializer):
+    effective_model_kind = serializers.SerializerMethodField(
+        help_text="the model kind the project trains: model_kind when set, else the kind for "
+        'the project\'s modality (model_kind "": by modality; CT: ct_retinanet3d)'
+    )
+    model_defaults = serializers.SerializerMethodField(
+        help_text="the defaults of the effective kind's settings the settings page edits "
+        "(model_config holds only the project's overrides)"
+    )
+
+    def get_effective_model_kind(self, settings: LoopSettings) -> str:
+        return loop_settings.kind_of(settings)
+
+    def get_model_defaults(self, settings: LoopSettings) -> dict[str, Any]:
+        return loop_settings.model_defaults(loop_settings.kind_of(settings))
+
     class Meta:
         model = LoopSettings
-        fields = list(loop_settings.EDITABLE)
+        fields = [*loop_settings.EDITABLE, "effective_model_kind", "model_defaults"]
+        read_only_fields = ["effective_model_kind", "model_defaults"]
 
 
 class LoopSettingsView(APIView):

@@ -50,6 +50,28 @@ MODEL_CONFIG_RANGES: dict[str, tuple[float, float | None, bool]] = {
     "min_finding_positives": (0, None, False),
     "train_steps": (0, 1_000_000, False),
 }
+# The 3D CT detector's settings with ranges (as above): what a version may show (the AP floor
+# is at 3D IoU froc_iou), how long and how a cycle trains, and how candidates are found and
+# matched. Its other settings (patch_size, inference_roi, the network's sizes...) are checked
+# by its configuration (active_learning.ml.ct_detector.config).
+CT_MODEL_CONFIG_RANGES: dict[str, tuple[float, float | None, bool]] = {
+    "box_precision_target": (0, 1, True),
+    "min_class_ap": (0, 1, False),
+    "min_validation_positives": (0, None, False),
+    "train_steps": (0, 1_000_000, False),
+    "warmup_steps": (0, 1_000_000, False),
+    "batch_size": (1, 64, False),
+    "learning_rate": (0, 1, True),
+    "froc_iou": (0, 1, True),
+    "detection_score_threshold": (0, 1, False),
+    "suggestion_score_threshold": (0, 1, False),
+    "nms_threshold": (0, 1, True),
+}
+# Per trainable kind, the settings the settings page edits and their ranges.
+MODEL_CONFIG_RANGES_BY_KIND = {
+    DEFAULT_MODEL_KIND: MODEL_CONFIG_RANGES,
+    "ct_retinanet3d": CT_MODEL_CONFIG_RANGES,
+}
 # Whole numbers with their ranges (inclusive; None: no upper end).
 _WHOLE_NUMBERS: dict[str, tuple[int, int | None]] = {
     "min_validation_labels": (0, None),
@@ -70,8 +92,34 @@ def model_kind(project: Project) -> str:
     """The model kind ``project`` trains: ``LoopSettings.model_kind`` when set, else the kind
     for the project's modality (:data:`KIND_BY_MODALITY`; a CT project gets the 3D CT
     detector), else the built-in model."""
-    chosen = loop_settings(project).model_kind
+    return kind_of(loop_settings(project))
+
+
+def kind_of(settings: LoopSettings) -> str:
+    """The model kind of ``settings``' project with these settings (:func:`model_kind`)."""
+    return _effective_kind(settings.project, settings.model_kind)
+
+
+def _effective_kind(project: Project, chosen: str) -> str:
     return chosen or KIND_BY_MODALITY.get(project.modality, DEFAULT_MODEL_KIND)
+
+
+def _config_classes() -> dict[str, Any]:
+    """Per trainable kind, the configuration class whose defaults a project's
+    ``model_config`` overrides (what the kind's ``SuggestionModel.from_settings`` builds)."""
+    from active_learning.ml.builtin.config import BuiltinConfig  # loads torch: at the call
+    from active_learning.ml.ct_detector.config import CTDetectorConfig
+
+    return {DEFAULT_MODEL_KIND: BuiltinConfig, "ct_retinanet3d": CTDetectorConfig}
+
+
+def _config_class(kind: str) -> Any:
+    classes = _config_classes()
+    if kind not in classes:
+        raise InvalidInput(
+            f"model_config: the model kind {kind!r} takes no model settings from a project"
+        )
+    return classes[kind]
 
 
 def _check_model_kind(kind: Any) -> None:
@@ -97,13 +145,15 @@ def _built_from_settings(cls: type) -> bool:
     )
 
 
-def model_defaults() -> dict[str, Any]:
-    """The built-in model's defaults of the settings the settings page edits (a project's
-    ``model_config`` holds only its overrides)."""
-    from active_learning.ml.builtin.config import BuiltinConfig  # loads torch: at the call
-
-    defaults = BuiltinConfig().to_dict()
-    return {key: defaults[key] for key in MODEL_CONFIG_RANGES}
+def model_defaults(kind: str) -> dict[str, Any]:
+    """The defaults of ``kind``'s settings the settings page edits (for the kind a project
+    trains, :func:`model_kind`: the built-in model's or the CT detector's; a project's
+    ``model_config`` holds only its overrides); empty for a kind without settings."""
+    config_class = _config_classes().get(kind)
+    if config_class is None:
+        return {}
+    defaults = config_class().to_dict()
+    return {key: defaults[key] for key in MODEL_CONFIG_RANGES_BY_KIND.get(kind, {})}
 
 
 def project_part(project: Project) -> dict[str, Any]:
@@ -123,46 +173,84 @@ def promotion_metric_choices() -> list[tuple[str, str]]:
     return [(name, name) for name in PROMOTION_METRICS]
 
 
-def _range_text(key: str) -> str:
-    low, high, open_low = MODEL_CONFIG_RANGES[key]
+def _range_text(ranges: dict[str, tuple[float, float | None, bool]], key: str) -> str:
+    low, high, open_low = ranges[key]
     left = "(" if open_low else "["
     return f"{left}{low:g}, {high:g}]" if high is not None else f"{left}{low:g}, ...)"
 
 
-def _out_of_range(key: str, value: float) -> bool:
-    low, high, open_low = MODEL_CONFIG_RANGES[key]
+def _out_of_range(
+    ranges: dict[str, tuple[float, float | None, bool]], key: str, value: float
+) -> bool:
+    low, high, open_low = ranges[key]
     return value < low or (open_low and value == low) or (high is not None and value > high)
 
 
-def _check_model_config(config: Any) -> None:
-    from active_learning.ml.builtin.config import BuiltinConfig  # loads torch: at the call
+def _wrong_type(expected: Any, value: Any) -> str:
+    """What ``value`` should have been to take the place of the default ``expected`` (a JSON
+    value: lists for tuples), or "" when it fits."""
+    if isinstance(expected, bool):
+        return "" if isinstance(value, bool) else "true or false"
+    if type(expected) is int:
+        return "" if isinstance(value, int) and not isinstance(value, bool) else "a whole number"
+    if isinstance(expected, float):
+        fits = isinstance(value, int | float) and not isinstance(value, bool)
+        return "" if fits else "a number"
+    if isinstance(expected, str):
+        return "" if isinstance(value, str) else "a str"
+    if isinstance(expected, list):
+        if not isinstance(value, list):
+            return "a list"
+        wrong = [_wrong_type(expected[0], item) for item in value] if expected else []
+        return f"a list whose items are each {next(w for w in wrong if w)}" if any(wrong) else ""
+    if isinstance(expected, dict):
+        return "" if isinstance(value, dict) else "an object"
+    return ""
 
+
+def _check_model_config(config: Any, kind: str) -> None:
+    """``config`` overrides settings of ``kind``'s configuration: every key one of its
+    settings, every value of its type and in its range; InvalidInput names the key and the
+    kind."""
     if not isinstance(config, dict):
-        raise InvalidInput("model_config must be an object of built-in model settings.")
+        raise InvalidInput(f"model_config must be an object of {kind} model settings.")
     if "finding_classes" in config:
         raise InvalidInput("model_config cannot set finding_classes: they follow the schema.")
+    config_class = _config_class(kind)
+    defaults = config_class().to_dict()
+    unknown = sorted(set(config) - set(defaults))
+    if unknown:
+        # The known settings are not listed: the settings page marks every field a message
+        # names; GET loop-settings shows them (model_defaults).
+        raise InvalidInput(
+            f"model_config: {', '.join(unknown)} is not a setting of the {kind} model kind, "
+            f"the kind this project trains"
+        )
+    ranges = MODEL_CONFIG_RANGES_BY_KIND.get(kind, {})
+    for key, value in config.items():
+        wanted = _wrong_type(defaults[key], value)
+        if wanted:
+            raise InvalidInput(
+                f"model_config: {key} must be {wanted} for the {kind} model kind, got {value!r}"
+            )
+        if key in ranges and _out_of_range(ranges, key, value):
+            raise InvalidInput(
+                f"model_config: {key} must lie in {_range_text(ranges, key)} for the {kind} "
+                f"model kind, got {value!r}"
+            )
     try:
-        defaults = BuiltinConfig().to_dict()
-        for key, value in config.items():
-            expected = defaults.get(key)
-            numeric = isinstance(expected, int | float) and not isinstance(expected, bool)
-            if numeric and (isinstance(value, bool) or not isinstance(value, int | float)):
-                raise ValueError(f"{key} must be a number, got {value!r}")
-            if isinstance(expected, list | str | bool) and not isinstance(value, type(expected)):
-                raise ValueError(f"{key} must be a {type(expected).__name__}, got {value!r}")
-            if type(expected) is int and not isinstance(value, int):
-                raise ValueError(f"{key} must be a whole number, got {value!r}")
-            if key in MODEL_CONFIG_RANGES and _out_of_range(key, value):
-                raise ValueError(f"{key} must lie in {_range_text(key)}, got {value!r}")
-        BuiltinConfig.from_dict(config)
+        config_class.from_dict(config)
     except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"model_config: {exc}") from exc
+        raise InvalidInput(f"model_config: {exc} (the {kind} model kind)") from exc
 
 
-def check_changes(changes: dict[str, Any]) -> None:
+def check_changes(changes: dict[str, Any], *, project: Project) -> None:
     """Raise :class:`InvalidInput` (a 400) naming the first setting at fault: an unknown name,
     a value of the wrong type or out of range, a strategy, metric or model setting the loop
-    does not know. The API, the settings page and the Django admin run these checks."""
+    does not know. The model settings are those of the kind ``project`` trains once the
+    changes apply (:func:`model_kind`): a CT project's the CT detector's, another's the
+    built-in model's; a new kind checks the stored model settings too. The API, the settings
+    page and the Django admin run these checks."""
     unknown = set(changes) - set(EDITABLE)
     if unknown:
         raise InvalidInput(
@@ -198,10 +286,12 @@ def check_changes(changes: dict[str, Any]) -> None:
             strategies.get(changes["acquisition_strategy"])
         except strategies.UnknownStrategy as exc:
             raise InvalidInput(f"acquisition_strategy: {exc}") from exc
-    if "model_config" in changes:
-        _check_model_config(changes["model_config"])
     if "model_kind" in changes:
         _check_model_kind(changes["model_kind"])
+    if "model_config" in changes or "model_kind" in changes:
+        stored = loop_settings(project)
+        kind = _effective_kind(project, changes.get("model_kind", stored.model_kind))
+        _check_model_config(changes.get("model_config", stored.model_config), kind)
 
 
 @transaction.atomic
@@ -213,7 +303,7 @@ def update_loop_settings(
     them as they were. The audit event ``loop.settings`` names the fields, the old and new
     values of the scalar ones that changed and the keys of new model settings; a new strategy
     re-ranks the queue once the change is committed."""
-    check_changes(changes)
+    check_changes(changes, project=project)
     settings, _ = LoopSettings.objects.select_for_update().get_or_create(project=project)
     values = {
         name: [getattr(settings, name), value]
