@@ -7,13 +7,15 @@ up) is no way around it. ``POST /api/auth/token/`` issues a new one.
 Every request reads the token, its user and what the second-factor rule needs (a confirmed
 authenticator app, the token's grant, a role that requires a code) in one query: nothing is
 cached between requests, so a revoked token, a deactivated user or a new requirement applies to
-the very next request."""
+the very next request (tests/medloop/test_token_lookup.py). The query is compiled once per
+process (:mod:`medloop.compiled_queries`); building and compiling it afresh was most of the
+authentication's Python time (bench/request_profile.py)."""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, QuerySet
 from django.utils.translation import gettext_lazy as _
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework import exceptions
@@ -24,24 +26,41 @@ from annotations.models import Membership
 from medloop.accounts.models import TokenGrant
 from medloop.accounts.second_factor import needs_code
 from medloop.accounts.tokens import token_expired
+from medloop.compiled_queries import CompiledQuery
 
 
-def token_with_facts(key: str) -> Token | None:
-    """The token with its user, annotated with ``has_device`` (a confirmed authenticator app),
-    ``with_second_factor`` (issued with a verified code) and ``role_needs_code`` (holds a role
-    MEDLOOP_REQUIRE_2FA_FOR names; False when it names none): one query."""
-    roles = list(settings.MEDLOOP_REQUIRE_2FA_FOR)
-    facts = {
+def _token_query(*, key: str, roles: list[str] | None = None) -> QuerySet[Token]:
+    """The token ``key`` with its user and the second-factor facts (``role_needs_code`` only
+    when ``roles`` is given)."""
+    facts: dict[str, Exists] = {
         "has_device": Exists(TOTPDevice.objects.filter(user=OuterRef("user"), confirmed=True)),
         "with_second_factor": Exists(
             TokenGrant.objects.filter(token=OuterRef("pk"), second_factor=True)
         ),
     }
-    if roles:
+    if roles is not None:
         facts["role_needs_code"] = Exists(
             Membership.objects.filter(user=OuterRef("user"), role__in=roles)
         )
-    token = Token.objects.select_related("user").annotate(**facts).filter(key=key).first()
+    return Token.objects.select_related("user").annotate(**facts).filter(key=key)[:1]
+
+
+# Compiled once per shape (the number of roles MEDLOOP_REQUIRE_2FA_FOR names is part of it).
+_TOKEN = CompiledQuery(_token_query)
+# The longest key a Token holds: a longer one (or one the database cannot take) is no token.
+KEY_LENGTH = Token._meta.get_field("key").max_length or 40
+
+
+def token_with_facts(key: str) -> Token | None:
+    """The token with its user, annotated with ``has_device`` (a confirmed authenticator app),
+    ``with_second_factor`` (issued with a verified code) and ``role_needs_code`` (holds a role
+    MEDLOOP_REQUIRE_2FA_FOR names; False when it names none): one query, read afresh on every
+    call."""
+    if not key or len(key) > KEY_LENGTH or "\x00" in key:
+        return None
+    roles = list(settings.MEDLOOP_REQUIRE_2FA_FOR)
+    found = _TOKEN.fetch(key=key, roles=roles) if roles else _TOKEN.fetch(key=key)
+    token: Token | None = found[0] if found else None
     if token is not None and not roles:
         token.role_needs_code = False  # type: ignore[attr-defined]
     return token
