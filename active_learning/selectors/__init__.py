@@ -15,6 +15,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from active_learning.ml.metrics.boxes import LUNA16_FROC_RATES
 from active_learning.models import ModelVersion, RetrainingCycle
 from active_learning.services.cycle_claims import BANDS
 from active_learning.services.metric_schema import metric_value
@@ -26,6 +27,23 @@ FIGURES = {
     "reports.bleu_4": "BLEU-4",
     "reports.finding_f1_micro": "report finding F1",
     "combined": "combined",
+}
+
+# A 3D kind's figures besides (issue 21): FROC, the LUNA16 measure (sensitivity at 1/8 ... 8
+# false positives per scan, and their mean), and mAP at 3D IoU 0.1 (the MONAI model zoo's lung
+# nodule figure), as the CT detector's evaluation stores them
+# (active_learning.ml.ct_detector.model.CTDetector.evaluate).
+VOLUME_KINDS = ("ct_retinanet3d",)
+_RATE_NAMES = {0.125: "1/8", 0.25: "1/4", 0.5: "1/2"}
+VOLUME_FIGURES = {
+    **{
+        f"froc.sensitivity_at_{rate:g}_fp": (
+            f"sensitivity at {_RATE_NAMES.get(rate, f'{rate:g}')} FP per scan"
+        )
+        for rate in LUNA16_FROC_RATES
+    },
+    "froc.froc_mean": "FROC (mean sensitivity, LUNA16)",
+    "boxes.map_10": "mAP@0.1 (3D IoU)",
 }
 
 
@@ -46,6 +64,10 @@ def _why_missing(key: str, validation: Any, labels: int | None, positives: dict[
         return f"none of its parts (mAP@0.5, AUROC macro, report finding F1) is defined {among}"
     if section == "boxes":
         return f"no lesion box {among}; mAP needs at least one"
+    if section == "froc":
+        if not isinstance(validation.get("froc"), dict):
+            return "not measured: the version's evaluation has no FROC"
+        return f"no lesion box {among}; FROC needs at least one"
     if section == "findings":
         counts = ", ".join(f"{name} {count}" for name, count in positives.items())
         present = f" (cases with the finding present: {counts})" if counts else ""
@@ -58,20 +80,26 @@ def _why_missing(key: str, validation: Any, labels: int | None, positives: dict[
 
 
 def version_figures(version: ModelVersion, metric: str) -> dict[str, Any]:
-    """The version's validation figures (``FIGURES`` and the promotion ``metric``), each
-    ``{"value": float | None, "missing": why it is None}``, and the labels they rest on."""
+    """The version's validation figures (``FIGURES`` and the promotion ``metric``; for a 3D
+    kind's version ``VOLUME_FIGURES`` too: FROC at LUNA16's rates and mAP at 3D IoU 0.1), each
+    ``{"value": float | None, "missing": why it is None}``, and the labels they rest on;
+    ``froc_iou``, the 3D IoU a FROC hit needs (None for a 2D version)."""
     validation = version.metrics.get("validation")
     labels = version.metrics.get("validation_labels")
     positives = version.metrics.get("validation_positives") or {}
+    volume = version.model_kind in VOLUME_KINDS
     figures = {}
-    for key in dict.fromkeys([*FIGURES, metric]):
+    for key in dict.fromkeys([*FIGURES, metric, *(VOLUME_FIGURES if volume else ())]):
         value = metric_value(validation, key) if isinstance(validation, dict) else None
         missing = "" if value is not None else _why_missing(key, validation, labels, positives)
         figures[key] = {"value": value, "missing": missing}
+    froc = validation.get("froc") if volume and isinstance(validation, dict) else None
+    froc_iou = froc.get("iou_threshold") if isinstance(froc, dict) else None
     return {
         "validation_labels": labels if isinstance(labels, int) else None,
         "positives": positives,
         "figures": figures,
+        "froc_iou": froc_iou if isinstance(froc_iou, int | float) else None,
     }
 
 

@@ -106,6 +106,7 @@ def test_a_ct_cycle_trains_the_3d_detector_and_reports_froc(
 
     assert cycle.status == RetrainingCycle.Status.SUCCEEDED, cycle.error
     version = cycle.model_version
+    assert version is not None
     assert version.model_kind == "ct_retinanet3d"
     assert len(cycle.label_snapshot) == 2 and version.metrics["validation_labels"] == 2
     curve = version.metrics["validation"]["froc"]
@@ -113,5 +114,17 @@ def test_a_ct_cycle_trains_the_3d_detector_and_reports_froc(
     assert curve["n_ground_truth"] == 2 and curve["n_images"] == 2
     points = version.metrics["validation"]["operating_points"]["boxes"]["nodule"]
     assert points["reliable"] is False and points["validation_positives"] == 2
+    assert points["match_iou"] == pytest.approx(0.1)  # matched by 3D IoU, as FROC
+    # The versions API (the Models page) shows the version's FROC as its evaluation stored it.
+    owner = make_user("otto")
+    projects.add_member(project=ct_project, user=owner, role="model_owner", added_by=None)
+    listed = api_for(owner).get(f"/api/projects/{ct_project.pk}/model-versions/")
+    assert listed.status_code == 200, listed.content
+    evidence = {v["number"]: v["evidence"] for v in listed.json()}[version.number]
+    for rate in LUNA16_FROC_RATES:
+        shown = evidence["figures"][f"froc.sensitivity_at_{rate:g}_fp"]["value"]
+        assert shown == curve[f"sensitivity_at_{rate:g}_fp"]
+    assert evidence["figures"]["froc.froc_mean"]["value"] == curve["froc_mean"]
+    assert evidence["froc_iou"] == pytest.approx(0.1)
     # Promoted (the guard asks for no validation labels here), it scores the two open cases.
     assert Suggestion.objects.filter(model_version=version).count() == 2
