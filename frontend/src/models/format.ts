@@ -55,6 +55,37 @@ export function withdrawnFlag(version: ModelVersion): { text: string; title: str
   };
 }
 
+/** FROC, the LUNA16 measure: a 3D version's figures at 1/8 ... 8 false positives per scan. */
+export const FROC_RATES: [string, string][] = [
+  ["0.125", "1/8"],
+  ["0.25", "1/4"],
+  ["0.5", "1/2"],
+  ["1", "1"],
+  ["2", "2"],
+  ["4", "4"],
+  ["8", "8"],
+];
+
+/** A 3D version's FROC in words (sensitivity at each rate of false positives per scan, their
+ * mean, mAP at 3D IoU 0.1), or null for a version whose figures have no FROC (a 2D one). */
+export function frocLine(version: ModelVersion): string | null {
+  const figures = version.evidence?.figures ?? {};
+  const mean = figures["froc.froc_mean"];
+  if (!mean) return null;
+  const at = FROC_RATES.map(([rate, name]) => {
+    const value = figures[`froc.sensitivity_at_${rate}_fp`]?.value;
+    return `${figureText(value)} at ${name}`;
+  });
+  const iou = version.evidence?.froc_iou;
+  const match = typeof iou === "number" ? ` (3D IoU ≥ ${iou})` : "";
+  if (mean.value === null) return `FROC${match}: — (${mean.missing})`;
+  const map10 = figures["boxes.map_10"]?.value;
+  return (
+    `FROC${match}: mean sensitivity ${figureText(mean.value)}; ${at.join(", ")} false positives per scan` +
+    ` · mAP@0.1 ${figureText(map10)}`
+  );
+}
+
 export function validationLabels(version: ModelVersion): number | null {
   const count = version.evidence?.validation_labels;
   return Number.isInteger(count) ? (count as number) : null;

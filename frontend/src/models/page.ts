@@ -15,6 +15,7 @@ import {
   etaText,
   figure,
   figureText,
+  frocLine,
   isActive,
   previousServing,
   shownStatus,
@@ -265,7 +266,16 @@ export class ModelsPage {
       if (lines.reason) decision.title = lines.reason;
       const decisionRow = h("tr", { class: "decision", "data-decision": version.number }, decision);
       decisionRow.classList.toggle("serving", isServing);
-      return [row, decisionRow];
+      const froc = frocLine(version);
+      if (!froc) return [row, decisionRow];
+      // A 3D version's FROC (LUNA16's rates) under its promotion check.
+      const frocRow = h(
+        "tr",
+        { class: "decision froc", "data-froc": version.number },
+        h("td", { colspan: "10", "data-testid": "froc", text: froc }),
+      );
+      frocRow.classList.toggle("serving", isServing);
+      return [row, decisionRow, frocRow];
     });
     document.querySelector("#versions tbody")?.replaceChildren(...rows);
     byId("versions-empty").hidden = rows.length > 0;

@@ -48,6 +48,8 @@ export type Decision = {
 export type Evidence = {
   figures?: Record<string, Figure>;
   validation_labels?: number | null;
+  /** The 3D IoU a FROC hit needs (a 3D version's; null for a 2D one). */
+  froc_iou?: number | null;
   decision?: Decision | null;
 };
 
