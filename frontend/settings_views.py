@@ -43,6 +43,7 @@ def project_settings(request: HttpRequest, project_pk: int) -> HttpResponse:
     latest = versions.order_by("-number").first()
     grantable = [value for value in Role.values if value != Role.ADMIN]
     kind = loop_settings.model_kind(project)
+    match_iou, match_3d = loop_settings.box_match_iou(project)
     if projects.may_manage_admin_role(project, user):
         grantable.append(Role.ADMIN)
     config = {
@@ -64,6 +65,8 @@ def project_settings(request: HttpRequest, project_pk: int) -> HttpResponse:
         # detector's): a project's model_config holds only its overrides.
         "modelDefaults": loop_settings.model_defaults(kind),
         "modelKind": kind,
+        # The IoU the operating points match boxes at (3D for the CT detector).
+        "boxMatchIou": {"value": match_iou, "is3d": match_3d},
         # The newest version a cycle could build on: changing the finding classes forces the
         # next cycle to start cold instead (active_learning.services.cycles._warm_start).
         "latestVersion": latest.number if latest else None,

@@ -156,6 +156,17 @@ def model_defaults(kind: str) -> dict[str, Any]:
     return {key: defaults[key] for key in MODEL_CONFIG_RANGES_BY_KIND.get(kind, {})}
 
 
+def box_match_iou(project: Project) -> tuple[float, bool]:
+    """The IoU at which a suggested box finds its lesion when ``project``'s versions fit their
+    operating points (the AP floor is at the same IoU), and whether it is a 3D IoU: 0.5 in 2D
+    for the built-in model, the CT detector's ``froc_iou`` (0.1 by default) in 3D."""
+    found = loop_settings(project)
+    if kind_of(found) != "ct_retinanet3d":
+        return 0.5, False
+    default = model_defaults("ct_retinanet3d")["froc_iou"]
+    return float(found.model_config.get("froc_iou", default)), True
+
+
 def project_part(project: Project) -> dict[str, Any]:
     """The settings a project's JSON carries (``annotations.api.project_parts``), by their
     names there."""

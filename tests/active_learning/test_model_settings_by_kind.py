@@ -157,10 +157,19 @@ def test_the_settings_api_shows_the_effective_kind_and_its_defaults(
     assert loop_settings.model_kind(project) == DX_KIND
 
 
-def test_the_settings_page_shows_the_defaults_of_the_projects_kind(client, ct_project, owner):
+def test_the_settings_page_shows_the_defaults_of_the_projects_kind(
+    client, ct_project, project, owner
+):
     client.login(username="otto", password="correct horse battery")
     config = client.get(f"/projects/{ct_project.pk}/settings/").context["config"]
     assert config["modelKind"] == CT_KIND
     assert config["modelDefaults"] == loop_settings.model_defaults(CT_KIND)
     assert "froc_iou" in config["modelDefaults"]
     assert "report_metric_floor" not in config["modelDefaults"]
+    # The operating points match boxes (and the AP floor is measured) at 3D IoU froc_iou.
+    assert config["boxMatchIou"] == {"value": 0.1, "is3d": True}
+    loop_settings.update_loop_settings(project=ct_project, model_config={"froc_iou": 0.25})
+    config = client.get(f"/projects/{ct_project.pk}/settings/").context["config"]
+    assert config["boxMatchIou"] == {"value": 0.25, "is3d": True}
+    config = client.get(f"/projects/{project.pk}/settings/").context["config"]
+    assert (config["modelKind"], config["boxMatchIou"]) == (DX_KIND, {"value": 0.5, "is3d": False})

@@ -30,7 +30,13 @@ type Config = {
   promotionMetrics: string[];
   warmStarts: [string, string][];
   coldStarts: [string, string][];
+  /** The defaults of the settings the project's model kind has (a project's model_config
+   * holds only its overrides). */
   modelDefaults: Record<string, number>;
+  /** The model kind the project trains (its own choice, else by modality: CT the 3D detector). */
+  modelKind: string;
+  /** The IoU at which the operating points match boxes (and the AP floor is measured). */
+  boxMatchIou: { value: number; is3d: boolean };
   latestVersion: number | null;
 };
 
@@ -297,6 +303,16 @@ class SettingsPage {
         this.strategies.find((s) => s.name === strategy.value)?.description ?? "";
     };
     strategy.addEventListener("change", describe);
+    // Only the settings the project's model kind has (the CT detector has no findings or
+    // report head): a setting of another kind would be refused.
+    for (const field of fieldsOf(form)) {
+      if (field.name.startsWith("model_config.") && !(bare(field.name) in this.config.modelDefaults)) {
+        field.closest("label")?.remove();
+      }
+    }
+    required(form, "#model-kind").textContent = this.config.modelKind;
+    const iou = `${this.config.boxMatchIou.is3d ? "3D " : ""}IoU ${this.config.boxMatchIou.value}`;
+    form.querySelectorAll<HTMLElement>(".match-iou").forEach((el) => (el.textContent = iou));
     this.fill(form);
     describe();
     form.addEventListener("submit", (event) => {
