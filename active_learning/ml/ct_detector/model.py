@@ -174,9 +174,10 @@ class CTDetector(SuggestionModel):
     def from_settings(
         cls, finding_classes: Sequence[str], settings: Mapping[str, Any]
     ) -> CTDetector:
-        """A new model for ``finding_classes``; of a project's model settings, those this kind
-        shares with the built-in one (operating points, steps, schedule, augmentation) apply,
-        the built-in model's own (text, report, image size) do not concern a CT detector."""
+        """A new model for ``finding_classes`` with a project's model settings overriding the
+        defaults (checked against this kind's configuration when they are set:
+        ``active_learning.services.loop_settings``); a setting this kind does not have (one
+        stored while the project trained the built-in model) is left out."""
         known = set(CTDetectorConfig().to_dict())
         values = {key: value for key, value in settings.items() if key in known}
         values["finding_classes"] = list(finding_classes)
