@@ -107,6 +107,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="stored detector starting point the first model begins from, as a cycle's cold "
         "start does by default (synthetic-cxr-256: 256 px only); 'none': from scratch",
     )
+    parser.add_argument(
+        "--annotator-scale",
+        type=float,
+        default=1.0,
+        help="the simulated annotator's offsets times this (1.0: one VinDr reader against "
+        "another; 0.0: the true boxes), to tell label noise from the recipe",
+    )
     parser.add_argument("--box-stability", action="store_true", help="test-time views in scoring")
     parser.add_argument(
         "--model-config",
@@ -134,8 +141,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("the random arm always runs: it is the baseline")
     if args.budget is None:
         args.budget = round(0.15 * args.pool)
-    if args.initial + args.step > args.budget or args.budget > args.pool:
-        parser.error("need initial + step <= budget <= pool")
+    # budget == initial: the first model only (recipe probes); no strategy is compared then.
+    if args.initial > args.budget or args.budget > args.pool:
+        parser.error("need initial <= budget <= pool")
     return args
 
 
@@ -291,6 +299,7 @@ def run_seed(seed: int, args: argparse.Namespace, validation: list[Any], work: P
         size=args.size,
         difficulty=args.difficulty,
         annotator_seed=seed,
+        annotator_scale=args.annotator_scale,
     )
     truth_validation = [c.truth for c in validation]
     annotated_validation = [c.annotated for c in validation]
@@ -576,6 +585,7 @@ def main(argv: list[str] | None = None) -> None:
         difficulty=args.difficulty,
         annotator_seed=VALIDATION_SEED,
         id_offset=10_000_000,
+        annotator_scale=args.annotator_scale,
     )
     rows: list[dict] = []
     work = Path(tempfile.mkdtemp(prefix="medloop-label-efficiency-"))

@@ -300,10 +300,12 @@ def synthetic_pool(
     difficulty: float,
     annotator_seed: int,
     id_offset: int = 0,
+    annotator_scale: float = 1.0,
 ) -> list[PoolCase]:
     """``count`` cases of synthetic set ``seed`` with VinDr-CXR prevalence and ``difficulty``,
     each paired with the simulated annotator's boxes (the annotator is seeded per case, so a
-    case is annotated identically whichever strategy serves it and when)."""
+    case is annotated identically whichever strategy serves it and when). ``annotator_scale``
+    scales the annotator's offsets (1.0: VinDr's readers; 0.0: the truth itself)."""
     from active_learning.ml.datasets import labelled_from_synthetic
     from active_learning.ml.simulated_annotator import SimulatedAnnotator, load_reader_variation
     from active_learning.ml.synthetic import generate_case
@@ -313,7 +315,9 @@ def synthetic_pool(
     for index in range(count):
         case = generate_case(seed, index, size, prevalence="vindr", difficulty=difficulty)
         truth = labelled_from_synthetic(case, str(id_offset + index))
-        annotator = SimulatedAnnotator(seed=annotator_seed * 1_000_003 + index, variation=variation)
+        annotator = SimulatedAnnotator(
+            seed=annotator_seed * 1_000_003 + index, scale=annotator_scale, variation=variation
+        )
         boxes = annotator.annotate(list(truth.boxes), rows=size, columns=size)
         annotated = replace_boxes(truth, boxes)
         contrast = min((c for c, _ in case.lesion_contrast.values()), default=1.0)

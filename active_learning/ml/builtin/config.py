@@ -58,6 +58,10 @@ class BuiltinConfig:
     # 0.52 / 0.50. Versions saved before it read 0 (their thresholds were fitted on detector
     # scores).
     box_finding_weight: float = 0.2
+    # fit_operating_points chooses the weight among these by AP@0.5 on the validation labels
+    # (ties: the smaller); empty keeps box_finding_weight. A finding head trained on a few dozen
+    # labels can be confidently wrong, and fusing it would then reorder good detector scores.
+    box_finding_weight_choices: tuple[float, ...] = ()
     # Findings are prefilled only above the calibrated probability whose PPV reaches this.
     finding_precision_target: float = 0.7
     min_finding_positives: int = 5
@@ -103,6 +107,15 @@ class BuiltinConfig:
     # seed 0, mAP@0.5 0.50 at 1.0, 0.58 at 0.3 and at 0.1; 0.3 leaves a detector that started
     # from nothing, or a class the starting point lacks, room to go on learning in later cycles).
     pretrained_detector_lr_scale: float = 0.3
+    # Keep the batch-norm statistics of learnt detector weights (a starting point or the
+    # version a cycle builds on) instead of re-estimating them from a few labelled batches:
+    # the usual practice when fine-tuning a pretrained detector (torchvision's and detectron2's
+    # frozen batch norm).
+    freeze_pretrained_norm: bool = False
+    # The findings head and the report decoder read the image features without sending their
+    # gradients back into learnt detector weights: new, randomly initialised heads would
+    # otherwise pull the features a starting point learnt towards a few dozen labels.
+    detach_pretrained_features: bool = False
     weight_decay: float = 1e-4
     shuffle_buffer: int = 64
     # Augmentation (training only): horizontal flip with laterality words swapped, +-scale,

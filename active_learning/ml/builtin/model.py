@@ -20,6 +20,7 @@ import json
 import math
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ from active_learning.ml.builtin import operating_points as op
 from active_learning.ml.builtin.augment import flip_case, jitter_batch
 from active_learning.ml.builtin.batch import Batch, collate, memory_box_rows
 from active_learning.ml.builtin.config import BuiltinConfig
-from active_learning.ml.builtin.inference import predict_batch
+from active_learning.ml.builtin.inference import fuse_box_scores, predict_batch
 from active_learning.ml.builtin.network import GRADCAM_LAYER, MultimodalNetwork, anchor_shapes
 from active_learning.ml.builtin.preprocess import LabVocabulary, report_target, train_tokenizer
 from active_learning.ml.calibration import fit_temperature, is_calibration_case
@@ -73,6 +74,50 @@ def warmup_cosine(step: int, *, total: int, warmup: int, final_fraction: float) 
     return final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+def fitted_fusion(
+    truth: Sequence[ev.GroundTruthBox],
+    candidates: Sequence[ev.PredictedBox],
+    probabilities: Mapping[str, Mapping[str, float]],
+    classes: Sequence[str],
+    choices: Sequence[float],
+) -> tuple[float, list[ev.PredictedBox]]:
+    """The fusion weight among ``choices`` whose fused box scores (:func:`fuse_box_scores`
+    of the detector's ``candidates`` with their case's finding ``probabilities``) reach the
+    highest mAP@0.5 against ``truth`` (ties: the smaller weight), and those candidates. Without
+    truth boxes: the smallest weight."""
+    index = {name: i for i, name in enumerate(classes)}
+    best: tuple[float, float, list[ev.PredictedBox]] | None = None
+    for weight in sorted(choices):
+        fused = [
+            replace(
+                box,
+                score=float(
+                    fuse_box_scores(
+                        np.array([box.score]),
+                        np.array([index[box.finding]]),
+                        np.array([probabilities[box.image_id].get(c, 0.0) for c in classes]),
+                        weight,
+                    )[0]
+                ),
+            )
+            for box in candidates
+        ]
+        value = ev.box_map(truth, fused, classes)["map_50"] if truth else None
+        score = -1.0 if value is None else float(value)
+        if best is None or score > best[1] + 1e-9:
+            best = (weight, score, fused)
+    assert best is not None
+    return best[0], best[2]
+
+
+def freeze_batch_norm(module: nn.Module) -> None:
+    """Every batch-norm layer of ``module`` in evaluation mode: it normalises with its stored
+    statistics and does not update them (its scale and shift still learn)."""
+    for layer in module.modules():
+        if isinstance(layer, nn.modules.batchnorm._BatchNorm):
+            layer.eval()
+
+
 def shuffled(
     items: Iterable[LabelledCase], buffer: int, rng: np.random.Generator
 ) -> Iterator[LabelledCase]:
@@ -102,6 +147,7 @@ class BuiltinModel(SuggestionModel):
         self.network: MultimodalNetwork | None = None
         self.temperature = 1.0
         self._operating: dict[str, Any] | None = None
+        self._detach_features = False  # set by train() (config.detach_pretrained_features)
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
     @classmethod
@@ -213,6 +259,7 @@ class BuiltinModel(SuggestionModel):
         network = self._require_trained()
         self._operating = None
         config = self.config
+        self._detach_features = pretrained_detector and config.detach_pretrained_features
 
         def training_cases() -> Iterator[LabelledCase]:
             return (c for c in cases() if not is_calibration_case(c.case_id))
@@ -251,6 +298,8 @@ class BuiltinModel(SuggestionModel):
                     break
                 stepped = True
                 network.train()
+                if pretrained_detector and config.freeze_pretrained_norm:
+                    freeze_batch_norm(network.detector)
                 parts = self._loss(self._training_batch(chunk, rng))
                 loss = torch.stack(list(parts.values())).sum()
                 optimizer.zero_grad()
@@ -311,6 +360,8 @@ class BuiltinModel(SuggestionModel):
         network = self._require_trained()
         detector_losses = network.detector(batch.images, batch.targets)
         features = network._features
+        if features is not None and self._detach_features:
+            features = {name: value.detach() for name, value in features.items()}
         targets, mask = batch.finding_targets, batch.finding_mask
         report_ids, report_mask = batch.report_ids, batch.report_mask
         assert features is not None and targets is not None and mask is not None
@@ -414,7 +465,11 @@ class BuiltinModel(SuggestionModel):
         probabilities: dict[str, list[float]] = {c: [] for c in classes}
         labels: dict[str, list[int]] = {c: [] for c in classes}
         references, drafts = [], []
+        case_probabilities: dict[str, dict[str, float]] = {}
         self._operating = None  # predict with the raw candidates, nothing cut yet
+        choices = tuple(float(w) for w in config.box_finding_weight_choices)
+        if choices:  # the detector's own scores; fused below with each weight
+            config.box_finding_weight = 0.0
         for chunk in batched(cases, config.batch_size):
             predictions = self.predict(chunk, uncertainty=UncertaintyOptions(box_stability=False))
             for case, prediction in zip(chunk, predictions, strict=True):
@@ -426,6 +481,7 @@ class BuiltinModel(SuggestionModel):
                     ev.PredictedBox(case.case_id, b.finding, b.x, b.y, b.width, b.height, b.score)
                     for b in prediction.candidates
                 ]
+                case_probabilities[case.case_id] = dict(prediction.findings)
                 for c in classes:
                     value = case.findings.get(c)
                     if value is not None:
@@ -439,6 +495,11 @@ class BuiltinModel(SuggestionModel):
         if not n_cases:
             self._operating = op.unfitted(classes, "no validation labels yet")
             return self._operating
+        if choices:
+            weight, candidates = fitted_fusion(
+                truth, candidates, case_probabilities, classes, choices
+            )
+            config.box_finding_weight = weight
         ap50 = ev.box_map(truth, candidates, classes)["ap_50_per_class"] if truth else {}
         boxes = op.fit_box_operating_points(
             truth,

@@ -208,3 +208,55 @@ def test_the_fast_box_selection_keeps_what_monais_keeps():
     assert len(expected[0]) == 24  # enough overlap and scores for NMS and the cap to matter
     assert torch.allclose(got[0], expected[0]) and torch.allclose(got[1], expected[1])
     assert torch.equal(got[2], expected[2])
+
+
+def _two_effusion_cases() -> tuple[list, list]:
+    from active_learning.ml import evaluate as ev
+
+    truth = [ev.GroundTruthBox("a", "effusion", 10, 10, 20, 20)]
+    candidates = [
+        ev.PredictedBox("a", "effusion", 10, 10, 20, 20, 0.6),  # the lesion
+        ev.PredictedBox("b", "effusion", 40, 40, 20, 20, 0.7),  # a false box, scored higher
+    ]
+    return truth, candidates
+
+
+def test_the_fusion_weight_is_chosen_where_the_finding_head_helps_on_validation():
+    from active_learning.ml.builtin.model import fitted_fusion
+
+    classes = ["nodule", "effusion"]
+    truth, candidates = _two_effusion_cases()
+    # The case-level head is right: case a has an effusion, case b has none. Fusing it lifts
+    # the true box above the false one; 0.1 is the smallest weight that does.
+    right = {"a": {"nodule": 0.5, "effusion": 0.9}, "b": {"nodule": 0.5, "effusion": 0.1}}
+    weight, fused = fitted_fusion(truth, candidates, right, classes, (0.0, 0.1, 0.2, 0.3))
+    assert weight == 0.1
+    assert fused[0].score == pytest.approx(0.6**0.9 * 0.9**0.1)
+    assert fused[0].score > fused[1].score
+    # The head is confidently wrong (what a few dozen labels can teach it): fusing it would
+    # sink the true box, so the detector's own scores are kept.
+    wrong = {"a": {"nodule": 0.5, "effusion": 0.02}, "b": {"nodule": 0.5, "effusion": 0.95}}
+    weight, fused = fitted_fusion(truth, candidates, wrong, classes, (0.3, 0.0, 0.2))
+    assert weight == 0.0
+    assert [b.score for b in fused] == [0.6, 0.7]
+
+
+def test_frozen_batch_norm_keeps_its_statistics_while_its_scale_still_learns():
+    from active_learning.ml.builtin.model import freeze_batch_norm
+
+    torch.manual_seed(0)
+    layer = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4))
+    before = layer[1].running_mean.clone()
+    layer.train()
+    freeze_batch_norm(layer)
+    optimizer = torch.optim.SGD(layer.parameters(), lr=0.1)
+    out = layer(torch.randn(8, 1, 8, 8) * 5 + 3)
+    out.square().mean().backward()
+    optimizer.step()
+    assert torch.equal(layer[1].running_mean, before)
+    assert not layer[1].training and layer[0].training
+    assert not torch.equal(layer[1].weight, torch.ones(4))
+    # Not frozen: the statistics follow the batch.
+    layer[1].train()
+    layer(torch.randn(8, 1, 8, 8) * 5 + 3)
+    assert not torch.equal(layer[1].running_mean, before)
