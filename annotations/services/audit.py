@@ -17,8 +17,11 @@ from django.http import HttpRequest
 
 from annotations.models import AuditEvent
 from medloop import request_client
+from medloop.compiled_queries import CompiledInsert
 
 _pending = threading.local()
+# A request's events in one INSERT ... VALUES, not bulk_create's UNNEST (medloop.compiled_queries).
+_INSERT = CompiledInsert(AuditEvent)
 
 
 @contextmanager
@@ -39,7 +42,7 @@ def batched() -> Iterator[None]:
         raise
     _pending.events = None
     if events:
-        AuditEvent.objects.bulk_create(events)
+        _INSERT.insert(events)
 
 
 def client_address(request: HttpRequest | None) -> tuple[str | None, str]:
