@@ -19,6 +19,13 @@ Prints, per seed and as mean and standard deviation over seeds: training seconds
 10 volumes, suggestion seconds per volume (p50 over the held-out volumes; without the flipped
 pass on the first three), FROC sensitivity at 1/8 ... 8 false positives per scan (3D IoU >= 0.1,
 MONAI's LUNA16 matching) and its mean, AP at 3D IoU 0.1.
+
+Operating points: the nodule class's display threshold fitted on the first half of the held-out
+volumes (precision target 0.7, the default) two ways: as the detector fits it (candidates
+matched by 3D IoU 0.1, the AP floor at 3D IoU 0.1:
+``active_learning.ml.ct_detector.operating_points``) and by the built-in model's rule (3D IoU
+0.5, AP@0.5 floor), with what the boxes shown at each threshold are worth on the second half
+(precision and recall, matched at 3D IoU 0.1 as the version's evaluation counts them).
 """
 
 from __future__ import annotations
@@ -76,6 +83,7 @@ def run_seed(seed: int, args: argparse.Namespace) -> dict:
     curve = froc(truth, candidates, images=images, rates=LUNA16_FROC_RATES, iou_threshold=0.1)
     ap = average_precision_3d(truth, candidates, config.finding_classes, images=images)
     return {
+        **_operating_points(truth, candidates, images, config),
         "seed": seed,
         "train_seconds": report.seconds,
         "epoch_per_10_volumes_s": per_epoch_10,
@@ -87,6 +95,55 @@ def run_seed(seed: int, args: argparse.Namespace) -> dict:
         "ap_10": ap["map_10"],
         "nodules": len(truth),
     }
+
+
+def _operating_points(truth: list, candidates: list, images: list, config: object) -> dict:
+    """The nodule threshold fitted on the first half of ``images`` by 3D IoU 0.1 (the
+    detector's rule) and by the built-in rule (IoU 0.5), each with the shown boxes' precision
+    and recall on the second half (matched at 3D IoU 0.1)."""
+    from active_learning.ml.builtin import operating_points as op
+    from active_learning.ml.ct_detector.model import average_precision_3d
+    from active_learning.ml.ct_detector.operating_points import fit_box_operating_points_3d
+    from active_learning.ml.metrics.boxes import match_candidates
+
+    classes = list(config.finding_classes)  # type: ignore[attr-defined]
+    fit_on, judged_on = set(images[: len(images) // 2]), set(images[len(images) // 2 :])
+
+    def part(rows: list, names: set) -> list:
+        return [r for r in rows if r["image_id"] in names]
+
+    truth_fit, cand_fit = part(truth, fit_on), part(candidates, fit_on)
+    ap = average_precision_3d(truth_fit, cand_fit, classes, images=sorted(fit_on))
+    common = {
+        "target": config.box_precision_target,  # type: ignore[attr-defined]
+        "min_positives": config.min_validation_positives,  # type: ignore[attr-defined]
+        "min_ap": config.min_class_ap,  # type: ignore[attr-defined]
+    }
+    fitted = {
+        "3d_iou_0.1": fit_box_operating_points_3d(
+            truth_fit, cand_fit, classes, ap_per_class=ap["ap_10_per_class"],
+            ap50_per_class=ap["ap_50_per_class"], iou_threshold=0.1, **common,
+        ),
+        "iou_0.5": op.fit_box_operating_points(
+            truth_fit, cand_fit, classes, ap50_per_class=ap["ap_50_per_class"], **common
+        ),
+    }  # fmt: skip
+    truth_judged, cand_judged = part(truth, judged_on), part(candidates, judged_on)
+    out = {}
+    for rule, points in fitted.items():
+        point = points[classes[0]]
+        threshold = point["threshold"] if point["reliable"] else None
+        shown = [c for c in cand_judged if threshold is not None and c["score"] >= threshold]
+        hits = sum(hit for _, _, hit in match_candidates(truth_judged, shown, iou_threshold=0.1)
+                   .candidates)  # fmt: skip
+        out[f"op_{rule}"] = {
+            "threshold": threshold,
+            "reason": point["reason"],
+            "shown": len(shown),
+            "precision": hits / len(shown) if shown else None,
+            "recall": hits / len(truth_judged) if truth_judged else None,
+        }
+    return out
 
 
 def _row(case_id: str, box: object) -> dict:
@@ -154,6 +211,20 @@ def main() -> None:
     aps = [r["ap_10"] for r in rows if r["ap_10"] is not None]
     if aps:
         print(f"  AP at 3D IoU 0.1: {_spread(aps)}")
+    print("operating points (fitted on the first half of the held-out volumes, judged on the")
+    print("second half at 3D IoU 0.1):")
+    for rule in ("3d_iou_0.1", "iou_0.5"):
+        for row in rows:
+            point = row[f"op_{rule}"]
+            print(
+                f"  {rule} seed {row['seed']}: threshold {_num(point['threshold'])}, "
+                f"{point['shown']} boxes shown, precision {_num(point['precision'])}, "
+                f"recall {_num(point['recall'])} ({point['reason']})"
+            )
+
+
+def _num(value: float | None) -> str:
+    return "none" if value is None else f"{value:.3f}"
 
 
 if __name__ == "__main__":
