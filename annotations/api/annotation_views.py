@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 from annotations import permissions, selectors
 from annotations.access import case_for, project_for, user_of
 from annotations.api import representations
+from annotations.api.annotation_input import validated_input
 from annotations.api.common import annotation_for, expected_version
 from annotations.api.serializers import (
     AnnotationInputSerializer,
@@ -73,13 +74,12 @@ class MyAnnotationView(APIView):
         if not permissions.allowed(request.user, case.project_id, "annotation", "annotate"):
             raise PermissionDenied("Only annotators of this project annotate cases.")
         annotation = annotate.start_annotation(case=case, annotator=user_of(request))
-        data = AnnotationInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = validated_input(request.data)
         annotation = annotate.save_draft(
             annotation=annotation,
             actor=user_of(request),
             expected_version=expected_version(request, annotation),
-            **_content(data.validated_data),
+            **_content(data),
         )
         return _with_etag(annotation)
 
@@ -117,13 +117,14 @@ class SubmitAnnotationView(APIView):
                 annotation = annotate.start_annotation(
                     case=case, annotator=user_of(request), with_suggestion=True
                 )
-                data = AnnotationInputSerializer(data=request.data)
-                data.is_valid(raise_exception=True)
+                # AnnotationInputSerializer's validation (annotation_input: a plain body
+                # without its per-field machinery).
+                data = validated_input(request.data)
                 annotation = annotate.submit(
                     annotation=annotation,
                     actor=user_of(request),
                     expected_version=expected_version(request, annotation),
-                    **_content(data.validated_data),
+                    **_content(data),
                 )
         except Exception:
             if case is not None:
