@@ -28,8 +28,9 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
-from django.db import connection, connections, router, transaction
+from django.db import IntegrityError, connection, connections, router, transaction
 from django.db.models import AutoField, Model, QuerySet
+from django.db.models.constants import OnConflict
 from django.db.models.sql import InsertQuery, UpdateQuery
 from django.db.models.sql.compiler import SQLCompiler
 
@@ -230,12 +231,17 @@ class CompiledInsert:
     are still prepared by Django (``pre_save`` and ``get_db_prep_save`` of each field, as in
     bulk_create). Objects that already have a primary key, expressions as values, and fields
     with their own placeholders are refused; a backend that cannot return the rows of a
-    multi-row insert gets ``bulk_create``."""
+    multi-row insert gets ``bulk_create``.
+
+    ``ignore_conflicts``: one row at a time, and a row that would break a unique constraint is
+    not inserted (``ON CONFLICT DO NOTHING``; SQLite ``INSERT OR IGNORE``): no error, so no
+    savepoint is needed around it. ``insert`` returns how many rows it inserted."""
 
     KEEP_UP_TO = 16  # rows: the SQL for more is built each time (a string join), not kept
 
-    def __init__(self, model: type[Model]) -> None:
+    def __init__(self, model: type[Model], *, ignore_conflicts: bool = False) -> None:
         self.model = model
+        self.on_conflict = OnConflict.IGNORE if ignore_conflicts else None
         self.sql: dict[tuple[str, int], tuple[str, tuple[Any, ...]]] = {}
 
     def _fields(self) -> list[Any]:
@@ -246,9 +252,11 @@ class CompiledInsert:
             if not f.generated and not (f.primary_key and isinstance(f, AutoField))
         ]
 
-    def insert(self, objs: Sequence[Model]) -> None:
+    def insert(self, objs: Sequence[Model]) -> int:
         if not objs:
-            return
+            return 0
+        if self.on_conflict is not None and len(objs) != 1:
+            raise ValueError("ignore_conflicts inserts one row at a time")
         db = router.db_for_write(self.model)
         conn = connections[db]
         ops: Any = conn.ops  # (django-stubs lack the insert helpers)
@@ -261,8 +269,15 @@ class CompiledInsert:
         ):
             # Too many rows for one statement on this backend (SQLite's parameter limit):
             # bulk_create splits them into batches.
-            self.model._default_manager.bulk_create(list(objs))
-            return
+            if self.on_conflict is None:
+                self.model._default_manager.bulk_create(list(objs))
+                return len(objs)
+            try:
+                with transaction.atomic(using=db):
+                    objs[0].save(force_insert=True, using=db)
+            except IntegrityError:
+                return 0
+            return 1
         query = InsertQuery(self.model)
         compiler = query.get_compiler(connection=conn)
         params: list[Any] = []
@@ -281,13 +296,16 @@ class CompiledInsert:
             row = ["%s"] * len(fields)
             returning, returning_params = ops.return_insert_columns(opts.db_returning_fields)
             sql = " ".join(
-                [
-                    ops.insert_statement(on_conflict=None),
+                part
+                for part in (
+                    ops.insert_statement(on_conflict=self.on_conflict),
                     quote(opts.db_table),
                     "(" + ", ".join(quote(f.column) for f in fields) + ")",
                     ops.bulk_insert_sql(fields, [row] * len(objs)),
+                    ops.on_conflict_suffix_sql(fields, self.on_conflict, [], []),
                     returning,
-                ]
+                )
+                if part
             )
             if len(objs) <= self.KEEP_UP_TO:
                 self.sql[key] = (sql, tuple(returning_params))
@@ -300,8 +318,12 @@ class CompiledInsert:
         converters = compiler.get_converters([f.get_col(opts.db_table) for f in returned])
         if converters:
             rows = list(compiler.apply_converters(rows, converters))
+        rows = list(rows)
+        if not rows and self.on_conflict is not None:
+            return 0  # the row was there already
         for obj, values in zip(objs, rows, strict=True):
             for field, value in zip(returned, values, strict=True):
                 setattr(obj, field.attname, value)
             obj._state.adding = False
             obj._state.db = db
+        return len(rows)

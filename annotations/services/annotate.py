@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -62,6 +62,7 @@ _WORKING_COPY_WITH_SUGGESTION = CompiledQuery(
 )
 # A submission's boxes: one INSERT ... VALUES (bulk_create's UNNEST costs more for a few rows).
 _INSERT_BOXES = CompiledInsert(Box)
+_INSERT_WORKING_COPY = CompiledInsert(Annotation, ignore_conflicts=True)
 _VISIBLE_IMAGES = CompiledQuery(
     lambda *, study_id: Instance.objects.filter(series__study_id=study_id, quarantined=False)
 )
@@ -82,12 +83,12 @@ def start_annotation(*, case: Case, annotator: User, with_suggestion: bool = Fal
         annotation.case = case
         annotation.annotator = annotator
         return annotation
-    try:
-        with transaction.atomic():
-            annotation = Annotation.objects.create(case=case, annotator=annotator)
-        created = True
-    except IntegrityError:  # two tabs raced to create it: the other one won, use it
-        annotation, created = Annotation.objects.get(case=case, annotator=annotator), False
+    # INSERT ... ON CONFLICT DO NOTHING: when two tabs race to create it, the other one's is
+    # used; no savepoint needed (a unique-constraint error would abort the transaction).
+    annotation = Annotation(case=case, annotator=annotator)
+    created = _INSERT_WORKING_COPY.insert([annotation]) == 1
+    if not created:
+        annotation = Annotation.objects.get(case=case, annotator=annotator)
     annotation.case = case
     annotation.annotator = annotator
     if created and with_suggestion:

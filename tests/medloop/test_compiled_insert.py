@@ -78,3 +78,32 @@ def test_a_failed_insert_leaves_the_transaction_marked_for_rollback(make_user) -
             CompiledInsert(AuditEvent).insert([event])
         assert transaction.get_rollback()  # the block rolls back, as after bulk_create's error
     assert not AuditEvent.objects.filter(action__startswith="x").exists()
+
+
+def test_ignore_conflicts_inserts_once_and_leaves_the_transaction_usable(
+    project, member, cases
+) -> None:
+    from annotations.models import Annotation
+
+    reader = member("reader", "annotator")
+    working_copy = CompiledInsert(Annotation, ignore_conflicts=True)
+    first = Annotation(case=cases[0], annotator=reader)
+    with transaction.atomic():
+        with CaptureQueriesContext(connection) as queries:
+            assert working_copy.insert([first]) == 1
+        assert len(queries) == 1 and "SAVEPOINT" not in queries[0]["sql"].upper()
+        assert first.pk is not None and not first._state.adding
+        second = Annotation(case=cases[0], annotator=reader)  # another tab, the same copy
+        assert working_copy.insert([second]) == 0
+        assert second.pk is None
+        # No error was raised: the transaction goes on.
+        assert Annotation.objects.filter(case=cases[0], annotator=reader).count() == 1
+        assert working_copy.insert([Annotation(case=cases[1], annotator=reader)]) == 1
+    stored = Annotation.objects.get(pk=first.pk)
+    assert (stored.version, stored.status, stored.findings) == (
+        first.version,
+        first.status,
+        first.findings,
+    )
+    with pytest.raises(ValueError, match="one row"):
+        working_copy.insert([Annotation(case=cases[2], annotator=reader)] * 2)
