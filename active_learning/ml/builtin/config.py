@@ -112,6 +112,12 @@ class BuiltinConfig:
     # the usual practice when fine-tuning a pretrained detector (torchvision's and detectron2's
     # frozen batch norm).
     freeze_pretrained_norm: bool = False
+    # When training started from learnt detector weights, fit_operating_points chooses among
+    # blends ``alpha * trained + (1 - alpha) * start`` of the detector (weight-space ensembling,
+    # WiSE-FT: Wortsman et al., CVPR 2022) the one with the highest AP@0.5 on the validation
+    # labels (ties: the larger alpha), so a cycle's few labels cannot wear down what the start
+    # knew unseen. 1.0 must be among them for the trained weights to be kept; empty: no blend.
+    detector_interpolation_choices: tuple[float, ...] = (0.0, 0.5, 1.0)
     # The findings head and the report decoder read the image features without sending their
     # gradients back into learnt detector weights: new, randomly initialised heads would
     # otherwise pull the features a starting point learnt towards a few dozen labels.

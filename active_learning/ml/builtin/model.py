@@ -148,6 +148,9 @@ class BuiltinModel(SuggestionModel):
         self.temperature = 1.0
         self._operating: dict[str, Any] | None = None
         self._detach_features = False  # set by train() (config.detach_pretrained_features)
+        # The detector's weights when training started from learnt ones, until
+        # fit_operating_points has chosen a blend (config.detector_interpolation_choices).
+        self._start_detector: dict[str, torch.Tensor] | None = None
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
     @classmethod
@@ -260,6 +263,11 @@ class BuiltinModel(SuggestionModel):
         self._operating = None
         config = self.config
         self._detach_features = pretrained_detector and config.detach_pretrained_features
+        self._start_detector = None
+        if pretrained_detector and config.detector_interpolation_choices:
+            self._start_detector = {
+                key: value.detach().clone() for key, value in network.detector.state_dict().items()
+            }
 
         def training_cases() -> Iterator[LabelledCase]:
             return (c for c in cases() if not is_calibration_case(c.case_id))
@@ -449,6 +457,59 @@ class BuiltinModel(SuggestionModel):
             )
         return predictions
 
+    def _detector_blends(self) -> dict[float, dict[str, torch.Tensor] | None]:
+        """The detector weights :meth:`fit_operating_points` chooses from, by the trained
+        weights' share ``alpha``: ``{1.0: None}`` (the weights as they are) unless training
+        started from learnt detector weights and ``config.detector_interpolation_choices``
+        names blends, each ``alpha * trained + (1 - alpha) * start``."""
+        start, choices = self._start_detector, self.config.detector_interpolation_choices
+        if start is None or not choices:
+            return {1.0: None}
+        trained = {
+            k: v.detach().clone() for k, v in self._require_trained().detector.state_dict().items()
+        }
+        blends: dict[float, dict[str, torch.Tensor] | None] = {}
+        for alpha in sorted({float(a) for a in choices}, reverse=True):
+            blends[alpha] = {
+                key: (alpha * value + (1 - alpha) * start[key])
+                if value.is_floating_point()
+                else value
+                for key, value in trained.items()
+            }
+        return blends
+
+    def _choose_blend(
+        self,
+        blends: dict[float, dict[str, torch.Tensor] | None],
+        seen: dict[float, list[CasePrediction]],
+        truth: list[ev.GroundTruthBox],
+        classes: list[str],
+    ) -> float:
+        """The blend whose candidates reach the highest AP@0.5 on the validation ``truth``
+        (ties: the larger share of the trained weights), loaded into the detector and recorded
+        in ``config.extra["detector_blend"]``; the start's weights are let go."""
+        if len(blends) == 1:
+            return next(iter(blends))
+        scores: dict[float, float] = {}
+        for alpha, predictions in seen.items():
+            boxes = [
+                ev.PredictedBox(p.case_id, b.finding, b.x, b.y, b.width, b.height, b.score)
+                for p in predictions
+                for b in p.candidates
+            ]
+            value = ev.box_map(truth, boxes, classes)["map_50"] if truth else None
+            scores[alpha] = -1.0 if value is None else float(value)
+        best = max(scores, key=lambda a: (round(scores[a], 9), a))
+        state = blends[best]
+        if state is not None:
+            self._require_trained().detector.load_state_dict(state)
+        self.config.extra["detector_blend"] = {
+            "trained_share": best,
+            "validation_map50": {str(a): round(v, 4) for a, v in sorted(scores.items())},
+        }
+        self._start_detector = None
+        return best
+
     # ------------------------------------------------------------------ operating points
     def operating_points(self) -> dict[str, Any] | None:
         return self._operating
@@ -470,26 +531,39 @@ class BuiltinModel(SuggestionModel):
         choices = tuple(float(w) for w in config.box_finding_weight_choices)
         if choices:  # the detector's own scores; fused below with each weight
             config.box_finding_weight = 0.0
+        # Detector weights to choose from (WiSE-FT): the newly trained ones blended with those
+        # training started from, by ``config.detector_interpolation_choices``.
+        blends = self._detector_blends()
+        seen: dict[float, list[CasePrediction]] = {alpha: [] for alpha in blends}
+        kept: list[tuple[str, dict[str, Any], dict[str, str]]] = []
         for chunk in batched(cases, config.batch_size):
-            predictions = self.predict(chunk, uncertainty=UncertaintyOptions(box_stability=False))
-            for case, prediction in zip(chunk, predictions, strict=True):
+            for alpha, state in blends.items():
+                if state is not None:
+                    self._require_trained().detector.load_state_dict(state)
+                seen[alpha] += self.predict(
+                    chunk, uncertainty=UncertaintyOptions(box_stability=False)
+                )
+            for case in chunk:
                 truth += [
                     ev.GroundTruthBox(case.case_id, b.finding, b.x, b.y, b.width, b.height)
                     for b in case.boxes
                 ]
-                candidates += [
-                    ev.PredictedBox(case.case_id, b.finding, b.x, b.y, b.width, b.height, b.score)
-                    for b in prediction.candidates
-                ]
-                case_probabilities[case.case_id] = dict(prediction.findings)
-                for c in classes:
-                    value = case.findings.get(c)
-                    if value is not None:
-                        labels[c].append(int(bool(value)))
-                        probabilities[c].append(prediction.findings[c])
-                if any((case.report or {}).values()):
-                    references.append(_report_text(case.report))
-                    drafts.append(_report_text(prediction.report))
+                kept.append((case.case_id, dict(case.findings), dict(case.report or {})))
+        alpha = self._choose_blend(blends, seen, truth, classes)
+        for (case_id, findings, report), prediction in zip(kept, seen[alpha], strict=True):
+            candidates += [
+                ev.PredictedBox(case_id, b.finding, b.x, b.y, b.width, b.height, b.score)
+                for b in prediction.candidates
+            ]
+            case_probabilities[case_id] = dict(prediction.findings)
+            for c in classes:
+                value = findings.get(c)
+                if value is not None:
+                    labels[c].append(int(bool(value)))
+                    probabilities[c].append(prediction.findings[c])
+            if any(report.values()):
+                references.append(_report_text(report))
+                drafts.append(_report_text(prediction.report))
         n_cases = len(set(b.image_id for b in truth)) if truth else 0
         n_cases = max(n_cases, len(references), max((len(v) for v in labels.values()), default=0))
         if not n_cases:

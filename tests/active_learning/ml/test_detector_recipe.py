@@ -260,3 +260,54 @@ def test_frozen_batch_norm_keeps_its_statistics_while_its_scale_still_learns():
     layer[1].train()
     layer(torch.randn(8, 1, 8, 8) * 5 + 3)
     assert not torch.equal(layer[1].running_mean, before)
+
+
+def test_validation_chooses_the_detector_blend_between_the_start_and_the_trained_weights():
+    torch.manual_seed(0)
+    config = BuiltinConfig(
+        input_size=128, vocab_size=400, report_max_tokens=24, batch_size=4, train_steps=2,
+        warmup_steps=0, detection_score_threshold=0.0, seed=1,
+        detector_interpolation_choices=(0.0, 0.5, 1.0),
+    )  # fmt: skip
+    model = BuiltinModel(config)
+    model.train(synthetic_source(seed=9, start=0, count=8, size=128))
+    assert model._start_detector is None, "a detector trained from nothing has no start to keep"
+    network = model.network
+    assert network is not None
+    start = {k: v.clone() for k, v in network.detector.state_dict().items()}
+    # Training on from learnt weights (as a cycle does from its parent) keeps the start ...
+    model.train(synthetic_source(seed=9, start=8, count=8, size=128), max_steps=3)
+    trained = {k: v.clone() for k, v in network.detector.state_dict().items()}
+    moved = [
+        k for k in start if start[k].is_floating_point() and not torch.equal(start[k], trained[k])
+    ]
+    assert moved
+    model.fit_operating_points(list(synthetic_source(seed=9, start=100, count=6, size=128)()))
+    blend = model.config.extra["detector_blend"]
+    scores = {float(a): v for a, v in blend["validation_map50"].items()}
+    assert set(scores) == {0.0, 0.5, 1.0}
+    best = max(scores, key=lambda a: (scores[a], a))
+    assert blend["trained_share"] == best
+    # ... and the detector now holds that blend of the two.
+    now = network.detector.state_dict()
+    for key in moved:
+        expected = best * trained[key] + (1 - best) * start[key]
+        assert torch.allclose(now[key], expected, atol=1e-6), key
+    assert model._start_detector is None, "the start is let go once a blend is chosen"
+
+
+def test_without_blend_choices_the_trained_detector_is_kept():
+    torch.manual_seed(0)
+    config = BuiltinConfig(
+        input_size=128, vocab_size=400, report_max_tokens=24, batch_size=4, train_steps=2,
+        warmup_steps=0, detection_score_threshold=0.0, seed=1, detector_interpolation_choices=(),
+    )  # fmt: skip
+    model = BuiltinModel(config)
+    model.train(synthetic_source(seed=9, start=0, count=8, size=128))
+    model.train(synthetic_source(seed=9, start=8, count=8, size=128), max_steps=3)
+    network = model.network
+    assert network is not None
+    trained = {k: v.clone() for k, v in network.detector.state_dict().items()}
+    model.fit_operating_points(list(synthetic_source(seed=9, start=100, count=6, size=128)()))
+    assert "detector_blend" not in model.config.extra
+    assert all(torch.equal(v, trained[k]) for k, v in network.detector.state_dict().items())
