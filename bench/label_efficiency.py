@@ -51,6 +51,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 VALIDATION_SEED = 900_001  # the fixed validation cases: the same for every seed and strategy
+TEST_SEED = 920_001  # the fixed held-out test cases the metrics are computed on
 POOL_SEED = 910_000  # pool of seed s: synthetic set POOL_SEED + s
 
 QUICK = {
@@ -73,6 +74,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help=f"reduced run: {QUICK}")
     parser.add_argument("--pool", type=int, default=1000)
     parser.add_argument("--validation", type=int, default=200)
+    parser.add_argument(
+        "--test",
+        type=int,
+        default=200,
+        help="fixed held-out cases the metrics are computed on (0: the validation cases, on "
+        "which the operating points and the detector blend are chosen: optimistic)",
+    )
     parser.add_argument("--size", type=int, default=256, help="image and model input size, px")
     parser.add_argument("--difficulty", type=float, default=0.7)
     parser.add_argument("--initial", type=int, default=30, help="random first labels")
@@ -283,7 +291,9 @@ def strategy_scores(prediction: Any) -> dict[str, float]:
 
 
 # ---------------------------------------------------------------------------- one seed
-def run_seed(seed: int, args: argparse.Namespace, validation: list[Any], work: Path) -> list[dict]:
+def run_seed(
+    seed: int, args: argparse.Namespace, validation: list[Any], test: list[Any], work: Path
+) -> list[dict]:
     """Every strategy's curve for one seed (rows of the CSV)."""
     import loop_support
     import numpy as np
@@ -301,7 +311,9 @@ def run_seed(seed: int, args: argparse.Namespace, validation: list[Any], work: P
         annotator_seed=seed,
         annotator_scale=args.annotator_scale,
     )
-    truth_validation = [c.truth for c in validation]
+    # Metrics on the held-out test cases when there are any: the validation cases chose the
+    # operating points and the detector blend.
+    truth_validation = [c.truth for c in (test or validation)]
     annotated_validation = [c.annotated for c in validation]
     rng = np.random.default_rng(seed)
     first = sorted(int(i) for i in rng.choice(len(pool), size=args.initial, replace=False))
@@ -572,10 +584,11 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     print(
-        f"pool {args.pool}, validation {args.validation}, {args.size} px, difficulty "
-        f"{args.difficulty}, labels {args.initial} + {args.step}/cycle to {args.budget}, seeds "
-        f"{args.seeds}, steps {args.first_steps} then {args.train_steps}/cycle, strategies "
-        f"{', '.join(args.strategies)}, {args.threads} threads",
+        f"pool {args.pool}, validation {args.validation}, test {args.test}, {args.size} px, "
+        f"difficulty {args.difficulty}, labels {args.initial} + {args.step}/cycle to "
+        f"{args.budget}, seeds {args.seeds}, steps {args.first_steps} then "
+        f"{args.train_steps}/cycle, strategies {', '.join(args.strategies)}, "
+        f"{args.threads} threads",
         flush=True,
     )
     validation = loop_support.synthetic_pool(
@@ -587,11 +600,19 @@ def main(argv: list[str] | None = None) -> None:
         id_offset=10_000_000,
         annotator_scale=args.annotator_scale,
     )
+    test = loop_support.synthetic_pool(
+        seed=TEST_SEED,
+        count=args.test,
+        size=args.size,
+        difficulty=args.difficulty,
+        annotator_seed=TEST_SEED,
+        id_offset=20_000_000,
+    )
     rows: list[dict] = []
     work = Path(tempfile.mkdtemp(prefix="medloop-label-efficiency-"))
     try:
         for seed in args.seed_list:
-            rows += run_seed(seed, args, validation, work)
+            rows += run_seed(seed, args, validation, test, work)
             if seed != args.seed_list[-1]:  # a run stopped early still leaves the seeds it finished
                 write_results(rows, summarise(rows, args.strategies), args)
     finally:
