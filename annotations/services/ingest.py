@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import re
+import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -18,7 +21,6 @@ from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from pydicom.errors import InvalidDicomError
 
-from annotations.atomic_files import write_atomically
 from annotations.dicom import completeness, eligibility, pixels
 from annotations.dicom.deidentify import deidentify, keyed_digest, quarantine_reason
 from annotations.models import Case, Instance, Patient, Project, Series, Study
@@ -195,14 +197,22 @@ def _ingest(*, project: Project, data: bytes, name: str, actor: User | None) -> 
 
     relative = f"projects/{project.pk}/{study_uid}/{series_uid}/{sop_uid}.dcm"
     try:
-        sha256, size = _write_dataset_atomically(storage_path(relative), dataset)
+        encoded = _encode(dataset)
     except Exception as exc:  # pydicom refused to encode what it read: the file is malformed
         raise InvalidInput(
             f"{name}: cannot be written as DICOM ({type(exc).__name__}: {exc})."
         ) from exc
+    sha256, size = hashlib.sha256(encoded).hexdigest(), len(encoded)
+    # The file is written to a temporary name here; its fsync and rename run on a helper thread
+    # while the rows are looked up and inserted, and the transaction waits for them before it
+    # commits: a committed Instance row always names a complete file on stable storage.
+    stored = _start_durable_write(storage_path(relative), encoded)
+    detail: dict[str, object] = {"sha256": sha256, "bytes": size}
+    if verdict.held_out_reason:
+        detail["held_out_reason"] = verdict.held_out_reason
     for attempt in range(3):
         try:
-            with transaction.atomic():
+            with transaction.atomic(), audit.batched():
                 instance, created = _register(
                     project=project,
                     dataset=dataset,
@@ -212,37 +222,68 @@ def _ingest(*, project: Project, data: bytes, name: str, actor: User | None) -> 
                     size=size,
                     quarantine=quarantine,
                     verdict=verdict,
+                    check_existing=attempt > 0,
                 )
+                if created:
+                    # In the same transaction as the row it records: both or neither.
+                    audit.record(
+                        action="instance.ingest",
+                        actor=actor,
+                        target=instance,
+                        project_id=project.pk,
+                        detail=detail,
+                    )
+                stored.result()  # the file is in place and durable before the rows commit
             break
         except IntegrityError:
             # A concurrent ingest created the same patient, study, series or instance first;
             # its transaction has committed, so looking again finds its rows.
             if attempt == 2:
                 raise
-    if created:
-        detail: dict[str, object] = {"sha256": sha256, "bytes": size}
-        if verdict.held_out_reason:
-            detail["held_out_reason"] = verdict.held_out_reason
-        audit.record(
-            action="instance.ingest",
-            actor=actor,
-            target=instance,
-            project_id=project.pk,
-            detail=detail,
-        )
     return IngestResult(instance=instance, created=created)
 
 
-def _write_dataset_atomically(path: Path, dataset: pydicom.FileDataset) -> tuple[str, int]:
-    """Encode ``dataset`` as Part 10 into ``path`` (temp file, fsync, rename): a reader never
-    sees a half-written file. Returns (sha256 hex, size in bytes)."""
-    # Encoded in memory first: pydicom seeks back to patch sequence lengths, so the bytes are
-    # final only at the end. getbuffer() hashes and writes them without another copy.
+def _encode(dataset: pydicom.FileDataset) -> memoryview:
+    """``dataset`` as Part 10 bytes. Encoded in memory: pydicom seeks back to patch sequence
+    lengths, so the bytes are final only at the end; getbuffer() hashes and writes them
+    without another copy."""
     buffer = io.BytesIO()
     dataset.save_as(buffer, enforce_file_format=True)
-    encoded = buffer.getbuffer()
-    write_atomically(path, encoded)
-    return hashlib.sha256(encoded).hexdigest(), len(encoded)
+    return buffer.getbuffer()
+
+
+# One thread that makes written files durable (fsync, then rename into place) while the
+# ingesting thread goes on with the database rows; fsync releases the GIL.
+_SYNCER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-fsync")
+
+
+def _start_durable_write(path: Path, data: memoryview) -> Future[None]:
+    """Write ``data`` to a temporary file beside ``path`` now; return a future that is done
+    once the file is fsynced and renamed to ``path`` (``os.replace``, atomic on POSIX): a
+    reader never sees a half-written file. On any failure the temporary file is removed and
+    the future (or this call) raises."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".incoming-")
+    try:
+        with os.fdopen(handle, "wb", closefd=False) as stream:
+            stream.write(data)
+    except BaseException:
+        os.close(handle)
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+    def finish() -> None:
+        try:
+            try:
+                os.fsync(handle)
+            finally:
+                os.close(handle)
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+    return _SYNCER.submit(finish)
 
 
 def _register(
@@ -255,7 +296,65 @@ def _register(
     size: int,
     quarantine: str,
     verdict: eligibility.Verdict,
+    check_existing: bool,
 ) -> tuple[Instance, bool]:
+    """The Instance row of ``dataset``, with its Patient, Study (and Case) and Series rows
+    when they are new; (instance, created). ``check_existing``: look for the instance first
+    (the caller has not just done so in this attempt)."""
+    study_uid = str(dataset.StudyInstanceUID)
+    series_uid = str(dataset.SeriesInstanceUID)
+    # The slices of a series after its first: the patient, study and series rows all exist, and
+    # one look-up finds the series (where the old path took three).
+    series_id = (
+        Series.objects.filter(
+            study__project=project,
+            study__study_instance_uid=study_uid,
+            study__patient__pseudonym=patient_pseudonym,
+            series_instance_uid=series_uid,
+        )
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if series_id is None:
+        series_id = _register_series(
+            project=project,
+            dataset=dataset,
+            patient_pseudonym=patient_pseudonym,
+            verdict=verdict,
+        ).pk
+    sop_uid = str(dataset.SOPInstanceUID)
+    if check_existing:
+        instance = Instance.objects.filter(series_id=series_id, sop_instance_uid=sop_uid).first()
+        if instance is not None:
+            return instance, False
+    instance = Instance.objects.create(
+        series_id=series_id,
+        sop_instance_uid=sop_uid,
+        sop_class_uid=str(dataset.SOPClassUID),
+        instance_number=_int_or_none(dataset.get("InstanceNumber")),
+        file_path=relative,
+        sha256=sha256,
+        size_bytes=size,
+        rows=int(dataset.Rows),
+        columns=int(dataset.Columns),
+        number_of_frames=_int_or_none(dataset.get("NumberOfFrames")) or 1,
+        transfer_syntax_uid=str(dataset.file_meta.TransferSyntaxUID),
+        photometric_interpretation=_text(dataset, "PhotometricInterpretation", 32),
+        quarantined=bool(quarantine),
+        quarantine_reason=quarantine[:200],
+    )
+    return instance, True
+
+
+def _register_series(
+    *,
+    project: Project,
+    dataset: pydicom.FileDataset,
+    patient_pseudonym: str,
+    verdict: eligibility.Verdict,
+) -> Series:
+    """The Series row of ``dataset``: found or created, with its Patient and Study (and the
+    study's Case) when they are new."""
     # Plain look-ups and inserts, not get_or_create: no savepoint per row. A unique-constraint
     # race surfaces as IntegrityError and the caller retries the whole transaction.
     patient = Patient.objects.filter(project=project, pseudonym=patient_pseudonym).first()
@@ -300,27 +399,7 @@ def _register(
             description=_text(dataset, "SeriesDescription", 200),
             body_part=_text(dataset, "BodyPartExamined", 64),
         )
-    sop_uid = str(dataset.SOPInstanceUID)
-    instance = Instance.objects.filter(series=series, sop_instance_uid=sop_uid).first()
-    if instance is not None:
-        return instance, False
-    instance = Instance.objects.create(
-        series=series,
-        sop_instance_uid=sop_uid,
-        sop_class_uid=str(dataset.SOPClassUID),
-        instance_number=_int_or_none(dataset.get("InstanceNumber")),
-        file_path=relative,
-        sha256=sha256,
-        size_bytes=size,
-        rows=int(dataset.Rows),
-        columns=int(dataset.Columns),
-        number_of_frames=_int_or_none(dataset.get("NumberOfFrames")) or 1,
-        transfer_syntax_uid=str(dataset.file_meta.TransferSyntaxUID),
-        photometric_interpretation=_text(dataset, "PhotometricInterpretation", 32),
-        quarantined=bool(quarantine),
-        quarantine_reason=quarantine[:200],
-    )
-    return instance, True
+    return series
 
 
 def _int_or_none(value: object) -> int | None:
