@@ -519,7 +519,7 @@ def _keep(element: DataElement, rule: Rule) -> bool:
     if kind == "uid":
         return vr == "UI" and all(_UID_TEXT.fullmatch(v) for v in _values(element))
     if kind == "date":
-        return vr in ("DA", "DT")  # shifted or emptied by _shift_dates
+        return vr in ("DA", "DT")  # shifted or emptied by _shift_dates_and_replace_uids
     if kind == "time":
         return vr == "TM" and all(_TIME.fullmatch(v) for v in _values(element))
     if kind == "age":
@@ -594,25 +594,25 @@ def _map_values(element: DataElement, mapper: Callable[[str], str]) -> None:
         element.value = mapper(str(element.value))
 
 
-def _replace_uids(dataset: Dataset, secret: str) -> None:
-    def mapper(uid: str) -> str:
+def _shift_dates_and_replace_uids(dataset: Dataset, days: int, secret: str) -> None:
+    """Shift every date (DA) and date-time (DT) by ``days`` and replace every UID (UI, but
+    those of ``_KEPT_UID_TAGS`` and standard ones) by its keyed replacement, nested items
+    included, in one walk of the data set."""
+
+    def uid_mapper(uid: str) -> str:
         uid = uid.strip().rstrip("\x00")
         if not uid or uid.startswith(STANDARD_UID_ROOT):
             return uid
         return replacement_uid(secret, uid)
 
     def visit(element: DataElement) -> None:
-        if element.VR == "UI" and element.tag not in _KEPT_UID_TAGS:
-            _map_values(element, mapper)
-
-    _walk(dataset, visit)
-
-
-def _shift_dates(dataset: Dataset, days: int) -> None:
-    def visit(element: DataElement) -> None:
-        if element.VR == "DA":
+        vr = element.VR
+        if vr == "UI":
+            if element.tag not in _KEPT_UID_TAGS:
+                _map_values(element, uid_mapper)
+        elif vr == "DA":
             _map_values(element, lambda v: shift_date(v, days))
-        elif element.VR == "DT":
+        elif vr == "DT":
             _map_values(element, lambda v: _shift_datetime(v, days))
 
     _walk(dataset, visit)
@@ -694,8 +694,7 @@ def deidentify(dataset: Dataset, *, secret: str) -> tuple[Dataset, str]:
     dataset.AccessionNumber = pseudonym(secret, "accession", accession) if accession else ""
     if dataset.get("PatientAge"):
         dataset.PatientAge = _cap_age(str(dataset.PatientAge))
-    _shift_dates(dataset, shift)
-    _replace_uids(dataset, secret)
+    _shift_dates_and_replace_uids(dataset, shift, secret)
     _rebuild_file_meta(dataset, secret)
     _set_markers(dataset)
     if site:

@@ -223,11 +223,12 @@ def _ingest(*, project: Project, data: bytes, name: str, actor: User | None) -> 
         raise InvalidInput(
             f"{name}: cannot be written as DICOM ({type(exc).__name__}: {exc})."
         ) from exc
-    sha256, size = hashlib.sha256(encoded).hexdigest(), len(encoded)
-    # The file is written to a temporary name here; its fsync and rename run on a helper thread
-    # while the rows are looked up and inserted, and the transaction waits for them before it
-    # commits: a committed Instance row always names a complete file on stable storage.
+    # The file is written to a temporary name, fsynced and renamed into place on a helper
+    # thread while it is hashed and the rows are looked up and inserted here; the transaction
+    # waits for it before it commits: a committed Instance row always names a complete file
+    # on stable storage.
     stored = _start_durable_write(storage_path(relative), encoded)
+    sha256, size = hashlib.sha256(encoded).hexdigest(), len(encoded)
     detail: dict[str, object] = {"sha256": sha256, "bytes": size}
     if verdict.held_out_reason:
         detail["held_out_reason"] = verdict.held_out_reason
@@ -279,23 +280,19 @@ _SYNCER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-fsync")
 
 
 def _start_durable_write(path: Path, data: memoryview) -> Future[None]:
-    """Write ``data`` to a temporary file beside ``path`` now; return a future that is done
-    once the file is fsynced and renamed to ``path`` (``os.replace``, atomic on POSIX): a
-    reader never sees a half-written file. On any failure the temporary file is removed and
-    the future (or this call) raises."""
+    """Write ``data`` to ``path`` through a temporary file beside it, on the helper thread:
+    the returned future is done once the temporary file is written, fsynced and renamed to
+    ``path`` (``os.replace``, atomic on POSIX), so a reader never sees a half-written file. On
+    any failure the temporary file is removed and the future raises. ``data`` must not change
+    until the future is done."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".incoming-")
-    try:
-        with os.fdopen(handle, "wb", closefd=False) as stream:
-            stream.write(data)
-    except BaseException:
-        os.close(handle)
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
     def finish() -> None:
         try:
             try:
+                with os.fdopen(handle, "wb", closefd=False) as stream:
+                    stream.write(data)
                 os.fsync(handle)
             finally:
                 os.close(handle)
@@ -304,7 +301,12 @@ def _start_durable_write(path: Path, data: memoryview) -> Future[None]:
             Path(temporary).unlink(missing_ok=True)
             raise
 
-    return _SYNCER.submit(finish)
+    try:
+        return _SYNCER.submit(finish)
+    except BaseException:
+        os.close(handle)
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 def _register(
