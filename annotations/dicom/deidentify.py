@@ -557,6 +557,12 @@ def _keep(element: DataElement, rule: Rule) -> bool:
     raise AssertionError(f"unknown rule {kind}")  # pragma: no cover
 
 
+@cache
+def _dictionary_vrs(tag: int) -> tuple[str, ...]:
+    """The VRs the DICOM dictionary gives ``tag`` (none for a tag it does not know)."""
+    return tuple(dictionary_VR(tag).split(" or ")) if dictionary_has_tag(tag) else ()
+
+
 def _keep_allowed(dataset: Dataset) -> None:
     """Remove from ``dataset`` (and its nested items) every attribute the allow-list does not
     keep, or whose value fails its rule."""
@@ -570,8 +576,7 @@ def _keep_allowed(dataset: Dataset) -> None:
             element = dataset[tag]
             # An attribute under a VR the dictionary does not give it (a damaged file) would
             # escape the check its rule makes by VR.
-            expected = dictionary_VR(tag) if dictionary_has_tag(tag) else ""
-            keep = element.VR in expected.split(" or ") and _keep(element, rule)
+            keep = element.VR in _dictionary_vrs(tag) and _keep(element, rule)
         except Exception:  # a value pydicom cannot decode cannot be checked either
             keep = False
         if not keep:
