@@ -14,8 +14,10 @@ Goal (issue 3): MedLoop at least half the pydicom baseline.
 from __future__ import annotations
 
 import argparse
+import atexit
 import io
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -103,6 +105,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="medloop-ingest-bench-"))
+    atexit.register(shutil.rmtree, work, ignore_errors=True)  # inputs, outputs, the database
     _setup_django(work / "var", args.database_url)
     if args.ct:
         from active_learning.ml import synthetic_ct
