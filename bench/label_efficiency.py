@@ -337,8 +337,8 @@ def run_seed(
     first_version = work / f"seed{seed}-first"
     model.save(first_version)
     print(f"  first model: {args.initial} labels, {seconds:.0f} s, mAP50 "
-          f"{_fmt(first_metrics['map50'])}  per class {_per_class(first_metrics)}",
-          flush=True)  # fmt: skip
+          f"{_fmt(first_metrics['map50'])}  per class {_per_class(first_metrics)}"
+          f"{_choices(model)}", flush=True)  # fmt: skip
 
     rows = []
     for name in args.strategies:
@@ -391,7 +391,7 @@ def run_seed(
                 f"  false/normal {_fmt(metrics.get('false_boxes_per_normal_image'))}  kept "
                 f"{_fmt(row.get('kept_share'))}  lesion cases served {tally.lesion_cases}"
                 f"  ({seconds:.0f} s train, {score_seconds:.0f} s scoring)\n"
-                f"    per class {_per_class(metrics)}",
+                f"    per class {_per_class(metrics)}{_choices(model)}",
                 flush=True,
             )
     shutil.rmtree(first_version, ignore_errors=True)
@@ -406,6 +406,17 @@ def _per_class(metrics: dict[str, Any]) -> str:
     positives = metrics.get("positives_per_class") or {}
     return ", ".join(f"{name} {_fmt(value, 2)} ({positives.get(name, '?')})"
                      for name, value in ap.items())  # fmt: skip
+
+
+def _choices(model: Any) -> str:
+    """What the validation labels chose for ``model``: the detector blend (the trained
+    weights' share) and the box-score fusion weight."""
+    config = getattr(model, "config", None)
+    if config is None:
+        return ""
+    blend = config.extra.get("detector_blend", {}).get("trained_share")
+    weight = config.box_finding_weight
+    return f"\n    chosen: detector blend {_fmt(blend, 1)}, fusion weight {weight:g}"
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -506,8 +517,10 @@ def summarise(rows: list[dict], strategies: list[str]) -> dict[str, Any]:
 
 
 def print_summary(summary: dict[str, Any], args: argparse.Namespace) -> None:
-    print(f"\nPer cycle, mean ± sd over {args.seeds} seeds (validation: {args.validation} cases,"
-          " metrics against the truth; kept: boxes shown on the cases served next):")  # fmt: skip
+    measured = (f"{getattr(args, 'test', 0)} held-out test cases" if getattr(args, "test", 0)
+                else f"the {args.validation} validation cases")  # fmt: skip
+    print(f"\nPer cycle, mean ± sd over {args.seeds} seeds (metrics on {measured}, against the"
+          " truth; kept: boxes shown on the cases served next):")  # fmt: skip
     header = (f"{'strategy':<12} {'labels':>6} {'mAP50':>13} {'FROC':>6} {'prec shown':>10} "
               f"{'recall shown':>12} {'false/normal':>12} {'kept':>6} {'kept+edit':>9} "
               f"{'lesion cases kept':>17} {'served: lesion/faint':>20}")  # fmt: skip
