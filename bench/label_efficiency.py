@@ -604,23 +604,16 @@ def main(argv: list[str] | None = None) -> None:
         f"{args.threads} threads",
         flush=True,
     )
-    validation = loop_support.synthetic_pool(
-        seed=VALIDATION_SEED,
-        count=args.validation,
-        size=args.size,
-        difficulty=args.difficulty,
-        annotator_seed=VALIDATION_SEED,
-        id_offset=10_000_000,
-        annotator_scale=args.annotator_scale,
-    )
-    test = loop_support.synthetic_pool(
-        seed=TEST_SEED,
-        count=args.test,
-        size=args.size,
-        difficulty=args.difficulty,
-        annotator_seed=TEST_SEED,
-        id_offset=20_000_000,
-    )
+
+    def fixed_cases(seed: int, count: int, id_offset: int, scale: float = 1.0) -> list[Any]:
+        """Cases the same for every seed and strategy (the annotator seeded by the set)."""
+        return loop_support.synthetic_pool(
+            seed=seed, count=count, size=args.size, difficulty=args.difficulty,
+            annotator_seed=seed, id_offset=id_offset, annotator_scale=scale,
+        )  # fmt: skip
+
+    validation = fixed_cases(VALIDATION_SEED, args.validation, 10_000_000, args.annotator_scale)
+    test = fixed_cases(TEST_SEED, args.test, 20_000_000)
     rows: list[dict] = []
     work = Path(tempfile.mkdtemp(prefix="medloop-label-efficiency-"))
     try:
