@@ -196,7 +196,9 @@ def evaluate(model: Any, validation: list[Any], annotated: list[Any]) -> dict[st
     metrics against the truth: mAP@0.5 and FROC from all candidates, shown boxes' precision,
     recall and false boxes per normal image."""
     from active_learning.ml import evaluate as ev
+    from active_learning.ml.draft_guard import is_degenerate
     from active_learning.ml.interface import UncertaintyOptions
+    from medloop.metrics.text import word_edit_distance
 
     if hasattr(model, "fit_operating_points"):
         model.fit_operating_points(annotated)
@@ -217,6 +219,13 @@ def evaluate(model: Any, validation: list[Any], annotated: list[Any]) -> dict[st
             for b in prediction.boxes
         ]
     images = [case.case_id for case in validation]
+    edits, degenerate = [], 0
+    for case, prediction in zip(validation, predictions, strict=True):
+        draft = " ".join(v for v in prediction.report.values() if v)
+        final = " ".join(case.report[k] for k in prediction.report if case.report.get(k))
+        if final:
+            edits.append(word_edit_distance(draft, final))
+        degenerate += is_degenerate(draft) is not None
     boxes = ev.box_map(truth, candidates, classes)
     metrics = {"map50": boxes["map_50"], "ap50_per_class": boxes["ap_50_per_class"]}
     metrics["positives_per_class"] = {
@@ -232,6 +241,22 @@ def evaluate(model: Any, validation: list[Any], annotated: list[Any]) -> dict[st
             recall_shown_per_class=seen.get("recall_shown_per_class"),
             false_boxes_per_normal_image=seen.get("false_boxes_per_normal_image"),
         )
+        # The target's recall: the mean over the classes with enough validation positives for
+        # an operating point (config.min_validation_positives), as suggestion_quality reports.
+        points = (model.operating_points() or {}).get("boxes", {})
+        enough = [
+            c for c in classes
+            if points.get(c, {}).get("validation_positives", 0)
+            >= model.config.min_validation_positives
+            and (seen.get("recall_shown_per_class") or {}).get(c) is not None
+        ]  # fmt: skip
+        metrics["recall_shown_enough"] = (
+            statistics.mean(seen["recall_shown_per_class"][c] for c in enough) if enough else None
+        )
+    # Word edit distance from each draft to the case's true report, over the report's length
+    # (as suggestion_quality and the Models page measure it), and drafts the guard refuses.
+    metrics["report_edit_distance"] = statistics.mean(edits) if edits else None
+    metrics["degenerate_drafts"] = degenerate
     return metrics
 
 
@@ -389,7 +414,9 @@ def run_seed(
                 f"  {name:<12} cycle {cycle} labels {len(labelled_ids):>4}  mAP50 "
                 f"{_fmt(metrics['map50'])}  shown precision {_fmt(metrics.get('precision_shown'))}"
                 f"  false/normal {_fmt(metrics.get('false_boxes_per_normal_image'))}  kept "
-                f"{_fmt(row.get('kept_share'))}  lesion cases served {tally.lesion_cases}"
+                f"{_fmt(row.get('kept_share'))}  report edit "
+                f"{_fmt(metrics.get('report_edit_distance'))}  lesion cases served "
+                f"{tally.lesion_cases}"
                 f"  ({seconds:.0f} s train, {score_seconds:.0f} s scoring)\n"
                 f"    per class {_per_class(metrics)}{_choices(model)}",
                 flush=True,
@@ -414,9 +441,11 @@ def _choices(model: Any) -> str:
     config = getattr(model, "config", None)
     if config is None:
         return ""
-    blend = config.extra.get("detector_blend", {}).get("trained_share")
+    record = config.extra.get("detector_blend", {})
+    blend, p = record.get("trained_share"), record.get("p_not_better")
     weight = config.box_finding_weight
-    return f"\n    chosen: detector blend {_fmt(blend, 1)}, fusion weight {weight:g}"
+    tested = f" (bootstrap p(not better than the start) {_fmt(p, 2)})" if p is not None else ""
+    return f"\n    chosen: detector blend {_fmt(blend, 1)}{tested}, fusion weight {weight:g}"
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -457,7 +486,8 @@ def summarise(rows: list[dict], strategies: list[str]) -> dict[str, Any]:
         by[(row["strategy"], row["labels"])].append(row)
     keys = ["map50", "froc_mean", "precision_shown", "recall_shown",
             "false_boxes_per_normal_image", "kept_share", "kept_or_edited_share",
-            "lesion_cases_kept_share", "served_with_lesions", "served_faint"]  # fmt: skip
+            "lesion_cases_kept_share", "served_with_lesions", "served_faint",
+            "recall_shown_enough", "report_edit_distance", "degenerate_drafts"]  # fmt: skip
     curves: dict[str, list[dict[str, Any]]] = {}
     for strategy in strategies:
         points = []
@@ -523,7 +553,8 @@ def print_summary(summary: dict[str, Any], args: argparse.Namespace) -> None:
           " truth; kept: boxes shown on the cases served next):")  # fmt: skip
     header = (f"{'strategy':<12} {'labels':>6} {'mAP50':>13} {'FROC':>6} {'prec shown':>10} "
               f"{'recall shown':>12} {'false/normal':>12} {'kept':>6} {'kept+edit':>9} "
-              f"{'lesion cases kept':>17} {'served: lesion/faint':>20}")  # fmt: skip
+              f"{'lesion cases kept':>17} {'served: lesion/faint':>20} {'recall enough':>13} "
+              f"{'report edit':>11} {'degenerate':>10}")  # fmt: skip
     print(header)
     for strategy, points in summary["curves"].items():
         for p in points:
@@ -534,7 +565,10 @@ def print_summary(summary: dict[str, Any], args: argparse.Namespace) -> None:
                 f"{_fmt(p['precision_shown']):>10} {_fmt(p['recall_shown']):>12} "
                 f"{_fmt(p['false_boxes_per_normal_image']):>12} {_fmt(p['kept_share']):>6} "
                 f"{_fmt(p['kept_or_edited_share']):>9} {_fmt(p['lesion_cases_kept_share']):>17} "
-                f"{_fmt(p['served_with_lesions'], 1):>9} / {_fmt(p['served_faint'], 1):<8}"
+                f"{_fmt(p['served_with_lesions'], 1):>9} / {_fmt(p['served_faint'], 1):<8} "
+                f"{_fmt(p.get('recall_shown_enough')):>13} "
+                f"{_fmt(p.get('report_edit_distance')):>11} "
+                f"{_fmt(p.get('degenerate_drafts'), 1):>10}"
             )
     print("\nLabels to reach random's final mAP@0.5 (paired by seed; goal <= 0.5x random's):")
     for strategy, e in summary["efficiency"].items():

@@ -120,6 +120,11 @@ class BuiltinConfig:
     # labels (ties: the larger alpha), so a cycle's few labels cannot wear down what the start
     # knew unseen. 1.0 must be among them for the trained weights to be kept; empty: no blend.
     detector_interpolation_choices: tuple[float, ...] = (0.0, 0.5, 1.0)
+    # A blend other than the start is kept only when its AP@0.5 beats the start's in at least
+    # this share of paired bootstrap resamples of the validation cases (0: the highest AP@0.5
+    # outright); see ``model.choose_detector_blend``.
+    detector_blend_confidence: float = 0.8
+    detector_blend_resamples: int = 200
     # The findings head and the report decoder read the image features without sending their
     # gradients back into learnt detector weights: new, randomly initialised heads would
     # otherwise pull the features a starting point learnt towards a few dozen labels.

@@ -34,6 +34,7 @@ from torch import nn
 from transformers import PreTrainedTokenizerFast
 
 from active_learning.ml import evaluate as ev
+from active_learning.ml import paired_bootstrap as bootstrap
 from active_learning.ml.builtin import operating_points as op
 from active_learning.ml.builtin.augment import flip_case, jitter_batch
 from active_learning.ml.builtin.batch import Batch, collate, memory_box_rows
@@ -62,6 +63,8 @@ REPORT_METRIC = "rouge_l_f_beta1.2"
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.safetensors"
 TOKENIZER_DIR = "tokenizer"
+# What a validation case keeps of its image once predicted: the blend choice reads its labels only.
+_NO_IMAGE = np.zeros((1, 1), dtype=np.float32)
 
 
 def warmup_cosine(step: int, *, total: int, warmup: int, final_fraction: float) -> float:
@@ -108,6 +111,64 @@ def fitted_fusion(
             best = (weight, score, fused)
     assert best is not None
     return best[0], best[2]
+
+
+def choose_detector_blend(
+    seen: Mapping[float, Sequence[CasePrediction]],
+    labelled: Sequence[LabelledCase],
+    classes: Sequence[str],
+    *,
+    confidence: float,
+    resamples: int,
+    seed: int = 0,
+) -> tuple[float, dict[str, Any]]:
+    """Which detector blend to keep, from each blend's predictions ``seen[alpha]`` on the
+    validation cases ``labelled`` (``alpha``: the trained weights' share; the smallest alpha is
+    the start, e.g. the parent version a cycle builds on).
+
+    Each blend's AP@0.5 is computed from all its candidates
+    (:func:`~active_learning.ml.paired_bootstrap.box_map50`). The start is left only for a
+    blend that beats it beyond the noise of the validation cases: in a paired bootstrap over
+    them, the blend's AP@0.5 must exceed the start's in at least ``confidence`` of the
+    resamples. Of the blends that pass, the one with the highest AP@0.5 (ties: the larger
+    alpha) is kept. With a few validation positives per class, a single lucky case would
+    otherwise move the detector away from what it knew (label-efficiency bench, seed 1: the
+    average blend chosen on 200 validation cases lost 0.06 on held-out cases). ``confidence``
+    0 keeps the highest AP@0.5 outright. Returns the alpha and the record kept in
+    ``config.extra["detector_blend"]``."""
+    outcomes = {
+        alpha: bootstrap.case_outcomes(list(predictions), list(labelled), classes)
+        for alpha, predictions in seen.items()
+    }
+    ones = np.ones(len(labelled))
+    scores = {}
+    for alpha, outcome in outcomes.items():
+        value = bootstrap.box_map50(outcome, ones) if len(labelled) else None
+        scores[alpha] = -1.0 if value is None else float(value)
+    start = min(scores)
+    chosen, p_not_better = start, None
+    for alpha in sorted(scores, key=lambda a: (round(scores[a], 9), a), reverse=True):
+        if alpha == start or scores[alpha] <= scores[start]:
+            break
+        if confidence <= 0:
+            chosen = alpha
+            break
+        result = bootstrap.paired_bootstrap(
+            outcomes[alpha], outcomes[start], metric_name="boxes.map_50",
+            resamples=resamples, seed=seed,
+        )  # fmt: skip
+        if result.p_not_better is not None and result.p_not_better <= 1.0 - confidence:
+            chosen, p_not_better = alpha, result.p_not_better
+            break
+        if p_not_better is None and result.p_not_better is not None:
+            p_not_better = result.p_not_better
+    record = {
+        "trained_share": chosen,
+        "validation_map50": {str(a): round(v, 4) for a, v in sorted(scores.items())},
+        "confidence": confidence,
+        "p_not_better": None if p_not_better is None else round(p_not_better, 4),
+    }
+    return chosen, record
 
 
 def freeze_batch_norm(module: nn.Module) -> None:
@@ -482,31 +543,27 @@ class BuiltinModel(SuggestionModel):
         self,
         blends: dict[float, dict[str, torch.Tensor] | None],
         seen: dict[float, list[CasePrediction]],
-        truth: list[ev.GroundTruthBox],
+        labelled: list[LabelledCase],
         classes: list[str],
     ) -> float:
-        """The blend whose candidates reach the highest AP@0.5 on the validation ``truth``
-        (ties: the larger share of the trained weights), loaded into the detector and recorded
-        in ``config.extra["detector_blend"]``; the start's weights are let go."""
+        """The blend :func:`choose_detector_blend` picks on the validation cases, loaded into
+        the detector and recorded in ``config.extra["detector_blend"]``; the start's weights
+        are let go."""
         if len(blends) == 1:
             return next(iter(blends))
-        scores: dict[float, float] = {}
-        for alpha, predictions in seen.items():
-            boxes = [
-                ev.PredictedBox(p.case_id, b.finding, b.x, b.y, b.width, b.height, b.score)
-                for p in predictions
-                for b in p.candidates
-            ]
-            value = ev.box_map(truth, boxes, classes)["map_50"] if truth else None
-            scores[alpha] = -1.0 if value is None else float(value)
-        best = max(scores, key=lambda a: (round(scores[a], 9), a))
+        config = self.config
+        best, record = choose_detector_blend(
+            seen,
+            labelled,
+            classes,
+            confidence=config.detector_blend_confidence,
+            resamples=config.detector_blend_resamples,
+            seed=config.seed,
+        )
         state = blends[best]
         if state is not None:
             self._require_trained().detector.load_state_dict(state)
-        self.config.extra["detector_blend"] = {
-            "trained_share": best,
-            "validation_map50": {str(a): round(v, 4) for a, v in sorted(scores.items())},
-        }
+        self.config.extra["detector_blend"] = record
         self._start_detector = None
         return best
 
@@ -536,7 +593,9 @@ class BuiltinModel(SuggestionModel):
         blends = self._detector_blends()
         seen: dict[float, list[CasePrediction]] = {alpha: [] for alpha in blends}
         kept: list[tuple[str, dict[str, Any], dict[str, str]]] = []
+        labelled: list[LabelledCase] = []
         for chunk in batched(cases, config.batch_size):
+            labelled += [replace(case, image=_NO_IMAGE) for case in chunk]
             for alpha, state in blends.items():
                 if state is not None:
                     self._require_trained().detector.load_state_dict(state)
@@ -549,7 +608,7 @@ class BuiltinModel(SuggestionModel):
                     for b in case.boxes
                 ]
                 kept.append((case.case_id, dict(case.findings), dict(case.report or {})))
-        alpha = self._choose_blend(blends, seen, truth, classes)
+        alpha = self._choose_blend(blends, seen, labelled, classes)
         for (case_id, findings, report), prediction in zip(kept, seen[alpha], strict=True):
             candidates += [
                 ev.PredictedBox(case_id, b.finding, b.x, b.y, b.width, b.height, b.score)
