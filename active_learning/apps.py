@@ -25,6 +25,12 @@ def _label_snapshot(project: Any, number: int) -> Any:
     return found.values_list("label_snapshot", flat=True).first()
 
 
+def _check_modality_change(sender: Any, *, project: Any, modality: str, **kwargs: Any) -> None:
+    from active_learning.services.loop_settings import check_modality_change
+
+    check_modality_change(project, modality)
+
+
 def _delete_explanations_on_purge(sender: Any, **kwargs: Any) -> None:
     from active_learning.services.withdrawals import delete_explanations_on_purge
 
@@ -42,6 +48,7 @@ class ActiveLearningConfig(AppConfig):
         from annotations.api import project_parts
         from annotations.services.consent import patient_purging, patient_withdrawn
         from annotations.services.exports.labels import register_snapshot_reader
+        from annotations.services.projects import modality_changing
 
         patient_withdrawn.connect(_flag_versions_on_withdrawal, dispatch_uid="flag-withdrawn")
         # Its purge deletes the explanation overlays drawn for the patient's cases.
@@ -55,5 +62,8 @@ class ActiveLearningConfig(AppConfig):
                 changed_at="/api/projects/{project_pk}/loop-settings/",
             ),
         )
+        # A project's modality picks the model kind: a change is refused while the loop holds
+        # model settings the new kind cannot take.
+        modality_changing.connect(_check_modality_change, dispatch_uid="modality-model-config")
         # Exports of the labels a version was trained on read its snapshot from the loop.
         register_snapshot_reader(_label_snapshot)

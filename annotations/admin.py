@@ -33,6 +33,7 @@ from annotations.models import (
     Study,
 )
 from annotations.services import audit, projects
+from annotations.services.errors import InvalidInput
 
 # How to reach the project of an object, per model (for the audit event's project).
 _PROJECT_PATHS = ("project_id", "case.project_id", "study.project_id", "series.study.project_id")
@@ -181,6 +182,11 @@ class ProjectAdminForm(forms.ModelForm):
             self.add_error(field, message)
             return cleaned
         cleaned.update(normalised)
+        if "modality" in cleaned and not self.instance._state.adding:
+            try:
+                projects.check_modality_change(self.instance, cleaned["modality"])
+            except InvalidInput as exc:
+                self.add_error("modality", exc.message)
         return cleaned
 
 

@@ -305,6 +305,28 @@ def check_changes(changes: dict[str, Any], *, project: Project) -> None:
         _check_model_config(changes.get("model_config", stored.model_config), kind)
 
 
+def check_modality_change(project: Project, modality: str) -> None:
+    """Raise :class:`InvalidInput` when ``project``'s stored model settings do not fit the
+    kind it would train with ``modality`` (a project whose ``model_kind`` is empty trains by
+    its modality: CT the 3D detector, another modality the built-in model), naming the
+    setting and the kind, so that a modality change cannot leave the next cycle settings it
+    cannot build."""
+    stored = loop_settings(project)
+    if stored.model_kind or not stored.model_config:
+        return
+    kind = KIND_BY_MODALITY.get(modality, DEFAULT_MODEL_KIND)
+    if kind == _effective_kind(project, ""):
+        return
+    try:
+        _check_model_config(stored.model_config, kind)
+    except InvalidInput as exc:
+        raise InvalidInput(
+            f"modality {modality} would train the {kind} model kind, but the loop settings "
+            f"hold model settings of another kind ({exc}); clear them on the loop settings "
+            f"page first"
+        ) from exc
+
+
 @transaction.atomic
 def update_loop_settings(
     *, project: Project, changed_by: User | None = None, **changes: Any

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.dispatch import Signal
 
 from annotations.dicom import eligibility
 from annotations.models import Membership, Project, Role
@@ -167,6 +168,20 @@ UPDATABLE_SETTINGS = (
     "lease_seconds",
     "eligibility_rules",
 )
+
+
+# Sent (project, modality) before a stored project's modality changes (the Django admin's
+# project form; the API does not change it). A receiver refuses the change by raising
+# InvalidInput with a message naming what is at fault: the loop, when the model settings it
+# holds do not fit the model kind the new modality would train.
+modality_changing = Signal()
+
+
+def check_modality_change(project: Project, modality: str) -> None:
+    """Ask the receivers of :data:`modality_changing` whether ``project`` may take
+    ``modality``; InvalidInput when one refuses."""
+    if modality != project.modality:
+        modality_changing.send(sender=Project, project=project, modality=modality)
 
 
 def check_changes(*, project: Project, changes: dict[str, Any]) -> dict[str, Any]:

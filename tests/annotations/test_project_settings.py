@@ -356,3 +356,28 @@ def test_the_loop_is_saved_in_one_request_and_a_bad_value_changes_nothing(projec
     # Model owners and admins change them; a lead may not.
     refused = clients["lead"].patch(url, {"acquisition_strategy": "random"}, format="json")
     assert refused.status_code == 403
+
+
+def test_the_admin_refuses_a_modality_whose_model_kind_cannot_take_the_stored_settings(
+    admin_client, project
+):
+    # The radiograph project holds a built-in model setting; CT would train the 3D detector,
+    # which has no such setting: the change is refused at the modality field, and nothing
+    # changes.
+    update_loop_settings(project=project, model_config={"report_metric_floor": 0.4})
+    response = admin_client.post(
+        f"/admin/annotations/project/{project.pk}/change/", _project_form(project, modality="CT")
+    )
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    message = " ".join(errors["modality"])
+    assert "ct_retinanet3d" in message and "report_metric_floor" in message, message
+    assert Project.objects.get(pk=project.pk).modality == project.modality
+    # Without model settings of its own, the project may change its modality: the loop then
+    # trains the kind the new modality picks.
+    update_loop_settings(project=project, model_config={})
+    response = admin_client.post(
+        f"/admin/annotations/project/{project.pk}/change/", _project_form(project, modality="CT")
+    )
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert Project.objects.get(pk=project.pk).modality == "CT"
