@@ -16,7 +16,7 @@ from django.shortcuts import render
 
 from active_learning.models import LoopSettings, ModelVersion
 from active_learning.services import loop_settings
-from active_learning.services.metric_schema import PROMOTION_METRICS
+from active_learning.services.metric_schema import promotion_metrics
 from annotations import permissions
 from annotations.models import Project, Role
 from annotations.services import projects
@@ -58,7 +58,8 @@ def project_settings(request: HttpRequest, project_pk: int) -> HttpResponse:
         },
         "grantableRoles": grantable,
         "roleNames": dict(Role.choices),
-        "promotionMetrics": list(PROMOTION_METRICS),
+        # The promotion metrics the kind can be promoted on (a CT project: FROC, mAP in 3D).
+        "promotionMetrics": list(promotion_metrics(kind)),
         "warmStarts": [list(choice) for choice in LoopSettings.WarmStart.choices],
         "coldStarts": [list(choice) for choice in LoopSettings.ColdStart.choices],
         # The defaults of the kind the project trains (the built-in model's or the CT

@@ -9,7 +9,10 @@ of (candidate - serving) lies above zero; ``p_not_better`` is the share of resam
 the candidate does not beat the serving version.
 
 Every metric is recomputed exactly from per-case outcomes (:class:`CaseOutcomes`), which
-:func:`case_outcomes` derives from each model's predictions on the labelled cases:
+:func:`case_outcomes` derives from each model's predictions on the labelled cases. Boxes with
+``z`` and ``depth`` (a CT detector's, in slices) overlap by 3D IoU, others by 2D IoU; every
+candidate is matched twice, at IoU 0.5 and at the outcomes' ``match_iou`` (a CT project's
+``froc_iou``, 0.1 by default; 0.5 for a radiograph project, where both are the same):
 
 - ``boxes.map_50``: per class, AP at IoU 0.5 over *every* candidate box (low scores included;
   ``prediction.candidates`` when the model gives them, else its shown boxes), with all-point
@@ -17,13 +20,23 @@ Every metric is recomputed exactly from per-case outcomes (:class:`CaseOutcomes`
   matched, greedily by descending score within its case, to an unused truth box of its class at
   IoU >= 0.5. Mean over the classes with truth in the resample. (Close to, not identical with,
   pycocotools' 101-point figure in ``ModelVersion.metrics``.)
+- ``boxes.map_at_match_iou``: the same AP with candidates matched at IoU >= ``match_iou``
+  (for a CT project AP at 3D IoU 0.1, the lung nodule measure; the CT detector's evaluation
+  stores it by this very rule, so the stored figure and the recomputed one agree).
+- ``froc.froc_mean``: FROC, the LUNA16 measure: the mean over :data:`FROC_RATES` (1/8 ... 8
+  false positives per scan, one case one scan) of the highest lesion sensitivity reached while
+  the weighted false positives per weighted scan stay at or below the rate, lowering the score
+  threshold over every candidate, classes pooled, matched at ``match_iou``
+  (:func:`active_learning.ml.metrics.boxes.froc` on the unweighted cases).
 - ``findings.auroc_macro``: per class with labelled positives and negatives in the resample,
   the weighted Mann-Whitney AUROC of the calibrated probability (ties count one half); mean.
 - ``reports.finding_f1_micro``: findings stated present in the draft against the labelled
   report (:func:`~active_learning.ml.report_findings.findings_stated`), true/false positives
   and false negatives pooled over classes and cases.
-- ``combined``: the mean of the three above that are defined on the resample (as
-  ``active_learning.services.metric_schema.metric_value`` defines it).
+- ``combined``: the mean of the ``combined_parts`` that are defined on the resample (by
+  default :data:`COMBINED_PARTS`, the radiograph parts; a CT project's are FROC mean and AP at
+  the match IoU: ``active_learning.services.metric_schema.combined_parts`` names them per
+  model kind, as ``metric_value`` reads them from an evaluation).
 - hand-given per-case values (:func:`outcomes_from_values`): their weighted mean.
 
 Pure numpy; never imports Django.
@@ -39,14 +52,20 @@ import numpy as np
 from numpy.typing import NDArray
 
 from active_learning.ml.interface import CasePrediction, LabelledCase
+from active_learning.ml.metrics.boxes import LUNA16_FROC_RATES
 from active_learning.ml.report_findings import findings_stated
+from active_learning.ml.verification import weighted
 from medloop.metrics.boxes import iou_matrix, iou_matrix_xyzwhd
 
 IOU_THRESHOLD = 0.5
+#: The false-positive rates per scan of ``froc.froc_mean`` (LUNA16's).
+FROC_RATES = LUNA16_FROC_RATES
 #: Promotion metrics the bootstrap recomputes (dotted names as in ``ModelVersion.metrics``).
 SUPPORTED_METRICS = (
     "combined",
     "boxes.map_50",
+    "boxes.map_at_match_iou",
+    "froc.froc_mean",
     "findings.auroc_macro",
     "reports.finding_f1_micro",
     "mean",
@@ -64,7 +83,9 @@ class CaseOutcomes:
     of the module docstring on any resample of the cases.
 
     Detections (one row per candidate box): ``detection_case`` (case index), ``detection_class``
-    (class index), ``detection_score`` and ``detection_tp`` (matched at IoU >= 0.5).
+    (class index), ``detection_score``, ``detection_tp`` (matched at IoU >= 0.5) and
+    ``detection_hit`` (matched at IoU >= ``match_iou``; None: ``match_iou`` is 0.5 and the hits
+    are ``detection_tp``).
     ``truth_counts`` ``(n, C)``: truth boxes per case and class. ``finding_labels`` ``(n, C)``:
     1.0 present, 0.0 absent, NaN not read; ``finding_probabilities`` ``(n, C)``.
     ``report_counts`` ``(n, 3)``: true positives, false positives, false negatives of the
@@ -82,6 +103,8 @@ class CaseOutcomes:
     finding_probabilities: NDArray[np.float64]
     report_counts: NDArray[np.int64]
     values: NDArray[np.float64] | None = None
+    match_iou: float = IOU_THRESHOLD
+    detection_hit: NDArray[np.bool_] | None = None
     # Sort orders computed once and reused by every resample (the bootstrap's hot loop).
     _cache: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -89,6 +112,10 @@ class CaseOutcomes:
         if key not in self._cache:
             self._cache[key] = compute()
         return self._cache[key]
+
+    def hits_at_match_iou(self) -> NDArray[np.bool_]:
+        """Per candidate, whether it is matched at IoU >= ``match_iou``."""
+        return self.detection_tp if self.detection_hit is None else self.detection_hit
 
 
 def _xyxy(boxes: Sequence[Any]) -> NDArray[np.float64]:
@@ -99,25 +126,30 @@ def _xyxy(boxes: Sequence[Any]) -> NDArray[np.float64]:
 
 def _overlaps(predicted: Sequence[Any], truth: Sequence[Any]) -> NDArray[np.float64]:
     """IoU of every predicted box with every truth box; by volume for 3D boxes (a CT
-    detector's, with ``z`` and ``depth`` in slices)."""
+    detector's, with ``z`` and ``depth`` in slices; a box without them, next to 3D boxes, is
+    taken as one slice at ``z`` 0, as the CT detector's evaluation takes it)."""
     if any(getattr(b, "depth", None) is not None for b in [*predicted, *truth]):
 
         def extent(b: Any) -> list[float]:
-            return [b.x, b.y, b.z, b.width, b.height, b.depth]
+            z, depth = getattr(b, "z", None), getattr(b, "depth", None)
+            return [b.x, b.y, 0.0 if z is None else z, b.width, b.height,
+                    1.0 if depth is None else depth]  # fmt: skip
 
         return iou_matrix_xyzwhd([extent(b) for b in predicted], [extent(b) for b in truth])
     return iou_matrix(_xyxy(predicted), _xyxy(truth))
 
 
-def _match(truth: Sequence[Any], predicted: Sequence[Any]) -> NDArray[np.bool_]:
+def _match(
+    truth: Sequence[Any], predicted: Sequence[Any], iou_threshold: float = IOU_THRESHOLD
+) -> NDArray[np.bool_]:
     """True positives among ``predicted`` (same-class, greedy by descending score, each truth
-    box used once, the unused truth box of highest IoU >= 0.5 taken)."""
+    box used once, the unused truth box of highest IoU >= ``iou_threshold`` taken)."""
     order = sorted(range(len(predicted)), key=lambda i: -float(predicted[i].score))
     iou = _overlaps(predicted, truth)
     tp = np.zeros(len(predicted), dtype=bool)
     used: set[int] = set()
     for i in order:
-        best, best_iou = -1, IOU_THRESHOLD
+        best, best_iou = -1, iou_threshold
         for j, box in enumerate(truth):
             if j in used or box.finding != predicted[i].finding:
                 continue
@@ -137,18 +169,25 @@ def case_outcomes(
     predictions: Sequence[CasePrediction],
     cases: Sequence[LabelledCase],
     classes: Sequence[str],
+    *,
+    match_iou: float = IOU_THRESHOLD,
 ) -> CaseOutcomes:
     """:class:`CaseOutcomes` of one model from its ``predictions`` on labelled ``cases`` (same
     order). Boxes come from ``prediction.candidates`` (every candidate, low scores included)
-    when the model gives them, else from ``prediction.boxes``."""
+    when the model gives them, else from ``prediction.boxes``; each is matched at IoU 0.5 and
+    at ``match_iou`` (in (0, 1]; 3D IoU for 3D boxes)."""
     if len(predictions) != len(cases):
         raise ValueError(f"{len(predictions)} predictions for {len(cases)} cases")
+    if not 0.0 < match_iou <= 1.0:
+        raise ValueError(f"match_iou must lie in (0, 1], got {match_iou}")
+    other_iou = match_iou != IOU_THRESHOLD
     index = {name: k for k, name in enumerate(classes)}
     n, c = len(cases), len(classes)
     det_case: list[int] = []
     det_class: list[int] = []
     det_score: list[float] = []
     det_tp: list[bool] = []
+    det_hit: list[bool] = []
     truth_counts = np.zeros((n, c), dtype=np.int64)
     labels = np.full((n, c), np.nan)
     probabilities = np.full((n, c), np.nan)
@@ -159,11 +198,14 @@ def case_outcomes(
             truth_counts[i, index[truth_box.finding]] += 1
         candidates = getattr(prediction, "candidates", None) or prediction.boxes
         predicted = [b for b in candidates if b.finding in index]
-        for box, hit in zip(predicted, _match(truth, predicted), strict=True):
+        at_50 = _match(truth, predicted)
+        at_match = _match(truth, predicted, match_iou) if other_iou else at_50
+        for box, tp, hit in zip(predicted, at_50, at_match, strict=True):
             det_case.append(i)
             det_class.append(index[box.finding])
             det_score.append(float(box.score))
-            det_tp.append(bool(hit))
+            det_tp.append(bool(tp))
+            det_hit.append(bool(hit))
         for name, k in index.items():
             value = case.findings.get(name)
             if value is not None:
@@ -187,6 +229,8 @@ def case_outcomes(
         finding_labels=labels,
         finding_probabilities=probabilities,
         report_counts=report_counts,
+        match_iou=match_iou,
+        detection_hit=np.asarray(det_hit, dtype=bool) if other_iou else None,
     )
 
 
@@ -225,8 +269,12 @@ def _average_precision(tp: NDArray[np.float64], fp: NDArray[np.float64], positiv
     return float(np.sum(steps * envelope))
 
 
-def box_map50(outcomes: CaseOutcomes, weights: NDArray[np.float64]) -> float | None:
-    """Mean AP@0.5 over the classes with truth boxes among the weighted cases (None: none)."""
+def _box_map(
+    outcomes: CaseOutcomes, weights: NDArray[np.float64], hits: NDArray[np.bool_], key: str
+) -> float | None:
+    """Mean AP over the classes with truth boxes among the weighted cases (None: none), each
+    candidate a true positive where ``hits`` says so; ``key`` names its sort order in the
+    cache."""
     positives = weights @ outcomes.truth_counts
 
     def per_class() -> list[tuple[NDArray[np.int64], NDArray[np.bool_]]]:
@@ -234,24 +282,52 @@ def box_map50(outcomes: CaseOutcomes, weights: NDArray[np.float64]) -> float | N
         order = np.argsort(-outcomes.detection_score, kind="stable")
         labels = outcomes.detection_class[order]
         return [
-            (outcomes.detection_case[order][labels == k], outcomes.detection_tp[order][labels == k])
+            (outcomes.detection_case[order][labels == k], hits[order][labels == k])
             for k in range(len(outcomes.classes))
         ]
 
-    detections = outcomes.cached("boxes", per_class)
+    detections = outcomes.cached(key, per_class)
     aps = []
     for k in range(len(outcomes.classes)):
         if positives[k] <= 0:
             continue
-        cases, hits = detections[k]
+        cases, class_hits = detections[k]
         if not len(cases):
             aps.append(0.0)
             continue
         w = weights[cases]
-        tp = np.where(hits, w, 0.0)
-        fp = np.where(hits, 0.0, w)
+        tp = np.where(class_hits, w, 0.0)
+        fp = np.where(class_hits, 0.0, w)
         aps.append(_average_precision(tp, fp, float(positives[k])))
     return float(np.mean(aps)) if aps else None
+
+
+def box_map50(outcomes: CaseOutcomes, weights: NDArray[np.float64]) -> float | None:
+    """Mean AP@0.5 over the classes with truth boxes among the weighted cases (None: none)."""
+    return _box_map(outcomes, weights, outcomes.detection_tp, "boxes")
+
+
+def box_map_at_match_iou(outcomes: CaseOutcomes, weights: NDArray[np.float64]) -> float | None:
+    """Mean AP at IoU ``outcomes.match_iou`` (3D IoU for 3D boxes) over the classes with
+    truth boxes among the weighted cases (None: none)."""
+    return _box_map(outcomes, weights, outcomes.hits_at_match_iou(), "boxes@match")
+
+
+def froc_mean(outcomes: CaseOutcomes, weights: NDArray[np.float64]) -> float | None:
+    """FROC mean (module docstring): lesion sensitivity at each of :data:`FROC_RATES` false
+    positives per scan, classes pooled, candidates matched at ``match_iou``, averaged over the
+    rates (None without truth boxes among the weighted cases)."""
+    truth = outcomes.truth_counts.sum(axis=1).astype(np.float64)
+
+    def by_score() -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+        order = np.argsort(-outcomes.detection_score, kind="stable")
+        return outcomes.detection_case[order], outcomes.hits_at_match_iou()[order]
+
+    cases, hits = outcomes.cached("froc", by_score)
+    scans = np.ones(outcomes.n_cases)
+    sensitivity = weighted.froc(cases, hits, truth, scans, weights[None, :], FROC_RATES)[0]
+    defined = sensitivity[np.isfinite(sensitivity)]
+    return float(np.mean(defined)) if defined.size else None
 
 
 def _weighted_auroc(
@@ -319,26 +395,38 @@ def weighted_mean(outcomes: CaseOutcomes, weights: NDArray[np.float64]) -> float
 MetricFunction = Callable[[CaseOutcomes, NDArray[np.float64]], float | None]
 METRICS: dict[str, MetricFunction] = {
     "boxes.map_50": box_map50,
+    "boxes.map_at_match_iou": box_map_at_match_iou,
+    "froc.froc_mean": froc_mean,
     "findings.auroc_macro": finding_auroc_macro,
     "reports.finding_f1_micro": report_finding_f1,
     "mean": weighted_mean,
 }
 
 
-def metric(name: str, outcomes: CaseOutcomes, weights: NDArray[np.float64]) -> float | None:
-    """The metric ``name`` (:data:`SUPPORTED_METRICS`) of ``outcomes`` on weighted cases."""
-    if name == "combined":
-        parts = [METRICS[part](outcomes, weights) for part in COMBINED_PARTS]
-        defined = [p for p in parts if p is not None]
-        return float(np.mean(defined)) if defined else None
+def _function(name: str) -> MetricFunction:
     try:
-        function = METRICS[name]
+        return METRICS[name]
     except KeyError:
         raise UnsupportedMetric(
             f"the paired bootstrap cannot recompute {name!r}; it knows "
             + ", ".join(SUPPORTED_METRICS)
         ) from None
-    return function(outcomes, weights)
+
+
+def metric(
+    name: str,
+    outcomes: CaseOutcomes,
+    weights: NDArray[np.float64],
+    *,
+    combined_parts: Sequence[str] = COMBINED_PARTS,
+) -> float | None:
+    """The metric ``name`` (:data:`SUPPORTED_METRICS`) of ``outcomes`` on weighted cases;
+    ``combined``: the mean of ``combined_parts`` where they are defined."""
+    if name == "combined":
+        parts = [_function(part)(outcomes, weights) for part in combined_parts]
+        defined = [p for p in parts if p is not None]
+        return float(np.mean(defined)) if defined else None
+    return _function(name)(outcomes, weights)
 
 
 # --- the bootstrap ----------------------------------------------------------------------------
@@ -350,7 +438,9 @@ class BootstrapResult:
     cases. ``difference`` = candidate - serving on all cases; ``low``/``high``: the percentile
     interval of the difference over the resamples where both metrics are defined
     (``resamples_used`` of ``resamples``); ``p_not_better``: share of those where the candidate
-    does not beat the serving version. ``beyond_noise``: ``low > 0``."""
+    does not beat the serving version. ``beyond_noise``: ``low > 0``. ``match_iou``: the IoU
+    candidates were matched at for the metrics that use it; ``parts``: for ``combined``, each
+    part's value on all cases, ``{part: {"candidate": ..., "serving": ...}}``."""
 
     metric: str
     cases: int
@@ -364,6 +454,8 @@ class BootstrapResult:
     low: float | None
     high: float | None
     p_not_better: float | None
+    match_iou: float = IOU_THRESHOLD
+    parts: dict[str, dict[str, float | None]] = field(default_factory=dict)
 
     @property
     def beyond_noise(self) -> bool:
@@ -381,24 +473,44 @@ def paired_bootstrap(
     resamples: int = 2000,
     seed: int = 0,
     confidence: float = 0.95,
+    combined_parts: Sequence[str] = COMBINED_PARTS,
 ) -> BootstrapResult:
     """Resample the validation cases ``resamples`` times (seeded) and compare the two models'
-    ``metric_name`` on each resample (module docstring). Both outcomes must cover the same
-    cases in the same order."""
+    ``metric_name`` on each resample (module docstring; ``combined``: the mean of
+    ``combined_parts``). Both outcomes must cover the same cases in the same order, their
+    candidates matched at the same IoU."""
     if candidate.n_cases != serving.n_cases:
         raise ValueError(
             f"paired outcomes need the same cases: {candidate.n_cases} vs {serving.n_cases}"
+        )
+    if candidate.match_iou != serving.match_iou:
+        raise ValueError(
+            f"paired outcomes need the same match IoU: {candidate.match_iou} vs {serving.match_iou}"
         )
     if resamples < 1:
         raise ValueError(f"resamples must be at least 1, got {resamples}")
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    part_names = tuple(combined_parts) if metric_name == "combined" else ()
     if metric_name not in SUPPORTED_METRICS:
-        metric(metric_name, candidate, np.ones(candidate.n_cases))  # raises UnsupportedMetric
+        _function(metric_name)  # raises UnsupportedMetric
+    for part in part_names:
+        _function(part)
     n = candidate.n_cases
     ones = np.ones(n)
-    whole_candidate = metric(metric_name, candidate, ones) if n else None
-    whole_serving = metric(metric_name, serving, ones) if n else None
+
+    def value(name: str, outcomes: CaseOutcomes, weights: NDArray[np.float64]) -> float | None:
+        return metric(name, outcomes, weights, combined_parts=combined_parts)
+
+    whole_candidate = value(metric_name, candidate, ones) if n else None
+    whole_serving = value(metric_name, serving, ones) if n else None
+    parts = {
+        part: {
+            "candidate": value(part, candidate, ones) if n else None,
+            "serving": value(part, serving, ones) if n else None,
+        }
+        for part in part_names
+    }
     difference = None
     if whole_candidate is not None and whole_serving is not None:
         difference = whole_candidate - whole_serving
@@ -407,8 +519,8 @@ def paired_bootstrap(
         rng = np.random.default_rng(seed)
         counts = rng.multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(np.float64)
         for weights in counts:
-            a = metric(metric_name, candidate, weights)
-            b = metric(metric_name, serving, weights)
+            a = value(metric_name, candidate, weights)
+            b = value(metric_name, serving, weights)
             if a is not None and b is not None:
                 differences.append(a - b)
     low = high = p_not_better = None
@@ -430,4 +542,6 @@ def paired_bootstrap(
         low=low,
         high=high,
         p_not_better=p_not_better,
+        match_iou=candidate.match_iou,
+        parts=parts,
     )

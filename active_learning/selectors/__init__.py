@@ -18,7 +18,7 @@ from django.utils import timezone
 from active_learning.ml.metrics.boxes import LUNA16_FROC_RATES
 from active_learning.models import ModelVersion, RetrainingCycle
 from active_learning.services.cycle_claims import BANDS
-from active_learning.services.metric_schema import metric_value
+from active_learning.services.metric_schema import combined_parts, metric_value
 
 # The figures the versions table and the confirmation show, with their names on the page.
 FIGURES = {
@@ -44,6 +44,7 @@ VOLUME_FIGURES = {
     },
     "froc.froc_mean": "FROC (mean sensitivity, LUNA16)",
     "boxes.map_10": "mAP@0.1 (3D IoU)",
+    "boxes.map_at_match_iou": "mAP at the 3D match IoU (as the promotion guard computes it)",
 }
 
 
@@ -51,7 +52,9 @@ def _labels_text(count: int) -> str:
     return f"{count} validation label{'s' if count != 1 else ''}"
 
 
-def _why_missing(key: str, validation: Any, labels: int | None, positives: dict[str, int]) -> str:
+def _why_missing(
+    key: str, validation: Any, labels: int | None, positives: dict[str, int], kind: str = ""
+) -> str:
     """Why the figure ``key`` of an evaluation is not a number, in words for the page."""
     if not isinstance(validation, dict):
         if not labels:
@@ -61,7 +64,8 @@ def _why_missing(key: str, validation: Any, labels: int | None, positives: dict[
     among = f"among its {_labels_text(n)}" if isinstance(n, int) else "among its validation labels"
     section = key.partition(".")[0]
     if key == "combined":
-        return f"none of its parts (mAP@0.5, AUROC macro, report finding F1) is defined {among}"
+        parts = ", ".join(FIGURES.get(p, VOLUME_FIGURES.get(p, p)) for p in combined_parts(kind))
+        return f"none of its parts ({parts}) is defined {among}"
     if section == "boxes":
         return f"no lesion box {among}; mAP needs at least one"
     if section == "froc":
@@ -90,8 +94,11 @@ def version_figures(version: ModelVersion, metric: str) -> dict[str, Any]:
     volume = version.model_kind in VOLUME_KINDS
     figures = {}
     for key in dict.fromkeys([*FIGURES, metric, *(VOLUME_FIGURES if volume else ())]):
-        value = metric_value(validation, key) if isinstance(validation, dict) else None
-        missing = "" if value is not None else _why_missing(key, validation, labels, positives)
+        kind = version.model_kind
+        value = metric_value(validation, key, kind=kind) if isinstance(validation, dict) else None
+        missing = (
+            "" if value is not None else _why_missing(key, validation, labels, positives, kind)
+        )
         figures[key] = {"value": value, "missing": missing}
     froc = validation.get("froc") if volume and isinstance(validation, dict) else None
     froc_iou = froc.get("iou_threshold") if isinstance(froc, dict) else None

@@ -194,7 +194,7 @@ def learning_curve(project: Project) -> list[CurvePoint]:
         .order_by("label_count", "number")
     )
     points = []
-    for version in versions.only("number", "status", "label_count", "metrics"):
+    for version in versions.only("number", "status", "label_count", "metrics", "model_kind"):
         validation = version.metrics.get("validation") or {}
         points.append(
             CurvePoint(
@@ -203,8 +203,11 @@ def learning_curve(project: Project) -> list[CurvePoint]:
                 serving=version.status == ModelVersion.Status.PROMOTED,
                 labels=version.label_count,
                 validation_labels=version.metrics.get("validation_labels"),
-                primary=metric_value(validation, metric),
-                metrics={key: metric_value(validation, key) for key in CURVE_METRICS},
+                primary=metric_value(validation, metric, kind=version.model_kind),
+                metrics={
+                    key: metric_value(validation, key, kind=version.model_kind)
+                    for key in CURVE_METRICS
+                },
             )
         )
     return points

@@ -398,13 +398,15 @@ def _evaluate(
         return metrics, compared, promotion.Evidence(loop.promotion_metric, 0)
     source = labelled_source(validation, volumes=reads_volumes(model))
     metrics["validation"] = model.evaluate(source())
-    compared["candidate"] = metric_value(metrics["validation"], loop.promotion_metric)
+    compared["candidate"] = metric_value(
+        metrics["validation"], loop.promotion_metric, kind=model.kind
+    )
     served_model = versions.load_version(serving) if serving is not None else None
     if served_model is not None and reads_volumes(served_model) != reads_volumes(model):
         served_model = None  # it reads other inputs (images, not volumes): no case-wise compare
     if serving is not None and served_model is not None:
         served = served_model.evaluate(source())
-        compared["serving"] = metric_value(served, loop.promotion_metric)
+        compared["serving"] = metric_value(served, loop.promotion_metric, kind=served_model.kind)
         compared["serving_version"] = serving.number
     metrics["primary"] = {"name": loop.promotion_metric, "value": compared["candidate"]}
     evidence = promotion.gather_evidence(

@@ -14,7 +14,7 @@ from django.db import transaction
 
 from active_learning import strategies
 from active_learning.models import RUN_FIELDS, LoopSettings
-from active_learning.services.metric_schema import PROMOTION_METRICS
+from active_learning.services.metric_schema import PROMOTION_METRICS, promotion_metrics
 from annotations.models import Project
 from annotations.services import audit, loop_signals
 from annotations.services.errors import InvalidInput
@@ -161,10 +161,18 @@ def box_match_iou(project: Project) -> tuple[float, bool]:
     operating points (the AP floor is at the same IoU), and whether it is a 3D IoU: 0.5 in 2D
     for the built-in model, the CT detector's ``froc_iou`` (0.1 by default) in 3D."""
     found = loop_settings(project)
-    if kind_of(found) != "ct_retinanet3d":
-        return 0.5, False
+    kind = kind_of(found)
+    return match_iou_for(kind, found), kind == "ct_retinanet3d"
+
+
+def match_iou_for(kind: str, settings: LoopSettings) -> float:
+    """The IoU at which boxes of a ``kind`` model built from ``settings`` match their lesions
+    (operating points, AP floor, the promotion guard's box metrics): the CT detector's
+    ``froc_iou`` (3D; 0.1 by default), 0.5 for every other kind."""
+    if kind != "ct_retinanet3d":
+        return 0.5
     default = model_defaults("ct_retinanet3d")["froc_iou"]
-    return float(found.model_config.get("froc_iou", default)), True
+    return float(settings.model_config.get("froc_iou", default))
 
 
 def project_part(project: Project) -> dict[str, Any]:
@@ -180,8 +188,21 @@ def strategy_choices() -> list[tuple[str, str]]:
 
 
 def promotion_metric_choices() -> list[tuple[str, str]]:
-    """The promotion metrics a project may name, as (name, name)."""
+    """The promotion metrics some project may name, as (name, name); which of them a project
+    may name depends on the kind it trains (:func:`_check_promotion_metric`)."""
     return [(name, name) for name in PROMOTION_METRICS]
+
+
+def _check_promotion_metric(metric: str, kind: str) -> None:
+    """``metric`` is one the versions of ``kind`` can be promoted on: their evaluation stores
+    it and the promotion guard recomputes it (a CT project's lung nodule measures; a
+    radiograph project's box, finding and report metrics); else InvalidInput names it."""
+    known = promotion_metrics(kind)
+    if metric not in known:
+        raise InvalidInput(
+            f"promotion_metric {metric!r} cannot be computed for the {kind} model kind, the "
+            f"kind this project trains; it takes one of {', '.join(known)}"
+        )
 
 
 def _range_text(ranges: dict[str, tuple[float, float | None, bool]], key: str) -> str:
@@ -258,10 +279,11 @@ def _check_model_config(config: Any, kind: str) -> None:
 def check_changes(changes: dict[str, Any], *, project: Project) -> None:
     """Raise :class:`InvalidInput` (a 400) naming the first setting at fault: an unknown name,
     a value of the wrong type or out of range, a strategy, metric or model setting the loop
-    does not know. The model settings are those of the kind ``project`` trains once the
-    changes apply (:func:`model_kind`): a CT project's the CT detector's, another's the
-    built-in model's; a new kind checks the stored model settings too. The API, the settings
-    page and the Django admin run these checks."""
+    does not know. The model settings and the promotion metric are those of the kind
+    ``project`` trains once the changes apply (:func:`model_kind`): a CT project's the CT
+    detector's, another's the built-in model's; a new kind checks the stored model settings
+    and promotion metric too. The API, the settings page and the Django admin run these
+    checks."""
     unknown = set(changes) - set(EDITABLE)
     if unknown:
         raise InvalidInput(
@@ -299,31 +321,35 @@ def check_changes(changes: dict[str, Any], *, project: Project) -> None:
             raise InvalidInput(f"acquisition_strategy: {exc}") from exc
     if "model_kind" in changes:
         _check_model_kind(changes["model_kind"])
-    if "model_config" in changes or "model_kind" in changes:
+    if "model_config" in changes or "model_kind" in changes or "promotion_metric" in changes:
         stored = loop_settings(project)
         kind = _effective_kind(project, changes.get("model_kind", stored.model_kind))
-        _check_model_config(changes.get("model_config", stored.model_config), kind)
+        _check_promotion_metric(changes.get("promotion_metric", stored.promotion_metric), kind)
+        if "model_config" in changes or "model_kind" in changes:
+            _check_model_config(changes.get("model_config", stored.model_config), kind)
 
 
 def check_modality_change(project: Project, modality: str) -> None:
-    """Raise :class:`InvalidInput` when ``project``'s stored model settings do not fit the
-    kind it would train with ``modality`` (a project whose ``model_kind`` is empty trains by
-    its modality: CT the 3D detector, another modality the built-in model), naming the
-    setting and the kind, so that a modality change cannot leave the next cycle settings it
-    cannot build."""
+    """Raise :class:`InvalidInput` when ``project``'s stored model settings or promotion metric
+    do not fit the kind it would train with ``modality`` (a project whose ``model_kind`` is
+    empty trains by its modality: CT the 3D detector, another modality the built-in model),
+    naming the setting and the kind, so that a modality change cannot leave the next cycle
+    settings it cannot build or a metric it cannot be promoted on."""
     stored = loop_settings(project)
-    if stored.model_kind or not stored.model_config:
+    if stored.model_kind:
         return
     kind = KIND_BY_MODALITY.get(modality, DEFAULT_MODEL_KIND)
     if kind == _effective_kind(project, ""):
         return
     try:
-        _check_model_config(stored.model_config, kind)
+        _check_promotion_metric(stored.promotion_metric, kind)
+        if stored.model_config:
+            _check_model_config(stored.model_config, kind)
     except InvalidInput as exc:
         raise InvalidInput(
             f"modality {modality} would train the {kind} model kind, but the loop settings "
-            f"hold model settings of another kind ({exc}); clear them on the loop settings "
-            f"page first"
+            f"hold settings of another kind ({exc}); change them on the loop settings page "
+            f"first"
         ) from exc
 
 

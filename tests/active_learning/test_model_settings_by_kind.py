@@ -3,7 +3,9 @@
 against the built-in model's; a key of the other kind, a wrong type or a value out of range is
 a 400 naming the key and the kind, and nothing stored changes. The settings API shows the
 effective kind (``model_kind`` "" stays "by modality") and the defaults of that kind, as the
-settings page does."""
+settings page does. A promotion metric the kind cannot compute is a 400 naming it: a CT
+project is promoted on FROC mean and mAP at its 3D match IoU, a radiograph project on its box,
+finding and report metrics."""
 
 from __future__ import annotations
 
@@ -11,8 +13,10 @@ import pytest
 
 from active_learning.models import LoopSettings
 from active_learning.services import loop_settings
+from active_learning.services.metric_schema import CT_PROMOTION_METRICS
 from annotations.models import AuditEvent
 from annotations.services import projects
+from annotations.services.errors import InvalidInput
 
 pytestmark = pytest.mark.django_db
 
@@ -173,3 +177,45 @@ def test_the_settings_page_shows_the_defaults_of_the_projects_kind(
     assert config["boxMatchIou"] == {"value": 0.25, "is3d": True}
     config = client.get(f"/projects/{project.pk}/settings/").context["config"]
     assert (config["modelKind"], config["boxMatchIou"]) == (DX_KIND, {"value": 0.5, "is3d": False})
+
+
+def test_a_promotion_metric_the_kind_cannot_compute_is_refused_naming_it(
+    ct_project, project, owner, api_for, client
+):
+    api = api_for(owner)
+    # The settings page offers each project the metrics of its kind.
+    client.login(username="otto", password="correct horse battery")
+    ct_page = client.get(f"/projects/{ct_project.pk}/settings/").context["config"]
+    assert ct_page["promotionMetrics"] == list(CT_PROMOTION_METRICS)
+    dx_page = client.get(f"/projects/{project.pk}/settings/").context["config"]
+    assert "findings.auroc_macro" in dx_page["promotionMetrics"]
+    assert "froc.froc_mean" not in dx_page["promotionMetrics"]
+    # The CT detector has no findings or report head: AUROC and BLEU are refused by name.
+    for metric in ("findings.auroc_macro", "reports.bleu_4", "boxes.map_50_95"):
+        refused = api.patch(_url(ct_project), {"promotion_metric": metric}, format="json")
+        assert refused.status_code == 400, refused.content
+        message = refused.json()["message"]
+        assert metric in message and CT_KIND in message and "froc.froc_mean" in message, message
+    assert loop_settings.loop_settings(ct_project).promotion_metric == "combined"
+    # Its lung nodule measures are taken...
+    for metric in ("froc.froc_mean", "boxes.map_at_match_iou", "boxes.map_50", "combined"):
+        saved = api.patch(_url(ct_project), {"promotion_metric": metric}, format="json")
+        assert saved.status_code == 200, saved.content
+    # ... and refused for a radiograph project, which has no FROC per scan.
+    for metric in ("froc.froc_mean", "boxes.map_at_match_iou"):
+        refused = api.patch(_url(project), {"promotion_metric": metric}, format="json")
+        assert refused.status_code == 400, refused.content
+        assert metric in refused.json()["message"] and DX_KIND in refused.json()["message"]
+    # A new kind checks the stored promotion metric too.
+    api.patch(_url(ct_project), {"promotion_metric": "froc.froc_mean"}, format="json")
+    before = _stored(ct_project)
+    refused = api.patch(_url(ct_project), {"model_kind": DX_KIND}, format="json")
+    assert refused.status_code == 400, refused.content
+    assert "froc.froc_mean" in refused.json()["message"], refused.content
+    assert _stored(ct_project) == before
+    body = {"model_kind": DX_KIND, "promotion_metric": "findings.auroc_macro"}
+    assert api.patch(_url(ct_project), body, format="json").status_code == 200
+    # So does a modality change: CT cannot promote a radiograph project on AUROC.
+    api.patch(_url(project), {"promotion_metric": "findings.auroc_macro"}, format="json")
+    with pytest.raises(InvalidInput, match=r"findings\.auroc_macro.*ct_retinanet3d"):
+        projects.check_modality_change(project, "CT")

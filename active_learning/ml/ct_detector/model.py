@@ -20,7 +20,8 @@ with a slice range (:class:`~active_learning.ml.volumes.PredictedBox3D`).
   no findings head).
 - Operating points: the built-in model's rule on 3D boxes, matched by 3D IoU at ``froc_iou``
   (0.1, :mod:`active_learning.ml.ct_detector.operating_points`); AP by MONAI's detection COCO
-  metric; FROC at LUNA16's rates.
+  metric; FROC at LUNA16's rates; AP at ``froc_iou`` as the promotion guard recomputes it
+  (:mod:`active_learning.ml.paired_bootstrap`).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from monai.data.box_utils import box_iou
 from safetensors.torch import load_model as load_weights
 from safetensors.torch import save_model as save_weights
 
+from active_learning.ml import paired_bootstrap
 from active_learning.ml.acquisition import box_thresholds, prediction_score
 from active_learning.ml.builtin import operating_points as op
 from active_learning.ml.builtin.model import shuffled, warmup_cosine
@@ -392,10 +394,28 @@ class CTDetector(SuggestionModel):
 
     def evaluate(self, cases: Iterable[LabelledCase]) -> dict[str, Any]:
         """On labelled volumes, from every candidate: FROC at LUNA16's rates (3D IoU at least
-        ``config.froc_iou``), AP at 3D IoU 0.1 and 0.5 per class, and what the shown boxes
-        are worth (precision, recall); the operating points under ``operating_points``."""
-        truth, candidates, images, predictions = self._candidates_and_truth(cases)
+        ``config.froc_iou``), AP at 3D IoU 0.1 and 0.5 per class (MONAI's COCO metric), and
+        what the shown boxes are worth (precision, recall); the operating points under
+        ``operating_points``. ``boxes.map_at_match_iou`` (with ``boxes.match_iou``): mean AP at
+        3D IoU ``froc_iou`` by the promotion guard's rule (all-point interpolated, every
+        candidate: :func:`~active_learning.ml.paired_bootstrap.box_map_at_match_iou`), so that
+        the figure a version stores is the one the guard's paired bootstrap recomputes."""
+        labelled: list[LabelledCase] = []
+
+        def kept(source: Iterable[LabelledCase]) -> Iterator[LabelledCase]:
+            for case in source:
+                # The boxes only: the volume is not kept past its prediction.
+                labelled.append(
+                    LabelledCase(case_id=case.case_id, image=np.zeros((1, 1)), boxes=case.boxes)
+                )
+                yield case
+
+        truth, candidates, images, predictions = self._candidates_and_truth(kept(cases))
         classes = self.finding_classes
+        outcomes = paired_bootstrap.case_outcomes(
+            predictions, labelled, classes, match_iou=self.config.froc_iou
+        )
+        map_at_match = paired_bootstrap.box_map_at_match_iou(outcomes, np.ones(len(labelled)))
         curve = froc(truth, candidates, images=images, rates=LUNA16_FROC_RATES,
                      iou_threshold=self.config.froc_iou)  # fmt: skip
         ap = average_precision_3d(truth, candidates, classes, images=images)
@@ -411,6 +431,8 @@ class CTDetector(SuggestionModel):
             "froc": {**curve, "iou_threshold": self.config.froc_iou},
             "boxes": {
                 **ap,
+                "map_at_match_iou": map_at_match,
+                "match_iou": self.config.froc_iou,
                 "precision_shown": shown_true / shown if shown else None,
                 "recall_shown": shown_true / len(truth) if truth else None,
                 "shown_boxes": shown,
