@@ -142,6 +142,7 @@ def promotion_decision(version: ModelVersion, cycle: RetrainingCycle | None) -> 
         "passed": bool(check.get("passed")),
         "reason": check.get("reason", ""),
         "metric": check.get("metric", ""),
+        "measure": check.get("measure", ""),
         "validation_labels": check.get("validation_labels"),
         "min_validation_labels": check.get("min_validation_labels"),
         "compared_with": outcome.get("serving_version"),

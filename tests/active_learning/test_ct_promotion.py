@@ -185,6 +185,7 @@ def test_a_ct_cycles_promotion_rests_on_the_lung_nodule_measures_it_stores(
     evidence = {v["number"]: v["evidence"] for v in listed.json()}[v2.number]
     decision = evidence["decision"]
     assert decision["bootstrap"]["parts"] == b["parts"]
+    assert decision["measure"] == check["measure"]
     assert "FROC mean (LUNA16)" in decision["reason"], decision["reason"]
     combined = evidence["figures"]["combined"]["value"]
     stored = v2.metrics["validation"]

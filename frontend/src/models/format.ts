@@ -154,6 +154,11 @@ function bootstrapInterval(b: NonNullable<Decision["bootstrap"]>): string {
   return `${Math.round(b.confidence * 100)} % interval [${signed(b.low)}, ${signed(b.high)}] over ${b.resamples_used} resamples`;
 }
 
+/** The promotion metric of a decision, with what it measures where its name does not say. */
+function metricText(decision: Decision): string {
+  return decision.measure ? `${decision.metric} (${decision.measure})` : `${decision.metric}`;
+}
+
 /** The promotion decision and the inputs it was made on, in words. */
 export function decisionLines(
   version: ModelVersion,
@@ -172,13 +177,13 @@ export function decisionLines(
         ? ` (v${decision.compared_with} measured again on these labels; its row shows it on its own ${plural(own, "validation label")})`
         : "";
     inputs.push(
-      `${decision.metric} ${fourPlaces(decision.candidate_value)} vs ` +
+      `${metricText(decision)} ${fourPlaces(decision.candidate_value)} vs ` +
         `v${decision.compared_with} ${fourPlaces(decision.serving_value)}, both on the same ` +
         `${plural(n, "validation label")}${again}`,
     );
   } else {
     inputs.push(
-      `${decision.metric} ${fourPlaces(decision.candidate_value)} on ` +
+      `${metricText(decision)} ${fourPlaces(decision.candidate_value)} on ` +
         `${plural(n, "validation label")}; no version was serving`,
     );
   }
@@ -211,7 +216,7 @@ export function pairedText(target: ModelVersion, serving: ModelVersion | null): 
       const b = decision.bootstrap;
       let text =
         `When v${newer.number} was trained, both were measured on the same ${n}: ` +
-        `${decision.metric} v${newer.number} ${fourPlaces(decision.candidate_value)}, ` +
+        `${metricText(decision)} v${newer.number} ${fourPlaces(decision.candidate_value)}, ` +
         `v${older.number} ${fourPlaces(decision.serving_value)}. `;
       text += b
         ? `Paired bootstrap of v${newer.number} − v${older.number}: ${signed(b.difference)}, ` +

@@ -36,6 +36,9 @@ export type Decision = {
   verdict: string;
   reason?: string;
   metric?: string;
+  /** What the metric measures where its name does not say (a CT version's: FROC mean and mAP
+   * at 3D IoU froc_iou); empty for a radiograph version. */
+  measure?: string;
   candidate_value?: number | null;
   serving_value?: number | null;
   compared_with?: number | null;

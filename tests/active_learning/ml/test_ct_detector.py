@@ -10,6 +10,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from active_learning.ml import paired_bootstrap as pb
 from active_learning.ml import synthetic_ct
 from active_learning.ml.checkpoints import load_model
 from active_learning.ml.ct_detector import KIND, CTDetector
@@ -144,3 +145,21 @@ def test_froc_at_luna16_rates_on_hand_made_3d_boxes():
     with pytest.raises(ValueError, match="mix 2D and 3D"):
         flat = {k: v for k, v in box("A", 5.0, 0.9).items() if k not in ("z", "depth")}
         froc(truth, [flat], images=["A"])
+
+
+def test_the_stored_lung_nodule_measures_are_those_the_promotion_guard_recomputes(trained):
+    # The CT detector stores FROC mean (LUNA16) and mAP at 3D IoU froc_iou; the promotion
+    # guard's paired bootstrap recomputes both from the same predictions on the same volumes,
+    # and on all of them (weights one) must find the stored figures.
+    model, volumes, _ = trained
+    stored = model.evaluate(volumes)
+    assert stored["boxes"]["match_iou"] == TINY.froc_iou == 0.1
+    froc_mean, map_at_match = stored["froc"]["froc_mean"], stored["boxes"]["map_at_match_iou"]
+    assert froc_mean > 0 and map_at_match > 0  # the short training finds the nodules
+    predictions = model.predict(volumes, uncertainty=UncertaintyOptions(box_stability=False))
+    outcomes = pb.case_outcomes(predictions, volumes, model.finding_classes, match_iou=0.1)
+    ones = np.ones(len(volumes))
+    assert pb.froc_mean(outcomes, ones) == pytest.approx(froc_mean)
+    assert pb.box_map_at_match_iou(outcomes, ones) == pytest.approx(map_at_match)
+    # MONAI's 101-point mAP@0.1 is the same measure, interpolated otherwise.
+    assert map_at_match == pytest.approx(stored["boxes"]["map_10"], abs=0.05)

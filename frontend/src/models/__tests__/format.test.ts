@@ -90,6 +90,30 @@ describe("Models page words", () => {
     ]);
     expect(pairedText(version(1), v2)).toContain("When v2 was trained, both were measured on the same 12 validation labels");
   });
+
+  it("says what a CT version's promotion metric measures", () => {
+    const measure = "the mean of FROC mean (LUNA16) and mAP, both at 3D IoU >= 0.1";
+    const v2 = version(2, {
+      evidence: {
+        validation_labels: 20,
+        decision: {
+          checked: true,
+          verdict: "promoted by its cycle",
+          metric: "combined",
+          measure,
+          candidate_value: 0.9,
+          serving_value: 0.5,
+          compared_with: 1,
+          validation_labels: 20,
+          min_validation_labels: 20,
+          bootstrap: { difference: 0.4, low: 0.2, high: 0.6, confidence: 0.95, resamples_used: 1000, beyond_noise: true },
+        },
+      },
+    });
+    const lines = decisionLines(v2, [version(1), v2]);
+    expect(lines.inputs[0]).toBe(`combined (${measure}) 0.9000 vs v1 0.5000, both on the same 20 validation labels`);
+    expect(pairedText(version(1), v2)).toContain(`combined (${measure}) v2 0.9000, v1 0.5000`);
+  });
 });
 
 describe("trained on withdrawn data", () => {
