@@ -8,14 +8,11 @@ from __future__ import annotations
 import pytest
 from django.test import override_settings
 
-from active_learning.ml import synthetic_ct
 from active_learning.ml.metrics.boxes import LUNA16_FROC_RATES
 from active_learning.models import RetrainingCycle, Suggestion
 from active_learning.services import cycles, loop_settings, versions
-from annotations.models import Case, Series
-from annotations.series_stacks import stack_of
-from annotations.services import ingest, projects
-from tests.support.ct_volumes import whole_nodule_series
+from annotations.services import projects
+from tests.support.ct_labels import labelled_ct_project
 from tests.support.training import run_whole_cycle
 
 pytestmark = pytest.mark.django_db
@@ -47,54 +44,10 @@ def test_the_modality_picks_the_kind_and_a_project_may_name_it(
     assert loop_settings.model_kind(ct_project) == "builtin"
 
 
-def _label(client, case, series, nodule_box) -> None:
-    """An annotator's 3D box over the nodule's slices, drawn on its middle slice, submitted."""
-    order = stack_of(series).instance_ids
-    first = max(1, round(nodule_box.z) + 1)
-    last = min(len(order), max(first, round(nodule_box.z + nodule_box.depth)))
-    box = {
-        "instance_id": order[(first + last) // 2 - 1],
-        "x": round(nodule_box.x, 2),
-        "y": round(nodule_box.y, 2),
-        "width": round(nodule_box.width, 2),
-        "height": round(nodule_box.height, 2),
-        "finding": "nodule",
-        "slices": [first, last],
-    }
-    url = f"/api/cases/{case.pk}/annotation/"
-    opened = client.get(url)
-    saved = client.put(url, {"boxes": [box]}, format="json", HTTP_IF_MATCH=opened["ETag"])
-    assert saved.status_code == 200, saved.content
-    submitted = client.post(f"{url}submit/", {}, format="json", HTTP_IF_MATCH=saved["ETag"])
-    assert submitted.status_code == 200, submitted.content
-
-
 def test_a_ct_cycle_trains_the_3d_detector_and_reports_froc(
     ct_project, make_user, api_for, tmp_path
 ):
-    annotator = make_user("alice")
-    projects.add_member(project=ct_project, user=annotator, role="annotator", added_by=None)
-    client = api_for(annotator)
-    chosen = whole_nodule_series(6, start=0)
-    for n, series in enumerate(chosen):
-        for path in synthetic_ct.write_series(
-            synthetic_ct.slice_datasets(series), tmp_path / str(n)
-        ):
-            ingest.ingest_dicom_path(project=ct_project, path=path)
-    cases = list(Case.objects.filter(project=ct_project).order_by("pk"))  # in ingest order
-    labelled = []
-    for _ in range(4):
-        leased = client.post(f"/api/projects/{ct_project.pk}/next-case/")
-        assert leased.status_code == 200, leased.content
-        case = Case.objects.get(pk=leased.json()["id"])
-        series = chosen[cases.index(case)]
-        ct_series = Series.objects.get(study__case=case, modality="CT")
-        (nodule,) = synthetic_ct.nodule_boxes(series)
-        _label(client, case, ct_series, nodule)
-        labelled.append(case.pk)
-    # Two of the labelled cases are the project's validation cases (the keyed draw at ingest
-    # holds none out at validation_fraction 0).
-    Case.objects.filter(pk__in=labelled[2:]).update(is_validation=True)
+    labelled_ct_project(ct_project, make_user, api_for, tmp_path)
     loop_settings.update_loop_settings(
         project=ct_project, model_config={"train_steps": 4}, min_validation_labels=0
     )

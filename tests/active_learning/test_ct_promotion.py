@@ -10,15 +10,12 @@ import numpy as np
 import pytest
 from django.test import override_settings
 
-from active_learning.ml import synthetic_ct
 from active_learning.ml.interface import CasePrediction, LabelledCase, PredictedBox
 from active_learning.ml.volumes import Box3D, PredictedBox3D
 from active_learning.models import ModelVersion, RetrainingCycle
 from active_learning.services import cycles, loop_settings, promotion, versions
-from annotations.models import Case, Series
-from annotations.services import ingest, projects
-from tests.active_learning.test_ct_model_kind import _label
-from tests.support.ct_volumes import whole_nodule_series
+from annotations.services import projects
+from tests.support.ct_labels import labelled_ct_project
 from tests.support.training import run_whole_cycle
 
 pytestmark = pytest.mark.django_db
@@ -113,35 +110,10 @@ def test_a_ct_projects_guard_decides_on_froc_and_map_at_its_3d_match_iou(ct_proj
     assert evidence.bootstrap is not None and evidence.bootstrap["match_iou"] == 0.5
 
 
-def _labelled_ct_project(ct_project, make_user, api_for, tmp_path) -> None:
-    """Six synthetic nodule series ingested; four labelled by an annotator with their 3D box,
-    two of them validation cases."""
-    annotator = make_user("alice")
-    projects.add_member(project=ct_project, user=annotator, role="annotator", added_by=None)
-    client = api_for(annotator)
-    chosen = whole_nodule_series(6, start=0)
-    for n, series in enumerate(chosen):
-        for path in synthetic_ct.write_series(
-            synthetic_ct.slice_datasets(series), tmp_path / str(n)
-        ):
-            ingest.ingest_dicom_path(project=ct_project, path=path)
-    cases = list(Case.objects.filter(project=ct_project).order_by("pk"))
-    labelled = []
-    for _ in range(4):
-        leased = client.post(f"/api/projects/{ct_project.pk}/next-case/")
-        assert leased.status_code == 200, leased.content
-        case = Case.objects.get(pk=leased.json()["id"])
-        ct_series = Series.objects.get(study__case=case, modality="CT")
-        (nodule,) = synthetic_ct.nodule_boxes(chosen[cases.index(case)])
-        _label(client, case, ct_series, nodule)
-        labelled.append(case.pk)
-    Case.objects.filter(pk__in=labelled[2:]).update(is_validation=True)
-
-
 def test_a_ct_cycles_promotion_rests_on_the_lung_nodule_measures_it_stores(
     ct_project, make_user, api_for, tmp_path
 ):
-    _labelled_ct_project(ct_project, make_user, api_for, tmp_path)
+    labelled_ct_project(ct_project, make_user, api_for, tmp_path)
     loop_settings.update_loop_settings(
         project=ct_project, model_config={"train_steps": 4}, min_validation_labels=0
     )
