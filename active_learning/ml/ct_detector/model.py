@@ -46,6 +46,7 @@ from active_learning.ml.builtin import operating_points as op
 from active_learning.ml.builtin.model import shuffled, warmup_cosine
 from active_learning.ml.checkpoints import write_version
 from active_learning.ml.ct_detector.config import CTDetectorConfig
+from active_learning.ml.ct_detector.explain import grad_cam_volume, to_stack_grid
 from active_learning.ml.ct_detector.network import BOX_KEY, LABEL_KEY, SCORE_KEY, build_detector
 from active_learning.ml.ct_detector.operating_points import fit_box_operating_points_3d
 from active_learning.ml.ct_detector.preprocess import (
@@ -61,6 +62,7 @@ from active_learning.ml.interface import (
     CaseSource,
     CheckpointError,
     LabelledCase,
+    ModelInputError,
     PredictedBox,
     ProgressCallback,
     SuggestionModel,
@@ -374,6 +376,25 @@ class CTDetector(SuggestionModel):
         if not vectors:
             return np.zeros((0, 0), dtype=np.float32)
         return np.stack(vectors).astype(np.float32)
+
+    def explain(self, case: CaseInput, finding: str) -> np.ndarray:
+        """3D Grad-CAM of ``finding`` (:mod:`~active_learning.ml.ct_detector.explain`): a heat
+        volume float32 ``(slices, rows, columns)`` in [0, 1] on the case's stack (the slices in
+        the stack's order), zero everywhere when no region raises the finding's score."""
+        self._require_trained()
+        if finding not in self.finding_classes:
+            raise ModelInputError(
+                f"unknown finding {finding!r}; this model knows {', '.join(self.finding_classes)}"
+            )
+        volume = prepare(case, self.config)  # type: ignore[arg-type]
+        heat = grad_cam_volume(
+            self.detector.network,
+            volume.image.to(self.device),
+            class_index=self.finding_classes.index(finding),
+            num_classes=len(self.finding_classes),
+            returned_layers=self.config.returned_layers,
+        )
+        return to_stack_grid(heat, volume.factor, volume.shape)
 
     # ------------------------------------------------------------------ evaluation
     def _candidates_and_truth(
