@@ -161,12 +161,16 @@ class StrategyListView(APIView):
 
 class CaseExplanationView(APIView):
     """Grad-CAM overlay of one finding for the case's first image, by the model version whose
-    suggestion the case shows (the serving version's, else its newest), else the promoted one."""
+    suggestion the case shows (the serving version's, else its newest), else the promoted one.
+    A version that reads volumes (the CT detector) explains the case's volume slice by slice:
+    ``slice`` (0-based, in the viewer's order) picks the slice, the hottest when left out; the
+    X-MedLoop-Series, -Slice, -Slices and -Hottest-Slice headers say which."""
 
     @extend_schema(
         parameters=[
             OpenApiParameter("finding", str, required=True, description="a finding key"),
             OpenApiParameter("version", int, required=False, description="model version number"),
+            OpenApiParameter("slice", int, required=False, description="a volume's slice, 0-based"),
         ],
         responses={(200, "image/png"): OpenApiTypes.BINARY},
     )
@@ -180,8 +184,11 @@ class CaseExplanationView(APIView):
                 f"finding must be one of {', '.join(case.project.finding_keys)}; got {finding!r}"
             )
         version = self._version(case, request.query_params.get("version"))
+        slice_index = self._slice(request.query_params.get("slice"))
         try:
-            explanation = explanation_overlay(version=version, case=case, finding=finding)
+            explanation = explanation_overlay(
+                version=version, case=case, finding=finding, slice_index=slice_index
+            )
         except NotImplementedError as exc:
             raise InvalidInput(str(exc)) from exc
         except (ModelInputError, CaseNotReadable) as exc:
@@ -193,7 +200,21 @@ class CaseExplanationView(APIView):
         # The image the heatmap lies over (the one the model read), and whether it is empty.
         response["X-MedLoop-Instance"] = str(explanation.instance_id)
         response["X-MedLoop-Heatmap-Empty"] = "true" if explanation.empty else "false"
+        if explanation.series_id is not None:
+            response["X-MedLoop-Series"] = str(explanation.series_id)
+            response["X-MedLoop-Slice"] = str(explanation.slice_index)
+            response["X-MedLoop-Slices"] = str(explanation.slices)
+            response["X-MedLoop-Hottest-Slice"] = str(explanation.hottest_slice)
         return response
+
+    @staticmethod
+    def _slice(value: str | None) -> int | None:
+        if value is None:
+            return None
+        # isdecimal, not isdigit ("²" is a digit int() refuses); no series has a million slices.
+        if not value.isdecimal() or len(value) > 6:
+            raise InvalidInput(f"slice must be a slice number (0-based); got {value!r}")
+        return int(value)
 
     @staticmethod
     def _version(case, number: str | None) -> ModelVersion:

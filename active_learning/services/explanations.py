@@ -1,10 +1,21 @@
 """Grad-CAM explanations as viewer overlays: a PNG the size of the case's first image, a
 colour map (blue -> red) whose alpha follows the heat, so the image stays readable under it.
-Rendered once per (model version, case, finding) and kept beside the version's suggestions."""
+Rendered once per (model version, case, finding) and kept beside the version's suggestions.
+
+A model that reads volumes (the 3D CT detector) explains the case's volume (its first regular
+series, ``case_inputs.volume_input``): its heat volume is rendered once as one overlay per
+slice, in the stack's order (the viewer's), kept in a folder with a ``volume.json`` naming the
+series, its slices' instances and the hottest slice; each request serves one slice. Everything
+of a case lies under ``explanations/version-*/case-{case}-*``, which a patient's purge deletes.
+"""
 
 from __future__ import annotations
 
 import io
+import json
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,11 +23,19 @@ import numpy as np
 from django.conf import settings
 from PIL import Image
 
+from active_learning.ml.kinds import registered
 from active_learning.models import ModelVersion
-from active_learning.services.case_inputs import case_input, first_instance
+from active_learning.services.case_inputs import (
+    case_input,
+    case_volume,
+    first_instance,
+    reads_volumes,
+    volume_input,
+)
 from active_learning.services.versions import load_version
 from annotations.atomic_files import write_atomically
 from annotations.models import Case
+from annotations.services.errors import InvalidInput
 
 MAX_ALPHA = 0.6
 
@@ -44,26 +63,41 @@ def _cache_path(version: ModelVersion, case: Case, finding: str) -> Path:
     )
 
 
+def _volume_folder(version: ModelVersion, case: Case, finding: str) -> Path:
+    return _cache_path(version, case, finding).with_suffix("")
+
+
 def delete_overlays(case_ids: list[int]) -> int:
-    """Delete the overlays every version drew for ``case_ids`` (a purged patient's cases);
-    returns how many files went."""
+    """Delete the overlays every version drew for ``case_ids`` (a purged patient's cases): a
+    2D overlay, a volume's folder of slice overlays (and one still being written); returns
+    how many files went."""
     root = Path(settings.MODELS_DIR) / "explanations"
     deleted = 0
     for case_id in case_ids:
-        for path in root.glob(f"version-*/case-{int(case_id)}-*.png"):
-            path.unlink(missing_ok=True)
-            deleted += 1
+        for path in root.glob(f"version-*/case-{int(case_id)}-*"):
+            if path.is_dir():
+                deleted += sum(1 for p in path.rglob("*") if p.is_file())
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+                deleted += 1
     return deleted
 
 
 @dataclass(frozen=True)
 class Explanation:
-    """An overlay PNG, the instance it lies over (the image the model read), and whether it is
-    empty (no region raises the finding's score: Grad-CAM is zero everywhere)."""
+    """An overlay PNG, the instance it lies over (the image the model read, or the slice), and
+    whether it is empty (no region raises the finding's score: Grad-CAM is zero everywhere).
+    For a volume: its series, the slice shown (0-based, the stack's order), the number of
+    slices and the hottest slice."""
 
     png: bytes
     instance_id: int
     empty: bool
+    series_id: int | None = None
+    slice_index: int | None = None
+    slices: int | None = None
+    hottest_slice: int | None = None
 
 
 def _is_transparent(png: bytes) -> bool:
@@ -71,8 +105,24 @@ def _is_transparent(png: bytes) -> bool:
     return alpha.getextrema()[1] == 0
 
 
-def explanation_overlay(*, version: ModelVersion, case: Case, finding: str) -> Explanation:
-    """The overlay of ``finding`` for ``case`` by ``version`` (computed on first use)."""
+def _reads_volumes(version: ModelVersion) -> bool:
+    return reads_volumes(registered().get(version.model_kind))
+
+
+def explanation_overlay(
+    *, version: ModelVersion, case: Case, finding: str, slice_index: int | None = None
+) -> Explanation:
+    """The overlay of ``finding`` for ``case`` by ``version`` (computed on first use). For a
+    model that reads volumes, that of slice ``slice_index`` (0-based, the stack's order; the
+    hottest slice when None). InvalidInput names a slice outside the series, or a slice asked
+    of a version that explains one image."""
+    if _reads_volumes(version):
+        return _volume_overlay(version=version, case=case, finding=finding, slice_index=slice_index)
+    if slice_index is not None:
+        raise InvalidInput(
+            f"slice applies to a model that reads volumes; model version {version.number} "
+            f"({version.model_kind}) explains the case's first image"
+        )
     path = _cache_path(version, case, finding)
     instance_id = first_instance(case).pk
     if path.is_file():
@@ -84,3 +134,71 @@ def explanation_overlay(*, version: ModelVersion, case: Case, finding: str) -> E
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(path, png)
     return Explanation(png, instance_id, not bool(np.nan_to_num(heatmap).max() > 0))
+
+
+def _write_volume(folder: Path, heat: np.ndarray, series_id: int, instance_ids: list[int]) -> None:
+    """The slice overlays of ``heat`` ``(slices, rows, columns)`` and ``volume.json``, written
+    in a folder beside ``folder`` and renamed into place (a reader never sees half of it)."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f"{folder.name}.partial-"))
+    try:
+        for k, plane in enumerate(heat):
+            (partial / f"slice-{k:04d}.png").write_bytes(overlay_png(plane))
+        peaks = np.nan_to_num(heat).reshape(len(heat), -1).max(axis=1)
+        meta = {
+            "series_id": series_id,
+            "instance_ids": instance_ids,
+            "hottest_slice": int(np.argmax(peaks)),
+            "empty": not bool(peaks.max() > 0),
+        }
+        (partial / "volume.json").write_text(json.dumps(meta))
+        stale = None
+        if folder.exists():  # the series changed since (a slice quarantined): replace it
+            stale = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f"{folder.name}.stale-"))
+            os.replace(folder, stale / "old")
+        os.replace(partial, folder)
+        if stale is not None:
+            shutil.rmtree(stale, ignore_errors=True)
+    except OSError:
+        # Another request put the same overlays in place first: keep theirs.
+        if not (folder / "volume.json").is_file():
+            raise
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+
+
+def _volume_overlay(
+    *, version: ModelVersion, case: Case, finding: str, slice_index: int | None
+) -> Explanation:
+    series, volume = case_volume(case)
+    instance_ids = list(volume.stack.instance_ids)
+    folder = _volume_folder(version, case, finding)
+    meta_path = folder / "volume.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else None
+    if meta is None or meta["series_id"] != series.pk or meta["instance_ids"] != instance_ids:
+        model = load_version(version)
+        read = volume_input(case)
+        heat = model.explain(read, finding)
+        if heat.shape != np.shape(read.image) or len(heat) != len(instance_ids):
+            raise ValueError(
+                f"{version.model_kind} explained a volume of shape {heat.shape}, "
+                f"not the series' {np.shape(read.image)}"
+            )
+        _write_volume(folder, heat, series.pk, instance_ids)
+        meta = json.loads(meta_path.read_text())
+    count = len(instance_ids)
+    chosen = meta["hottest_slice"] if slice_index is None else slice_index
+    if not 0 <= chosen < count:
+        raise InvalidInput(
+            f"slice {chosen} is outside series {series.pk}'s slices 0..{count - 1} "
+            "(0-based, in the viewer's order)"
+        )
+    return Explanation(
+        png=(folder / f"slice-{chosen:04d}.png").read_bytes(),
+        instance_id=instance_ids[chosen],
+        empty=bool(meta["empty"]),
+        series_id=series.pk,
+        slice_index=chosen,
+        slices=count,
+        hottest_slice=int(meta["hottest_slice"]),
+    )

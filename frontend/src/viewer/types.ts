@@ -72,8 +72,14 @@ export type ViewerTool = "windowLevel" | "pan" | "zoom" | "rectangle";
 export type RenderedInfo = { instanceId: number; frame: number; ms: number };
 
 /** What is shown: the instance (for a stack, the slice's own instance) and its frame; for a
- * stack also the slice's 1-based place and the number of slices. */
-export type ShownImage = { instanceId: number; frame: number; slice?: number; slices?: number };
+ * stack also its series, the slice's 1-based place and the number of slices. */
+export type ShownImage = {
+  instanceId: number;
+  frame: number;
+  seriesId?: number;
+  slice?: number;
+  slices?: number;
+};
 
 export interface ViewerHandle {
   /** The case's images as thumbnails; shows the first. */

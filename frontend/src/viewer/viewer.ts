@@ -556,7 +556,7 @@ export async function createViewer(
       const stack = known.get(current.instanceId)?.stack;
       if (!stack) return { ...current };
       const slice = (sliceIndex.get(current.instanceId) ?? 0) + 1;
-      return { ...current, slice, slices: stack.slices.length };
+      return { ...current, seriesId: stack.seriesId, slice, slices: stack.slices.length };
     },
     nextFrame,
     setWindow,

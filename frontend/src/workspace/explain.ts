@@ -1,21 +1,32 @@
 /** The model's explanations in the workspace: a Grad-CAM heatmap per finding over the image the
  * model read (fetched from /api/cases/{id}/explanation/), one at a time, and the links from the
- * report draft's sentences back to the boxes and findings they came from. */
+ * report draft's sentences back to the boxes and findings they came from.
+ *
+ * A model that reads volumes (the CT detector) explains the case's series slice by slice: the
+ * heatmap follows the slice on display (SliceHeatmaps fetches each slice's overlay as the
+ * annotator scrolls), and the toggle stays on the slice shown when it is of that series, else
+ * moves to the hottest slice. */
 
 import type { ViewerHandle } from "../viewer";
 import type { Api } from "../shared/api";
 import { apiUrls, query } from "../shared/urls";
+import { SliceHeatmaps, type SliceOverlay } from "./slice_heatmaps";
 import type { ReportLink, Suggestion } from "./types";
+
+type VolumeHeatmap = { seriesId: number; slices: number; label: string; overlays: SliceHeatmaps };
 
 export class Explanations {
   private shownFinding: string | null = null;
   private objectUrl: string | null = null;
+  private volume: VolumeHeatmap | null = null;
   private request = 0;
 
   constructor(
     private readonly api: Api,
     private readonly viewer: ViewerHandle,
-  ) {}
+  ) {
+    viewer.onRendered(() => void this.follow());
+  }
 
   /** The finding whose heatmap is over the image, if any. */
   get shown(): string | null {
@@ -41,21 +52,72 @@ export class Explanations {
       return "hidden";
     }
     const request = ++this.request;
-    const { blob, headers } = await this.api.blob(apiUrls.caseExplanation(caseId, query({ finding, version: suggestion.model_version })));
+    const url = (slice?: number) =>
+      apiUrls.caseExplanation(caseId, query({ finding, version: suggestion.model_version, slice }));
+    const { blob, headers } = await this.api.blob(url());
     if (request !== this.request) return "hidden"; // another toggle or a new case took over
+    const label = `Grad-CAM: ${finding} (model v${suggestion.model_version})`;
+    const empty = headers.get("X-MedLoop-Heatmap-Empty") === "true" ? "empty" : "shown";
+    if (headers.get("X-MedLoop-Series")) {
+      await this.showVolume(request, headers, blob, label, async (slice) => {
+        const answer = await this.api.blob(url(slice));
+        return overlayOf(answer.headers, URL.createObjectURL(answer.blob));
+      });
+      if (request !== this.request) return "hidden";
+      this.shownFinding = finding;
+      return empty;
+    }
     const instanceId = Number(headers.get("X-MedLoop-Instance"));
-    const url = URL.createObjectURL(blob);
+    const picture = URL.createObjectURL(blob);
     const shown = this.viewer.currentImage();
     if (instanceId && shown?.instanceId !== instanceId) await this.viewer.showImage(instanceId, 1);
-    await this.viewer.setHeatmap({
-      instanceId: instanceId || (shown?.instanceId ?? 0),
-      url,
-      label: `Grad-CAM: ${finding} (model v${suggestion.model_version})`,
-    });
+    await this.viewer.setHeatmap({ instanceId: instanceId || (shown?.instanceId ?? 0), url: picture, label });
     this.release();
-    this.objectUrl = url;
+    this.objectUrl = picture;
     this.shownFinding = finding;
-    return headers.get("X-MedLoop-Heatmap-Empty") === "true" ? "empty" : "shown";
+    return empty;
+  }
+
+  /** The first answer of a volume's explanation (the hottest slice): kept, and the heatmap of
+   * the slice on display when it is of the explained series, else the viewer moves to the
+   * hottest slice. */
+  private async showVolume(
+    request: number,
+    headers: Headers,
+    blob: Blob,
+    label: string,
+    fetchSlice: (slice: number) => Promise<SliceOverlay>,
+  ): Promise<void> {
+    const overlays = new SliceHeatmaps(fetchSlice, (url) => URL.revokeObjectURL(url));
+    const hottest = overlayOf(headers, URL.createObjectURL(blob));
+    overlays.seed(hottest);
+    this.release();
+    const volume = {
+      seriesId: Number(headers.get("X-MedLoop-Series")),
+      slices: Number(headers.get("X-MedLoop-Slices")),
+      label,
+      overlays,
+    };
+    this.volume = volume;
+    const shown = this.viewer.currentImage();
+    if (shown?.seriesId !== volume.seriesId) await this.viewer.showImage(hottest.instanceId, 1);
+    if (request !== this.request) return;
+    await this.follow();
+  }
+
+  /** Puts the overlay of the slice on display over it (after each render: scrolling). */
+  private async follow(): Promise<void> {
+    const volume = this.volume;
+    const shown = this.viewer.currentImage();
+    if (!volume || !shown?.slice || shown.seriesId !== volume.seriesId) return;
+    let overlay: SliceOverlay | null;
+    try {
+      overlay = await volume.overlays.want(shown.slice - 1);
+    } catch {
+      return; // this slice stays without heat; the next scroll asks again
+    }
+    if (!overlay || volume !== this.volume) return;
+    await this.viewer.setHeatmap({ instanceId: overlay.instanceId, url: overlay.url, label: volume.label });
   }
 
   async hide(): Promise<void> {
@@ -75,5 +137,16 @@ export class Explanations {
   private release(): void {
     if (this.objectUrl) URL.revokeObjectURL(this.objectUrl);
     this.objectUrl = null;
+    this.volume?.overlays.dispose();
+    this.volume = null;
   }
+}
+
+/** A slice's overlay from an explanation answer's headers. */
+function overlayOf(headers: Headers, url: string): SliceOverlay {
+  return {
+    slice: Number(headers.get("X-MedLoop-Slice")),
+    instanceId: Number(headers.get("X-MedLoop-Instance")),
+    url,
+  };
 }
