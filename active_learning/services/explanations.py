@@ -172,6 +172,12 @@ def _volume_overlay(
 ) -> Explanation:
     series, volume = case_volume(case)
     instance_ids = list(volume.stack.instance_ids)
+    count = len(instance_ids)
+    if slice_index is not None and not 0 <= slice_index < count:  # refused before computing
+        raise InvalidInput(
+            f"slice {slice_index} is outside series {series.pk}'s slices 0..{count - 1} "
+            "(0-based, in the viewer's order)"
+        )
     folder = _volume_folder(version, case, finding)
     meta_path = folder / "volume.json"
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else None
@@ -186,13 +192,7 @@ def _volume_overlay(
             )
         _write_volume(folder, heat, series.pk, instance_ids)
         meta = json.loads(meta_path.read_text())
-    count = len(instance_ids)
-    chosen = meta["hottest_slice"] if slice_index is None else slice_index
-    if not 0 <= chosen < count:
-        raise InvalidInput(
-            f"slice {chosen} is outside series {series.pk}'s slices 0..{count - 1} "
-            "(0-based, in the viewer's order)"
-        )
+    chosen = int(meta["hottest_slice"]) if slice_index is None else slice_index
     return Explanation(
         png=(folder / f"slice-{chosen:04d}.png").read_bytes(),
         instance_id=instance_ids[chosen],
