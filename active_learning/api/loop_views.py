@@ -211,8 +211,9 @@ class CaseExplanationView(APIView):
     def _slice(value: str | None) -> int | None:
         if value is None:
             return None
-        # isdecimal, not isdigit ("²" is a digit int() refuses); no series has a million slices.
-        if not value.isdecimal() or len(value) > 6:
+        # ASCII digits only: "²" is a digit int() refuses, "٣" a decimal it reads as 3. No
+        # series has a million slices.
+        if not (value.isascii() and value.isdecimal()) or len(value) > 6:
             raise InvalidInput(f"slice must be a slice number (0-based); got {value!r}")
         return int(value)
 

@@ -128,7 +128,7 @@ def test_a_slice_outside_the_series_or_malformed_is_a_400_naming_it(scene):
     )
     # Refused before anything was computed.
     assert not explanations._volume_folder(scene["version"], case, "nodule").exists()
-    for bad in ("-1", "abc", "%C2%B2", "1.5", "9999999"):
+    for bad in ("-1", "abc", "%C2%B2", "%D9%A3", "1.5", "9999999"):
         response = client.get(_url(case, slice=bad))
         assert response.status_code == 400, (bad, response.content)
         assert "slice must be a slice number" in response.json()["message"]
