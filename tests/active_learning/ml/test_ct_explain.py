@@ -70,7 +70,7 @@ def test_the_heat_volume_is_on_the_stack_grid_whatever_the_spacing(trained):
                        voxel_spacing_mm=(2.0, 3.1, 3.1))  # fmt: skip
     heat = model.explain(case, "nodule")
     assert heat.shape == (20, 40, 36)
-    assert 0.0 <= heat.min() and heat.max() == pytest.approx(1.0)
+    assert heat.min() >= 0.0 and heat.max() == pytest.approx(1.0)
     # The prepared image brought back by the same mapping is the windowed stack.
     prepared = prepare(case, model.config)
     back = to_stack_grid(prepared.image[0].numpy(), prepared.factor, case.image.shape)
