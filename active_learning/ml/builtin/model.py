@@ -16,6 +16,7 @@ one.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import time
@@ -700,11 +701,18 @@ class BuiltinModel(SuggestionModel):
                 f"unknown finding {finding!r}; this model knows {', '.join(self.finding_classes)}"
             )
         batch = self._collate([case], labelled=False)
-        network.eval()
+        # On a copy: MONAI's CAM leaves its hooks on the network for good (and turns in-place
+        # activations off), which would pile up on a version kept in memory between requests.
+        # (Without the features the last pass cached: they may hang on an autograd graph.)
+        network = copy.deepcopy(network, memo={id(network._features): None}).eval()
         with torch.no_grad():
             _, text_vector = network.encode_text(batch.text_ids, batch.text_mask)
-        wrapper = _ImageToFindings(network, text_vector, batch.labs)
-        cam = GradCAM(nn_module=wrapper, target_layers=GRADCAM_LAYER)
+        # In evaluation mode, which MONAI restores after the pass (a new module is in training
+        # mode: batch statistics and dropout would otherwise shape the map).
+        wrapper = _ImageToFindings(network, text_vector, batch.labs).eval()
+        # MONAI's default post-processing maps (min, max) to (1, 0), which would show the
+        # least activated regions as the hottest: the map is kept as computed and scaled here.
+        cam = GradCAM(nn_module=wrapper, target_layers=GRADCAM_LAYER, postprocessing=_unchanged)
         heatmap = cam(batch.images, class_idx=self.finding_classes.index(finding))
         rows, columns = batch.shapes[0]
         resized = F.interpolate(heatmap.detach(), size=(rows, columns), mode="bilinear")
@@ -778,6 +786,10 @@ def _report_text(report: dict[str, str]) -> str:
     """The sections' text only: section labels shared by every draft would lift the score of
     an empty or degenerate draft."""
     return " ".join(v for v in report.values() if v)
+
+
+def _unchanged(heatmap: torch.Tensor) -> torch.Tensor:
+    return heatmap
 
 
 class _ImageToFindings(nn.Module):

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from active_learning.ml.builtin import BuiltinConfig, BuiltinModel
 from active_learning.ml.builtin.inference import greedy_decode
@@ -175,6 +176,57 @@ def test_grad_cam_heatmap_covers_the_image_in_unit_range(trained, test_cases):
     assert heatmap.min() >= 0.0 and heatmap.max() <= 1.0
     with pytest.raises(ModelInputError, match="unknown finding 'fracture'"):
         model.explain(case, "fracture")
+
+
+def test_grad_cam_is_hottest_where_the_gradient_weighted_activations_are_largest(
+    trained, test_cases, tmp_path
+):
+    """The heatmap against Grad-CAM computed by hand (Selvaraju et al.: the layer's activations
+    weighted by the spatial mean of the finding logit's gradient, summed over channels,
+    rectified), scaled to [0, 1]: the same map, not its inverse (MONAI's default
+    post-processing flips it), and the model is left as it was (evaluation mode, no hooks)."""
+    from active_learning.ml.builtin.model import _ImageToFindings
+
+    trained[0].save(tmp_path / "v1")
+    model = load_model(tmp_path / "v1")
+    network = model.network
+    # The tiny model calls every finding absent, with no positive evidence anywhere (an
+    # empty map, tested below); its finding head negated calls them present, on the evidence
+    # its features held against them, so that every map has a hottest place.
+    case = test_cases[0]
+    assert not model.explain(case, "effusion").any()
+    with torch.no_grad():
+        network.finding_head[-1].weight.neg_()
+        network.finding_head[-1].bias.neg_()
+    hooks = sum(len(m._forward_hooks) + len(m._backward_hooks) for m in network.modules())
+    for finding in model.finding_classes:
+        heatmap = model.explain(case, finding)
+        batch = model._collate([case], labelled=False)
+        with torch.no_grad():
+            _, text_vector = network.encode_text(batch.text_ids, batch.text_mask)
+        wrapper = _ImageToFindings(network, text_vector, batch.labs).eval()
+        layer = network.detector.network.feature_extractor.body.layer3
+        seen: dict[str, torch.Tensor] = {}
+        handle = layer.register_forward_hook(
+            lambda _m, _i, out, seen=seen: seen.update(activations=out)
+        )
+        try:
+            logits = wrapper(batch.images)
+            activations = seen["activations"]
+            index = model.finding_classes.index(finding)
+            (gradient,) = torch.autograd.grad(logits[0, index], activations)
+        finally:
+            handle.remove()
+        weights = gradient.mean(dim=(2, 3), keepdim=True)
+        cam = torch.relu((weights * activations).sum(dim=1, keepdim=True)).detach()
+        assert float(cam.max()) > 0, finding
+        cam = F.interpolate(cam, size=batch.images.shape[-2:], mode="bilinear")
+        cam = F.interpolate(cam, size=case.image.shape, mode="bilinear")[0, 0]
+        expected = ((cam - cam.min()) / (cam.max() - cam.min())).numpy()
+        assert np.corrcoef(heatmap.ravel(), expected.ravel())[0, 1] > 0.99, finding
+        assert heatmap.argmax() == expected.argmax(), finding
+    assert not network.training
+    assert hooks == sum(len(m._forward_hooks) + len(m._backward_hooks) for m in network.modules())
 
 
 def _case(image, **kwargs) -> CaseInput:
