@@ -85,8 +85,16 @@ class ProjectDetailView(APIView):
         data = ProjectInputSerializer(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
         changes = {k: v for k, v in data.validated_data.items() if k in request.data}
-        if changes.get("modality"):
-            changes.pop("modality")  # the modality of stored images does not change
+        if "modality" in changes:
+            # The modality picks the model kind the loop trains; it is changed in the Django
+            # admin, whose form asks the loop whether its model settings fit the new kind.
+            modality = changes.pop("modality")
+            if modality != project.modality:
+                raise InvalidInput(
+                    f"modality cannot be changed here (it is {project.modality}, got "
+                    f"{modality}): an administrator changes it in the admin's project form, "
+                    f"which checks the loop's model settings against the new modality's model kind"
+                )
         try:
             project = projects.update_project(
                 project=project, changed_by=user_of(request), **changes

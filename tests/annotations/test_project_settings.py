@@ -381,3 +381,17 @@ def test_the_admin_refuses_a_modality_whose_model_kind_cannot_take_the_stored_se
     )
     assert response.status_code == 302, response.context["adminform"].form.errors
     assert Project.objects.get(pk=project.pk).modality == "CT"
+
+
+def test_the_api_refuses_a_modality_change_by_name_and_accepts_the_same_modality(project, clients):
+    url = f"/api/projects/{project.pk}/"
+    refused = clients["lead"].patch(url, {"modality": "CT", "lease_seconds": 300}, format="json")
+    assert refused.status_code == 400, refused.content
+    assert "modality cannot be changed" in refused.json()["message"]
+    after = Project.objects.get(pk=project.pk)
+    assert (after.modality, after.lease_seconds) == (project.modality, project.lease_seconds)
+    same = clients["lead"].patch(
+        url, {"modality": project.modality, "lease_seconds": 300}, format="json"
+    )
+    assert same.status_code == 200, same.content
+    assert Project.objects.get(pk=project.pk).lease_seconds == 300
