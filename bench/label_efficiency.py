@@ -514,6 +514,7 @@ def summarise(rows: list[dict], strategies: list[str]) -> dict[str, Any]:
         if strategy == "random":
             continue
         ratios, reached, differences, flat = [], 0, [], 0
+        curve_differences: list[float] = []
         for seed in seeds:
             baseline = curve_of.get((seed, "random"), [])
             mine = curve_of.get((seed, strategy), [])
@@ -529,6 +530,13 @@ def summarise(rows: list[dict], strategies: list[str]) -> dict[str, Any]:
             ratios.append(needed / random_labels if needed is not None else 1.0)
             reached += needed is not None
             differences.append(mine[-1][1] - random_final)
+            # Area under the learning curve after the shared first model: the mean mAP over
+            # the later cycles, paired with random's (less at the mercy of one cycle's noise
+            # than the final point the ratio rests on).
+            later = [value for labels, value in mine if labels > mine[0][0]]
+            random_later = [value for labels, value in baseline if labels > baseline[0][0]]
+            if later and random_later:
+                curve_differences.append(statistics.mean(later) - statistics.mean(random_later))
         if not ratios:
             continue
         logs = [math.log(max(r, 1e-6)) for r in ratios]
@@ -542,6 +550,11 @@ def summarise(rows: list[dict], strategies: list[str]) -> dict[str, Any]:
             "final_map_difference": t_interval(differences)[0],
             "final_map_difference_95": list(t_interval(differences)[1:]),
             "random_flat_seeds": flat,
+            "curve_map_difference": t_interval(curve_differences)[0] if curve_differences else None,
+            "curve_map_difference_95": list(t_interval(curve_differences)[1:])
+            if curve_differences
+            else None,
+            "curve_map_differences": curve_differences,
         }
     return {"curves": curves, "efficiency": efficiency}
 
@@ -580,6 +593,13 @@ def print_summary(summary: dict[str, Any], args: argparse.Namespace) -> None:
             f"of {e['seeds']} seeds, not reached counted as 1.00)  final mAP - random's: "
             f"{e['final_map_difference']:+.3f} (95 % {d_low:+.3f} to {d_high:+.3f})"
         )
+        if e.get("curve_map_difference") is not None:
+            c_low, c_high = e["curve_map_difference_95"]
+            print(
+                f"    mean mAP over the cycles after the first model - random's: "
+                f"{e['curve_map_difference']:+.3f} (95 % {c_low:+.3f} to {c_high:+.3f}; per seed "
+                f"{', '.join(f'{d:+.3f}' for d in e['curve_map_differences'])})"
+            )
         if e["random_flat_seeds"]:
             print(
                 f"    warning: in {e['random_flat_seeds']} seed(s) random never beat the shared "
