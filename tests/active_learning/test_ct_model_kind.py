@@ -18,14 +18,6 @@ from tests.support.training import run_whole_cycle
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def ct_project(make_user):
-    owner = make_user("ct-owner", is_staff=True)
-    return projects.create_project(
-        name="Chest CT", created_by=owner, modality="CT", validation_fraction=0.0
-    )
-
-
 def test_the_modality_picks_the_kind_and_a_project_may_name_it(
     ct_project, project, make_user, api_for
 ):
@@ -48,9 +40,6 @@ def test_a_ct_cycle_trains_the_3d_detector_and_reports_froc(
     ct_project, make_user, api_for, tmp_path
 ):
     labelled_ct_project(ct_project, make_user, api_for, tmp_path)
-    loop_settings.update_loop_settings(
-        project=ct_project, model_config={"train_steps": 4}, min_validation_labels=0
-    )
 
     with override_settings(MODELS_DIR=tmp_path / "models"):
         versions.clear_cache()

@@ -21,14 +21,6 @@ from tests.support.training import run_whole_cycle
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def ct_project(make_user):
-    owner = make_user("ct-owner", is_staff=True)
-    return projects.create_project(
-        name="Chest CT", created_by=owner, modality="CT", validation_fraction=0.0
-    )
-
-
 def _scan(case_id: str, candidates: list[PredictedBox]) -> CasePrediction:
     return CasePrediction(
         case_id=case_id,
@@ -114,9 +106,6 @@ def test_a_ct_cycles_promotion_rests_on_the_lung_nodule_measures_it_stores(
     ct_project, make_user, api_for, tmp_path
 ):
     labelled_ct_project(ct_project, make_user, api_for, tmp_path)
-    loop_settings.update_loop_settings(
-        project=ct_project, model_config={"train_steps": 4}, min_validation_labels=0
-    )
     with override_settings(MODELS_DIR=tmp_path / "models"):
         versions.clear_cache()
         first = run_whole_cycle(cycles.trigger_cycle(project=ct_project))

@@ -17,14 +17,6 @@ pytestmark = pytest.mark.django_db
 RATE_KEYS = [f"froc.sensitivity_at_{rate:g}_fp" for rate in LUNA16_FROC_RATES]
 
 
-@pytest.fixture
-def ct_project(make_user):
-    owner = make_user("ct-owner", is_staff=True)
-    return projects.create_project(
-        name="Chest CT", created_by=owner, modality="CT", validation_fraction=0.0
-    )
-
-
 def _box(scan: str, z: float, score: float | None = None, x: float = 10.0) -> dict:
     row = {"image_id": scan, "finding": "nodule", "x": x, "y": 10.0, "z": z,
            "width": 6.0, "height": 6.0, "depth": 4.0}  # fmt: skip

@@ -24,14 +24,6 @@ CT_KIND, DX_KIND = "ct_retinanet3d", "builtin"
 
 
 @pytest.fixture
-def ct_project(make_user):
-    owner = make_user("ct-owner", is_staff=True)
-    return projects.create_project(
-        name="Chest CT", created_by=owner, modality="CT", validation_fraction=0.0
-    )
-
-
-@pytest.fixture
 def owner(make_user, project, ct_project):
     """A model owner of both the radiograph (DX) project and the CT project."""
     user = make_user("otto")

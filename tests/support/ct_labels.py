@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from active_learning.ml import synthetic_ct
+from active_learning.services import loop_settings
 from annotations.models import Case, Series
 from annotations.series_stacks import stack_of
 from annotations.services import ingest, projects
@@ -38,7 +39,8 @@ def label_nodule(client: Any, case: Case, series: Series, nodule_box: Any) -> No
 def labelled_ct_project(project: Any, make_user: Any, api_for: Any, tmp_path: Path) -> list[int]:
     """Six synthetic nodule series ingested into ``project``; the first four cases the queue
     hands an annotator labelled with their nodule's 3D box, the last two of those made
-    validation cases. Returns the labelled cases' ids in labelling order."""
+    validation cases; the loop set to train 4 steps with no validation-label floor. Returns the
+    labelled cases' ids in labelling order."""
     annotator = make_user("alice")
     projects.add_member(project=project, user=annotator, role="annotator", added_by=None)
     client = api_for(annotator)
@@ -61,4 +63,7 @@ def labelled_ct_project(project: Any, make_user: Any, api_for: Any, tmp_path: Pa
     # Two of the labelled cases are the project's validation cases (the keyed draw at ingest
     # holds none out at validation_fraction 0).
     Case.objects.filter(pk__in=labelled[2:]).update(is_validation=True)
+    loop_settings.update_loop_settings(
+        project=project, model_config={"train_steps": 4}, min_validation_labels=0
+    )
     return labelled
