@@ -11,7 +11,7 @@ import traceback
 from celery import shared_task
 from django.db import OperationalError
 
-from active_learning.services import cycle_claims, cycles, deliveries
+from active_learning.services import cycle_claims, cycles, deliveries, explanation_jobs
 from annotations.models import Project
 from medloop.celery import app as _celery_app  # noqa: F401 (configures the app these tasks use)
 
@@ -82,6 +82,33 @@ def rank_cycle(cycle_id: int) -> None:
         cycles.run_ranking(cycle_id)
     except Exception as exc:
         _fail_unless_transient(cycle_id, exc)
+
+
+@shared_task(
+    name="active_learning.explain_case",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=TRANSIENT,
+    retry_backoff=5,
+    max_retries=3,
+    ignore_result=True,
+)
+def explain_case(version_id: int, case_id: int, finding: str) -> bool:
+    """Compute the Grad-CAM overlays of ``finding`` for the case's volume by the version
+    (a model that reads volumes; queued by the explanation request or by scoring). Idempotent:
+    overlays already there are kept. A failure is kept for the request to answer with."""
+    try:
+        return explanation_jobs.render_volume_explanation(
+            version_id=version_id, case_id=case_id, finding=finding
+        )
+    except TRANSIENT:
+        raise
+    except Exception as exc:
+        message = explanation_jobs.record_failure(
+            version_id=version_id, case_id=case_id, finding=finding, exc=exc
+        )
+        logger.error("explanation of case %s (%s): %s", case_id, finding, message, exc_info=True)
+        return False
 
 
 @shared_task(name="active_learning.maybe_retrain", acks_late=True, ignore_result=True)

@@ -24,7 +24,11 @@ from active_learning.ml.interface import CheckpointError, ModelInputError
 from active_learning.models import ModelVersion, RetrainingCycle, Suggestion
 from active_learning.services import cycles, serving, test_sets, versions
 from active_learning.services.case_inputs import CaseNotReadable
-from active_learning.services.explanations import explanation_overlay
+from active_learning.services.explanations import (
+    ExplanationFailed,
+    ExplanationPending,
+    explanation_overlay,
+)
 from active_learning.services.versions import promoted_version
 from annotations.access import case_for, project_for, user_of
 from annotations.services import loop_signals as ranking_signals
@@ -159,12 +163,26 @@ class StrategyListView(APIView):
         return Response(StrategySerializer(items, many=True).data)
 
 
+def _computing(pending: ExplanationPending) -> Response:
+    """202: the volume's overlays are being computed; never cached, so the next ask reaches
+    the server."""
+    response = Response(
+        {"status": "computing", "message": str(pending), "retry_after": pending.retry_after},
+        status=status.HTTP_202_ACCEPTED,
+    )
+    response["Retry-After"] = str(pending.retry_after)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
 class CaseExplanationView(APIView):
     """Grad-CAM overlay of one finding for the case's first image, by the model version whose
     suggestion the case shows (the serving version's, else its newest), else the promoted one.
     A version that reads volumes (the CT detector) explains the case's volume slice by slice:
     ``slice`` (0-based, in the viewer's order) picks the slice, the hottest when left out; the
-    X-MedLoop-Series, -Slice, -Slices and -Hottest-Slice headers say which."""
+    X-MedLoop-Series, -Slice, -Slices and -Hottest-Slice headers say which. A volume's overlays
+    are computed by a task, not by the request: until they are, the answer is 202 with
+    Retry-After (the first such request queues the task, once)."""
 
     @extend_schema(
         parameters=[
@@ -172,7 +190,7 @@ class CaseExplanationView(APIView):
             OpenApiParameter("version", int, required=False, description="model version number"),
             OpenApiParameter("slice", int, required=False, description="a volume's slice, 0-based"),
         ],
-        responses={(200, "image/png"): OpenApiTypes.BINARY},
+        responses={(200, "image/png"): OpenApiTypes.BINARY, 202: OpenApiTypes.OBJECT},
     )
     def get(self, request: Request, case_pk: int) -> HttpResponse:
         case = case_for(request, case_pk, audit_action="case.view_explanation")
@@ -189,6 +207,10 @@ class CaseExplanationView(APIView):
             explanation = explanation_overlay(
                 version=version, case=case, finding=finding, slice_index=slice_index
             )
+        except ExplanationPending as pending:
+            return _computing(pending)
+        except ExplanationFailed as exc:
+            raise Conflict(str(exc)) from exc
         except NotImplementedError as exc:
             raise InvalidInput(str(exc)) from exc
         except (ModelInputError, CaseNotReadable) as exc:

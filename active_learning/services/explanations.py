@@ -5,8 +5,15 @@ Rendered once per (model version, case, finding) and kept beside the version's s
 A model that reads volumes (the 3D CT detector) explains the case's volume (its first regular
 series, ``case_inputs.volume_input``): its heat volume is rendered once as one overlay per
 slice, in the stack's order (the viewer's), kept in a folder with a ``volume.json`` naming the
-series, its slices' instances and the hottest slice; each request serves one slice. Everything
-of a case lies under ``explanations/version-*/case-{case}-*``, which a patient's purge deletes.
+series, its slices' instances and the hottest slice; each request serves one slice. That takes
+tens of seconds and gigabytes for a real series, so a request never computes it: the task
+``active_learning.explain_case`` (:mod:`active_learning.services.explanation_jobs`) does,
+queued once per (version, case, finding) by the first request that finds it missing (which is
+told to ask again: :class:`ExplanationPending`) or by the scoring of the case (its top
+suggested findings). A ``.pending`` file beside the folder marks it queued (and, when the task
+failed, holds why).
+Everything of a case lies under ``explanations/version-*/case-{case}-*``, which a patient's
+purge deletes.
 """
 
 from __future__ import annotations
@@ -16,8 +23,10 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from django.conf import settings
@@ -30,14 +39,16 @@ from active_learning.services.case_inputs import (
     case_volume,
     first_instance,
     reads_volumes,
-    volume_input,
 )
 from active_learning.services.versions import load_version
 from annotations.atomic_files import write_atomically
 from annotations.models import Case
 from annotations.services.errors import InvalidInput
+from medloop.celery import send_after_commit
 
 MAX_ALPHA = 0.6
+#: Seconds a request told that a volume's overlays are being computed waits before asking again.
+RETRY_AFTER_SECONDS = 5
 
 
 def overlay_png(heatmap: np.ndarray) -> bytes:
@@ -63,14 +74,18 @@ def _cache_path(version: ModelVersion, case: Case, finding: str) -> Path:
     )
 
 
-def _volume_folder(version: ModelVersion, case: Case, finding: str) -> Path:
+def volume_folder(version: ModelVersion, case: Case, finding: str) -> Path:
     return _cache_path(version, case, finding).with_suffix("")
+
+
+def pending_path(version: ModelVersion, case: Case, finding: str) -> Path:
+    return _cache_path(version, case, finding).with_suffix(".pending")
 
 
 def delete_overlays(case_ids: list[int]) -> int:
     """Delete the overlays every version drew for ``case_ids`` (a purged patient's cases): a
-    2D overlay, a volume's folder of slice overlays (and one still being written); returns
-    how many files went."""
+    2D overlay, a volume's folder of slice overlays (and one still being written), the marks
+    of those queued; returns how many files went."""
     root = Path(settings.MODELS_DIR) / "explanations"
     deleted = 0
     for case_id in case_ids:
@@ -100,6 +115,20 @@ class Explanation:
     hottest_slice: int | None = None
 
 
+class ExplanationPending(Exception):
+    """A volume's overlays are not computed yet: a task computes them (queued once); ask again
+    after ``retry_after`` seconds."""
+
+    def __init__(self, *, retry_after: int = RETRY_AFTER_SECONDS) -> None:
+        super().__init__(f"The explanation is being computed; ask again in {retry_after} seconds.")
+        self.retry_after = retry_after
+
+
+class ExplanationFailed(Exception):
+    """The task that computes a volume's overlays failed; the message says why. Asked again
+    after ``MEDLOOP_EXPLANATION_PENDING_SECONDS``, it is queued again."""
+
+
 def _is_transparent(png: bytes) -> bool:
     alpha = Image.open(io.BytesIO(png)).getchannel("A")
     return alpha.getextrema()[1] == 0
@@ -114,8 +143,10 @@ def explanation_overlay(
 ) -> Explanation:
     """The overlay of ``finding`` for ``case`` by ``version`` (computed on first use). For a
     model that reads volumes, that of slice ``slice_index`` (0-based, the stack's order; the
-    hottest slice when None). InvalidInput names a slice outside the series, or a slice asked
-    of a version that explains one image."""
+    hottest slice when None), never computed here: :class:`ExplanationPending` when its task
+    has not drawn it yet (queued by this call if it was not), :class:`ExplanationFailed` when
+    that task failed. InvalidInput names a slice outside the series, or a slice asked of a
+    version that explains one image."""
     if _reads_volumes(version):
         return _volume_overlay(version=version, case=case, finding=finding, slice_index=slice_index)
     if slice_index is not None:
@@ -136,7 +167,7 @@ def explanation_overlay(
     return Explanation(png, instance_id, not bool(np.nan_to_num(heatmap).max() > 0))
 
 
-def _write_volume(folder: Path, heat: np.ndarray, series_id: int, instance_ids: list[int]) -> None:
+def write_volume(folder: Path, heat: np.ndarray, series_id: int, instance_ids: list[int]) -> None:
     """The slice overlays of ``heat`` ``(slices, rows, columns)`` and ``volume.json``, written
     in a folder beside ``folder`` and renamed into place (a reader never sees half of it)."""
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -160,7 +191,7 @@ def _write_volume(folder: Path, heat: np.ndarray, series_id: int, instance_ids: 
         if stale is not None:
             shutil.rmtree(stale, ignore_errors=True)
     except OSError:
-        # Another request put the same overlays in place first: keep theirs.
+        # Another task put the same overlays in place first: keep theirs.
         if not (folder / "volume.json").is_file():
             raise
     finally:
@@ -173,25 +204,19 @@ def _volume_overlay(
     series, volume = case_volume(case)
     instance_ids = list(volume.stack.instance_ids)
     count = len(instance_ids)
-    if slice_index is not None and not 0 <= slice_index < count:  # refused before computing
+    if slice_index is not None and not 0 <= slice_index < count:  # refused before queueing
         raise InvalidInput(
             f"slice {slice_index} is outside series {series.pk}'s slices 0..{count - 1} "
             "(0-based, in the viewer's order)"
         )
-    folder = _volume_folder(version, case, finding)
-    meta_path = folder / "volume.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else None
-    if meta is None or meta["series_id"] != series.pk or meta["instance_ids"] != instance_ids:
-        model = load_version(version)
-        read = volume_input(case)
-        heat = model.explain(read, finding)
-        if heat.shape != np.shape(read.image) or len(heat) != len(instance_ids):
-            raise ValueError(
-                f"{version.model_kind} explained a volume of shape {heat.shape}, "
-                f"not the series' {np.shape(read.image)}"
-            )
-        _write_volume(folder, heat, series.pk, instance_ids)
-        meta = json.loads(meta_path.read_text())
+    folder = volume_folder(version, case, finding)
+    meta = current_meta(folder, series.pk, instance_ids)
+    if meta is None:
+        failure = pending_state(pending_path(version, case, finding)).get("error")
+        if failure:
+            raise ExplanationFailed(failure)
+        queue_volume_explanation(version=version, case=case, finding=finding)
+        raise ExplanationPending()
     chosen = int(meta["hottest_slice"]) if slice_index is None else slice_index
     return Explanation(
         png=(folder / f"slice-{chosen:04d}.png").read_bytes(),
@@ -202,3 +227,55 @@ def _volume_overlay(
         slices=count,
         hottest_slice=int(meta["hottest_slice"]),
     )
+
+
+def current_meta(folder: Path, series_id: int, instance_ids: list[int]) -> dict[str, Any] | None:
+    """The ``volume.json`` of overlays drawn on the series as it is now, else None (none
+    drawn, or the series changed since: a slice quarantined)."""
+    meta_path = folder / "volume.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else None
+    if meta is None or meta["series_id"] != series_id or meta["instance_ids"] != instance_ids:
+        return None
+    return meta
+
+
+# --- queued once, computed by the task (explanation_jobs) ------------------------------------
+
+
+def pending_state(path: Path) -> dict[str, Any]:
+    """What the ``.pending`` file at ``path`` says (``{"error": ...}`` once the task failed),
+    or ``{}`` when there is none or it is stale (older than
+    ``MEDLOOP_EXPLANATION_PENDING_SECONDS``: its task was lost, or its failure is old enough
+    to try again)."""
+    try:
+        age = time.time() - path.stat().st_mtime
+        text = path.read_text()
+    except FileNotFoundError:
+        return {}
+    if age > settings.MEDLOOP_EXPLANATION_PENDING_SECONDS:
+        return {}
+    try:
+        found = json.loads(text) if text else {"queued": True}  # being written: queued
+    except ValueError:
+        found = {"queued": True}
+    return found if isinstance(found, dict) else {"queued": True}
+
+
+def queue_volume_explanation(*, version: ModelVersion, case: Case, finding: str) -> bool:
+    """Queue the task that computes ``finding``'s overlays of ``case`` by ``version``, unless
+    it is queued already (a fresh ``.pending`` file: several requests, or a request while the
+    scoring's task waits, queue it once). Returns whether this call queued it."""
+    marker = pending_path(version, case, finding)
+    if pending_state(marker):
+        return False
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.unlink(missing_ok=True)  # a stale one
+    try:
+        # O_EXCL: of two requests that found none, one creates it and queues the task.
+        handle = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        return False
+    with os.fdopen(handle, "w") as out:
+        json.dump({"queued": True}, out)
+    send_after_commit("active_learning.explain_case", version.pk, case.pk, finding)
+    return True

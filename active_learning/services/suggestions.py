@@ -6,7 +6,8 @@ A model that reads volumes (the 3D CT detector) scores the case's first regular 
 boxes are stored as 3D boxes, as annotators' are: the series, the slice range [first, last]
 (1-based, position order), the pixels on each slice, patient mm
 (``annotations.services.volume_boxes.suggestion_box``), plus the voxel box (``z``, ``depth`` in
-slices, 0-based) and its uncertainty."""
+slices, 0-based) and its uncertainty. Each scored case's explanation of its top suggested
+findings is queued (``explanation_jobs.queue_after_scoring``)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from django.db import transaction
 
 from active_learning.ml.interface import ModelInputError, UncertaintyOptions, batched
 from active_learning.models import ModelVersion, Suggestion
+from active_learning.services import explanation_jobs
 from active_learning.services.case_inputs import (
     CaseNotReadable,
     case_input,
@@ -117,6 +119,12 @@ def score_cases(
                     },
                 )
                 result.stored += 1
+        if volumes and rows:
+            # Explaining a volume takes longer than scoring it: queued, it waits on the
+            # inference queue behind the scoring, never delaying the suggestions.
+            explanation_jobs.queue_after_scoring(
+                version=version, scored=[(case, data) for case, _, _, data in rows]
+            )
         if progress is not None:
             progress(result.stored + len(result.skipped))
     return result

@@ -245,6 +245,7 @@ CELERY_TASK_ROUTES = {
     "active_learning.train_cycle": {"queue": "training"},
     "active_learning.score_chunk": {"queue": "inference"},
     "active_learning.refresh_serving": {"queue": "inference"},
+    "active_learning.explain_case": {"queue": "inference"},
     "active_learning.pretrain_backbone": {"queue": "training"},
 }
 CELERY_BEAT_SCHEDULE = {
@@ -274,6 +275,15 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 MEDLOOP_CYCLE_STALE_SECONDS = env_int("MEDLOOP_CYCLE_STALE_SECONDS", 600)
 MEDLOOP_CYCLE_MAX_ATTEMPTS = env_int("MEDLOOP_CYCLE_MAX_ATTEMPTS", 2)
 MEDLOOP_SCORING_CHUNK = env_int("MEDLOOP_SCORING_CHUNK", 64)
+# Grad-CAM of a model that reads volumes (the CT detector: tens of seconds and gigabytes per
+# series) is computed by the task active_learning.explain_case (inference queue), never in a
+# request: a request for one not computed yet is answered 202 and queues it once; one queued
+# MEDLOOP_EXPLANATION_PENDING_SECONDS ago and not done (its task lost), or failed that long
+# ago, is queued again. Scoring a case queues the explanations of its
+# MEDLOOP_EXPLAIN_ON_SCORING top suggested findings (one task each; 0: none), so the overlay
+# is usually waiting when the case is opened.
+MEDLOOP_EXPLANATION_PENDING_SECONDS = env_int("MEDLOOP_EXPLANATION_PENDING_SECONDS", 900)
+MEDLOOP_EXPLAIN_ON_SCORING = env_int("MEDLOOP_EXPLAIN_ON_SCORING", 1)
 # Self-supervised pretraining of the image backbone on a project's unlabelled images (training
 # queue): first when the project holds MEDLOOP_PRETRAIN_MIN_IMAGES images (first image of each
 # non-validation case), again each time the pool has grown MEDLOOP_PRETRAIN_GROWTH times.
