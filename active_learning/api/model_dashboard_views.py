@@ -31,6 +31,8 @@ class LearningCurvePointSerializer(serializers.Serializer):
         child=serializers.FloatField(allow_null=True),
         help_text="Validation metrics by dotted key: "
         + ", ".join(model_dashboard.CURVE_METRICS)
+        + "; a CT project's: "
+        + ", ".join(model_dashboard.curve_metrics("ct_retinanet3d"))
         + " (null where not measured).",
     )
 
@@ -115,6 +117,11 @@ class ModelDashboardSerializer(serializers.Serializer):
     serving = serializers.IntegerField(allow_null=True, help_text="The serving version.")
     learning_curve = LearningCurvePointSerializer(
         many=True, help_text="Versions (not failed ones) by training labels."
+    )
+    metric_names = serializers.DictField(
+        child=serializers.CharField(),
+        help_text="Readable names of metrics by dotted key (a CT project's: FROC mean, mAP at "
+        "its 3D match IoU); empty where the page's own names fit.",
     )
     per_class = VersionClassMetricsSerializer(many=True, help_text="Newest version first.")
     acquisition = AcquisitionScoresSerializer()

@@ -35,20 +35,35 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, Floor, Least, RowNumber
 
 from active_learning.models import ModelVersion, Suggestion
-from active_learning.services.loop_settings import loop_settings
-from active_learning.services.metric_schema import metric_value, score
+from active_learning.services.loop_settings import kind_of, loop_settings, match_iou_for
+from active_learning.services.metric_schema import (
+    PROMOTION_METRICS_BY_KIND,
+    metric_labels,
+    metric_value,
+    score,
+)
 from annotations.dashboards.throughput import STANDING_STATUSES, SuggestionUse, suggestion_use_by
 from annotations.models import Annotation, Box, Case, Project
 from medloop.metrics.text import word_edit_distance
 
 # The validation metrics drawn against labels, besides the project's promotion metric (dotted
-# keys into ModelVersion.metrics["validation"], as written by active_learning.ml.evaluate).
+# keys into ModelVersion.metrics["validation"], as written by active_learning.ml.evaluate); a
+# kind with its own promotion metrics (the CT detector) draws those.
 CURVE_METRICS = (
     "boxes.map_50",
     "findings.auroc_macro",
     "reports.finding_f1_micro",
     "reports.rouge_l_f_beta1.2",
 )
+
+
+def curve_metrics(kind: str) -> tuple[str, ...]:
+    """The metrics the learning curve draws for a project whose model is of ``kind``."""
+    if kind not in PROMOTION_METRICS_BY_KIND:
+        return CURVE_METRICS
+    return tuple(m for m in PROMOTION_METRICS_BY_KIND[kind] if m != "combined")
+
+
 SCORE_BINS = 10
 REPORT_SAMPLE = 100
 
@@ -175,6 +190,8 @@ class ModelDashboard:
     promotion_metric: str
     serving: int | None
     learning_curve: list[CurvePoint]
+    # Readable names of the metrics by key, where the page's own do not fit (a CT project's).
+    metric_names: dict[str, str]
     per_class: list[VersionClassMetrics]
     acquisition: AcquisitionScores
     usefulness: list[VersionUsefulness]
@@ -187,7 +204,8 @@ class ModelDashboard:
 
 def learning_curve(project: Project) -> list[CurvePoint]:
     """Every version but the failed ones, by training labels (then number)."""
-    metric = loop_settings(project).promotion_metric
+    found = loop_settings(project)
+    metric, drawn = found.promotion_metric, curve_metrics(kind_of(found))
     versions = (
         ModelVersion.objects.filter(project=project)
         .exclude(status=ModelVersion.Status.FAILED)
@@ -205,8 +223,7 @@ def learning_curve(project: Project) -> list[CurvePoint]:
                 validation_labels=version.metrics.get("validation_labels"),
                 primary=metric_value(validation, metric, kind=version.model_kind),
                 metrics={
-                    key: metric_value(validation, key, kind=version.model_kind)
-                    for key in CURVE_METRICS
+                    key: metric_value(validation, key, kind=version.model_kind) for key in drawn
                 },
             )
         )
@@ -441,10 +458,12 @@ def model_dashboard(*, project: Project) -> ModelDashboard:
         project=project, status=ModelVersion.Status.PROMOTED
     ).first()
     loop = loop_settings(project)
+    kind = kind_of(loop)
     return ModelDashboard(
         promotion_metric=loop.promotion_metric,
         serving=serving.number if serving else None,
         learning_curve=learning_curve(project),
+        metric_names=metric_labels(kind, match_iou=match_iou_for(kind, loop)),
         per_class=per_class_metrics(project),
         acquisition=acquisition_scores(project, serving),
         usefulness=suggestion_usefulness(project),

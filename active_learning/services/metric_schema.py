@@ -42,6 +42,16 @@ _CT_WORDS = {
 }
 
 
+# Their names on a chart's legend (the Models page's learning curve); a radiograph kind's are
+# the page's own (frontend/src/models/chart_shape.ts).
+_CT_LABELS = {
+    "combined": "combined (FROC mean and mAP at 3D IoU ≥ {iou:g})",
+    "froc.froc_mean": "FROC mean (LUNA16)",
+    "boxes.map_at_match_iou": "mAP at 3D IoU ≥ {iou:g}",
+    "boxes.map_50": "mAP at 3D IoU ≥ 0.5",
+}
+
+
 def promotion_metrics(kind: str) -> tuple[str, ...]:
     """The promotion metrics a version of model ``kind`` can be promoted on."""
     return PROMOTION_METRICS_BY_KIND.get(kind, RADIOGRAPH_PROMOTION_METRICS)
@@ -59,6 +69,14 @@ def metric_words(name: str, *, kind: str, match_iou: float) -> str:
     if kind not in PROMOTION_METRICS_BY_KIND:
         return ""
     return _CT_WORDS.get(name, "").format(iou=match_iou)
+
+
+def metric_labels(kind: str, *, match_iou: float) -> dict[str, str]:
+    """Short names of the metrics of a version of ``kind`` (boxes matched at ``match_iou``),
+    for a chart's legend; empty for a radiograph kind (its names are the page's own)."""
+    if kind not in PROMOTION_METRICS_BY_KIND:
+        return {}
+    return {name: label.format(iou=match_iou) for name, label in _CT_LABELS.items()}
 
 
 def score(value: Any) -> float | None:

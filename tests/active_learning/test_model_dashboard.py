@@ -20,7 +20,7 @@ from active_learning.services.case_inputs import first_instance
 from active_learning.services.loop_settings import loop_settings, update_loop_settings
 from annotations.dashboards.throughput import SuggestionUse
 from annotations.models import Annotation, Box, Case
-from annotations.services import annotate, queue
+from annotations.services import annotate, projects, queue
 from medloop.metrics.text import word_edit_distance
 
 pytestmark = [pytest.mark.django_db, pytest.mark.both_backends]
@@ -228,6 +228,44 @@ def test_learning_curve_follows_the_projects_promotion_metric(project, scenario)
     assert [p.primary for p in model_dashboard.learning_curve(project)] == [0.6, 0.8, 0.9]
 
 
+def test_a_ct_projects_curve_draws_its_lung_nodule_measures_named_in_words(
+    ct_project, project, make_user, api_for
+):
+    update_loop_settings(project=ct_project, model_config={"froc_iou": 0.2})
+    ModelVersion.objects.create(
+        project=ct_project,
+        number=1,
+        status="promoted",
+        model_kind="ct_retinanet3d",
+        label_count=4,
+        metrics={
+            "validation_labels": 2,
+            "validation": {
+                "froc": {"froc_mean": 0.5},
+                "boxes": {"map_at_match_iou": 0.4, "map_50": 0.1},
+            },
+        },
+    )
+    owner = make_user("mona")
+    projects.add_member(project=ct_project, user=owner, role="model_owner", added_by=None)
+    response = api_for(owner).get(f"/api/projects/{ct_project.pk}/model-dashboard/")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["learning_curve"][0]["metrics"] == {
+        "froc.froc_mean": 0.5,
+        "boxes.map_at_match_iou": 0.4,
+        "boxes.map_50": 0.1,
+    }
+    assert body["metric_names"] == {
+        "combined": "combined (FROC mean and mAP at 3D IoU ≥ 0.2)",
+        "froc.froc_mean": "FROC mean (LUNA16)",
+        "boxes.map_at_match_iou": "mAP at 3D IoU ≥ 0.2",
+        "boxes.map_50": "mAP at 3D IoU ≥ 0.5",
+    }
+    # A radiograph project's are the page's own.
+    assert model_dashboard.model_dashboard(project=project).metric_names == {}
+
+
 def test_per_class_metrics_per_version_in_schema_order(project, scenario):
     per_class = model_dashboard.per_class_metrics(project)
     assert [(v.number, v.serving) for v in per_class] == [(3, False), (2, True), (1, False)]
@@ -421,6 +459,7 @@ def test_dashboard_api_answers_as_the_model_versions_list_does(
         "promotion_metric": "combined",
         "serving": None,
         "learning_curve": [],
+        "metric_names": {},
         "per_class": [],
         "acquisition": {
             "version": None,

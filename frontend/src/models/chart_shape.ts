@@ -22,9 +22,13 @@ export const CURVE_METRICS: MetricPart[] = [
 ];
 
 const PRIMARY_COLOR = "#4e79a7";
+/** Colours of the metrics the page does not list (a CT project's). */
+const OTHER_COLORS = ["#76b7b2", "#edc948", "#9c755f", "#ff9da7"];
 
-/** A promotion metric's name as a model owner reads it. */
-export function metricName(key: string): string {
+/** A metric's name as a model owner reads it: the server's (``names``, the dashboard's
+ * ``metric_names``: a CT project's "FROC mean (LUNA16)"), else the page's, else its key. */
+export function metricName(key: string, names: Record<string, string> = {}): string {
+  if (names[key]) return names[key];
   if (key === "combined") return "combined";
   return CURVE_METRICS.find((m) => m.key === key)?.label ?? key;
 }
@@ -40,14 +44,22 @@ const hasValue = (d: Dataset) => d.values.some((v) => v !== null);
  * first, then the others that any version measured (the promotion metric is not repeated). */
 export function learningCurve(dashboard: ModelDashboard): Series {
   const points = dashboard.learning_curve;
+  const names = dashboard.metric_names ?? {};
   const primary: Dataset = {
     key: "primary",
-    label: `Promotion metric (${metricName(dashboard.promotion_metric)})`,
+    label: `Promotion metric (${metricName(dashboard.promotion_metric, names)})`,
     color: PRIMARY_COLOR,
     values: points.map((p) => round3(p.primary)),
   };
-  const others = CURVE_METRICS.filter((m) => m.key !== dashboard.promotion_metric)
-    .map((m) => ({ ...m, values: points.map((p) => round3(p.metrics[m.key])) }))
+  const listed = new Set(CURVE_METRICS.map((m) => m.key));
+  const unlisted = [...new Set(points.flatMap((p) => Object.keys(p.metrics)))].filter((k) => !listed.has(k));
+  const parts: MetricPart[] = [
+    ...CURVE_METRICS,
+    ...unlisted.map((key, i) => ({ key, label: key, color: OTHER_COLORS[i % OTHER_COLORS.length] })),
+  ];
+  const others = parts
+    .filter((m) => m.key !== dashboard.promotion_metric)
+    .map((m) => ({ ...m, label: metricName(m.key, names), values: points.map((p) => round3(p.metrics[m.key])) }))
     .filter(hasValue);
   return { rows: points.map(versionRow), datasets: [primary, ...others] };
 }

@@ -11,7 +11,8 @@ export type CurvePoint = {
   validation_labels: number | null;
   /** The project's promotion metric. */
   primary: number | null;
-  /** By dotted key: boxes.map_50, findings.auroc_macro, reports.finding_f1_micro, ... */
+  /** By dotted key: boxes.map_50, findings.auroc_macro, reports.finding_f1_micro, ... (a CT
+   * project's: froc.froc_mean, boxes.map_at_match_iou, boxes.map_50) */
   metrics: Record<string, number | null>;
 };
 
@@ -53,6 +54,9 @@ export type ModelDashboard = {
   promotion_metric: string;
   serving: number | null;
   learning_curve: CurvePoint[];
+  /** Readable names of metrics by dotted key where the page's own do not fit (a CT project's:
+   * "FROC mean (LUNA16)", "mAP at 3D IoU ≥ 0.1"); empty otherwise. */
+  metric_names?: Record<string, string>;
   /** Newest version first. */
   per_class: VersionClassMetrics[];
   acquisition: AcquisitionScores;

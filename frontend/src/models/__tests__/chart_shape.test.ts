@@ -103,6 +103,37 @@ group("learningCurve", () => {
     expect(points.datasets[1][2]).toEqual({ x: 20, y: null });
   });
 
+  it("names a CT project's metrics in words, never by their keys", () => {
+    const ct = (froc: number, atMatch: number, at50: number | null) => ({
+      "froc.froc_mean": froc,
+      "boxes.map_at_match_iou": atMatch,
+      "boxes.map_50": at50,
+    });
+    const series = learningCurve({
+      ...DASHBOARD,
+      promotion_metric: "froc.froc_mean",
+      learning_curve: [
+        { number: 1, status: "retired", serving: false, labels: 2, validation_labels: 2, primary: 0.3, metrics: ct(0.3, 0.25, null) },
+        { number: 2, status: "promoted", serving: true, labels: 4, validation_labels: 2, primary: 0.5, metrics: ct(0.5, 0.4, 0.1) },
+      ],
+      // As the dashboard's API names them (active_learning.services.metric_schema).
+      metric_names: {
+        combined: "combined (FROC mean and mAP at 3D IoU ≥ 0.1)",
+        "froc.froc_mean": "FROC mean (LUNA16)",
+        "boxes.map_at_match_iou": "mAP at 3D IoU ≥ 0.1",
+        "boxes.map_50": "mAP at 3D IoU ≥ 0.5",
+      },
+    });
+    expect(series.datasets.map((d) => [d.key, d.label, d.values])).toEqual([
+      ["primary", "Promotion metric (FROC mean (LUNA16))", [0.3, 0.5]],
+      ["boxes.map_50", "mAP at 3D IoU ≥ 0.5", [null, 0.1]],
+      ["boxes.map_at_match_iou", "mAP at 3D IoU ≥ 0.1", [0.25, 0.4]],
+    ]);
+    expect(new Set(series.datasets.map((d) => d.color)).size).toBe(3);
+    const text = describe("Learning curve", series);
+    expect(text).not.toMatch(/froc\.|boxes\./);
+  });
+
   it("reads out in the aria-label", () => {
     const text = describe("Learning curve", learningCurve(DASHBOARD));
     expect(text).toContain("v2 · 8 labels · serving: Promotion metric (combined) 0.633");
