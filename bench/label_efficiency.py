@@ -113,7 +113,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--start",
         default="none",
         help="stored detector starting point the first model begins from, as a cycle's cold "
-        "start does by default (synthetic-cxr-256: 256 px only); 'none': from scratch",
+        "start does by default (synthetic-cxr-256: 256 px only); 'none': from scratch; "
+        "'NAME:backbone': only its feature extractor (ResNet + FPN), loaded as a project's "
+        "pretrained backbone is, the detection heads learnt from the labels",
     )
     parser.add_argument(
         "--annotator-scale",
@@ -178,12 +180,42 @@ def model_config(args: argparse.Namespace, seed: int) -> Any:
     return BuiltinConfig(**{k: v for k, v in wanted.items() if k in known})
 
 
-def train(model: Any, cases: list[Any], steps: int, start: str | None = None) -> float:
+def train(model: Any, cases: list[Any], steps: int, start: str | Path | None = None) -> float:
     """Train ``model`` for ``steps`` more optimisation steps on ``cases`` (a fresh one from the
-    stored starting point ``start`` when given); returns seconds."""
+    stored starting point ``start`` when given, or from the saved backbone directory ``start``
+    is a path); returns seconds."""
     started = time.perf_counter()
-    model.train(lambda: iter(cases), max_steps=steps, starting_point=start)
+    if isinstance(start, Path):
+        model.train(lambda: iter(cases), max_steps=steps, backbone_init=start)
+    else:
+        model.train(lambda: iter(cases), max_steps=steps, starting_point=start)
     return time.perf_counter() - started
+
+
+def backbone_of_start(name: str, config: Any, work: Path) -> Path:
+    """The stored starting point ``name``'s feature extractor (ResNet + FPN) saved as a
+    pretrained backbone artefact under ``work``: the path a project's self-supervised backbone
+    takes into a cycle (:func:`active_learning.ml.pretraining.apply_backbone`), with heads that
+    start fresh and learn only from the labels."""
+    from active_learning.ml import pretraining
+    from active_learning.ml.builtin import starting_point as stored
+
+    point = stored.load(name)
+    problem = stored.fits(config, point)
+    if problem:
+        raise SystemExit(f"--start {name}:backbone does not fit: {problem}")
+    prefix = "network.feature_extractor."
+    state = {k[len(prefix) :]: v for k, v in point.state.items() if k.startswith(prefix)}
+    result = pretraining.PretrainResult(
+        state=state,
+        backbone_config=pretraining.backbone_settings(config),
+        config=pretraining.PretrainConfig(steps=0),
+        image_ids=[f"starting-point:{name}:{point.card['sha256']}"],
+    )
+    target = work / f"backbone-of-{name}"
+    if not target.exists():
+        pretraining.save_backbone(result, target)
+    return target
 
 
 def candidates_of(prediction: Any) -> list[Any]:
@@ -348,8 +380,10 @@ def run_seed(
         flush=True,
     )
     model = BuiltinModel(model_config(args, seed))
-    start = None if args.start == "none" else args.start
-    if start is not None and seed == args.seed_list[0]:
+    start: str | Path | None = None if args.start == "none" else args.start
+    if isinstance(start, str) and start.endswith(":backbone"):
+        start = backbone_of_start(start.removesuffix(":backbone"), model.config, work)
+    if isinstance(start, str) and seed == args.seed_list[0]:
         # What the stored starting point does with no label of this pool (its operating points
         # fitted on the validation labels, as a cycle does): the bar every cycle must clear.
         untouched = BuiltinModel(model_config(args, seed))
