@@ -62,9 +62,10 @@ export class Api {
     };
   }
 
-  /** A binary resource (an image): the blob and the response headers, or an ApiError with the
+  /** A binary resource (an image): the blob, the response headers and status (a 202 says
+   * the resource is still being made: its blob is the server's JSON), or an ApiError with the
    * server's JSON message. */
-  async blob(path: string): Promise<{ blob: Blob; headers: Headers }> {
+  async blob(path: string): Promise<{ blob: Blob; headers: Headers; status: number }> {
     let response: Response;
     try {
       response = await fetch(path, { credentials: "same-origin" });
@@ -85,7 +86,7 @@ export class Api {
         body,
       );
     }
-    return { blob: await response.blob(), headers: response.headers };
+    return { blob: await response.blob(), headers: response.headers, status: response.status };
   }
 
   get<T>(path: string): Promise<ApiResponse<T>> {

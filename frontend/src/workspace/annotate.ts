@@ -62,6 +62,7 @@ export class AnnotateWorkspace {
   private busy = false;
   private saveState!: HTMLElement;
   private explanations!: Explanations;
+  private heatmapToggles = 0;
 
   constructor(
     private readonly app: HTMLElement,
@@ -439,15 +440,21 @@ export class AnnotateWorkspace {
     const bundle = this.current;
     if (!bundle?.suggestion) return;
     if (show && this.explanations.shown === finding) return;
+    // The heatmap banner belongs to the latest toggle (an earlier one may still be waiting).
+    const toggle = ++this.heatmapToggles;
+    const current = () => toggle === this.heatmapToggles;
     try {
-      const state = await this.explanations.toggle(bundle.case.id, bundle.suggestion, finding);
+      const state = await this.explanations.toggle(bundle.case.id, bundle.suggestion, finding, (message) => {
+        if (current()) this.banners.show("heatmap", "info", message);
+      });
       const name = this.config.schema.findings.find((f) => f.key === finding)?.name ?? finding;
-      if (state === "empty") {
+      if (current() && state === "empty") {
         this.banners.show("heatmap", "info", `The model's heatmap for ${name} is empty: no region of the image raises its score.`);
-      } else {
+      } else if (current()) {
         this.banners.hide("heatmap");
       }
     } catch (err) {
+      if (current()) this.banners.hide("heatmap");
       this.showError(err);
     }
     if (this.current === bundle) this.renderFindings();

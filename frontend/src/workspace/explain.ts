@@ -5,11 +5,14 @@
  * A model that reads volumes (the CT detector) explains the case's series slice by slice: the
  * heatmap follows the slice on display (SliceHeatmaps fetches each slice's overlay as the
  * annotator scrolls), and the toggle stays on the slice shown when it is of that series, else
- * moves to the hottest slice. */
+ * moves to the hottest slice. Its overlays are drawn by a background task: until they are, the
+ * server answers 202 and the toggle waits (explanation_wait.ts), saying so through
+ * ``onWaiting``. */
 
 import type { ViewerHandle } from "../viewer";
 import type { Api } from "../shared/api";
 import { apiUrls, query } from "../shared/urls";
+import { whenComputed } from "./explanation_wait";
 import { SliceHeatmaps, type SliceOverlay } from "./slice_heatmaps";
 import type { ReportLink, Suggestion } from "./types";
 
@@ -41,11 +44,14 @@ export class Explanations {
 
   /** Shows ``finding``'s heatmap for the case (switching to the image it is over), or hides it
    * if it is the one shown; resolves to "shown", "empty" (shown, but the model finds no region
-   * that raises the finding's score) or "hidden". Rejects with the server's error (ApiError). */
+   * that raises the finding's score) or "hidden". While the server is still computing it,
+   * ``onWaiting`` is told once what to show. Rejects with the server's error (ApiError), or
+   * when the explanation takes too long. */
   async toggle(
     caseId: number,
     suggestion: Suggestion,
     finding: string,
+    onWaiting?: (message: string) => void,
   ): Promise<"shown" | "empty" | "hidden"> {
     if (this.shownFinding === finding) {
       await this.hide();
@@ -54,14 +60,19 @@ export class Explanations {
     const request = ++this.request;
     const url = (slice?: number) =>
       apiUrls.caseExplanation(caseId, query({ finding, version: suggestion.model_version, slice }));
-    const { blob, headers } = await this.api.blob(url());
-    if (request !== this.request) return "hidden"; // another toggle or a new case took over
+    // Another toggle or a new case takes over: stop waiting.
+    const wanted = () => request === this.request;
+    const answer = await whenComputed(() => this.api.blob(url()), { onWaiting, wanted });
+    if (!answer || !wanted()) return "hidden";
+    const { blob, headers } = answer;
     const label = `Grad-CAM: ${finding} (model v${suggestion.model_version})`;
     const empty = headers.get("X-MedLoop-Heatmap-Empty") === "true" ? "empty" : "shown";
     if (headers.get("X-MedLoop-Series")) {
       await this.showVolume(request, headers, blob, label, async (slice) => {
-        const answer = await this.api.blob(url(slice));
-        return overlayOf(answer.headers, URL.createObjectURL(answer.blob));
+        // Drawn with the first answer; asked again only if the series changed since.
+        const one = await whenComputed(() => this.api.blob(url(slice)), { wanted });
+        if (!one) throw new Error("the heatmap was hidden");
+        return overlayOf(one.headers, URL.createObjectURL(one.blob));
       });
       if (request !== this.request) return "hidden";
       this.shownFinding = finding;
