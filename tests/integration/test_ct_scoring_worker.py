@@ -2,7 +2,9 @@
 single-frame DICOM, a 3D detector version promoted, and a real Celery worker on Redis scoring
 the open cases (``active_learning.refresh_serving``, the task a promotion queues): each case's
 suggestion holds 3D boxes as annotators' are stored (series, slice range, pixels on the slices,
-patient mm) around its nodule, with every candidate and an acquisition score."""
+patient mm) around its nodule, with every candidate and an acquisition score; and the worker
+then draws each case's explanation of its top finding (``active_learning.explain_case``, queued
+by the scoring), so the overlay waits in the cache before the case is opened."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from active_learning import tasks
 from active_learning.ml import synthetic_ct
 from active_learning.ml.ct_detector import KIND, CTDetector
 from active_learning.models import Suggestion
-from active_learning.services import versions
+from active_learning.services import explanations, versions
 from annotations.models import Case, Series
 from annotations.series_stacks import stack_of
 from annotations.services import ingest
@@ -87,3 +89,17 @@ def test_the_scoring_task_stores_3d_boxes_for_ct_cases(
             for box in suggestion.boxes
         ]  # fmt: skip
         assert any(held), suggestion.boxes
+
+    for case in cases:
+        folder = explanations.volume_folder(version, case, "nodule")
+        pending = explanations.pending_path(version, case, "nodule")
+        # Done: the overlays in place and the task's mark gone (it is removed after them).
+        wait_for(
+            lambda folder=folder, pending=pending: (
+                (folder / "volume.json").is_file() and not pending.exists()
+            ),
+            timeout=240,
+            what=f"the worker to draw case {case.pk}'s explanation",
+        )
+        assert len(list(folder.glob("slice-*.png"))) == SLICES
+    assert "active_learning.explain_case" in Path(worker.log_path).read_text()
