@@ -115,7 +115,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="stored detector starting point the first model begins from, as a cycle's cold "
         "start does by default (synthetic-cxr-256: 256 px only); 'none': from scratch; "
         "'NAME:backbone': only its feature extractor (ResNet + FPN), loaded as a project's "
-        "pretrained backbone is, the detection heads learnt from the labels",
+        "pretrained backbone is, the detection heads learnt from the labels; "
+        "'NAME:new-classes': all of it, but with none of its finding classes matched to ours by "
+        "name, as for a project whose findings the start does not know: the classification "
+        "layer starts fresh (boxes, features and the heads' towers are the start's)",
     )
     parser.add_argument(
         "--annotator-scale",
@@ -216,6 +219,31 @@ def backbone_of_start(name: str, config: Any, work: Path) -> Path:
     if not target.exists():
         pretraining.save_backbone(result, target)
     return target
+
+
+def unknown_classes_in(name: str) -> None:
+    """Make the stored starting point ``name`` load, in this process, as if it knew none of
+    our finding classes: its card's class names are prefixed, so that
+    :func:`active_learning.ml.builtin.starting_point.apply` matches no classification row by
+    name and every class of ours keeps its fresh initialisation (the platform's path for a
+    project whose findings the start does not know). Everything else it holds is loaded."""
+    import copy
+
+    from active_learning.ml.builtin import starting_point as stored
+
+    original = getattr(stored.load, "__wrapped__", stored.load)
+
+    def load(point_name: str = stored.DEFAULT, *, root: Path = stored.ROOT) -> Any:
+        point = original(point_name, root=root)
+        if point_name != name:
+            return point
+        card = copy.deepcopy(point.card)
+        network = card["network"]
+        network["finding_classes"] = [f"start:{c}" for c in network["finding_classes"]]
+        return stored.StartingPoint(point.name, card, point.state)
+
+    load.__wrapped__ = original  # type: ignore[attr-defined]
+    stored.load = load
 
 
 def candidates_of(prediction: Any) -> list[Any]:
@@ -383,6 +411,9 @@ def run_seed(
     start: str | Path | None = None if args.start == "none" else args.start
     if isinstance(start, str) and start.endswith(":backbone"):
         start = backbone_of_start(start.removesuffix(":backbone"), model.config, work)
+    if isinstance(start, str) and start.endswith(":new-classes"):
+        start = start.removesuffix(":new-classes")
+        unknown_classes_in(start)
     if isinstance(start, str) and seed == args.seed_list[0]:
         # What the stored starting point does with no label of this pool (its operating points
         # fitted on the validation labels, as a cycle does): the bar every cycle must clear.

@@ -131,6 +131,10 @@ class BuiltinConfig:
     detach_pretrained_features: bool = False
     weight_decay: float = 1e-4
     shuffle_buffer: int = 64
+    # Repeat-factor sampling (sampling.py; LVIS): after a first uniform pass, a case holding a
+    # finding seen in a share f of the training cases is repeated sqrt(t / f) times per pass
+    # (at least once), so rare findings are not drowned by normal images; 0 turns it off.
+    repeat_factor_threshold: float = 0.0
     # Augmentation (training only): horizontal flip with laterality words swapped, +-scale,
     # shifts as a fraction of the input size, contrast/brightness and gamma jitter.
     augment: bool = True
@@ -177,6 +181,8 @@ class BuiltinConfig:
             raise ValueError("box_precision_target must be in (0, 1]")
         if not 0 < config.pretrained_detector_lr_scale <= 1:
             raise ValueError("pretrained_detector_lr_scale must be in (0, 1]")
+        if config.repeat_factor_threshold < 0:
+            raise ValueError("repeat_factor_threshold must not be negative")
         if not 0 <= config.box_finding_weight < 1:
             raise ValueError("box_finding_weight must be in [0, 1)")
         if config.box_loss not in ("giou", "smooth_l1"):

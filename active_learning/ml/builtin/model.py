@@ -43,6 +43,7 @@ from active_learning.ml.builtin.config import BuiltinConfig
 from active_learning.ml.builtin.inference import fuse_box_scores, predict_batch
 from active_learning.ml.builtin.network import GRADCAM_LAYER, MultimodalNetwork, anchor_shapes
 from active_learning.ml.builtin.preprocess import LabVocabulary, report_target, train_tokenizer
+from active_learning.ml.builtin.sampling import RepeatFactorSampler
 from active_learning.ml.calibration import fit_temperature, is_calibration_case
 from active_learning.ml.checkpoints import read_manifest, write_version
 from active_learning.ml.interface import (
@@ -359,9 +360,10 @@ class BuiltinModel(SuggestionModel):
             ),
         )
         rng = np.random.default_rng(config.seed)
+        sampler = RepeatFactorSampler(config.repeat_factor_threshold, rng)
         report = TrainReport()
         while report.steps < total:
-            stream = shuffled(training_cases(), config.shuffle_buffer, rng)
+            stream = shuffled(sampler.one_pass(training_cases()), config.shuffle_buffer, rng)
             stepped = False
             for chunk in batched(stream, config.batch_size):
                 if report.steps >= total:
@@ -388,6 +390,10 @@ class BuiltinModel(SuggestionModel):
                     progress(f"block {block}, step {report.steps}", report.losses[-1])
             if not stepped:  # no training case at all (every case held out for calibration)
                 break
+        if sampler.factors:
+            config.extra["repeat_factors"] = {
+                name: round(value, 2) for name, value in sorted(sampler.factors.items())
+            }
         report.temperature, report.calibration_cases = self._calibrate(cases)
         report.seconds = time.perf_counter() - started
         return report
