@@ -129,6 +129,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--box-stability", action="store_true", help="test-time views in scoring")
     parser.add_argument(
+        "--skip-start-eval",
+        action="store_true",
+        help="do not evaluate the starting point with no training (by default each process's "
+        "first seed does: with one process per seed that is the same figure several times)",
+    )
+    parser.add_argument(
         "--model-config",
         type=json.loads,
         default={},
@@ -414,7 +420,7 @@ def run_seed(
     if isinstance(start, str) and start.endswith(":new-classes"):
         start = start.removesuffix(":new-classes")
         unknown_classes_in(start)
-    if isinstance(start, str) and seed == args.seed_list[0]:
+    if isinstance(start, str) and seed == args.seed_list[0] and not args.skip_start_eval:
         # What the stored starting point does with no label of this pool (its operating points
         # fitted on the validation labels, as a cycle does): the bar every cycle must clear.
         untouched = BuiltinModel(model_config(args, seed))
@@ -510,7 +516,14 @@ def _choices(model: Any) -> str:
     blend, p = record.get("trained_share"), record.get("p_not_better")
     weight = config.box_finding_weight
     tested = f" (bootstrap p(not better than the start) {_fmt(p, 2)})" if p is not None else ""
-    return f"\n    chosen: detector blend {_fmt(blend, 1)}{tested}, fusion weight {weight:g}"
+    lineage = (
+        ", trained on from the last cycle's own weights"
+        if config.extra.get("detector_trained_from") == "lineage"
+        else ""
+    )
+    return (
+        f"\n    chosen: detector blend {_fmt(blend, 1)}{tested}, fusion weight {weight:g}{lineage}"
+    )
 
 
 def _fmt(value: Any, digits: int = 3) -> str:

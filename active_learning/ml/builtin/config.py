@@ -125,6 +125,12 @@ class BuiltinConfig:
     # outright); see ``model.choose_detector_blend``.
     detector_blend_confidence: float = 0.8
     detector_blend_resamples: int = 200
+    # When the served blend is not the trained weights (the test above kept the parent, or a
+    # half-way blend), the version keeps the trained weights beside it and the next cycle
+    # trains on from them, so gains too small to pass the test one cycle at a time still add
+    # up; what is served is always tested against what was served before. False: each cycle
+    # starts from what its parent serves.
+    detector_lineage: bool = True
     # The findings head and the report decoder read the image features without sending their
     # gradients back into learnt detector weights: new, randomly initialised heads would
     # otherwise pull the features a starting point learnt towards a few dozen labels.

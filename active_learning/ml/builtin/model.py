@@ -29,6 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from monai.visualize import GradCAM
+from safetensors.torch import load_file, save_file
 from safetensors.torch import load_model as load_weights
 from safetensors.torch import save_model as save_weights
 from torch import nn
@@ -64,6 +65,9 @@ from active_learning.ml.interface import (
 REPORT_METRIC = "rouge_l_f_beta1.2"
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.safetensors"
+# The detector's trained weights when the version serves a blend of them with its parent's:
+# the next cycle trains on from these (config.detector_lineage).
+LINEAGE_FILE = "detector_lineage.safetensors"
 TOKENIZER_DIR = "tokenizer"
 # What a validation case keeps of its image once predicted: the blend choice reads its labels only.
 _NO_IMAGE = np.zeros((1, 1), dtype=np.float32)
@@ -214,6 +218,9 @@ class BuiltinModel(SuggestionModel):
         # The detector's weights when training started from learnt ones, until
         # fit_operating_points has chosen a blend (config.detector_interpolation_choices).
         self._start_detector: dict[str, torch.Tensor] | None = None
+        # The trained detector weights a served blend with a smaller trained share left aside;
+        # the next train() goes on from them (config.detector_lineage).
+        self._lineage_detector: dict[str, torch.Tensor] | None = None
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
     @classmethod
@@ -331,6 +338,15 @@ class BuiltinModel(SuggestionModel):
             self._start_detector = {
                 key: value.detach().clone() for key, value in network.detector.state_dict().items()
             }
+        lineage, self._lineage_detector = self._lineage_detector, None
+        config.extra.pop("detector_trained_from", None)
+        if pretrained_detector and lineage is not None and config.detector_lineage:
+            # Train on from the weights the last cycle learnt, not from the blend it served:
+            # otherwise every cycle whose gain is not yet beyond noise is thrown away and the
+            # next one starts from the same weights again. The blends are still tested
+            # against what is served now (self._start_detector).
+            network.detector.load_state_dict(lineage)
+            config.extra["detector_trained_from"] = "lineage"
 
         def training_cases() -> Iterator[LabelledCase]:
             return (c for c in cases() if not is_calibration_case(c.case_id))
@@ -568,6 +584,10 @@ class BuiltinModel(SuggestionModel):
             seed=config.seed,
         )
         state = blends[best]
+        top = max(blends)
+        trained = blends[top]
+        if best != top and trained is not None:
+            self._lineage_detector = trained
         if state is not None:
             self._require_trained().detector.load_state_dict(state)
         self.config.extra["detector_blend"] = record
@@ -732,8 +752,15 @@ class BuiltinModel(SuggestionModel):
         assert self.tokenizer is not None and self.labs is not None
         tokenizer, labs = self.tokenizer, self.labs
 
+        lineage = self._lineage_detector
+
         def write(folder: Path) -> None:
             save_weights(network, str(folder / WEIGHTS_FILE))
+            if lineage is not None:
+                save_file(
+                    {k: v.detach().cpu().contiguous() for k, v in lineage.items()},
+                    str(folder / LINEAGE_FILE),
+                )
             tokenizer.save_pretrained(str(folder / TOKENIZER_DIR))
             state = {
                 "config": self.config.to_dict(),
@@ -782,6 +809,17 @@ class BuiltinModel(SuggestionModel):
                 f"{directory}: weights do not fit the configured network "
                 f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})"
             )
+        self._lineage_detector = None
+        if (directory / LINEAGE_FILE).exists():
+            lineage = load_file(str(directory / LINEAGE_FILE), device=str(self.device))
+            expected = self._require_trained().detector.state_dict()
+            if set(lineage) != set(expected) or any(
+                lineage[k].shape != expected[k].shape for k in expected
+            ):
+                raise CheckpointError(
+                    f"{directory}: {LINEAGE_FILE} does not fit the configured detector"
+                )
+            self._lineage_detector = lineage
         self._operating = state.get("operating_points")
         self.temperature = float(state.get("temperature", 1.0))
         if not math.isfinite(self.temperature) or self.temperature <= 0:

@@ -376,3 +376,76 @@ def test_the_start_is_left_only_for_a_blend_that_beats_it_beyond_noise():
         {0.0: start, 0.5: lucky, 1.0: start}, cases, classes, confidence=0.0, resamples=300
     )
     assert alpha == 0.5
+
+
+def _detector(model: BuiltinModel) -> dict[str, torch.Tensor]:
+    network = model.network
+    assert network is not None
+    return {k: v.detach().clone() for k, v in network.detector.state_dict().items()}
+
+
+def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    """The same weights and statistics (a blend takes its step counters from the trained
+    weights)."""
+    floating = [k for k in a if a[k].is_floating_point()]
+    return set(a) == set(b) and all(torch.equal(a[k].cpu(), b[k].cpu()) for k in floating)
+
+
+@pytest.mark.parametrize("lineage", [True, False])
+def test_a_cycle_whose_parent_stays_served_trains_on_from_its_own_weights(
+    tmp_path: Path, lineage: bool
+):
+    from dataclasses import replace
+
+    torch.manual_seed(0)
+    config = BuiltinConfig(
+        input_size=128, vocab_size=400, report_max_tokens=24, batch_size=4, train_steps=2,
+        warmup_steps=0, detection_score_threshold=0.0, seed=1,
+        detector_interpolation_choices=(0.0, 0.5, 1.0), detector_lineage=lineage,
+    )  # fmt: skip
+    model = BuiltinModel(config)
+    model.train(synthetic_source(seed=9, start=0, count=8, size=128))
+    parent = _detector(model)
+    model.train(synthetic_source(seed=9, start=8, count=8, size=128), max_steps=3)
+    trained = _detector(model)
+    assert not _same(parent, trained)
+    # Validation labels with no box: no blend beats the parent, so the parent stays served ...
+    validation = [
+        replace(case, boxes=()) for case in synthetic_source(seed=9, start=100, count=6, size=128)()
+    ]
+    model.fit_operating_points(validation)
+    assert model.config.extra["detector_blend"]["trained_share"] == 0.0
+    assert _same(_detector(model), parent)
+    # ... and the trained weights are kept beside it, in the saved version too.
+    model.save(tmp_path / "v1")
+    assert (tmp_path / "v1" / "detector_lineage.safetensors").exists()
+    child = load_model(tmp_path / "v1")
+    assert isinstance(child, BuiltinModel)
+    assert _same(_detector(child), parent), "the version serves its parent's detector"
+    # The next cycle trains on from the trained weights (with the option on) and tests its
+    # blends against what is served now.
+    child.train(synthetic_source(seed=9, start=16, count=8, size=128), max_steps=0)
+    assert child._start_detector is not None and _same(child._start_detector, parent)
+    if lineage:
+        assert _same(_detector(child), trained)
+        assert child.config.extra["detector_trained_from"] == "lineage"
+    else:
+        assert _same(_detector(child), parent)
+        assert "detector_trained_from" not in child.config.extra
+    assert child._lineage_detector is None, "the lineage is used once"
+
+
+def test_a_version_serving_its_trained_weights_keeps_no_lineage(tmp_path: Path):
+    torch.manual_seed(0)
+    config = BuiltinConfig(
+        input_size=128, vocab_size=400, report_max_tokens=24, batch_size=4, train_steps=2,
+        warmup_steps=0, detection_score_threshold=0.0, seed=1,
+        detector_interpolation_choices=(1.0,),
+    )  # fmt: skip
+    model = BuiltinModel(config)
+    model.train(synthetic_source(seed=9, start=0, count=8, size=128))
+    model.train(synthetic_source(seed=9, start=8, count=8, size=128), max_steps=2)
+    model.fit_operating_points(list(synthetic_source(seed=9, start=100, count=6, size=128)()))
+    model.save(tmp_path / "v1")
+    assert not (tmp_path / "v1" / "detector_lineage.safetensors").exists()
+    assert load_model(tmp_path / "v1")._lineage_detector is None  # type: ignore[attr-defined]
