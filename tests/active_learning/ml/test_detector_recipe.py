@@ -433,6 +433,14 @@ def test_a_cycle_whose_parent_stays_served_trains_on_from_its_own_weights(
         assert _same(_detector(child), parent)
         assert "detector_trained_from" not in child.config.extra
     assert child._lineage_detector is None, "the lineage is used once"
+    # A platform cycle builds a fresh model and warm-starts it from the version's folder.
+    fresh = BuiltinModel(replace(config, extra={}))
+    fresh.train(
+        synthetic_source(seed=9, start=16, count=8, size=128), max_steps=0,
+        warm_start=tmp_path / "v1",
+    )  # fmt: skip
+    assert fresh._start_detector is not None and _same(fresh._start_detector, parent)
+    assert _same(_detector(fresh), trained if lineage else parent)
 
 
 def test_a_version_serving_its_trained_weights_keeps_no_lineage(tmp_path: Path):
