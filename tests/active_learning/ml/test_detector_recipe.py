@@ -457,3 +457,44 @@ def test_a_version_serving_its_trained_weights_keeps_no_lineage(tmp_path: Path):
     model.save(tmp_path / "v1")
     assert not (tmp_path / "v1" / "detector_lineage.safetensors").exists()
     assert load_model(tmp_path / "v1")._lineage_detector is None  # type: ignore[attr-defined]
+
+
+def test_a_lineage_that_does_not_fit_the_detector_is_refused(tmp_path: Path):
+    import hashlib
+    import json
+    from dataclasses import replace
+
+    from safetensors.torch import save_file
+
+    from active_learning.ml.checkpoints import read_manifest
+    from active_learning.ml.interface import CheckpointError
+
+    torch.manual_seed(0)
+    config = BuiltinConfig(
+        input_size=128, vocab_size=400, report_max_tokens=24, batch_size=4, train_steps=2,
+        warmup_steps=0, detection_score_threshold=0.0, seed=1,
+        detector_interpolation_choices=(0.0, 1.0),
+    )  # fmt: skip
+    model = BuiltinModel(config)
+    model.train(synthetic_source(seed=9, start=0, count=8, size=128))
+    model.train(synthetic_source(seed=9, start=8, count=8, size=128), max_steps=2)
+    validation = [
+        replace(case, boxes=()) for case in synthetic_source(seed=9, start=100, count=4, size=128)()
+    ]
+    model.fit_operating_points(validation)
+    model.save(tmp_path / "v1")
+    folder = tmp_path / "v1"
+    lineage = folder / "detector_lineage.safetensors"
+    # Changed after the version was written: refused by the manifest's checksum, naming it.
+    save_file({"head.weight": torch.zeros(3, 3)}, str(lineage))
+    with pytest.raises(CheckpointError, match=r"detector_lineage\.safetensors does not match"):
+        load_model(folder)
+    # Written with the version but for another detector: refused by its shapes.
+    manifest_path = folder / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["files"]["detector_lineage.safetensors"] = hashlib.sha256(
+        lineage.read_bytes()
+    ).hexdigest()
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(CheckpointError, match=r"detector_lineage\.safetensors does not fit"):
+        BuiltinModel(replace(config, extra={}))._load_into(folder, read_manifest(folder))
