@@ -25,6 +25,17 @@ export function shownStatus(cycle: Cycle): string {
   return cycle.status === "queued" && WORK_STAGES.has(cycle.stage) ? "running" : cycle.status;
 }
 
+/** The words beside the status badge: the stage while the cycle works and "done" once it
+ * succeeded; for a failed or cancelled cycle where it stopped ("at training"), and nothing when
+ * it stopped before any work (its stage still reads "queued"). */
+export function stageText(cycle: Cycle): string {
+  const stage = cycle.stage ?? "";
+  if (cycle.status === "failed" || cycle.status === "cancelled") {
+    return WORK_STAGES.has(stage) ? `at ${stage}` : "";
+  }
+  return stage && stage !== shownStatus(cycle) ? stage : "";
+}
+
 /** A raw validation metric by dotted path; pycocotools reports -1 where there is no ground
  * truth: not a score. */
 export function metric(version: ModelVersion, path: string): number | null {

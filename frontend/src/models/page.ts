@@ -19,6 +19,7 @@ import {
   isActive,
   previousServing,
   shownStatus,
+  stageText,
   validationLabels,
   when,
   withdrawnFlag,
@@ -141,8 +142,7 @@ export class ModelsPage {
     status.textContent = shown;
     status.className = `badge ${shown}`;
     status.dataset.status = shown;
-    // The stage adds to the status badge only while running, and as "done".
-    byId("cycle-stage").textContent = cycle.stage && cycle.stage !== cycle.status ? cycle.stage : "";
+    byId("cycle-stage").textContent = stageText(cycle);
 
     const progress = Math.min(Math.max(Number(cycle.progress) || 0, 0), 100);
     const bar = byId("cycle-progress");

@@ -1,5 +1,15 @@
 import { describe, expect, it } from "vitest";
-import { decisionLines, duration, etaText, figure, pairedText, shownStatus, withdrawnFlag, withinText } from "../format";
+import {
+  decisionLines,
+  duration,
+  etaText,
+  figure,
+  pairedText,
+  shownStatus,
+  stageText,
+  withdrawnFlag,
+  withinText,
+} from "../format";
 import type { Cycle, ModelVersion } from "../types";
 
 const cycle = (over: Partial<Cycle> = {}): Cycle => ({
@@ -38,6 +48,16 @@ describe("Models page words", () => {
   it("shows a queued cycle at a stage of work as running", () => {
     expect(shownStatus(cycle({ status: "queued", stage: "training" }))).toBe("running");
     expect(shownStatus(cycle({ status: "queued", stage: "queued" }))).toBe("queued");
+  });
+
+  it("says the stage while working, done once succeeded, and where a failed cycle stopped", () => {
+    expect(stageText(cycle({ status: "running", stage: "training" }))).toBe("training");
+    expect(stageText(cycle({ status: "queued", stage: "queued" }))).toBe("");
+    expect(stageText(cycle({ status: "succeeded", stage: "done" }))).toBe("done");
+    expect(stageText(cycle({ status: "failed", stage: "training" }))).toBe("at training");
+    expect(stageText(cycle({ status: "cancelled", stage: "scoring" }))).toBe("at scoring");
+    // Failed before any work (no labels to learn from): not "failed queued".
+    expect(stageText(cycle({ status: "failed", stage: "queued" }))).toBe("");
   });
 
   it("says the progress within training and scoring", () => {
