@@ -42,6 +42,7 @@ DEFAULT_MODEL_KIND = "builtin"
 # it drafts reports (the two floors) and how long a cycle trains.
 MODEL_CONFIG_RANGES: dict[str, tuple[float, float | None, bool]] = {
     "box_precision_target": (0, 1, True),
+    "box_precision_confidence": (0, 1, False),
     "finding_precision_target": (0, 1, True),
     "min_class_ap": (0, 1, False),
     "report_metric_floor": (0, 1, False),

@@ -133,6 +133,7 @@ def test_model_owner_changes_the_loop_and_sees_the_rest_read_only(
     page.fill("#f-auto_retrain_threshold", "20")
     page.fill("#f-model_config-train_steps", "500")
     page.fill("#f-model_config-box_precision_target", "0.8")
+    page.fill("#f-model_config-box_precision_confidence", "0.95")
     page.select_option("#f-promotion_metric", "findings.auroc_macro")
     page.uncheck("#f-auto_promote")
     page.fill("#f-loop-min_validation_labels", "30")
@@ -149,6 +150,7 @@ def test_model_owner_changes_the_loop_and_sees_the_rest_read_only(
         "report_metric_floor": 0.4,
         "train_steps": 500,
         "box_precision_target": 0.8,
+        "box_precision_confidence": 0.95,
     }
     assert (loop.min_validation_labels, loop.cold_start) == (30, "scratch")
     assert AuditEvent.objects.filter(action="loop.settings", actor_username="otto").exists()

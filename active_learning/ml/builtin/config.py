@@ -48,6 +48,10 @@ class BuiltinConfig:
     # score whose precision at IoU 0.5 reaches box_precision_target; a class needs
     # min_validation_positives boxes and AP@0.5 >= min_class_ap to show anything.
     box_precision_target: float = 0.7
+    # ... reached by the precision's one-sided Wilson lower bound at this confidence (0: the
+    # plain precision), so that a threshold held up by a few validation boxes does not promise
+    # on new cases what it only happened to reach on these (operating_points.py).
+    box_precision_confidence: float = 0.0
     min_validation_positives: int = 5
     min_class_ap: float = 0.1
     # Box confidence = detector score ** (1 - w) * the case's calibrated finding probability ** w
@@ -185,6 +189,8 @@ class BuiltinConfig:
             raise ValueError("train_steps and warmup_steps must not be negative")
         if not 0 < config.box_precision_target <= 1:
             raise ValueError("box_precision_target must be in (0, 1]")
+        if not 0 <= config.box_precision_confidence < 1:
+            raise ValueError("box_precision_confidence must be in [0, 1)")
         if not 0 < config.pretrained_detector_lr_scale <= 1:
             raise ValueError("pretrained_detector_lr_scale must be in (0, 1]")
         if config.repeat_factor_threshold < 0:

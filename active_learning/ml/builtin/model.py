@@ -669,6 +669,7 @@ class BuiltinModel(SuggestionModel):
             target=config.box_precision_target,
             min_positives=config.min_validation_positives,
             min_ap=config.min_class_ap,
+            confidence=config.box_precision_confidence,
         )
         findings = {
             c: op.finding_operating_point(

@@ -32,6 +32,44 @@ def test_tied_scores_are_one_threshold():
     assert threshold == 0.9 and precision == 1.0
 
 
+def test_precision_lower_bound_is_wilsons_one_sided_bound():
+    # 8 of 10 at 95 % one-sided (z = 1.645): (p + z^2/2n - z sqrt(p(1-p)/n + z^2/4n^2)) /
+    # (1 + z^2/n) = 0.541, worked by hand.
+    bound = op.precision_lower_bound([8], [10], 0.95)
+    assert bound[0] == pytest.approx(0.5408, abs=1e-3)
+    # Confidence 0 is the plain precision; more candidates at the same precision, a higher bound.
+    assert op.precision_lower_bound([8], [10], 0.0)[0] == pytest.approx(0.8)
+    assert op.precision_lower_bound([80], [100], 0.95)[0] > bound[0]
+    with pytest.raises(ValueError, match="confidence"):
+        op.lowest_threshold_for_precision([0.9], [True], 0.7, confidence=1.0)
+
+
+def test_a_threshold_held_up_by_few_boxes_must_be_surer():
+    # T T T F: plain precision 0.75 at the fourth box reaches 0.7, but at 75 % confidence its
+    # lower bound (0.58 on 4 boxes) does not; the first three (all true, bound 0.87) do.
+    scores, is_true = [0.9, 0.8, 0.7, 0.6], [True, True, True, False]
+    assert op.lowest_threshold_for_precision(scores, is_true, 0.7)[0] == 0.6
+    threshold, precision, hits = op.lowest_threshold_for_precision(
+        scores, is_true, 0.7, confidence=0.75
+    )
+    assert (threshold, precision, hits) == (0.7, 1.0, 3)
+    # Precision 0.8 on 40 boxes is sure enough at 75 % (bound 0.74): the threshold goes down to
+    # the last box, as the plain precision's does.
+    many_scores = [1 - i / 100 for i in range(40)]
+    many_true = [i % 5 != 4 for i in range(40)]  # every fifth false: 32 of 40 at the end
+    sure = op.lowest_threshold_for_precision(many_scores, many_true, 0.7, confidence=0.75)
+    assert sure[0] == pytest.approx(many_scores[-1]) and sure[2] == 32
+
+
+def test_a_class_no_threshold_of_which_is_sure_enough_says_so():
+    point = op.box_operating_point(
+        scores=[0.9, 0.8], is_true=[True, False], positives=6, ap50=0.5, target=0.7,
+        min_positives=5, min_ap=0.1, confidence=0.9,
+    )  # fmt: skip
+    assert not point["reliable"]
+    assert point["reason"] == "no score threshold reaches precision 0.70 with 90% confidence"
+
+
 def test_a_class_with_few_validation_boxes_or_a_low_ap_is_not_shown():
     common = {"scores": [0.9, 0.5], "is_true": [True, True], "target": 0.7, "min_ap": 0.1}
     thin = op.box_operating_point(positives=3, ap50=0.9, min_positives=5, **common)
