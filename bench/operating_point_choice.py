@@ -61,6 +61,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--confidences", default="0,0.6,0.75,0.9")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=BENCH / "results" / "operating_point_choice")
+    parser.add_argument(
+        "--combine",
+        nargs="+",
+        type=Path,
+        metavar="JSON",
+        help="print the summary of earlier runs' JSON files (one process per seed, then this)",
+    )
     args = parser.parse_args(argv)
     args.seed_list = (
         [int(s) for s in args.seed_ids.split(",")] if args.seed_ids else list(range(args.seeds))
@@ -277,10 +284,38 @@ def report(per_seed: dict[int, dict], args: argparse.Namespace) -> None:
                   f"{_interval(recall)}")  # fmt: skip
 
 
+def _level(key: str) -> float | str:
+    try:
+        return float(key)
+    except ValueError:  # "seconds"
+        return key
+
+
+def combine(args: argparse.Namespace) -> None:
+    """The summary of earlier runs' JSON files (their seeds merged; levels as numbers)."""
+    per_seed: dict[int, dict] = {}
+    for path in args.combine:
+        data = json.loads(path.read_text())
+        for seed, stages in data["seeds"].items():
+            per_seed[int(seed)] = {
+                stage: {_level(k): v for k, v in levels.items()} for stage, levels in stages.items()
+            }
+        settings = data["settings"]
+        args.start, args.test = settings["start"], settings["test"]
+        args.target = float(settings["target"])
+        args.confidence_list = [float(c) for c in settings["confidences"].split(",")]
+        if 0.0 not in args.confidence_list:
+            args.confidence_list.insert(0, 0.0)
+    report(per_seed, args)
+
+
 def main(argv: list[str] | None = None) -> None:
     import os
 
     args = parse_args(argv)
+    if args.combine:
+        combine(args)
+        return
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
     import loop_support
     import torch
