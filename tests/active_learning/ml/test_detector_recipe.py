@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from active_learning.ml.builtin import BuiltinConfig, BuiltinModel
+from active_learning.ml.builtin import operating_points as op
 from active_learning.ml.builtin.anchors import fit_anchor_shapes
 from active_learning.ml.builtin.augment import (
     flip_case,
@@ -154,6 +155,27 @@ def test_only_candidates_of_reliable_classes_above_their_threshold_are_shown():
     assert shown_mask(labels, scores, classes, points, 0.25).tolist() == [True, False, False]
     # Never fitted (an old version): the fixed display threshold.
     assert shown_mask(labels, scores, classes, None, 0.25).tolist() == [True, True, True]
+
+
+def test_the_projects_precision_confidence_reaches_the_threshold_choice(monkeypatch):
+    config = BuiltinConfig(
+        input_size=128, vocab_size=400, report_max_tokens=24, batch_size=4, train_steps=2,
+        warmup_steps=0, detection_score_threshold=0.0, seed=1, box_precision_confidence=0.9,
+    )  # fmt: skip
+    model = BuiltinModel(config)
+    model.train(synthetic_source(seed=9, start=0, count=8, size=128))
+    seen: list[float] = []
+    real = op.fit_box_operating_points
+
+    def recording(*args, **kwargs):
+        seen.append(kwargs["confidence"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(op, "fit_box_operating_points", recording)
+    model.fit_operating_points(list(synthetic_source(seed=9, start=100, count=3, size=128)()))
+    assert seen == [0.9]
+    with pytest.raises(ValueError, match="box_precision_confidence"):
+        BuiltinConfig.from_dict({"box_precision_confidence": 1.0})
 
 
 def test_fitted_operating_points_are_saved_and_applied_by_predict(tmp_path: Path):
