@@ -19,7 +19,8 @@ does (the fusion weight included). Then, side by side on the same candidates, ea
 ``--confidences`` level chooses every class's threshold (``box_precision_confidence``: the
 lowest score whose precision's one-sided Wilson lower bound at that confidence reaches
 ``--target``; 0 is the plain precision), and the boxes at or above it are scored against the
-truth of the held-out test cases: precision of the shown boxes, recall (mean over the classes
+truth of the held-out test cases: precision of the shown boxes (and against the test cases'
+simulated reader's boxes: what an annotator would keep), recall (mean over the classes
 with enough validation positives, as the issue's target; and over all classes), false boxes
 per normal image, boxes shown. Printed: mean and sd over seeds, the seeds whose shown
 precision reaches the target, and each level's paired difference from level 0 with its 95 %
@@ -140,6 +141,9 @@ def compare(
     test_cases = [c.truth for c in test]
     test_predictions = model.predict(test_cases, uncertainty=cheap)
     test_truth = truth_of(test_cases)
+    # What annotators see: the same shown boxes against the test cases' simulated reader's boxes
+    # (the operating points were chosen against the validation reader's, not the truth).
+    test_reader = truth_of([c.annotated for c in test])
     test_candidates = boxes_of(test_cases, test_predictions, candidates=True)
     images = [c.case_id for c in test_cases]
     ap50 = ev.box_map(val_truth, val_candidates, classes)["ap_50_per_class"]
@@ -164,6 +168,7 @@ def compare(
             if points[b.finding]["reliable"] and b.score >= points[b.finding]["threshold"]
         ]
         seen = ev.shown_box_metrics(test_truth, shown, classes, images=images)
+        by_reader = ev.shown_box_metrics(test_reader, shown, classes, images=images)
         if confidence == 0.0 and seen["shown_boxes"] != own["shown_boxes"]:
             raise SystemExit(
                 f"level 0 shows {seen['shown_boxes']} boxes, the model itself "
@@ -182,6 +187,7 @@ def compare(
             precision_per_class[c] = sum(hits) / len(hits) if hits else None
         results[confidence] = {
             "precision_shown": seen["precision_shown"],
+            "precision_vs_reader": by_reader["precision_shown"],
             "recall_enough": (
                 statistics.mean(seen["recall_shown_per_class"][c] for c in enough)
                 if enough
@@ -255,7 +261,7 @@ def report(per_seed: dict[int, dict], args: argparse.Namespace) -> None:
     print(f"\ntarget precision {args.target}, seeds {seeds}, start {args.start}, test cases "
           f"{args.test}; mean ± sd over seeds")  # fmt: skip
     print(
-        f"{'model':<12} {'confidence':>10} {'precision':>14} {'reached':>8} "
+        f"{'model':<12} {'confidence':>10} {'precision':>14} {'reached':>8} {'vs reader':>14} "
         f"{'recall enough':>14} {'recall all':>14} {'false/normal':>13} {'shown':>7}"
     )
     for stage in ("first", "lesion-rich"):
@@ -267,7 +273,9 @@ def report(per_seed: dict[int, dict], args: argparse.Namespace) -> None:
             )
             print(
                 f"{stage:<12} {c:>10.2f} {_mean_sd([r['precision_shown'] for r in rows]):>14} "
-                f"{reached:>4} of {len(rows)} {_mean_sd([r['recall_enough'] for r in rows]):>14} "
+                f"{reached:>4} of {len(rows)} "
+                f"{_mean_sd([r.get('precision_vs_reader') for r in rows]):>14} "
+                f"{_mean_sd([r['recall_enough'] for r in rows]):>14} "
                 f"{_mean_sd([r['recall_shown'] for r in rows]):>14} "
                 f"{_mean_sd([r['false_boxes_per_normal_image'] for r in rows]):>13} "
                 f"{statistics.mean(r['shown_boxes'] for r in rows):>7.1f}"
@@ -338,7 +346,8 @@ def main(argv: list[str] | None = None) -> None:
         for stage in ("first", "lesion-rich"):
             levels = per_seed[seed][stage]
             print(f"seed {seed} {stage} ({levels['seconds']} s): " + "; ".join(
-                f"{c:.2f}: precision {le._fmt(levels[c]['precision_shown'])} recall enough "
+                f"{c:.2f}: precision {le._fmt(levels[c]['precision_shown'])} (vs reader "
+                f"{le._fmt(levels[c]['precision_vs_reader'])}) recall enough "
                 f"{le._fmt(levels[c]['recall_enough'])} shown {levels[c]['shown_boxes']} "
                 f"classes {','.join(levels[c]['reliable_classes'])}"
                 for c in args.confidence_list
