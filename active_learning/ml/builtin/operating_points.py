@@ -8,9 +8,10 @@ predictions on the cycle's validation cases and stores the result in its checkpo
   once, same class, IoU >= 0.5) and picks the **lowest** score threshold at which the precision of
   the candidates at or above it reaches the target, i.e. the most recall the target allows
   (with ``confidence`` > 0, the precision's one-sided Wilson lower bound must reach it:
-  :func:`precision_lower_bound`). A class is *reliable* (its boxes are shown) only with at least ``min_positives`` validation boxes,
-  AP@0.5 (from all candidates) of at least ``min_ap``, and a threshold that reaches the target;
-  otherwise ``reason`` says in words why not.
+  :func:`precision_lower_bound`). A class is *reliable* (its boxes are shown) only with at
+  least ``min_positives`` validation boxes, AP@0.5 (from all candidates) of at least
+  ``min_ap``, and a threshold that reaches the target; otherwise ``reason`` says in words why
+  not.
 - Findings, per class: :func:`finding_operating_point` picks, on calibrated probabilities, the
   lowest probability above which the positive predictive value reaches the target
   (``prefill_threshold``: prefill "present" at or above it) and the highest probability below
