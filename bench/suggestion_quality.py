@@ -95,6 +95,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     )  # fmt: skip
     if args.detector_lr_scale is not None:
         config.pretrained_detector_lr_scale = args.detector_lr_scale
+    if args.box_precision_confidence is not None:
+        if not 0 <= args.box_precision_confidence < 1:
+            raise SystemExit("--box-precision-confidence must be in [0, 1)")
+        config.box_precision_confidence = args.box_precision_confidence
     model = BuiltinModel(config)
     start = args.start or STARTS[args.preset]
     start = None if args.init or start == "none" else start
@@ -181,6 +185,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "classes_with_enough_validation_positives": enough,
         "reliable_classes": [c for c in classes if points["boxes"][c]["reliable"]],
         "thresholds": {c: points["boxes"][c]["threshold"] for c in classes},
+        "box_precision_confidence": config.box_precision_confidence,
         "validation_positives": {c: points["boxes"][c]["validation_positives"] for c in classes},
         "shown_boxes": seen["shown_boxes"],
         "map50": boxes["map_50"],
@@ -233,6 +238,12 @@ def main(argv: list[str] | None = None) -> None:
         type=float,
         help="the detector's rate as a fraction of the others' when it starts from learnt "
         "weights (default: the model's pretrained_detector_lr_scale)",
+    )
+    parser.add_argument(
+        "--box-precision-confidence",
+        type=float,
+        help="how sure each class's box threshold must be of its precision target (default: "
+        "the model's box_precision_confidence; 0: the plain validation precision)",
     )
     parser.add_argument("--init", type=Path, help="fine-tune from this saved built-in version")
     parser.add_argument(
