@@ -76,8 +76,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.confidence_list = [float(c) for c in args.confidences.split(",")]
     if 0.0 not in args.confidence_list:
         args.confidence_list.insert(0, 0.0)
-    if any(not 0 <= c < 1 for c in args.confidence_list):
-        parser.error("--confidences must be in [0, 1)")
+    if any(not (c == 0 or 0.5 <= c < 1) for c in args.confidence_list):
+        parser.error("--confidences must be 0 or in [0.5, 1)")
     if not 0 <= args.lesion_share <= 1:
         parser.error("--lesion-share must be in [0, 1]")
     return args

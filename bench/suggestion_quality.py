@@ -96,8 +96,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.detector_lr_scale is not None:
         config.pretrained_detector_lr_scale = args.detector_lr_scale
     if args.box_precision_confidence is not None:
-        if not 0 <= args.box_precision_confidence < 1:
-            raise SystemExit("--box-precision-confidence must be in [0, 1)")
+        if not (args.box_precision_confidence == 0 or 0.5 <= args.box_precision_confidence < 1):
+            raise SystemExit("--box-precision-confidence must be 0 or in [0.5, 1)")
         config.box_precision_confidence = args.box_precision_confidence
     model = BuiltinModel(config)
     start = args.start or STARTS[args.preset]

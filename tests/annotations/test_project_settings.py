@@ -63,6 +63,7 @@ def test_each_part_of_the_settings_is_changed_by_its_roles_only(project, clients
         ({"model_config": {"report_finding_f1_floor": -0.1}}, "report_finding_f1_floor"),
         ({"model_config": {"box_precision_target": 0}}, "box_precision_target"),
         ({"model_config": {"box_precision_confidence": 1}}, "box_precision_confidence"),
+        ({"model_config": {"box_precision_confidence": 0.3}}, "box_precision_confidence"),
         ({"model_config": {"finding_precision_target": 1.5}}, "finding_precision_target"),
         ({"model_config": {"train_steps": 2.5}}, "train_steps"),
         ({"model_config": {"train_steps": None}}, "train_steps"),

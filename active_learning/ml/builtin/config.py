@@ -193,8 +193,8 @@ class BuiltinConfig:
             raise ValueError("train_steps and warmup_steps must not be negative")
         if not 0 < config.box_precision_target <= 1:
             raise ValueError("box_precision_target must be in (0, 1]")
-        if not 0 <= config.box_precision_confidence < 1:
-            raise ValueError("box_precision_confidence must be in [0, 1)")
+        if not (config.box_precision_confidence == 0 or 0.5 <= config.box_precision_confidence < 1):
+            raise ValueError("box_precision_confidence must be 0 or in [0.5, 1)")
         if not 0 < config.pretrained_detector_lr_scale <= 1:
             raise ValueError("pretrained_detector_lr_scale must be in (0, 1]")
         if config.repeat_factor_threshold < 0:

@@ -65,8 +65,9 @@ def lowest_threshold_for_precision(
     that confidence, :func:`precision_lower_bound`, reaches the target); with its precision and
     the number of true candidates at or above it. ``(None, None, 0)`` when no threshold reaches
     the target. Tied scores are taken together."""
-    if not 0 <= confidence < 1:
-        raise ValueError("confidence must be in [0, 1)")
+    if not (confidence == 0 or 0.5 <= confidence < 1):
+        # Below 0.5 the "lower" bound lies above the precision: more lenient, not surer.
+        raise ValueError("confidence must be 0 or in [0.5, 1)")
     order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
     s = np.asarray(scores, dtype=np.float64)[order]
     t = np.asarray(is_true, dtype=bool)[order]

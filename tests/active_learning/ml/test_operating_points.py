@@ -42,6 +42,10 @@ def test_precision_lower_bound_is_wilsons_one_sided_bound():
     assert op.precision_lower_bound([80], [100], 0.95)[0] > bound[0]
     with pytest.raises(ValueError, match="confidence"):
         op.lowest_threshold_for_precision([0.9], [True], 0.7, confidence=1.0)
+    # Below 0.5 the bound would lie above the precision (more lenient): refused.
+    assert op.precision_lower_bound([8], [10], 0.3)[0] > 0.8
+    with pytest.raises(ValueError, match="0 or in"):
+        op.lowest_threshold_for_precision([0.9], [True], 0.7, confidence=0.3)
 
 
 def test_a_threshold_held_up_by_few_boxes_must_be_surer():
