@@ -717,13 +717,29 @@ def combine(args: argparse.Namespace) -> None:
     print(f"\nwritten {args.out / 'label_efficiency.csv'} and .json")
 
 
+def fixed_cases(args: argparse.Namespace) -> tuple[list[Any], list[Any]]:
+    """The validation and held-out test cases, the same for every seed and strategy (each set's
+    annotator seeded by the set; the test cases' at the default scale)."""
+    import loop_support
+
+    def cases(seed: int, count: int, id_offset: int, scale: float = 1.0) -> list[Any]:
+        return loop_support.synthetic_pool(
+            seed=seed, count=count, size=args.size, difficulty=args.difficulty,
+            annotator_seed=seed, id_offset=id_offset, annotator_scale=scale,
+        )  # fmt: skip
+
+    return (
+        cases(VALIDATION_SEED, args.validation, 10_000_000, args.annotator_scale),
+        cases(TEST_SEED, args.test, 20_000_000),
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.combine:
         combine(args)
         return
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
-    import loop_support
     import torch
 
     torch.set_num_threads(args.threads)
@@ -737,15 +753,7 @@ def main(argv: list[str] | None = None) -> None:
         flush=True,
     )
 
-    def fixed_cases(seed: int, count: int, id_offset: int, scale: float = 1.0) -> list[Any]:
-        """Cases the same for every seed and strategy (the annotator seeded by the set)."""
-        return loop_support.synthetic_pool(
-            seed=seed, count=count, size=args.size, difficulty=args.difficulty,
-            annotator_seed=seed, id_offset=id_offset, annotator_scale=scale,
-        )  # fmt: skip
-
-    validation = fixed_cases(VALIDATION_SEED, args.validation, 10_000_000, args.annotator_scale)
-    test = fixed_cases(TEST_SEED, args.test, 20_000_000)
+    validation, test = fixed_cases(args)
     rows: list[dict] = []
     work = Path(tempfile.mkdtemp(prefix="medloop-label-efficiency-"))
     try:

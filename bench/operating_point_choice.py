@@ -325,21 +325,13 @@ def main(argv: list[str] | None = None) -> None:
         combine(args)
         return
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
-    import loop_support
     import torch
 
     torch.set_num_threads(args.threads)
     settings = bench_args(args)
     started = time.perf_counter()
 
-    def fixed(seed: int, count: int, offset: int, scale: float = 1.0) -> list[Any]:
-        return loop_support.synthetic_pool(
-            seed=seed, count=count, size=args.size, difficulty=settings.difficulty,
-            annotator_seed=seed, id_offset=offset, annotator_scale=scale,
-        )  # fmt: skip
-
-    validation = fixed(le.VALIDATION_SEED, args.validation, 10_000_000, settings.annotator_scale)
-    test = fixed(le.TEST_SEED, args.test, 20_000_000)
+    validation, test = le.fixed_cases(settings)
     per_seed: dict[int, dict] = {}
     for seed in args.seed_list:
         per_seed[seed] = run_seed(seed, args, validation, test)
