@@ -26,7 +26,9 @@ FROC mean, shown precision and recall, false boxes per normal image, the kept an
 shares of the boxes shown on the cases served next, and how many of those cases hold a lesion
 (and a faint one, contrast < 0.6). Then, per strategy, the labels it needs to
 reach random's final mAP (same seed), its ratio to random's labels with a 95 % interval over
-seeds (t on log ratios), and the paired difference of final mAP with its 95 % interval. Writes
+seeds (t on log ratios), and the paired difference of final mAP with its 95 % interval. With
+``--compare-confidences``, what other box precision confidences would have shown on the same
+cycles' candidates (thresholds refitted on the same validation labels). Writes
 ``label_efficiency.csv`` and ``label_efficiency.json`` under ``--out``.
 """
 
@@ -53,6 +55,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 VALIDATION_SEED = 900_001  # the fixed validation cases: the same for every seed and strategy
 TEST_SEED = 920_001  # the fixed held-out test cases the metrics are computed on
 POOL_SEED = 910_000  # pool of seed s: synthetic set POOL_SEED + s
+
+# Row keys of the shown boxes at the compared box precision confidences (``..._at_C``).
+COMPARED = ("precision_shown_at_", "recall_shown_enough_at_", "false_boxes_per_normal_image_at_")
 
 QUICK = {
     "pool": 1000,
@@ -129,6 +134,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--box-stability", action="store_true", help="test-time views in scoring")
     parser.add_argument(
+        "--compare-confidences",
+        default="",
+        metavar="C[,C...]",
+        help="box precision confidences whose shown boxes are also scored each cycle, on the same "
+        "candidates (thresholds refitted on the same validation labels; the loop itself runs at "
+        "the model's box_precision_confidence), e.g. 0 for the plain validation precision",
+    )
+    parser.add_argument(
         "--skip-start-eval",
         action="store_true",
         help="do not evaluate the starting point with no training (by default each process's "
@@ -158,6 +171,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.seeds = len(args.seed_list)
     if "random" not in args.strategies:
         parser.error("the random arm always runs: it is the baseline")
+    args.compare_confidence_list = [
+        float(c) for c in args.compare_confidences.split(",") if c.strip()
+    ]
+    if any(not (c == 0 or 0.5 <= c < 1) for c in args.compare_confidence_list):
+        parser.error("--compare-confidences must be 0 or in [0.5, 1)")
     if args.budget is None:
         args.budget = round(0.15 * args.pool)
     # budget == initial: the first model only (recipe probes); no strategy is compared then.
@@ -257,10 +275,96 @@ def candidates_of(prediction: Any) -> list[Any]:
     return list(getattr(prediction, "candidates", None) or prediction.boxes)
 
 
-def evaluate(model: Any, validation: list[Any], annotated: list[Any]) -> dict[str, Any]:
+def truth_boxes(cases: list[Any]) -> list[Any]:
+    """The cases' boxes as evaluation ground truth."""
+    from active_learning.ml import evaluate as ev
+
+    return [
+        ev.GroundTruthBox(case.case_id, b.finding, b.x, b.y, b.width, b.height)
+        for case in cases
+        for b in case.boxes
+    ]
+
+
+def predicted_boxes(cases: list[Any], predictions: list[Any], *, candidates: bool) -> list[Any]:
+    """Every candidate (``candidates``) or the shown boxes of each case's prediction."""
+    from active_learning.ml import evaluate as ev
+
+    out = []
+    for case, prediction in zip(cases, predictions, strict=True):
+        boxes = candidates_of(prediction) if candidates else prediction.boxes
+        out += [
+            ev.PredictedBox(case.case_id, b.finding, b.x, b.y, b.width, b.height, b.score)
+            for b in boxes
+        ]
+    return out
+
+
+class ThresholdRefit:
+    """Box thresholds chosen again at another ``box_precision_confidence`` from the same
+    candidates a model fitted its own operating points on: what that level would have shown,
+    side by side with what the model showed. Build it after ``fit_operating_points`` (the fused
+    scores then are the ones the model fitted on)."""
+
+    def __init__(self, model: Any, annotated: list[Any]) -> None:
+        from active_learning.ml import evaluate as ev
+        from active_learning.ml.interface import UncertaintyOptions
+
+        self.model = model
+        self.classes = list(model.finding_classes)
+        predictions = model.predict(annotated, uncertainty=UncertaintyOptions(box_stability=False))
+        self.truth = truth_boxes(annotated)
+        self.candidates = predicted_boxes(annotated, predictions, candidates=True)
+        self.ap50 = ev.box_map(self.truth, self.candidates, self.classes)["ap_50_per_class"]
+
+    def points(self, confidence: float, target: float | None = None) -> dict[str, Any]:
+        """Each class's box operating point at ``confidence`` (and ``target``, default the
+        model's), by the rule the model uses."""
+        from active_learning.ml.builtin import operating_points as op
+
+        config = self.model.config
+        return op.fit_box_operating_points(
+            self.truth,
+            self.candidates,
+            self.classes,
+            ap50_per_class=self.ap50,
+            target=config.box_precision_target if target is None else target,
+            min_positives=config.min_validation_positives,
+            min_ap=config.min_class_ap,
+            confidence=confidence,
+        )
+
+    @staticmethod
+    def shown(points: dict[str, Any], candidates: list[Any]) -> list[Any]:
+        """The candidates those points show."""
+        return [
+            b
+            for b in candidates
+            if points[b.finding]["reliable"] and b.score >= points[b.finding]["threshold"]
+        ]
+
+
+def recall_over_enough(
+    model: Any, points: dict[str, Any], recall_per_class: dict[str, Any]
+) -> float | None:
+    """The target's recall: the mean over the classes with enough validation positives for an
+    operating point (``config.min_validation_positives``), as suggestion_quality reports."""
+    enough = [
+        c for c in model.finding_classes
+        if points.get(c, {}).get("validation_positives", 0)
+        >= model.config.min_validation_positives
+        and recall_per_class.get(c) is not None
+    ]  # fmt: skip
+    return statistics.mean(recall_per_class[c] for c in enough) if enough else None
+
+
+def evaluate(
+    model: Any, validation: list[Any], annotated: list[Any], compare: list[float] | None = None
+) -> dict[str, Any]:
     """Fit the operating points on the annotator's validation labels (as a cycle does), then
     metrics against the truth: mAP@0.5 and FROC from all candidates, shown boxes' precision,
-    recall and false boxes per normal image."""
+    recall and false boxes per normal image. ``compare``: box precision confidences whose shown
+    boxes are scored too, chosen on the same validation candidates (keys ``..._at_C``)."""
     from active_learning.ml import evaluate as ev
     from active_learning.ml.draft_guard import is_degenerate
     from active_learning.ml.interface import UncertaintyOptions
@@ -270,20 +374,9 @@ def evaluate(model: Any, validation: list[Any], annotated: list[Any]) -> dict[st
         model.fit_operating_points(annotated)
     classes = list(model.finding_classes)
     predictions = model.predict(validation, uncertainty=UncertaintyOptions(box_stability=False))
-    truth, candidates, shown = [], [], []
-    for case, prediction in zip(validation, predictions, strict=True):
-        truth += [
-            ev.GroundTruthBox(case.case_id, b.finding, b.x, b.y, b.width, b.height)
-            for b in case.boxes
-        ]
-        candidates += [
-            ev.PredictedBox(case.case_id, b.finding, b.x, b.y, b.width, b.height, b.score)
-            for b in candidates_of(prediction)
-        ]
-        shown += [
-            ev.PredictedBox(case.case_id, b.finding, b.x, b.y, b.width, b.height, b.score)
-            for b in prediction.boxes
-        ]
+    truth = truth_boxes(validation)
+    candidates = predicted_boxes(validation, predictions, candidates=True)
+    shown = predicted_boxes(validation, predictions, candidates=False)
     images = [case.case_id for case in validation]
     edits, degenerate = [], 0
     for case, prediction in zip(validation, predictions, strict=True):
@@ -307,18 +400,30 @@ def evaluate(model: Any, validation: list[Any], annotated: list[Any]) -> dict[st
             recall_shown_per_class=seen.get("recall_shown_per_class"),
             false_boxes_per_normal_image=seen.get("false_boxes_per_normal_image"),
         )
-        # The target's recall: the mean over the classes with enough validation positives for
-        # an operating point (config.min_validation_positives), as suggestion_quality reports.
         points = (model.operating_points() or {}).get("boxes", {})
-        enough = [
-            c for c in classes
-            if points.get(c, {}).get("validation_positives", 0)
-            >= model.config.min_validation_positives
-            and (seen.get("recall_shown_per_class") or {}).get(c) is not None
-        ]  # fmt: skip
-        metrics["recall_shown_enough"] = (
-            statistics.mean(seen["recall_shown_per_class"][c] for c in enough) if enough else None
+        metrics["recall_shown_enough"] = recall_over_enough(
+            model, points, seen.get("recall_shown_per_class") or {}
         )
+        if compare:
+            refit = ThresholdRefit(model, annotated)
+            own = model.config.box_precision_confidence
+            mine = ThresholdRefit.shown(refit.points(own), candidates)
+            if len(mine) != len(shown):
+                raise SystemExit(
+                    f"refitted at the model's confidence {own} the thresholds show {len(mine)} "
+                    f"boxes, the model itself {len(shown)}: the refit does not reproduce them"
+                )
+            for level in compare:
+                at = refit.points(level)
+                boxes_at = ThresholdRefit.shown(at, candidates)
+                seen_at = ev.shown_box_metrics(truth, boxes_at, classes, images=images)
+                metrics[f"precision_shown_at_{level:g}"] = seen_at["precision_shown"]
+                metrics[f"recall_shown_enough_at_{level:g}"] = recall_over_enough(
+                    model, at, seen_at.get("recall_shown_per_class") or {}
+                )
+                metrics[f"false_boxes_per_normal_image_at_{level:g}"] = seen_at[
+                    "false_boxes_per_normal_image"
+                ]
     # Word edit distance from each draft to the case's true report, over the report's length
     # (as suggestion_quality and the Models page measure it), and drafts the guard refuses.
     metrics["report_edit_distance"] = statistics.mean(edits) if edits else None
@@ -429,7 +534,9 @@ def run_seed(
         print(f"  starting point, no training: mAP50 {_fmt(zero['map50'])}  per class "
               f"{_per_class(zero)}", flush=True)  # fmt: skip
     seconds = train(model, [pool[i].annotated for i in first], args.first_steps, start)
-    first_metrics = evaluate(model, truth_validation, annotated_validation)
+    first_metrics = evaluate(
+        model, truth_validation, annotated_validation, args.compare_confidence_list
+    )
     first_version = work / f"seed{seed}-first"
     model.save(first_version)
     print(f"  first model: {args.initial} labels, {seconds:.0f} s, mAP50 "
@@ -480,7 +587,9 @@ def run_seed(
             cycle += 1
             training = [by_id[i].annotated for i in sorted(labelled_ids)]
             seconds = train(model, training, args.train_steps)
-            metrics = evaluate(model, truth_validation, annotated_validation)
+            metrics = evaluate(
+                model, truth_validation, annotated_validation, args.compare_confidence_list
+            )
             print(
                 f"  {name:<12} cycle {cycle} labels {len(labelled_ids):>4}  mAP50 "
                 f"{_fmt(metrics['map50'])}  shown precision {_fmt(metrics.get('precision_shown'))}"
@@ -566,6 +675,7 @@ def summarise(rows: list[dict], strategies: list[str]) -> dict[str, Any]:
             "false_boxes_per_normal_image", "kept_share", "kept_or_edited_share",
             "lesion_cases_kept_share", "served_with_lesions", "served_faint",
             "recall_shown_enough", "report_edit_distance", "degenerate_drafts"]  # fmt: skip
+    keys += sorted({key for row in rows for key in row if key.startswith(COMPARED)})
     curves: dict[str, list[dict[str, Any]]] = {}
     for strategy in strategies:
         points = []
@@ -661,6 +771,33 @@ def print_summary(summary: dict[str, Any], args: argparse.Namespace) -> None:
                 f"{_fmt(p.get('report_edit_distance')):>11} "
                 f"{_fmt(p.get('degenerate_drafts'), 1):>10}"
             )
+    levels = sorted(
+        {
+            key.removeprefix(COMPARED[0])
+            for points in summary["curves"].values()
+            for p in points
+            for key in p
+            if key.startswith(COMPARED[0]) and not key.endswith("_sd")
+        },
+        key=float,
+    )
+    if levels:
+        print("\nShown boxes at other box precision confidences, thresholds refitted on the same "
+              "validation candidates (precision ± sd / recall over the classes with enough "
+              "validation positives / false boxes per normal image):")  # fmt: skip
+        print(f"{'strategy':<12} {'labels':>6}  "
+              + "  ".join(f"{'at ' + level:>27}" for level in levels))  # fmt: skip
+        for strategy, points in summary["curves"].items():
+            for p in points:
+                cells = []
+                for level in levels:
+                    precision = p.get(f"{COMPARED[0]}{level}")
+                    sd = p.get(f"{COMPARED[0]}{level}_sd")
+                    cells.append(
+                        f"{_fmt(precision)} ± {_fmt(sd)} / {_fmt(p.get(COMPARED[1] + level))} / "
+                        f"{_fmt(p.get(COMPARED[2] + level))}"
+                    )
+                print(f"{strategy:<12} {p['labels']:>6}  " + "  ".join(f"{c:>27}" for c in cells))
     print("\nLabels to reach random's final mAP@0.5 (paired by seed; goal <= 0.5x random's):")
     for strategy, e in summary["efficiency"].items():
         low, high = e["ratio_95"]

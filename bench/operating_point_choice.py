@@ -96,36 +96,12 @@ def bench_args(args: argparse.Namespace) -> argparse.Namespace:
     )  # fmt: skip
 
 
-def boxes_of(cases: list[Any], predictions: list[Any], *, candidates: bool) -> list[Any]:
-    from active_learning.ml import evaluate as ev
-
-    out = []
-    for case, prediction in zip(cases, predictions, strict=True):
-        boxes = le.candidates_of(prediction) if candidates else prediction.boxes
-        out += [
-            ev.PredictedBox(case.case_id, b.finding, b.x, b.y, b.width, b.height, b.score)
-            for b in boxes
-        ]
-    return out
-
-
-def truth_of(cases: list[Any]) -> list[Any]:
-    from active_learning.ml import evaluate as ev
-
-    return [
-        ev.GroundTruthBox(case.case_id, b.finding, b.x, b.y, b.width, b.height)
-        for case in cases
-        for b in case.boxes
-    ]
-
-
 def compare(
     model: Any, validation: list[Any], test: list[Any], args: argparse.Namespace
 ) -> dict[float, dict[str, Any]]:
     """Each confidence level's thresholds (from the validation annotator labels) and what they
     show on the test cases."""
     from active_learning.ml import evaluate as ev
-    from active_learning.ml.builtin import operating_points as op
     from active_learning.ml.interface import UncertaintyOptions
 
     config = model.config
@@ -133,40 +109,28 @@ def compare(
     config.box_precision_confidence = 0.0
     annotated = [c.annotated for c in validation]
     model.fit_operating_points(annotated)  # fusion weight and the model's own points (level 0)
-    cheap = UncertaintyOptions(box_stability=False)
-    classes = list(model.finding_classes)
-    val_truth = truth_of(annotated)
-    val_predictions = model.predict(annotated, uncertainty=cheap)
-    val_candidates = boxes_of(annotated, val_predictions, candidates=True)
+    refit = le.ThresholdRefit(model, annotated)
+    classes = refit.classes
     test_cases = [c.truth for c in test]
-    test_predictions = model.predict(test_cases, uncertainty=cheap)
-    test_truth = truth_of(test_cases)
+    test_predictions = model.predict(
+        test_cases, uncertainty=UncertaintyOptions(box_stability=False)
+    )
+    test_truth = le.truth_boxes(test_cases)
     # What annotators see: the same shown boxes against the test cases' simulated reader's boxes
     # (the operating points were chosen against the validation reader's, not the truth).
-    test_reader = truth_of([c.annotated for c in test])
-    test_candidates = boxes_of(test_cases, test_predictions, candidates=True)
+    test_reader = le.truth_boxes([c.annotated for c in test])
+    test_candidates = le.predicted_boxes(test_cases, test_predictions, candidates=True)
     images = [c.case_id for c in test_cases]
-    ap50 = ev.box_map(val_truth, val_candidates, classes)["ap_50_per_class"]
     own = ev.shown_box_metrics(
-        test_truth, boxes_of(test_cases, test_predictions, candidates=False), classes, images=images
+        test_truth,
+        le.predicted_boxes(test_cases, test_predictions, candidates=False),
+        classes,
+        images=images,
     )
     results = {}
     for confidence in args.confidence_list:
-        points = op.fit_box_operating_points(
-            val_truth,
-            val_candidates,
-            classes,
-            ap50_per_class=ap50,
-            target=args.target,
-            min_positives=config.min_validation_positives,
-            min_ap=config.min_class_ap,
-            confidence=confidence,
-        )
-        shown = [
-            b
-            for b in test_candidates
-            if points[b.finding]["reliable"] and b.score >= points[b.finding]["threshold"]
-        ]
+        points = refit.points(confidence)
+        shown = le.ThresholdRefit.shown(points, test_candidates)
         seen = ev.shown_box_metrics(test_truth, shown, classes, images=images)
         by_reader = ev.shown_box_metrics(test_reader, shown, classes, images=images)
         if confidence == 0.0 and seen["shown_boxes"] != own["shown_boxes"]:
@@ -174,12 +138,6 @@ def compare(
                 f"level 0 shows {seen['shown_boxes']} boxes, the model itself "
                 f"{own['shown_boxes']}: the bench does not reproduce the model's thresholds"
             )
-        enough = [
-            c
-            for c in classes
-            if points[c]["validation_positives"] >= config.min_validation_positives
-            and seen["recall_shown_per_class"].get(c) is not None
-        ]
         precision_per_class = {}
         matched = ev.match_candidates(test_truth, shown, iou_threshold=0.5, images=images)
         for c in classes:
@@ -188,11 +146,7 @@ def compare(
         results[confidence] = {
             "precision_shown": seen["precision_shown"],
             "precision_vs_reader": by_reader["precision_shown"],
-            "recall_enough": (
-                statistics.mean(seen["recall_shown_per_class"][c] for c in enough)
-                if enough
-                else None
-            ),
+            "recall_enough": le.recall_over_enough(model, points, seen["recall_shown_per_class"]),
             "recall_shown": seen["recall_shown"],
             "false_boxes_per_normal_image": seen["false_boxes_per_normal_image"],
             "shown_boxes": seen["shown_boxes"],
