@@ -555,6 +555,7 @@ def run_seed(
             row = {"seed": seed, "strategy": name, "cycle": cycle, "labels": len(labelled_ids)}
             row.update({k: v for k, v in metrics.items() if not isinstance(v, dict)})
             row["ap50_per_class"] = json.dumps(metrics.get("ap50_per_class"))
+            row["recall_shown_per_class"] = json.dumps(metrics.get("recall_shown_per_class"))
             if len(labelled_ids) >= args.budget:
                 rows.append(row)
                 break
