@@ -317,9 +317,9 @@ class ThresholdRefit:
         self.candidates = predicted_boxes(annotated, predictions, candidates=True)
         self.ap50 = ev.box_map(self.truth, self.candidates, self.classes)["ap_50_per_class"]
 
-    def points(self, confidence: float, target: float | None = None) -> dict[str, Any]:
-        """Each class's box operating point at ``confidence`` (and ``target``, default the
-        model's), by the rule the model uses."""
+    def points(self, confidence: float) -> dict[str, Any]:
+        """Each class's box operating point at ``confidence`` (the model's precision target),
+        by the rule the model uses."""
         from active_learning.ml.builtin import operating_points as op
 
         config = self.model.config
@@ -328,7 +328,7 @@ class ThresholdRefit:
             self.candidates,
             self.classes,
             ap50_per_class=self.ap50,
-            target=config.box_precision_target if target is None else target,
+            target=config.box_precision_target,
             min_positives=config.min_validation_positives,
             min_ap=config.min_class_ap,
             confidence=confidence,
