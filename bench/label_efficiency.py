@@ -688,6 +688,15 @@ def summarise(rows: list[dict], strategies: list[str]) -> dict[str, Any]:
                 values = [g[key] for g in group if g.get(key) is not None]
                 point[key] = statistics.mean(values) if values else None
                 point[f"{key}_sd"] = statistics.stdev(values) if len(values) > 1 else None
+            per_class: dict[str, list[float]] = defaultdict(list)
+            for g in group:
+                for name, value in json.loads(g.get("recall_shown_per_class") or "{}").items():
+                    if value is not None:
+                        per_class[name].append(value)
+            if per_class:
+                point["recall_shown_per_class"] = {
+                    name: statistics.mean(values) for name, values in per_class.items()
+                }
             points.append(point)
         curves[strategy] = points
 
@@ -799,6 +808,19 @@ def print_summary(summary: dict[str, Any], args: argparse.Namespace) -> None:
                         f"{_fmt(p.get(COMPARED[2] + level))}"
                     )
                 print(f"{strategy:<12} {p['labels']:>6}  " + "  ".join(f"{c:>27}" for c in cells))
+    classes = sorted(
+        {name for ps in summary["curves"].values() for p in ps
+         for name in p.get("recall_shown_per_class", {})}
+    )  # fmt: skip
+    if classes:
+        print("\nRecall of the shown boxes per class (mean over the seeds whose test cases hold "
+              "the class):")  # fmt: skip
+        print(f"{'strategy':<12} {'labels':>6} " + " ".join(f"{c[:13]:>13}" for c in classes))
+        for strategy, points in summary["curves"].items():
+            for p in points:
+                recall = p.get("recall_shown_per_class", {})
+                print(f"{strategy:<12} {p['labels']:>6} "
+                      + " ".join(f"{_fmt(recall.get(c)):>13}" for c in classes))  # fmt: skip
     print("\nLabels to reach random's final mAP@0.5 (paired by seed; goal <= 0.5x random's):")
     for strategy, e in summary["efficiency"].items():
         low, high = e["ratio_95"]
