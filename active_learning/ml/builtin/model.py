@@ -798,6 +798,9 @@ class BuiltinModel(SuggestionModel):
             )
         if not self.config.anchor_shapes:  # warm start: keep the anchors the weights learnt
             self.config.anchor_shapes = saved.anchor_shapes
+        # ... laid out as they were when the weights learnt them (versions saved before
+        # anchor_indexing keep MONAI's transposed "ij" layout, and a cycle building on them too).
+        self.config.anchor_indexing = saved.anchor_indexing
         tokenizer = PreTrainedTokenizerFast.from_pretrained(
             str(directory / TOKENIZER_DIR), local_files_only=True
         )

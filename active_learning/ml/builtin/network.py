@@ -131,6 +131,8 @@ def build_detector(config: BuiltinConfig) -> RetinaNetDetector:
     anchors = AnchorGeneratorWithAnchorShape(
         feature_map_scales=(1, 2, 4, 8),
         base_anchor_shapes=shapes,
+        # Box x along the columns, as MedLoop's boxes are given (config.anchor_indexing).
+        indexing=config.anchor_indexing,
     )
     classes = len(config.finding_classes)
     retina = RetinaNet(

@@ -102,7 +102,19 @@ def fits(config: BuiltinConfig, point: StartingPoint) -> str | None:
         and [list(s) for s in config.anchor_shapes] != settings["anchor_shapes"]
     ):
         return "the model's anchor shapes differ from the starting point's"
+    indexing = anchor_indexing(point)
+    if config.anchor_indexing != indexing:
+        return (
+            f"anchor_indexing is {config.anchor_indexing!r}, the starting point was built with "
+            f"{indexing!r}"
+        )
     return None
+
+
+def anchor_indexing(point: StartingPoint) -> str:
+    """How the point's anchors were laid out (``BuiltinConfig.anchor_indexing``); points built
+    before the setting used MONAI's default, "ij" (boxes transposed against the image)."""
+    return str(point.card["network"].get("anchor_indexing", "ij"))
 
 
 def apply(network: nn.Module, config: BuiltinConfig, point: StartingPoint) -> list[str]:
@@ -252,6 +264,11 @@ def build(settings: BuildSettings, out: Path, *, log: Any = print) -> dict[str, 
         parent = load(settings.init)
         if tuple(parent.card["network"]["finding_classes"]) != tuple(config.finding_classes):
             raise StartingPointError(f"{settings.init} was trained on other classes")
+        if anchor_indexing(parent) != config.anchor_indexing:
+            raise StartingPointError(
+                f"{settings.init} was built with anchor_indexing {anchor_indexing(parent)!r} "
+                f"(its boxes transposed against the images); build a new point from nothing"
+            )
         config.anchor_shapes = tuple(
             (int(w), int(h)) for w, h in parent.card["network"]["anchor_shapes"]
         )
@@ -351,6 +368,7 @@ def build(settings: BuildSettings, out: Path, *, log: Any = print) -> dict[str, 
             "fpn_channels": config.fpn_channels,
             "anchors_per_level": config.anchors_per_level,
             "anchor_shapes": [list(s) for s in config.anchor_shapes],
+            "anchor_indexing": config.anchor_indexing,
             "finding_classes": list(config.finding_classes),
         },
         "data": {

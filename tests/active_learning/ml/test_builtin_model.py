@@ -167,6 +167,18 @@ def test_warm_start_continues_from_a_saved_version(trained, source, tmp_path):
     assert warm_report.losses[0] < np.mean(report.losses[:2])
 
 
+def test_a_cycle_building_on_an_older_version_keeps_the_anchor_layout_it_learnt(source, tmp_path):
+    older = BuiltinModel(tiny_config(anchor_indexing="ij"))
+    older.train(source, max_steps=1)
+    older.save(tmp_path / "v1")
+    warm = BuiltinModel(tiny_config())
+    warm.train(source, max_steps=1, warm_start=tmp_path / "v1")
+    assert warm.config.anchor_indexing == "ij"
+    assert warm.network is not None
+    assert warm.network.detector.anchor_generator.indexing == "ij"
+    assert load_model(tmp_path / "v1").config.anchor_indexing == "ij"
+
+
 def test_grad_cam_heatmap_covers_the_image_in_unit_range(trained, test_cases):
     model, _ = trained
     case = test_cases[0]

@@ -134,6 +134,43 @@ def test_anchor_shapes_follow_the_box_priors_and_the_input_size():
         assert 1.6 <= (w2 * h2 / (w1 * h1)) ** 0.5 <= 2.4  # twice the input, twice the anchors
 
 
+def test_each_anchor_lies_over_the_image_cell_whose_scores_it_reads():
+    """MedLoop's boxes are (x along the columns, y along the rows). Each anchor must sit over
+    the feature-map cell whose classification score MONAI pairs with it; with MONAI's default
+    "ij" layout every anchor sat over the transposed cell, so a lesion at (row, col) was taught
+    at (col, row) and small lesions away from the diagonal were never learnt."""
+    from active_learning.ml.builtin.network import build_detector
+
+    config = BuiltinConfig(anchor_shapes=fit_anchor_shapes(256))
+    detector = build_detector(config)
+    image = torch.zeros(1, 1, 256, 256)
+    with torch.no_grad():
+        maps = detector.network(image)[detector.cls_key]
+    anchors = detector.anchor_generator(image, maps)[0]
+    classes = len(config.finding_classes)
+    for level, row, column, anchor in [(0, 5, 40, 1), (1, 27, 3, 2), (2, 9, 2, 0)]:
+        hot = [torch.zeros_like(m) for m in maps]
+        hot[level][0, anchor * classes + 2, row, column] = 1.0  # class 2 of that anchor
+        flat = detector._reshape_maps(hot)[0, :, 2]
+        index = int(torch.nonzero(flat).item())
+        x1, y1, x2, y2 = anchors[index].tolist()
+        stride = 256 // maps[level].shape[-1]
+        assert (x1 + x2) / 2 == pytest.approx(column * stride + stride / 2, abs=1)
+        assert (y1 + y2) / 2 == pytest.approx(row * stride + stride / 2, abs=1)
+        width, height = config.anchor_shapes[anchor]
+        assert x2 - x1 == pytest.approx(width * 2**level, abs=1)
+        assert y2 - y1 == pytest.approx(height * 2**level, abs=1)
+
+
+def test_versions_saved_before_the_anchor_layout_setting_keep_the_layout_they_learnt():
+    saved = BuiltinConfig().to_dict()
+    assert saved["anchor_indexing"] == "xy"
+    del saved["anchor_indexing"]
+    assert BuiltinConfig.from_dict(saved).anchor_indexing == "ij"
+    with pytest.raises(ValueError, match="anchor_indexing must be 'xy' or 'ij'"):
+        BuiltinConfig.from_dict(saved | {"anchor_indexing": "yx"})
+
+
 def test_test_time_views_are_small_rescales_at_every_input_size():
     for size in (128, 256, 512):
         sizes = view_sizes(size, (0.9, 1.1))

@@ -58,6 +58,16 @@ def test_a_point_that_does_not_fit_says_what_differs(tiny_point: Path) -> None:
     assert sp.fits(BuiltinConfig(), point) is None
     assert "input_size is 128" in str(sp.fits(BuiltinConfig(input_size=128), point))
     assert "fpn_channels" in str(sp.fits(BuiltinConfig(fpn_channels=32), point))
+    assert point.card["network"]["anchor_indexing"] == "xy"
+    transposed = BuiltinConfig(anchor_indexing="ij")
+    assert "anchor_indexing is 'ij', the starting point was built with 'xy'" in str(
+        sp.fits(transposed, point)
+    )
+    # A point built before the setting learnt MONAI's transposed layout, and says so.
+    network = {k: v for k, v in point.card["network"].items() if k != "anchor_indexing"}
+    older = sp.StartingPoint("older", point.card | {"network": network}, point.state)
+    assert sp.anchor_indexing(older) == "ij"
+    assert "built with 'ij'" in str(sp.fits(BuiltinConfig(), older))
 
 
 def test_class_rows_are_matched_by_finding_name(tiny_point: Path) -> None:
