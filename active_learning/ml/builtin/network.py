@@ -2,10 +2,11 @@
 
 - Detector: MONAI's RetinaNet (``monai.apps.detection``) on a small MONAI ResNet with an FPN
   (levels at strides 4, 8, 16 and a max-pooled 32), anchors fitted to the box priors
-  (:mod:`active_learning.ml.builtin.anchors`), ATSS matching, sigmoid focal loss over every
-  anchor normalised by the number of positive anchors (no sampling of negatives: with a few
-  dozen sampled anchors the rest stay uncalibrated and scores bunch together), and a GIoU loss
-  on the decoded boxes of the positive anchors.
+  (:mod:`active_learning.ml.builtin.anchors`) laid out with box x along the image's columns
+  (``config.anchor_indexing``; MONAI's default puts it along the rows), ATSS matching, sigmoid
+  focal loss over every anchor normalised by the number of positive anchors (no sampling of
+  negatives: with a few dozen sampled anchors the rest stay uncalibrated and scores bunch
+  together), and a GIoU loss on the decoded boxes of the positive anchors.
 - Image features for the findings: the FPN's stride-16 and stride-32 maps, average- and
   max-pooled (the same backbone the detector trains, so the boxes and findings share features).
 - Clinical text: a small BERT encoder (``transformers.BertModel`` from a ``BertConfig``) on the

@@ -180,6 +180,12 @@ class BuildSettings:
     # Continue from this stored point's weights (and its anchors) instead of from nothing; the
     # card then records the parent's checksum and recipe, and the steps add up.
     init: str = ""
+    # How the anchors are laid out (BuiltinConfig.anchor_indexing): "ij" only to rebuild the
+    # transposed layout for a comparison (bench/anchor_layout.py).
+    anchor_indexing: str = "xy"
+    # When set, train and evaluate on exactly these case indices of the data seed (can the
+    # network learn these cases at all?) instead of train_cases / validation_cases.
+    case_indices: tuple[int, ...] = ()
 
 
 VALIDATION_START = 1_000_000  # validation cases' indices within the data seed
@@ -255,7 +261,7 @@ def build(settings: BuildSettings, out: Path, *, log: Any = print) -> dict[str, 
     torch.set_num_threads(settings.threads)
     torch.manual_seed(settings.seed)
     started = time.perf_counter()
-    config = BuiltinConfig()
+    config = BuiltinConfig(anchor_indexing=settings.anchor_indexing)
     config.anchor_shapes = fit_anchor_shapes(
         config.input_size, per_level=config.anchors_per_level, classes=config.finding_classes
     )
@@ -277,11 +283,21 @@ def build(settings: BuildSettings, out: Path, *, log: Any = print) -> dict[str, 
     if parent is not None:
         holder.detector.load_state_dict(parent.state)
         log(f"continuing from {parent.name} (sha256 {parent.card['sha256'][:12]}...)")
-    log(f"rendering {settings.train_cases} + {settings.validation_cases} cases", flush=True)
-    train = [_render(settings, i, config) for i in range(settings.train_cases)]
-    val = [
-        _render(settings, VALIDATION_START + i, config) for i in range(settings.validation_cases)
-    ]
+    counts = (
+        f"{len(settings.case_indices)} (trained and evaluated on)"
+        if settings.case_indices
+        else f"{settings.train_cases} + {settings.validation_cases}"
+    )
+    log(f"rendering {counts} cases", flush=True)
+    if settings.case_indices:
+        train = [_render(settings, i, config) for i in settings.case_indices]
+        val = list(train)
+    else:
+        train = [_render(settings, i, config) for i in range(settings.train_cases)]
+        val = [
+            _render(settings, VALIDATION_START + i, config)
+            for i in range(settings.validation_cases)
+        ]
     train_images = torch.stack([t[0] for t in train])
     train_rows = [t[1] for t in train]
     val_images = torch.stack([v[0] for v in val])
@@ -379,6 +395,8 @@ def build(settings: BuildSettings, out: Path, *, log: Any = print) -> dict[str, 
                 VALIDATION_START,
                 VALIDATION_START + settings.validation_cases - 1,
             ],
+            # A learnability check: trained and evaluated on exactly these cases.
+            **({"case_indices": list(settings.case_indices)} if settings.case_indices else {}),
             "difficulties": list(settings.difficulties),
             "render_sizes": list(settings.render_sizes),
         },

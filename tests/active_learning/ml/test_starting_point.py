@@ -134,3 +134,16 @@ def test_a_detector_that_starts_from_learnt_weights_moves_at_its_reduced_rate() 
     # The other parts learn at the full rate either way; the detector at a hundredth of it.
     assert reduced[1] == pytest.approx(full[1], rel=0.05)
     assert reduced[0] < 0.05 * full[0]
+
+
+def test_a_learnability_check_trains_and_evaluates_on_the_given_cases(tmp_path: Path) -> None:
+    """bench/anchor_layout.py's builds: exactly these cases, in either anchor layout."""
+    settings = sp.BuildSettings(
+        name="check", steps=2, batch_size=2, warmup_steps=1, threads=1, evaluate_every=2,
+        case_indices=(0, 3, 5), anchor_indexing="ij",
+    )  # fmt: skip
+    card = sp.build(settings, tmp_path, log=lambda *a, **k: None)
+    assert card["data"]["case_indices"] == [0, 3, 5]
+    assert card["network"]["anchor_indexing"] == "ij"
+    assert sp.anchor_indexing(sp.load("check", root=tmp_path)) == "ij"
+    assert "built with 'ij'" in str(sp.fits(BuiltinConfig(), sp.load("check", root=tmp_path)))
