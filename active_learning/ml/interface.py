@@ -283,6 +283,12 @@ class SuggestionModel(abc.ABC):
         hospital's checkpoint files) keeps this default, which refuses."""
         raise NotImplementedError(f"{cls.kind} models are not built from a project's settings")
 
+    def refuses_to_build_on(self, directory: Path | str) -> str | None:
+        """Why this (untrained, configured) model should not warm-start from the version saved
+        in ``directory``, in words, or None when it may. A cycle then starts over from its cold
+        start. The default accepts every version of its own kind."""
+        return None
+
     @property
     def training_steps(self) -> int | None:
         """The optimisation steps :meth:`train` takes by this model's settings when given

@@ -219,24 +219,31 @@ def run_training(cycle_id: int, *, owner: str) -> bool:
         if start.version is not None:
             start = versions.WarmStart(
                 None,
-                f"from scratch: the project trains {kind} models, version "
-                f"{start.version.number} is a {start.version.model_kind} model",
+                f"the project trains {kind} models, version {start.version.number} is a "
+                f"{start.version.model_kind} model: from scratch",
             )
             warm = None
     model = kinds.new_model(kind, project.finding_keys, loop.model_config)
+    if start.version is not None and warm is not None:
+        refusal = model.refuses_to_build_on(warm)
+        if refusal is not None:
+            why = f"version {start.version.number} cannot be built on: {refusal}"
+            record_progress(cycle, log=f"{why}: cold start", owner=owner)
+            start, warm = versions.WarmStart(None, f"{why}: from scratch"), None
     volumes = reads_volumes(model)  # the 3D detector reads each case's series as a volume
     backbone, point = None, None
     if warm is None:  # a cold start: LoopSettings.cold_start says from what
         backbone, point, why = _cold_start(project, model, loop)
         record_progress(cycle, log=f"cold start: {why}", owner=owner)
+        # Why there is no parent (none yet, a changed label schema, a version this model cannot
+        # build on), then what the cold start begins from.
+        lead = start.reason.removesuffix(": from scratch")
+        if lead.startswith("no earlier version"):
+            lead = "no earlier version"
         if point is not None:
-            start = versions.WarmStart(
-                None, f"no earlier version: from the stored starting point {point.name}"
-            )
+            start = versions.WarmStart(None, f"{lead}: from the stored starting point {point.name}")
         elif backbone is not None:
-            start = versions.WarmStart(
-                None, f"no earlier version: from pretrained backbone {backbone.number}"
-            )
+            start = versions.WarmStart(None, f"{lead}: from pretrained backbone {backbone.number}")
     # Training is counted in optimisation steps (the built-in kind's train_steps, warm-up +
     # cosine): epochs over 10-80 labels gave too few steps to learn from.
     steps = model.training_steps

@@ -115,6 +115,34 @@ def test_a_second_cycle_warm_starts_and_waits_for_the_owner(loop_project, member
     assert response.status_code == 400
 
 
+def test_a_version_with_the_transposed_anchor_layout_is_not_built_on(loop_project):
+    # Versions saved before MedLoop laid box x along the columns read anchor_indexing "ij":
+    # their box weights learnt every box at its transposed place. The next cycle on the
+    # default layout starts the lineage over instead of carrying them on.
+    tiny = loop_settings.loop_settings(loop_project).model_config
+    loop_settings.update_loop_settings(
+        project=loop_project, model_config={**tiny, "anchor_indexing": "ij"}
+    )
+    first = run_whole_cycle(cycles.trigger_cycle(project=loop_project))
+    assert first.status == RetrainingCycle.Status.SUCCEEDED, first.error
+    assert versions.load_version(first.model_version).config.anchor_indexing == "ij"
+
+    loop_settings.update_loop_settings(project=loop_project, model_config=tiny)
+    second = run_whole_cycle(cycles.trigger_cycle(project=loop_project))
+    assert second.status == RetrainingCycle.Status.SUCCEEDED, second.error
+    version = second.model_version
+    assert version.number == 2 and version.parent is None
+    assert "version 1 cannot be built on" in version.parent_reason
+    assert "'ij'" in version.parent_reason and "from scratch" in version.parent_reason
+    assert any("cannot be built on" in line and "cold start" in line for line in second.log)
+    assert versions.load_version(version).config.anchor_indexing == "xy"
+
+    # The old version is never built on again, whichever of the two serves.
+    third = run_whole_cycle(cycles.trigger_cycle(project=loop_project))
+    assert third.status == RetrainingCycle.Status.SUCCEEDED, third.error
+    assert third.model_version.parent != first.model_version
+
+
 def test_one_active_cycle_per_project(loop_project, member, api_for):
     owner = api_for(member("owner1", "model_owner"))
     first = owner.post(f"/api/projects/{loop_project.pk}/cycles/")

@@ -786,6 +786,26 @@ class BuiltinModel(SuggestionModel):
         model._load_into(directory, manifest)
         return model
 
+    def refuses_to_build_on(self, directory: Path | str) -> str | None:
+        """A version whose anchors were laid out otherwise than this model's
+        (``anchor_indexing``): its box weights learnt each box at a place the other layout
+        reads elsewhere. Versions saved before the setting existed read MONAI's transposed
+        ``"ij"``, with which small lesions away from the image diagonal were never learnt, so a
+        project on the default ``"xy"`` starts its lineage over rather than carry them on."""
+        state = json.loads((Path(directory) / CONFIG_FILE).read_text())
+        saved = BuiltinConfig.from_dict(state["config"]).anchor_indexing
+        if saved == self.config.anchor_indexing:
+            return None
+        why = (
+            " (MONAI's default, used before MedLoop laid box x along the image columns: "
+            "each training box was taught at its transposed place)"
+            if saved == "ij"
+            else ""
+        )
+        return (
+            f"its anchors are laid out {saved!r}{why}, this model's {self.config.anchor_indexing!r}"
+        )
+
     def _load_into(self, directory: Path, manifest: dict[str, Any]) -> None:
         if manifest.get("kind") != self.kind:
             raise CheckpointError(f"{directory} holds a {manifest.get('kind')!r} model")

@@ -162,15 +162,24 @@ def test_warm_start_continues_from_a_saved_version(trained, source, tmp_path):
     model, report = trained
     model.save(tmp_path / "v1")
     warm = BuiltinModel(tiny_config())
+    assert warm.refuses_to_build_on(tmp_path / "v1") is None
     warm_report = warm.train(source, epochs=1, max_steps=2, warm_start=tmp_path / "v1")
     assert warm.tokenizer is not None and len(warm.tokenizer) == len(model.tokenizer)
     assert warm_report.losses[0] < np.mean(report.losses[:2])
 
 
-def test_a_cycle_building_on_an_older_version_keeps_the_anchor_layout_it_learnt(source, tmp_path):
+def test_a_warm_start_from_an_older_version_keeps_the_anchor_layout_it_learnt(source, tmp_path):
     older = BuiltinModel(tiny_config(anchor_indexing="ij"))
     older.train(source, max_steps=1)
     older.save(tmp_path / "v1")
+    # A cycle asks first and starts over (tests/active_learning/test_cycles.py); a model told
+    # to build on it anyway keeps the layout its weights learnt.
+    refusal = BuiltinModel(tiny_config()).refuses_to_build_on(tmp_path / "v1")
+    assert refusal is not None and "'ij'" in refusal and "transposed" in refusal
+    assert "'xy'" in refusal
+    assert (
+        BuiltinModel(tiny_config(anchor_indexing="ij")).refuses_to_build_on(tmp_path / "v1") is None
+    )
     warm = BuiltinModel(tiny_config())
     warm.train(source, max_steps=1, warm_start=tmp_path / "v1")
     assert warm.config.anchor_indexing == "ij"
