@@ -713,6 +713,10 @@ def summarise(rows: list[dict], strategies: list[str]) -> dict[str, Any]:
             continue
         ratios, reached, differences, flat = [], 0, [], 0
         curve_differences: list[float] = []
+        # Stricter: labels to reach the best mAP random showed at any point of its curve (its
+        # final point can sit below its peak when a cycle's noise or the blend test held it).
+        best_ratios: list[float] = []
+        unflat_ratios: list[float] = []
         for seed in seeds:
             baseline = curve_of.get((seed, "random"), [])
             mine = curve_of.get((seed, strategy), [])
@@ -727,6 +731,12 @@ def summarise(rows: list[dict], strategies: list[str]) -> dict[str, Any]:
             # in the strategy's favour, said so in the output).
             ratios.append(needed / random_labels if needed is not None else 1.0)
             reached += needed is not None
+            if random_final > baseline[0][1]:
+                unflat_ratios.append(ratios[-1])
+            random_best = max(value for _, value in baseline)
+            if random_best > baseline[0][1]:  # random beat the first model at some point
+                best = labels_to_reach(mine, random_best)
+                best_ratios.append(best / random_labels if best is not None else 1.0)
             differences.append(mine[-1][1] - random_final)
             # Area under the learning curve after the shared first model: the mean mAP over
             # the later cycles, paired with random's (less at the mercy of one cycle's noise
@@ -739,7 +749,16 @@ def summarise(rows: list[dict], strategies: list[str]) -> dict[str, Any]:
             continue
         logs = [math.log(max(r, 1e-6)) for r in ratios]
         mean_log, low_log, high_log = t_interval(logs)
+
+        def geometric(values: list[float]) -> dict[str, Any] | None:
+            if not values:
+                return None
+            mean, low, high = t_interval([math.log(max(v, 1e-6)) for v in values])
+            return {"ratios": values, "mean": math.exp(mean), "95": [math.exp(low), math.exp(high)]}
+
         efficiency[strategy] = {
+            "ratio_to_random_best": geometric(best_ratios),
+            "ratio_without_flat_seeds": geometric(unflat_ratios),
             "ratios": ratios,
             "reached": reached,
             "seeds": len(ratios),
@@ -831,6 +850,22 @@ def print_summary(summary: dict[str, Any], args: argparse.Namespace) -> None:
             f"of {e['seeds']} seeds, not reached counted as 1.00)  final mAP - random's: "
             f"{e['final_map_difference']:+.3f} (95 % {d_low:+.3f} to {d_high:+.3f})"
         )
+        for key, label in (
+            (
+                "ratio_without_flat_seeds",
+                "without the seeds where random never beat the first model",
+            ),
+            (
+                "ratio_to_random_best",
+                "to reach random's best mAP@0.5 at any labels (seeds "
+                "where it ever beat the first model)",
+            ),
+        ):
+            g = e.get(key)
+            if g is not None:
+                low, high = g["95"]
+                print(f"    ratio {label}: {g['mean']:.2f} (95 % {low:.2f}-{high:.2f}; "
+                      f"per seed {', '.join(f'{r:.2f}' for r in g['ratios'])})")  # fmt: skip
         if e.get("curve_map_difference") is not None:
             c_low, c_high = e["curve_map_difference_95"]
             print(
