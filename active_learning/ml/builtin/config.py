@@ -84,6 +84,11 @@ class BuiltinConfig:
     # Findings are prefilled only above the calibrated probability whose PPV reaches this.
     finding_precision_target: float = 0.7
     min_finding_positives: int = 5
+    # The prefill's predictive values must be reached by their one-sided Wilson lower bound at
+    # this confidence (0: the plain values), as box_precision_confidence does for boxes. At 0, a
+    # demo version with 15 validation labels (6 with an effusion) prefilled "effusion: present"
+    # on 7 of 13 open cases, 2 of them true (2026-12-07).
+    finding_prefill_confidence: float = 0.75
     # No report draft unless the report metric (ROUGE-L, pycocoevalcap) reaches this floor.
     report_metric_floor: float = 0.3
     # ... and the findings the drafts state (report_findings.py) must match the validation
@@ -206,6 +211,10 @@ class BuiltinConfig:
             raise ValueError("box_precision_target must be in (0, 1]")
         if not (config.box_precision_confidence == 0 or 0.5 <= config.box_precision_confidence < 1):
             raise ValueError("box_precision_confidence must be 0 or in [0.5, 1)")
+        if not (
+            config.finding_prefill_confidence == 0 or 0.5 <= config.finding_prefill_confidence < 1
+        ):
+            raise ValueError("finding_prefill_confidence must be 0 or in [0.5, 1)")
         if not 0 < config.pretrained_detector_lr_scale <= 1:
             raise ValueError("pretrained_detector_lr_scale must be in (0, 1]")
         if config.repeat_factor_threshold < 0:

@@ -678,6 +678,7 @@ class BuiltinModel(SuggestionModel):
                 target=config.finding_precision_target,
                 absent_target=max(config.finding_precision_target, 0.9),
                 min_positives=config.min_finding_positives,
+                confidence=config.finding_prefill_confidence,
             )
             for c in classes
         }

@@ -170,8 +170,12 @@ def finding_operating_point(
     target: float,
     absent_target: float,
     min_positives: int,
+    confidence: float = 0.0,
 ) -> dict[str, Any]:
-    """Prefill thresholds for one finding from calibrated probabilities and 0/1 labels."""
+    """Prefill thresholds for one finding from calibrated probabilities and 0/1 labels; with
+    ``confidence`` > 0 the predictive values must be reached by their one-sided lower bound
+    (as the box thresholds are), so that a handful of validation cases cannot set a threshold
+    that only happened to reach the target on them."""
     p = np.asarray(probabilities, dtype=np.float64)
     y = np.asarray(labels, dtype=np.int64)
     positives, negatives = int(y.sum()), int((1 - y).sum()) if y.size else 0
@@ -189,10 +193,12 @@ def finding_operating_point(
             f"still learning: {positives} of {min_positives} validation examples labelled"
         )
         return point
-    threshold, ppv, _ = lowest_threshold_for_precision(p, y == 1, target)
+    threshold, ppv, _ = lowest_threshold_for_precision(p, y == 1, target, confidence=confidence)
     if negatives >= min_positives:
         # NPV from below: the same search on 1 - p for the negatives.
-        low, _, _ = lowest_threshold_for_precision(1 - p, y == 0, absent_target)
+        low, _, _ = lowest_threshold_for_precision(
+            1 - p, y == 0, absent_target, confidence=confidence
+        )
         point["absent_threshold"] = None if low is None else float(1 - low)
     if threshold is None:
         point["reason"] = f"no probability reaches a predictive value of {target:.2f}"

@@ -119,6 +119,30 @@ def test_findings_prefill_only_above_a_probability_with_the_target_ppv():
     assert few["reason"] == "still learning: 1 of 3 validation examples labelled"
 
 
+def test_a_prefill_threshold_must_hold_beyond_the_noise_of_few_validation_cases():
+    # The plain rule prefills down to 0.3, where 5 of 7 cases are positive (PPV 0.71, just over
+    # the target by one case); at 0.75 confidence that cannot be told from noise, and the
+    # threshold stays at 0.6 (5 of 6). Five negatives cannot show an NPV of 0.9 either.
+    probabilities = [0.9, 0.85, 0.8, 0.75, 0.7, 0.6, 0.3, 0.2, 0.1, 0.05]
+    labels = [1, 1, 1, 1, 0, 1, 0, 0, 0, 0]
+    plain = op.finding_operating_point(
+        probabilities, labels, target=0.7, absent_target=0.9, min_positives=5
+    )
+    assert plain["prefill_threshold"] == 0.3 and plain["absent_threshold"] is not None
+    sure = op.finding_operating_point(
+        probabilities, labels, target=0.7, absent_target=0.9, min_positives=5, confidence=0.75
+    )
+    assert sure["reliable"] and sure["prefill_threshold"] == 0.6
+    assert sure["absent_threshold"] is None
+    # Two positives in three at the top: nothing at all can be promised.
+    none = op.finding_operating_point(
+        [0.9, 0.8, 0.7, 0.2, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1],
+        [1, 0, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0],
+        target=0.7, absent_target=0.9, min_positives=5, confidence=0.75,
+    )  # fmt: skip
+    assert not none["reliable"] and "predictive value" in none["reason"]
+
+
 def test_report_reliability_against_its_floor():
     assert op.report_operating_point(0.45, metric="rouge", floor=0.3)["reliable"]
     low = op.report_operating_point(0.1, metric="rouge", floor=0.3)
