@@ -368,6 +368,7 @@ def evaluate(
     from active_learning.ml import evaluate as ev
     from active_learning.ml.draft_guard import is_degenerate
     from active_learning.ml.interface import UncertaintyOptions
+    from active_learning.ml.metrics.findings import prefill_metrics
     from medloop.metrics.text import word_edit_distance
 
     if hasattr(model, "fit_operating_points"):
@@ -379,7 +380,13 @@ def evaluate(
     shown = predicted_boxes(validation, predictions, candidates=False)
     images = [case.case_id for case in validation]
     edits, degenerate = [], 0
+    labels: dict[str, list[int]] = {c: [] for c in classes}
+    probabilities: dict[str, list[float]] = {c: [] for c in classes}
     for case, prediction in zip(validation, predictions, strict=True):
+        for c in classes:
+            if case.findings.get(c) is not None:
+                labels[c].append(int(bool(case.findings[c])))
+                probabilities[c].append(prediction.findings[c])
         draft = " ".join(v for v in prediction.report.values() if v)
         final = " ".join(case.report[k] for k in prediction.report if case.report.get(k))
         if final:
@@ -428,6 +435,17 @@ def evaluate(
     # (as suggestion_quality and the Models page measure it), and drafts the guard refuses.
     metrics["report_edit_distance"] = statistics.mean(edits) if edits else None
     metrics["degenerate_drafts"] = degenerate
+    # The findings the workspace would prefill (the version's findings operating points) against
+    # the truth: predictive values, wrong prefills per case, share of case-findings prefilled.
+    prefilled = prefill_metrics(
+        labels, probabilities, (model.operating_points() or {}).get("findings", {})
+    )
+    metrics.update(
+        prefill_ppv=prefilled["ppv"],
+        prefill_npv=prefilled["npv"],
+        prefill_wrong_per_case=prefilled["wrong_per_case"],
+        prefill_coverage=prefilled["coverage"],
+    )
     return metrics
 
 
@@ -596,7 +614,9 @@ def run_seed(
                 f"{_fmt(metrics['map50'])}  shown precision {_fmt(metrics.get('precision_shown'))}"
                 f"  false/normal {_fmt(metrics.get('false_boxes_per_normal_image'))}  kept "
                 f"{_fmt(row.get('kept_share'))}  report edit "
-                f"{_fmt(metrics.get('report_edit_distance'))}  lesion cases served "
+                f"{_fmt(metrics.get('report_edit_distance'))}  prefill PPV "
+                f"{_fmt(metrics.get('prefill_ppv'))} NPV {_fmt(metrics.get('prefill_npv'))} "
+                f"coverage {_fmt(metrics.get('prefill_coverage'))}  lesion cases served "
                 f"{tally.lesion_cases}"
                 f"  ({seconds:.0f} s train, {score_seconds:.0f} s scoring)\n"
                 f"    per class {_per_class(metrics)}{_choices(model)}",
@@ -675,7 +695,8 @@ def summarise(rows: list[dict], strategies: list[str]) -> dict[str, Any]:
     keys = ["map50", "froc_mean", "precision_shown", "recall_shown",
             "false_boxes_per_normal_image", "kept_share", "kept_or_edited_share",
             "lesion_cases_kept_share", "served_with_lesions", "served_faint",
-            "recall_shown_enough", "report_edit_distance", "degenerate_drafts"]  # fmt: skip
+            "recall_shown_enough", "report_edit_distance", "degenerate_drafts",
+            "prefill_ppv", "prefill_npv", "prefill_wrong_per_case", "prefill_coverage"]  # fmt: skip
     keys += sorted({key for row in rows for key in row if key.startswith(COMPARED)})
     curves: dict[str, list[dict[str, Any]]] = {}
     for strategy in strategies:
@@ -799,6 +820,18 @@ def print_summary(summary: dict[str, Any], args: argparse.Namespace) -> None:
                 f"{_fmt(p.get('recall_shown_enough')):>13} "
                 f"{_fmt(p.get('report_edit_distance')):>11} "
                 f"{_fmt(p.get('degenerate_drafts'), 1):>10}"
+            )
+    print("\nPrefilled findings on the same cases (the version's findings operating points; PPV "
+          "/ NPV of the present / absent prefills, wrong prefills per case, share of "
+          "case-findings prefilled):")  # fmt: skip
+    print(f"{'strategy':<12} {'labels':>6} {'PPV':>6} {'NPV':>6} {'wrong/case':>10} "
+          f"{'coverage':>8}")  # fmt: skip
+    for strategy, points in summary["curves"].items():
+        for p in points:
+            print(
+                f"{strategy:<12} {p['labels']:>6} {_fmt(p.get('prefill_ppv')):>6} "
+                f"{_fmt(p.get('prefill_npv')):>6} {_fmt(p.get('prefill_wrong_per_case')):>10} "
+                f"{_fmt(p.get('prefill_coverage')):>8}"
             )
     levels = sorted(
         {

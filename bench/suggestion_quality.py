@@ -20,6 +20,10 @@ then scores a held-out test set, disjoint from both, with what an annotator woul
 - ``degenerate_drafts``: report drafts refused by ``active_learning.ml.draft_guard``, and how
   many drafts would be shown (the version's report metric passes its floor and the draft is not
   degenerate);
+- ``prefill_ppv``, ``prefill_npv``, ``prefill_wrong_per_case``, ``prefill_coverage``: the
+  findings the workspace would prefill (the version's findings operating points, the rule of
+  :func:`active_learning.ml.metrics.findings.prefill`), against the test cases' truth, pooled and
+  per class under ``prefill_per_class``;
 - finding AUROC, seeds, steps, seconds.
 
 The last line printed is one JSON object with every figure. ``--quick`` fits in 10 minutes on
@@ -66,6 +70,32 @@ def _degenerate(text: str) -> str | None:
     return is_degenerate(text)
 
 
+def _plain_finding_points(
+    model: Any, validation: list[Any], classes: list[str], config: Any
+) -> dict[str, Any]:
+    """The version's findings operating points refitted on its validation predictions with
+    ``confidence`` 0 (the validation PPV and NPV themselves, as before the lower bound)."""
+    from active_learning.ml.builtin import operating_points as op
+    from active_learning.ml.interface import UncertaintyOptions
+
+    labels: dict[str, list[int]] = {c: [] for c in classes}
+    probabilities: dict[str, list[float]] = {c: [] for c in classes}
+    predictions = model.predict(validation, uncertainty=UncertaintyOptions(box_stability=False))
+    for case, prediction in zip(validation, predictions, strict=True):
+        for c in classes:
+            if case.findings.get(c) is not None:
+                labels[c].append(int(bool(case.findings[c])))
+                probabilities[c].append(prediction.findings[c])
+    return op.fit_finding_operating_points(
+        probabilities,
+        labels,
+        classes,
+        target=config.finding_precision_target,
+        min_positives=config.min_finding_positives,
+        confidence=0.0,
+    )
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Train, fit, score; returns every figure (see the module docstring)."""
     import numpy as np
@@ -78,6 +108,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from active_learning.ml import evaluate as ev
     from active_learning.ml.builtin import BuiltinConfig, BuiltinModel
     from active_learning.ml.interface import UncertaintyOptions
+    from active_learning.ml.metrics.findings import prefill_metrics
     from active_learning.ml.simulated_annotator import SimulatedAnnotator, load_reader_variation
     from medloop.metrics.text import word_edit_distance
 
@@ -162,6 +193,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         refused = _degenerate(draft)
         degenerate += refused is not None
         drafts_shown += refused is None and bool(points["report"]["reliable"])
+    prefills = prefill_metrics(labels, probabilities, points["findings"])
+    # The same version's findings thresholds chosen by the plain validation PPV (no lower
+    # bound), side by side on the same test predictions: what the bound changes.
+    plain = prefill_metrics(
+        labels, probabilities, _plain_finding_points(model, validation, classes, config)
+    )
     boxes = ev.box_map(truth, candidates, classes)
     froc = ev.froc(truth, candidates, images=images)
     seen = ev.shown_box_metrics(truth, shown, classes, images=images)
@@ -192,6 +229,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "ap50_per_class": boxes["ap_50_per_class"],
         "froc": {k: v for k, v in froc.items() if k.startswith("sensitivity") or k == "froc_mean"},
         "finding_auroc": auroc,
+        "prefill_ppv": prefills["ppv"],
+        "prefill_npv": prefills["npv"],
+        "prefill_wrong_per_case": prefills["wrong_per_case"],
+        "prefill_coverage": prefills["coverage"],
+        "prefill_per_class": prefills["per_class"],
+        "prefill_confidence": config.finding_prefill_confidence,
+        "prefill_without_bound": {
+            k: plain[k] for k in ("ppv", "npv", "wrong_per_case", "coverage", "per_class")
+        },
         "report_metric": points["report"]["value"],
         "report_reliable": points["report"]["reliable"],
         "degenerate_drafts": degenerate,
@@ -271,6 +317,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(
         f"degenerate drafts             {results['degenerate_drafts']} of {results['test_cases']}"
+    )
+    print(
+        f"prefilled findings            PPV {results['prefill_ppv']}, NPV "
+        f"{results['prefill_npv']}, wrong per case {results['prefill_wrong_per_case']}, "
+        f"coverage {results['prefill_coverage']} (without the lower bound: PPV "
+        f"{results['prefill_without_bound']['ppv']}, wrong per case "
+        f"{results['prefill_without_bound']['wrong_per_case']})"
     )
     print(f"seconds                       {results['seconds']} (CPU {results['cpu_seconds']})")
     print(json.dumps(results, sort_keys=True))

@@ -26,6 +26,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
 from active_learning.ml.draft_guard import draft_text, is_degenerate
+from active_learning.ml.metrics.findings import prefill
 from active_learning.models import ModelVersion, Suggestion
 from active_learning.services.test_sets import in_test_set
 from active_learning.services.versions import promoted_version
@@ -144,14 +145,9 @@ def _findings(
         if point.get("reliable") is not True or p is None:
             continue
         probabilities[key] = p
-        present, absent = (
-            _number(point.get("prefill_threshold")),
-            _number(point.get("absent_threshold")),
-        )
-        if present is not None and p >= present:
-            prefilled[key] = "present"
-        elif absent is not None and p <= absent:
-            prefilled[key] = "absent"
+        decided = prefill(p, point)
+        if decided is not None:
+            prefilled[key] = decided
     return probabilities, prefilled
 
 

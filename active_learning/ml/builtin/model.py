@@ -671,17 +671,14 @@ class BuiltinModel(SuggestionModel):
             min_ap=config.min_class_ap,
             confidence=config.box_precision_confidence,
         )
-        findings = {
-            c: op.finding_operating_point(
-                probabilities[c],
-                labels[c],
-                target=config.finding_precision_target,
-                absent_target=max(config.finding_precision_target, 0.9),
-                min_positives=config.min_finding_positives,
-                confidence=config.finding_prefill_confidence,
-            )
-            for c in classes
-        }
+        findings = op.fit_finding_operating_points(
+            probabilities,
+            labels,
+            classes,
+            target=config.finding_precision_target,
+            min_positives=config.min_finding_positives,
+            confidence=config.finding_prefill_confidence,
+        )
         value, finding_f1 = None, None
         if references:
             metrics = ev.report_metrics(references, drafts, classes)

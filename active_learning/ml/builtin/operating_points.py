@@ -23,7 +23,7 @@ predictions on the cycle's validation cases and stores the result in its checkpo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from statistics import NormalDist
 from typing import Any
 
@@ -210,6 +210,31 @@ def finding_operating_point(
         reason=f"prefilled at probability >= {threshold:.2f} (PPV {ppv:.2f})",
     )
     return point
+
+
+def fit_finding_operating_points(
+    probabilities: Mapping[str, Sequence[float]],
+    labels: Mapping[str, Sequence[int]],
+    classes: Sequence[str],
+    *,
+    target: float,
+    min_positives: int,
+    confidence: float = 0.0,
+) -> dict[str, dict[str, Any]]:
+    """:func:`finding_operating_point` for every class; "absent" is prefilled only where the
+    negative predictive value reaches ``max(target, 0.9)``: a missed finding costs more than an
+    unconfirmed one."""
+    return {
+        c: finding_operating_point(
+            probabilities[c],
+            labels[c],
+            target=target,
+            absent_target=max(target, 0.9),
+            min_positives=min_positives,
+            confidence=confidence,
+        )
+        for c in classes
+    }
 
 
 def report_operating_point(

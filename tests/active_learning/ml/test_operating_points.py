@@ -226,3 +226,34 @@ def test_box_confidence_needs_the_detector_and_the_case_level_model_to_agree():
     assert BuiltinConfig.from_dict(saved).box_finding_weight == 0.0
     with pytest.raises(ValueError, match="box_finding_weight"):
         BuiltinConfig.from_dict({**saved, "box_finding_weight": 1.5})
+
+
+def test_the_prefill_rule_and_its_predictive_values_on_labelled_cases():
+    from active_learning.ml.metrics.findings import prefill, prefill_metrics
+
+    point = {"reliable": True, "prefill_threshold": 0.6, "absent_threshold": 0.1}
+    assert [prefill(p, point) for p in (0.6, 0.59, 0.1, 0.11, 0.95)] == [
+        "present", None, "absent", None, "present"
+    ]  # fmt: skip
+    # Nothing from a point that is not reliable, a missing absent threshold, or junk JSON.
+    assert prefill(0.9, {**point, "reliable": False}) is None
+    assert prefill(0.05, {**point, "absent_threshold": None}) is None
+    assert prefill("0.9", point) is None and prefill(float("nan"), point) is None
+    assert prefill(0.9, {"reliable": True, "prefill_threshold": "high"}) is None
+    assert prefill(0.9, None) is None
+    # Nodule: present at 0.9 (true), 0.7 (false); absent at 0.05 (true), 0.08 (false); 0.3 open.
+    # Effusion is not reliable: never prefilled, so it adds nothing but its pairs to coverage.
+    labels = {"nodule": [1, 0, 0, 1, 0], "effusion": [1, 0, 0, 0, 0]}
+    probabilities = {"nodule": [0.9, 0.7, 0.05, 0.08, 0.3], "effusion": [0.99] * 5}
+    points = {"nodule": point, "effusion": {**point, "reliable": False}}
+    result = prefill_metrics(labels, probabilities, points)
+    nodule = result["per_class"]["nodule"]
+    assert (nodule["present"], nodule["absent"], nodule["wrong"]) == (2, 2, 2)
+    assert nodule["ppv"] == 0.5 and nodule["npv"] == 0.5 and nodule["coverage"] == 0.8
+    effusion = result["per_class"]["effusion"]
+    assert effusion["present"] == 0 and effusion["ppv"] is None and effusion["coverage"] == 0
+    assert result["ppv"] == 0.5 and result["npv"] == 0.5
+    assert result["wrong_per_case"] == pytest.approx(2 / 5)
+    assert result["coverage"] == pytest.approx(4 / 10)
+    with pytest.raises(ValueError, match="nodule: 5 labels but 4 probabilities"):
+        prefill_metrics({"nodule": [1] * 5}, {"nodule": [0.5] * 4}, {"nodule": point})

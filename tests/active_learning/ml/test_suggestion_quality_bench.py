@@ -21,6 +21,10 @@ REQUIRED = {
     "report_edit_distance",
     "kept_share",
     "kept_or_edited_share",
+    "prefill_ppv",
+    "prefill_wrong_per_case",
+    "prefill_coverage",
+    "prefill_without_bound",
     "seeds",
     "steps",
     "seconds",
@@ -47,3 +51,7 @@ def test_the_quick_bench_prints_its_figures_as_json_on_the_last_line():
         "nodule", "mass", "consolidation", "effusion", "pneumothorax", "cardiomegaly"
     }  # fmt: skip
     assert set(figures["froc"]) >= {"sensitivity_at_0.5_fp", "sensitivity_at_4_fp"}
+    # Eight validation cases cannot make a finding reliable: nothing is prefilled, so there is
+    # no predictive value to report (None, not a made-up 0 or 1).
+    assert figures["prefill_coverage"] == 0 and figures["prefill_ppv"] is None
+    assert figures["prefill_wrong_per_case"] == 0
