@@ -24,6 +24,9 @@ then scores a held-out test set, disjoint from both, with what an annotator woul
   findings the workspace would prefill (the version's findings operating points, the rule of
   :func:`active_learning.ml.metrics.findings.prefill`), against the test cases' truth, pooled and
   per class under ``prefill_per_class``;
+- ``finding_head_alone``: the same version's findings from its multimodal head alone
+  (``finding_detector_weight`` 0, prefill thresholds refitted), on the same test cases: what
+  the detector's evidence in the finding probabilities changes;
 - finding AUROC, seeds, steps, seconds.
 
 The last line printed is one JSON object with every figure. ``--quick`` fits in 10 minutes on
@@ -70,30 +73,66 @@ def _degenerate(text: str) -> str | None:
     return is_degenerate(text)
 
 
-def _plain_finding_points(
-    model: Any, validation: list[Any], classes: list[str], config: Any
-) -> dict[str, Any]:
-    """The version's findings operating points refitted on its validation predictions with
-    ``confidence`` 0 (the validation PPV and NPV themselves, as before the lower bound)."""
-    from active_learning.ml.builtin import operating_points as op
+def _findings_of(
+    model: Any, cases: list[Any], classes: list[str]
+) -> tuple[dict[str, list[int]], dict[str, list[float]]]:
+    """Labels and the model's served finding probabilities on ``cases``, per class."""
     from active_learning.ml.interface import UncertaintyOptions
 
     labels: dict[str, list[int]] = {c: [] for c in classes}
     probabilities: dict[str, list[float]] = {c: [] for c in classes}
-    predictions = model.predict(validation, uncertainty=UncertaintyOptions(box_stability=False))
-    for case, prediction in zip(validation, predictions, strict=True):
+    predictions = model.predict(cases, uncertainty=UncertaintyOptions(box_stability=False))
+    for case, prediction in zip(cases, predictions, strict=True):
         for c in classes:
             if case.findings.get(c) is not None:
                 labels[c].append(int(bool(case.findings[c])))
                 probabilities[c].append(prediction.findings[c])
+    return labels, probabilities
+
+
+def _finding_points(
+    model: Any, validation: list[Any], classes: list[str], confidence: float
+) -> dict[str, Any]:
+    """The version's findings operating points refitted on its validation predictions at
+    ``confidence`` (0: the validation PPV and NPV themselves, as before the lower bound)."""
+    from active_learning.ml.builtin import operating_points as op
+
+    labels, probabilities = _findings_of(model, validation, classes)
     return op.fit_finding_operating_points(
         probabilities,
         labels,
         classes,
-        target=config.finding_precision_target,
-        min_positives=config.min_finding_positives,
-        confidence=0.0,
+        target=model.config.finding_precision_target,
+        min_positives=model.config.min_finding_positives,
+        confidence=confidence,
     )
+
+
+def _head_alone(
+    model: Any, validation: list[Any], test: list[Any], classes: list[str]
+) -> dict[str, Any]:
+    """The same version with its findings from the multimodal head alone (no detector evidence,
+    ``finding_detector_weight`` 0), prefill thresholds refitted at the model's confidence, on
+    the same test cases: AUROC per class and the prefill figures."""
+    from sklearn.metrics import roc_auc_score
+
+    from active_learning.ml.metrics.findings import prefill_metrics
+
+    config = model.config
+    kept = config.finding_detector_weight
+    config.finding_detector_weight = 0.0
+    try:
+        points = _finding_points(model, validation, classes, config.finding_prefill_confidence)
+        labels, probabilities = _findings_of(model, test, classes)
+    finally:
+        config.finding_detector_weight = kept
+    result = prefill_metrics(labels, probabilities, points)
+    result["finding_auroc"] = {
+        c: float(roc_auc_score(labels[c], probabilities[c]))
+        for c in classes
+        if len(set(labels[c])) == 2
+    }
+    return result
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -196,9 +235,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     prefills = prefill_metrics(labels, probabilities, points["findings"])
     # The same version's findings thresholds chosen by the plain validation PPV (no lower
     # bound), side by side on the same test predictions: what the bound changes.
-    plain = prefill_metrics(
-        labels, probabilities, _plain_finding_points(model, validation, classes, config)
-    )
+    plain = prefill_metrics(labels, probabilities, _finding_points(model, validation, classes, 0.0))
+    head = _head_alone(model, validation, test, classes)
     boxes = ev.box_map(truth, candidates, classes)
     froc = ev.froc(truth, candidates, images=images)
     seen = ev.shown_box_metrics(truth, shown, classes, images=images)
@@ -235,6 +273,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "prefill_coverage": prefills["coverage"],
         "prefill_per_class": prefills["per_class"],
         "prefill_confidence": config.finding_prefill_confidence,
+        "finding_detector_weight": config.finding_detector_weight,
+        "finding_head_alone": {
+            k: head[k]
+            for k in ("finding_auroc", "ppv", "npv", "wrong_per_case", "coverage", "per_class")
+        },
         "prefill_without_bound": {
             k: plain[k] for k in ("ppv", "npv", "wrong_per_case", "coverage", "per_class")
         },
@@ -324,6 +367,12 @@ def main(argv: list[str] | None = None) -> None:
         f"coverage {results['prefill_coverage']} (without the lower bound: PPV "
         f"{results['prefill_without_bound']['ppv']}, wrong per case "
         f"{results['prefill_without_bound']['wrong_per_case']})"
+    )
+    head = results["finding_head_alone"]
+    print(
+        f"finding AUROC                 {results['finding_auroc']} (detector weight "
+        f"{results['finding_detector_weight']}; head alone {head['finding_auroc']}, prefill PPV "
+        f"{head['ppv']}, wrong per case {head['wrong_per_case']}, coverage {head['coverage']})"
     )
     print(f"seconds                       {results['seconds']} (CPU {results['cpu_seconds']})")
     print(json.dumps(results, sort_keys=True))

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -89,6 +90,18 @@ class BuiltinConfig:
     # demo version with 15 validation labels (6 with an effusion) prefilled "effusion: present"
     # on 7 of 13 open cases, 2 of them true (2026-12-07).
     finding_prefill_confidence: float = 0.75
+    # A finding's probability also hears the detector: its logit is mixed with the logit of the
+    # class's best raw detector score on the case, (1 - w) * head + w * detector, then scaled
+    # and shifted (Platt: finding_detector_scale, finding_detector_bias) to the validation
+    # labels. fit_operating_points chooses w among finding_detector_weight_choices by the
+    # validation log loss (0: the multimodal head alone, calibrated by its temperature; empty
+    # keeps the weight). The head reads pooled image features, in which an 8 px nodule that the
+    # detector finds is lost (quick bench, 2026-12-07: nodule finding AUROC 0.75-0.78 beside a
+    # nodule box AP@0.5 of 0.94). Versions saved before read 0.
+    finding_detector_weight: float = 0.0
+    finding_detector_scale: float = 1.0
+    finding_detector_bias: float = 0.0
+    finding_detector_weight_choices: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
     # No report draft unless the report metric (ROUGE-L, pycocoevalcap) reaches this floor.
     report_metric_floor: float = 0.3
     # ... and the findings the drafts state (report_findings.py) must match the validation
@@ -221,6 +234,17 @@ class BuiltinConfig:
             raise ValueError("repeat_factor_threshold must not be negative")
         if not 0 <= config.box_finding_weight < 1:
             raise ValueError("box_finding_weight must be in [0, 1)")
+        weights = (config.finding_detector_weight, *config.finding_detector_weight_choices)
+        if not all(isinstance(w, int | float) and 0 <= w <= 1 for w in weights):
+            raise ValueError("finding_detector_weight and its choices must be in [0, 1]")
+        if not (
+            math.isfinite(config.finding_detector_scale)
+            and config.finding_detector_scale > 0
+            and math.isfinite(config.finding_detector_bias)
+        ):
+            raise ValueError(
+                "finding_detector_scale must be a positive number, finding_detector_bias finite"
+            )
         if config.anchor_indexing not in ("xy", "ij"):
             raise ValueError("anchor_indexing must be 'xy' or 'ij'")
         if config.box_loss not in ("giou", "smooth_l1"):

@@ -6,7 +6,9 @@ key/value cache, per-token entropy and NLL), sentence-to-finding links and the c
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -105,6 +107,49 @@ def fuse_box_scores(
         return scores
     p = np.clip(np.asarray(probabilities, dtype=np.float64)[np.asarray(labels, dtype=int)], 0, 1)
     return scores ** (1.0 - weight) * p**weight
+
+
+def top_detector_scores(
+    candidates: Sequence[Any], classes: Sequence[str], floor: float
+) -> np.ndarray:
+    """Per class, the best raw detector score among a case's candidate boxes (``detector_score``
+    where the box has one, else ``score``); ``floor`` (the detector's own score threshold: no
+    candidate is kept below it) for a class with no candidate."""
+    top = np.full(len(classes), float(floor), dtype=np.float64)
+    index = {name: k for k, name in enumerate(classes)}
+    for box in candidates:
+        k = index.get(box.finding)
+        raw = getattr(box, "detector_score", None)
+        value = float(box.score if raw is None else raw)
+        if k is not None and value > top[k]:
+            top[k] = value
+    return top
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    q = np.clip(np.asarray(p, dtype=np.float64), 1e-6, 1 - 1e-6)
+    return np.log(q / (1 - q))
+
+
+def finding_detector_logits(
+    probabilities: np.ndarray, top: np.ndarray, weight: float
+) -> np.ndarray:
+    """``(1 - weight) * logit(p) + weight * logit(top)``: the head's calibrated probabilities
+    and the class's best detector score, mixed in logit space (before the Platt step)."""
+    return (1.0 - weight) * _logit(probabilities) + weight * _logit(top)
+
+
+def fuse_finding_probabilities(
+    probabilities: np.ndarray, top: np.ndarray, config: Any
+) -> np.ndarray:
+    """A case's finding probabilities with the detector's evidence (``config.finding_detector_
+    weight``, ``_scale``, ``_bias``: see :class:`BuiltinConfig`); weight 0 keeps the head's."""
+    weight = float(config.finding_detector_weight)
+    if weight <= 0:
+        return np.asarray(probabilities, dtype=np.float64)
+    z = finding_detector_logits(probabilities, top, weight)
+    z = float(config.finding_detector_scale) * z + float(config.finding_detector_bias)
+    return 1.0 / (1.0 + np.exp(-z))
 
 
 def _detect(network: MultimodalNetwork, images: torch.Tensor) -> Detections:
@@ -391,6 +436,12 @@ def _assemble(
     shown = shown_mask(labels, scores, classes, operating, config.suggestion_score_threshold)
     boxes = [box for box, keep in zip(candidates, shown, strict=True) if keep]
     probs = probabilities[i].cpu().numpy().astype(np.float64)
+    # What is served and prefilled hears the detector too; the acquisition score and the
+    # decoder's memory keep the head's own probabilities (the signal the label-efficiency bench
+    # measured).
+    served = fuse_finding_probabilities(
+        probs, top_detector_scores(candidates, classes, config.detection_score_threshold), config
+    )
     if finding_samples is not None:
         finding_u = u.bald(finding_samples[:, i, :])
     else:
@@ -417,7 +468,7 @@ def _assemble(
     return CasePrediction(
         case_id=case_id,
         boxes=boxes,
-        findings={name: float(p) for name, p in zip(classes, probs, strict=True)},
+        findings={name: float(p) for name, p in zip(classes, served, strict=True)},
         finding_uncertainty={name: float(v) for name, v in zip(classes, finding_u, strict=True)},
         report=report,
         report_sentences=link_sentences(report, boxes, classes, batch.shapes[i][1]),

@@ -41,7 +41,13 @@ from active_learning.ml.builtin import operating_points as op
 from active_learning.ml.builtin.augment import flip_case, jitter_batch
 from active_learning.ml.builtin.batch import Batch, collate, memory_box_rows
 from active_learning.ml.builtin.config import BuiltinConfig
-from active_learning.ml.builtin.inference import fuse_box_scores, predict_batch
+from active_learning.ml.builtin.inference import (
+    finding_detector_logits,
+    fuse_box_scores,
+    fuse_finding_probabilities,
+    predict_batch,
+    top_detector_scores,
+)
 from active_learning.ml.builtin.network import GRADCAM_LAYER, MultimodalNetwork, anchor_shapes
 from active_learning.ml.builtin.preprocess import LabVocabulary, report_target, train_tokenizer
 from active_learning.ml.builtin.sampling import RepeatFactorSampler
@@ -117,6 +123,56 @@ def fitted_fusion(
             best = (weight, score, fused)
     assert best is not None
     return best[0], best[2]
+
+
+def _mean_log_loss(p: np.ndarray, y: np.ndarray) -> float:
+    q = np.clip(p, 1e-6, 1 - 1e-6)
+    return float(-np.mean(y * np.log(q) + (1 - y) * np.log(1 - q)))
+
+
+def fitted_finding_fusion(
+    head: np.ndarray,
+    top: np.ndarray,
+    labels: np.ndarray,
+    choices: Sequence[float],
+    *,
+    min_positives: int,
+) -> dict[str, Any]:
+    """How much a finding's probability should hear the detector, chosen on validation labels.
+
+    ``head``: ``(N, C)`` calibrated probabilities of the findings head; ``top``: ``(N, C)`` the
+    best raw detector score per class (:func:`top_detector_scores`); ``labels``: ``(N, C)`` 0/1,
+    NaN where the finding was not labelled. For each weight ``w`` in ``choices`` above 0 the
+    mixed logit (:func:`finding_detector_logits`) is recalibrated by a logistic fit (Platt:
+    ``scale``, ``bias``, pooled over the classes); the weight with the lowest mean log loss over
+    the labelled case-findings wins, 0 (the head alone, as it is) unless another beats it.
+    Fewer than ``min_positives`` positives (or no negative) keeps 0. Returns ``{"weight",
+    "scale", "bias", "log_loss": {w: loss}}``."""
+    from sklearn.linear_model import LogisticRegression
+
+    mask = ~np.isnan(labels)
+    y = labels[mask].astype(np.float64)
+    losses: dict[float, float] = {}
+    best: dict[str, Any] = {"weight": 0.0, "scale": 1.0, "bias": 0.0, "log_loss": losses}
+    if y.size == 0 or y.sum() < min_positives or y.sum() == y.size:
+        return best
+    base = _mean_log_loss(head[mask], y)
+    losses[0.0] = base
+    lowest = base
+    for weight in sorted(float(w) for w in choices):
+        if weight <= 0:
+            continue
+        x = finding_detector_logits(head, top, weight)[mask].reshape(-1, 1)
+        fit = LogisticRegression(C=1e4, max_iter=1000).fit(x, y.astype(int))
+        scale, bias = float(fit.coef_[0][0]), float(fit.intercept_[0])
+        if not (scale > 0 and math.isfinite(scale) and math.isfinite(bias)):
+            continue
+        loss = _mean_log_loss(1 / (1 + np.exp(-(scale * x[:, 0] + bias))), y)
+        losses[weight] = loss
+        if loss < lowest - 1e-9:
+            lowest = loss
+            best.update(weight=weight, scale=scale, bias=bias)
+    return best
 
 
 def choose_detector_blend(
@@ -615,6 +671,9 @@ class BuiltinModel(SuggestionModel):
         choices = tuple(float(w) for w in config.box_finding_weight_choices)
         if choices:  # the detector's own scores; fused below with each weight
             config.box_finding_weight = 0.0
+        detector_choices = tuple(float(w) for w in config.finding_detector_weight_choices)
+        if detector_choices:  # the findings head's own probabilities; mixed below
+            config.finding_detector_weight = 0.0
         # Detector weights to choose from (WiSE-FT): the newly trained ones blended with those
         # training started from, by ``config.detector_interpolation_choices``.
         blends = self._detector_blends()
@@ -636,22 +695,29 @@ class BuiltinModel(SuggestionModel):
                 ]
                 kept.append((case.case_id, dict(case.findings), dict(case.report or {})))
         alpha = self._choose_blend(blends, seen, labelled, classes)
-        for (case_id, findings, report), prediction in zip(kept, seen[alpha], strict=True):
+        head = np.zeros((len(kept), len(classes)))
+        top = np.zeros((len(kept), len(classes)))
+        known = np.full((len(kept), len(classes)), np.nan)
+        for i, ((case_id, findings, report), prediction) in enumerate(
+            zip(kept, seen[alpha], strict=True)
+        ):
             candidates += [
                 ev.PredictedBox(case_id, b.finding, b.x, b.y, b.width, b.height, b.score)
                 for b in prediction.candidates
             ]
             case_probabilities[case_id] = dict(prediction.findings)
-            for c in classes:
-                value = findings.get(c)
-                if value is not None:
-                    labels[c].append(int(bool(value)))
-                    probabilities[c].append(prediction.findings[c])
+            head[i] = [prediction.findings[c] for c in classes]
+            top[i] = top_detector_scores(
+                prediction.candidates, classes, config.detection_score_threshold
+            )
+            for k, c in enumerate(classes):
+                if findings.get(c) is not None:
+                    known[i, k] = float(bool(findings[c]))
             if any(report.values()):
                 references.append(_report_text(report))
                 drafts.append(_report_text(prediction.report))
         n_cases = len(set(b.image_id for b in truth)) if truth else 0
-        n_cases = max(n_cases, len(references), max((len(v) for v in labels.values()), default=0))
+        n_cases = max(n_cases, len(references), int((~np.isnan(known)).any(axis=1).sum()))
         if not n_cases:
             self._operating = op.unfitted(classes, "no validation labels yet")
             return self._operating
@@ -660,6 +726,21 @@ class BuiltinModel(SuggestionModel):
                 truth, candidates, case_probabilities, classes, choices
             )
             config.box_finding_weight = weight
+        if detector_choices:
+            mixed = fitted_finding_fusion(
+                head, top, known, detector_choices, min_positives=config.min_finding_positives
+            )
+            config.finding_detector_weight = mixed["weight"]
+            config.finding_detector_scale = mixed["scale"]
+            config.finding_detector_bias = mixed["bias"]
+            config.extra["finding_detector_log_loss"] = {
+                f"{w:g}": round(v, 5) for w, v in mixed["log_loss"].items()
+            }
+        served = fuse_finding_probabilities(head, top, config)
+        for k, c in enumerate(classes):
+            rows = ~np.isnan(known[:, k])
+            labels[c] = [int(v) for v in known[rows, k]]
+            probabilities[c] = [float(v) for v in served[rows, k]]
         ap50 = ev.box_map(truth, candidates, classes)["ap_50_per_class"] if truth else {}
         boxes = op.fit_box_operating_points(
             truth,

@@ -306,6 +306,60 @@ def test_the_fusion_weight_is_chosen_where_the_finding_head_helps_on_validation(
     assert [b.score for b in fused] == [0.6, 0.7]
 
 
+def test_a_findings_probability_hears_the_detector_where_that_helps_on_validation():
+    from active_learning.ml.builtin.inference import (
+        fuse_finding_probabilities,
+        top_detector_scores,
+    )
+    from active_learning.ml.builtin.model import fitted_finding_fusion
+
+    # A case's best candidate per class: the raw detector score where the box has one.
+    boxes = [
+        PredictedBox("nodule", 0, 0, 4, 4, score=0.3, detector_score=0.8),
+        PredictedBox("nodule", 9, 9, 4, 4, score=0.5, detector_score=0.4),
+        PredictedBox("mass", 0, 0, 9, 9, score=0.6),
+    ]
+    assert top_detector_scores(boxes, ["nodule", "mass", "effusion"], 0.02).tolist() == [
+        0.8, 0.6, 0.02
+    ]  # fmt: skip
+    # 200 cases of one class: the head cannot see the small lesion (its probability is noise
+    # around the prevalence), the detector's best score can.
+    rng = np.random.default_rng(4)
+    y = (rng.random((200, 1)) < 0.3).astype(float)
+    head = np.clip(0.3 + rng.normal(0, 0.05, y.shape), 0.01, 0.99)
+    top = np.where(y == 1, rng.uniform(0.4, 0.9, y.shape), rng.uniform(0.02, 0.35, y.shape))
+    mixed = fitted_finding_fusion(head, top, y, (0.0, 0.5, 1.0), min_positives=5)
+    assert mixed["weight"] > 0 and mixed["scale"] > 0
+    assert mixed["log_loss"][mixed["weight"]] < mixed["log_loss"][0.0] - 0.2
+    config = BuiltinConfig(
+        finding_detector_weight=mixed["weight"],
+        finding_detector_scale=mixed["scale"],
+        finding_detector_bias=mixed["bias"],
+    )
+    served = fuse_finding_probabilities(head, top, config)
+    from sklearn.metrics import roc_auc_score
+
+    assert roc_auc_score(y[:, 0], served[:, 0]) > 0.95 > roc_auc_score(y[:, 0], head[:, 0]) + 0.3
+    # Weight 0 keeps the head's calibrated probabilities as they are.
+    assert np.array_equal(fuse_finding_probabilities(head, top, BuiltinConfig()), head)
+    # Where the head is calibrated (each case's finding drawn from its very probability) and
+    # the detector's score is noise, nothing is mixed in.
+    knows = 1 / (1 + np.exp(-rng.normal(-1.0, 2.0, (400, 1))))
+    drawn = (rng.random(knows.shape) < knows).astype(float)
+    noise = rng.uniform(0.02, 0.9, knows.shape)
+    kept = fitted_finding_fusion(knows, noise, drawn, (0.0, 0.5, 1.0), min_positives=5)
+    assert kept["weight"] == 0.0 and (kept["scale"], kept["bias"]) == (1.0, 0.0)
+    # Too few labelled positives (unlabelled findings are NaN): nothing is fitted.
+    few = np.full_like(y, np.nan)
+    few[:4] = 1
+    few[4:40] = 0
+    assert fitted_finding_fusion(head, top, few, (0.0, 0.5), min_positives=5)["weight"] == 0.0
+    with pytest.raises(ValueError, match="finding_detector_weight"):
+        BuiltinConfig.from_dict({"finding_detector_weight_choices": [0.0, 1.5]})
+    with pytest.raises(ValueError, match="finding_detector_scale"):
+        BuiltinConfig.from_dict({"finding_detector_scale": -1.0})
+
+
 def test_frozen_batch_norm_keeps_its_statistics_while_its_scale_still_learns():
     from active_learning.ml.builtin.model import freeze_batch_norm
 
