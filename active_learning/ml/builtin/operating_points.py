@@ -6,7 +6,8 @@ predictions on the cycle's validation cases and stores the result in its checkpo
 - Boxes, per class: :func:`box_operating_point` sorts every candidate of the class over the
   validation images by score, matches them greedily (COCO's rule: in score order, each truth box
   once, same class, IoU >= 0.5) and picks the **lowest** score threshold at which the precision of
-  the candidates at or above it reaches the target, i.e. the most recall the target allows
+  the candidates at or above it reaches the target, i.e. the most recall the target allows, at
+  a true candidate's score (below it only false positives would be added)
   (with ``confidence`` > 0, the precision's one-sided Wilson lower bound must reach it:
   :func:`precision_lower_bound`). A class is *reliable* (its boxes are shown) only with at
   least ``min_positives`` validation boxes, AP@0.5 (from all candidates) of at least
@@ -64,7 +65,12 @@ def lowest_threshold_for_precision(
     precision ``>= target`` (with ``confidence`` > 0: whose precision's one-sided lower bound at
     that confidence, :func:`precision_lower_bound`, reaches the target); with its precision and
     the number of true candidates at or above it. ``(None, None, 0)`` when no threshold reaches
-    the target. Tied scores are taken together."""
+    the target. Tied scores are taken together.
+
+    ``t`` is always the score of a true candidate (a corner of the precision-recall curve):
+    going lower to a false one gains no recall, only false positives, however far the
+    precision stays above the target (a finding head that separates the validation cases
+    perfectly would otherwise prefill "present" down to where 30 % of its prefills are wrong)."""
     if not (confidence == 0 or 0.5 <= confidence < 1):
         # Below 0.5 the "lower" bound lies above the precision: more lenient, not surer.
         raise ValueError("confidence must be 0 or in [0.5, 1)")
@@ -77,9 +83,11 @@ def lowest_threshold_for_precision(
     count = np.arange(1, s.size + 1)
     precision = true_cum / count
     bound = precision_lower_bound(true_cum, count, confidence)
-    # Only the last of a run of equal scores is a threshold that can actually be applied.
-    last_of_tie = np.append(s[1:] != s[:-1], True)
-    valid = np.where(last_of_tie & (bound >= target - 1e-12))[0]
+    # Only the last of a run of equal scores is a threshold that can actually be applied, and
+    # only where that run holds a true candidate (it adds recall).
+    ends = np.where(np.append(s[1:] != s[:-1], True))[0]
+    gains = np.diff(np.concatenate([[0], true_cum[ends]])) > 0
+    valid = ends[gains & (bound[ends] >= target - 1e-12)]
     if valid.size == 0:
         return None, None, 0
     k = int(valid[-1])

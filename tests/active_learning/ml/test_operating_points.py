@@ -18,6 +18,20 @@ def test_threshold_is_the_lowest_score_that_keeps_the_precision_target():
     assert threshold == 0.6 and precision == pytest.approx(0.75) and hits == 3
     # A stricter target stops before the first false box.
     assert op.lowest_threshold_for_precision(scores, is_true, 0.8)[0] == 0.8
+
+
+def test_the_threshold_never_goes_below_the_last_true_candidate_it_can_reach():
+    # T T T T F F F: precision stays >= 0.5 down to the sixth (4/6), but below the fourth
+    # nothing is gained: 0.6 keeps all four true candidates and none of the false ones.
+    scores = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3]
+    is_true = [True, True, True, True, False, False, False]
+    threshold, precision, hits = op.lowest_threshold_for_precision(scores, is_true, 0.5)
+    assert (threshold, precision, hits) == (0.6, 1.0, 4)
+    # A tie that holds a true candidate counts as one threshold (both taken, 3 of 5).
+    tied = op.lowest_threshold_for_precision([0.9, 0.8, 0.5, 0.5, 0.3], [1, 1, 1, 0, 0], 0.6)
+    assert tied[0] == 0.5 and tied[1] == pytest.approx(0.75) and tied[2] == 3
+    # All false: no threshold.
+    assert op.lowest_threshold_for_precision([0.9, 0.5], [False, False], 0.1) == (None, None, 0)
     # Unreachable: the best box is false.
     assert op.lowest_threshold_for_precision([0.9, 0.1], [False, True], 0.7) == (None, None, 0)
     assert op.lowest_threshold_for_precision([], [], 0.7) == (None, None, 0)
@@ -49,20 +63,20 @@ def test_precision_lower_bound_is_wilsons_one_sided_bound():
 
 
 def test_a_threshold_held_up_by_few_boxes_must_be_surer():
-    # T T T F: plain precision 0.75 at the fourth box reaches 0.7, but at 75 % confidence its
-    # lower bound (0.58 on 4 boxes) does not; the first three (all true, bound 0.87) do.
-    scores, is_true = [0.9, 0.8, 0.7, 0.6], [True, True, True, False]
-    assert op.lowest_threshold_for_precision(scores, is_true, 0.7)[0] == 0.6
+    # T T T F T: plain precision 0.8 at the fifth box reaches 0.7, but at 75 % confidence its
+    # lower bound (0.66 on 5 boxes) does not; the first three (all true, bound 0.87) do.
+    scores, is_true = [0.9, 0.8, 0.7, 0.6, 0.5], [True, True, True, False, True]
+    assert op.lowest_threshold_for_precision(scores, is_true, 0.7)[0] == 0.5
     threshold, precision, hits = op.lowest_threshold_for_precision(
         scores, is_true, 0.7, confidence=0.75
     )
     assert (threshold, precision, hits) == (0.7, 1.0, 3)
-    # Precision 0.8 on 40 boxes is sure enough at 75 % (bound 0.74): the threshold goes down to
-    # the last box, as the plain precision's does.
+    # Precision 0.82 on 39 boxes is sure enough at 75 % (bound 0.76): the threshold goes down
+    # to the last true box, as the plain precision's does.
     many_scores = [1 - i / 100 for i in range(40)]
-    many_true = [i % 5 != 4 for i in range(40)]  # every fifth false: 32 of 40 at the end
+    many_true = [i % 5 != 4 for i in range(40)]  # every fifth false, the last one too
     sure = op.lowest_threshold_for_precision(many_scores, many_true, 0.7, confidence=0.75)
-    assert sure[0] == pytest.approx(many_scores[-1]) and sure[2] == 32
+    assert sure[0] == pytest.approx(many_scores[-2]) and sure[2] == 32
 
 
 def test_a_class_no_threshold_of_which_is_sure_enough_says_so():
@@ -120,19 +134,20 @@ def test_findings_prefill_only_above_a_probability_with_the_target_ppv():
 
 
 def test_a_prefill_threshold_must_hold_beyond_the_noise_of_few_validation_cases():
-    # The plain rule prefills down to 0.3, where 5 of 7 cases are positive (PPV 0.71, just over
+    # The plain rule prefills down to 0.5, where 5 of 7 cases are positive (PPV 0.71, just over
     # the target by one case); at 0.75 confidence that cannot be told from noise, and the
-    # threshold stays at 0.6 (5 of 6). Five negatives cannot show an NPV of 0.9 either.
-    probabilities = [0.9, 0.85, 0.8, 0.75, 0.7, 0.6, 0.3, 0.2, 0.1, 0.05]
-    labels = [1, 1, 1, 1, 0, 1, 0, 0, 0, 0]
+    # threshold stays at 0.75 (4 of 4). Three negatives below every positive cannot show an
+    # NPV of 0.9 either.
+    probabilities = [0.9, 0.85, 0.8, 0.75, 0.7, 0.6, 0.5, 0.3, 0.2, 0.1]
+    labels = [1, 1, 1, 1, 0, 0, 1, 0, 0, 0]
     plain = op.finding_operating_point(
         probabilities, labels, target=0.7, absent_target=0.9, min_positives=5
     )
-    assert plain["prefill_threshold"] == 0.3 and plain["absent_threshold"] is not None
+    assert plain["prefill_threshold"] == 0.5 and plain["absent_threshold"] == pytest.approx(0.3)
     sure = op.finding_operating_point(
         probabilities, labels, target=0.7, absent_target=0.9, min_positives=5, confidence=0.75
     )
-    assert sure["reliable"] and sure["prefill_threshold"] == 0.6
+    assert sure["reliable"] and sure["prefill_threshold"] == 0.75
     assert sure["absent_threshold"] is None
     # Two positives in three at the top: nothing at all can be promised.
     none = op.finding_operating_point(
