@@ -47,6 +47,7 @@ MODEL_CONFIG_RANGES: dict[str, tuple[float, float | None, bool]] = {
     "min_class_ap": (0, 1, False),
     "report_metric_floor": (0, 1, False),
     "report_finding_f1_floor": (0, 1, False),
+    "report_min_validation_reports": (0, None, False),
     "min_validation_positives": (0, None, False),
     "min_finding_positives": (0, None, False),
     "train_steps": (0, 1_000_000, False),

@@ -770,6 +770,8 @@ class BuiltinModel(SuggestionModel):
             floor=config.report_metric_floor,
             finding_f1=finding_f1,
             finding_f1_floor=config.report_finding_f1_floor,
+            reports=len(references),
+            min_reports=config.report_min_validation_reports,
         )
         self._operating = {
             "boxes": boxes,

@@ -19,7 +19,7 @@ predictions on the cycle's validation cases and stores the result in its checkpo
   which the negative predictive value reaches ``absent_target`` (``absent_threshold``: prefill
   "absent" at or below it); both None with too few positives (or negatives).
 - Report: :func:`report_operating_point`, the report metric and the drafts' finding F1 against
-  their floors.
+  their floors, on at least ``min_reports`` validation reports.
 """
 
 from __future__ import annotations
@@ -252,20 +252,36 @@ def report_operating_point(
     floor: float,
     finding_f1: float | None = None,
     finding_f1_floor: float | None = None,
+    reports: int | None = None,
+    min_reports: int = 0,
 ) -> dict[str, Any]:
     """Whether drafts may be shown: the validation report metric against its floor and, when
     ``finding_f1_floor`` is given, the drafts' clinical finding F1 (the findings the drafts state
     against the ones the reports state) against its own floor. Word overlap alone passes
-    drafts that share the reports' boilerplate and state the wrong finding."""
+    drafts that share the reports' boilerplate and state the wrong finding.
+
+    Both are judged on ``reports`` validation reports, which must be at least ``min_reports``:
+    a metric on a handful of reports is not evidence (a demo version with 3 validation reports
+    had ROUGE-L 0.88 and finding F1 0.89, and drafted "normal chest" on a nodule case)."""
     reliable = value is not None and value >= floor
     if value is None:
         reason = "no validation reports to judge the drafts on"
+    elif reports is not None and reports < min_reports:
+        noun = "report" if reports == 1 else "reports"
+        reason = (
+            f"the drafts are judged on {reports} validation {noun}, fewer than the "
+            f"{min_reports} needed ({metric} {value:.2f} there)"
+        )
+        reliable = False
     elif reliable:
         reason = f"{metric} {value:.2f} reaches the floor of {floor:.2f}"
     else:
         reason = f"{metric} {value:.2f} is below the floor of {floor:.2f}"
     point: dict[str, Any] = {"metric": metric, "value": value, "floor": floor}
-    if finding_f1_floor is not None and value is not None:
+    if reports is not None:
+        point["reports"], point["min_reports"] = reports, min_reports
+    too_few = reports is not None and reports < min_reports
+    if finding_f1_floor is not None and value is not None and not too_few:
         point["finding_f1"], point["finding_f1_floor"] = finding_f1, finding_f1_floor
         if finding_f1 is None:
             if reliable:

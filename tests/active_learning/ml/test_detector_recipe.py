@@ -228,6 +228,10 @@ def test_fitted_operating_points_are_saved_and_applied_by_predict(tmp_path: Path
     cases = list(synthetic_source(seed=9, start=100, count=3, size=128)())
     fitted = model.fit_operating_points(cases)
     assert set(fitted) >= {"boxes", "findings", "report"}
+    # Three validation reports are not enough to judge the drafts on, whatever they score.
+    assert fitted["report"]["reports"] == 3 and fitted["report"]["min_reports"] == 20
+    assert not fitted["report"]["reliable"]
+    assert "judged on 3 validation reports, fewer than the 20 needed" in fitted["report"]["reason"]
     assert set(fitted["boxes"]) == set(config.finding_classes)
     # Hand-set points: one class shown above its median candidate score, the others hidden.
     options = UncertaintyOptions(box_stability=False)

@@ -272,3 +272,25 @@ def test_the_prefill_rule_and_its_predictive_values_on_labelled_cases():
     assert result["coverage"] == pytest.approx(4 / 10)
     with pytest.raises(ValueError, match="nodule: 5 labels but 4 probabilities"):
         prefill_metrics({"nodule": [1] * 5}, {"nodule": [0.5] * 4}, {"nodule": point})
+
+
+def test_drafts_judged_on_too_few_validation_reports_are_not_shown():
+    """A demo version judged on 3 validation reports (ROUGE-L 0.88, finding F1 0.89) drafted
+    "normal chest" on a nodule case: a metric on a handful of reports is not evidence."""
+    kwargs = {"metric": "rouge", "floor": 0.3, "finding_f1_floor": 0.6, "min_reports": 20}
+    few = op.report_operating_point(0.88, finding_f1=0.89, reports=3, **kwargs)
+    assert not few["reliable"]
+    assert few["reason"] == (
+        "the drafts are judged on 3 validation reports, fewer than the 20 needed (rouge 0.88 there)"
+    )
+    assert few["reports"] == 3 and few["min_reports"] == 20
+    one = op.report_operating_point(0.9, finding_f1=1.0, reports=1, **kwargs)
+    assert "on 1 validation report," in one["reason"]
+    enough = op.report_operating_point(0.88, finding_f1=0.89, reports=20, **kwargs)
+    assert enough["reliable"] and enough["reason"].startswith("rouge 0.88 reaches the floor")
+    # Enough reports do not excuse a wrong draft.
+    assert not op.report_operating_point(0.88, finding_f1=0.2, reports=40, **kwargs)["reliable"]
+    # 0 asks for nothing more than the floors.
+    assert op.report_operating_point(
+        0.88, finding_f1=0.89, reports=3, **{**kwargs, "min_reports": 0}
+    )["reliable"]
