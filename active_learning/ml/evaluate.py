@@ -151,14 +151,15 @@ def evaluate_model(
 ) -> dict[str, Any]:
     """The validation metrics of ``model`` on ``cases`` (streamed, predicted ``batch_size`` at a
     time): ``boxes`` (mAP@0.5 and @[.5:.95] from every candidate, AP@0.5 per class, FROC, the
-    shown boxes' precision and recall), ``findings`` (AUROC, ECE before and after the model's
-    temperature), ``reports`` (BLEU-4, ROUGE-L, CIDEr-D, finding F1), ``cases`` and
+    shown boxes' precision and recall), ``findings`` (AUROC and ECE of the served
+    probabilities, "ECE after"; ECE of the model's own output before calibration, "ECE
+    before"), ``reports`` (BLEU-4, ROUGE-L, CIDEr-D, finding F1), ``cases`` and
     ``seconds_per_case``. What :meth:`SuggestionModel.evaluate` returns, before its operating
     points."""
     classes = list(model.finding_classes)
     truth_boxes, predicted_boxes, shown_boxes, image_ids = [], [], [], []
     labels: dict[str, list[int]] = {c: [] for c in classes}
-    calibrated: dict[str, list[float]] = {c: [] for c in classes}
+    served: dict[str, list[float]] = {c: [] for c in classes}
     raw: dict[str, list[float]] = {c: [] for c in classes}
     references, candidates = [], []
     temperature = float(getattr(model, "temperature", 1.0))
@@ -194,8 +195,11 @@ def evaluate_model(
                     continue
                 labels[c].append(int(bool(value)))
                 p = prediction.findings[c]
-                calibrated[c].append(p)
-                raw[c].append(1 / (1 + math.exp(-_logit(p) * temperature)))
+                served[c].append(p)
+                if prediction.uncalibrated_findings is not None:
+                    raw[c].append(prediction.uncalibrated_findings[c])
+                else:
+                    raw[c].append(1 / (1 + math.exp(-_logit(p) * temperature)))
             references.append(_report_text(case.report))
             candidates.append(_report_text(prediction.report))
         chunk.clear()
@@ -216,17 +220,16 @@ def evaluate_model(
         "froc": froc(truth_boxes, predicted_boxes, images=image_ids),
         "shown": shown_box_metrics(truth_boxes, shown_boxes, classes, images=image_ids),
     }
-    findings = finding_metrics(labels, raw, temperature=temperature)
+    # What annotators are served (after the temperature and any mix with the detector), and
+    # the model's own probabilities before that calibration.
+    after = finding_metrics(labels, served, temperature=1.0)
+    before = finding_metrics(labels, raw, temperature=1.0)
     results["findings"] = {
-        key: findings[key]
-        for key in (
-            "auroc_macro",
-            "auroc",
-            "ece_before_macro",
-            "ece_after_macro",
-            "temperature",
-        )
-        if key in findings
+        "auroc_macro": after["auroc_macro"],
+        "auroc": after["auroc"],
+        "ece_before_macro": before["ece_before_macro"],
+        "ece_after_macro": after["ece_before_macro"],
+        "temperature": temperature,
     }
     reports = report_metrics(references, candidates, classes)
     results["reports"] = {

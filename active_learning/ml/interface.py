@@ -140,6 +140,10 @@ class CasePrediction:
     # on the way (saves a second pass for diversity sampling); None otherwise.
     embedding: np.ndarray | None = None
     candidates: list[PredictedBox] = field(default_factory=list)
+    # The model's own probability per class before any calibration (its temperature, a mix
+    # with the detector's evidence), when it has one: evaluation's "ECE before". None: the
+    # served ``findings`` with the model's temperature undone.
+    uncalibrated_findings: dict[str, float] | None = None
 
     def as_suggestion(self, max_candidates: int = 100) -> dict[str, Any]:
         """The JSON of ``active_learning.Suggestion``: boxes (shown), findings, draft,

@@ -341,14 +341,17 @@ def predict_batch(
                 network, memory, memory_mask, tokenizer, config, options.mc_report_drafts
             )
     predictions = []
+    uncalibrated = torch.sigmoid(logits).cpu().numpy().astype(np.float64)
     for i, case_id in enumerate(batch.case_ids):
-        predictions.append(
-            _assemble(
-                i, case_id, batch, detections, views, probabilities, finding_samples,
-                tokens, token_mask, token_entropy, token_nll, disagreement, tokenizer, classes,
-                config, fused[i].cpu().numpy().astype(np.float32), operating,
-            )
+        prediction = _assemble(
+            i, case_id, batch, detections, views, probabilities, finding_samples,
+            tokens, token_mask, token_entropy, token_nll, disagreement, tokenizer, classes,
+            config, fused[i].cpu().numpy().astype(np.float32), operating,
         )  # fmt: skip
+        prediction.uncalibrated_findings = {
+            name: float(p) for name, p in zip(classes, uncalibrated[i], strict=True)
+        }
+        predictions.append(prediction)
     return predictions
 
 

@@ -411,3 +411,49 @@ def test_evaluate_never_imports_django_or_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_evaluation_scores_the_served_probabilities_and_the_models_own_before_calibration():
+    """A model that serves mixed, recalibrated probabilities (the detector's evidence heard): its
+    AUROC and "ECE after" are those of what it serves, its "ECE before" that of its own
+    uncalibrated output, never the served value with a temperature undone."""
+    from active_learning.ml.interface import CasePrediction, LabelledCase
+
+    rng = np.random.default_rng(0)
+    truth = rng.random(200) < 0.3
+    served = np.where(truth, 0.8, 0.1)  # separates, calibrated-ish
+    own = np.where(rng.random(200) < 0.5, 0.95, 0.05)  # blind and overconfident
+    TEXT = "the lungs are clear"
+
+    class Mixed:
+        finding_classes = ["nodule"]
+        temperature = 2.0
+
+        def predict(self, cases, uncertainty=None):
+            out = []
+            for case in cases:
+                i = int(case.case_id)
+                out.append(CasePrediction(
+                    case.case_id, [], {"nodule": float(served[i])}, {}, {"findings": TEXT}, [], {},
+                    0.0,
+                    uncalibrated_findings={"nodule": float(own[i])},
+                ))  # fmt: skip
+            return out
+
+    cases = [
+        LabelledCase(
+            str(i),
+            np.zeros((1, 1)),
+            boxes=[],
+            findings={"nodule": bool(truth[i])},
+            report={"findings": TEXT},
+        )
+        for i in range(200)
+    ]
+    findings = evaluate.evaluate_model(Mixed(), cases)["findings"]  # type: ignore[arg-type]
+    assert findings["auroc"]["nodule"] == 1.0 and findings["auroc_macro"] == 1.0
+    y = truth.astype(int)
+    assert findings["ece_after_macro"] == pytest.approx(expected_calibration_error(served, y, 10))
+    assert findings["ece_before_macro"] == pytest.approx(expected_calibration_error(own, y, 10))
+    assert findings["ece_before_macro"] > 0.4 > findings["ece_after_macro"]
+    assert findings["temperature"] == 2.0
