@@ -160,8 +160,15 @@ def _report(
     found = points.get("report")
     report: dict[str, Any] = found if isinstance(found, dict) else {}
     if report.get("reliable") is not True:
-        why = str(report.get("reason") or "its drafts have not passed the report floor yet")
-        message = f"No report draft: the model's drafts are not good enough yet ({why})."
+        reports, needed = report.get("reports"), report.get("min_reports")
+        if isinstance(reports, int) and isinstance(needed, int) and reports < needed:
+            message = (
+                "No report draft: the model is still learning to write reports "
+                f"({reports} of {needed} validation reports labelled to judge its drafts on)."
+            )
+        else:
+            why = str(report.get("reason") or "its drafts have not passed the report floor yet")
+            message = f"No report draft: the model's drafts are not good enough yet ({why})."
         return {}, [], Withheld(("report",), None, message)
     refused = is_degenerate(draft_text(draft))
     if refused is not None:

@@ -161,6 +161,23 @@ def test_no_draft_below_the_report_floor(project, cases):
     assert served.boxes  # boxes of reliable classes are still shown
 
 
+def test_no_draft_judged_on_too_few_validation_reports(project, cases):
+    points = _points()
+    points["report"] |= {
+        "value": 0.88, "reports": 3, "min_reports": 20, "reliable": False,
+        "reason": "the drafts are judged on 3 validation reports, fewer than the 20 needed",
+    }  # fmt: skip
+    _suggest(_version(project, 1, points), cases[0])
+    served = serving.serve(cases[0])
+    assert served.report_draft == {} and served.report_links == []
+    report = next(w for w in served.withheld if w.kinds == ("report",))
+    assert report.message == (
+        "No report draft: the model is still learning to write reports "
+        "(3 of 20 validation reports labelled to judge its drafts on)."
+    )
+    assert served.boxes
+
+
 def test_the_serving_versions_suggestion_is_served_over_a_newer_candidate(project, cases):
     _suggest(_version(project, 1, _points()), cases[0])
     _suggest(_version(project, 2, None, status="candidate"), cases[0])

@@ -270,7 +270,7 @@ def report_operating_point(
         noun = "report" if reports == 1 else "reports"
         reason = (
             f"the drafts are judged on {reports} validation {noun}, fewer than the "
-            f"{min_reports} needed ({metric} {value:.2f} there)"
+            f"{min_reports} needed; {metric} {value:.2f} there"
         )
         reliable = False
     elif reliable:
