@@ -281,8 +281,9 @@ def report_operating_point(
     if reports is not None:
         point["reports"], point["min_reports"] = reports, min_reports
     too_few = reports is not None and reports < min_reports
-    if finding_f1_floor is not None and value is not None and not too_few:
+    if finding_f1_floor is not None and value is not None:
         point["finding_f1"], point["finding_f1_floor"] = finding_f1, finding_f1_floor
+    if finding_f1_floor is not None and value is not None and not too_few:
         if finding_f1 is None:
             if reliable:
                 reason = (

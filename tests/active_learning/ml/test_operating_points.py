@@ -283,7 +283,7 @@ def test_drafts_judged_on_too_few_validation_reports_are_not_shown():
     assert few["reason"] == (
         "the drafts are judged on 3 validation reports, fewer than the 20 needed; rouge 0.88 there"
     )
-    assert few["reports"] == 3 and few["min_reports"] == 20
+    assert few["reports"] == 3 and few["min_reports"] == 20 and few["finding_f1"] == 0.89
     one = op.report_operating_point(0.9, finding_f1=1.0, reports=1, **kwargs)
     assert "on 1 validation report," in one["reason"]
     enough = op.report_operating_point(0.88, finding_f1=0.89, reports=20, **kwargs)
